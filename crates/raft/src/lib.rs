@@ -1,1 +1,51 @@
-//! Placeholder
+//! Tally's Raft consensus core, sans-IO: no threads, clocks, sockets, files or global
+//! randomness. The driver feeds it [`Raft::tick`], [`Raft::step`], [`Raft::propose`],
+//! [`Raft::read_index`], [`Raft::transfer_leader`] and [`Raft::propose_conf_change`], and drains
+//! its work with [`Raft::ready`] and [`Raft::advance`]:
+//!
+//! ```
+//! use tally_raft::{Config, Persisted, Raft};
+//!
+//! let mut node = Raft::new(Config::new(1), Persisted::bootstrap([1])).unwrap();
+//! node.campaign();
+//! while node.has_ready() {
+//!     let ready = node.ready();
+//!     // 1. send ready.messages; 2. persist snapshot, entries, hard_state and fsync;
+//!     // 3. send ready.persisted_messages; 4. apply ready.committed_entries.
+//!     node.advance();
+//! }
+//! assert!(node.role() == tally_raft::Role::Leader);
+//! let index = node.propose(bytes::Bytes::from_static(b"put x 1")).unwrap();
+//! while node.has_ready() {
+//!     let ready = node.ready();
+//!     node.advance();
+//! }
+//! assert_eq!(node.committed(), index);
+//! ```
+//!
+//! See [`Ready`] for exactly what must be durable before which messages leave.
+
+mod confchange;
+mod config;
+mod error;
+mod log;
+mod message;
+mod progress;
+pub mod quorum;
+mod raft;
+mod ready;
+mod rng;
+mod types;
+
+pub use confchange::{ConfChange, ConfChangeOp};
+pub use config::{Config, InjectedBug};
+pub use error::{
+    ConfChangeError, ConfigError, ProposeError, ReadIndexError, StepError, TransferError,
+};
+pub use message::{ConflictHint, Message, MessageBody};
+pub use progress::{Progress, ProgressState};
+pub use raft::Raft;
+pub use ready::{ReadState, Ready, Role, SoftState};
+pub use types::{
+    ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term,
+};

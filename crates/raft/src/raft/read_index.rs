@@ -1,0 +1,110 @@
+//! ReadIndex (Raft thesis 6.4): linearizable reads without writing to the log. The leader
+//! notes its commit index, confirms it is still leader with a heartbeat round acknowledged by a
+//! quorum, and then the read may be served once that index is applied. A follower asks the
+//! leader for the index and serves the read from its own state machine.
+
+use bytes::Bytes;
+
+use crate::error::ReadIndexError;
+use crate::message::MessageBody;
+use crate::quorum;
+use crate::ready::{ReadState, Role};
+use crate::types::{Index, NodeId};
+
+use super::Raft;
+
+#[derive(Debug)]
+pub(super) struct PendingRead {
+    round: u64,
+    index: Index,
+    ctx: Bytes,
+    /// Who asked: ourselves or a follower.
+    from: NodeId,
+}
+
+impl Raft {
+    /// Requests a read point for `ctx`; it arrives as a [`ReadState`] in a later `Ready`.
+    pub fn read_index(&mut self, ctx: Bytes) -> Result<(), ReadIndexError> {
+        self.assert_not_in_ready();
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                self.handle_read_index(ctx, self.id());
+                Ok(())
+            }
+            (Role::Follower, Some(leader)) => {
+                self.send(leader, MessageBody::ReadIndex { ctx });
+                Ok(())
+            }
+            _ => Err(ReadIndexError::NoLeader),
+        }
+    }
+
+    pub(super) fn handle_read_index(&mut self, ctx: Bytes, from: NodeId) {
+        // Until an entry of our term commits, our commit index may lag the previous leader's.
+        if self.log_term(self.log.committed) != Some(self.term) {
+            self.reads_awaiting_commit.push((ctx, from));
+            return;
+        }
+        let index = self.log.committed;
+        if self.conf.all_voters() == [self.id()].into() {
+            return self.answer_read(ctx, from, index);
+        }
+        self.read_round += 1;
+        self.pending_reads.push_back(PendingRead {
+            round: self.read_round,
+            index,
+            ctx,
+            from,
+        });
+        self.broadcast_heartbeat();
+    }
+
+    pub(super) fn serve_reads_awaiting_commit(&mut self) {
+        if self.log_term(self.log.committed) != Some(self.term) {
+            return;
+        }
+        for (ctx, from) in std::mem::take(&mut self.reads_awaiting_commit) {
+            self.handle_read_index(ctx, from);
+        }
+    }
+
+    /// Serves every read whose heartbeat round a quorum has acknowledged.
+    pub(super) fn release_confirmed_reads(&mut self) {
+        let (me, current) = (self.id(), self.read_round);
+        let confirmed = quorum::committed_index(&self.conf, |id| {
+            if id == me {
+                current
+            } else {
+                self.progress.get(&id).map_or(0, |pr| pr.acked_round)
+            }
+        });
+        while self
+            .pending_reads
+            .front()
+            .is_some_and(|read| read.round <= confirmed)
+        {
+            let read = self.pending_reads.pop_front().expect("checked");
+            self.answer_read(read.ctx, read.from, read.index);
+        }
+    }
+
+    fn answer_read(&mut self, ctx: Bytes, from: NodeId, index: Index) {
+        if from == self.id() {
+            self.read_states.push(ReadState { index, ctx });
+        } else {
+            self.send(
+                from,
+                MessageBody::ReadIndexResp {
+                    ctx,
+                    index: Some(index),
+                },
+            );
+        }
+    }
+
+    pub(super) fn handle_read_index_response(&mut self, ctx: Bytes, index: Option<Index>) {
+        if let Some(index) = index {
+            self.read_states.push(ReadState { index, ctx });
+        }
+    }
+}

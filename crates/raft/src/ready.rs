@@ -1,0 +1,55 @@
+//! The batch of work the core hands to its driver, and the contract for handling it.
+
+use bytes::Bytes;
+
+use crate::message::Message;
+use crate::types::{Entry, HardState, Index, NodeId, Snapshot};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// Volatile state worth reporting (not persisted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftState {
+    pub role: Role,
+    pub leader: Option<NodeId>,
+}
+
+/// A linearizable read point: once the state machine has applied `index`, a read tagged `ctx`
+/// may be served from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    pub index: Index,
+    pub ctx: Bytes,
+}
+
+/// Work for the driver. Handle it in this order, then call [`crate::Raft::advance`]:
+///
+/// 1. Send `messages`. They may go out before or while step 2 runs: they are the leader's
+///    Appends, heartbeats and snapshots, which never claim that anything of ours is durable (the
+///    leader counts its own log towards commit only once `advance` confirms it).
+/// 2. Persist `snapshot` (if any), then `entries` (replacing every durable entry at or after
+///    `entries[0].index`: this is how a follower's conflicting suffix is truncated), then
+///    `hard_state`; make all of it durable (fsync).
+/// 3. Send `persisted_messages`: votes and append acknowledgements promise durable state, so
+///    they may only leave after step 2.
+/// 4. Apply `snapshot` to the state machine, then `committed_entries` in order; serve
+///    `read_states` once their index is applied.
+///
+/// No other call may be made on the core between taking a `Ready` and `advance`.
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub soft_state: Option<SoftState>,
+    pub hard_state: Option<HardState>,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    pub persisted_messages: Vec<Message>,
+    pub committed_entries: Vec<Entry>,
+    pub read_states: Vec<ReadState>,
+}
