@@ -1,0 +1,107 @@
+//! The small file-system surface the WAL needs, so tests can swap in a crash-simulating one.
+//!
+//! Only these calls reach the disk; anything the WAL claims about durability must be
+//! expressible with them (write, fdatasync, fsync of a directory, rename).
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// An open file with positional I/O.
+pub trait StorageFile: Send + Sync {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` (not durable until `sync_data`).
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// fdatasync: makes written bytes and the file length durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Sets the file length (zero-filling on growth).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Current length in bytes.
+    fn size(&self) -> io::Result<u64>;
+}
+
+/// Directory-level operations.
+pub trait FileSystem: Clone + Send + Sync + 'static {
+    type File: StorageFile;
+    /// Held while the data directory is open; dropping it releases the lock.
+    type Lock: Send + Sync;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Opens read-write; `create` makes a new empty file (truncating none).
+    fn open(&self, path: &Path, create: bool) -> io::Result<Self::File>;
+    /// File names (not paths) in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// fsync of the directory: makes creates, renames and removes in it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on `dir`; `Ok(None)` if someone else holds it.
+    fn try_lock(&self, dir: &Path) -> io::Result<Option<Self::Lock>>;
+}
+
+/// The real disk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealFs;
+
+impl StorageFile for File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+impl FileSystem for RealFs {
+    type File = File;
+    type Lock = crate::lock::DirLock;
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn try_lock(&self, dir: &Path) -> io::Result<Option<Self::Lock>> {
+        crate::lock::DirLock::try_lock(&lock_path(dir))
+    }
+}
+
+/// The lock file inside a data directory.
+pub fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("LOCK")
+}

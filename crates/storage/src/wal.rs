@@ -1,0 +1,487 @@
+//! The write-ahead log: Ready-shaped appends with group commit, reads from the in-memory
+//! index, snapshots and prefix release.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fs::{FileSystem, RealFs, StorageFile};
+use crate::log_index::{EntryMeta, LogIndex};
+use crate::record::{self, RecordType, RECORD_HEADER_LEN};
+use crate::recovery::{self, Segment, TornTail};
+use crate::segment::{self, TMP_SUFFIX};
+use crate::snapshot;
+use crate::types::{HardState, LogEntry, Snapshot, SnapshotMeta, WriteBatch};
+
+/// Smallest allowed segment: header plus room for a few records.
+pub const SEGMENT_SIZE_MIN: u64 = 4096;
+
+/// Tuning knobs for [`Wal`].
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Preallocated size of each segment file; a single record larger than this gets a
+    /// segment of its own sized to fit. Multiple of 8, at least [`SEGMENT_SIZE_MIN`].
+    pub segment_size: u64,
+    /// Entry payload bytes kept in memory (newest first); older payloads are re-read from disk.
+    pub cache_bytes_max: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size: 64 << 20,
+            cache_bytes_max: 32 << 20,
+        }
+    }
+}
+
+/// What was on disk when the WAL was opened.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    pub hard_state: HardState,
+    pub snapshot_meta: Option<SnapshotMeta>,
+    /// All live entries, `first_index..=last_index` (see [`Wal::entries`] for ranged reads).
+    pub entries: Vec<LogEntry>,
+    /// Set when a torn record at the end of the log was cut off.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// A segmented write-ahead log over a data directory. See the crate docs for the
+/// durability contract.
+pub struct Wal<F: FileSystem = RealFs> {
+    fs: F,
+    dir: PathBuf,
+    opts: WalOptions,
+    segments: BTreeMap<u64, Segment<F::File>>,
+    active: u64,
+    write_offset: u64,
+    active_len: u64,
+    log: LogIndex,
+    hard_state: HardState,
+    snapshot: Option<SnapshotMeta>,
+    /// After a failed write or sync the page cache and disk may disagree; refuse further use.
+    poisoned: bool,
+    scratch: Vec<u8>,
+    data_offsets: Vec<usize>,
+    // Declared last so the lock is released after the files are closed.
+    _lock: F::Lock,
+}
+
+impl Wal<RealFs> {
+    /// Opens (or creates) the data directory `dir` on the real disk.
+    pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal<RealFs>, Recovered)> {
+        Wal::open_with(RealFs, dir, opts)
+    }
+}
+
+impl<F: FileSystem> Wal<F> {
+    /// Opens `dir` through `fs`, locking it and running recovery.
+    pub fn open_with(
+        fs: F,
+        dir: impl AsRef<Path>,
+        opts: WalOptions,
+    ) -> Result<(Wal<F>, Recovered)> {
+        let dir = dir.as_ref().to_owned();
+        if opts.segment_size < SEGMENT_SIZE_MIN || !opts.segment_size.is_multiple_of(8) {
+            return Err(Error::InvalidOptions(format!(
+                "segment_size {} must be a multiple of 8 and at least {SEGMENT_SIZE_MIN}",
+                opts.segment_size
+            )));
+        }
+        fs.create_dir_all(&dir)
+            .ctx(|| format!("creating {}", dir.display()))?;
+        let lock = fs
+            .try_lock(&dir)
+            .ctx(|| format!("locking {}", dir.display()))?
+            .ok_or_else(|| Error::Locked { path: dir.clone() })?;
+        let r = recovery::replay(&fs, &dir, opts.cache_bytes_max)?;
+        let active = r.segments.keys().next_back().copied().unwrap_or(0);
+        let mut wal = Wal {
+            fs,
+            dir,
+            opts,
+            segments: r.segments,
+            active,
+            write_offset: r.write_offset,
+            active_len: r.active_len,
+            log: r.log,
+            hard_state: r.hard_state,
+            snapshot: r.snapshot,
+            poisoned: false,
+            scratch: Vec::new(),
+            data_offsets: Vec::new(),
+            _lock: lock,
+        };
+        if wal.segments.is_empty() {
+            wal.roll(0)?;
+        }
+        let entries = wal.entries(wal.first_index(), wal.last_index() + 1)?;
+        let recovered = Recovered {
+            hard_state: wal.hard_state,
+            snapshot_meta: wal.snapshot.clone(),
+            entries,
+            torn_tail: r.torn_tail,
+        };
+        Ok((wal, recovered))
+    }
+
+    /// Index of the first live entry (snapshot/compaction index + 1).
+    pub fn first_index(&self) -> u64 {
+        self.log.first_index()
+    }
+
+    /// Index of the last entry, or the compaction index if the log is empty.
+    pub fn last_index(&self) -> u64 {
+        self.log.last_index()
+    }
+
+    /// Term of the entry at `index`; also answers for `first_index() - 1`.
+    pub fn term(&self, index: u64) -> Option<u64> {
+        self.log.term(index)
+    }
+
+    /// The last durable hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// Metadata of the newest durable snapshot.
+    pub fn snapshot_meta(&self) -> Option<&SnapshotMeta> {
+        self.snapshot.as_ref()
+    }
+
+    /// Payload bytes currently held in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.log.cached_bytes()
+    }
+
+    /// Entries `[lo, hi)`. Recent payloads come from memory, older ones from their segment.
+    pub fn entries(&self, lo: u64, hi: u64) -> Result<Vec<LogEntry>> {
+        let (first, last) = (self.first_index(), self.last_index());
+        if lo > hi || lo < first || hi > last + 1 {
+            return Err(Error::OutOfRange {
+                lo,
+                hi,
+                first,
+                last,
+            });
+        }
+        (lo..hi)
+            .map(|index| {
+                let m = self.log.get(index).expect("range checked above");
+                let data = match &m.data {
+                    Some(d) => d.clone(),
+                    None => self.read_payload(m)?.into(),
+                };
+                Ok(LogEntry {
+                    index,
+                    term: m.term,
+                    kind: m.kind,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    fn read_payload(&self, m: &EntryMeta) -> Result<Vec<u8>> {
+        let seg = self
+            .segments
+            .get(&m.seg)
+            .expect("live entries live in open segments");
+        let mut buf = vec![0u8; m.len as usize];
+        seg.file
+            .read_exact_at(&mut buf, m.offset)
+            .ctx(|| format!("reading {} at {}", seg.path.display(), m.offset))?;
+        if crc32c::crc32c(&buf) != m.crc {
+            return Err(Error::Corrupt {
+                path: seg.path.clone(),
+                offset: m.offset,
+                reason: "entry payload checksum mismatch on re-read".into(),
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Persists a Ready batch: writes one record and issues exactly one fdatasync before
+    /// returning (plus, once per `segment_size` bytes, the syncs of creating a segment).
+    /// Entries starting at or below `last_index()` replace the conflicting suffix.
+    pub fn append(&mut self, batch: &WriteBatch<'_>) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if batch.entries.is_empty() && batch.hard_state.is_none() {
+            return Ok(());
+        }
+        self.check_batch(batch)?;
+        let body_len = record::batch_body_len(batch.hard_state.is_some(), batch.entries);
+        if u32::try_from(body_len).is_err() {
+            return Err(Error::InvalidBatch(format!(
+                "batch of {body_len} bytes exceeds 4 GiB"
+            )));
+        }
+        self.scratch.clear();
+        self.data_offsets.clear();
+        let start = record::begin_record(&mut self.scratch);
+        record::encode_batch(
+            &mut self.scratch,
+            batch.hard_state.as_ref(),
+            batch.entries,
+            &mut self.data_offsets,
+        );
+        record::finish_record(&mut self.scratch, start, RecordType::Batch);
+        debug_assert_eq!(
+            self.scratch.len(),
+            record::align_up(RECORD_HEADER_LEN + body_len)
+        );
+        let at = self.write_scratch()?;
+
+        if let Some(first) = batch.entries.first() {
+            if first.index <= self.log.last_index() {
+                self.log.truncate_from(first.index);
+            }
+            for (e, &off) in batch.entries.iter().zip(&self.data_offsets) {
+                self.log.push(EntryMeta {
+                    term: e.term,
+                    kind: e.kind,
+                    seg: self.active,
+                    offset: at + off as u64,
+                    len: e.data.len() as u32,
+                    crc: crc32c::crc32c(&e.data),
+                    data: Some(e.data.clone()),
+                });
+            }
+            debug_assert_eq!(
+                self.log.last_index(),
+                batch.entries.last().map_or(0, |e| e.index)
+            );
+        }
+        if let Some(hs) = batch.hard_state {
+            self.hard_state = hs;
+        }
+        Ok(())
+    }
+
+    /// Rejects batches that would corrupt the log instead of persisting them.
+    fn check_batch(&self, batch: &WriteBatch<'_>) -> Result<()> {
+        if let Some(hs) = batch.hard_state {
+            if hs.term < self.hard_state.term {
+                return Err(Error::InvalidBatch(format!(
+                    "hard state term {} is below the durable term {}",
+                    hs.term, self.hard_state.term
+                )));
+            }
+        }
+        let Some(first) = batch.entries.first().map(|e| e.index) else {
+            return Ok(());
+        };
+        for (i, e) in batch.entries.iter().enumerate() {
+            if e.index != first + i as u64 {
+                return Err(Error::InvalidBatch(format!(
+                    "entry {} breaks the run starting at {first}",
+                    e.index
+                )));
+            }
+            if u32::try_from(e.data.len()).is_err() {
+                return Err(Error::InvalidBatch(format!(
+                    "entry {} is larger than 4 GiB",
+                    e.index
+                )));
+            }
+        }
+        if first < self.first_index() {
+            return Err(Error::InvalidBatch(format!(
+                "entry {first} is below the first index {} (compacted)",
+                self.first_index()
+            )));
+        }
+        if first > self.last_index() + 1 {
+            return Err(Error::InvalidBatch(format!(
+                "entry {first} leaves a gap after last index {}",
+                self.last_index()
+            )));
+        }
+        let snap_index = self.snapshot.as_ref().map_or(0, |m| m.index);
+        if first <= snap_index {
+            return Err(Error::InvalidBatch(format!(
+                "entry {first} would overwrite the snapshot at {snap_index}"
+            )));
+        }
+        if first <= self.last_index() && first <= self.hard_state.commit {
+            return Err(Error::InvalidBatch(format!(
+                "entry {first} would truncate committed entries (commit {})",
+                self.hard_state.commit
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `scratch` as the next record(s) and fdatasyncs; returns its file offset.
+    fn write_scratch(&mut self) -> Result<u64> {
+        let len = self.scratch.len() as u64;
+        if self.write_offset + len > self.active_len {
+            self.roll(len)?;
+        }
+        let at = self.write_offset;
+        let seg = &self.segments[&self.active];
+        let res = seg
+            .file
+            .write_all_at(&self.scratch, at)
+            .and_then(|()| seg.file.sync_data())
+            .ctx(|| format!("appending to {}", seg.path.display()));
+        if res.is_err() {
+            self.poisoned = true;
+        }
+        res?;
+        self.write_offset += len;
+        Ok(at)
+    }
+
+    /// Seals the active segment and starts the next one with room for `record_len` bytes.
+    /// The new segment begins with the current hard state so that deleting older segments
+    /// never loses it. Its header and that record are durable before the file gets its
+    /// final name, so a segment that exists always has a valid header.
+    fn roll(&mut self, record_len: u64) -> Result<()> {
+        let res = self.roll_inner(record_len);
+        if res.is_err() {
+            self.poisoned = true;
+        }
+        res
+    }
+
+    fn roll_inner(&mut self, record_len: u64) -> Result<()> {
+        let seq = self.active + 1;
+        let path = self.dir.join(segment::segment_name(seq));
+        let tmp = self
+            .dir
+            .join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
+        let mut head = segment::encode_header(seq).to_vec();
+        let start = record::begin_record(&mut head);
+        record::encode_batch(&mut head, Some(&self.hard_state), &[], &mut Vec::new());
+        record::finish_record(&mut head, start, RecordType::Batch);
+        let size = self.opts.segment_size.max(head.len() as u64 + record_len);
+        let size = record::align_up(size as usize) as u64;
+
+        let what = || format!("creating segment {}", tmp.display());
+        let file = self.fs.open(&tmp, true).ctx(what)?;
+        file.set_len(0).ctx(what)?;
+        file.set_len(size).ctx(what)?;
+        file.write_all_at(&head, 0).ctx(what)?;
+        file.sync_data().ctx(what)?;
+        self.fs.rename(&tmp, &path).ctx(what)?;
+        self.fs
+            .sync_dir(&self.dir)
+            .ctx(|| format!("syncing directory {}", self.dir.display()))?;
+
+        self.segments.insert(seq, Segment { path, file });
+        self.active = seq;
+        self.write_offset = head.len() as u64;
+        self.active_len = size;
+        Ok(())
+    }
+
+    fn append_marker(&mut self, kind: RecordType, index: u64, term: u64) -> Result<()> {
+        self.scratch.clear();
+        let start = record::begin_record(&mut self.scratch);
+        record::encode_marker(&mut self.scratch, index, term);
+        record::finish_record(&mut self.scratch, start, kind);
+        self.write_scratch().map(drop)
+    }
+
+    /// Durably stores a snapshot, then records it in the log. If the log disagrees with the
+    /// snapshot at its index (or is shorter), the whole log is discarded, as Raft requires.
+    /// Older snapshot files are deleted only after the new one and its marker are durable.
+    /// Log entries are kept; call [`Wal::compact`] to release them.
+    pub fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if let Some(cur) = &self.snapshot {
+            if meta.index <= cur.index {
+                return Err(Error::InvalidBatch(format!(
+                    "snapshot at {} is not newer than the current one at {}",
+                    meta.index, cur.index
+                )));
+            }
+        }
+        snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
+        self.append_marker(RecordType::Snapshot, meta.index, meta.term)?;
+        recovery::apply_snapshot(&mut self.log, meta.index, meta.term);
+        let old = self.snapshot.replace(meta.clone());
+        if let Some(old) = old {
+            let p = self.dir.join(snapshot::snapshot_name(old.index, old.term));
+            self.fs
+                .remove_file(&p)
+                .ctx(|| format!("removing old snapshot {}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The newest snapshot with its data, read and verified from disk.
+    pub fn load_snapshot(&self) -> Result<Option<Snapshot>> {
+        self.snapshot
+            .as_ref()
+            .map(|m| {
+                snapshot::read_snapshot(
+                    &self.fs,
+                    &self.dir.join(snapshot::snapshot_name(m.index, m.term)),
+                )
+            })
+            .transpose()
+    }
+
+    /// Releases the log prefix up to and including `index`, which must be covered by the
+    /// durable snapshot. Whole segments whose entries are all `<= index` are deleted.
+    pub fn compact(&mut self, index: u64) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let snap_index = self.snapshot.as_ref().map_or(0, |m| m.index);
+        if index > snap_index {
+            return Err(Error::InvalidBatch(format!(
+                "cannot compact to {index}: the newest snapshot is at {snap_index}"
+            )));
+        }
+        if index < self.first_index() {
+            return Ok(());
+        }
+        let Some(term) = self.log.term(index) else {
+            return Err(Error::InvalidBatch(format!(
+                "cannot compact to {index}: not in the log"
+            )));
+        };
+        self.append_marker(RecordType::Compact, index, term)?;
+        self.log.compact_to(index, term);
+        // Live entries sit in nondecreasing segment order, so every segment before the one
+        // holding the first live entry is dead. Hard state is carried into each new segment,
+        // and the marker just written is in the active one, so nothing else is lost.
+        let keep_from = self
+            .log
+            .get(self.first_index())
+            .map_or(self.active, |m| m.seg);
+        // Oldest first with a directory sync each, so a crash leaves a contiguous suffix.
+        while let Some((&seq, seg)) = self.segments.first_key_value() {
+            if seq >= keep_from {
+                break;
+            }
+            let path = seg.path.clone();
+            self.segments.remove(&seq);
+            self.fs
+                .remove_file(&path)
+                .ctx(|| format!("removing segment {}", path.display()))?;
+            self.fs
+                .sync_dir(&self.dir)
+                .ctx(|| format!("syncing directory {}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Number of segment files currently in use.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
