@@ -7,6 +7,9 @@
 //! use tally_raft::{Config, Persisted, Raft};
 //!
 //! let mut node = Raft::new(Config::new(1), Persisted::bootstrap([1])).unwrap();
+//! // The first Ready applies the bootstrap membership (entry 1).
+//! node.ready();
+//! node.advance();
 //! node.campaign();
 //! while node.has_ready() {
 //!     let ready = node.ready();

@@ -114,27 +114,36 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Default)]
 pub struct Persisted {
     pub hard_state: HardState,
-    /// The latest durable snapshot. A brand-new member of a new cluster passes an index-0
-    /// snapshot whose `conf` is the initial membership; a member joining an existing cluster
-    /// passes an index-0 snapshot with an empty `conf` and learns it from the leader.
+    /// The latest durable snapshot; index 0 with an empty `conf` when there is none.
     pub snapshot: Snapshot,
     /// Durable entries after the snapshot, contiguous from `snapshot.meta.index + 1`.
     pub entries: Vec<Entry>,
 }
 
 impl Persisted {
-    /// The starting state of a member of a brand-new cluster.
+    /// The first durable state of a member of a brand-new cluster: the initial membership is
+    /// entry 1 of the log (term 1, committed), so a member that joins later learns it by
+    /// replaying the log like any other change. Every founding member writes the same entry.
+    /// A member joining an existing cluster starts from `Persisted::default()` instead.
     pub fn bootstrap(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        let conf = ConfState::with_voters(voters);
+        let ops = voters
+            .into_iter()
+            .map(crate::ConfChangeOp::AddVoter)
+            .collect();
+        let entry = Entry {
+            term: 1,
+            index: 1,
+            kind: EntryKind::ConfChange,
+            data: crate::ConfChange { ops }.encode(),
+        };
         Self {
-            snapshot: Snapshot {
-                meta: SnapshotMeta {
-                    conf,
-                    ..SnapshotMeta::default()
-                },
-                data: Bytes::new(),
+            hard_state: HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
             },
-            ..Self::default()
+            snapshot: Snapshot::default(),
+            entries: vec![entry],
         }
     }
 }

@@ -1,0 +1,242 @@
+//! Leader election, Raft paper section 5.2 and 5.4.1, thesis 9.6 (pre-vote, check-quorum).
+
+mod support;
+
+use support::Network;
+use tally_raft::*;
+
+fn no_prevote_no_lease(id: NodeId) -> Config {
+    Config {
+        pre_vote: false,
+        check_quorum: false,
+        ..Config::new(id)
+    }
+}
+
+#[test]
+fn timeouts_elect_exactly_one_leader() {
+    let mut net = Network::new(3);
+    net.tick_all(40);
+    let leaders = net.leaders();
+    assert_eq!(leaders.len(), 1, "leaders: {leaders:?}");
+    let term = net.node(leaders[0]).term();
+    for id in 1..=3 {
+        assert_eq!(net.node(id).term(), term);
+        assert_eq!(net.node(id).leader(), Some(leaders[0]));
+    }
+}
+
+#[test]
+fn randomized_timeouts_resolve_split_votes_for_many_seeds() {
+    for seed in 0..50 {
+        let mut net = Network::with_config(5, move |id| Config {
+            seed,
+            ..Config::new(id)
+        });
+        let mut ticks = 0;
+        while net.leaders().is_empty() {
+            net.tick_all(1);
+            ticks += 1;
+            assert!(ticks < 200, "seed {seed}: no leader after {ticks} ticks");
+        }
+    }
+}
+
+#[test]
+fn forced_split_vote_resolves_in_a_later_term() {
+    let mut net = Network::with_config(4, no_prevote_no_lease);
+    // 1 and 3 campaign at once; 2 only hears 3, 4 only hears 1: two votes each of four.
+    net.filter = Some(Box::new(|m| !matches!((m.from, m.to), (1, 2) | (3, 4))));
+    net.node_mut(1).campaign();
+    net.node_mut(3).campaign();
+    net.stabilize();
+    assert!(net.leaders().is_empty(), "nobody can have a majority");
+    assert_eq!(net.node(1).role(), Role::Candidate);
+    net.filter = None;
+    let mut ticks = 0;
+    while net.leaders().is_empty() {
+        net.tick_all(1);
+        ticks += 1;
+        assert!(ticks < 100);
+    }
+    assert!(net.node(net.leaders()[0]).term() >= 2);
+}
+
+#[test]
+fn one_vote_per_term() {
+    let mut node = Raft::new(no_prevote_no_lease(3), Persisted::bootstrap([1, 2, 3])).unwrap();
+    node.ready();
+    node.advance();
+    let vote = |from| Message {
+        from,
+        to: 3,
+        term: 2,
+        body: MessageBody::Vote {
+            last_index: 1,
+            last_term: 1,
+            transfer: false,
+        },
+    };
+    node.step(vote(1)).unwrap();
+    node.step(vote(2)).unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.hard_state.unwrap().vote, 1);
+    let answers: Vec<_> = ready
+        .persisted_messages
+        .iter()
+        .map(|m| (m.to, m.body.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (1, MessageBody::VoteResp { reject: false }),
+            (2, MessageBody::VoteResp { reject: true })
+        ]
+    );
+    assert!(
+        ready.messages.is_empty(),
+        "a vote must not leave before it is durable"
+    );
+}
+
+#[test]
+fn election_restriction_rejects_candidate_with_stale_log() {
+    let mut net = Network::with_config(3, no_prevote_no_lease);
+    net.elect(1);
+    net.isolate(3);
+    net.propose(1, "x").unwrap();
+    net.heal();
+    net.isolate(1);
+    net.node_mut(3).campaign();
+    net.stabilize();
+    assert_ne!(
+        net.node(3).role(),
+        Role::Leader,
+        "2 holds a newer log and must refuse 3"
+    );
+    assert!(
+        net.count_sent(|m| m.from == 2 && m.body == MessageBody::VoteResp { reject: true }) == 1
+    );
+    net.elect(2);
+    assert_eq!(net.state(2), vec!["x"]);
+}
+
+#[test]
+fn rejoining_partitioned_node_does_not_disturb_leader() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let term = net.node(1).term();
+    net.isolate(3);
+    net.tick(3, 100);
+    assert_eq!(
+        net.node(3).term(),
+        term,
+        "pre-vote keeps an isolated node's term"
+    );
+    net.heal();
+    net.tick_all(30);
+    assert_eq!(net.leaders(), vec![1]);
+    assert_eq!(net.node(1).term(), term);
+}
+
+#[test]
+fn follower_in_lease_ignores_higher_term_vote_request() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let term = net.node(1).term();
+    let m = Message {
+        from: 3,
+        to: 2,
+        term: term + 5,
+        body: MessageBody::Vote {
+            last_index: 100,
+            last_term: term + 4,
+            transfer: false,
+        },
+    };
+    net.node_mut(2).step(m).unwrap();
+    assert_eq!(net.node(2).term(), term);
+    assert_eq!(net.node(2).leader(), Some(1));
+}
+
+#[test]
+fn leader_without_quorum_steps_down() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(1);
+    net.tick(1, 2 * Config::new(1).election_tick);
+    assert_eq!(net.node(1).role(), Role::Follower);
+}
+
+#[test]
+fn stale_leader_learns_newer_term_and_steps_down() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(1);
+    net.tick_all(40);
+    let new_leader = net
+        .leaders()
+        .into_iter()
+        .find(|&id| id != 1)
+        .expect("2 or 3 took over");
+    net.heal();
+    net.tick_all(5);
+    assert_eq!(net.leaders(), vec![new_leader]);
+    assert_eq!(net.node(1).leader(), Some(new_leader));
+}
+
+#[test]
+fn restart_keeps_term_vote_and_log() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a").unwrap();
+    let (term, last) = (net.node(2).term(), net.node(2).last_index());
+    net.restart(2);
+    assert_eq!(net.node(2).term(), term);
+    assert_eq!(net.node(2).last_index(), last);
+    net.restart(1);
+    net.tick_all(40);
+    assert_eq!(net.leaders().len(), 1);
+    net.propose(net.leaders()[0], "b").unwrap();
+    for id in 1..=3 {
+        assert_eq!(net.state(id), vec!["a", "b"], "node {id}");
+    }
+}
+
+#[test]
+fn propose_to_follower_names_the_leader() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    assert_eq!(
+        net.propose(2, "x"),
+        Err(ProposeError::NotLeader { leader: Some(1) })
+    );
+}
+
+#[test]
+fn bad_config_and_misrouted_messages_are_errors() {
+    assert_eq!(
+        Raft::new(Config::new(0), Persisted::bootstrap([1])).err(),
+        Some(ConfigError::ZeroId)
+    );
+    let cfg = Config {
+        election_tick: 2,
+        heartbeat_tick: 2,
+        ..Config::new(1)
+    };
+    assert!(matches!(
+        Raft::new(cfg, Persisted::bootstrap([1])),
+        Err(ConfigError::ElectionTick { .. })
+    ));
+    let mut node = Raft::new(Config::new(1), Persisted::bootstrap([1, 2])).unwrap();
+    let m = Message {
+        from: 2,
+        to: 7,
+        term: 1,
+        body: MessageBody::TimeoutNow,
+    };
+    assert_eq!(
+        node.step(m),
+        Err(StepError::WrongRecipient { to: 7, me: 1 })
+    );
+}
