@@ -267,19 +267,44 @@ pub fn decode_batch(body: &[u8]) -> Result<BatchView, &'static str> {
     })
 }
 
-/// Body of a `Snapshot` or `Compact` marker.
-pub fn encode_marker(out: &mut Vec<u8>, index: u64, term: u64) {
-    out.extend_from_slice(&index.to_le_bytes());
-    out.extend_from_slice(&term.to_le_bytes());
+/// Body of a `Snapshot` or `Compact` marker. `reset` records whether the log was discarded
+/// (snapshot disagreed with it), so replay follows the decision instead of re-deriving it
+/// from entries that compaction may have deleted since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marker {
+    pub index: u64,
+    pub term: u64,
+    pub reset: bool,
+    /// Compact only: first segment still needed after it. Replay that starts at or before
+    /// this segment is exact from this marker on.
+    pub keep_from: u64,
 }
 
-pub fn decode_marker(body: &[u8]) -> Result<(u64, u64), &'static str> {
+pub fn encode_marker(out: &mut Vec<u8>, m: Marker) {
+    out.extend_from_slice(&m.index.to_le_bytes());
+    out.extend_from_slice(&m.term.to_le_bytes());
+    out.push(u8::from(m.reset));
+    out.extend_from_slice(&m.keep_from.to_le_bytes());
+}
+
+pub fn decode_marker(body: &[u8]) -> Result<Marker, &'static str> {
     let mut r = Reader { buf: body, pos: 0 };
-    let v = (r.u64()?, r.u64()?);
+    let (index, term) = (r.u64()?, r.u64()?);
+    let reset = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err("bad marker flag"),
+    };
+    let keep_from = r.u64()?;
     if r.pos != body.len() {
         return Err("trailing bytes after marker");
     }
-    Ok(v)
+    Ok(Marker {
+        index,
+        term,
+        reset,
+        keep_from,
+    })
 }
 
 #[cfg(test)]
@@ -333,7 +358,15 @@ mod tests {
     fn any_flipped_bit_is_detected() {
         let mut out = Vec::new();
         let start = begin_record(&mut out);
-        encode_marker(&mut out, 9, 3);
+        encode_marker(
+            &mut out,
+            Marker {
+                index: 9,
+                term: 3,
+                reset: true,
+                keep_from: 4,
+            },
+        );
         finish_record(&mut out, start, RecordType::Compact);
         for i in 0..RECORD_HEADER_LEN + 16 {
             for bit in 0..8 {

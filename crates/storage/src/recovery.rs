@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
-use crate::record::{self, Decoded, RecordType, RECORD_ALIGN};
+use crate::record::{self, Decoded, Marker, RecordType, RECORD_ALIGN};
 use crate::segment::{self, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::snapshot;
 use crate::types::{HardState, SnapshotMeta};
@@ -42,6 +42,9 @@ pub(crate) struct Replayed<File> {
     pub hard_state: HardState,
     pub snapshot: Option<SnapshotMeta>,
     pub torn_tail: Option<TornTail>,
+    /// A snapshot that became durable without its WAL marker; the marker must be written
+    /// before any new entry, or the next replay would see a gap.
+    pub missing_marker: Option<Marker>,
 }
 
 /// Replay state while scanning segments.
@@ -49,9 +52,11 @@ struct State {
     log: LogIndex,
     hard_state: HardState,
     snapshot_marker: Option<(u64, u64)>,
-    /// True while the log base is only inferred (older segments were compacted away and
-    /// the compaction marker has not been replayed yet).
+    /// True while replay is inexact: older segments were released, so entries and markers
+    /// before the compaction that released them may refer to entries we cannot see.
     base_guessed: bool,
+    /// Sequence number of the oldest segment on disk.
+    first_seq: u64,
 }
 
 pub(crate) fn replay<F: FileSystem>(
@@ -82,6 +87,7 @@ pub(crate) fn replay<F: FileSystem>(
         hard_state: HardState::default(),
         snapshot_marker: None,
         base_guessed: seqs.first().is_some_and(|&s| s != 1),
+        first_seq: seqs.first().copied().unwrap_or(1),
     };
     let mut segments = BTreeMap::new();
     let mut write_offset = 0;
@@ -133,7 +139,10 @@ pub(crate) fn replay<F: FileSystem>(
         });
     }
 
-    let snapshot = recover_snapshot(fs, dir, &snaps, &mut st)?;
+    if std::env::var("DBG").is_ok() {
+        eprintln!("snaps {snaps:?}");
+    }
+    let (snapshot, missing_marker) = recover_snapshot(fs, dir, &snaps, &mut st)?;
     Ok(Replayed {
         segments,
         write_offset,
@@ -142,6 +151,7 @@ pub(crate) fn replay<F: FileSystem>(
         hard_state: st.hard_state,
         snapshot,
         torn_tail,
+        missing_marker,
     })
 }
 
@@ -206,6 +216,25 @@ fn apply(
     body_offset: usize,
     seq: u64,
 ) -> Result<(), String> {
+    if std::env::var("DBG").is_ok() {
+        let b = record::decode_batch(body).map(|b| {
+            (
+                b.hard_state,
+                b.entries
+                    .iter()
+                    .map(|e| (e.index, e.term))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        eprintln!(
+            "seg {seq} {kind:?} {:?} {:?} base={:?} last={} guessed={}",
+            b,
+            record::decode_marker(body),
+            st.log.base(),
+            st.log.last_index(),
+            st.base_guessed
+        );
+    }
     match kind {
         RecordType::Batch => {
             let batch = record::decode_batch(body)?;
@@ -220,17 +249,16 @@ fn apply(
                     }
                 }
                 let (base, _) = st.log.base();
-                if st.base_guessed && (st.log.is_empty() || first <= base) {
+                let last = st.log.last_index();
+                if st.base_guessed && (st.log.is_empty() || first <= base || first > last + 1) {
+                    // The entries before `first` live in released segments (or are dead).
                     st.log.reset(first - 1, 0);
                 } else if first <= base {
                     return Err(format!(
                         "entry {first} is at or below the compacted index {base}"
                     ));
-                } else if first > st.log.last_index() + 1 {
-                    return Err(format!(
-                        "gap: entry {first} follows last index {}",
-                        st.log.last_index()
-                    ));
+                } else if first > last + 1 {
+                    return Err(format!("gap: entry {first} follows last index {last}"));
                 } else {
                     st.log.truncate_from(first);
                 }
@@ -254,30 +282,54 @@ fn apply(
             }
         }
         RecordType::Snapshot => {
-            let (index, term) = record::decode_marker(body)?;
-            st.snapshot_marker = Some((index, term));
-            apply_snapshot(&mut st.log, index, term);
-        }
-        RecordType::Compact => {
-            let (index, term) = record::decode_marker(body)?;
-            let (base, _) = st.log.base();
-            if st.base_guessed && index < base {
+            let m = record::decode_marker(body)?;
+            st.snapshot_marker = Some((m.index, m.term));
+            if m.reset {
+                // The log was discarded at this point, so from here on replay is exact.
+                st.log.reset(m.index, m.term);
+                st.base_guessed = false;
+            } else if !st.base_guessed && st.log.term(m.index) != Some(m.term) {
                 return Err(format!(
-                    "compaction to {index} but entries after it are missing"
+                    "snapshot marker ({}, {}) disagrees with the log, which has term {:?} there",
+                    m.index,
+                    m.term,
+                    st.log.term(m.index)
                 ));
             }
-            st.base_guessed = false;
-            st.log.compact_to(index, term);
+        }
+        RecordType::Compact => {
+            let m = record::decode_marker(body)?;
+            if st.base_guessed && m.keep_from >= st.first_seq {
+                // This compaction released the missing segments: every live entry above
+                // its index is in the segments replayed so far or later, so the log is exact.
+                st.base_guessed = false;
+                let (base, _) = st.log.base();
+                if !st.log.is_empty() && base > m.index {
+                    return Err(format!(
+                        "compaction to {} but entries after it are missing",
+                        m.index
+                    ));
+                }
+                st.log.compact_to(m.index, m.term);
+                if st.log.is_empty() {
+                    st.log.reset(m.index, m.term);
+                }
+            } else {
+                st.log.compact_to(m.index, m.term);
+            }
         }
     }
     Ok(())
 }
 
 /// Raft's snapshot rule: keep the log only if it agrees with the snapshot at its index.
-pub(crate) fn apply_snapshot(log: &mut LogIndex, index: u64, term: u64) {
-    if log.term(index) != Some(term) && index > log.base().0 {
+/// Returns whether the log was discarded.
+pub(crate) fn apply_snapshot(log: &mut LogIndex, index: u64, term: u64) -> bool {
+    let reset = log.term(index) != Some(term);
+    if reset {
         log.reset(index, term);
     }
+    reset
 }
 
 /// Picks the newest snapshot, checks it against the WAL, removes older ones.
@@ -286,7 +338,7 @@ fn recover_snapshot<F: FileSystem>(
     dir: &Path,
     snaps: &[(u64, u64)],
     st: &mut State,
-) -> Result<Option<SnapshotMeta>> {
+) -> Result<(Option<SnapshotMeta>, Option<Marker>)> {
     let newest = match snaps.last() {
         Some(&(index, term)) => {
             let path = dir.join(snapshot::snapshot_name(index, term));
@@ -306,10 +358,17 @@ fn recover_snapshot<F: FileSystem>(
             ),
         });
     }
+    let mut missing = None;
     if let Some(meta) = &newest {
         if meta.index > marker {
             // Snapshot became durable but the crash came before its WAL marker.
-            apply_snapshot(&mut st.log, meta.index, meta.term);
+            let reset = apply_snapshot(&mut st.log, meta.index, meta.term);
+            missing = Some(Marker {
+                index: meta.index,
+                term: meta.term,
+                reset,
+                keep_from: 0,
+            });
         }
         for &(index, term) in &snaps[..snaps.len() - 1] {
             let p = dir.join(snapshot::snapshot_name(index, term));
@@ -317,5 +376,5 @@ fn recover_snapshot<F: FileSystem>(
                 .ctx(|| format!("removing old snapshot {}", p.display()))?;
         }
     }
-    Ok(newest)
+    Ok((newest, missing))
 }

@@ -71,7 +71,7 @@ fn apply(buf: &mut Vec<u8>, op: &Op) {
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
-    files: HashMap<u64, FileData>,
+    files: BTreeMap<u64, FileData>,
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
     locks: HashMap<PathBuf, u64>,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, RealFs, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
-use crate::record::{self, RecordType, RECORD_HEADER_LEN};
+use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN};
 use crate::recovery::{self, Segment, TornTail};
 use crate::segment::{self, TMP_SUFFIX};
 use crate::snapshot;
@@ -114,6 +114,9 @@ impl<F: FileSystem> Wal<F> {
         };
         if wal.segments.is_empty() {
             wal.roll(0)?;
+        }
+        if let Some(marker) = r.missing_marker {
+            wal.append_marker(RecordType::Snapshot, marker)?;
         }
         let entries = wal.entries(wal.first_index(), wal.last_index() + 1)?;
         let recovered = Recovered {
@@ -379,10 +382,10 @@ impl<F: FileSystem> Wal<F> {
         Ok(())
     }
 
-    fn append_marker(&mut self, kind: RecordType, index: u64, term: u64) -> Result<()> {
+    fn append_marker(&mut self, kind: RecordType, marker: Marker) -> Result<()> {
         self.scratch.clear();
         let start = record::begin_record(&mut self.scratch);
-        record::encode_marker(&mut self.scratch, index, term);
+        record::encode_marker(&mut self.scratch, marker);
         record::finish_record(&mut self.scratch, start, kind);
         self.write_scratch().map(drop)
     }
@@ -404,8 +407,18 @@ impl<F: FileSystem> Wal<F> {
             }
         }
         snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
-        self.append_marker(RecordType::Snapshot, meta.index, meta.term)?;
-        recovery::apply_snapshot(&mut self.log, meta.index, meta.term);
+        let reset = self.log.term(meta.index) != Some(meta.term);
+        self.append_marker(
+            RecordType::Snapshot,
+            Marker {
+                index: meta.index,
+                term: meta.term,
+                reset,
+                keep_from: 0,
+            },
+        )?;
+        let did_reset = recovery::apply_snapshot(&mut self.log, meta.index, meta.term);
+        debug_assert_eq!(reset, did_reset);
         let old = self.snapshot.replace(meta.clone());
         if let Some(old) = old {
             let p = self.dir.join(snapshot::snapshot_name(old.index, old.term));
@@ -449,15 +462,20 @@ impl<F: FileSystem> Wal<F> {
                 "cannot compact to {index}: not in the log"
             )));
         };
-        self.append_marker(RecordType::Compact, index, term)?;
-        self.log.compact_to(index, term);
         // Live entries sit in nondecreasing segment order, so every segment before the one
-        // holding the first live entry is dead. Hard state is carried into each new segment,
-        // and the marker just written is in the active one, so nothing else is lost.
-        let keep_from = self
-            .log
-            .get(self.first_index())
-            .map_or(self.active, |m| m.seg);
+        // holding the first live entry after `index` is dead. Hard state is carried into each
+        // new segment, and this marker goes into the active one, so nothing else is lost.
+        let keep_from = self.log.get(index + 1).map_or(self.active, |m| m.seg);
+        self.append_marker(
+            RecordType::Compact,
+            Marker {
+                index,
+                term,
+                reset: false,
+                keep_from,
+            },
+        )?;
+        self.log.compact_to(index, term);
         // Oldest first with a directory sync each, so a crash leaves a contiguous suffix.
         while let Some((&seq, seg)) = self.segments.first_key_value() {
             if seq >= keep_from {
