@@ -112,7 +112,12 @@ impl LogIndex {
 
     /// Drops entries at and below `index`; `term` is the term at `index`.
     pub fn compact_to(&mut self, index: u64, term: u64) {
-        if index <= self.base_index {
+        if index == self.base_index {
+            // Replay may have inferred the base without its term; the marker knows it.
+            self.base_term = term;
+            return;
+        }
+        if index < self.base_index {
             return;
         }
         if index >= self.last_index() {

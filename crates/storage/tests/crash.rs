@@ -22,6 +22,8 @@ const SEEDS_DEFAULT: u64 = 1000;
 #[derive(Clone, Debug, PartialEq)]
 struct Model {
     first: u64,
+    /// Term at `first - 1` (snapshot or compaction point).
+    base_term: u64,
     entries: Vec<LogEntry>,
     hard_state: HardState,
     snapshot: Option<(SnapshotMeta, Vec<u8>)>,
@@ -121,6 +123,7 @@ fn step(rng: &mut SimRng, wal: &mut Wal<SimFs>, m: &Model) -> (Model, tally_stor
                 && m.entries[(index - m.first) as usize].term == term;
             if !keeps_log {
                 next.first = index + 1;
+                next.base_term = term;
                 next.entries.clear();
             }
             next.snapshot = Some((meta.clone(), bytes.clone()));
@@ -132,6 +135,9 @@ fn step(rng: &mut SimRng, wal: &mut Wal<SimFs>, m: &Model) -> (Model, tally_stor
                 return (next, Ok(()));
             }
             let index = m.first + rng.below(snap_index - m.first + 1);
+            if index >= m.first {
+                next.base_term = m.entries[(index - m.first) as usize].term;
+            }
             next.entries.drain(..(index + 1 - m.first) as usize);
             next.first = index + 1;
             let res = wal.compact(index);
@@ -145,6 +151,7 @@ fn matches(wal: &Wal<SimFs>, rec: &tally_storage::Recovered, m: &Model) -> bool 
     let snap = wal.load_snapshot().expect("snapshot readable");
     rec.hard_state == m.hard_state
         && wal.first_index() == m.first
+        && wal.term(m.first - 1) == Some(m.base_term)
         && rec.entries == m.entries
         && wal
             .entries(wal.first_index(), wal.last_index() + 1)
@@ -201,6 +208,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
     let (mut wal, _) = Wal::open_with(fs.clone(), dir, opts()).expect("fresh open");
     let mut model = Model {
         first: 1,
+        base_term: 0,
         entries: Vec::new(),
         hard_state: HardState::default(),
         snapshot: None,
