@@ -24,6 +24,11 @@ pub struct WalOptions {
     pub segment_size: u64,
     /// Entry payload bytes kept in memory (newest first); older payloads are re-read from disk.
     pub cache_bytes_max: usize,
+    /// Write zeros over a new segment instead of only setting its length. A sparse file
+    /// makes every append allocate blocks, so its fdatasync must also commit file-system
+    /// metadata (a journal commit on ext4); with the blocks written once up front, appends
+    /// are plain overwrites. Costs one sequential write of `segment_size` per segment.
+    pub zero_fill: bool,
 }
 
 impl Default for WalOptions {
@@ -31,6 +36,7 @@ impl Default for WalOptions {
         WalOptions {
             segment_size: 64 << 20,
             cache_bytes_max: 32 << 20,
+            zero_fill: true,
         }
     }
 }
@@ -368,6 +374,16 @@ impl<F: FileSystem> Wal<F> {
         let file = self.fs.open(&tmp, true).ctx(what)?;
         file.set_len(0).ctx(what)?;
         file.set_len(size).ctx(what)?;
+        if self.opts.zero_fill {
+            const CHUNK: u64 = 1 << 20;
+            let zeros = vec![0u8; CHUNK.min(size) as usize];
+            let mut at = 0;
+            while at < size {
+                let n = CHUNK.min(size - at) as usize;
+                file.write_all_at(&zeros[..n], at).ctx(what)?;
+                at += n as u64;
+            }
+        }
         file.write_all_at(&head, 0).ctx(what)?;
         file.sync_data().ctx(what)?;
         self.fs.rename(&tmp, &path).ctx(what)?;

@@ -39,6 +39,7 @@ fn opts() -> WalOptions {
     WalOptions {
         segment_size: 4096,
         cache_bytes_max: 2048,
+        zero_fill: true,
     }
 }
 

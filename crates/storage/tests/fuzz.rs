@@ -14,6 +14,7 @@ fn opts() -> WalOptions {
     WalOptions {
         segment_size: 4096,
         cache_bytes_max: 256,
+        zero_fill: true,
     }
 }
 

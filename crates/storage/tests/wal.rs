@@ -36,6 +36,7 @@ fn small() -> WalOptions {
     WalOptions {
         segment_size: 4096,
         cache_bytes_max: 1024,
+        zero_fill: false,
     }
 }
 
