@@ -137,27 +137,17 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip_and_rejects_garbage() {
-        let cc = ConfChange {
-            ops: vec![
-                ConfChangeOp::AddVoter(4),
-                ConfChangeOp::AddLearner(5),
-                ConfChangeOp::Remove(1),
-            ],
-        };
+        let cc =
+            ConfChange { ops: vec![ConfChangeOp::AddVoter(4), ConfChangeOp::AddLearner(5), ConfChangeOp::Remove(1)] };
         assert_eq!(ConfChange::decode(&cc.encode()).unwrap(), cc);
         assert_eq!(ConfChange::decode(&[0, 0]), Err(ConfChangeError::Malformed));
-        assert_eq!(
-            ConfChange::decode(&[0, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 1]),
-            Err(ConfChangeError::Malformed)
-        );
+        assert_eq!(ConfChange::decode(&[0, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 1]), Err(ConfChangeError::Malformed));
     }
 
     #[test]
     fn replacing_a_voter_goes_through_joint_consensus() {
         let conf = ConfState::with_voters([1, 2, 3]);
-        let cc = ConfChange {
-            ops: vec![ConfChangeOp::AddVoter(4), ConfChangeOp::Remove(1)],
-        };
+        let cc = ConfChange { ops: vec![ConfChangeOp::AddVoter(4), ConfChangeOp::Remove(1)] };
         let joint = cc.apply(&conf).unwrap();
         assert_eq!(joint.voters, [2, 3, 4].into());
         assert_eq!(joint.voters_outgoing, [1, 2, 3].into());
@@ -169,18 +159,10 @@ mod tests {
     #[test]
     fn learners_change_without_joint_phase_and_demotion_waits_for_leave() {
         let conf = ConfState::with_voters([1, 2, 3]);
-        let added = ConfChange {
-            ops: vec![ConfChangeOp::AddLearner(4)],
-        }
-        .apply(&conf)
-        .unwrap();
+        let added = ConfChange { ops: vec![ConfChangeOp::AddLearner(4)] }.apply(&conf).unwrap();
         assert!(!added.is_joint());
         assert_eq!(added.learners, [4].into());
-        let demote = ConfChange {
-            ops: vec![ConfChangeOp::AddLearner(3)],
-        }
-        .apply(&conf)
-        .unwrap();
+        let demote = ConfChange { ops: vec![ConfChangeOp::AddLearner(3)] }.apply(&conf).unwrap();
         assert!(demote.is_joint());
         assert_eq!(demote.learners_next, [3].into());
         let left = ConfChange::leave_joint().apply(&demote).unwrap();
@@ -191,9 +173,7 @@ mod tests {
     #[test]
     fn refuses_to_remove_every_voter() {
         let conf = ConfState::with_voters([1]);
-        let cc = ConfChange {
-            ops: vec![ConfChangeOp::Remove(1)],
-        };
+        let cc = ConfChange { ops: vec![ConfChangeOp::Remove(1)] };
         assert_eq!(cc.apply(&conf), Err(ConfChangeError::NoVoters));
     }
 }

@@ -67,10 +67,7 @@ impl Config {
             return Err(ConfigError::HeartbeatTick);
         }
         if self.election_tick <= self.heartbeat_tick {
-            return Err(ConfigError::ElectionTick {
-                election: self.election_tick,
-                heartbeat: self.heartbeat_tick,
-            });
+            return Err(ConfigError::ElectionTick { election: self.election_tick, heartbeat: self.heartbeat_tick });
         }
         if self.inflight_msgs_max == 0 {
             return Err(ConfigError::ZeroLimit("inflight_msgs_max"));

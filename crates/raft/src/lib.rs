@@ -42,13 +42,9 @@ mod types;
 
 pub use confchange::{ConfChange, ConfChangeOp};
 pub use config::{Config, InjectedBug};
-pub use error::{
-    ConfChangeError, ConfigError, ProposeError, ReadIndexError, StepError, TransferError,
-};
+pub use error::{ConfChangeError, ConfigError, ProposeError, ReadIndexError, StepError, TransferError};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use progress::{Progress, ProgressState};
 pub use raft::Raft;
 pub use ready::{ReadState, Ready, Role, SoftState};
-pub use types::{
-    ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term,
-};
+pub use types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term};

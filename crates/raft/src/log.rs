@@ -28,12 +28,7 @@ pub struct Compacted;
 
 impl RaftLog {
     /// A log recovered from disk: everything passed in is already durable.
-    pub fn restore(
-        snapshot_index: Index,
-        snapshot_term: Term,
-        entries: Vec<Entry>,
-        committed: Index,
-    ) -> Self {
+    pub fn restore(snapshot_index: Index, snapshot_term: Term, entries: Vec<Entry>, committed: Index) -> Self {
         let last = snapshot_index + entries.len() as u64;
         Self {
             snapshot_index,
@@ -83,19 +78,12 @@ impl RaftLog {
     /// Raft's election restriction (section 5.4.1): is a log ending at (last_term, last_index)
     /// at least as up to date as ours?
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
-        last_term > self.last_term()
-            || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     /// Entries in `[lo, hi]` limited to `count_max` entries and about `bytes_max` bytes (at least
     /// one entry if any). `Err` if `lo` was compacted.
-    pub fn entries(
-        &self,
-        lo: Index,
-        hi: Index,
-        count_max: usize,
-        bytes_max: u64,
-    ) -> Result<Vec<Entry>, Compacted> {
+    pub fn entries(&self, lo: Index, hi: Index, count_max: usize, bytes_max: u64) -> Result<Vec<Entry>, Compacted> {
         if lo <= self.snapshot_index {
             return Err(Compacted);
         }
@@ -115,15 +103,8 @@ impl RaftLog {
 
     /// Appends entries that follow our last entry directly (the leader's own proposals).
     pub fn append(&mut self, entry: Entry) {
-        assert_eq!(
-            entry.index,
-            self.last_index() + 1,
-            "leader log must grow contiguously"
-        );
-        assert!(
-            entry.term >= self.last_term(),
-            "terms in the log never decrease"
-        );
+        assert_eq!(entry.index, self.last_index() + 1, "leader log must grow contiguously");
+        assert!(entry.term >= self.last_term(), "terms in the log never decrease");
         self.entries.push_back(entry);
     }
 
@@ -155,8 +136,7 @@ impl RaftLog {
 
     fn truncate_from(&mut self, index: Index) {
         assert!(index > self.snapshot_index);
-        self.entries
-            .truncate((index - self.snapshot_index - 1) as usize);
+        self.entries.truncate((index - self.snapshot_index - 1) as usize);
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index - 1);
     }
@@ -196,11 +176,7 @@ impl RaftLog {
 
     pub fn commit_to(&mut self, index: Index) {
         if index > self.committed {
-            assert!(
-                index <= self.last_index(),
-                "commit {index} past last index {}",
-                self.last_index()
-            );
+            assert!(index <= self.last_index(), "commit {index} past last index {}", self.last_index());
             self.committed = index;
         }
     }
@@ -212,10 +188,7 @@ impl RaftLog {
         if from > self.last_index() {
             return Vec::new();
         }
-        self.entries
-            .range((from - self.snapshot_index - 1) as usize..)
-            .cloned()
-            .collect()
+        self.entries.range((from - self.snapshot_index - 1) as usize..).cloned().collect()
     }
 
     pub fn has_unstable(&self) -> bool {
@@ -227,8 +200,7 @@ impl RaftLog {
         if self.applied >= self.committed {
             return Vec::new();
         }
-        self.entries(self.applied + 1, self.committed, usize::MAX, bytes_max)
-            .expect("applied >= snapshot index")
+        self.entries(self.applied + 1, self.committed, usize::MAX, bytes_max).expect("applied >= snapshot index")
     }
 
     /// Replaces the whole log with a snapshot received from the leader.
@@ -244,18 +216,11 @@ impl RaftLog {
 
     /// Drops entries up to `index`, now covered by a local snapshot.
     pub fn compact(&mut self, index: Index) {
-        assert!(
-            index <= self.applied,
-            "compacting {index} beyond applied {}",
-            self.applied
-        );
+        assert!(index <= self.applied, "compacting {index} beyond applied {}", self.applied);
         if index <= self.snapshot_index {
             return;
         }
-        let term = self
-            .term(index)
-            .expect("above snapshot")
-            .expect("at most applied");
+        let term = self.term(index).expect("above snapshot").expect("at most applied");
         let drop = (index - self.snapshot_index) as usize;
         self.entries.drain(..drop);
         self.snapshot_index = index;
@@ -271,20 +236,11 @@ mod tests {
     use crate::types::EntryKind;
 
     fn ent(index: Index, term: Term) -> Entry {
-        Entry {
-            index,
-            term,
-            kind: EntryKind::Normal,
-            data: Bytes::new(),
-        }
+        Entry { index, term, kind: EntryKind::Normal, data: Bytes::new() }
     }
 
     fn log_with_terms(terms: &[Term]) -> RaftLog {
-        let entries = terms
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| ent(i as u64 + 1, t))
-            .collect();
+        let entries = terms.iter().enumerate().map(|(i, &t)| ent(i as u64 + 1, t)).collect();
         RaftLog::restore(0, 0, entries, 0)
     }
 
@@ -303,11 +259,7 @@ mod tests {
     fn duplicate_append_changes_nothing() {
         let mut log = log_with_terms(&[1, 1, 2]);
         assert_eq!(log.append_after_match(0, vec![ent(1, 1), ent(2, 1)]), 2);
-        assert_eq!(
-            log.last_index(),
-            3,
-            "a stale shorter append must not truncate"
-        );
+        assert_eq!(log.last_index(), 3, "a stale shorter append must not truncate");
         assert!(!log.has_unstable());
     }
 

@@ -86,9 +86,6 @@ pub enum MessageBody {
 impl MessageBody {
     /// Messages only a leader of `term` sends; receiving one at our term means that leader exists.
     pub fn is_from_leader(&self) -> bool {
-        matches!(
-            self,
-            Self::Append { .. } | Self::Heartbeat { .. } | Self::Snapshot { .. }
-        )
+        matches!(self, Self::Append { .. } | Self::Heartbeat { .. } | Self::Snapshot { .. })
     }
 }

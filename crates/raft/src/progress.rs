@@ -173,16 +173,10 @@ mod tests {
         let mut pr = Progress::new(11, 4, false);
         pr.matched = 5;
         pr.become_replicate();
-        assert!(
-            !pr.maybe_decrease(4, 1),
-            "rejection below the match index is stale"
-        );
+        assert!(!pr.maybe_decrease(4, 1), "rejection below the match index is stale");
         assert!(pr.maybe_decrease(8, 7));
         assert_eq!((pr.state, pr.next), (ProgressState::Probe, 7));
-        assert!(
-            !pr.maybe_decrease(8, 3),
-            "a probe answer for another prev_index is stale"
-        );
+        assert!(!pr.maybe_decrease(8, 3), "a probe answer for another prev_index is stale");
         // Never below match + 1, whatever the hint says.
         assert!(pr.maybe_decrease(6, 1));
         assert_eq!(pr.next, 6);

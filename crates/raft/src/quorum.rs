@@ -29,14 +29,8 @@ pub fn majority_vote(voters: &BTreeSet<NodeId>, votes: &BTreeMap<NodeId, bool>) 
     if voters.is_empty() {
         return VoteResult::Won;
     }
-    let granted = voters
-        .iter()
-        .filter(|id| votes.get(id) == Some(&true))
-        .count();
-    let rejected = voters
-        .iter()
-        .filter(|id| votes.get(id) == Some(&false))
-        .count();
+    let granted = voters.iter().filter(|id| votes.get(id) == Some(&true)).count();
+    let rejected = voters.iter().filter(|id| votes.get(id) == Some(&false)).count();
     let quorum = voters.len() / 2 + 1;
     if granted >= quorum {
         VoteResult::Won
@@ -88,10 +82,7 @@ mod tests {
         if voters.is_empty() {
             return VoteResult::Won;
         }
-        let yes = voters
-            .iter()
-            .filter(|id| votes.get(id) == Some(&true))
-            .count();
+        let yes = voters.iter().filter(|id| votes.get(id) == Some(&true)).count();
         let undecided = voters.iter().filter(|id| !votes.contains_key(id)).count();
         if 2 * yes > voters.len() {
             VoteResult::Won
@@ -103,15 +94,8 @@ mod tests {
     }
 
     fn arb_conf() -> impl Strategy<Value = ConfState> {
-        (
-            prop::collection::btree_set(1u64..10, 1..7),
-            prop::collection::btree_set(1u64..10, 0..7),
-        )
-            .prop_map(|(voters, voters_outgoing)| ConfState {
-                voters,
-                voters_outgoing,
-                ..ConfState::default()
-            })
+        (prop::collection::btree_set(1u64..10, 1..7), prop::collection::btree_set(1u64..10, 0..7))
+            .prop_map(|(voters, voters_outgoing)| ConfState { voters, voters_outgoing, ..ConfState::default() })
     }
 
     proptest! {
@@ -142,11 +126,7 @@ mod tests {
 
     #[test]
     fn joint_commit_needs_both_majorities() {
-        let conf = ConfState {
-            voters: [1, 2, 3].into(),
-            voters_outgoing: [3, 4, 5].into(),
-            ..ConfState::default()
-        };
+        let conf = ConfState { voters: [1, 2, 3].into(), voters_outgoing: [3, 4, 5].into(), ..ConfState::default() };
         // 1, 2, 3 acked 10 but only node 3 of the outgoing half did.
         let acked = |id: NodeId| if id <= 3 { 10 } else { 0 };
         assert_eq!(committed_index(&conf, acked), 0);

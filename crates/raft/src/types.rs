@@ -65,10 +65,7 @@ pub struct ConfState {
 impl ConfState {
     /// A plain (non-joint) configuration of voters.
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        Self {
-            voters: voters.into_iter().collect(),
-            ..Self::default()
-        }
+        Self { voters: voters.into_iter().collect(), ..Self::default() }
     }
 
     pub fn is_joint(&self) -> bool {
@@ -126,22 +123,10 @@ impl Persisted {
     /// replaying the log like any other change. Every founding member writes the same entry.
     /// A member joining an existing cluster starts from `Persisted::default()` instead.
     pub fn bootstrap(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        let ops = voters
-            .into_iter()
-            .map(crate::ConfChangeOp::AddVoter)
-            .collect();
-        let entry = Entry {
-            term: 1,
-            index: 1,
-            kind: EntryKind::ConfChange,
-            data: crate::ConfChange { ops }.encode(),
-        };
+        let ops = voters.into_iter().map(crate::ConfChangeOp::AddVoter).collect();
+        let entry = Entry { term: 1, index: 1, kind: EntryKind::ConfChange, data: crate::ConfChange { ops }.encode() };
         Self {
-            hard_state: HardState {
-                term: 1,
-                vote: 0,
-                commit: 1,
-            },
+            hard_state: HardState { term: 1, vote: 0, commit: 1 },
             snapshot: Snapshot::default(),
             entries: vec![entry],
         }

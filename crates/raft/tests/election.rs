@@ -6,11 +6,7 @@ use support::Network;
 use tally_raft::*;
 
 fn no_prevote_no_lease(id: NodeId) -> Config {
-    Config {
-        pre_vote: false,
-        check_quorum: false,
-        ..Config::new(id)
-    }
+    Config { pre_vote: false, check_quorum: false, ..Config::new(id) }
 }
 
 #[test]
@@ -29,10 +25,7 @@ fn timeouts_elect_exactly_one_leader() {
 #[test]
 fn randomized_timeouts_resolve_split_votes_for_many_seeds() {
     for seed in 0..50 {
-        let mut net = Network::with_config(5, move |id| Config {
-            seed,
-            ..Config::new(id)
-        });
+        let mut net = Network::with_config(5, move |id| Config { seed, ..Config::new(id) });
         let mut ticks = 0;
         while net.leaders().is_empty() {
             net.tick_all(1);
@@ -71,32 +64,18 @@ fn one_vote_per_term() {
         from,
         to: 3,
         term: 2,
-        body: MessageBody::Vote {
-            last_index: 1,
-            last_term: 1,
-            transfer: false,
-        },
+        body: MessageBody::Vote { last_index: 1, last_term: 1, transfer: false },
     };
     node.step(vote(1)).unwrap();
     node.step(vote(2)).unwrap();
     let ready = node.ready();
     assert_eq!(ready.hard_state.unwrap().vote, 1);
-    let answers: Vec<_> = ready
-        .persisted_messages
-        .iter()
-        .map(|m| (m.to, m.body.clone()))
-        .collect();
+    let answers: Vec<_> = ready.persisted_messages.iter().map(|m| (m.to, m.body.clone())).collect();
     assert_eq!(
         answers,
-        vec![
-            (1, MessageBody::VoteResp { reject: false }),
-            (2, MessageBody::VoteResp { reject: true })
-        ]
+        vec![(1, MessageBody::VoteResp { reject: false }), (2, MessageBody::VoteResp { reject: true })]
     );
-    assert!(
-        ready.messages.is_empty(),
-        "a vote must not leave before it is durable"
-    );
+    assert!(ready.messages.is_empty(), "a vote must not leave before it is durable");
 }
 
 #[test]
@@ -109,14 +88,8 @@ fn election_restriction_rejects_candidate_with_stale_log() {
     net.isolate(1);
     net.node_mut(3).campaign();
     net.stabilize();
-    assert_ne!(
-        net.node(3).role(),
-        Role::Leader,
-        "2 holds a newer log and must refuse 3"
-    );
-    assert!(
-        net.count_sent(|m| m.from == 2 && m.body == MessageBody::VoteResp { reject: true }) == 1
-    );
+    assert_ne!(net.node(3).role(), Role::Leader, "2 holds a newer log and must refuse 3");
+    assert!(net.count_sent(|m| m.from == 2 && m.body == MessageBody::VoteResp { reject: true }) == 1);
     net.elect(2);
     assert_eq!(net.state(2), vec!["x"]);
 }
@@ -128,11 +101,7 @@ fn rejoining_partitioned_node_does_not_disturb_leader() {
     let term = net.node(1).term();
     net.isolate(3);
     net.tick(3, 100);
-    assert_eq!(
-        net.node(3).term(),
-        term,
-        "pre-vote keeps an isolated node's term"
-    );
+    assert_eq!(net.node(3).term(), term, "pre-vote keeps an isolated node's term");
     net.heal();
     net.tick_all(30);
     assert_eq!(net.leaders(), vec![1]);
@@ -148,11 +117,7 @@ fn follower_in_lease_ignores_higher_term_vote_request() {
         from: 3,
         to: 2,
         term: term + 5,
-        body: MessageBody::Vote {
-            last_index: 100,
-            last_term: term + 4,
-            transfer: false,
-        },
+        body: MessageBody::Vote { last_index: 100, last_term: term + 4, transfer: false },
     };
     net.node_mut(2).step(m).unwrap();
     assert_eq!(net.node(2).term(), term);
@@ -174,11 +139,7 @@ fn stale_leader_learns_newer_term_and_steps_down() {
     net.elect(1);
     net.isolate(1);
     net.tick_all(40);
-    let new_leader = net
-        .leaders()
-        .into_iter()
-        .find(|&id| id != 1)
-        .expect("2 or 3 took over");
+    let new_leader = net.leaders().into_iter().find(|&id| id != 1).expect("2 or 3 took over");
     net.heal();
     net.tick_all(5);
     assert_eq!(net.leaders(), vec![new_leader]);
@@ -207,36 +168,15 @@ fn restart_keeps_term_vote_and_log() {
 fn propose_to_follower_names_the_leader() {
     let mut net = Network::new(3);
     net.elect(1);
-    assert_eq!(
-        net.propose(2, "x"),
-        Err(ProposeError::NotLeader { leader: Some(1) })
-    );
+    assert_eq!(net.propose(2, "x"), Err(ProposeError::NotLeader { leader: Some(1) }));
 }
 
 #[test]
 fn bad_config_and_misrouted_messages_are_errors() {
-    assert_eq!(
-        Raft::new(Config::new(0), Persisted::bootstrap([1])).err(),
-        Some(ConfigError::ZeroId)
-    );
-    let cfg = Config {
-        election_tick: 2,
-        heartbeat_tick: 2,
-        ..Config::new(1)
-    };
-    assert!(matches!(
-        Raft::new(cfg, Persisted::bootstrap([1])),
-        Err(ConfigError::ElectionTick { .. })
-    ));
+    assert_eq!(Raft::new(Config::new(0), Persisted::bootstrap([1])).err(), Some(ConfigError::ZeroId));
+    let cfg = Config { election_tick: 2, heartbeat_tick: 2, ..Config::new(1) };
+    assert!(matches!(Raft::new(cfg, Persisted::bootstrap([1])), Err(ConfigError::ElectionTick { .. })));
     let mut node = Raft::new(Config::new(1), Persisted::bootstrap([1, 2])).unwrap();
-    let m = Message {
-        from: 2,
-        to: 7,
-        term: 1,
-        body: MessageBody::TimeoutNow,
-    };
-    assert_eq!(
-        node.step(m),
-        Err(StepError::WrongRecipient { to: 7, me: 1 })
-    );
+    let m = Message { from: 2, to: 7, term: 1, body: MessageBody::TimeoutNow };
+    assert_eq!(node.step(m), Err(StepError::WrongRecipient { to: 7, me: 1 }));
 }

@@ -12,24 +12,13 @@ fn leader_read_waits_for_a_quorum_heartbeat_round() {
     net.elect(1);
     net.propose(1, "a").unwrap();
     net.isolate(1);
-    net.node_mut(1)
-        .read_index(Bytes::from_static(b"r1"))
-        .unwrap();
+    net.node_mut(1).read_index(Bytes::from_static(b"r1")).unwrap();
     net.stabilize();
-    assert!(
-        net.nodes[&1].read_states.is_empty(),
-        "an isolated leader cannot confirm it still leads"
-    );
+    assert!(net.nodes[&1].read_states.is_empty(), "an isolated leader cannot confirm it still leads");
     net.heal();
     net.tick_all(2);
     let reads = &net.nodes[&1].read_states;
-    assert_eq!(
-        reads,
-        &vec![ReadState {
-            index: 3,
-            ctx: Bytes::from_static(b"r1")
-        }]
-    );
+    assert_eq!(reads, &vec![ReadState { index: 3, ctx: Bytes::from_static(b"r1") }]);
 }
 
 #[test]
@@ -37,66 +26,42 @@ fn follower_read_gets_index_from_leader() {
     let mut net = Network::new(3);
     net.elect(1);
     net.propose(1, "a").unwrap();
-    net.node_mut(3)
-        .read_index(Bytes::from_static(b"f"))
-        .unwrap();
+    net.node_mut(3).read_index(Bytes::from_static(b"f")).unwrap();
     net.stabilize();
-    assert_eq!(
-        net.nodes[&3].read_states,
-        vec![ReadState {
-            index: 3,
-            ctx: Bytes::from_static(b"f")
-        }]
-    );
+    assert_eq!(net.nodes[&3].read_states, vec![ReadState { index: 3, ctx: Bytes::from_static(b"f") }]);
 }
 
 #[test]
 fn new_leader_serves_reads_only_after_committing_in_its_term() {
     // Without leases, so that node 2 can depose a live leader on demand.
-    let mut net = Network::with_config(3, |id| Config {
-        check_quorum: false,
-        ..Config::new(id)
-    });
+    let mut net = Network::with_config(3, |id| Config { check_quorum: false, ..Config::new(id) });
     net.elect(1);
     // Nobody hears the new leader's no-op, so its commit index may be stale.
     net.filter = Some(Box::new(|m| !matches!(m.body, MessageBody::Append { .. })));
     net.node_mut(2).campaign();
     net.stabilize();
     assert_eq!(net.node(2).role(), Role::Leader);
-    net.node_mut(2)
-        .read_index(Bytes::from_static(b"r"))
-        .unwrap();
+    net.node_mut(2).read_index(Bytes::from_static(b"r")).unwrap();
     net.stabilize();
     assert!(net.nodes[&2].read_states.is_empty());
     net.filter = None;
     net.tick_all(2);
     let index = net.node(2).committed();
-    assert_eq!(
-        net.nodes[&2].read_states,
-        vec![ReadState {
-            index,
-            ctx: Bytes::from_static(b"r")
-        }]
-    );
+    assert_eq!(net.nodes[&2].read_states, vec![ReadState { index, ctx: Bytes::from_static(b"r") }]);
     assert_eq!(net.node(2).log_term(index), Some(net.node(2).term()));
 }
 
 #[test]
 fn read_without_leader_is_refused() {
     let mut net = Network::new(3);
-    assert_eq!(
-        net.node_mut(2).read_index(Bytes::new()),
-        Err(ReadIndexError::NoLeader)
-    );
+    assert_eq!(net.node_mut(2).read_index(Bytes::new()), Err(ReadIndexError::NoLeader));
 }
 
 #[test]
 fn single_node_reads_immediately() {
     let mut net = Network::new(1);
     net.elect(1);
-    net.node_mut(1)
-        .read_index(Bytes::from_static(b"x"))
-        .unwrap();
+    net.node_mut(1).read_index(Bytes::from_static(b"x")).unwrap();
     net.stabilize();
     assert_eq!(net.nodes[&1].read_states.len(), 1);
 }

@@ -22,19 +22,8 @@ fn entries(terms: &[Term]) -> Vec<Entry> {
 fn persisted(term: Term, log: &[Term], commit: Index) -> Persisted {
     let conf = ConfState::with_voters([1, 2, 3]);
     Persisted {
-        hard_state: HardState {
-            term,
-            vote: 0,
-            commit,
-        },
-        snapshot: Snapshot {
-            meta: SnapshotMeta {
-                index: 0,
-                term: 0,
-                conf,
-            },
-            data: Bytes::new(),
-        },
+        hard_state: HardState { term, vote: 0, commit },
+        snapshot: Snapshot { meta: SnapshotMeta { index: 0, term: 0, conf }, data: Bytes::new() },
         entries: entries(log),
     }
 }
@@ -48,11 +37,7 @@ fn replicates_and_applies_on_every_node() {
     }
     for id in 1..=3 {
         assert_eq!(net.state(id), vec!["a", "b", "c"]);
-        assert_eq!(
-            net.node(id).committed(),
-            5,
-            "bootstrap, no-op and three commands"
-        );
+        assert_eq!(net.node(id).committed(), 5, "bootstrap, no-op and three commands");
     }
 }
 
@@ -64,27 +49,12 @@ fn leader_repairs_conflicting_follower_with_one_rejection_per_term() {
     // Node 3 holds a long suffix of uncommitted term-2 entries that must be replaced.
     net.start(3, persisted(3, &[1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], 2));
     net.elect(1);
-    let rejections = net.count_sent(|m| {
-        m.from == 3
-            && matches!(
-                m.body,
-                MessageBody::AppendResp {
-                    reject: Some(_),
-                    ..
-                }
-            )
-    });
-    assert_eq!(
-        rejections, 1,
-        "the conflict hint skips the whole term-2 suffix at once"
-    );
+    let rejections =
+        net.count_sent(|m| m.from == 3 && matches!(m.body, MessageBody::AppendResp { reject: Some(_), .. }));
+    assert_eq!(rejections, 1, "the conflict hint skips the whole term-2 suffix at once");
     for id in 2..=3 {
         for index in 1..=11 {
-            assert_eq!(
-                net.node(id).log_term(index),
-                net.node(1).log_term(index),
-                "node {id} index {index}"
-            );
+            assert_eq!(net.node(id).log_term(index), net.node(1).log_term(index), "node {id} index {index}");
         }
         assert_eq!(net.node(id).last_index(), 11);
     }
@@ -95,11 +65,8 @@ fn previous_term_entries_commit_only_through_a_current_term_entry() {
     // Figure 8: entry 2 (term 2) sits on a majority, but the new leader of term 3 may not
     // count it as committed until its own no-op (index 3) is on a majority too.
     for bug in [None, Some(InjectedBug::CommitPreviousTermByCounting)] {
-        let mut net = Network::with_config(3, move |id| Config {
-            entries_per_msg_max: 1,
-            injected_bug: bug,
-            ..Config::new(id)
-        });
+        let mut net =
+            Network::with_config(3, move |id| Config { entries_per_msg_max: 1, injected_bug: bug, ..Config::new(id) });
         net.start(1, persisted(2, &[1, 2], 1));
         net.start(2, persisted(2, &[1, 1], 1));
         net.start(3, persisted(2, &[1, 1], 1));
@@ -107,17 +74,11 @@ fn previous_term_entries_commit_only_through_a_current_term_entry() {
         // term 1); after that, entry 3 (the no-op of term 3) never reaches anyone.
         let mut probed = std::collections::BTreeSet::new();
         net.filter = Some(Box::new(move |m| match &m.body {
-            MessageBody::Append { entries, .. } => {
-                probed.insert(m.to) || entries.iter().all(|e| e.index < 3)
-            }
+            MessageBody::Append { entries, .. } => probed.insert(m.to) || entries.iter().all(|e| e.index < 3),
             _ => true,
         }));
         net.elect(1);
-        assert_eq!(
-            (net.node(3).last_index(), net.node(3).log_term(2)),
-            (2, Some(2)),
-            "repaired up to entry 2 only"
-        );
+        assert_eq!((net.node(3).last_index(), net.node(3).log_term(2)), (2, Some(2)), "repaired up to entry 2 only");
         let expected = if bug.is_some() { 2 } else { 1 };
         assert_eq!(net.node(1).committed(), expected, "bug {bug:?}");
         net.filter = None;
@@ -132,9 +93,7 @@ fn proposals_between_readies_travel_in_one_append() {
     net.elect(1);
     let before = net.sent.len();
     for i in 0..100 {
-        net.node_mut(1)
-            .propose(Bytes::from(format!("v{i}")))
-            .unwrap();
+        net.node_mut(1).propose(Bytes::from(format!("v{i}"))).unwrap();
     }
     net.stabilize();
     let appends: Vec<usize> = net.sent[before..]
@@ -151,35 +110,23 @@ fn proposals_between_readies_travel_in_one_append() {
 
 #[test]
 fn inflight_window_bounds_unacknowledged_appends() {
-    let mut net = Network::with_config(3, |id| Config {
-        inflight_msgs_max: 2,
-        ..Config::new(id)
-    });
+    let mut net = Network::with_config(3, |id| Config { inflight_msgs_max: 2, ..Config::new(id) });
     net.elect(1);
     // Node 2 receives everything but its acknowledgements are lost.
-    net.filter = Some(Box::new(|m| {
-        !(m.from == 2 && matches!(m.body, MessageBody::AppendResp { .. }))
-    }));
+    net.filter = Some(Box::new(|m| !(m.from == 2 && matches!(m.body, MessageBody::AppendResp { .. }))));
     let before = net.sent.len();
     for i in 0..10 {
         net.propose(1, &format!("v{i}")).unwrap();
     }
     let to_2 = net.sent[before..]
         .iter()
-        .filter(|m| {
-            m.to == 2
-                && matches!(&m.body, MessageBody::Append { entries, .. } if !entries.is_empty())
-        })
+        .filter(|m| m.to == 2 && matches!(&m.body, MessageBody::Append { entries, .. } if !entries.is_empty()))
         .count();
     assert_eq!(to_2, 2, "the window holds two appends");
     assert_eq!(net.node(1).committed(), 12, "node 3 keeps the quorum going");
     net.filter = None;
     net.tick_all(4);
-    assert_eq!(
-        net.state(2).len(),
-        10,
-        "heartbeats reopen the window and node 2 catches up"
-    );
+    assert_eq!(net.state(2).len(), 10, "heartbeats reopen the window and node 2 catches up");
 }
 
 #[test]
@@ -194,11 +141,7 @@ fn lagging_follower_catches_up_after_heal() {
     net.heal();
     net.tick_all(2);
     assert_eq!(net.state(3), net.state(1));
-    assert_eq!(
-        net.node(3).committed(),
-        net.node(1).committed(),
-        "heartbeats carry the commit index"
-    );
+    assert_eq!(net.node(3).committed(), net.node(1).committed(), "heartbeats carry the commit index");
 }
 
 #[test]
@@ -215,11 +158,7 @@ fn follower_behind_compacted_log_receives_snapshot() {
     net.tick_all(3);
     assert!(net.count_sent(|m| m.to == 3 && matches!(m.body, MessageBody::Snapshot { .. })) >= 1);
     assert_eq!(net.state(3), net.state(1));
-    assert_eq!(
-        net.node(3).first_index(),
-        23,
-        "the follower's log starts after the snapshot"
-    );
+    assert_eq!(net.node(3).first_index(), 23, "the follower's log starts after the snapshot");
     // And it keeps replicating normally afterwards, also across a restart.
     net.propose(1, "after").unwrap();
     net.restart(3);
@@ -238,9 +177,7 @@ fn lost_snapshot_is_resent() {
     }
     net.compact(1);
     net.heal();
-    net.filter = Some(Box::new(|m| {
-        !matches!(m.body, MessageBody::Snapshot { .. })
-    }));
+    net.filter = Some(Box::new(|m| !matches!(m.body, MessageBody::Snapshot { .. })));
     net.tick_all(3);
     assert!(net.state(3).is_empty());
     net.filter = None;

@@ -47,11 +47,7 @@ fn run_slice(s: &mut Sample, secs: Duration, op: &mut dyn FnMut()) {
 }
 
 fn raw_fdatasync(dir: &Path) -> impl FnMut() {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("raw.bin"))
-        .unwrap();
+    let mut f = OpenOptions::new().create(true).append(true).open(dir.join("raw.bin")).unwrap();
     let buf = [0xa5u8; ENTRY_BYTES];
     move || {
         f.write_all(&buf).unwrap();
@@ -74,11 +70,7 @@ fn wal_append(dir: &Path, batch: usize) -> impl FnMut() {
         }));
         next += batch as u64;
         wal.append(&WriteBatch {
-            hard_state: Some(HardState {
-                term: 1,
-                vote: 1,
-                commit: next - 1,
-            }),
+            hard_state: Some(HardState { term: 1, vote: 1, commit: next - 1 }),
             entries: &entries,
         })
         .unwrap();
@@ -93,31 +85,21 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then only smoke-run.
     let benching = std::env::args().any(|a| a == "--bench");
     let secs = Duration::from_secs_f64(
-        std::env::var("TALLY_BENCH_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(if benching { 3.0 } else { 0.05 }),
+        std::env::var("TALLY_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(if benching {
+            3.0
+        } else {
+            0.05
+        }),
     );
-    let base =
-        std::env::var("TALLY_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_owned());
+    let base = std::env::var("TALLY_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_owned());
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
-    println!(
-        "directory: {} ({} s per case, {ENTRY_BYTES} B entries)",
-        dir.path().display(),
-        secs.as_secs_f64()
-    );
+    println!("directory: {} ({} s per case, {ENTRY_BYTES} B entries)", dir.path().display(), secs.as_secs_f64());
 
     let mut ops: Vec<Box<dyn FnMut()>> = vec![Box::new(raw_fdatasync(dir.path()))];
     ops.extend(BATCH_SIZES.map(|b| Box::new(wal_append(dir.path(), b)) as Box<dyn FnMut()>));
-    let mut samples: Vec<Sample> = ops
-        .iter()
-        .map(|_| Sample {
-            ops: 0,
-            elapsed: Duration::ZERO,
-            lat: Vec::new(),
-        })
-        .collect();
+    let mut samples: Vec<Sample> =
+        ops.iter().map(|_| Sample { ops: 0, elapsed: Duration::ZERO, lat: Vec::new() }).collect();
     for _ in 0..ROUNDS {
         for (op, s) in ops.iter_mut().zip(&mut samples) {
             run_slice(s, secs / ROUNDS, op);
@@ -133,10 +115,7 @@ fn main() {
     for (i, s) in samples.iter_mut().enumerate() {
         let (name, batch) = match i {
             0 => ("raw write+fdatasync".to_owned(), 1),
-            _ => (
-                format!("wal append batch={}", BATCH_SIZES[i - 1]),
-                BATCH_SIZES[i - 1],
-            ),
+            _ => (format!("wal append batch={}", BATCH_SIZES[i - 1]), BATCH_SIZES[i - 1]),
         };
         let rate = s.per_sec();
         let ratio = rate / raw_rate;
@@ -159,10 +138,6 @@ fn main() {
         "batch=256 sustains {:.0}% of the fdatasync-bound limit (goal >= {:.0}%): {}",
         ratio_256 * 100.0,
         TARGET_RATIO * 100.0,
-        if ratio_256 >= TARGET_RATIO {
-            "met"
-        } else {
-            "NOT met"
-        }
+        if ratio_256 >= TARGET_RATIO { "met" } else { "NOT met" }
     );
 }

@@ -71,12 +71,7 @@ impl FileSystem for RealFs {
         fs::create_dir_all(dir)
     }
     fn open(&self, path: &Path, create: bool) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path)
+        OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();

@@ -17,12 +17,7 @@ pub struct DirLock {
 impl DirLock {
     /// Locks `path` (created if missing); `Ok(None)` if another holder has it.
     pub fn try_lock(path: &Path) -> io::Result<Option<DirLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         // SAFETY: flock only reads the descriptor number; `file` keeps it open for the call.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc == 0 {

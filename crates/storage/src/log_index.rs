@@ -82,10 +82,7 @@ impl LogIndex {
 
     /// Appends the entry at `last_index() + 1`.
     pub fn push(&mut self, meta: EntryMeta) {
-        debug_assert!(meta
-            .data
-            .as_ref()
-            .is_none_or(|d| d.len() == meta.len as usize));
+        debug_assert!(meta.data.as_ref().is_none_or(|d| d.len() == meta.len as usize));
         if let Some(d) = &meta.data {
             self.cached_bytes += d.len();
         } else {
@@ -165,15 +162,7 @@ mod tests {
     use super::*;
 
     fn meta(term: u64, len: usize) -> EntryMeta {
-        EntryMeta {
-            term,
-            kind: 0,
-            seg: 1,
-            offset: 0,
-            len: len as u32,
-            crc: 0,
-            data: Some(Bytes::from(vec![0u8; len])),
-        }
+        EntryMeta { term, kind: 0, seg: 1, offset: 0, len: len as u32, crc: 0, data: Some(Bytes::from(vec![0u8; len])) }
     }
 
     #[test]
@@ -189,10 +178,7 @@ mod tests {
         assert_eq!(log.last_index(), 8);
         log.compact_to(5, 4);
         assert_eq!((log.first_index(), log.term(5)), (6, Some(4)));
-        let cached: usize = (6..=8)
-            .filter_map(|i| log.get(i).unwrap().data.as_ref())
-            .map(|d| d.len())
-            .sum();
+        let cached: usize = (6..=8).filter_map(|i| log.get(i).unwrap().data.as_ref()).map(|d| d.len()).sum();
         assert_eq!(cached, log.cached_bytes());
     }
 }

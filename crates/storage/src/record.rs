@@ -103,12 +103,7 @@ pub fn decode(buf: &[u8], offset: usize) -> Decoded<'_> {
     if crc32c::crc32c(&buf[offset + 4..end]) != crc {
         return Decoded::Invalid("checksum mismatch");
     }
-    Decoded::Record {
-        kind,
-        body: &buf[body_offset..end],
-        body_offset,
-        next: align_up(end),
-    }
+    Decoded::Record { kind, body: &buf[body_offset..end], body_offset, next: align_up(end) }
 }
 
 /// First offset at or after `from` (aligned) holding a record with a valid checksum.
@@ -136,12 +131,7 @@ const HARD_STATE_LEN: usize = 24;
 /// Exact encoded body size of a batch, so the writer can decide on a segment roll first.
 pub fn batch_body_len(with_hard_state: bool, entries: &[LogEntry]) -> usize {
     let hs = if with_hard_state { HARD_STATE_LEN } else { 0 };
-    1 + hs
-        + 4
-        + entries
-            .iter()
-            .map(|e| ENTRY_HEADER_LEN + e.data.len())
-            .sum::<usize>()
+    1 + hs + 4 + entries.iter().map(|e| ENTRY_HEADER_LEN + e.data.len()).sum::<usize>()
 }
 
 /// Appends a batch body; returns each entry's data offset relative to `out` start.
@@ -151,11 +141,7 @@ pub fn encode_batch(
     entries: &[LogEntry],
     data_offsets: &mut Vec<usize>,
 ) {
-    out.push(if hard_state.is_some() {
-        FLAG_HARD_STATE
-    } else {
-        0
-    });
+    out.push(if hard_state.is_some() { FLAG_HARD_STATE } else { 0 });
     if let Some(hs) = hard_state {
         out.extend_from_slice(&hs.term.to_le_bytes());
         out.extend_from_slice(&hs.vote.to_le_bytes());
@@ -202,10 +188,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], &'static str> {
         let end = self.pos.checked_add(n).ok_or("length overflow")?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or("body shorter than its fields")?;
+        let s = self.buf.get(self.pos..end).ok_or("body shorter than its fields")?;
         self.pos = end;
         Ok(s)
     }
@@ -227,11 +210,7 @@ pub fn decode_batch(body: &[u8]) -> Result<BatchView, &'static str> {
         return Err("unknown batch flags");
     }
     let hard_state = if flags & FLAG_HARD_STATE != 0 {
-        Some(HardState {
-            term: r.u64()?,
-            vote: r.u64()?,
-            commit: r.u64()?,
-        })
+        Some(HardState { term: r.u64()?, vote: r.u64()?, commit: r.u64()? })
     } else {
         None
     };
@@ -249,22 +228,12 @@ pub fn decode_batch(body: &[u8]) -> Result<BatchView, &'static str> {
         if crc32c::crc32c(data) != data_crc {
             return Err("entry data checksum mismatch");
         }
-        entries.push(EntryView {
-            index,
-            term,
-            kind,
-            data_crc,
-            data_offset,
-            data_len,
-        });
+        entries.push(EntryView { index, term, kind, data_crc, data_offset, data_len });
     }
     if r.pos != body.len() {
         return Err("trailing bytes after batch");
     }
-    Ok(BatchView {
-        hard_state,
-        entries,
-    })
+    Ok(BatchView { hard_state, entries })
 }
 
 /// Body of a `Snapshot` or `Compact` marker. `reset` records whether the log was discarded
@@ -299,12 +268,7 @@ pub fn decode_marker(body: &[u8]) -> Result<Marker, &'static str> {
     if r.pos != body.len() {
         return Err("trailing bytes after marker");
     }
-    Ok(Marker {
-        index,
-        term,
-        reset,
-        keep_from,
-    })
+    Ok(Marker { index, term, reset, keep_from })
 }
 
 #[cfg(test)]
@@ -313,36 +277,21 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(index: u64, data: &'static [u8]) -> LogEntry {
-        LogEntry {
-            index,
-            term: 7,
-            kind: 1,
-            data: Bytes::from_static(data),
-        }
+        LogEntry { index, term: 7, kind: 1, data: Bytes::from_static(data) }
     }
 
     #[test]
     fn batch_round_trips_and_size_is_exact() {
         let entries = [entry(5, b"hello"), entry(6, b"")];
-        let hs = HardState {
-            term: 7,
-            vote: 2,
-            commit: 5,
-        };
+        let hs = HardState { term: 7, vote: 2, commit: 5 };
         let mut out = Vec::new();
         let start = begin_record(&mut out);
         let mut offs = Vec::new();
         encode_batch(&mut out, Some(&hs), &entries, &mut offs);
-        assert_eq!(
-            out.len() - RECORD_HEADER_LEN,
-            batch_body_len(true, &entries)
-        );
+        assert_eq!(out.len() - RECORD_HEADER_LEN, batch_body_len(true, &entries));
         finish_record(&mut out, start, RecordType::Batch);
         assert_eq!(out.len() % RECORD_ALIGN, 0);
-        let Decoded::Record {
-            kind, body, next, ..
-        } = decode(&out, 0)
-        else {
+        let Decoded::Record { kind, body, next, .. } = decode(&out, 0) else {
             panic!("record must decode");
         };
         assert_eq!((kind, next), (RecordType::Batch, out.len()));
@@ -358,15 +307,7 @@ mod tests {
     fn any_flipped_bit_is_detected() {
         let mut out = Vec::new();
         let start = begin_record(&mut out);
-        encode_marker(
-            &mut out,
-            Marker {
-                index: 9,
-                term: 3,
-                reset: true,
-                keep_from: 4,
-            },
-        );
+        encode_marker(&mut out, Marker { index: 9, term: 3, reset: true, keep_from: 4 });
         finish_record(&mut out, start, RecordType::Compact);
         for i in 0..RECORD_HEADER_LEN + 16 {
             for bit in 0..8 {

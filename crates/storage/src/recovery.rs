@@ -59,11 +59,7 @@ struct State {
     first_seq: u64,
 }
 
-pub(crate) fn replay<F: FileSystem>(
-    fs: &F,
-    dir: &Path,
-    cache_bytes_max: usize,
-) -> Result<Replayed<F::File>> {
+pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) -> Result<Replayed<F::File>> {
     let names = fs.list(dir).ctx(|| format!("listing {}", dir.display()))?;
     let mut seqs = Vec::new();
     let mut snaps = Vec::new();
@@ -71,8 +67,7 @@ pub(crate) fn replay<F: FileSystem>(
         if name.ends_with(TMP_SUFFIX) {
             // Never renamed into place, so never acknowledged: safe to drop.
             let p = dir.join(&name);
-            fs.remove_file(&p)
-                .ctx(|| format!("removing leftover {}", p.display()))?;
+            fs.remove_file(&p).ctx(|| format!("removing leftover {}", p.display()))?;
         } else if let Some(seq) = segment::parse_segment_name(&name) {
             seqs.push(seq);
         } else if let Some(s) = snapshot::parse_snapshot_name(&name) {
@@ -96,11 +91,7 @@ pub(crate) fn replay<F: FileSystem>(
     for (i, &seq) in seqs.iter().enumerate() {
         let path = dir.join(segment::segment_name(seq));
         if i > 0 && seqs[i - 1] + 1 != seq {
-            return Err(Error::Corrupt {
-                path,
-                offset: 0,
-                reason: format!("segment {} is missing", seqs[i - 1] + 1),
-            });
+            return Err(Error::Corrupt { path, offset: 0, reason: format!("segment {} is missing", seqs[i - 1] + 1) });
         }
         let what = || format!("reading segment {}", path.display());
         let file = fs.open(&path, false).ctx(what)?;
@@ -121,11 +112,7 @@ pub(crate) fn replay<F: FileSystem>(
                 "tally-storage: truncated torn record at the end of {} at byte offset {end} ({reason})",
                 path.display()
             );
-            torn_tail = Some(TornTail {
-                path: path.clone(),
-                offset: end as u64,
-                reason: reason.to_owned(),
-            });
+            torn_tail = Some(TornTail { path: path.clone(), offset: end as u64, reason: reason.to_owned() });
         }
         write_offset = end as u64;
         active_len = len;
@@ -166,12 +153,7 @@ fn scan_segment(
     let mut off = SEGMENT_HEADER_LEN;
     loop {
         let reason = match record::decode(buf, off) {
-            Decoded::Record {
-                kind,
-                body,
-                body_offset,
-                next,
-            } => {
+            Decoded::Record { kind, body, body_offset, next } => {
                 apply(st, kind, body, body_offset, seq).map_err(|reason| Error::Corrupt {
                     path: path.to_owned(),
                     offset: off as u64,
@@ -209,23 +191,10 @@ fn scan_segment(
     }
 }
 
-fn apply(
-    st: &mut State,
-    kind: RecordType,
-    body: &[u8],
-    body_offset: usize,
-    seq: u64,
-) -> Result<(), String> {
+fn apply(st: &mut State, kind: RecordType, body: &[u8], body_offset: usize, seq: u64) -> Result<(), String> {
     if std::env::var("DBG").is_ok() {
-        let b = record::decode_batch(body).map(|b| {
-            (
-                b.hard_state,
-                b.entries
-                    .iter()
-                    .map(|e| (e.index, e.term))
-                    .collect::<Vec<_>>(),
-            )
-        });
+        let b = record::decode_batch(body)
+            .map(|b| (b.hard_state, b.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>()));
         eprintln!(
             "seg {seq} {kind:?} {:?} {:?} base={:?} last={} guessed={}",
             b,
@@ -242,10 +211,7 @@ fn apply(
                 let first = first.index;
                 for (i, e) in batch.entries.iter().enumerate() {
                     if e.index != first + i as u64 {
-                        return Err(format!(
-                            "entry {} out of order in batch starting at {first}",
-                            e.index
-                        ));
+                        return Err(format!("entry {} out of order in batch starting at {first}", e.index));
                     }
                 }
                 let (base, _) = st.log.base();
@@ -254,9 +220,7 @@ fn apply(
                     // The entries before `first` live in released segments (or are dead).
                     st.log.reset(first - 1, 0);
                 } else if first <= base {
-                    return Err(format!(
-                        "entry {first} is at or below the compacted index {base}"
-                    ));
+                    return Err(format!("entry {first} is at or below the compacted index {base}"));
                 } else if first > last + 1 {
                     return Err(format!("gap: entry {first} follows last index {last}"));
                 } else {
@@ -271,9 +235,7 @@ fn apply(
                         offset: start as u64,
                         len: e.data_len,
                         crc: e.data_crc,
-                        data: Some(Bytes::copy_from_slice(
-                            &body[e.data_offset..e.data_offset + e.data_len as usize],
-                        )),
+                        data: Some(Bytes::copy_from_slice(&body[e.data_offset..e.data_offset + e.data_len as usize])),
                     });
                 }
             }
@@ -305,10 +267,7 @@ fn apply(
                 st.base_guessed = false;
                 let (base, _) = st.log.base();
                 if !st.log.is_empty() && base > m.index {
-                    return Err(format!(
-                        "compaction to {} but entries after it are missing",
-                        m.index
-                    ));
+                    return Err(format!("compaction to {} but entries after it are missing", m.index));
                 }
                 st.log.compact_to(m.index, m.term);
                 if st.log.is_empty() {
@@ -363,17 +322,11 @@ fn recover_snapshot<F: FileSystem>(
         if meta.index > marker {
             // Snapshot became durable but the crash came before its WAL marker.
             let reset = apply_snapshot(&mut st.log, meta.index, meta.term);
-            missing = Some(Marker {
-                index: meta.index,
-                term: meta.term,
-                reset,
-                keep_from: 0,
-            });
+            missing = Some(Marker { index: meta.index, term: meta.term, reset, keep_from: 0 });
         }
         for &(index, term) in &snaps[..snaps.len() - 1] {
             let p = dir.join(snapshot::snapshot_name(index, term));
-            fs.remove_file(&p)
-                .ctx(|| format!("removing old snapshot {}", p.display()))?;
+            fs.remove_file(&p).ctx(|| format!("removing old snapshot {}", p.display()))?;
         }
     }
     Ok((newest, missing))

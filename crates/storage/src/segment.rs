@@ -40,47 +40,27 @@ pub fn encode_header(seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
 /// Validates a segment header. The version is checked before the checksum so a newer
 /// layout (which may checksum differently) is reported as such, not as corruption.
 pub fn check_header(path: &Path, buf: &[u8], expected_seq: u64) -> Result<()> {
-    let corrupt = |offset: u64, reason: String| Error::Corrupt {
-        path: path.to_owned(),
-        offset,
-        reason,
-    };
+    let corrupt = |offset: u64, reason: String| Error::Corrupt { path: path.to_owned(), offset, reason };
     let Some(h) = buf.get(..SEGMENT_HEADER_LEN) else {
-        return Err(corrupt(
-            0,
-            format!(
-                "file of {} bytes is shorter than the segment header",
-                buf.len()
-            ),
-        ));
+        return Err(corrupt(0, format!("file of {} bytes is shorter than the segment header", buf.len())));
     };
     if h[0..8] != SEGMENT_MAGIC {
         return Err(corrupt(0, "bad segment magic".into()));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
     if version > SEGMENT_FORMAT_VERSION {
-        return Err(Error::NewerFormat {
-            path: path.to_owned(),
-            found: version,
-            supported: SEGMENT_FORMAT_VERSION,
-        });
+        return Err(Error::NewerFormat { path: path.to_owned(), found: version, supported: SEGMENT_FORMAT_VERSION });
     }
     let crc = u32::from_le_bytes(h[24..28].try_into().unwrap());
     if crc32c::crc32c(&h[0..24]) != crc {
         return Err(corrupt(24, "segment header checksum mismatch".into()));
     }
     if version == 0 || h[12..16] != [0; 4] || h[28..32] != [0; 4] {
-        return Err(corrupt(
-            8,
-            format!("invalid segment header (version {version})"),
-        ));
+        return Err(corrupt(8, format!("invalid segment header (version {version})")));
     }
     let seq = u64::from_le_bytes(h[16..24].try_into().unwrap());
     if seq != expected_seq {
-        return Err(corrupt(
-            16,
-            format!("header says segment {seq}, file name says {expected_seq}"),
-        ));
+        return Err(corrupt(16, format!("header says segment {seq}, file name says {expected_seq}")));
     }
     Ok(())
 }
@@ -104,9 +84,6 @@ mod tests {
         assert!(matches!(check_header(p, &h, 4), Err(Error::Corrupt { .. })));
         let mut newer = h;
         newer[8] = 9;
-        assert!(matches!(
-            check_header(p, &newer, 3),
-            Err(Error::NewerFormat { found: 9, .. })
-        ));
+        assert!(matches!(check_header(p, &newer, 3), Err(Error::NewerFormat { found: 9, .. })));
     }
 }

@@ -135,10 +135,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{} not found", path.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
 }
 
 impl SimFs {
@@ -166,12 +163,8 @@ impl SimFs {
     pub fn crash(&self, rng: &mut SimRng) {
         let mut st = lock(&self.state);
         // Directories: each independently keeps or loses its unsynced entry changes.
-        let mut dirs: Vec<PathBuf> = st
-            .names
-            .keys()
-            .chain(st.durable_names.keys())
-            .filter_map(|p| p.parent().map(Path::to_owned))
-            .collect();
+        let mut dirs: Vec<PathBuf> =
+            st.names.keys().chain(st.durable_names.keys()).filter_map(|p| p.parent().map(Path::to_owned)).collect();
         dirs.sort();
         dirs.dedup();
         for dir in dirs {
@@ -189,13 +182,7 @@ impl SimFs {
             if let Some(Op::Write { offset, data }) = f.unsynced.get(keep) {
                 let torn = tear(rng, data);
                 if let Some(torn) = torn {
-                    apply(
-                        &mut buf,
-                        &Op::Write {
-                            offset: *offset,
-                            data: torn,
-                        },
-                    );
+                    apply(&mut buf, &Op::Write { offset: *offset, data: torn });
                 }
             }
             f.durable = buf.clone();
@@ -256,12 +243,8 @@ fn tear(rng: &mut SimRng, data: &[u8]) -> Option<Vec<u8>> {
 
 fn sync_dir_entries(st: &mut State, dir: &Path) {
     st.durable_names.retain(|p, _| p.parent() != Some(dir));
-    let entries: Vec<(PathBuf, u64)> = st
-        .names
-        .iter()
-        .filter(|(p, _)| p.parent() == Some(dir))
-        .map(|(p, &id)| (p.clone(), id))
-        .collect();
+    let entries: Vec<(PathBuf, u64)> =
+        st.names.iter().filter(|(p, _)| p.parent() == Some(dir)).map(|(p, &id)| (p.clone(), id)).collect();
     st.durable_names.extend(entries);
 }
 
@@ -280,10 +263,7 @@ impl StorageFile for SimFile {
         let mut st = lock(&self.state);
         st.tick()?;
         let f = st.files.get_mut(&self.id).expect("open file exists");
-        let op = Op::Write {
-            offset,
-            data: buf.to_vec(),
-        };
+        let op = Op::Write { offset, data: buf.to_vec() };
         apply(&mut f.current, &op);
         f.unsynced.push(op);
         Ok(())
@@ -331,10 +311,7 @@ impl FileSystem for SimFs {
             }
             None => return Err(not_found(path)),
         };
-        Ok(SimFile {
-            state: self.state.clone(),
-            id,
-        })
+        Ok(SimFile { state: self.state.clone(), id })
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = lock(&self.state);
@@ -348,10 +325,7 @@ impl FileSystem for SimFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
         st.tick()?;
-        st.names
-            .remove(path)
-            .map(drop)
-            .ok_or_else(|| not_found(path))
+        st.names.remove(path).map(drop).ok_or_else(|| not_found(path))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
@@ -375,10 +349,6 @@ impl FileSystem for SimFs {
         st.next_lock += 1;
         let token = st.next_lock;
         st.locks.insert(dir.to_owned(), token);
-        Ok(Some(SimLock {
-            state: self.state.clone(),
-            dir: dir.to_owned(),
-            token,
-        }))
+        Ok(Some(SimLock { state: self.state.clone(), dir: dir.to_owned(), token }))
     }
 }

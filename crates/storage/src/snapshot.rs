@@ -26,15 +26,12 @@ pub fn parse_snapshot_name(name: &str) -> Option<(u64, u64)> {
     if i.len() != 16 || t.len() != 16 {
         return None;
     }
-    Some((
-        u64::from_str_radix(i, 16).ok()?,
-        u64::from_str_radix(t, 16).ok()?,
-    ))
+    Some((u64::from_str_radix(i, 16).ok()?, u64::from_str_radix(t, 16).ok()?))
 }
 
 fn encode(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>> {
-    let conf_len = u32::try_from(meta.conf_state.len())
-        .map_err(|_| Error::InvalidBatch("conf_state larger than 4 GiB".into()))?;
+    let conf_len =
+        u32::try_from(meta.conf_state.len()).map_err(|_| Error::InvalidBatch("conf_state larger than 4 GiB".into()))?;
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + meta.conf_state.len() + data.len() + 4);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
@@ -50,28 +47,18 @@ fn encode(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Writes a snapshot durably; when this returns Ok the file survives a crash.
-pub fn write_snapshot<F: FileSystem>(
-    fs: &F,
-    dir: &Path,
-    meta: &SnapshotMeta,
-    data: &[u8],
-) -> Result<PathBuf> {
+pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
     let bytes = encode(meta, data)?;
     let path = dir.join(snapshot_name(meta.index, meta.term));
-    let tmp = dir.join(format!(
-        "{}{TMP_SUFFIX}",
-        snapshot_name(meta.index, meta.term)
-    ));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.index, meta.term)));
     let what = || format!("writing snapshot {}", tmp.display());
     let file = fs.open(&tmp, true).ctx(what)?;
     file.set_len(0).ctx(what)?;
     file.write_all_at(&bytes, 0).ctx(what)?;
     file.sync_data().ctx(what)?;
     drop(file);
-    fs.rename(&tmp, &path)
-        .ctx(|| format!("renaming {} into place", tmp.display()))?;
-    fs.sync_dir(dir)
-        .ctx(|| format!("syncing directory {}", dir.display()))?;
+    fs.rename(&tmp, &path).ctx(|| format!("renaming {} into place", tmp.display()))?;
+    fs.sync_dir(dir).ctx(|| format!("syncing directory {}", dir.display()))?;
     Ok(path)
 }
 
@@ -101,11 +88,7 @@ fn decode(path: &Path, buf: &[u8]) -> Result<Snapshot> {
     let u64_at = |o: usize| u64::from_le_bytes(buf[o..o + 8].try_into().unwrap());
     let version = u32_at(8);
     if version > SNAPSHOT_FORMAT_VERSION {
-        return Err(Error::NewerFormat {
-            path: path.to_owned(),
-            found: version,
-            supported: SNAPSHOT_FORMAT_VERSION,
-        });
+        return Err(Error::NewerFormat { path: path.to_owned(), found: version, supported: SNAPSHOT_FORMAT_VERSION });
     }
     let crc_at = buf.len() - 4;
     if crc32c::crc32c(&buf[..crc_at]) != u32_at(crc_at) {
@@ -117,21 +100,12 @@ fn decode(path: &Path, buf: &[u8]) -> Result<Snapshot> {
     if conf_len as u64 + data_len != body as u64 {
         return Err(corrupt(12, "snapshot section lengths do not add up"));
     }
-    if parse_snapshot_name(&path.file_name().unwrap_or_default().to_string_lossy())
-        != Some((index, term))
-    {
-        return Err(corrupt(
-            16,
-            "snapshot index/term disagree with the file name",
-        ));
+    if parse_snapshot_name(&path.file_name().unwrap_or_default().to_string_lossy()) != Some((index, term)) {
+        return Err(corrupt(16, "snapshot index/term disagree with the file name"));
     }
     let conf_end = SNAPSHOT_HEADER_LEN + conf_len;
     Ok(Snapshot {
-        meta: SnapshotMeta {
-            index,
-            term,
-            conf_state: buf[SNAPSHOT_HEADER_LEN..conf_end].to_vec(),
-        },
+        meta: SnapshotMeta { index, term, conf_state: buf[SNAPSHOT_HEADER_LEN..conf_end].to_vec() },
         data: buf[conf_end..crc_at].to_vec(),
     })
 }
@@ -142,11 +116,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let meta = SnapshotMeta {
-            index: 10,
-            term: 3,
-            conf_state: vec![1, 2, 3],
-        };
+        let meta = SnapshotMeta { index: 10, term: 3, conf_state: vec![1, 2, 3] };
         let path = PathBuf::from(snapshot_name(10, 3));
         let bytes = encode(&meta, b"state").unwrap();
         let snap = decode(&path, &bytes).unwrap();
@@ -156,9 +126,6 @@ mod tests {
             bad[i] ^= 0x40;
             assert!(decode(&path, &bad).is_err(), "flip at {i} went unnoticed");
         }
-        assert_eq!(
-            parse_snapshot_name(&snapshot_name(u64::MAX, 1)),
-            Some((u64::MAX, 1))
-        );
+        assert_eq!(parse_snapshot_name(&snapshot_name(u64::MAX, 1)), Some((u64::MAX, 1)));
     }
 }

@@ -33,11 +33,7 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions {
-            segment_size: 64 << 20,
-            cache_bytes_max: 32 << 20,
-            zero_fill: true,
-        }
+        WalOptions { segment_size: 64 << 20, cache_bytes_max: 32 << 20, zero_fill: true }
     }
 }
 
@@ -82,11 +78,7 @@ impl Wal<RealFs> {
 
 impl<F: FileSystem> Wal<F> {
     /// Opens `dir` through `fs`, locking it and running recovery.
-    pub fn open_with(
-        fs: F,
-        dir: impl AsRef<Path>,
-        opts: WalOptions,
-    ) -> Result<(Wal<F>, Recovered)> {
+    pub fn open_with(fs: F, dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal<F>, Recovered)> {
         let dir = dir.as_ref().to_owned();
         if opts.segment_size < SEGMENT_SIZE_MIN || !opts.segment_size.is_multiple_of(8) {
             return Err(Error::InvalidOptions(format!(
@@ -94,8 +86,7 @@ impl<F: FileSystem> Wal<F> {
                 opts.segment_size
             )));
         }
-        fs.create_dir_all(&dir)
-            .ctx(|| format!("creating {}", dir.display()))?;
+        fs.create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let lock = fs
             .try_lock(&dir)
             .ctx(|| format!("locking {}", dir.display()))?
@@ -168,12 +159,7 @@ impl<F: FileSystem> Wal<F> {
     pub fn entries(&self, lo: u64, hi: u64) -> Result<Vec<LogEntry>> {
         let (first, last) = (self.first_index(), self.last_index());
         if lo > hi || lo < first || hi > last + 1 {
-            return Err(Error::OutOfRange {
-                lo,
-                hi,
-                first,
-                last,
-            });
+            return Err(Error::OutOfRange { lo, hi, first, last });
         }
         (lo..hi)
             .map(|index| {
@@ -182,25 +168,15 @@ impl<F: FileSystem> Wal<F> {
                     Some(d) => d.clone(),
                     None => self.read_payload(m)?.into(),
                 };
-                Ok(LogEntry {
-                    index,
-                    term: m.term,
-                    kind: m.kind,
-                    data,
-                })
+                Ok(LogEntry { index, term: m.term, kind: m.kind, data })
             })
             .collect()
     }
 
     fn read_payload(&self, m: &EntryMeta) -> Result<Vec<u8>> {
-        let seg = self
-            .segments
-            .get(&m.seg)
-            .expect("live entries live in open segments");
+        let seg = self.segments.get(&m.seg).expect("live entries live in open segments");
         let mut buf = vec![0u8; m.len as usize];
-        seg.file
-            .read_exact_at(&mut buf, m.offset)
-            .ctx(|| format!("reading {} at {}", seg.path.display(), m.offset))?;
+        seg.file.read_exact_at(&mut buf, m.offset).ctx(|| format!("reading {} at {}", seg.path.display(), m.offset))?;
         if crc32c::crc32c(&buf) != m.crc {
             return Err(Error::Corrupt {
                 path: seg.path.clone(),
@@ -224,24 +200,14 @@ impl<F: FileSystem> Wal<F> {
         self.check_batch(batch)?;
         let body_len = record::batch_body_len(batch.hard_state.is_some(), batch.entries);
         if u32::try_from(body_len).is_err() {
-            return Err(Error::InvalidBatch(format!(
-                "batch of {body_len} bytes exceeds 4 GiB"
-            )));
+            return Err(Error::InvalidBatch(format!("batch of {body_len} bytes exceeds 4 GiB")));
         }
         self.scratch.clear();
         self.data_offsets.clear();
         let start = record::begin_record(&mut self.scratch);
-        record::encode_batch(
-            &mut self.scratch,
-            batch.hard_state.as_ref(),
-            batch.entries,
-            &mut self.data_offsets,
-        );
+        record::encode_batch(&mut self.scratch, batch.hard_state.as_ref(), batch.entries, &mut self.data_offsets);
         record::finish_record(&mut self.scratch, start, RecordType::Batch);
-        debug_assert_eq!(
-            self.scratch.len(),
-            record::align_up(RECORD_HEADER_LEN + body_len)
-        );
+        debug_assert_eq!(self.scratch.len(), record::align_up(RECORD_HEADER_LEN + body_len));
         let at = self.write_scratch()?;
 
         if let Some(first) = batch.entries.first() {
@@ -259,10 +225,7 @@ impl<F: FileSystem> Wal<F> {
                     data: Some(e.data.clone()),
                 });
             }
-            debug_assert_eq!(
-                self.log.last_index(),
-                batch.entries.last().map_or(0, |e| e.index)
-            );
+            debug_assert_eq!(self.log.last_index(), batch.entries.last().map_or(0, |e| e.index));
         }
         if let Some(hs) = batch.hard_state {
             self.hard_state = hs;
@@ -285,16 +248,10 @@ impl<F: FileSystem> Wal<F> {
         };
         for (i, e) in batch.entries.iter().enumerate() {
             if e.index != first + i as u64 {
-                return Err(Error::InvalidBatch(format!(
-                    "entry {} breaks the run starting at {first}",
-                    e.index
-                )));
+                return Err(Error::InvalidBatch(format!("entry {} breaks the run starting at {first}", e.index)));
             }
             if u32::try_from(e.data.len()).is_err() {
-                return Err(Error::InvalidBatch(format!(
-                    "entry {} is larger than 4 GiB",
-                    e.index
-                )));
+                return Err(Error::InvalidBatch(format!("entry {} is larger than 4 GiB", e.index)));
             }
         }
         if first < self.first_index() {
@@ -311,9 +268,7 @@ impl<F: FileSystem> Wal<F> {
         }
         let snap_index = self.snapshot.as_ref().map_or(0, |m| m.index);
         if first <= snap_index {
-            return Err(Error::InvalidBatch(format!(
-                "entry {first} would overwrite the snapshot at {snap_index}"
-            )));
+            return Err(Error::InvalidBatch(format!("entry {first} would overwrite the snapshot at {snap_index}")));
         }
         if first <= self.last_index() && first <= self.hard_state.commit {
             return Err(Error::InvalidBatch(format!(
@@ -360,9 +315,7 @@ impl<F: FileSystem> Wal<F> {
     fn roll_inner(&mut self, record_len: u64) -> Result<()> {
         let seq = self.active + 1;
         let path = self.dir.join(segment::segment_name(seq));
-        let tmp = self
-            .dir
-            .join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
+        let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
         let mut head = segment::encode_header(seq).to_vec();
         let start = record::begin_record(&mut head);
         record::encode_batch(&mut head, Some(&self.hard_state), &[], &mut Vec::new());
@@ -387,9 +340,7 @@ impl<F: FileSystem> Wal<F> {
         file.write_all_at(&head, 0).ctx(what)?;
         file.sync_data().ctx(what)?;
         self.fs.rename(&tmp, &path).ctx(what)?;
-        self.fs
-            .sync_dir(&self.dir)
-            .ctx(|| format!("syncing directory {}", self.dir.display()))?;
+        self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
 
         self.segments.insert(seq, Segment { path, file });
         self.active = seq;
@@ -424,23 +375,13 @@ impl<F: FileSystem> Wal<F> {
         }
         snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
         let reset = self.log.term(meta.index) != Some(meta.term);
-        self.append_marker(
-            RecordType::Snapshot,
-            Marker {
-                index: meta.index,
-                term: meta.term,
-                reset,
-                keep_from: 0,
-            },
-        )?;
+        self.append_marker(RecordType::Snapshot, Marker { index: meta.index, term: meta.term, reset, keep_from: 0 })?;
         let did_reset = recovery::apply_snapshot(&mut self.log, meta.index, meta.term);
         debug_assert_eq!(reset, did_reset);
         let old = self.snapshot.replace(meta.clone());
         if let Some(old) = old {
             let p = self.dir.join(snapshot::snapshot_name(old.index, old.term));
-            self.fs
-                .remove_file(&p)
-                .ctx(|| format!("removing old snapshot {}", p.display()))?;
+            self.fs.remove_file(&p).ctx(|| format!("removing old snapshot {}", p.display()))?;
         }
         Ok(())
     }
@@ -449,12 +390,7 @@ impl<F: FileSystem> Wal<F> {
     pub fn load_snapshot(&self) -> Result<Option<Snapshot>> {
         self.snapshot
             .as_ref()
-            .map(|m| {
-                snapshot::read_snapshot(
-                    &self.fs,
-                    &self.dir.join(snapshot::snapshot_name(m.index, m.term)),
-                )
-            })
+            .map(|m| snapshot::read_snapshot(&self.fs, &self.dir.join(snapshot::snapshot_name(m.index, m.term))))
             .transpose()
     }
 
@@ -474,23 +410,13 @@ impl<F: FileSystem> Wal<F> {
             return Ok(());
         }
         let Some(term) = self.log.term(index) else {
-            return Err(Error::InvalidBatch(format!(
-                "cannot compact to {index}: not in the log"
-            )));
+            return Err(Error::InvalidBatch(format!("cannot compact to {index}: not in the log")));
         };
         // Live entries sit in nondecreasing segment order, so every segment before the one
         // holding the first live entry after `index` is dead. Hard state is carried into each
         // new segment, and this marker goes into the active one, so nothing else is lost.
         let keep_from = self.log.get(index + 1).map_or(self.active, |m| m.seg);
-        self.append_marker(
-            RecordType::Compact,
-            Marker {
-                index,
-                term,
-                reset: false,
-                keep_from,
-            },
-        )?;
+        self.append_marker(RecordType::Compact, Marker { index, term, reset: false, keep_from })?;
         self.log.compact_to(index, term);
         // Oldest first with a directory sync each, so a crash leaves a contiguous suffix.
         while let Some((&seq, seg)) = self.segments.first_key_value() {
@@ -499,12 +425,8 @@ impl<F: FileSystem> Wal<F> {
             }
             let path = seg.path.clone();
             self.segments.remove(&seq);
-            self.fs
-                .remove_file(&path)
-                .ctx(|| format!("removing segment {}", path.display()))?;
-            self.fs
-                .sync_dir(&self.dir)
-                .ctx(|| format!("syncing directory {}", self.dir.display()))?;
+            self.fs.remove_file(&path).ctx(|| format!("removing segment {}", path.display()))?;
+            self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
         }
         Ok(())
     }

@@ -36,11 +36,7 @@ impl Model {
 }
 
 fn opts() -> WalOptions {
-    WalOptions {
-        segment_size: 4096,
-        cache_bytes_max: 2048,
-        zero_fill: true,
-    }
+    WalOptions { segment_size: 4096, cache_bytes_max: 2048, zero_fill: true }
 }
 
 fn data(rng: &mut SimRng) -> Bytes {
@@ -72,12 +68,7 @@ fn step(rng: &mut SimRng, wal: &mut Wal<SimFs>, m: &Model) -> (Model, tally_stor
             }
             let count = rng.below(6) as usize;
             let entries: Vec<LogEntry> = (0..count as u64)
-                .map(|i| LogEntry {
-                    index: first + i,
-                    term: hs.term,
-                    kind: rng.below(2) as u8,
-                    data: data(rng),
-                })
+                .map(|i| LogEntry { index: first + i, term: hs.term, kind: rng.below(2) as u8, data: data(rng) })
                 .collect();
             if count > 0 {
                 next.entries.truncate((first - m.first) as usize);
@@ -85,43 +76,26 @@ fn step(rng: &mut SimRng, wal: &mut Wal<SimFs>, m: &Model) -> (Model, tally_stor
             }
             if set_hs {
                 let last = next.last();
-                hs.commit = m
-                    .hard_state
-                    .commit
-                    .max(last.min(m.hard_state.commit + rng.below(4)));
+                hs.commit = m.hard_state.commit.max(last.min(m.hard_state.commit + rng.below(4)));
                 next.hard_state = hs;
             }
-            let res = wal.append(&WriteBatch {
-                hard_state: set_hs.then_some(hs),
-                entries: &entries,
-            });
+            let res = wal.append(&WriteBatch { hard_state: set_hs.then_some(hs), entries: &entries });
             (next, res)
         }
         14..=16 => {
             // Snapshot of committed state, or (rarely) an install from a leader beyond our log.
             let install = rng.chance(1, 4);
             let (index, term) = if install {
-                (
-                    m.last().max(snap_index) + 1 + rng.below(3),
-                    m.hard_state.term,
-                )
+                (m.last().max(snap_index) + 1 + rng.below(3), m.hard_state.term)
             } else if m.hard_state.commit > snap_index && m.hard_state.commit >= m.first {
-                let i = snap_index.max(m.first - 1)
-                    + 1
-                    + rng.below(m.hard_state.commit - snap_index.max(m.first - 1));
+                let i = snap_index.max(m.first - 1) + 1 + rng.below(m.hard_state.commit - snap_index.max(m.first - 1));
                 (i, m.entries[(i - m.first) as usize].term)
             } else {
                 return (next, Ok(()));
             };
-            let meta = SnapshotMeta {
-                index,
-                term,
-                conf_state: vec![rng.below(256) as u8; 3],
-            };
+            let meta = SnapshotMeta { index, term, conf_state: vec![rng.below(256) as u8; 3] };
             let bytes = data(rng).to_vec();
-            let keeps_log = index >= m.first
-                && index <= m.last()
-                && m.entries[(index - m.first) as usize].term == term;
+            let keeps_log = index >= m.first && index <= m.last() && m.entries[(index - m.first) as usize].term == term;
             if !keeps_log {
                 next.first = index + 1;
                 next.base_term = term;
@@ -154,11 +128,7 @@ fn matches(wal: &Wal<SimFs>, rec: &tally_storage::Recovered, m: &Model) -> bool 
         && wal.first_index() == m.first
         && wal.term(m.first - 1) == Some(m.base_term)
         && rec.entries == m.entries
-        && wal
-            .entries(wal.first_index(), wal.last_index() + 1)
-            .ok()
-            .as_ref()
-            == Some(&m.entries)
+        && wal.entries(wal.first_index(), wal.last_index() + 1).ok().as_ref() == Some(&m.entries)
         && snap.map(|s| (s.meta, s.data)) == m.snapshot
         && rec.snapshot_meta == m.snapshot.as_ref().map(|s| s.0.clone())
 }
@@ -169,10 +139,7 @@ fn describe(rec: &tally_storage::Recovered, wal: &Wal<SimFs>) -> String {
         rec.hard_state,
         wal.first_index(),
         wal.last_index(),
-        rec.entries
-            .iter()
-            .map(|e| (e.index, e.term, e.data.len()))
-            .collect::<Vec<_>>(),
+        rec.entries.iter().map(|e| (e.index, e.term, e.data.len())).collect::<Vec<_>>(),
         rec.snapshot_meta.as_ref().map(|s| (s.index, s.term)),
         rec.torn_tail
     )
@@ -183,10 +150,7 @@ fn summarize(m: &Model) -> String {
         "hard_state={:?} first={} entries={:?} snapshot={:?}",
         m.hard_state,
         m.first,
-        m.entries
-            .iter()
-            .map(|e| (e.index, e.term, e.data.len()))
-            .collect::<Vec<_>>(),
+        m.entries.iter().map(|e| (e.index, e.term, e.data.len())).collect::<Vec<_>>(),
         m.snapshot.as_ref().map(|s| (s.0.index, s.0.term))
     )
 }
@@ -207,13 +171,8 @@ fn run_seed(seed: u64, stats: &mut Stats) {
     let fs = SimFs::new();
     let dir = Path::new("/data");
     let (mut wal, _) = Wal::open_with(fs.clone(), dir, opts()).expect("fresh open");
-    let mut model = Model {
-        first: 1,
-        base_term: 0,
-        entries: Vec::new(),
-        hard_state: HardState::default(),
-        snapshot: None,
-    };
+    let mut model =
+        Model { first: 1, base_term: 0, entries: Vec::new(), hard_state: HardState::default(), snapshot: None };
     for cycle in 0..CYCLES_PER_SEED {
         fs.crash_after(rng.below(80));
         let mut pending = None;
@@ -224,10 +183,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
             match res {
                 Ok(()) => model = next,
                 Err(e) => {
-                    assert!(
-                        fs.has_crashed(),
-                        "seed {seed} cycle {cycle}: unexpected error {e}"
-                    );
+                    assert!(fs.has_crashed(), "seed {seed} cycle {cycle}: unexpected error {e}");
                     pending = Some(next);
                     break;
                 }
@@ -266,17 +222,10 @@ fn run_seed(seed: u64, stats: &mut Stats) {
         }
         // The log must stay writable after recovery.
         let next = model.last() + 1;
-        let entry = LogEntry {
-            index: next,
-            term: model.hard_state.term,
-            kind: 0,
-            data: Bytes::from_static(b"after-recovery"),
-        };
-        wal.append(&WriteBatch {
-            hard_state: None,
-            entries: std::slice::from_ref(&entry),
-        })
-        .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: append after recovery: {e}"));
+        let entry =
+            LogEntry { index: next, term: model.hard_state.term, kind: 0, data: Bytes::from_static(b"after-recovery") };
+        wal.append(&WriteBatch { hard_state: None, entries: std::slice::from_ref(&entry) })
+            .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: append after recovery: {e}"));
         model.entries.push(entry);
     }
 }
@@ -285,18 +234,13 @@ fn run_seed(seed: u64, stats: &mut Stats) {
 fn recovery_after_crash_keeps_exactly_what_was_acknowledged() {
     let mut stats = Stats::default();
     if let Ok(seed) = std::env::var("TALLY_CRASH_SEED") {
-        run_seed(
-            seed.parse().expect("TALLY_CRASH_SEED is a number"),
-            &mut stats,
-        );
+        run_seed(seed.parse().expect("TALLY_CRASH_SEED is a number"), &mut stats);
         eprintln!("{stats:?}");
         return;
     }
-    let seeds =
-        std::env::var("TALLY_CRASH_SEEDS").map_or(SEEDS_DEFAULT, |s| s.parse().expect("number"));
+    let seeds = std::env::var("TALLY_CRASH_SEEDS").map_or(SEEDS_DEFAULT, |s| s.parse().expect("number"));
     for seed in 0..seeds {
-        let res =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, &mut stats)));
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, &mut stats)));
         if let Err(e) = res {
             eprintln!("crash test failed for seed {seed}; rerun with TALLY_CRASH_SEED={seed}");
             std::panic::resume_unwind(e);

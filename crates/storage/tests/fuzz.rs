@@ -6,37 +6,19 @@ use std::path::Path;
 use bytes::Bytes;
 use proptest::prelude::*;
 use tally_storage::simfs::SimFs;
-use tally_storage::{
-    segment_name, Error, HardState, LogEntry, Wal, WalOptions, WriteBatch, SEGMENT_HEADER_LEN,
-};
+use tally_storage::{segment_name, Error, HardState, LogEntry, Wal, WalOptions, WriteBatch, SEGMENT_HEADER_LEN};
 
 fn opts() -> WalOptions {
-    WalOptions {
-        segment_size: 4096,
-        cache_bytes_max: 256,
-        zero_fill: true,
-    }
+    WalOptions { segment_size: 4096, cache_bytes_max: 256, zero_fill: true }
 }
 
 /// A data dir with one valid segment holding a few batches; returns the segment's bytes.
 fn seeded_dir(fs: &SimFs) -> Vec<u8> {
     let (mut wal, _) = Wal::open_with(fs.clone(), "/d", opts()).unwrap();
     for i in 1..=6u64 {
-        let e = LogEntry {
-            index: i,
-            term: 1,
-            kind: 0,
-            data: Bytes::from(vec![i as u8; 40 * i as usize]),
-        };
-        wal.append(&WriteBatch {
-            hard_state: Some(HardState {
-                term: 1,
-                vote: 1,
-                commit: i - 1,
-            }),
-            entries: &[e],
-        })
-        .unwrap();
+        let e = LogEntry { index: i, term: 1, kind: 0, data: Bytes::from(vec![i as u8; 40 * i as usize]) };
+        wal.append(&WriteBatch { hard_state: Some(HardState { term: 1, vote: 1, commit: i - 1 }), entries: &[e] })
+            .unwrap();
     }
     drop(wal);
     fs.read_raw(&Path::new("/d").join(segment_name(1))).unwrap()
@@ -48,16 +30,8 @@ fn open_and_use(fs: SimFs) -> Result<(), Error> {
     let (first, last) = (wal.first_index(), wal.last_index());
     assert_eq!(rec.entries.len() as u64, last + 1 - first);
     wal.entries(first, last + 1)?;
-    let e = LogEntry {
-        index: last + 1,
-        term: rec.hard_state.term.max(1),
-        kind: 0,
-        data: Bytes::from_static(b"x"),
-    };
-    wal.append(&WriteBatch {
-        hard_state: None,
-        entries: &[e],
-    })?;
+    let e = LogEntry { index: last + 1, term: rec.hard_state.term.max(1), kind: 0, data: Bytes::from_static(b"x") };
+    wal.append(&WriteBatch { hard_state: None, entries: &[e] })?;
     Ok(())
 }
 

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use tally_storage::simfs::SimFs;
-use tally_storage::{
-    segment_name, Error, HardState, LogEntry, SnapshotMeta, Wal, WalOptions, WriteBatch,
-};
+use tally_storage::{segment_name, Error, HardState, LogEntry, SnapshotMeta, Wal, WalOptions, WriteBatch};
 
 fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
     range
@@ -20,24 +18,12 @@ fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
         .collect()
 }
 
-fn append(
-    wal: &mut Wal<impl tally_storage::fs::FileSystem>,
-    hs: Option<HardState>,
-    es: &[LogEntry],
-) {
-    wal.append(&WriteBatch {
-        hard_state: hs,
-        entries: es,
-    })
-    .expect("append");
+fn append(wal: &mut Wal<impl tally_storage::fs::FileSystem>, hs: Option<HardState>, es: &[LogEntry]) {
+    wal.append(&WriteBatch { hard_state: hs, entries: es }).expect("append");
 }
 
 fn small() -> WalOptions {
-    WalOptions {
-        segment_size: 4096,
-        cache_bytes_max: 1024,
-        zero_fill: false,
-    }
+    WalOptions { segment_size: 4096, cache_bytes_max: 1024, zero_fill: false }
 }
 
 fn hs(term: u64, vote: u64, commit: u64) -> HardState {
@@ -54,11 +40,7 @@ fn round_trip_on_disk_with_old_entries_read_back_from_segments() {
         for chunk in all.chunks(7) {
             append(&mut wal, Some(hs(2, 1, chunk[0].index)), chunk);
         }
-        assert!(
-            wal.cached_bytes() <= 1024,
-            "cache over budget: {}",
-            wal.cached_bytes()
-        );
+        assert!(wal.cached_bytes() <= 1024, "cache over budget: {}", wal.cached_bytes());
         assert!(wal.segment_count() > 3, "expected several segments");
         assert_eq!(wal.entries(1, 301).unwrap(), all);
         assert_eq!(wal.term(150), Some(2));
@@ -98,20 +80,10 @@ fn suffix_truncation_survives_reopen() {
         assert_eq!(wal.last_index(), 60);
         assert_eq!(wal.term(51), Some(2));
         // Committed entries cannot be overwritten.
-        let err = wal
-            .append(&WriteBatch {
-                hard_state: None,
-                entries: &entries(2..=2, 3),
-            })
-            .unwrap_err();
+        let err = wal.append(&WriteBatch { hard_state: None, entries: &entries(2..=2, 3) }).unwrap_err();
         assert!(matches!(err, Error::InvalidBatch(_)), "{err}");
         // Nor can a gap be left.
-        assert!(wal
-            .append(&WriteBatch {
-                hard_state: None,
-                entries: &entries(70..=70, 3),
-            })
-            .is_err());
+        assert!(wal.append(&WriteBatch { hard_state: None, entries: &entries(70..=70, 3) }).is_err());
     }
     let (wal, rec) = Wal::open_with(fs, "/d", small()).unwrap();
     let mut expect = entries(1..=50, 1);
@@ -132,45 +104,21 @@ fn snapshot_and_compaction_release_segments_and_survive_reopen() {
             append(&mut wal, Some(hs(3, 1, chunk.last().unwrap().index)), chunk);
         }
         segments_before = wal.segment_count();
-        let meta1 = SnapshotMeta {
-            index: 100,
-            term: 3,
-            conf_state: b"voters=1,2,3".to_vec(),
-        };
+        let meta1 = SnapshotMeta { index: 100, term: 3, conf_state: b"voters=1,2,3".to_vec() };
         wal.save_snapshot(&meta1, b"state at 100").unwrap();
         wal.compact(100).unwrap();
-        let meta2 = SnapshotMeta {
-            index: 350,
-            term: 3,
-            conf_state: b"voters=1,2,3".to_vec(),
-        };
+        let meta2 = SnapshotMeta { index: 350, term: 3, conf_state: b"voters=1,2,3".to_vec() };
         wal.save_snapshot(&meta2, b"state at 350").unwrap();
         // Keep a tail of 50 entries for slow followers.
         wal.compact(300).unwrap();
         assert_eq!(wal.first_index(), 301);
-        assert!(
-            wal.segment_count() < segments_before / 2,
-            "{} of {segments_before}",
-            wal.segment_count()
-        );
-        assert!(
-            matches!(wal.compact(351), Err(Error::InvalidBatch(_))),
-            "compaction past the snapshot"
-        );
+        assert!(wal.segment_count() < segments_before / 2, "{} of {segments_before}", wal.segment_count());
+        assert!(matches!(wal.compact(351), Err(Error::InvalidBatch(_))), "compaction past the snapshot");
     }
-    let names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(
-        names.iter().filter(|n| n.ends_with(".snap")).count(),
-        1,
-        "{names:?}"
-    );
-    assert!(
-        !names.contains(&segment_name(1)),
-        "first segment must be gone: {names:?}"
-    );
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| n.ends_with(".snap")).count(), 1, "{names:?}");
+    assert!(!names.contains(&segment_name(1)), "first segment must be gone: {names:?}");
 
     let (mut wal, rec) = Wal::open(dir.path(), small()).unwrap();
     assert_eq!(rec.snapshot_meta.as_ref().map(|m| m.index), Some(350));
@@ -187,16 +135,9 @@ fn installing_a_snapshot_beyond_the_log_discards_it() {
     {
         let (mut wal, _) = Wal::open_with(fs.clone(), "/d", small()).unwrap();
         append(&mut wal, Some(hs(1, 0, 5)), &entries(1..=10, 1));
-        let meta = SnapshotMeta {
-            index: 50,
-            term: 4,
-            conf_state: vec![],
-        };
+        let meta = SnapshotMeta { index: 50, term: 4, conf_state: vec![] };
         wal.save_snapshot(&meta, b"leader state").unwrap();
-        assert_eq!(
-            (wal.first_index(), wal.last_index(), wal.term(50)),
-            (51, 50, Some(4))
-        );
+        assert_eq!((wal.first_index(), wal.last_index(), wal.term(50)), (51, 50, Some(4)));
         append(&mut wal, Some(hs(4, 0, 50)), &entries(51..=52, 4));
     }
     let (wal, rec) = Wal::open_with(fs, "/d", small()).unwrap();
@@ -232,25 +173,14 @@ fn flipped_byte_in_the_middle_is_reported_with_file_and_offset() {
     bytes[victim] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
 
-    let err = Wal::open(dir.path(), WalOptions::default())
-        .err()
-        .expect("must refuse");
+    let err = Wal::open(dir.path(), WalOptions::default()).err().expect("must refuse");
     let msg = err.to_string();
-    let Error::Corrupt {
-        path: p, offset, ..
-    } = &err
-    else {
+    let Error::Corrupt { path: p, offset, .. } = &err else {
         panic!("expected Corrupt, got {err}");
     };
     assert_eq!(p, &path);
-    assert!(
-        *offset as usize <= victim && victim - (*offset as usize) < 200,
-        "offset {offset} vs flip at {victim}"
-    );
-    assert!(
-        msg.contains(&path.display().to_string()) && msg.contains(&format!("offset {offset}")),
-        "{msg}"
-    );
+    assert!(*offset as usize <= victim && victim - (*offset as usize) < 200, "offset {offset} vs flip at {victim}");
+    assert!(msg.contains(&path.display().to_string()) && msg.contains(&format!("offset {offset}")), "{msg}");
 }
 
 #[test]
@@ -287,23 +217,15 @@ fn torn_tail_is_cut_and_the_log_stays_writable() {
 fn second_open_of_a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    let err = Wal::open(dir.path(), WalOptions::default())
-        .err()
-        .expect("locked");
-    assert!(
-        matches!(&err, Error::Locked { path } if path == dir.path()),
-        "{err}"
-    );
+    let err = Wal::open(dir.path(), WalOptions::default()).err().expect("locked");
+    assert!(matches!(&err, Error::Locked { path } if path == dir.path()), "{err}");
     assert!(err.to_string().contains("locked"));
     drop(wal);
     Wal::open(dir.path(), WalOptions::default()).expect("lock released on drop");
 
     let fs = SimFs::new();
     let (_w, _) = Wal::open_with(fs.clone(), "/d", small()).unwrap();
-    assert!(matches!(
-        Wal::open_with(fs, "/d", small()),
-        Err(Error::Locked { .. })
-    ));
+    assert!(matches!(Wal::open_with(fs, "/d", small()), Err(Error::Locked { .. })));
 }
 
 #[test]
@@ -314,20 +236,8 @@ fn a_newer_format_version_is_refused() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    let err = Wal::open(dir.path(), WalOptions::default())
-        .err()
-        .expect("refused");
-    assert!(
-        matches!(
-            err,
-            Error::NewerFormat {
-                found: 2,
-                supported: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = Wal::open(dir.path(), WalOptions::default()).err().expect("refused");
+    assert!(matches!(err, Error::NewerFormat { found: 2, supported: 1, .. }), "{err}");
     assert!(err.to_string().contains("format version 2"), "{err}");
 }
 
@@ -337,20 +247,8 @@ fn a_failed_sync_poisons_the_log() {
     let (mut wal, _) = Wal::open_with(fs.clone(), "/d", small()).unwrap();
     append(&mut wal, None, &entries(1..=3, 1));
     fs.crash_after(1); // the write succeeds, the fdatasync fails
-    assert!(matches!(
-        wal.append(&WriteBatch {
-            hard_state: None,
-            entries: &entries(4..=4, 1)
-        }),
-        Err(Error::Io { .. })
-    ));
-    assert!(matches!(
-        wal.append(&WriteBatch {
-            hard_state: None,
-            entries: &entries(4..=4, 1)
-        }),
-        Err(Error::Poisoned)
-    ));
+    assert!(matches!(wal.append(&WriteBatch { hard_state: None, entries: &entries(4..=4, 1) }), Err(Error::Io { .. })));
+    assert!(matches!(wal.append(&WriteBatch { hard_state: None, entries: &entries(4..=4, 1) }), Err(Error::Poisoned)));
 }
 
 #[test]

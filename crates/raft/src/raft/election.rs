@@ -36,11 +36,7 @@ impl Raft {
     }
 
     fn campaign_now(&mut self) {
-        let kind = if self.config.pre_vote {
-            CampaignKind::PreVote
-        } else {
-            CampaignKind::Election
-        };
+        let kind = if self.config.pre_vote { CampaignKind::PreVote } else { CampaignKind::Election };
         self.start_campaign(kind);
     }
 
@@ -52,9 +48,7 @@ impl Raft {
     /// Leases: a follower that heard from a leader within the minimum election timeout
     /// believes that leader is alive and refuses to help depose it.
     fn in_leader_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_tick
+        self.config.check_quorum && self.leader.is_some() && self.election_elapsed < self.config.election_tick
     }
 
     pub(super) fn start_campaign(&mut self, kind: CampaignKind) {
@@ -87,15 +81,8 @@ impl Raft {
                 continue;
             }
             let body = match kind {
-                CampaignKind::PreVote => MessageBody::PreVote {
-                    last_index,
-                    last_term,
-                },
-                _ => MessageBody::Vote {
-                    last_index,
-                    last_term,
-                    transfer: kind == CampaignKind::Transfer,
-                },
+                CampaignKind::PreVote => MessageBody::PreVote { last_index, last_term },
+                _ => MessageBody::Vote { last_index, last_term, transfer: kind == CampaignKind::Transfer },
             };
             self.send_at_term(id, vote_term, body);
         }
@@ -114,11 +101,7 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
-        assert_ne!(
-            self.role,
-            Role::Follower,
-            "a follower cannot become leader without an election"
-        );
+        assert_ne!(self.role, Role::Follower, "a follower cannot become leader without an election");
         let term = self.term;
         self.reset(term);
         self.role = Role::Leader;
@@ -144,10 +127,7 @@ impl Raft {
     /// must not let disturb a live leader. Returns whether to go on processing the message.
     pub(super) fn settle_higher_term(&mut self, m: &Message) -> bool {
         match m.body {
-            MessageBody::PreVote { .. }
-            | MessageBody::Vote {
-                transfer: false, ..
-            } if self.in_leader_lease() => {
+            MessageBody::PreVote { .. } | MessageBody::Vote { transfer: false, .. } if self.in_leader_lease() => {
                 return false;
             }
             // A pre-vote does not change our term; a granted pre-vote answer comes at the term
@@ -164,13 +144,7 @@ impl Raft {
     /// steps down (it could otherwise keep a quorum of pre-voters loyal and stall the cluster).
     pub(super) fn answer_stale_term(&mut self, m: &Message) {
         if (self.config.check_quorum || self.config.pre_vote) && m.body.is_from_leader() {
-            self.send(
-                m.from,
-                MessageBody::AppendResp {
-                    index: 0,
-                    reject: None,
-                },
-            );
+            self.send(m.from, MessageBody::AppendResp { index: 0, reject: None });
         } else if matches!(m.body, MessageBody::PreVote { .. }) {
             self.send(m.from, MessageBody::PreVoteResp { reject: true });
         }
@@ -178,53 +152,35 @@ impl Raft {
 
     pub(super) fn handle_vote_request(&mut self, m: Message) {
         let (pre, last_index, last_term) = match m.body {
-            MessageBody::PreVote {
-                last_index,
-                last_term,
-            } => (true, last_index, last_term),
-            MessageBody::Vote {
-                last_index,
-                last_term,
-                ..
-            } => (false, last_index, last_term),
+            MessageBody::PreVote { last_index, last_term } => (true, last_index, last_term),
+            MessageBody::Vote { last_index, last_term, .. } => (false, last_index, last_term),
             _ => unreachable!("only vote requests are routed here"),
         };
         let can_vote = self.vote == m.from
             || (self.vote == 0 && self.leader.is_none())
             || (pre && m.term > self.term)
             || self.config.bug(InjectedBug::VoteTwicePerTerm);
-        let up_to_date = self.log.is_up_to_date(last_index, last_term)
-            || self.config.bug(InjectedBug::SkipElectionRestriction);
+        let up_to_date =
+            self.log.is_up_to_date(last_index, last_term) || self.config.bug(InjectedBug::SkipElectionRestriction);
         if can_vote && up_to_date {
             // Granted answers carry the requested term so the candidate counts them.
-            let body = if pre {
-                MessageBody::PreVoteResp { reject: false }
-            } else {
-                MessageBody::VoteResp { reject: false }
-            };
+            let body =
+                if pre { MessageBody::PreVoteResp { reject: false } } else { MessageBody::VoteResp { reject: false } };
             if !pre {
                 self.election_elapsed = 0;
                 self.vote = m.from;
             }
             self.send_vote_response(m.from, m.term, body);
         } else {
-            let body = if pre {
-                MessageBody::PreVoteResp { reject: true }
-            } else {
-                MessageBody::VoteResp { reject: true }
-            };
+            let body =
+                if pre { MessageBody::PreVoteResp { reject: true } } else { MessageBody::VoteResp { reject: true } };
             self.send_vote_response(m.from, self.term, body);
         }
     }
 
     fn send_vote_response(&mut self, to: NodeId, term: u64, body: MessageBody) {
         if self.config.bug(InjectedBug::VoteBeforePersist) {
-            self.messages.push(Message {
-                from: self.id(),
-                to,
-                term,
-                body,
-            });
+            self.messages.push(Message { from: self.id(), to, term, body });
         } else {
             self.send_at_term(to, term, body);
         }
@@ -236,15 +192,9 @@ impl Raft {
                 self.become_follower(m.term, Some(m.from));
                 self.step_follower(m);
             }
-            MessageBody::PreVoteResp { reject } if self.role == Role::PreCandidate => {
-                self.record_vote(m.from, reject)
-            }
-            MessageBody::VoteResp { reject } if self.role == Role::Candidate => {
-                self.record_vote(m.from, reject)
-            }
-            MessageBody::ReadIndex { ctx } => {
-                self.send(m.from, MessageBody::ReadIndexResp { ctx, index: None })
-            }
+            MessageBody::PreVoteResp { reject } if self.role == Role::PreCandidate => self.record_vote(m.from, reject),
+            MessageBody::VoteResp { reject } if self.role == Role::Candidate => self.record_vote(m.from, reject),
+            MessageBody::ReadIndex { ctx } => self.send(m.from, MessageBody::ReadIndexResp { ctx, index: None }),
             _ => {}
         }
     }
@@ -267,23 +217,14 @@ impl Raft {
             self.leader = Some(m.from);
         }
         match m.body {
-            MessageBody::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-            } => self.handle_append(m.from, prev_index, prev_term, entries, commit),
-            MessageBody::Heartbeat { commit, round } => {
-                self.handle_heartbeat(m.from, commit, round)
+            MessageBody::Append { prev_index, prev_term, entries, commit } => {
+                self.handle_append(m.from, prev_index, prev_term, entries, commit)
             }
+            MessageBody::Heartbeat { commit, round } => self.handle_heartbeat(m.from, commit, round),
             MessageBody::Snapshot { snapshot } => self.handle_snapshot(m.from, snapshot),
             MessageBody::TimeoutNow => self.start_campaign(CampaignKind::Transfer),
-            MessageBody::ReadIndex { ctx } => {
-                self.send(m.from, MessageBody::ReadIndexResp { ctx, index: None })
-            }
-            MessageBody::ReadIndexResp { ctx, index } => {
-                self.handle_read_index_response(ctx, index)
-            }
+            MessageBody::ReadIndex { ctx } => self.send(m.from, MessageBody::ReadIndexResp { ctx, index: None }),
+            MessageBody::ReadIndexResp { ctx, index } => self.handle_read_index_response(ctx, index),
             _ => {}
         }
     }

@@ -45,10 +45,7 @@ impl Raft {
             self.become_follower(term, None);
             return;
         }
-        if self
-            .lead_transferee
-            .is_some_and(|id| !self.conf.voters.contains(&id))
-        {
+        if self.lead_transferee.is_some_and(|id| !self.conf.voters.contains(&id)) {
             self.lead_transferee = None;
         }
         if self.maybe_commit() {
@@ -60,10 +57,7 @@ impl Raft {
     /// The leader leaves a joint configuration as soon as every earlier change is applied,
     /// whether it entered the joint config itself or inherited it from a previous leader.
     pub(super) fn maybe_leave_joint(&mut self) {
-        if self.role == Role::Leader
-            && self.conf.is_joint()
-            && self.pending_conf_index <= self.log.applied
-        {
+        if self.role == Role::Leader && self.conf.is_joint() && self.pending_conf_index <= self.log.applied {
             let leave = ConfChange::leave_joint().encode();
             self.pending_conf_index = self.append_entry(EntryKind::ConfChange, leave);
         }

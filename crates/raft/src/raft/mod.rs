@@ -17,9 +17,7 @@ use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::ready::{ReadState, Ready, Role, SoftState};
 use crate::rng::SplitMix64;
-use crate::types::{
-    ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term,
-};
+use crate::types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
 use read_index::PendingRead;
 
 /// Committed entry bytes handed out per `Ready`.
@@ -75,25 +73,14 @@ impl Raft {
     /// Starts (or restarts) a node from what its disk holds.
     pub fn new(config: Config, persisted: Persisted) -> Result<Self, ConfigError> {
         config.validate()?;
-        let Persisted {
-            hard_state,
-            snapshot,
-            entries,
-        } = persisted;
+        let Persisted { hard_state, snapshot, entries } = persisted;
         let meta = &snapshot.meta;
-        if entries
-            .iter()
-            .enumerate()
-            .any(|(i, e)| e.index != meta.index + 1 + i as u64)
-        {
+        if entries.iter().enumerate().any(|(i, e)| e.index != meta.index + 1 + i as u64) {
             return Err(ConfigError::NonContiguousLog);
         }
         let last = meta.index + entries.len() as u64;
         if hard_state.commit > last {
-            return Err(ConfigError::CommitPastLog {
-                commit: hard_state.commit,
-                last,
-            });
+            return Err(ConfigError::CommitPastLog { commit: hard_state.commit, last });
         }
         let log = RaftLog::restore(meta.index, meta.term, entries, hard_state.commit);
         let mut raft = Self {
@@ -122,10 +109,7 @@ impl Raft {
             persisted_messages: Vec::new(),
             broadcast_pending: false,
             last_hard_state: hard_state,
-            last_soft_state: SoftState {
-                role: Role::Follower,
-                leader: None,
-            },
+            last_soft_state: SoftState { role: Role::Follower, leader: None },
             in_progress: None,
         };
         raft.reset_election_timeout();
@@ -165,11 +149,7 @@ impl Raft {
         self.log.term(index).ok().flatten()
     }
     pub fn hard_state(&self) -> HardState {
-        HardState {
-            term: self.term,
-            vote: self.vote,
-            commit: self.log.committed,
-        }
+        HardState { term: self.term, vote: self.vote, commit: self.log.committed }
     }
     /// The leader's view of each member's replication state (empty unless leader).
     pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
@@ -192,10 +172,7 @@ impl Raft {
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {
         self.assert_not_in_ready();
         if m.to != self.id() {
-            return Err(StepError::WrongRecipient {
-                to: m.to,
-                me: self.id(),
-            });
+            return Err(StepError::WrongRecipient { to: m.to, me: self.id() });
         }
         if m.term > self.term {
             if !self.settle_higher_term(&m) {
@@ -225,9 +202,7 @@ impl Raft {
     fn propose_entry(&mut self, kind: EntryKind, data: Bytes) -> Result<Index, ProposeError> {
         self.assert_not_in_ready();
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader {
-                leader: self.leader,
-            });
+            return Err(ProposeError::NotLeader { leader: self.leader });
         }
         if self.lead_transferee.is_some() {
             return Err(ProposeError::TransferInProgress);
@@ -238,12 +213,7 @@ impl Raft {
     /// Leader: appends one entry of the current term to its own log.
     fn append_entry(&mut self, kind: EntryKind, data: Bytes) -> Index {
         let index = self.log.last_index() + 1;
-        self.log.append(Entry {
-            term: self.term,
-            index,
-            kind,
-            data,
-        });
+        self.log.append(Entry { term: self.term, index, kind, data });
         self.broadcast_pending = true;
         index
     }
@@ -252,9 +222,7 @@ impl Raft {
     pub fn transfer_leader(&mut self, target: NodeId) -> Result<(), TransferError> {
         self.assert_not_in_ready();
         if self.role != Role::Leader {
-            return Err(TransferError::NotLeader {
-                leader: self.leader,
-            });
+            return Err(TransferError::NotLeader { leader: self.leader });
         }
         if target == self.id() || self.lead_transferee == Some(target) {
             return Ok(());
@@ -278,19 +246,11 @@ impl Raft {
     pub fn compact(&mut self, snapshot: Snapshot) {
         self.assert_not_in_ready();
         let index = snapshot.meta.index;
-        assert!(
-            index <= self.log.applied,
-            "snapshot at {index} is past applied {}",
-            self.log.applied
-        );
+        assert!(index <= self.log.applied, "snapshot at {index} is past applied {}", self.log.applied);
         if index <= self.snapshot.meta.index {
             return;
         }
-        assert_eq!(
-            Some(snapshot.meta.term),
-            self.log_term(index),
-            "snapshot term differs from the log's"
-        );
+        assert_eq!(Some(snapshot.meta.term), self.log_term(index), "snapshot term differs from the log's");
         self.log.compact(index);
         self.snapshot = snapshot;
     }
@@ -315,10 +275,7 @@ impl Raft {
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState {
-            role: self.role,
-            leader: self.leader,
-        }
+        SoftState { role: self.role, leader: self.leader }
     }
 
     /// Takes the next batch of work; see [`Ready`] for the contract.
@@ -346,26 +303,15 @@ impl Raft {
         self.in_progress = Some(InProgress {
             last_entry: ready.entries.last().map(|e| (e.index, e.term)),
             snapshot_index: ready.snapshot.as_ref().map(|s| s.meta.index),
-            applying: ready
-                .committed_entries
-                .last()
-                .map_or(self.log.applied, |e| e.index),
-            conf_changes: ready
-                .committed_entries
-                .iter()
-                .filter(|e| e.kind == EntryKind::ConfChange)
-                .cloned()
-                .collect(),
+            applying: ready.committed_entries.last().map_or(self.log.applied, |e| e.index),
+            conf_changes: ready.committed_entries.iter().filter(|e| e.kind == EntryKind::ConfChange).cloned().collect(),
         });
         ready
     }
 
     /// Confirms that the last `Ready` was handled completely.
     pub fn advance(&mut self) {
-        let done = self
-            .in_progress
-            .take()
-            .expect("advance without an outstanding ready");
+        let done = self.in_progress.take().expect("advance without an outstanding ready");
         if let Some(index) = done.snapshot_index {
             self.log.persisted = self.log.persisted.max(index);
         }
@@ -392,10 +338,7 @@ impl Raft {
     }
 
     fn assert_not_in_ready(&self) {
-        assert!(
-            self.in_progress.is_none(),
-            "the core was called between ready() and advance()"
-        );
+        assert!(self.in_progress.is_none(), "the core was called between ready() and advance()");
     }
 
     /// Queues a message. Only a leader's messages may leave before the pending Ready is durable.
@@ -404,12 +347,7 @@ impl Raft {
     }
 
     fn send_at_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let m = Message {
-            from: self.id(),
-            to,
-            term,
-            body,
-        };
+        let m = Message { from: self.id(), to, term, body };
         if self.role == Role::Leader {
             self.messages.push(m);
         } else {

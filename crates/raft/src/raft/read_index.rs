@@ -50,12 +50,7 @@ impl Raft {
             return self.answer_read(ctx, from, index);
         }
         self.read_round += 1;
-        self.pending_reads.push_back(PendingRead {
-            round: self.read_round,
-            index,
-            ctx,
-            from,
-        });
+        self.pending_reads.push_back(PendingRead { round: self.read_round, index, ctx, from });
         self.broadcast_heartbeat();
     }
 
@@ -78,11 +73,7 @@ impl Raft {
                 self.progress.get(&id).map_or(0, |pr| pr.acked_round)
             }
         });
-        while self
-            .pending_reads
-            .front()
-            .is_some_and(|read| read.round <= confirmed)
-        {
+        while self.pending_reads.front().is_some_and(|read| read.round <= confirmed) {
             let read = self.pending_reads.pop_front().expect("checked");
             self.answer_read(read.ctx, read.from, read.index);
         }
@@ -92,13 +83,7 @@ impl Raft {
         if from == self.id() {
             self.read_states.push(ReadState { index, ctx });
         } else {
-            self.send(
-                from,
-                MessageBody::ReadIndexResp {
-                    ctx,
-                    index: Some(index),
-                },
-            );
+            self.send(from, MessageBody::ReadIndexResp { ctx, index: Some(index) });
         }
     }
 

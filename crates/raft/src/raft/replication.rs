@@ -14,9 +14,7 @@ use super::Raft;
 impl Raft {
     pub(super) fn step_leader(&mut self, m: Message) {
         match m.body {
-            MessageBody::AppendResp { index, reject } => {
-                self.handle_append_response(m.from, index, reject)
-            }
+            MessageBody::AppendResp { index, reject } => self.handle_append_response(m.from, index, reject),
             MessageBody::HeartbeatResp { round } => self.handle_heartbeat_response(m.from, round),
             MessageBody::ReadIndex { ctx } => self.handle_read_index(ctx, m.from),
             // Another leader at our term would break election safety; the simulator checks
@@ -26,34 +24,18 @@ impl Raft {
     }
 
     pub(super) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self
-            .progress
-            .keys()
-            .copied()
-            .filter(|&id| id != self.id())
-            .collect();
+        let peers: Vec<NodeId> = self.progress.keys().copied().filter(|&id| id != self.id()).collect();
         for id in peers {
             self.send_append(id, true);
         }
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let peers: Vec<NodeId> = self
-            .progress
-            .keys()
-            .copied()
-            .filter(|&id| id != self.id())
-            .collect();
+        let peers: Vec<NodeId> = self.progress.keys().copied().filter(|&id| id != self.id()).collect();
         for id in peers {
             // Never tell a follower to commit past what it is known to hold.
             let commit = self.progress[&id].matched.min(self.log.committed);
-            self.send(
-                id,
-                MessageBody::Heartbeat {
-                    commit,
-                    round: self.read_round,
-                },
-            );
+            self.send(id, MessageBody::Heartbeat { commit, round: self.read_round });
         }
     }
 
@@ -89,28 +71,14 @@ impl Raft {
             pr.probe_sent = true;
         }
         let commit = self.log.committed;
-        self.send(
-            to,
-            MessageBody::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-            },
-        );
+        self.send(to, MessageBody::Append { prev_index, prev_term, entries, commit });
         true
     }
 
     fn send_snapshot(&mut self, to: NodeId) -> bool {
         let snapshot = self.snapshot.clone();
-        assert!(
-            snapshot.meta.index >= self.log.first_index() - 1,
-            "compacted log without a snapshot"
-        );
-        self.progress
-            .get_mut(&to)
-            .expect("member")
-            .become_snapshot(snapshot.meta.index);
+        assert!(snapshot.meta.index >= self.log.first_index() - 1, "compacted log without a snapshot");
+        self.progress.get_mut(&to).expect("member").become_snapshot(snapshot.meta.index);
         self.send(to, MessageBody::Snapshot { snapshot });
         true
     }
@@ -136,10 +104,7 @@ impl Raft {
         pr.recent_active = true;
         if let Some(hint) = reject {
             let hint_next = match hint.term {
-                Some(term) => self
-                    .log
-                    .next_after_term(term, index)
-                    .unwrap_or(hint.first_index),
+                Some(term) => self.log.next_after_term(term, index).unwrap_or(hint.first_index),
                 None => hint.first_index,
             };
             let pr = self.progress.get_mut(&from).expect("member");
@@ -167,9 +132,7 @@ impl Raft {
         }
         // Fill the window while there is more to send.
         while self.send_append(from, false) {}
-        if self.lead_transferee == Some(from)
-            && self.progress[&from].matched == self.log.last_index()
-        {
+        if self.lead_transferee == Some(from) && self.progress[&from].matched == self.log.last_index() {
             self.send(from, MessageBody::TimeoutNow);
         }
     }
@@ -189,14 +152,12 @@ impl Raft {
 
     /// Advances the commit index to what a quorum holds, if that entry is of our term.
     pub(super) fn maybe_commit(&mut self) -> bool {
-        let index = quorum::committed_index(&self.conf, |id| {
-            self.progress.get(&id).map_or(0, |pr| pr.matched)
-        });
+        let index = quorum::committed_index(&self.conf, |id| self.progress.get(&id).map_or(0, |pr| pr.matched));
         if index <= self.log.committed {
             return false;
         }
-        let counts = self.log_term(index) == Some(self.term)
-            || self.config.bug(InjectedBug::CommitPreviousTermByCounting);
+        let counts =
+            self.log_term(index) == Some(self.term) || self.config.bug(InjectedBug::CommitPreviousTermByCounting);
         if !counts {
             return false;
         }
@@ -216,37 +177,19 @@ impl Raft {
         if prev_index < self.log.committed {
             // Everything up to our commit index already matches the leader.
             let committed = self.log.committed;
-            self.send(
-                from,
-                MessageBody::AppendResp {
-                    index: committed,
-                    reject: None,
-                },
-            );
+            self.send(from, MessageBody::AppendResp { index: committed, reject: None });
             return;
         }
         if !self.log.matches(prev_index, prev_term) {
             let (term, first_index) = self.log.conflict_hint(prev_index);
             let reject = Some(ConflictHint { term, first_index });
-            self.send(
-                from,
-                MessageBody::AppendResp {
-                    index: prev_index,
-                    reject,
-                },
-            );
+            self.send(from, MessageBody::AppendResp { index: prev_index, reject });
             return;
         }
         let last_new = self.log.append_after_match(prev_index, entries);
         // Only what this message proved to match may be committed (Figure 2, rule 5).
         self.log.commit_to(commit.min(last_new));
-        self.send(
-            from,
-            MessageBody::AppendResp {
-                index: last_new,
-                reject: None,
-            },
-        );
+        self.send(from, MessageBody::AppendResp { index: last_new, reject: None });
     }
 
     pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, round: u64) {
@@ -258,13 +201,7 @@ impl Raft {
         let (index, term) = (snapshot.meta.index, snapshot.meta.term);
         if index <= self.log.committed {
             let committed = self.log.committed;
-            self.send(
-                from,
-                MessageBody::AppendResp {
-                    index: committed,
-                    reject: None,
-                },
-            );
+            self.send(from, MessageBody::AppendResp { index: committed, reject: None });
             return;
         }
         if self.log.matches(index, term) {
@@ -276,13 +213,7 @@ impl Raft {
             self.snapshot = snapshot.clone();
             self.snapshot_to_install = Some(snapshot);
         }
-        self.send(
-            from,
-            MessageBody::AppendResp {
-                index,
-                reject: None,
-            },
-        );
+        self.send(from, MessageBody::AppendResp { index, reject: None });
     }
 
     /// Called whenever the leader's commit index moves.

@@ -90,15 +90,7 @@ impl Network {
         };
         let state = decode_state(&persisted.snapshot.data);
         let raft = Raft::new((self.config)(id), persisted).expect("valid config");
-        self.nodes.insert(
-            id,
-            Node {
-                raft,
-                disk,
-                state,
-                read_states: Vec::new(),
-            },
-        );
+        self.nodes.insert(id, Node { raft, disk, state, read_states: Vec::new() });
         // Apply what the disk says is committed (the bootstrap membership, at least).
         self.handle_ready(id);
     }
@@ -112,11 +104,7 @@ impl Network {
     pub fn restart(&mut self, id: NodeId) {
         let disk = self.nodes[&id].disk.clone();
         self.in_flight.retain(|m| m.to != id && m.from != id);
-        let persisted = Persisted {
-            hard_state: disk.hard_state,
-            snapshot: disk.snapshot,
-            entries: disk.entries,
-        };
+        let persisted = Persisted { hard_state: disk.hard_state, snapshot: disk.snapshot, entries: disk.entries };
         self.start(id, persisted);
     }
 
@@ -165,8 +153,7 @@ impl Network {
             if let Some(hs) = ready.hard_state {
                 node.disk.hard_state = hs;
             }
-            self.in_flight
-                .extend(ready.persisted_messages.iter().cloned());
+            self.in_flight.extend(ready.persisted_messages.iter().cloned());
             self.sent.extend(ready.persisted_messages);
             for entry in ready.committed_entries {
                 if entry.kind == EntryKind::Normal && !entry.data.is_empty() {
@@ -225,11 +212,7 @@ impl Network {
     pub fn elect(&mut self, id: NodeId) {
         self.node_mut(id).campaign();
         self.stabilize();
-        assert_eq!(
-            self.node(id).role(),
-            Role::Leader,
-            "node {id} failed to win"
-        );
+        assert_eq!(self.node(id).role(), Role::Leader, "node {id} failed to win");
     }
 
     pub fn propose(&mut self, id: NodeId, data: &str) -> Result<Index, ProposeError> {
@@ -242,34 +225,20 @@ impl Network {
     pub fn compact(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).unwrap();
         let index = node.raft.applied();
-        let meta = SnapshotMeta {
-            index,
-            term: node.raft.log_term(index).unwrap(),
-            conf: node.raft.conf_state().clone(),
-        };
-        let snapshot = Snapshot {
-            meta,
-            data: encode_state(&node.state),
-        };
+        let meta =
+            SnapshotMeta { index, term: node.raft.log_term(index).unwrap(), conf: node.raft.conf_state().clone() };
+        let snapshot = Snapshot { meta, data: encode_state(&node.state) };
         node.disk.snapshot = snapshot.clone();
         node.disk.entries.retain(|e| e.index > index);
         node.raft.compact(snapshot);
     }
 
     pub fn leaders(&self) -> Vec<NodeId> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.raft.role() == Role::Leader)
-            .map(|(&id, _)| id)
-            .collect()
+        self.nodes.iter().filter(|(_, n)| n.raft.role() == Role::Leader).map(|(&id, _)| id).collect()
     }
 
     pub fn state(&self, id: NodeId) -> Vec<String> {
-        self.nodes[&id]
-            .state
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .collect()
+        self.nodes[&id].state.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
     }
 
     pub fn count_sent(&self, pred: impl Fn(&Message) -> bool) -> usize {
