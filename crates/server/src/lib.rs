@@ -1,1 +1,4 @@
-//! Placeholder.
+pub mod cluster;
+pub mod codec;
+pub mod persist;
+pub mod transport;

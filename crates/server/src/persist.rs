@@ -1,0 +1,124 @@
+//! The node's disk: the core's Ready made durable in the write-ahead log, and what a restart
+//! recovers from it. A brand-new member of a new cluster writes its bootstrap state (the
+//! initial membership as entry 1) before the core ever starts, so it is never lost.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Ready, Snapshot, SnapshotMeta};
+use tally_storage::{LogEntry, Wal, WalOptions, WriteBatch};
+
+use crate::codec;
+
+pub struct Disk {
+    wal: Wal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("{0}")]
+    Storage(#[from] tally_storage::Error),
+    #[error("snapshot at index {index} has an unreadable membership record")]
+    BadConfState { index: u64 },
+    #[error(
+        "data directory {dir} is empty and --initial-cluster-state is existing: this member must be \
+         added to the cluster first (etcdctl member add), then started with the cluster's \
+         --initial-cluster"
+    )]
+    NothingToJoin { dir: String },
+}
+
+/// How a member with an empty data directory starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitialState {
+    /// Founding member of a new cluster of these voters.
+    New,
+    /// Joining an existing cluster: start empty and learn everything from the leader.
+    Existing,
+}
+
+fn to_log_entry(e: &Entry) -> LogEntry {
+    let kind = match e.kind {
+        EntryKind::Normal => 0,
+        EntryKind::ConfChange => 1,
+    };
+    LogEntry { index: e.index, term: e.term, kind, data: e.data.clone() }
+}
+
+fn from_log_entry(e: LogEntry) -> Entry {
+    let kind = if e.kind == 1 { EntryKind::ConfChange } else { EntryKind::Normal };
+    Entry { index: e.index, term: e.term, kind, data: e.data }
+}
+
+fn to_hard_state(hs: HardState) -> tally_storage::HardState {
+    tally_storage::HardState { term: hs.term, vote: hs.vote, commit: hs.commit }
+}
+
+impl Disk {
+    /// Opens the data directory and returns what the core starts from.
+    pub fn open(dir: &Path, initial: InitialState, voters: &[NodeId]) -> Result<(Self, Persisted), DiskError> {
+        let (wal, recovered) = Wal::open(dir, WalOptions::default())?;
+        if let Some(torn) = &recovered.torn_tail {
+            tracing::warn!("cut a torn record off the write-ahead log: {torn:?}");
+        }
+        let mut disk = Self { wal };
+        let fresh = recovered.hard_state == tally_storage::HardState::default()
+            && recovered.entries.is_empty()
+            && recovered.snapshot_meta.is_none();
+        if fresh {
+            return match initial {
+                InitialState::New => {
+                    let persisted = Persisted::bootstrap(voters.iter().copied());
+                    let entries: Vec<LogEntry> = persisted.entries.iter().map(to_log_entry).collect();
+                    let batch = WriteBatch { hard_state: Some(to_hard_state(persisted.hard_state)), entries: &entries };
+                    disk.wal.append(&batch)?;
+                    Ok((disk, persisted))
+                }
+                InitialState::Existing => Ok((disk, Persisted::default())),
+            };
+        }
+        let snapshot = match disk.wal.load_snapshot()? {
+            Some(s) => {
+                let conf = codec::decode_conf_state(&s.meta.conf_state)
+                    .ok_or(DiskError::BadConfState { index: s.meta.index })?;
+                Snapshot {
+                    meta: SnapshotMeta { index: s.meta.index, term: s.meta.term, conf },
+                    data: Bytes::from(s.data),
+                }
+            }
+            None => Snapshot::default(),
+        };
+        let after_snapshot = snapshot.meta.index;
+        let entries = recovered.entries.into_iter().filter(|e| e.index > after_snapshot).map(from_log_entry).collect();
+        let hs = recovered.hard_state;
+        let hard_state = HardState { term: hs.term, vote: hs.vote, commit: hs.commit.max(after_snapshot) };
+        Ok((disk, Persisted { hard_state, snapshot, entries }))
+    }
+
+    /// Makes a Ready's snapshot, entries and hard state durable (one fsync for entries and
+    /// hard state together).
+    pub fn persist(&mut self, ready: &Ready) -> Result<(), DiskError> {
+        if let Some(snapshot) = &ready.snapshot {
+            self.save_snapshot(snapshot)?;
+        }
+        if ready.entries.is_empty() && ready.hard_state.is_none() {
+            return Ok(());
+        }
+        let entries: Vec<LogEntry> = ready.entries.iter().map(to_log_entry).collect();
+        let batch = WriteBatch { hard_state: ready.hard_state.map(to_hard_state), entries: &entries };
+        self.wal.append(&batch)?;
+        Ok(())
+    }
+
+    /// Stores a snapshot durably and releases the log it covers.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DiskError> {
+        let meta = tally_storage::SnapshotMeta {
+            index: snapshot.meta.index,
+            term: snapshot.meta.term,
+            conf_state: codec::encode_conf_state(&snapshot.meta.conf),
+        };
+        self.wal.save_snapshot(&meta, &snapshot.data)?;
+        self.wal.compact(snapshot.meta.index)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! Peer transport over TCP. One long-lived outbound connection per peer, fed by a bounded
+//! queue: everything queued goes out as one length-prefixed `PeerBatch` frame, and a full
+//! queue drops messages instead of blocking (Raft repairs loss; a slow or dead peer never
+//! holds up the others). Each connection opens with a `PeerHello` naming cluster and sender.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tally_proto::tally_v1::{PeerBatch, PeerHello};
+use tally_proto::Message as _;
+use tally_raft::{Message, NodeId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::codec;
+
+/// Messages queued per peer before new ones are dropped.
+const PEER_QUEUE_MAX: usize = 8192;
+/// Messages per frame.
+const BATCH_MESSAGES_MAX: usize = 4096;
+/// Largest frame accepted (a snapshot travels in one frame).
+const FRAME_BYTES_MAX: usize = 1 << 30;
+const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
+const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+
+/// What a peer told us about itself when it connected.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+pub type PeerDirectory = Arc<RwLock<HashMap<NodeId, PeerInfo>>>;
+
+/// "http://127.0.0.1:2380" -> "127.0.0.1:2380".
+pub fn url_to_addr(url: &str) -> Result<SocketAddr, String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let hostport = rest.trim_end_matches('/');
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    hostport.parse().map_err(|e| format!("bad URL {url:?}: {e} (expected http://ip:port)"))
+}
+
+/// Sending side: a queue per peer.
+#[derive(Clone)]
+pub struct Transport {
+    queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
+}
+
+impl Transport {
+    pub fn start(hello: PeerHello, peers: BTreeMap<NodeId, SocketAddr>) -> Self {
+        let mut queues = BTreeMap::new();
+        for (id, addr) in peers {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+            tokio::spawn(run_outbound(addr, hello.clone(), rx));
+            queues.insert(id, tx);
+        }
+        Self { queues }
+    }
+
+    /// Queues a message; drops it if the peer is unknown or its queue is full.
+    pub fn send(&self, m: Message) {
+        if let Some(queue) = self.queues.get(&m.to) {
+            if queue.try_send(m).is_err() {
+                tracing::debug!("peer queue full or closed; dropped a message");
+            }
+        }
+    }
+}
+
+async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(payload.len() as u32).to_be_bytes()).await?;
+    w.write_all(payload).await
+}
+
+async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf).await?;
+    Ok(())
+}
+
+async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver<Message>) {
+    let hello = hello.encode_to_vec();
+    let mut delay = RECONNECT_DELAY_MIN;
+    loop {
+        let stream = match TcpStream::connect(addr).await {
+            Ok(stream) => stream,
+            Err(_) => {
+                // Messages for an unreachable peer are stale by the time it is back.
+                while rx.try_recv().is_ok() {}
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+                continue;
+            }
+        };
+        delay = RECONNECT_DELAY_MIN;
+        let _ = stream.set_nodelay(true);
+        let mut w = BufWriter::new(stream);
+        if write_frame(&mut w, &hello).await.is_err() {
+            continue;
+        }
+        loop {
+            let Some(first) = rx.recv().await else { return };
+            let mut batch = vec![codec::message_to_pb(first)];
+            while batch.len() < BATCH_MESSAGES_MAX {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(codec::message_to_pb(m)),
+                    Err(_) => break,
+                }
+            }
+            let frame = PeerBatch { messages: batch }.encode_to_vec();
+            if write_frame(&mut w, &frame).await.is_err() || w.flush().await.is_err() {
+                tracing::debug!(%addr, "peer connection lost; reconnecting");
+                break;
+            }
+        }
+    }
+}
+
+/// Receiving side: accepts peer connections and hands every message to `deliver`.
+pub async fn listen(
+    listener: TcpListener,
+    cluster_id: u64,
+    directory: PeerDirectory,
+    deliver: impl Fn(Message) + Clone + Send + Sync + 'static,
+) {
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let directory = directory.clone();
+        let deliver = deliver.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_inbound(stream, cluster_id, directory, deliver).await {
+                tracing::debug!(%remote, "peer connection closed: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_inbound(
+    mut stream: TcpStream,
+    cluster_id: u64,
+    directory: PeerDirectory,
+    deliver: impl Fn(Message),
+) -> std::io::Result<()> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    let mut buf = Vec::new();
+    read_frame(&mut stream, &mut buf).await?;
+    let hello = PeerHello::decode(buf.as_slice()).map_err(|e| invalid(format!("bad hello: {e}")))?;
+    if hello.cluster_id != cluster_id {
+        tracing::warn!(from = hello.from, "refused a peer of another cluster ({:x})", hello.cluster_id);
+        return Err(invalid("cluster id mismatch".into()));
+    }
+    directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
+    loop {
+        read_frame(&mut stream, &mut buf).await?;
+        let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
+        for m in batch.messages {
+            match codec::message_from_pb(m) {
+                Some(m) if m.from == hello.from => deliver(m),
+                _ => return Err(invalid("message without a body or from another sender".into())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls_become_socket_addresses() {
+        assert_eq!(url_to_addr("http://127.0.0.1:2380").unwrap(), "127.0.0.1:2380".parse().unwrap());
+        assert_eq!(url_to_addr("localhost:22380/").unwrap(), "127.0.0.1:22380".parse().unwrap());
+        assert!(url_to_addr("http://nowhere").unwrap_err().contains("bad URL"));
+    }
+
+    #[tokio::test]
+    async fn messages_cross_a_real_connection_after_a_hello() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let directory = PeerDirectory::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(listener, 42, directory.clone(), move |m| {
+            let _ = tx.send(m);
+        }));
+        let hello = PeerHello { cluster_id: 42, from: 1, name: "n1".into(), client_urls: vec!["http://c".into()] };
+        let transport = Transport::start(hello, [(2, addr)].into());
+        for round in 0..3 {
+            transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::HeartbeatResp { round } });
+        }
+        for round in 0..3 {
+            let m = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert_eq!(m.body, tally_raft::MessageBody::HeartbeatResp { round });
+        }
+        assert_eq!(directory.read().unwrap()[&1].client_urls, vec!["http://c"]);
+    }
+}
