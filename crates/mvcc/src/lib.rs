@@ -1,1 +1,24 @@
-//! Placeholder.
+//! Tally's MVCC key-value state machine with etcd v3.5 semantics: revisions, versions, historical reads,
+//! compaction, txns, leases as replicated state, exactly-once application of client commands, and snapshots.
+//!
+//! Everything is deterministic: no I/O, no clocks, no randomness. Responses carry a header with only the
+//! revision set; the server fills cluster id, member id and raft term.
+
+mod apply;
+mod error;
+mod key_index;
+mod lease;
+mod range;
+mod revision;
+mod snapshot;
+mod store;
+mod txn;
+pub mod validate;
+mod write;
+
+pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
+pub use error::{GrpcCode, MvccError};
+pub use lease::{Lease, MAX_LEASE_TTL};
+pub use revision::{Revision, INITIAL_REVISION, NEVER_COMPACTED};
+pub use snapshot::SnapshotError;
+pub use store::{Store, StoreConfig};

@@ -1,0 +1,194 @@
+//! The exactly-once apply layer: commands from the raft log, client sessions for deduplication, and the
+//! applied index.
+
+use std::collections::BTreeMap;
+
+use tally_proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, TxnResponse,
+};
+use tally_proto::mvccpb::Event;
+use tally_proto::tally_v1::{command::Op, Command};
+
+use crate::error::MvccError;
+use crate::store::{Store, StoreConfig};
+
+/// The result of one command, as etcd's applier returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandResponse {
+    /// A Put's response.
+    Put(PutResponse),
+    /// A DeleteRange's response.
+    DeleteRange(DeleteRangeResponse),
+    /// A Txn's response.
+    Txn(TxnResponse),
+    /// A Compaction's response.
+    Compaction(CompactionResponse),
+    /// A LeaseGrant's response.
+    LeaseGrant(LeaseGrantResponse),
+    /// A LeaseRevoke's response.
+    LeaseRevoke(LeaseRevokeResponse),
+    /// The request failed; nothing was changed.
+    Error(MvccError),
+    /// A command without an operation, or a log index already applied: nothing happened.
+    Noop,
+}
+
+/// What applying a log entry produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// The response to hand back to the client.
+    pub response: CommandResponse,
+    /// False when the command was not executed now (a retried or stale request, or an index already applied).
+    pub fresh: bool,
+    /// Events of the writes performed now (empty unless `fresh`), with `prev_kv` filled, in revision order.
+    pub events: Vec<Event>,
+    /// The store's revision after this entry.
+    pub revision: i64,
+}
+
+/// A client's last applied request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// Sequence number of the last applied request.
+    pub seq: u64,
+    /// Its response.
+    pub response: CommandResponse,
+    /// Log index at which the session was last used (for least-recently-used eviction).
+    pub last_index: u64,
+}
+
+/// Client sessions, bounded: beyond `max` the least recently used is evicted. An evicted client's retry of
+/// its last request is indistinguishable from a new request and would be applied a second time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sessions {
+    pub(crate) max: usize,
+    pub(crate) by_client: BTreeMap<u64, Session>,
+    pub(crate) lru: BTreeMap<u64, u64>,
+}
+
+impl Sessions {
+    pub(crate) fn new(max: usize) -> Sessions {
+        Sessions { max: max.max(1), by_client: BTreeMap::new(), lru: BTreeMap::new() }
+    }
+
+    /// A client's session.
+    pub fn get(&self, client_id: u64) -> Option<&Session> {
+        self.by_client.get(&client_id)
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.by_client.len()
+    }
+
+    /// Whether there are no sessions.
+    pub fn is_empty(&self) -> bool {
+        self.by_client.is_empty()
+    }
+
+    fn touch(&mut self, client_id: u64, index: u64) {
+        if let Some(s) = self.by_client.get_mut(&client_id) {
+            self.lru.remove(&s.last_index);
+            s.last_index = index;
+            self.lru.insert(index, client_id);
+        }
+    }
+
+    pub(crate) fn record(&mut self, client_id: u64, seq: u64, response: CommandResponse, index: u64) {
+        if let Some(old) = self.by_client.insert(client_id, Session { seq, response, last_index: index }) {
+            self.lru.remove(&old.last_index);
+        }
+        self.lru.insert(index, client_id);
+        while self.by_client.len() > self.max {
+            let Some((_, victim)) = self.lru.pop_first() else { break };
+            self.by_client.remove(&victim);
+        }
+    }
+}
+
+/// The replicated state machine: the MVCC store plus exactly-once bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateMachine {
+    /// The key-value store (serve reads with [`Store::range`]).
+    pub store: Store,
+    pub(crate) sessions: Sessions,
+    pub(crate) applied_index: u64,
+}
+
+impl Default for StateMachine {
+    fn default() -> Self {
+        StateMachine::new(StoreConfig::default())
+    }
+}
+
+impl StateMachine {
+    /// An empty state machine.
+    pub fn new(config: StoreConfig) -> StateMachine {
+        StateMachine { store: Store::new(config), sessions: Sessions::new(config.sessions_max), applied_index: 0 }
+    }
+
+    /// The index of the last applied log entry.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// The client sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Estimated data size in bytes (etcd Status `dbSize`).
+    pub fn size_bytes(&self) -> u64 {
+        self.store.size_bytes()
+    }
+
+    /// Records a log entry that carries no command (an empty or configuration entry).
+    pub fn apply_noop(&mut self, index: u64) {
+        self.applied_index = self.applied_index.max(index);
+    }
+
+    /// Applies the command at log `index`. Entries at or below the applied index are ignored (`Noop`,
+    /// not fresh). For `client_id != 0`, a `seq` equal to the client's last applied one returns the cached
+    /// response without re-executing; an older `seq` answers [`MvccError::StaleSequence`]; both not fresh.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> Applied {
+        if index <= self.applied_index {
+            return self.not_fresh(CommandResponse::Noop);
+        }
+        self.applied_index = index;
+        if cmd.client_id != 0 {
+            if let Some(s) = self.sessions.get(cmd.client_id) {
+                if cmd.seq == s.seq {
+                    let cached = s.response.clone();
+                    self.sessions.touch(cmd.client_id, index);
+                    return self.not_fresh(cached);
+                }
+                if cmd.seq < s.seq {
+                    return self.not_fresh(CommandResponse::Error(MvccError::StaleSequence));
+                }
+            }
+        }
+        let (response, events) = self.execute(cmd.op.as_ref());
+        if cmd.client_id != 0 {
+            self.sessions.record(cmd.client_id, cmd.seq, response.clone(), index);
+        }
+        Applied { response, fresh: true, events, revision: self.store.revision() }
+    }
+
+    fn not_fresh(&self, response: CommandResponse) -> Applied {
+        Applied { response, fresh: false, events: Vec::new(), revision: self.store.revision() }
+    }
+
+    fn execute(&mut self, op: Option<&Op>) -> (CommandResponse, Vec<Event>) {
+        let s = &mut self.store;
+        let r = match op {
+            None => return (CommandResponse::Noop, Vec::new()),
+            Some(Op::Put(p)) => s.put(p).map(|(r, e)| (CommandResponse::Put(r), e)),
+            Some(Op::DeleteRange(d)) => s.delete_range(d).map(|(r, e)| (CommandResponse::DeleteRange(r), e)),
+            Some(Op::Txn(t)) => s.txn(t).map(|(r, e)| (CommandResponse::Txn(r), e)),
+            Some(Op::Compaction(c)) => s.compact(c.revision).map(|r| (CommandResponse::Compaction(r), Vec::new())),
+            Some(Op::LeaseGrant(g)) => s.lease_grant(g.id, g.ttl).map(|r| (CommandResponse::LeaseGrant(r), Vec::new())),
+            Some(Op::LeaseRevoke(l)) => s.lease_revoke(l.id).map(|(r, e)| (CommandResponse::LeaseRevoke(r), e)),
+        };
+        r.unwrap_or_else(|e| (CommandResponse::Error(e), Vec::new()))
+    }
+}

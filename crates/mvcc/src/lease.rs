@@ -1,0 +1,77 @@
+//! Leases as replicated state: id, granted TTL and attached keys. Expiry is decided elsewhere (the leader
+//! proposes revokes); nothing here reads a clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::error::MvccError;
+
+/// etcd's `lease.MaxLeaseTTL` (seconds).
+pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
+
+/// A granted lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The lease id (never 0).
+    pub id: i64,
+    /// The granted TTL in seconds (after raising it to the minimum TTL).
+    pub ttl: i64,
+    /// Keys currently attached, in key order.
+    pub keys: BTreeSet<Arc<[u8]>>,
+}
+
+/// All granted leases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Lessor {
+    pub(crate) leases: BTreeMap<i64, Lease>,
+    /// State of the deterministic id generator for grants with id 0.
+    pub(crate) id_seed: u64,
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Lessor {
+    pub(crate) fn lookup(&self, id: i64) -> Option<&Lease> {
+        self.leases.get(&id)
+    }
+
+    /// Grants a lease as etcd's `lessor.Grant` does; `id == 0` picks a fresh positive id deterministically.
+    pub(crate) fn grant(&mut self, id: i64, ttl: i64, min_ttl: i64) -> Result<&Lease, MvccError> {
+        let id = if id == 0 {
+            loop {
+                self.id_seed = self.id_seed.wrapping_add(1);
+                let candidate = (splitmix64(self.id_seed) & (i64::MAX as u64)) as i64;
+                if candidate != 0 && !self.leases.contains_key(&candidate) {
+                    break candidate;
+                }
+            }
+        } else {
+            id
+        };
+        if ttl > MAX_LEASE_TTL {
+            return Err(MvccError::LeaseTtlTooLarge);
+        }
+        if self.leases.contains_key(&id) {
+            return Err(MvccError::LeaseExists);
+        }
+        let ttl = ttl.max(min_ttl);
+        Ok(self.leases.entry(id).or_insert(Lease { id, ttl, keys: BTreeSet::new() }))
+    }
+
+    pub(crate) fn attach(&mut self, id: i64, key: &Arc<[u8]>) {
+        if let Some(l) = self.leases.get_mut(&id) {
+            l.keys.insert(key.clone());
+        }
+    }
+
+    pub(crate) fn detach(&mut self, id: i64, key: &[u8]) {
+        if let Some(l) = self.leases.get_mut(&id) {
+            l.keys.remove(key);
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Snapshots of the whole state machine: a versioned binary format closed by a crc32c checksum.
+//!
+//! Layout (integers little-endian): magic `TALLYMVC`, format version (u32), body, crc32c (u32) of all the
+//! preceding bytes. Body: applied index; config; current and compacted revisions; lease id seed; keys in
+//! order with their histories; leases (id, ttl; attachments are rebuilt from the live keys); sessions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message;
+
+use crate::apply::{CommandResponse, Session, Sessions, StateMachine};
+use crate::error::MvccError;
+use crate::key_index::{Entry, KeyHistory};
+use crate::lease::{Lease, Lessor};
+use crate::revision::Revision;
+use crate::store::{Store, StoreConfig};
+
+const MAGIC: &[u8; 8] = b"TALLYMVC";
+const FORMAT_VERSION: u32 = 1;
+
+/// Why a snapshot could not be restored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Not a Tally MVCC snapshot.
+    #[error("snapshot: bad magic")]
+    BadMagic,
+    /// A format this build cannot read.
+    #[error("snapshot: unsupported format version {0}")]
+    UnsupportedVersion(u32),
+    /// The checksum does not match the contents.
+    #[error("snapshot: checksum mismatch")]
+    Checksum,
+    /// The contents are malformed or inconsistent.
+    #[error("snapshot: corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u64(v.len() as u64);
+        self.buf.extend_from_slice(v);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+type R<T> = Result<T, SnapshotError>;
+const SHORT: SnapshotError = SnapshotError::Corrupt("truncated");
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        if n > self.buf.len() {
+            return Err(SHORT);
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> R<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> R<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| SHORT)?))
+    }
+    fn u64(&mut self) -> R<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| SHORT)?))
+    }
+    fn i64(&mut self) -> R<i64> {
+        Ok(self.u64()? as i64)
+    }
+    fn len(&mut self) -> R<usize> {
+        let n = self.u64()?;
+        // every counted item takes at least one byte: a larger count is corrupt (and must not drive allocation)
+        if n > self.buf.len() as u64 {
+            return Err(SHORT);
+        }
+        Ok(n as usize)
+    }
+    fn bytes(&mut self) -> R<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n)
+    }
+}
+
+fn write_response(w: &mut Writer, r: &CommandResponse) {
+    match r {
+        CommandResponse::Put(m) => {
+            w.u8(1);
+            w.bytes(&m.encode_to_vec());
+        }
+        CommandResponse::DeleteRange(m) => {
+            w.u8(2);
+            w.bytes(&m.encode_to_vec());
+        }
+        CommandResponse::Txn(m) => {
+            w.u8(3);
+            w.bytes(&m.encode_to_vec());
+        }
+        CommandResponse::Compaction(m) => {
+            w.u8(4);
+            w.bytes(&m.encode_to_vec());
+        }
+        CommandResponse::LeaseGrant(m) => {
+            w.u8(5);
+            w.bytes(&m.encode_to_vec());
+        }
+        CommandResponse::LeaseRevoke(m) => {
+            w.u8(6);
+            w.bytes(&m.encode_to_vec());
+        }
+        CommandResponse::Error(e) => {
+            w.u8(7);
+            w.u8(e.tag());
+        }
+        CommandResponse::Noop => w.u8(8),
+    }
+}
+
+fn read_response(r: &mut Reader<'_>) -> R<CommandResponse> {
+    const BAD: SnapshotError = SnapshotError::Corrupt("bad cached response");
+    Ok(match r.u8()? {
+        1 => CommandResponse::Put(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        2 => CommandResponse::DeleteRange(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        3 => CommandResponse::Txn(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        4 => CommandResponse::Compaction(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        5 => CommandResponse::LeaseGrant(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        6 => CommandResponse::LeaseRevoke(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        7 => CommandResponse::Error(MvccError::from_tag(r.u8()?).ok_or(BAD)?),
+        8 => CommandResponse::Noop,
+        _ => return Err(BAD),
+    })
+}
+
+impl StateMachine {
+    /// Serializes the whole state.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let s = &self.store;
+        let mut w = Writer { buf: Vec::with_capacity(s.approx_bytes as usize + 64) };
+        w.buf.extend_from_slice(MAGIC);
+        w.u32(FORMAT_VERSION);
+        w.u64(self.applied_index);
+        w.u64(s.config.max_txn_ops as u64);
+        w.i64(s.config.min_lease_ttl);
+        w.u64(s.config.sessions_max as u64);
+        w.i64(s.current_rev);
+        w.i64(s.compact_rev);
+        w.u64(s.lessor.id_seed);
+        w.u64(s.index.len() as u64);
+        for (key, h) in &s.index {
+            w.bytes(key);
+            w.u64(h.entries.len() as u64);
+            for e in &h.entries {
+                w.i64(e.rev.main);
+                w.i64(e.rev.sub);
+                w.i64(e.create);
+                w.i64(e.version);
+                w.i64(e.lease);
+                match &e.value {
+                    None => w.u8(0),
+                    Some(v) => {
+                        w.u8(1);
+                        w.bytes(v);
+                    }
+                }
+            }
+        }
+        w.u64(s.lessor.leases.len() as u64);
+        for l in s.lessor.leases.values() {
+            w.i64(l.id);
+            w.i64(l.ttl);
+        }
+        w.u64(self.sessions.by_client.len() as u64);
+        for (client, sess) in &self.sessions.by_client {
+            w.u64(*client);
+            w.u64(sess.seq);
+            w.u64(sess.last_index);
+            write_response(&mut w, &sess.response);
+        }
+        let crc = crc32c::crc32c(&w.buf);
+        w.u32(crc);
+        w.buf
+    }
+
+    /// Rebuilds a state machine from [`StateMachine::snapshot`] output. Corrupt input is an error.
+    pub fn restore(data: &[u8]) -> Result<StateMachine, SnapshotError> {
+        if data.len() < MAGIC.len() + 8 || &data[..MAGIC.len()] != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let (body, crc) = data.split_at(data.len() - 4);
+        let mut r = Reader { buf: &body[MAGIC.len()..] };
+        let version = r.u32()?;
+        if version != FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        if crc32c::crc32c(body).to_le_bytes() != crc {
+            return Err(SnapshotError::Checksum);
+        }
+        let applied_index = r.u64()?;
+        let config = StoreConfig {
+            max_txn_ops: r.u64()? as usize,
+            min_lease_ttl: r.i64()?,
+            sessions_max: (r.u64()? as usize).max(1),
+        };
+        let mut store = Store::new(config);
+        store.current_rev = r.i64()?;
+        store.compact_rev = r.i64()?;
+        store.lessor.id_seed = r.u64()?;
+        if store.current_rev < 1 || store.compact_rev > store.current_rev {
+            return Err(SnapshotError::Corrupt("revisions"));
+        }
+        let nkeys = r.len()?;
+        let mut prev_key: Option<Arc<[u8]>> = None;
+        let mut attachments: Vec<(i64, Arc<[u8]>)> = Vec::new();
+        for _ in 0..nkeys {
+            let key: Arc<[u8]> = Arc::from(r.bytes()?);
+            if key.is_empty() || prev_key.as_ref().is_some_and(|p| *p >= key) {
+                return Err(SnapshotError::Corrupt("key order"));
+            }
+            let n = r.len()?;
+            if n == 0 {
+                return Err(SnapshotError::Corrupt("empty key history"));
+            }
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let rev = Revision::new(r.i64()?, r.i64()?);
+                let (create, version, lease) = (r.i64()?, r.i64()?, r.i64()?);
+                let value = match r.u8()? {
+                    0 => None,
+                    1 => Some(Box::<[u8]>::from(r.bytes()?)),
+                    _ => return Err(SnapshotError::Corrupt("entry kind")),
+                };
+                let e = Entry { rev, create, version, lease, value };
+                if rev.main < 1 || rev.main > store.current_rev || entries.last().is_some_and(|p: &Entry| p.rev >= rev)
+                {
+                    return Err(SnapshotError::Corrupt("revision order"));
+                }
+                store.approx_bytes += e.cost(key.len());
+                entries.push(e);
+            }
+            let h = KeyHistory { entries };
+            if let Some(e) = h.current() {
+                if e.lease != 0 {
+                    attachments.push((e.lease, key.clone()));
+                }
+            }
+            store.index.insert(key.clone(), h);
+            prev_key = Some(key);
+        }
+        let nleases = r.len()?;
+        let mut leases = BTreeMap::new();
+        for _ in 0..nleases {
+            let (id, ttl) = (r.i64()?, r.i64()?);
+            if id == 0 || leases.insert(id, Lease { id, ttl, keys: Default::default() }).is_some() {
+                return Err(SnapshotError::Corrupt("lease ids"));
+            }
+        }
+        let mut lessor = Lessor { leases, id_seed: store.lessor.id_seed };
+        for (id, key) in &attachments {
+            if lessor.lookup(*id).is_none() {
+                return Err(SnapshotError::Corrupt("key attached to a missing lease"));
+            }
+            lessor.attach(*id, key);
+        }
+        store.lessor = lessor;
+        let nsessions = r.len()?;
+        let mut sessions = Sessions::new(config.sessions_max);
+        for _ in 0..nsessions {
+            let (client, seq, last_index) = (r.u64()?, r.u64()?, r.u64()?);
+            let response = read_response(&mut r)?;
+            if sessions.lru.insert(last_index, client).is_some()
+                || sessions.by_client.insert(client, Session { seq, response, last_index }).is_some()
+            {
+                return Err(SnapshotError::Corrupt("sessions"));
+            }
+        }
+        if !r.buf.is_empty() {
+            return Err(SnapshotError::Corrupt("trailing bytes"));
+        }
+        Ok(StateMachine { store, sessions, applied_index })
+    }
+}
