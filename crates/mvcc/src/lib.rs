@@ -6,6 +6,7 @@
 
 mod apply;
 mod error;
+mod go_sort;
 mod key_index;
 mod lease;
 mod range;

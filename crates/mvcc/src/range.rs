@@ -7,6 +7,7 @@ use tally_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use tally_proto::mvccpb::KeyValue;
 
 use crate::error::MvccError;
+use crate::go_sort::go_sort;
 use crate::store::{header, KeyRange, Store};
 use crate::validate;
 
@@ -65,8 +66,8 @@ impl Store {
         }
         match order {
             SortOrder::None => {}
-            SortOrder::Ascend => kvs.sort_by(|a, b| compare_by(sort_target, a, b)),
-            SortOrder::Descend => kvs.sort_by(|a, b| compare_by(sort_target, b, a)),
+            SortOrder::Ascend => go_sort(&mut kvs, &|a, b| compare_by(sort_target, a, b) == Ordering::Less),
+            SortOrder::Descend => go_sort(&mut kvs, &|a, b| compare_by(sort_target, b, a) == Ordering::Less),
         }
         let mut more = false;
         if r.limit > 0 && kvs.len() as i64 > r.limit {
