@@ -37,6 +37,9 @@ pub struct Config {
     pub entries_per_msg_max: usize,
     /// Bytes of entry payload per Append message (at least one entry is always sent).
     pub bytes_per_msg_max: u64,
+    /// Entries kept in memory below a new snapshot, so a follower slightly behind catches up
+    /// from the log instead of receiving the whole snapshot (etcd's snapshot catch-up entries).
+    pub compaction_lag_entries: u64,
     /// Seed for the election-timeout randomness; the driver injects it.
     pub seed: u64,
     #[doc(hidden)]
@@ -54,6 +57,7 @@ impl Config {
             inflight_msgs_max: 256,
             entries_per_msg_max: 1024,
             bytes_per_msg_max: 1024 * 1024,
+            compaction_lag_entries: 0,
             seed: id,
             injected_bug: None,
         }

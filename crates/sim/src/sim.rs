@@ -149,6 +149,7 @@ impl Simulation {
         base_config.pre_vote = rng.chance(0.8);
         base_config.check_quorum = rng.chance(0.8);
         base_config.injected_bug = opts.bug;
+        base_config.compaction_lag_entries = rng.pick(&[0, 0, 3, 50]);
         let snapshot_every = rng.pick(&[5, 20, 100, 1_000_000]);
         let node_ids: Vec<NodeId> = (1..=size as u64).collect();
         let spare_ids = (size as u64 + 1..=size as u64 + 3).collect();

@@ -242,7 +242,8 @@ impl Raft {
     }
 
     /// Records a snapshot the driver took of its state machine at `snapshot.meta.index` (at most
-    /// the applied index) and drops the log it covers.
+    /// the applied index) and drops the log it covers, except the last
+    /// `compaction_lag_entries` entries below it.
     pub fn compact(&mut self, snapshot: Snapshot) {
         self.assert_not_in_ready();
         let index = snapshot.meta.index;
@@ -251,7 +252,7 @@ impl Raft {
             return;
         }
         assert_eq!(Some(snapshot.meta.term), self.log_term(index), "snapshot term differs from the log's");
-        self.log.compact(index);
+        self.log.compact(index.saturating_sub(self.config.compaction_lag_entries));
         self.snapshot = snapshot;
     }
 
