@@ -1,13 +1,115 @@
-//! The `tally` binary. For now it only names what is coming: the server, `tally dev` and the
-//! client commands arrive with the node (issue 4). The simulator is `tally-sim`.
+//! `tally`: run a member (`tally server`), a local cluster (`tally dev`), or talk to one.
 
+mod client;
+mod dev;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand, ValueEnum};
+use tally_server::persist::InitialState;
+use tally_server::server::{self, ServerOptions};
+
+#[derive(Parser)]
+#[command(name = "tally", version, about = "A Raft-replicated key-value store that speaks etcd's v3 API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClusterState {
+    New,
+    Existing,
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// This member's name in --initial-cluster.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Where the write-ahead log and snapshots live.
+    #[arg(long, default_value = "default.tally")]
+    data_dir: PathBuf,
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    listen_client_urls: Vec<String>,
+    /// Client URLs told to peers (followers forward writes there); defaults to the listen URLs.
+    #[arg(long, value_delimiter = ',')]
+    advertise_client_urls: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2380")]
+    listen_peer_urls: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    initial_advertise_peer_urls: Vec<String>,
+    /// Every founding member: name=peer-url,name=peer-url,...
+    #[arg(long, default_value = "default=http://127.0.0.1:2380")]
+    initial_cluster: String,
+    #[arg(long, value_enum, default_value = "new")]
+    initial_cluster_state: ClusterState,
+    #[arg(long, default_value = "tally-cluster")]
+    initial_cluster_token: String,
+    /// Milliseconds between leader heartbeats.
+    #[arg(long, default_value_t = 30)]
+    heartbeat_interval: u64,
+    /// Minimum election timeout in milliseconds (each timeout is drawn from [t, 2t)).
+    #[arg(long, default_value_t = 150)]
+    election_timeout: u64,
+    /// Applied entries between state machine snapshots.
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_count: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one cluster member.
+    Server(ServerArgs),
+    /// Start a local cluster (3 members by default) and stop it on Ctrl-C.
+    Dev(dev::DevArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+fn server_options(a: ServerArgs) -> ServerOptions {
+    let advertise =
+        if a.advertise_client_urls.is_empty() { a.listen_client_urls.clone() } else { a.advertise_client_urls };
+    ServerOptions {
+        name: a.name,
+        data_dir: a.data_dir,
+        listen_client_urls: a.listen_client_urls,
+        advertise_client_urls: advertise,
+        listen_peer_urls: a.listen_peer_urls,
+        initial_advertise_peer_urls: a.initial_advertise_peer_urls,
+        initial_cluster: a.initial_cluster,
+        initial_cluster_state: match a.initial_cluster_state {
+            ClusterState::New => InitialState::New,
+            ClusterState::Existing => InitialState::Existing,
+        },
+        initial_cluster_token: a.initial_cluster_token,
+        heartbeat_interval_ms: a.heartbeat_interval,
+        election_timeout_ms: a.election_timeout,
+        snapshot_count: a.snapshot_count,
+    }
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "tally {}: the server and client commands are not built yet.\n\
-         Run the consensus simulator instead: cargo run --release -p tally-sim -- --seeds 1000",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match cli.command {
+        Command::Server(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            match runtime.block_on(server::run(server_options(args))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tally server: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Client(cmd) => runtime.block_on(client::run(cmd)),
+    }
 }

@@ -1,4 +1,12 @@
+//! The Tally node: a real server process around the sans-IO core. It persists the core's
+//! Ready batches in the write-ahead log, carries messages over TCP to its peers, applies
+//! committed commands to the MVCC state machine, and serves the etcd v3 gRPC API.
+
 pub mod cluster;
 pub mod codec;
+pub mod driver;
+pub mod errors;
 pub mod persist;
+pub mod server;
+pub mod services;
 pub mod transport;

@@ -1,0 +1,134 @@
+//! `tally dev`: a local cluster in one command. Each member is a `tally server` child process
+//! with its own data directory and log file; Ctrl-C stops them all.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use tally_proto::etcdserverpb::StatusRequest;
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Where the members keep their data and logs (reused across runs).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// How many members (client ports 2379, 22379, 32379, 42379, ...).
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+}
+
+fn client_port(i: u16) -> u16 {
+    if i == 0 {
+        2379
+    } else {
+        (i + 1) * 10000 + 2379
+    }
+}
+
+struct Members(Vec<Child>);
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub async fn run(args: DevArgs) -> ExitCode {
+    if !(1..=6).contains(&args.nodes) {
+        eprintln!("tally dev: --nodes must be between 1 and 6");
+        return ExitCode::from(2);
+    }
+    let dir = args.dir.unwrap_or_else(|| std::env::temp_dir().join("tally-dev"));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("tally dev: cannot create {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    let names: Vec<String> = (1..=args.nodes).map(|i| format!("n{i}")).collect();
+    let peer = |i: u16| format!("http://127.0.0.1:{}", client_port(i) + 1);
+    let client = |i: u16| format!("http://127.0.0.1:{}", client_port(i));
+    let initial_cluster: Vec<String> = (0..args.nodes).map(|i| format!("{}={}", names[i as usize], peer(i))).collect();
+    let exe = std::env::current_exe().expect("own executable");
+    let mut members = Members(Vec::new());
+    for i in 0..args.nodes {
+        let name = &names[i as usize];
+        let log_path = dir.join(format!("{name}.log"));
+        let log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("tally dev: cannot open {}: {e}", log_path.display());
+                return ExitCode::from(1);
+            }
+        };
+        let child = Command::new(&exe)
+            .arg("server")
+            .args(["--name", name])
+            .arg("--data-dir")
+            .arg(dir.join(name))
+            .args(["--listen-client-urls", &client(i)])
+            .args(["--listen-peer-urls", &peer(i)])
+            .args(["--initial-advertise-peer-urls", &peer(i)])
+            .args(["--initial-cluster", &initial_cluster.join(",")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn();
+        match child {
+            Ok(child) => members.0.push(child),
+            Err(e) => {
+                eprintln!("tally dev: cannot start {name}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let endpoints: Vec<String> = (0..args.nodes).map(|i| format!("127.0.0.1:{}", client_port(i))).collect();
+    println!("tally dev: {} members, data and logs in {}", args.nodes, dir.display());
+    for (i, name) in names.iter().enumerate() {
+        println!("  {name}  client {}  peer {}", client(i as u16), peer(i as u16));
+    }
+    match wait_for_leader(&endpoints[0], Duration::from_secs(15)).await {
+        Some(leader) => println!("cluster is up (leader {leader:x})."),
+        None => println!("no leader yet; see the logs in {}", dir.display()),
+    }
+    println!(
+        "\nTry:\n  etcdctl --endpoints={} put foo bar\n  etcdctl --endpoints={} get foo",
+        endpoints.join(","),
+        endpoints[0]
+    );
+    println!("Ctrl-C stops every member.");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                for (i, child) in members.0.iter_mut().enumerate() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        eprintln!("tally dev: member {} exited ({status}); see {}", names[i], dir.join(format!("{}.log", names[i])).display());
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+        }
+    }
+    drop(members);
+    println!("\nstopped.");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_leader(endpoint: &str, timeout: Duration) -> Option<u64> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(mut client) = MaintenanceClient::connect(format!("http://{endpoint}")).await {
+            if let Ok(status) = client.status(StatusRequest {}).await {
+                let leader = status.into_inner().leader;
+                if leader != 0 {
+                    return Some(leader);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}

@@ -1,0 +1,349 @@
+//! The Raft driver: one thread owns the core, the write-ahead log and the state machine, and
+//! handles each Ready in the order the core's contract requires: send the leader's messages,
+//! persist (one fsync for the batch), send the rest, apply, answer clients. Inputs that arrive
+//! together (peer messages, proposals from many clients, reads) are handled before the next
+//! Ready, so many proposals share one append and one fsync, and many reads one ReadIndex.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tally_mvcc::{CommandResponse, MvccError, StateMachine};
+use tally_proto::etcdserverpb::{RangeRequest, RangeResponse};
+use tally_proto::tally_v1::Command;
+use tally_proto::Message as _;
+use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot, SnapshotMeta};
+use tokio::sync::oneshot;
+
+use crate::persist::Disk;
+use crate::transport::Transport;
+
+/// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
+const INPUTS_PER_TURN_MAX: usize = 4096;
+
+pub enum Input {
+    Peer(Message),
+    Propose { cmd: Command, reply: oneshot::Sender<ProposeOutcome> },
+    Read { req: RangeRequest, serializable: bool, reply: oneshot::Sender<ReadOutcome> },
+    Transfer { target: NodeId, reply: oneshot::Sender<Result<(), String>> },
+    Status { reply: oneshot::Sender<StatusInfo> },
+}
+
+#[derive(Debug)]
+pub enum ProposeOutcome {
+    Applied(CommandResponse),
+    /// Not leader (or lost leadership before the entry applied): retry at `leader`.
+    NotLeader(Option<NodeId>),
+}
+
+#[derive(Debug)]
+pub enum ReadOutcome {
+    Done(Result<RangeResponse, MvccError>),
+    NoLeader,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StatusInfo {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub committed: Index,
+    pub applied: Index,
+    pub db_size: i64,
+    pub is_learner: bool,
+}
+
+/// What the gRPC side reads without asking the driver.
+#[derive(Default)]
+pub struct Shared {
+    pub leader: AtomicU64,
+    pub term: AtomicU64,
+}
+
+impl Shared {
+    pub fn leader(&self) -> Option<NodeId> {
+        Some(self.leader.load(Ordering::Relaxed)).filter(|&id| id != 0)
+    }
+}
+
+pub struct DriverConfig {
+    pub raft: Config,
+    pub tick: Duration,
+    /// Applied entries between state machine snapshots.
+    pub snapshot_count: u64,
+}
+
+struct ReadWaiter {
+    req: RangeRequest,
+    reply: oneshot::Sender<ReadOutcome>,
+}
+
+pub struct Driver {
+    raft: Raft,
+    disk: Disk,
+    sm: StateMachine,
+    transport: Transport,
+    shared: Arc<Shared>,
+    tick: Duration,
+    snapshot_count: u64,
+    snapshot_index: Index,
+    /// Proposals waiting to be applied, by (client id, seq).
+    waiters: HashMap<(u64, u64), oneshot::Sender<ProposeOutcome>>,
+    /// Linearizable reads of this turn, to share one ReadIndex.
+    reads_unsent: Vec<ReadWaiter>,
+    reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
+    reads_ready: Vec<(Index, Vec<ReadWaiter>)>,
+    next_read_ctx: u64,
+}
+
+fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
+    tracing::error!("{what}: {err}");
+    eprintln!("tally: fatal: {what}: {err}");
+    std::process::exit(2);
+}
+
+impl Driver {
+    pub fn new(cfg: DriverConfig, disk: Disk, persisted: Persisted, transport: Transport, shared: Arc<Shared>) -> Self {
+        let sm = if persisted.snapshot.data.is_empty() {
+            StateMachine::default()
+        } else {
+            StateMachine::restore(&persisted.snapshot.data)
+                .unwrap_or_else(|e| fatal("restoring the state machine snapshot", e))
+        };
+        let snapshot_index = persisted.snapshot.meta.index;
+        let raft = Raft::new(cfg.raft, persisted).unwrap_or_else(|e| fatal("starting raft", e));
+        Self {
+            raft,
+            disk,
+            sm,
+            transport,
+            shared,
+            tick: cfg.tick,
+            snapshot_count: cfg.snapshot_count,
+            snapshot_index,
+            waiters: HashMap::new(),
+            reads_unsent: Vec::new(),
+            reads_by_ctx: HashMap::new(),
+            reads_ready: Vec::new(),
+            next_read_ctx: 0,
+        }
+    }
+
+    /// Runs until every input sender is gone.
+    pub fn run(mut self, inputs: Receiver<Input>) {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            self.handle_readies();
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match inputs.recv_timeout(wait) {
+                Ok(input) => {
+                    self.handle(input);
+                    for input in inputs.try_iter().take(INPUTS_PER_TURN_MAX) {
+                        self.handle(input);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.send_reads();
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raft.tick();
+                // After a stall, resume ticking from now instead of firing a burst of ticks.
+                next_tick = (next_tick + self.tick).max(now);
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Peer(m) => {
+                if let Err(e) = self.raft.step(m) {
+                    tracing::warn!("dropped a peer message: {e}");
+                }
+            }
+            Input::Propose { cmd, reply } => match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
+                Ok(_) => {
+                    if let Some(old) = self.waiters.insert((cmd.client_id, cmd.seq), reply) {
+                        // A retry of the same request: the newest caller gets the answer.
+                        let _ = old.send(ProposeOutcome::NotLeader(self.raft.leader()));
+                    }
+                }
+                Err(_) => {
+                    let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
+                }
+            },
+            Input::Read { req, serializable: true, reply } => {
+                let _ = reply.send(ReadOutcome::Done(self.sm.store.range(&req)));
+            }
+            Input::Read { req, serializable: false, reply } => self.reads_unsent.push(ReadWaiter { req, reply }),
+            Input::Transfer { target, reply } => {
+                let _ = reply.send(self.raft.transfer_leader(target).map_err(|e| e.to_string()));
+            }
+            Input::Status { reply } => {
+                let conf = self.raft.conf_state();
+                let _ = reply.send(StatusInfo {
+                    leader: self.raft.leader(),
+                    term: self.raft.term(),
+                    committed: self.raft.committed(),
+                    applied: self.raft.applied(),
+                    db_size: self.sm.size_bytes() as i64,
+                    is_learner: !conf.is_voter(self.raft.id()) && conf.learners.contains(&self.raft.id()),
+                });
+            }
+        }
+    }
+
+    /// One ReadIndex for every linearizable read that arrived this turn.
+    fn send_reads(&mut self) {
+        if self.reads_unsent.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.reads_unsent);
+        self.next_read_ctx += 1;
+        let ctx = self.next_read_ctx;
+        match self.raft.read_index(Bytes::copy_from_slice(&ctx.to_be_bytes())) {
+            Ok(()) => {
+                self.reads_by_ctx.insert(ctx, batch);
+            }
+            Err(_) => batch.into_iter().for_each(|w| {
+                let _ = w.reply.send(ReadOutcome::NoLeader);
+            }),
+        }
+    }
+
+    fn handle_readies(&mut self) {
+        while self.raft.has_ready() {
+            let ready = self.raft.ready();
+            self.handle_ready(ready);
+            self.raft.advance();
+            self.serve_reads();
+            self.maybe_snapshot();
+        }
+    }
+
+    fn handle_ready(&mut self, mut ready: Ready) {
+        if let Some(soft) = ready.soft_state {
+            self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
+            if soft.role != Role::Leader {
+                self.fail_waiters(soft.leader);
+            }
+        }
+        for m in ready.messages.drain(..) {
+            self.transport.send(m);
+        }
+        if let Err(e) = self.disk.persist(&ready) {
+            fatal("writing the log", e);
+        }
+        for m in ready.persisted_messages.drain(..) {
+            self.transport.send(m);
+        }
+        self.shared.term.store(self.raft.term(), Ordering::Relaxed);
+        if let Some(snapshot) = &ready.snapshot {
+            self.sm =
+                StateMachine::restore(&snapshot.data).unwrap_or_else(|e| fatal("installing the leader's snapshot", e));
+            self.snapshot_index = snapshot.meta.index;
+        }
+        for entry in ready.committed_entries {
+            if entry.kind != EntryKind::Normal || entry.data.is_empty() {
+                self.sm.apply_noop(entry.index);
+                continue;
+            }
+            let cmd = match Command::decode(entry.data.as_ref()) {
+                Ok(cmd) => cmd,
+                Err(e) => fatal(&format!("decoding the committed entry at index {}", entry.index), e),
+            };
+            let applied = self.sm.apply(entry.index, &cmd);
+            if let Some(waiter) = self.waiters.remove(&(cmd.client_id, cmd.seq)) {
+                let _ = waiter.send(ProposeOutcome::Applied(applied.response));
+            }
+        }
+        for rs in ready.read_states {
+            let ctx = u64::from_be_bytes(rs.ctx.as_ref().try_into().unwrap_or([0; 8]));
+            if let Some(batch) = self.reads_by_ctx.remove(&ctx) {
+                self.reads_ready.push((rs.index, batch));
+            }
+        }
+    }
+
+    /// After losing leadership, pending proposals may never apply here: send their callers to
+    /// the new leader (their request ids make a retry safe). Pending reads likewise.
+    fn fail_waiters(&mut self, leader: Option<NodeId>) {
+        for (_, waiter) in self.waiters.drain() {
+            let _ = waiter.send(ProposeOutcome::NotLeader(leader));
+        }
+        for (_, batch) in self.reads_by_ctx.drain() {
+            batch.into_iter().for_each(|w| {
+                let _ = w.reply.send(ReadOutcome::NoLeader);
+            });
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.raft.applied();
+        let sm = &self.sm;
+        self.reads_ready.retain_mut(|(index, batch)| {
+            if *index > applied {
+                return true;
+            }
+            for w in batch.drain(..) {
+                let _ = w.reply.send(ReadOutcome::Done(sm.store.range(&w.req)));
+            }
+            false
+        });
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let applied = self.raft.applied();
+        if applied < self.snapshot_index + self.snapshot_count {
+            return;
+        }
+        let Some(term) = self.raft.log_term(applied) else { return };
+        let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
+        let snapshot = Snapshot { meta, data: Bytes::from(self.sm.snapshot()) };
+        if let Err(e) = self.disk.save_snapshot(&snapshot) {
+            fatal("saving a snapshot", e);
+        }
+        self.raft.compact(snapshot);
+        self.snapshot_index = applied;
+    }
+}
+
+/// Starts the driver thread.
+pub fn spawn(driver: Driver, inputs: Receiver<Input>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new().name("raft-driver".into()).spawn(move || driver.run(inputs)).expect("spawn driver")
+}
+
+/// The gRPC side's handle on the driver.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub inputs: Sender<Input>,
+    pub shared: Arc<Shared>,
+}
+
+impl NodeHandle {
+    fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> oneshot::Receiver<T> {
+        let (tx, rx) = oneshot::channel();
+        // If the driver is gone the receiver reports it.
+        let _ = self.inputs.send(make(tx));
+        rx
+    }
+
+    pub async fn propose(&self, cmd: Command) -> Option<ProposeOutcome> {
+        self.call(|reply| Input::Propose { cmd, reply }).await.ok()
+    }
+
+    pub async fn read(&self, req: RangeRequest, serializable: bool) -> Option<ReadOutcome> {
+        self.call(|reply| Input::Read { req, serializable, reply }).await.ok()
+    }
+
+    pub async fn transfer(&self, target: NodeId) -> Option<Result<(), String>> {
+        self.call(|reply| Input::Transfer { target, reply }).await.ok()
+    }
+
+    pub async fn status(&self) -> Option<StatusInfo> {
+        self.call(|reply| Input::Status { reply }).await.ok()
+    }
+}

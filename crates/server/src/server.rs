@@ -1,0 +1,148 @@
+//! Starting a node from etcd-style options: disk, transport, driver, peer listener, and the
+//! etcd v3 gRPC services on the client URLs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tally_proto::etcdserverpb::cluster_server::ClusterServer;
+use tally_proto::etcdserverpb::kv_server::KvServer;
+use tally_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use tally_proto::tally_v1::PeerHello;
+use tally_raft::Config;
+use tokio::net::TcpListener;
+
+use crate::cluster::ClusterSpec;
+use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared};
+use crate::persist::{Disk, InitialState};
+use crate::services::cluster::ClusterService;
+use crate::services::context::Context;
+use crate::services::kv::{KvService, REQUEST_BYTES_MAX};
+use crate::services::maintenance::MaintenanceService;
+use crate::transport::{self, PeerDirectory, Transport};
+
+/// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
+const TICK: Duration = Duration::from_millis(10);
+/// Log entries kept below a snapshot for followers that are only a little behind (etcd: 5000).
+const COMPACTION_LAG_ENTRIES: u64 = 5000;
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client_urls: Vec<String>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    pub initial_cluster: String,
+    pub initial_cluster_state: InitialState,
+    pub initial_cluster_token: String,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_count: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Flags(String),
+    #[error("{0}")]
+    Disk(#[from] crate::persist::DiskError),
+    #[error("cannot listen on {url}: {source}")]
+    Listen { url: String, source: std::io::Error },
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+fn ticks(ms: u64) -> u32 {
+    (ms / TICK.as_millis() as u64).max(1) as u32
+}
+
+/// Runs a node until the process ends.
+pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
+    let spec = ClusterSpec::parse(&opts.initial_cluster, &opts.initial_cluster_token)
+        .map_err(|e| ServerError::Flags(e.to_string()))?;
+    let id = spec.id_of(&opts.name).map_err(|e| ServerError::Flags(e.to_string()))?;
+    let mine = &spec.members[&id];
+    if !opts.initial_advertise_peer_urls.is_empty() && opts.initial_advertise_peer_urls != mine.peer_urls {
+        return Err(ServerError::Flags(format!(
+            "--initial-advertise-peer-urls {:?} differ from {:?} given for {} in --initial-cluster",
+            opts.initial_advertise_peer_urls, mine.peer_urls, opts.name
+        )));
+    }
+    let (heartbeat_tick, election_tick) = (ticks(opts.heartbeat_interval_ms), ticks(opts.election_timeout_ms));
+    if election_tick <= heartbeat_tick {
+        return Err(ServerError::Flags(format!(
+            "--election-timeout ({} ms) must be larger than --heartbeat-interval ({} ms)",
+            opts.election_timeout_ms, opts.heartbeat_interval_ms
+        )));
+    }
+    let voters: Vec<u64> = spec.members.keys().copied().collect();
+    let (disk, persisted) = Disk::open(&opts.data_dir, opts.initial_cluster_state, &voters)?;
+
+    let mut peers = std::collections::BTreeMap::new();
+    for member in spec.members.values().filter(|m| m.id != id) {
+        let url = &member.peer_urls[0];
+        let addr = transport::url_to_addr(url).map_err(ServerError::Flags)?;
+        peers.insert(member.id, addr);
+    }
+    let hello = PeerHello {
+        cluster_id: spec.cluster_id,
+        from: id,
+        name: opts.name.clone(),
+        client_urls: opts.advertise_client_urls.clone(),
+    };
+    let transport = Transport::start(hello, peers);
+
+    let shared = Arc::new(Shared::default());
+    let (inputs, inputs_rx) = std::sync::mpsc::channel();
+    let raft = Config {
+        heartbeat_tick,
+        election_tick,
+        compaction_lag_entries: COMPACTION_LAG_ENTRIES,
+        seed: rand_seed(id),
+        ..Config::new(id)
+    };
+    let driver_cfg = DriverConfig { raft, tick: TICK, snapshot_count: opts.snapshot_count };
+    let driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
+    driver::spawn(driver, inputs_rx);
+
+    let directory = PeerDirectory::default();
+    let peer_url = opts.listen_peer_urls.first().cloned().unwrap_or_else(|| mine.peer_urls[0].clone());
+    let peer_addr = transport::url_to_addr(&peer_url).map_err(ServerError::Flags)?;
+    let listener =
+        TcpListener::bind(peer_addr).await.map_err(|source| ServerError::Listen { url: peer_url.clone(), source })?;
+    let deliver = {
+        let inputs = inputs.clone();
+        move |m| {
+            let _ = inputs.send(Input::Peer(m));
+        }
+    };
+    tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), deliver));
+
+    let node = NodeHandle { inputs, shared };
+    let ctx = Context::new(node, id, opts.name.clone(), opts.advertise_client_urls.clone(), spec, directory);
+    let max_message = REQUEST_BYTES_MAX + 512 * 1024;
+    let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_message);
+    let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
+    let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
+    let client_url = opts.listen_client_urls.first().cloned().unwrap_or_else(|| "http://127.0.0.1:2379".into());
+    let client_addr = transport::url_to_addr(&client_url).map_err(ServerError::Flags)?;
+    let client_listener = TcpListener::bind(client_addr)
+        .await
+        .map_err(|source| ServerError::Listen { url: client_url.clone(), source })?;
+    tracing::info!(name = %opts.name, id = format!("{id:x}"), %client_url, %peer_url, "tally member started");
+    tonic::transport::Server::builder()
+        .add_service(kv)
+        .add_service(maintenance)
+        .add_service(cluster)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(client_listener))
+        .await?;
+    Ok(())
+}
+
+/// Election timeouts must differ between members and between restarts.
+fn rand_seed(id: u64) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    id ^ now.as_nanos() as u64 ^ (std::process::id() as u64).rotate_left(32)
+}

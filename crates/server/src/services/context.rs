@@ -1,0 +1,163 @@
+//! What every service shares: the node handle, identity for response headers, request ids
+//! for exactly-once, and forwarding of writes from followers to the leader.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tally_mvcc::CommandResponse;
+use tally_proto::etcdserverpb::kv_client::KvClient;
+use tally_proto::etcdserverpb::ResponseHeader;
+use tally_proto::tally_v1::command::Op;
+use tally_proto::tally_v1::Command;
+use tally_raft::NodeId;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::cluster::ClusterSpec;
+use crate::driver::{NodeHandle, ProposeOutcome};
+use crate::errors;
+use crate::transport::PeerDirectory;
+
+/// How long a client request may take, retries and forwarding included (etcd: 5 s + election).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+/// How long one attempt waits before proposing again with the same request id.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const RETRY_DELAY: Duration = Duration::from_millis(20);
+/// gRPC metadata carrying a client's own request identity, so a client retry is applied once.
+pub const CLIENT_ID_HEADER: &str = "tally-client-id";
+pub const SEQ_HEADER: &str = "tally-seq";
+
+pub struct Context {
+    pub node: NodeHandle,
+    pub member_id: NodeId,
+    pub name: String,
+    pub client_urls: Vec<String>,
+    pub spec: ClusterSpec,
+    pub directory: PeerDirectory,
+    /// Request ids minted here for clients that bring none: unique per request.
+    id_base: u64,
+    id_counter: AtomicU64,
+    forward_clients: Mutex<HashMap<String, KvClient<Channel>>>,
+}
+
+impl Context {
+    pub fn new(
+        node: NodeHandle,
+        member_id: NodeId,
+        name: String,
+        client_urls: Vec<String>,
+        spec: ClusterSpec,
+        directory: PeerDirectory,
+    ) -> Arc<Self> {
+        let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let id_base = (member_id.rotate_left(17) ^ boot.as_nanos() as u64) & !0xFFFF_FFFF;
+        Arc::new(Self {
+            node,
+            member_id,
+            name,
+            client_urls,
+            spec,
+            directory,
+            id_base,
+            id_counter: AtomicU64::new(1),
+            forward_clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.spec.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.node.shared.term.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Keeps the revision the state machine set and fills in who answered.
+    pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {
+        let revision = header.as_ref().map_or(0, |h| h.revision);
+        *header = Some(self.header(revision));
+    }
+
+    /// The client's own (id, seq) from metadata, or a fresh unique id for this request.
+    pub fn request_identity(&self, metadata: &MetadataMap) -> (u64, u64) {
+        let get = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        match (get(CLIENT_ID_HEADER), get(SEQ_HEADER)) {
+            (Some(client), Some(seq)) if client != 0 => (client, seq),
+            _ => (self.id_base | self.id_counter.fetch_add(1, Ordering::Relaxed), 1),
+        }
+    }
+
+    /// Replicates a command and waits for its result: proposes here if leader, otherwise
+    /// forwards to the leader, retrying (with the same request id) across leader changes.
+    pub async fn submit(&self, cmd: Command) -> Result<CommandResponse, Status> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut last_leader = None;
+        while Instant::now() < deadline {
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.propose(cmd.clone())).await;
+            match attempt {
+                Ok(Some(ProposeOutcome::Applied(response))) => return Ok(response),
+                Ok(Some(ProposeOutcome::NotLeader(Some(leader)))) if leader != self.member_id => {
+                    last_leader = Some(leader);
+                    match self.forward(leader, &cmd).await {
+                        Ok(response) => return Ok(response),
+                        Err(status) if errors::is_retryable(&status) => tokio::time::sleep(RETRY_DELAY).await,
+                        Err(status) => return Err(status),
+                    }
+                }
+                Ok(Some(ProposeOutcome::NotLeader(leader))) => {
+                    last_leader = leader;
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+                Ok(None) => return Err(Status::unavailable("etcdserver: server stopped")),
+                Err(_elapsed) => {}
+            }
+        }
+        Err(if last_leader.is_none() { errors::no_leader() } else { errors::timeout() })
+    }
+
+    async fn forward_client(&self, leader: NodeId) -> Result<KvClient<Channel>, Status> {
+        let url = self
+            .directory
+            .read()
+            .expect("lock")
+            .get(&leader)
+            .and_then(|p| p.client_urls.first().cloned())
+            .ok_or_else(errors::no_leader)?;
+        if let Some(client) = self.forward_clients.lock().expect("lock").get(&url) {
+            return Ok(client.clone());
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| Status::internal(format!("leader client URL {url}: {e}")))?
+            .connect_timeout(Duration::from_secs(1));
+        let client = KvClient::new(endpoint.connect_lazy());
+        self.forward_clients.lock().expect("lock").insert(url, client.clone());
+        Ok(client)
+    }
+
+    /// Sends the command's request to the leader's KV service, with our request identity.
+    async fn forward(&self, leader: NodeId, cmd: &Command) -> Result<CommandResponse, Status> {
+        let mut client = self.forward_client(leader).await?;
+        fn with_ids<T>(body: T, cmd: &Command) -> tonic::Request<T> {
+            let mut req = tonic::Request::new(body);
+            req.set_timeout(ATTEMPT_TIMEOUT);
+            let md = req.metadata_mut();
+            md.insert(CLIENT_ID_HEADER, cmd.client_id.to_string().parse().expect("digits"));
+            md.insert(SEQ_HEADER, cmd.seq.to_string().parse().expect("digits"));
+            req
+        }
+        let op = cmd.op.clone().ok_or_else(|| Status::invalid_argument("empty command"))?;
+        Ok(match op {
+            Op::Put(r) => CommandResponse::Put(client.put(with_ids(r, cmd)).await?.into_inner()),
+            Op::DeleteRange(r) => {
+                CommandResponse::DeleteRange(client.delete_range(with_ids(r, cmd)).await?.into_inner())
+            }
+            Op::Txn(r) => CommandResponse::Txn(client.txn(with_ids(r, cmd)).await?.into_inner()),
+            Op::Compaction(r) => CommandResponse::Compaction(client.compact(with_ids(r, cmd)).await?.into_inner()),
+            _ => return Err(Status::unimplemented("forwarding of lease requests")),
+        })
+    }
+}

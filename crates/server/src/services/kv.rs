@@ -1,0 +1,134 @@
+//! The etcd KV service. Writes are replicated commands; reads are linearizable (ReadIndex)
+//! unless the client asks for `serializable`, which serves the local state.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tally_mvcc::CommandResponse;
+use tally_proto::etcdserverpb::kv_server::Kv;
+use tally_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
+use tally_proto::tally_v1::command::Op;
+use tally_proto::tally_v1::Command;
+use tonic::{Request, Response, Status};
+
+use super::context::{Context, REQUEST_TIMEOUT};
+use crate::driver::ReadOutcome;
+use crate::errors;
+
+/// etcd's default --max-request-bytes.
+pub const REQUEST_BYTES_MAX: usize = 1536 * 1024;
+/// etcd's default --max-txn-ops.
+const TXN_OPS_MAX: usize = 128;
+
+pub struct KvService {
+    ctx: Arc<Context>,
+}
+
+impl KvService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
+    }
+
+    async fn replicate(&self, metadata: &tonic::metadata::MetadataMap, op: Op) -> Result<CommandResponse, Status> {
+        let (client_id, seq) = self.ctx.request_identity(metadata);
+        let cmd = Command { client_id, seq, op: Some(op) };
+        match self.ctx.submit(cmd).await? {
+            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
+            response => Ok(response),
+        }
+    }
+
+    pub async fn range_linearizable(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            match self.ctx.node.read(req.clone(), req.serializable).await {
+                Some(ReadOutcome::Done(Ok(resp))) => return Ok(resp),
+                Some(ReadOutcome::Done(Err(e))) => return Err(errors::from_mvcc(&e)),
+                Some(ReadOutcome::NoLeader) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Some(ReadOutcome::NoLeader) => return Err(errors::no_leader()),
+                None => return Err(Status::unavailable("etcdserver: server stopped")),
+            }
+        }
+    }
+}
+
+fn check_size(req: &impl tally_proto::Message) -> Result<(), Status> {
+    if req.encoded_len() > REQUEST_BYTES_MAX {
+        return Err(errors::request_too_large());
+    }
+    Ok(())
+}
+
+fn unexpected(what: &str) -> Status {
+    Status::internal(format!("state machine answered a {what} with another response type"))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let req = request.into_inner();
+        check_size(&req)?;
+        tally_mvcc::validate::check_range(&req).map_err(|e| errors::from_mvcc(&e))?;
+        let mut resp = self.range_linearizable(req).await?;
+        self.ctx.fill_header(&mut resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        check_size(request.get_ref())?;
+        tally_mvcc::validate::check_put(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
+        let (metadata, _, req) = request.into_parts();
+        match self.replicate(&metadata, Op::Put(req)).await? {
+            CommandResponse::Put(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected("put")),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        check_size(request.get_ref())?;
+        tally_mvcc::validate::check_delete_range(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
+        let (metadata, _, req) = request.into_parts();
+        match self.replicate(&metadata, Op::DeleteRange(req)).await? {
+            CommandResponse::DeleteRange(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected("delete")),
+        }
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        check_size(request.get_ref())?;
+        tally_mvcc::validate::check_txn(request.get_ref(), TXN_OPS_MAX).map_err(|e| errors::from_mvcc(&e))?;
+        let (metadata, _, req) = request.into_parts();
+        match self.replicate(&metadata, Op::Txn(req)).await? {
+            CommandResponse::Txn(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected("txn")),
+        }
+    }
+
+    async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        let (metadata, _, req) = request.into_parts();
+        match self.replicate(&metadata, Op::Compaction(req)).await? {
+            CommandResponse::Compaction(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected("compaction")),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The etcd Maintenance service: Status and MoveLeader.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tally_proto::etcdserverpb::maintenance_server::Maintenance;
+use tally_proto::etcdserverpb::*;
+use tonic::{Request, Response, Status};
+
+use super::context::Context;
+use crate::errors;
+
+/// The etcd API version Tally speaks; clients compare it to enable features.
+pub const ETCD_API_VERSION: &str = "3.5.0";
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct MaintenanceService {
+    ctx: Arc<Context>,
+}
+
+impl MaintenanceService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
+    }
+}
+
+fn not_yet(what: &str) -> Status {
+    Status::unimplemented(format!("{what} is not supported by Tally yet"))
+}
+
+type SnapshotStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        // Tally raises no alarms (no NOSPACE quota, no corruption checker yet): list none.
+        Ok(Response::new(AlarmResponse { header: Some(self.ctx.header(0)), alarms: Vec::new() }))
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let status = self.ctx.node.status().await.ok_or_else(|| Status::unavailable("etcdserver: server stopped"))?;
+        Ok(Response::new(StatusResponse {
+            header: Some(self.ctx.header(0)),
+            version: ETCD_API_VERSION.to_string(),
+            db_size: status.db_size,
+            leader: status.leader.unwrap_or(0),
+            raft_index: status.committed,
+            raft_term: status.term,
+            raft_applied_index: status.applied,
+            errors: Vec::new(),
+            db_size_in_use: status.db_size,
+            is_learner: status.is_learner,
+        }))
+    }
+
+    async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        // The state is in memory: there is nothing to defragment.
+        Ok(Response::new(DefragmentResponse { header: Some(self.ctx.header(0)) }))
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(not_yet("Hash"))
+    }
+
+    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        Err(not_yet("HashKV"))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(not_yet("Snapshot"))
+    }
+
+    async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let target = request.into_inner().target_id;
+        if self.ctx.node.shared.leader() != Some(self.ctx.member_id) {
+            return Err(errors::not_leader());
+        }
+        if !self.ctx.spec.members.contains_key(&target) {
+            return Err(Status::failed_precondition("etcdserver: bad leader transferee"));
+        }
+        match self.ctx.node.transfer(target).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return Err(Status::failed_precondition("etcdserver: bad leader transferee")),
+            None => return Err(Status::unavailable("etcdserver: server stopped")),
+        }
+        let deadline = Instant::now() + TRANSFER_TIMEOUT;
+        while self.ctx.node.shared.leader() != Some(target) {
+            if Instant::now() > deadline {
+                return Err(Status::deadline_exceeded("etcdserver: request timed out, leader transfer took too long"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Response::new(MoveLeaderResponse { header: Some(self.ctx.header(0)) }))
+    }
+
+    async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+        Err(not_yet("Downgrade"))
+    }
+}

@@ -1,0 +1,6 @@
+//! The etcd v3 gRPC services.
+
+pub mod cluster;
+pub mod context;
+pub mod kv;
+pub mod maintenance;
