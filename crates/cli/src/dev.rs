@@ -99,14 +99,17 @@ pub async fn run(args: DevArgs) -> ExitCode {
         endpoints[0]
     );
     println!("Ctrl-C stops every member.");
+    // A member that dies (say, killed to watch a failover) is reported once; the rest go on.
+    let mut reported = vec![false; members.0.len()];
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (i, child) in members.0.iter_mut().enumerate() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        eprintln!("tally dev: member {} exited ({status}); see {}", names[i], dir.join(format!("{}.log", names[i])).display());
-                        return ExitCode::from(1);
+                    if let (Ok(Some(status)), false) = (child.try_wait(), reported[i]) {
+                        reported[i] = true;
+                        let log = dir.join(format!("{}.log", names[i]));
+                        eprintln!("tally dev: member {} exited ({status}); see {}", names[i], log.display());
                     }
                 }
             }
