@@ -7,6 +7,7 @@
 mod apply;
 mod error;
 mod go_sort;
+mod history;
 mod key_index;
 mod lease;
 mod range;
