@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,8 +18,10 @@ use tally_proto::Message as _;
 use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot, SnapshotMeta};
 use tokio::sync::oneshot;
 
+use crate::lease_clock::LeaseClock;
 use crate::persist::Disk;
 use crate::transport::Transport;
+use crate::watch_hub::WatchHub;
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
 const INPUTS_PER_TURN_MAX: usize = 4096;
@@ -30,6 +32,18 @@ pub enum Input {
     Read { req: RangeRequest, serializable: bool, reply: oneshot::Sender<ReadOutcome> },
     Transfer { target: NodeId, reply: oneshot::Sender<Result<(), String>> },
     Status { reply: oneshot::Sender<StatusInfo> },
+    KeepAlive { id: i64, reply: oneshot::Sender<LeaseOutcome> },
+    TimeToLive { id: i64, reply: oneshot::Sender<LeaseOutcome> },
+}
+
+/// A lease question only the leader can answer.
+#[derive(Debug)]
+pub enum LeaseOutcome {
+    /// Keep-alive: the granted TTL (0 if the lease does not exist). TimeToLive: remaining and
+    /// granted TTL in seconds and the attached keys, or `None` if the lease does not exist.
+    KeepAlive(i64),
+    TimeToLive(Option<(i64, i64, Vec<Vec<u8>>)>),
+    NotLeader(Option<NodeId>),
 }
 
 #[derive(Debug)]
@@ -59,10 +73,14 @@ pub struct StatusInfo {
 #[derive(Default)]
 pub struct Shared {
     pub leader: AtomicU64,
-    pub term: AtomicU64,
+    pub term: Arc<AtomicU64>,
 }
 
 impl Shared {
+    pub fn term_handle(&self) -> Arc<AtomicU64> {
+        self.term.clone()
+    }
+
     pub fn leader(&self) -> Option<NodeId> {
         Some(self.leader.load(Ordering::Relaxed)).filter(|&id| id != 0)
     }
@@ -73,6 +91,8 @@ pub struct DriverConfig {
     pub tick: Duration,
     /// Applied entries between state machine snapshots.
     pub snapshot_count: u64,
+    /// Extra life a new leader gives every lease.
+    pub election_timeout: Duration,
 }
 
 struct ReadWaiter {
@@ -83,7 +103,12 @@ struct ReadWaiter {
 pub struct Driver {
     raft: Raft,
     disk: Disk,
-    sm: StateMachine,
+    sm: Arc<RwLock<StateMachine>>,
+    hub: Option<Arc<WatchHub>>,
+    leases: LeaseClock,
+    election_timeout: Duration,
+    /// Request ids for the driver's own proposals (lease revokes).
+    own_request_ids: u64,
     transport: Transport,
     shared: Arc<Shared>,
     tick: Duration,
@@ -113,11 +138,17 @@ impl Driver {
                 .unwrap_or_else(|e| fatal("restoring the state machine snapshot", e))
         };
         let snapshot_index = persisted.snapshot.meta.index;
+        let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let own_request_ids = (cfg.raft.id.rotate_left(29) ^ boot.as_nanos() as u64) & !0xFFFF_FFFF;
         let raft = Raft::new(cfg.raft, persisted).unwrap_or_else(|e| fatal("starting raft", e));
         Self {
             raft,
             disk,
-            sm,
+            sm: Arc::new(RwLock::new(sm)),
+            hub: None,
+            leases: LeaseClock::default(),
+            election_timeout: cfg.election_timeout,
+            own_request_ids,
             transport,
             shared,
             tick: cfg.tick,
@@ -129,6 +160,15 @@ impl Driver {
             reads_ready: Vec::new(),
             next_read_ctx: 0,
         }
+    }
+
+    /// The state machine, shared with readers (serializable reads, watch catch-up).
+    pub fn state_machine(&self) -> Arc<RwLock<StateMachine>> {
+        self.sm.clone()
+    }
+
+    pub fn set_watch_hub(&mut self, hub: Arc<WatchHub>) {
+        self.hub = Some(hub);
     }
 
     /// Runs until every input sender is gone.
@@ -151,6 +191,7 @@ impl Driver {
             let now = Instant::now();
             if now >= next_tick {
                 self.raft.tick();
+                self.expire_leases();
                 // After a stall, resume ticking from now instead of firing a burst of ticks.
                 next_tick = (next_tick + self.tick).max(now);
             }
@@ -176,7 +217,7 @@ impl Driver {
                 }
             },
             Input::Read { req, serializable: true, reply } => {
-                let _ = reply.send(ReadOutcome::Done(self.sm.store.range(&req)));
+                let _ = reply.send(ReadOutcome::Done(self.sm.read().expect("sm lock").store.range(&req)));
             }
             Input::Read { req, serializable: false, reply } => self.reads_unsent.push(ReadWaiter { req, reply }),
             Input::Transfer { target, reply } => {
@@ -189,10 +230,61 @@ impl Driver {
                     term: self.raft.term(),
                     committed: self.raft.committed(),
                     applied: self.raft.applied(),
-                    db_size: self.sm.size_bytes() as i64,
+                    db_size: self.sm.read().expect("sm lock").size_bytes() as i64,
                     is_learner: !conf.is_voter(self.raft.id()) && conf.learners.contains(&self.raft.id()),
                 });
             }
+            Input::KeepAlive { id, reply } => {
+                let outcome = match self.leader_only() {
+                    Err(leader) => LeaseOutcome::NotLeader(leader),
+                    Ok(()) => {
+                        let granted = self.sm.read().expect("sm lock").store.lease(id).map(|l| l.ttl);
+                        if let Some(ttl) = granted {
+                            self.leases.renew(id, ttl);
+                        }
+                        LeaseOutcome::KeepAlive(granted.unwrap_or(0))
+                    }
+                };
+                let _ = reply.send(outcome);
+            }
+            Input::TimeToLive { id, reply } => {
+                let outcome = match self.leader_only() {
+                    Err(leader) => LeaseOutcome::NotLeader(leader),
+                    Ok(()) => {
+                        let sm = self.sm.read().expect("sm lock");
+                        LeaseOutcome::TimeToLive(sm.store.lease(id).map(|l| {
+                            let remaining = self.leases.remaining(id).map_or(l.ttl, |d| d.as_secs() as i64);
+                            (remaining, l.ttl, l.keys.iter().map(|k| k.to_vec()).collect())
+                        }))
+                    }
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    fn leader_only(&self) -> Result<(), Option<NodeId>> {
+        if self.raft.role() == Role::Leader {
+            Ok(())
+        } else {
+            Err(self.raft.leader())
+        }
+    }
+
+    /// Leader: revoke, through the log, every lease whose time ran out.
+    fn expire_leases(&mut self) {
+        if self.raft.role() != Role::Leader {
+            return;
+        }
+        for id in self.leases.expired() {
+            self.own_request_ids += 1;
+            let op =
+                tally_proto::tally_v1::command::Op::LeaseRevoke(tally_proto::etcdserverpb::LeaseRevokeRequest { id });
+            let cmd = Command { client_id: self.own_request_ids, seq: 1, op: Some(op) };
+            if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
+                return;
+            }
+            tracing::debug!(lease = id, "lease expired; revoking");
         }
     }
 
@@ -227,7 +319,11 @@ impl Driver {
     fn handle_ready(&mut self, mut ready: Ready) {
         if let Some(soft) = ready.soft_state {
             self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
-            if soft.role != Role::Leader {
+            if soft.role == Role::Leader {
+                let sm = self.sm.read().expect("sm lock");
+                self.leases.promote(sm.store.leases().map(|l| (l.id, l.ttl)), self.election_timeout);
+            } else {
+                self.leases.demote();
                 self.fail_waiters(soft.leader);
             }
         }
@@ -242,20 +338,27 @@ impl Driver {
         }
         self.shared.term.store(self.raft.term(), Ordering::Relaxed);
         if let Some(snapshot) = &ready.snapshot {
-            self.sm =
+            let restored =
                 StateMachine::restore(&snapshot.data).unwrap_or_else(|e| fatal("installing the leader's snapshot", e));
+            *self.sm.write().expect("sm lock") = restored;
             self.snapshot_index = snapshot.meta.index;
         }
         for entry in ready.committed_entries {
             if entry.kind != EntryKind::Normal || entry.data.is_empty() {
-                self.sm.apply_noop(entry.index);
+                self.sm.write().expect("sm lock").apply_noop(entry.index);
                 continue;
             }
             let cmd = match Command::decode(entry.data.as_ref()) {
                 Ok(cmd) => cmd,
                 Err(e) => fatal(&format!("decoding the committed entry at index {}", entry.index), e),
             };
-            let applied = self.sm.apply(entry.index, &cmd);
+            let applied = self.sm.write().expect("sm lock").apply(entry.index, &cmd);
+            if let (Some(hub), false) = (&self.hub, applied.events.is_empty()) {
+                hub.publish(applied.revision, &applied.events);
+            }
+            if self.raft.role() == Role::Leader {
+                self.track_lease(&cmd, &applied.response);
+            }
             if let Some(waiter) = self.waiters.remove(&(cmd.client_id, cmd.seq)) {
                 let _ = waiter.send(ProposeOutcome::Applied(applied.response));
             }
@@ -265,6 +368,17 @@ impl Driver {
             if let Some(batch) = self.reads_by_ctx.remove(&ctx) {
                 self.reads_ready.push((rs.index, batch));
             }
+        }
+    }
+
+    fn track_lease(&mut self, cmd: &Command, response: &CommandResponse) {
+        use tally_proto::tally_v1::command::Op;
+        match (&cmd.op, response) {
+            (Some(Op::LeaseGrant(_)), CommandResponse::LeaseGrant(granted)) => {
+                self.leases.granted(granted.id, granted.ttl)
+            }
+            (Some(Op::LeaseRevoke(r)), _) => self.leases.revoked(r.id),
+            _ => {}
         }
     }
 
@@ -283,7 +397,7 @@ impl Driver {
 
     fn serve_reads(&mut self) {
         let applied = self.raft.applied();
-        let sm = &self.sm;
+        let sm = self.sm.read().expect("sm lock");
         self.reads_ready.retain_mut(|(index, batch)| {
             if *index > applied {
                 return true;
@@ -302,7 +416,7 @@ impl Driver {
         }
         let Some(term) = self.raft.log_term(applied) else { return };
         let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
-        let snapshot = Snapshot { meta, data: Bytes::from(self.sm.snapshot()) };
+        let snapshot = Snapshot { meta, data: Bytes::from(self.sm.read().expect("sm lock").snapshot()) };
         if let Err(e) = self.disk.save_snapshot(&snapshot) {
             fatal("saving a snapshot", e);
         }
@@ -345,5 +459,13 @@ impl NodeHandle {
 
     pub async fn status(&self) -> Option<StatusInfo> {
         self.call(|reply| Input::Status { reply }).await.ok()
+    }
+
+    pub async fn keep_alive(&self, id: i64) -> Option<LeaseOutcome> {
+        self.call(|reply| Input::KeepAlive { id, reply }).await.ok()
+    }
+
+    pub async fn time_to_live(&self, id: i64) -> Option<LeaseOutcome> {
+        self.call(|reply| Input::TimeToLive { id, reply }).await.ok()
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tally_proto::etcdserverpb::cluster_server::ClusterServer;
 use tally_proto::etcdserverpb::kv_server::KvServer;
+use tally_proto::etcdserverpb::lease_server::LeaseServer;
 use tally_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use tally_proto::etcdserverpb::watch_server::WatchServer;
 use tally_proto::tally_v1::PeerHello;
 use tally_raft::Config;
 use tokio::net::TcpListener;
@@ -18,8 +20,11 @@ use crate::persist::{Disk, InitialState};
 use crate::services::cluster::ClusterService;
 use crate::services::context::Context;
 use crate::services::kv::{KvService, REQUEST_BYTES_MAX};
+use crate::services::lease::LeaseService;
 use crate::services::maintenance::MaintenanceService;
+use crate::services::watch::WatchService;
 use crate::transport::{self, PeerDirectory, Transport};
+use crate::watch_hub::{HeaderSource, WatchHub};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -103,8 +108,17 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         seed: rand_seed(id),
         ..Config::new(id)
     };
-    let driver_cfg = DriverConfig { raft, tick: TICK, snapshot_count: opts.snapshot_count };
-    let driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
+    let driver_cfg = DriverConfig {
+        raft,
+        tick: TICK,
+        snapshot_count: opts.snapshot_count,
+        election_timeout: Duration::from_millis(opts.election_timeout_ms),
+    };
+    let mut driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
+    let sm = driver.state_machine();
+    let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
+    let hub = WatchHub::new(sm.clone(), headers);
+    driver.set_watch_hub(hub.clone());
     driver::spawn(driver, inputs_rx);
 
     let directory = PeerDirectory::default();
@@ -121,11 +135,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), deliver));
 
     let node = NodeHandle { inputs, shared };
-    let ctx = Context::new(node, id, opts.name.clone(), opts.advertise_client_urls.clone(), spec, directory);
+    let ctx = Context::new(node, sm, id, opts.name.clone(), opts.advertise_client_urls.clone(), spec, directory);
     let max_message = REQUEST_BYTES_MAX + 512 * 1024;
     let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_message);
     let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
+    let watch = WatchServer::new(WatchService::new(hub));
+    let lease = LeaseServer::new(LeaseService::new(ctx.clone()));
     let client_url = opts.listen_client_urls.first().cloned().unwrap_or_else(|| "http://127.0.0.1:2379".into());
     let client_addr = transport::url_to_addr(&client_url).map_err(ServerError::Flags)?;
     let client_listener = TcpListener::bind(client_addr)
@@ -136,6 +152,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(kv)
         .add_service(maintenance)
         .add_service(cluster)
+        .add_service(watch)
+        .add_service(lease)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(client_listener))
         .await?;
     Ok(())

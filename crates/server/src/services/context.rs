@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tally_mvcc::CommandResponse;
+use tally_mvcc::{CommandResponse, StateMachine};
 use tally_proto::etcdserverpb::kv_client::KvClient;
+use tally_proto::etcdserverpb::lease_client::LeaseClient;
 use tally_proto::etcdserverpb::ResponseHeader;
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
@@ -32,6 +33,8 @@ pub const SEQ_HEADER: &str = "tally-seq";
 
 pub struct Context {
     pub node: NodeHandle,
+    /// The state machine, for reads that need no round through the driver.
+    pub sm: Arc<RwLock<StateMachine>>,
     pub member_id: NodeId,
     pub name: String,
     pub client_urls: Vec<String>,
@@ -40,12 +43,14 @@ pub struct Context {
     /// Request ids minted here for clients that bring none: unique per request.
     id_base: u64,
     id_counter: AtomicU64,
-    forward_clients: Mutex<HashMap<String, KvClient<Channel>>>,
+    /// gRPC channels to other members' client URLs, for forwarding.
+    channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Context {
     pub fn new(
         node: NodeHandle,
+        sm: Arc<RwLock<StateMachine>>,
         member_id: NodeId,
         name: String,
         client_urls: Vec<String>,
@@ -56,6 +61,7 @@ impl Context {
         let id_base = (member_id.rotate_left(17) ^ boot.as_nanos() as u64) & !0xFFFF_FFFF;
         Arc::new(Self {
             node,
+            sm,
             member_id,
             name,
             client_urls,
@@ -63,7 +69,7 @@ impl Context {
             directory,
             id_base,
             id_counter: AtomicU64::new(1),
-            forward_clients: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
         })
     }
 
@@ -74,6 +80,10 @@ impl Context {
             revision,
             raft_term: self.node.shared.term.load(Ordering::Relaxed),
         }
+    }
+
+    pub fn current_revision(&self) -> i64 {
+        self.sm.read().expect("sm lock").store.revision()
     }
 
     /// Keeps the revision the state machine set and fills in who answered.
@@ -119,7 +129,8 @@ impl Context {
         Err(if last_leader.is_none() { errors::no_leader() } else { errors::timeout() })
     }
 
-    async fn forward_client(&self, leader: NodeId) -> Result<KvClient<Channel>, Status> {
+    /// A channel to the leader's client URL (as it announced in its peer hello).
+    pub fn leader_channel(&self, leader: NodeId) -> Result<Channel, Status> {
         let url = self
             .directory
             .read()
@@ -127,20 +138,22 @@ impl Context {
             .get(&leader)
             .and_then(|p| p.client_urls.first().cloned())
             .ok_or_else(errors::no_leader)?;
-        if let Some(client) = self.forward_clients.lock().expect("lock").get(&url) {
-            return Ok(client.clone());
+        let mut channels = self.channels.lock().expect("lock");
+        if let Some(channel) = channels.get(&url) {
+            return Ok(channel.clone());
         }
         let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
             .map_err(|e| Status::internal(format!("leader client URL {url}: {e}")))?
             .connect_timeout(Duration::from_secs(1));
-        let client = KvClient::new(endpoint.connect_lazy());
-        self.forward_clients.lock().expect("lock").insert(url, client.clone());
-        Ok(client)
+        let channel = endpoint.connect_lazy();
+        channels.insert(url, channel.clone());
+        Ok(channel)
     }
 
     /// Sends the command's request to the leader's KV service, with our request identity.
     async fn forward(&self, leader: NodeId, cmd: &Command) -> Result<CommandResponse, Status> {
-        let mut client = self.forward_client(leader).await?;
+        let channel = self.leader_channel(leader)?;
+        let mut client = KvClient::new(channel.clone());
         fn with_ids<T>(body: T, cmd: &Command) -> tonic::Request<T> {
             let mut req = tonic::Request::new(body);
             req.set_timeout(ATTEMPT_TIMEOUT);
@@ -157,7 +170,12 @@ impl Context {
             }
             Op::Txn(r) => CommandResponse::Txn(client.txn(with_ids(r, cmd)).await?.into_inner()),
             Op::Compaction(r) => CommandResponse::Compaction(client.compact(with_ids(r, cmd)).await?.into_inner()),
-            _ => return Err(Status::unimplemented("forwarding of lease requests")),
+            Op::LeaseGrant(r) => {
+                CommandResponse::LeaseGrant(LeaseClient::new(channel).lease_grant(with_ids(r, cmd)).await?.into_inner())
+            }
+            Op::LeaseRevoke(r) => CommandResponse::LeaseRevoke(
+                LeaseClient::new(channel).lease_revoke(with_ids(r, cmd)).await?.into_inner(),
+            ),
         })
     }
 }

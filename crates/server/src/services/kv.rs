@@ -41,10 +41,14 @@ impl KvService {
         }
     }
 
-    pub async fn range_linearizable(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
+    pub async fn range_read(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
+        if req.serializable {
+            // Local state, no round through the driver or the leader.
+            return self.ctx.sm.read().expect("sm lock").store.range(&req).map_err(|e| errors::from_mvcc(&e));
+        }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
-            match self.ctx.node.read(req.clone(), req.serializable).await {
+            match self.ctx.node.read(req.clone(), false).await {
                 Some(ReadOutcome::Done(Ok(resp))) => return Ok(resp),
                 Some(ReadOutcome::Done(Err(e))) => return Err(errors::from_mvcc(&e)),
                 Some(ReadOutcome::NoLeader) if Instant::now() < deadline => {
@@ -74,7 +78,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         check_size(&req)?;
         tally_mvcc::validate::check_range(&req).map_err(|e| errors::from_mvcc(&e))?;
-        let mut resp = self.range_linearizable(req).await?;
+        let mut resp = self.range_read(req).await?;
         self.ctx.fill_header(&mut resp.header);
         Ok(Response::new(resp))
     }

@@ -3,4 +3,6 @@
 pub mod cluster;
 pub mod context;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
+pub mod watch;

@@ -1,0 +1,96 @@
+//! Lease expiry, decided by the leader alone and carried out through the log: when a lease
+//! runs out the leader proposes its revoke, so every replica deletes the same keys at the same
+//! revision. A new leader restarts every lease's clock with an extra election timeout, so a
+//! failover never makes a lease expire early (etcd's lessor Promote).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long a proposed revoke may stay unapplied before it is proposed again.
+const REVOKE_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct LeaseClock {
+    expiry: HashMap<i64, Instant>,
+    revoking: HashMap<i64, Instant>,
+}
+
+fn ttl(seconds: i64) -> Duration {
+    Duration::from_secs(seconds.max(0) as u64)
+}
+
+impl LeaseClock {
+    /// Became leader: every lease gets its full TTL plus `extend`.
+    pub fn promote(&mut self, leases: impl Iterator<Item = (i64, i64)>, extend: Duration) {
+        let now = Instant::now();
+        self.expiry = leases.map(|(id, secs)| (id, now + ttl(secs) + extend)).collect();
+        self.revoking.clear();
+    }
+
+    /// Lost leadership: only the leader keeps time.
+    pub fn demote(&mut self) {
+        self.expiry.clear();
+        self.revoking.clear();
+    }
+
+    pub fn granted(&mut self, id: i64, secs: i64) {
+        self.expiry.insert(id, Instant::now() + ttl(secs));
+    }
+
+    pub fn revoked(&mut self, id: i64) {
+        self.expiry.remove(&id);
+        self.revoking.remove(&id);
+    }
+
+    /// A keep-alive: the lease lives another full TTL.
+    pub fn renew(&mut self, id: i64, secs: i64) {
+        self.expiry.insert(id, Instant::now() + ttl(secs));
+        self.revoking.remove(&id);
+    }
+
+    pub fn remaining(&self, id: i64) -> Option<Duration> {
+        self.expiry.get(&id).map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Leases past their expiry whose revoke is not already on its way.
+    pub fn expired(&mut self) -> Vec<i64> {
+        let now = Instant::now();
+        let due: Vec<i64> = self
+            .expiry
+            .iter()
+            .filter(|(id, &at)| at <= now && self.revoking.get(id).is_none_or(|&sent| now >= sent + REVOKE_RETRY))
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &due {
+            self.revoking.insert(id, now);
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_reported_once_until_retry() {
+        let mut clock = LeaseClock::default();
+        clock.granted(1, 0);
+        clock.granted(2, 60);
+        assert_eq!(clock.expired(), vec![1]);
+        assert!(clock.expired().is_empty(), "a revoke is already on its way");
+        clock.renew(1, 60);
+        assert!(clock.expired().is_empty());
+        clock.revoked(2);
+        assert_eq!(clock.remaining(2), None);
+    }
+
+    #[test]
+    fn promotion_extends_every_lease() {
+        let mut clock = LeaseClock::default();
+        clock.promote([(7, 1)].into_iter(), Duration::from_secs(5));
+        assert!(clock.remaining(7).unwrap() > Duration::from_secs(5));
+        clock.demote();
+        assert_eq!(clock.remaining(7), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! The etcd Lease service. Grants and revokes are replicated commands; keep-alives and
+//! TimeToLive are answered by the leader, which alone keeps the leases' clocks (a follower
+//! forwards them).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tally_mvcc::CommandResponse;
+use tally_proto::etcdserverpb::lease_client::LeaseClient;
+use tally_proto::etcdserverpb::lease_server::Lease;
+use tally_proto::etcdserverpb::*;
+use tally_proto::tally_v1::command::Op;
+use tally_proto::tally_v1::Command;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::context::Context;
+use crate::driver::LeaseOutcome;
+use crate::errors;
+
+pub struct LeaseService {
+    ctx: Arc<Context>,
+}
+
+impl LeaseService {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
+    }
+
+    async fn replicate(&self, metadata: &tonic::metadata::MetadataMap, op: Op) -> Result<CommandResponse, Status> {
+        let (client_id, seq) = self.ctx.request_identity(metadata);
+        match self.ctx.submit(Command { client_id, seq, op: Some(op) }).await? {
+            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
+            response => Ok(response),
+        }
+    }
+}
+
+/// Asks the leader: locally if we lead, otherwise over gRPC.
+async fn keep_alive_once(ctx: &Context, id: i64) -> Result<i64, Status> {
+    for _ in 0..50 {
+        match ctx.node.keep_alive(id).await {
+            Some(LeaseOutcome::KeepAlive(ttl)) => return Ok(ttl),
+            Some(LeaseOutcome::NotLeader(Some(leader))) if leader != ctx.member_id => {
+                let mut client = LeaseClient::new(ctx.leader_channel(leader)?);
+                let outbound = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
+                let mut answers = client.lease_keep_alive(outbound).await?.into_inner();
+                return match answers.next().await {
+                    Some(Ok(resp)) => Ok(resp.ttl),
+                    Some(Err(status)) => Err(status),
+                    None => Err(errors::no_leader()),
+                };
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            None => return Err(Status::unavailable("etcdserver: server stopped")),
+        }
+    }
+    Err(errors::no_leader())
+}
+
+type KeepAliveStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+        let (metadata, _, req) = request.into_parts();
+        match self.replicate(&metadata, Op::LeaseGrant(req)).await? {
+            CommandResponse::LeaseGrant(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(Status::internal("lease grant answered with another response type")),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let (metadata, _, req) = request.into_parts();
+        match self.replicate(&metadata, Op::LeaseRevoke(req)).await? {
+            CommandResponse::LeaseRevoke(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(Status::internal("lease revoke answered with another response type")),
+        }
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(req)) = incoming.message().await {
+                let answer = keep_alive_once(&ctx, req.id).await.map(|ttl| {
+                    let revision = ctx.current_revision();
+                    LeaseKeepAliveResponse { header: Some(ctx.header(revision)), id: req.id, ttl }
+                });
+                if tx.send(answer).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let req = request.into_inner();
+        for _ in 0..50 {
+            match self.ctx.node.time_to_live(req.id).await {
+                Some(LeaseOutcome::TimeToLive(found)) => {
+                    let header = Some(self.ctx.header(self.ctx.current_revision()));
+                    let resp = match found {
+                        Some((ttl, granted_ttl, keys)) => LeaseTimeToLiveResponse {
+                            header,
+                            id: req.id,
+                            ttl,
+                            granted_ttl,
+                            keys: if req.keys { keys } else { Vec::new() },
+                        },
+                        // etcd answers an unknown lease with TTL -1.
+                        None => LeaseTimeToLiveResponse { header, id: req.id, ttl: -1, ..Default::default() },
+                    };
+                    return Ok(Response::new(resp));
+                }
+                Some(LeaseOutcome::NotLeader(Some(leader))) if leader != self.ctx.member_id => {
+                    let mut client = LeaseClient::new(self.ctx.leader_channel(leader)?);
+                    let mut resp = client.lease_time_to_live(req).await?.into_inner();
+                    self.ctx.fill_header(&mut resp.header);
+                    return Ok(Response::new(resp));
+                }
+                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                None => return Err(Status::unavailable("etcdserver: server stopped")),
+            }
+        }
+        Err(errors::no_leader())
+    }
+
+    async fn lease_leases(&self, _: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let (leases, revision) = {
+            let sm = self.ctx.sm.read().expect("sm lock");
+            let leases: Vec<LeaseStatus> = sm.store.leases().map(|l| LeaseStatus { id: l.id }).collect();
+            (leases, sm.store.revision())
+        };
+        Ok(Response::new(LeaseLeasesResponse { header: Some(self.ctx.header(revision)), leases }))
+    }
+}

@@ -1,0 +1,235 @@
+//! The etcd Watch service: one bidirectional stream carries many watches. Responses follow
+//! etcd 3.5's server: a `created` response at the current revision, events with the header
+//! revision of their write (or the current revision when caught up from history), and a
+//! canceled response with `compact_revision` for a start revision that was compacted away.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tally_mvcc::MvccError;
+use tally_proto::etcdserverpb::watch_create_request::FilterType;
+use tally_proto::etcdserverpb::watch_request::RequestUnion;
+use tally_proto::etcdserverpb::watch_server::Watch;
+use tally_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
+use tokio::sync::{mpsc, Notify};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::watch_hub::{Outbox, WatchHub, Watcher};
+
+/// Responses buffered per stream before its watchers fall back to catching up from history.
+const STREAM_BUFFER: usize = 1024;
+
+pub struct WatchService {
+    hub: Arc<WatchHub>,
+}
+
+impl WatchService {
+    pub fn new(hub: Arc<WatchHub>) -> Self {
+        Self { hub }
+    }
+}
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = ReceiverStream<Result<WatchResponse, Status>>;
+
+    async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
+        let incoming = request.into_inner();
+        let (out, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(run_stream(self.hub.clone(), incoming, out));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+struct Stream {
+    hub: Arc<WatchHub>,
+    out: Outbox,
+    wake: Arc<Notify>,
+    /// watch id -> hub key
+    watches: BTreeMap<i64, u64>,
+    next_id: i64,
+}
+
+async fn run_stream(hub: Arc<WatchHub>, mut incoming: Streaming<WatchRequest>, out: Outbox) {
+    let mut stream = Stream { hub, out, wake: Arc::new(Notify::new()), watches: BTreeMap::new(), next_id: 0 };
+    loop {
+        let wake = stream.wake.clone();
+        tokio::select! {
+            msg = incoming.message() => match msg {
+                Ok(Some(req)) => {
+                    if stream.handle(req).await.is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            _ = wake.notified() => {}
+        }
+        if stream.catch_up().await.is_err() {
+            break;
+        }
+    }
+    for key in stream.watches.values() {
+        stream.hub.remove(*key);
+    }
+}
+
+type Closed = ();
+
+impl Stream {
+    fn current_revision(&self) -> i64 {
+        self.hub.sm.read().expect("sm lock").store.revision()
+    }
+
+    async fn send(&self, resp: WatchResponse) -> Result<(), Closed> {
+        self.out.send(Ok(resp)).await.map_err(|_| ())
+    }
+
+    async fn handle(&mut self, req: WatchRequest) -> Result<(), Closed> {
+        match req.request_union {
+            Some(RequestUnion::CreateRequest(create)) => self.create(create).await,
+            Some(RequestUnion::CancelRequest(cancel)) => {
+                if let Some(key) = self.watches.remove(&cancel.watch_id) {
+                    self.hub.remove(key);
+                    let header = Some(self.hub.headers.header(self.current_revision()));
+                    let resp =
+                        WatchResponse { header, watch_id: cancel.watch_id, canceled: true, ..Default::default() };
+                    self.send(resp).await?;
+                }
+                Ok(())
+            }
+            Some(RequestUnion::ProgressRequest(_)) => {
+                // etcd 3.5: every synced watcher gets an empty response at the current revision.
+                let current = self.current_revision();
+                for (&id, &key) in &self.watches {
+                    if self.hub.with_watcher(key, |w| w.synced) == Some(true) {
+                        let resp = WatchResponse {
+                            header: Some(self.hub.headers.header(current)),
+                            watch_id: id,
+                            ..Default::default()
+                        };
+                        self.send(resp).await?;
+                    }
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, c: WatchCreateRequest) -> Result<(), Closed> {
+        let current = self.current_revision();
+        let id = if c.watch_id != 0 { c.watch_id } else { self.next_free_id() };
+        if self.watches.contains_key(&id) {
+            let resp = WatchResponse {
+                header: Some(self.hub.headers.header(current)),
+                watch_id: id,
+                created: true,
+                canceled: true,
+                cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                ..Default::default()
+            };
+            return self.send(resp).await;
+        }
+        let filters = |f: FilterType| c.filters.contains(&(f as i32));
+        let watcher = Watcher {
+            watch_id: id,
+            key: c.key.clone(),
+            range_end: c.range_end.clone(),
+            no_put: filters(FilterType::Noput),
+            no_delete: filters(FilterType::Nodelete),
+            prev_kv: c.prev_kv,
+            // Fixed now: a write applied before the watcher is registered is caught up, not lost.
+            next_rev: if c.start_revision > 0 { c.start_revision } else { current + 1 },
+            synced: false,
+            out: self.out.clone(),
+            wake: self.wake.clone(),
+        };
+        // The created response must precede any event, so send it before registering.
+        let resp = WatchResponse {
+            header: Some(self.hub.headers.header(current)),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        };
+        self.send(resp).await?;
+        let key = self.hub.add(watcher);
+        self.watches.insert(id, key);
+        Ok(())
+    }
+
+    fn next_free_id(&mut self) -> i64 {
+        while self.watches.contains_key(&self.next_id) {
+            self.next_id += 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Brings every unsynced watcher of this stream up to date from history.
+    async fn catch_up(&mut self) -> Result<(), Closed> {
+        let keys: Vec<(i64, u64)> = self.watches.iter().map(|(&id, &key)| (id, key)).collect();
+        for (id, key) in keys {
+            match self.catch_up_one(key).await? {
+                Ok(()) => {}
+                Err(MvccError::Compacted) => {
+                    self.watches.remove(&id);
+                    self.hub.remove(key);
+                    let compact_revision = self.hub.sm.read().expect("sm lock").store.compact_revision();
+                    let resp = WatchResponse {
+                        header: Some(self.hub.headers.header(0)),
+                        watch_id: id,
+                        compact_revision,
+                        canceled: true,
+                        ..Default::default()
+                    };
+                    self.send(resp).await?;
+                }
+                Err(other) => tracing::warn!("watch {id}: catching up failed: {other}"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn catch_up_one(&self, key: u64) -> Result<Result<(), MvccError>, Closed> {
+        loop {
+            let Some(state) =
+                self.hub.with_watcher(key, |w| (w.synced, w.next_rev, w.key.clone(), w.range_end.clone(), w.watch_id))
+            else {
+                return Ok(Ok(()));
+            };
+            let (synced, next_rev, k, end, id) = state;
+            if synced {
+                return Ok(Ok(()));
+            }
+            // Bulk of the history without the hub lock, so the apply loop never waits on us.
+            let (events, current) = {
+                let sm = self.hub.sm.read().expect("sm lock");
+                let current = sm.store.revision();
+                (sm.store.events(&k, &end, next_rev, current), current)
+            };
+            let events = match events {
+                Ok(events) => events,
+                Err(e) => return Ok(Err(e)),
+            };
+            let selected = self.hub.with_watcher(key, |w| w.select(&events)).unwrap_or_default();
+            if !selected.is_empty() {
+                let resp = WatchResponse {
+                    header: Some(self.hub.headers.header(current)),
+                    watch_id: id,
+                    events: selected,
+                    ..Default::default()
+                };
+                self.send(resp).await?;
+            }
+            self.hub.with_watcher(key, |w| w.next_rev = w.next_rev.max(current + 1));
+            match self.hub.try_sync(key) {
+                Ok(true) => return Ok(Ok(())),
+                Ok(false) => tokio::task::yield_now().await,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+}

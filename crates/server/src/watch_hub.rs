@@ -1,0 +1,184 @@
+//! Where applied events meet watchers. The driver publishes each applied revision's events;
+//! a synced watcher receives them at once through its stream's bounded channel. A watcher
+//! whose stream cannot keep up is marked unsynced instead of blocking the apply loop, and its
+//! stream task catches it up from the store's history (etcd's "unsynced" watchers).
+//!
+//! Invariant: a watcher has received every matching event below `next_rev` and none at or
+//! above it. Lock order: hub, then state machine; the driver never holds both.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tally_mvcc::StateMachine;
+use tally_proto::etcdserverpb::{ResponseHeader, WatchResponse};
+use tally_proto::mvccpb::event::EventType;
+use tally_proto::mvccpb::Event;
+use tokio::sync::{mpsc, Notify};
+use tonic::Status;
+
+pub type Outbox = mpsc::Sender<Result<WatchResponse, Status>>;
+
+/// One watch on one stream.
+pub struct Watcher {
+    pub watch_id: i64,
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    pub no_put: bool,
+    pub no_delete: bool,
+    pub prev_kv: bool,
+    pub next_rev: i64,
+    pub synced: bool,
+    pub out: Outbox,
+    /// Wakes the owning stream to catch unsynced watchers up.
+    pub wake: Arc<Notify>,
+}
+
+impl Watcher {
+    fn covers(&self, key: &[u8]) -> bool {
+        match self.range_end.as_slice() {
+            [] => key == self.key.as_slice(),
+            [0] => key >= self.key.as_slice(),
+            end => key >= self.key.as_slice() && key < end,
+        }
+    }
+
+    /// The events this watcher wants, shaped as it asked (prev_kv only on request).
+    pub fn select(&self, events: &[Event]) -> Vec<Event> {
+        events
+            .iter()
+            .filter(|e| e.kv.as_ref().is_some_and(|kv| self.covers(&kv.key)))
+            .filter(|e| {
+                let put = e.r#type == EventType::Put as i32;
+                !(put && self.no_put || !put && self.no_delete)
+            })
+            .map(|e| {
+                let mut e = e.clone();
+                if !self.prev_kv {
+                    e.prev_kv = None;
+                }
+                e
+            })
+            .collect()
+    }
+}
+
+/// Identity for response headers.
+pub struct HeaderSource {
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub term: Arc<AtomicU64>,
+}
+
+impl HeaderSource {
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.term.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub struct WatchHub {
+    pub sm: Arc<RwLock<StateMachine>>,
+    pub headers: HeaderSource,
+    watchers: Mutex<HashMap<u64, Watcher>>,
+    next_key: AtomicU64,
+}
+
+impl WatchHub {
+    pub fn new(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource) -> Arc<Self> {
+        Arc::new(Self { sm, headers, watchers: Mutex::new(HashMap::new()), next_key: AtomicU64::new(1) })
+    }
+
+    /// Delivers the events of one applied revision to every synced watcher that wants them.
+    pub fn publish(&self, revision: i64, events: &[Event]) {
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        let mut closed = Vec::new();
+        for (&key, w) in watchers.iter_mut() {
+            if !w.synced || w.next_rev > revision {
+                continue;
+            }
+            let selected = w.select(events);
+            if selected.is_empty() {
+                w.next_rev = revision + 1;
+                continue;
+            }
+            let resp = WatchResponse {
+                header: Some(self.headers.header(revision)),
+                watch_id: w.watch_id,
+                events: selected,
+                ..Default::default()
+            };
+            match w.out.try_send(Ok(resp)) {
+                Ok(()) => w.next_rev = revision + 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    w.synced = false;
+                    w.wake.notify_one();
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => closed.push(key),
+            }
+        }
+        for key in closed {
+            watchers.remove(&key);
+        }
+    }
+
+    /// Registers a watcher; it is synced if it starts at or after the next revision.
+    pub fn add(&self, mut w: Watcher) -> u64 {
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        let current = self.sm.read().expect("sm lock").store.revision();
+        if w.next_rev <= 0 {
+            w.next_rev = current + 1;
+        }
+        w.synced = w.next_rev > current;
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        watchers.insert(key, w);
+        key
+    }
+
+    pub fn remove(&self, key: u64) -> Option<Watcher> {
+        self.watchers.lock().expect("hub lock").remove(&key)
+    }
+
+    /// What a catch-up needs to know: (range, filters, next_rev) of an unsynced watcher.
+    pub fn with_watcher<T>(&self, key: u64, f: impl FnOnce(&mut Watcher) -> T) -> Option<T> {
+        self.watchers.lock().expect("hub lock").get_mut(&key).map(f)
+    }
+
+    /// Final step of a catch-up: under the hub lock, deliver whatever was applied since and
+    /// mark the watcher synced. Returns false if the stream's buffer is full (stay unsynced).
+    pub fn try_sync(&self, key: u64) -> Result<bool, tally_mvcc::MvccError> {
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        let Some(w) = watchers.get_mut(&key) else { return Ok(true) };
+        let sm = self.sm.read().expect("sm lock");
+        let current = sm.store.revision();
+        if w.next_rev <= current {
+            let events = w.select(&sm.store.events(&w.key, &w.range_end, w.next_rev, current)?);
+            if !events.is_empty() {
+                let resp = WatchResponse {
+                    header: Some(self.headers.header(current)),
+                    watch_id: w.watch_id,
+                    events,
+                    ..Default::default()
+                };
+                if w.out.try_send(Ok(resp)).is_err() {
+                    return Ok(false);
+                }
+            }
+            w.next_rev = current + 1;
+        }
+        w.synced = true;
+        Ok(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.watchers.lock().expect("hub lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
