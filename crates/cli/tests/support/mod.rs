@@ -1,0 +1,306 @@
+//! A test harness that runs real `tally server` processes on loopback ports.
+//!
+//! Every member is a child process with its own data directory and log file (its stderr) in a
+//! temporary directory. Children are killed when the `Cluster` is dropped, also while a test
+//! panics; a panicking test also gets the tail of every member's log printed, so a failed
+//! assertion shows what the servers were doing.
+
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tally_proto::etcdserverpb::kv_client::KvClient;
+use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use tally_proto::etcdserverpb::{StatusRequest, StatusResponse};
+use tempfile::TempDir;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a fresh (or restarted) cluster may take to elect a leader.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Log bytes printed per member when a test fails.
+const LOG_TAIL_BYTES: u64 = 6000;
+
+pub struct Member {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Member {
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// `host:port`, the form etcdctl's `--endpoints` takes.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+pub struct Cluster {
+    pub members: Vec<Member>,
+    initial_cluster: String,
+    /// Member ids (from Status response headers), filled in by `start`.
+    ids: Vec<u64>,
+    token: String,
+    dir: TempDir,
+}
+
+/// A free loopback port: bind port 0, read the port, drop the listener.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A channel that connects on first use and gives up quickly on a dead member.
+pub fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_string())
+        .expect("endpoint url")
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(10))
+        .connect_lazy()
+}
+
+/// Polls `f` until it yields `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn tail(path: &Path, bytes: u64) -> String {
+    let Ok(mut f) = File::open(path) else { return format!("(no log at {})", path.display()) };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+impl Cluster {
+    /// Starts `n` members and waits until every one of them knows the same leader.
+    pub async fn start(n: usize) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("tally-it-").tempdir().expect("temp dir");
+        let mut members = Vec::new();
+        for i in 0..n {
+            let name = format!("n{}", i + 1);
+            members.push(Member {
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(&name),
+                log_path: dir.path().join(format!("{name}.log")),
+                name,
+                child: None,
+            });
+        }
+        let initial_cluster =
+            members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
+        let token = dir.path().file_name().expect("temp dir name").to_string_lossy().into_owned();
+        let mut cluster = Cluster { members, initial_cluster, ids: Vec::new(), token, dir };
+        cluster.start_all();
+        cluster.wait_for_leader().await;
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let status = cluster.status(i).await.expect("status of a fresh member");
+            ids.push(status.header.expect("status header").member_id);
+        }
+        cluster.ids = ids;
+        cluster
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Client URLs (`http://127.0.0.1:port`) of every member, running or not.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::client_url).collect()
+    }
+
+    /// `host:port` endpoints joined with commas, for etcdctl.
+    pub fn etcdctl_endpoints(&self) -> String {
+        self.members.iter().map(Member::endpoint).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn id(&self, i: usize) -> u64 {
+        self.ids[i]
+    }
+
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.ids.iter().position(|&x| x == id)
+    }
+
+    /// Starts member `i` with the same flags and data directory as always.
+    pub fn spawn(&mut self, i: usize) {
+        let m = &self.members[i];
+        assert!(m.child.is_none(), "member {} is already running", m.name);
+        let log = OpenOptions::new().create(true).append(true).open(&m.log_path).expect("open member log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .arg("server")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &m.client_url()])
+            .args(["--listen-peer-urls", &m.peer_url()])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .args(["--initial-cluster", &self.initial_cluster])
+            // Every test cluster has the same member names: a token of its own gives it its own
+            // cluster id, so members of two clusters never talk to each other.
+            .args(["--initial-cluster-token", &self.token])
+            .args(["--heartbeat-interval", "30", "--election-timeout", "150"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn tally server");
+        self.members[i].child = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.members.len() {
+            if !self.members[i].is_running() {
+                self.spawn(i);
+            }
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill9(i);
+        }
+    }
+
+    /// Kills member `i` if it runs, then starts it again on the same data directory.
+    pub fn restart(&mut self, i: usize) {
+        self.kill9(i);
+        self.spawn(i);
+    }
+
+    /// Panics if a member that should be running has exited.
+    pub fn assert_running(&mut self) {
+        for m in &mut self.members {
+            if let Some(child) = &mut m.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("member {} exited unexpectedly ({status})", m.name);
+                }
+            }
+        }
+    }
+
+    pub fn kv(&self, i: usize) -> KvClient<Channel> {
+        KvClient::new(channel(&self.members[i].client_url())).max_decoding_message_size(64 << 20)
+    }
+
+    pub fn maintenance(&self, i: usize) -> MaintenanceClient<Channel> {
+        MaintenanceClient::new(channel(&self.members[i].client_url()))
+    }
+
+    /// Status of member `i`, or `None` if it does not answer within a second.
+    pub async fn status(&self, i: usize) -> Option<StatusResponse> {
+        if !self.members[i].is_running() {
+            return None;
+        }
+        let mut client = self.maintenance(i);
+        let mut req = tonic::Request::new(StatusRequest {});
+        req.set_timeout(Duration::from_secs(1));
+        match tokio::time::timeout(Duration::from_secs(2), client.status(req)).await {
+            Ok(Ok(resp)) => Some(resp.into_inner()),
+            _ => None,
+        }
+    }
+
+    /// The leader id every running member agrees on, if they all agree on one.
+    pub async fn agreed_leader(&self) -> Option<u64> {
+        let mut leader = None;
+        for i in 0..self.members.len() {
+            if !self.members[i].is_running() {
+                continue;
+            }
+            let l = self.status(i).await?.leader;
+            if l == 0 || leader.is_some_and(|x| x != l) {
+                return None;
+            }
+            leader = Some(l);
+        }
+        leader
+    }
+
+    /// Waits until every running member reports the same leader; returns its id.
+    pub async fn wait_for_leader(&mut self) -> u64 {
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        loop {
+            self.assert_running();
+            if let Some(l) = self.agreed_leader().await {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader agreed on by every running member within {LEADER_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Index of the current leader (waiting for one if need be).
+    pub async fn leader(&mut self) -> usize {
+        let id = self.wait_for_leader().await;
+        self.index_of(id).unwrap_or_else(|| panic!("leader id {id:x} is not a member id ({:x?})", self.ids))
+    }
+
+    /// The last `LOG_TAIL_BYTES` of every member's log.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for m in &self.members {
+            out.push_str(&format!("\n----- {} ({}) log tail -----\n", m.name, m.log_path.display()));
+            out.push_str(&tail(&m.log_path, LOG_TAIL_BYTES));
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
