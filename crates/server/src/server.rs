@@ -11,6 +11,8 @@ use tally_proto::etcdserverpb::lease_server::LeaseServer;
 use tally_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use tally_proto::etcdserverpb::watch_server::WatchServer;
 use tally_proto::tally_v1::PeerHello;
+use tally_proto::v3electionpb::election_server::ElectionServer;
+use tally_proto::v3lockpb::lock_server::LockServer;
 use tally_raft::Config;
 use tokio::net::TcpListener;
 
@@ -19,8 +21,10 @@ use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared};
 use crate::persist::{Disk, InitialState};
 use crate::services::cluster::ClusterService;
 use crate::services::context::Context;
+use crate::services::election::ElectionService;
 use crate::services::kv::{KvService, REQUEST_BYTES_MAX};
 use crate::services::lease::LeaseService;
+use crate::services::lock::LockService;
 use crate::services::maintenance::MaintenanceService;
 use crate::services::watch::WatchService;
 use crate::transport::{self, PeerDirectory, Transport};
@@ -140,6 +144,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_message);
     let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
+    let lock = LockServer::new(LockService::new(ctx.clone(), hub.clone()));
+    let election = ElectionServer::new(ElectionService::new(ctx.clone(), hub.clone()));
     let watch = WatchServer::new(WatchService::new(hub));
     let lease = LeaseServer::new(LeaseService::new(ctx.clone()));
     let client_url = opts.listen_client_urls.first().cloned().unwrap_or_else(|| "http://127.0.0.1:2379".into());
@@ -154,6 +160,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(cluster)
         .add_service(watch)
         .add_service(lease)
+        .add_service(lock)
+        .add_service(election)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(client_listener))
         .await?;
     Ok(())

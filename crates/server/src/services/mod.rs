@@ -2,7 +2,10 @@
 
 pub mod cluster;
 pub mod context;
+pub mod election;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
+pub mod recipe;
 pub mod watch;
