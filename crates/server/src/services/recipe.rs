@@ -98,7 +98,7 @@ pub async fn contend(
         failure: vec![op(Op::RequestRange(get_mine)), op(Op::RequestRange(first_created(prefix)))],
     };
     let resp = txn(ctx, req).await?;
-    let header = resp.header.clone().unwrap_or_default();
+    let header = resp.header.unwrap_or_default();
     let my_rev = if resp.succeeded {
         header.revision
     } else {
