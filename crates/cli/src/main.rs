@@ -1,5 +1,6 @@
 //! `tally`: run a member (`tally server`), a local cluster (`tally dev`), or talk to one.
 
+mod bench;
 mod client;
 mod dev;
 
@@ -64,6 +65,8 @@ enum Command {
     Server(ServerArgs),
     /// Start a local cluster (3 members by default) and stop it on Ctrl-C.
     Dev(dev::DevArgs),
+    /// Load-test a cluster (Tally or etcd) through the etcd v3 API.
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Client(cmd) => runtime.block_on(client::run(cmd)),
     }
 }

