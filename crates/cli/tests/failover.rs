@@ -166,10 +166,11 @@ async fn kill_leader_under_write_load_then_restart_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cluster_restart_keeps_everything() {
     let mut cluster = Cluster::start(3).await;
-    let mut kv = cluster.kv(0);
+    // Through every member, without request ids of our own: each member mints them.
     for i in 0..50 {
-        put(&mut kv, &format!("durable/{i:03}"), &format!("value-{i}")).await.expect("put");
+        put(&mut cluster.kv(i % 3), &format!("durable/{i:03}"), &format!("value-{i}")).await.expect("put");
     }
+    let mut kv = cluster.kv(0);
     // Overwrite one key and delete another so versions and tombstones must survive too.
     let mut last_rev = put(&mut kv, "durable/000", "rewritten").await.expect("overwrite");
     let del = kv
@@ -191,7 +192,7 @@ async fn full_cluster_restart_keeps_everything() {
     cluster.wait_for_leader().await;
 
     for i in 0..3 {
-        let mut kv = cluster.kv(i);
+        let kv = cluster.kv(i);
         let after = eventually(Duration::from_secs(10), "a linearizable read after restart", || {
             let mut kv = kv.clone();
             async move { range(&mut kv, prefix_range("durable/", false)).await.ok() }
@@ -203,19 +204,32 @@ async fn full_cluster_restart_keeps_everything() {
         let first = after.kvs.iter().find(|kv| kv.key == b"durable/000").unwrap();
         assert_eq!(first.version, 2);
         assert_eq!(first.value, b"rewritten");
-        // The next write continues the revision sequence.
-        let key = format!("after-restart/{i}");
-        let rev = put(&mut kv, &key, "x").await.expect("put after restart");
-        let got = range(&mut kv, RangeRequest { key: key.clone().into_bytes(), ..Default::default() })
-            .await
-            .expect("range after restart");
-        assert_eq!(
-            got.kvs.len(),
-            1,
-            "member {i}: the put of {key} after the restart was acknowledged (revision {rev}) but not applied"
-        );
-        assert_eq!(rev, last_rev + 1, "member {i}: the first write after the restart did not get the next revision");
-        last_rev = rev;
+    }
+
+    // Writes after a restart are applied and continue the revision sequence. A few quick
+    // restarts in a row, each member taking writes without request ids before and after each:
+    // the ids a member mints for such writes must not repeat those of its previous life.
+    for cycle in 0..3 {
+        if cycle > 0 {
+            cluster.stop_all();
+            cluster.start_all();
+            cluster.wait_for_leader().await;
+        }
+        for i in 0..3 {
+            let mut kv = cluster.kv(i);
+            let key = format!("after-restart/{cycle}/{i}");
+            let rev = put(&mut kv, &key, "x").await.expect("put after restart");
+            let got = range(&mut kv, RangeRequest { key: key.clone().into_bytes(), ..Default::default() })
+                .await
+                .expect("range after restart");
+            assert_eq!(
+                got.kvs.len(),
+                1,
+                "restart {cycle}, member {i}: the put of {key} was acknowledged (revision {rev}) but not applied"
+            );
+            assert_eq!(rev, last_rev + 1, "restart {cycle}, member {i}: a write did not get the next revision");
+            last_rev = rev;
+        }
     }
 }
 
@@ -305,4 +319,82 @@ async fn malformed_requests_get_clear_errors_and_the_node_keeps_serving() {
             "member {i}: a put with a 2 MiB value got {err:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_get_etcds_errors_on_leader_and_followers() {
+    use tally_proto::etcdserverpb::request_op::Request as Op;
+    use tally_proto::etcdserverpb::{DeleteRangeRequest, RequestOp, TxnRequest};
+
+    let cluster = Cluster::start(3).await;
+    let put_op = |key: &str| RequestOp {
+        request: Some(Op::RequestPut(PutRequest { key: key.into(), value: b"v".to_vec(), ..Default::default() })),
+    };
+    for i in 0..3 {
+        let mut kv = cluster.kv(i);
+        let expect = |result: Result<(), tonic::Status>, code: Code, message: &str, what: &str| {
+            let err = result.expect_err(what);
+            assert_eq!((err.code(), err.message()), (code, message), "member {i}, {what}: {err:?}");
+        };
+        expect(
+            kv.range(RangeRequest::default()).await.map(drop),
+            Code::InvalidArgument,
+            "etcdserver: key is not provided",
+            "range of an empty key",
+        );
+        expect(
+            kv.delete_range(DeleteRangeRequest::default()).await.map(drop),
+            Code::InvalidArgument,
+            "etcdserver: key is not provided",
+            "delete of an empty key",
+        );
+        let too_many =
+            TxnRequest { success: (0..129).map(|n| put_op(&format!("t{n}"))).collect(), ..Default::default() };
+        expect(
+            kv.txn(too_many).await.map(drop),
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request",
+            "txn of 129 operations",
+        );
+        let duplicate = TxnRequest { success: vec![put_op("dup"), put_op("dup")], ..Default::default() };
+        expect(
+            kv.txn(duplicate).await.map(drop),
+            Code::InvalidArgument,
+            "etcdserver: duplicate key given in txn request",
+            "txn putting one key twice",
+        );
+        let ignore_with_value =
+            PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ignore_value: true, ..Default::default() };
+        expect(
+            kv.put(ignore_with_value).await.map(drop),
+            Code::InvalidArgument,
+            "etcdserver: value is provided",
+            "put with ignore_value and a value",
+        );
+        // Checked when the entry applies (on the leader, also for a write forwarded by a follower).
+        let ignore_missing = PutRequest { key: b"missing".to_vec(), ignore_value: true, ..Default::default() };
+        expect(
+            kv.put(ignore_missing).await.map(drop),
+            Code::InvalidArgument,
+            "etcdserver: key not found",
+            "put with ignore_value of a missing key",
+        );
+        let unknown_lease =
+            PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), lease: 0x1234, ..Default::default() };
+        expect(
+            kv.put(unknown_lease).await.map(drop),
+            Code::NotFound,
+            "etcdserver: requested lease not found",
+            "put with an unknown lease",
+        );
+        // And the member keeps serving.
+        put(&mut kv, &format!("still-ok/{i}"), "yes").await.expect("put after the invalid requests");
+    }
+    // key "\0" with range_end "\0": every key.
+    let all = range(&mut cluster.kv(0), RangeRequest { key: vec![0], range_end: vec![0], ..Default::default() })
+        .await
+        .expect("range of every key");
+    let keys: Vec<String> = all.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
+    assert_eq!(keys, ["still-ok/0", "still-ok/1", "still-ok/2"], "a rejected request changed the store");
+    assert_eq!(all.header.unwrap().revision, 4, "a rejected request made a revision");
 }
