@@ -37,6 +37,10 @@ pub struct Config {
     pub entries_per_msg_max: usize,
     /// Bytes of entry payload per Append message (at least one entry is always sent).
     pub bytes_per_msg_max: u64,
+    /// When the transport reports that the leader's connection closed (its process died), a
+    /// follower campaigns after 1..=`fast_election_ticks` ticks instead of a full election
+    /// timeout. 0 turns this off.
+    pub fast_election_ticks: u32,
     /// Entries kept in memory below a new snapshot, so a follower slightly behind catches up
     /// from the log instead of receiving the whole snapshot (etcd's snapshot catch-up entries).
     pub compaction_lag_entries: u64,
@@ -58,6 +62,7 @@ impl Config {
             entries_per_msg_max: 1024,
             bytes_per_msg_max: 1024 * 1024,
             compaction_lag_entries: 0,
+            fast_election_ticks: 0,
             seed: id,
             injected_bug: None,
         }
@@ -78,6 +83,11 @@ impl Config {
         }
         if self.entries_per_msg_max == 0 {
             return Err(ConfigError::ZeroLimit("entries_per_msg_max"));
+        }
+        if self.fast_election_ticks > 0 && !(self.check_quorum && self.pre_vote) {
+            // Without leader leases every voter grants the pre-vote, so one spurious reset
+            // would depose a healthy leader.
+            return Err(ConfigError::FastElectionWithoutLease);
         }
         Ok(())
     }

@@ -63,6 +63,8 @@ pub enum ConfigError {
     ElectionTick { election: u32, heartbeat: u32 },
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    #[error("fast_election_ticks needs check_quorum and pre_vote: only leader leases stop a spurious reset from deposing a live leader")]
+    FastElectionWithoutLease,
     #[error("persisted entries do not follow the snapshot contiguously")]
     NonContiguousLog,
     #[error("persisted commit index {commit} is past the last log index {last}")]

@@ -180,3 +180,56 @@ fn bad_config_and_misrouted_messages_are_errors() {
     let m = Message { from: 2, to: 7, term: 1, body: MessageBody::TimeoutNow };
     assert_eq!(node.step(m), Err(StepError::WrongRecipient { to: 7, me: 1 }));
 }
+
+fn fast_failover(id: NodeId) -> Config {
+    Config { fast_election_ticks: 2, ..Config::new(id) }
+}
+
+#[test]
+fn reported_connection_reset_elects_in_a_few_ticks() {
+    let mut net = Network::with_config(3, fast_failover);
+    net.elect(1);
+    let term = net.node(1).term();
+    // Node 1's process dies: its peers' connections to it reset at once.
+    net.isolate(1);
+    net.node_mut(2).report_unreachable(1);
+    net.node_mut(3).report_unreachable(1);
+    let mut ticks = 0;
+    while net.leaders().iter().all(|&l| l == 1) {
+        net.node_mut(2).tick();
+        net.node_mut(3).tick();
+        net.stabilize();
+        ticks += 1;
+        assert!(ticks <= 3, "no new leader within the fast election window");
+    }
+    assert!(ticks < Config::new(1).election_tick, "faster than an election timeout");
+    assert_eq!(net.node(net.leaders().into_iter().find(|&l| l != 1).unwrap()).term(), term + 1);
+}
+
+#[test]
+fn spurious_reset_never_deposes_a_live_leader() {
+    let mut net = Network::with_config(3, fast_failover);
+    net.elect(1);
+    let term = net.node(1).term();
+    for _ in 0..20 {
+        net.node_mut(2).report_unreachable(1);
+        net.tick_all(1);
+    }
+    assert_eq!(net.leaders(), vec![1]);
+    assert_eq!(net.node(1).term(), term, "the pre-votes were ignored by voters holding the lease");
+    assert_eq!(net.node(2).leader(), Some(1), "the next heartbeat restored the leader");
+}
+
+#[test]
+fn resets_about_a_non_leader_or_with_the_feature_off_change_nothing() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.node_mut(2).report_unreachable(1);
+    assert_eq!(net.node(2).leader(), Some(1), "fast_election_ticks = 0: off");
+    let mut net = Network::with_config(3, fast_failover);
+    net.elect(1);
+    net.node_mut(2).report_unreachable(3);
+    assert_eq!(net.node(2).leader(), Some(1));
+    let no_lease = Config { check_quorum: false, ..fast_failover(1) };
+    assert_eq!(Raft::new(no_lease, Persisted::bootstrap([1])).err(), Some(ConfigError::FastElectionWithoutLease));
+}

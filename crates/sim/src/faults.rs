@@ -14,16 +14,23 @@ pub enum Mix {
     /// Leaders die young, often in the middle of a Ready, and Appends carry one entry: the
     /// conditions under which logs diverge the way Raft paper Figure 8 shows.
     Churn,
+    /// Only spurious connection resets while every node is alive: fast failover must not
+    /// cause an election storm.
+    Resets,
 }
 
-pub const MIXES: [Mix; 7] =
-    [Mix::Calm, Mix::Lossy, Mix::Partitions, Mix::Crashes, Mix::Membership, Mix::Chaos, Mix::Churn];
+pub const MIXES: [Mix; 8] =
+    [Mix::Calm, Mix::Lossy, Mix::Partitions, Mix::Crashes, Mix::Membership, Mix::Chaos, Mix::Churn, Mix::Resets];
 
 impl Mix {
     pub fn parse(name: &str) -> Option<Mix> {
         MIXES.iter().copied().find(|m| format!("{m:?}").eq_ignore_ascii_case(name))
     }
 }
+
+/// Spurious resets per node per second in the resets mix: far more than a real network shows
+/// (one every two seconds on every node), to make any storm visible.
+pub const SPURIOUS_RESETS_PER_SEC: f64 = 0.5;
 
 /// Every knob of a run's faults, drawn from the seed.
 #[derive(Clone, Debug)]
@@ -48,6 +55,11 @@ pub struct FaultPlan {
     pub kill_new_leader: f64,
     /// Per-node tick length spread (clock skew): ticks last 10 ms times [1 - skew, 1 + skew].
     pub skew: f64,
+    /// Spurious connection resets per node per second: a node is told its leader's connection
+    /// reset although the leader is alive.
+    pub spurious_resets_per_sec: f64,
+    /// The core's fast_election_ticks (0: the transport's reset reports are ignored).
+    pub fast_election_ticks: u32,
     /// Forces the core's entries per Append (otherwise drawn per seed).
     pub entries_per_msg_max: Option<usize>,
 }
@@ -69,6 +81,8 @@ impl FaultPlan {
             kill_new_leader: 0.0,
             skew: rng.unit() * 0.3,
             entries_per_msg_max: None,
+            spurious_resets_per_sec: 0.0,
+            fast_election_ticks: rng.pick(&[0, 2, 3]),
         };
         let lossy = |plan: &mut FaultPlan, rng: &mut Rng| {
             plan.drop = rng.unit() * 0.2;
@@ -92,6 +106,7 @@ impl FaultPlan {
             }
             Mix::Chaos => {
                 lossy(&mut plan, rng);
+                plan.spurious_resets_per_sec = rng.unit() * SPURIOUS_RESETS_PER_SEC;
                 plan.partitions = true;
                 plan.crashes = true;
                 plan.membership = true;
@@ -105,6 +120,10 @@ impl FaultPlan {
                 plan.kill_new_leader = 0.5 + rng.unit() * 0.5;
                 plan.drop = rng.unit() * 0.05;
                 plan.entries_per_msg_max = Some(1);
+            }
+            Mix::Resets => {
+                plan.spurious_resets_per_sec = SPURIOUS_RESETS_PER_SEC;
+                plan.fast_election_ticks = 3;
             }
         }
         plan

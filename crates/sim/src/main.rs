@@ -111,11 +111,12 @@ fn main() -> ExitCode {
         opts.trace = !args.quiet;
         let report = run_seed(opts);
         println!(
-            "seed {seed}: {:?}, {} nodes, {} events, {} operations, linearizability {:?}, leader {} after heal",
+            "seed {seed}: {:?}, {} nodes, {} events, {} operations, {} leaders elected, linearizability {:?}, leader {} after heal",
             report.mix,
             report.nodes,
             report.events,
             report.operations,
+            report.coverage.leaders,
             report.linearizability,
             report.elect_after_heal_us.map_or("never".to_string(), |us| format!("{:.1} ms", us as f64 / 1000.0)),
         );

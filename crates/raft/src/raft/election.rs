@@ -40,6 +40,22 @@ impl Raft {
         self.start_campaign(kind);
     }
 
+    /// The transport saw `peer`'s connection close or reset (not time out): if it is our
+    /// leader, its process has probably died. Forget the leader, so we grant pre-votes, and
+    /// campaign after a short random delay instead of a full election timeout. Safe whatever
+    /// the truth: if the leader is alive, the other voters still hold its lease and ignore our
+    /// pre-vote, and its next heartbeat makes us its follower again.
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        self.assert_not_in_ready();
+        let fast = self.config.fast_election_ticks;
+        if fast == 0 || self.role != Role::Follower || self.leader != Some(peer) {
+            return;
+        }
+        self.leader = None;
+        self.election_elapsed = 0;
+        self.randomized_election_timeout = self.rng.range(1, fast as u64 + 1) as u32;
+    }
+
     /// Only voters may become leader, and not while a snapshot is waiting to be installed.
     pub(super) fn promotable(&self) -> bool {
         self.conf.is_voter(self.id()) && self.snapshot_to_install.is_none()
@@ -213,6 +229,11 @@ impl Raft {
 
     pub(super) fn step_follower(&mut self, m: Message) {
         if m.body.is_from_leader() {
+            if self.leader.is_none() {
+                // A new leader, or the one we suspected after a connection reset: back to a
+                // full election timeout.
+                self.reset_election_timeout();
+            }
             self.election_elapsed = 0;
             self.leader = Some(m.from);
         }
