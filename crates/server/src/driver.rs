@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::lease_clock::LeaseClock;
 use crate::persist::Disk;
+use crate::request_ids::RequestIds;
 use crate::transport::Transport;
 use crate::watch_hub::WatchHub;
 
@@ -108,7 +109,7 @@ pub struct Driver {
     leases: LeaseClock,
     election_timeout: Duration,
     /// Request ids for the driver's own proposals (lease revokes).
-    own_request_ids: u64,
+    own_request_ids: RequestIds,
     transport: Transport,
     shared: Arc<Shared>,
     tick: Duration,
@@ -138,8 +139,7 @@ impl Driver {
                 .unwrap_or_else(|e| fatal("restoring the state machine snapshot", e))
         };
         let snapshot_index = persisted.snapshot.meta.index;
-        let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let own_request_ids = (cfg.raft.id.rotate_left(29) ^ boot.as_nanos() as u64) & !0xFFFF_FFFF;
+        let own_request_ids = RequestIds::new(cfg.raft.id);
         let raft = Raft::new(cfg.raft, persisted).unwrap_or_else(|e| fatal("starting raft", e));
         Self {
             raft,
@@ -277,10 +277,9 @@ impl Driver {
             return;
         }
         for id in self.leases.expired() {
-            self.own_request_ids += 1;
             let op =
                 tally_proto::tally_v1::command::Op::LeaseRevoke(tally_proto::etcdserverpb::LeaseRevokeRequest { id });
-            let cmd = Command { client_id: self.own_request_ids, seq: 1, op: Some(op) };
+            let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op) };
             if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
                 return;
             }

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod errors;
 pub mod lease_clock;
 pub mod persist;
+pub mod request_ids;
 pub mod server;
 pub mod services;
 pub mod transport;

@@ -140,7 +140,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
 
     let node = NodeHandle { inputs, shared };
     let ctx = Context::new(node, sm, id, opts.name.clone(), opts.advertise_client_urls.clone(), spec, directory);
-    let max_message = REQUEST_BYTES_MAX + 512 * 1024;
+    // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
+    // and get etcd's "request is too large" rather than a transport error.
+    let max_message = 4 * REQUEST_BYTES_MAX;
     let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_message);
     let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));

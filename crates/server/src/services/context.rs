@@ -2,7 +2,7 @@
 //! for exactly-once, and forwarding of writes from followers to the leader.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use tonic::Status;
 use crate::cluster::ClusterSpec;
 use crate::driver::{NodeHandle, ProposeOutcome};
 use crate::errors;
+use crate::request_ids::RequestIds;
 use crate::transport::PeerDirectory;
 
 /// How long a client request may take, retries and forwarding included (etcd: 5 s + election).
@@ -41,8 +42,7 @@ pub struct Context {
     pub spec: ClusterSpec,
     pub directory: PeerDirectory,
     /// Request ids minted here for clients that bring none: unique per request.
-    id_base: u64,
-    id_counter: AtomicU64,
+    request_ids: RequestIds,
     /// gRPC channels to other members' client URLs, for forwarding.
     channels: Mutex<HashMap<String, Channel>>,
 }
@@ -57,8 +57,6 @@ impl Context {
         spec: ClusterSpec,
         directory: PeerDirectory,
     ) -> Arc<Self> {
-        let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let id_base = (member_id.rotate_left(17) ^ boot.as_nanos() as u64) & !0xFFFF_FFFF;
         Arc::new(Self {
             node,
             sm,
@@ -67,8 +65,7 @@ impl Context {
             client_urls,
             spec,
             directory,
-            id_base,
-            id_counter: AtomicU64::new(1),
+            request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
         })
     }
@@ -97,7 +94,7 @@ impl Context {
         let get = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         match (get(CLIENT_ID_HEADER), get(SEQ_HEADER)) {
             (Some(client), Some(seq)) if client != 0 => (client, seq),
-            _ => (self.id_base | self.id_counter.fetch_add(1, Ordering::Relaxed), 1),
+            _ => (self.request_ids.next(), 1),
         }
     }
 
