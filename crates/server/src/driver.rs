@@ -29,12 +29,32 @@ const INPUTS_PER_TURN_MAX: usize = 4096;
 
 pub enum Input {
     Peer(Message),
-    Propose { cmd: Command, reply: oneshot::Sender<ProposeOutcome> },
-    Read { req: RangeRequest, serializable: bool, reply: oneshot::Sender<ReadOutcome> },
-    Transfer { target: NodeId, reply: oneshot::Sender<Result<(), String>> },
-    Status { reply: oneshot::Sender<StatusInfo> },
-    KeepAlive { id: i64, reply: oneshot::Sender<LeaseOutcome> },
-    TimeToLive { id: i64, reply: oneshot::Sender<LeaseOutcome> },
+    /// The transport saw this peer's connection close or reset.
+    PeerLost(NodeId),
+    Propose {
+        cmd: Command,
+        reply: oneshot::Sender<ProposeOutcome>,
+    },
+    Read {
+        req: RangeRequest,
+        serializable: bool,
+        reply: oneshot::Sender<ReadOutcome>,
+    },
+    Transfer {
+        target: NodeId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusInfo>,
+    },
+    KeepAlive {
+        id: i64,
+        reply: oneshot::Sender<LeaseOutcome>,
+    },
+    TimeToLive {
+        id: i64,
+        reply: oneshot::Sender<LeaseOutcome>,
+    },
 }
 
 /// A lease question only the leader can answer.
@@ -205,6 +225,7 @@ impl Driver {
                     tracing::warn!("dropped a peer message: {e}");
                 }
             }
+            Input::PeerLost(peer) => self.raft.report_unreachable(peer),
             Input::Propose { cmd, reply } => match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
                 Ok(_) => {
                     if let Some(old) = self.waiters.insert((cmd.client_id, cmd.seq), reply) {

@@ -27,11 +27,13 @@ use crate::services::lease::LeaseService;
 use crate::services::lock::LockService;
 use crate::services::maintenance::MaintenanceService;
 use crate::services::watch::WatchService;
-use crate::transport::{self, PeerDirectory, Transport};
+use crate::transport::{self, Inbound, PeerDirectory, Transport};
 use crate::watch_hub::{HeaderSource, WatchHub};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
 const TICK: Duration = Duration::from_millis(10);
+/// When the leader's connection resets, campaign within this many ticks (10-20 ms).
+const FAST_ELECTION_TICKS: u32 = 2;
 /// Log entries kept below a snapshot for followers that are only a little behind (etcd: 5000).
 const COMPACTION_LAG_ENTRIES: u64 = 5000;
 
@@ -101,14 +103,21 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.clone(),
     };
-    let transport = Transport::start(hello, peers);
-
     let shared = Arc::new(Shared::default());
-    let (inputs, inputs_rx) = std::sync::mpsc::channel();
+    let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
+    let lost = {
+        let inputs = inputs.clone();
+        move |peer| {
+            let _ = inputs.send(Input::PeerLost(peer));
+        }
+    };
+    let transport = Transport::start(hello, peers, lost);
+
     let raft = Config {
         heartbeat_tick,
         election_tick,
         compaction_lag_entries: COMPACTION_LAG_ENTRIES,
+        fast_election_ticks: FAST_ELECTION_TICKS,
         seed: rand_seed(id),
         ..Config::new(id)
     };
@@ -132,8 +141,12 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         TcpListener::bind(peer_addr).await.map_err(|source| ServerError::Listen { url: peer_url.clone(), source })?;
     let deliver = {
         let inputs = inputs.clone();
-        move |m| {
-            let _ = inputs.send(Input::Peer(m));
+        move |inbound| {
+            let input = match inbound {
+                Inbound::Message(m) => Input::Peer(m),
+                Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
+            };
+            let _ = inputs.send(input);
         }
     };
     tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), deliver));

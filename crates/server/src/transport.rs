@@ -43,6 +43,14 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, String> {
     hostport.parse().map_err(|e| format!("bad URL {url:?}: {e} (expected http://ip:port)"))
 }
 
+/// What the receiving side hands to the node.
+pub enum Inbound {
+    Message(Message),
+    /// The peer's connection closed or reset (its process died, or it restarted the
+    /// connection). A silent network says nothing; only the election timeout notices that.
+    ConnectionLost(NodeId),
+}
+
 /// Sending side: a queue per peer.
 #[derive(Clone)]
 pub struct Transport {
@@ -50,11 +58,16 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub fn start(hello: PeerHello, peers: BTreeMap<NodeId, SocketAddr>) -> Self {
+    pub fn start(
+        hello: PeerHello,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        on_lost: impl Fn(NodeId) + Clone + Send + Sync + 'static,
+    ) -> Self {
         let mut queues = BTreeMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
-            tokio::spawn(run_outbound(addr, hello.clone(), rx));
+            let on_lost = on_lost.clone();
+            tokio::spawn(run_outbound(addr, hello.clone(), rx, move || on_lost(id)));
             queues.insert(id, tx);
         }
         Self { queues }
@@ -87,13 +100,17 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> st
     Ok(())
 }
 
-async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver<Message>) {
+async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver<Message>, on_lost: impl Fn()) {
     let hello = hello.encode_to_vec();
     let mut delay = RECONNECT_DELAY_MIN;
     loop {
         let stream = match TcpStream::connect(addr).await {
             Ok(stream) => stream,
-            Err(_) => {
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    // Nothing listens there: the process is gone.
+                    on_lost();
+                }
                 // Messages for an unreachable peer are stale by the time it is back.
                 while rx.try_recv().is_ok() {}
                 tokio::time::sleep(delay).await;
@@ -119,18 +136,20 @@ async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver
             let frame = PeerBatch { messages: batch }.encode_to_vec();
             if write_frame(&mut w, &frame).await.is_err() || w.flush().await.is_err() {
                 tracing::debug!(%addr, "peer connection lost; reconnecting");
+                on_lost();
                 break;
             }
         }
     }
 }
 
-/// Receiving side: accepts peer connections and hands every message to `deliver`.
+/// Receiving side: accepts peer connections and hands every message, and every connection
+/// that ends, to `deliver`.
 pub async fn listen(
     listener: TcpListener,
     cluster_id: u64,
     directory: PeerDirectory,
-    deliver: impl Fn(Message) + Clone + Send + Sync + 'static,
+    deliver: impl Fn(Inbound) + Clone + Send + Sync + 'static,
 ) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else { continue };
@@ -149,7 +168,7 @@ async fn serve_inbound(
     mut stream: TcpStream,
     cluster_id: u64,
     directory: PeerDirectory,
-    deliver: impl Fn(Message),
+    deliver: impl Fn(Inbound),
 ) -> std::io::Result<()> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     let mut buf = Vec::new();
@@ -160,16 +179,22 @@ async fn serve_inbound(
         return Err(invalid("cluster id mismatch".into()));
     }
     directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
-    loop {
-        read_frame(&mut stream, &mut buf).await?;
-        let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
-        for m in batch.messages {
-            match codec::message_from_pb(m) {
-                Some(m) if m.from == hello.from => deliver(m),
-                _ => return Err(invalid("message without a body or from another sender".into())),
+    let result = async {
+        loop {
+            read_frame(&mut stream, &mut buf).await?;
+            let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
+            for m in batch.messages {
+                match codec::message_from_pb(m) {
+                    Some(m) if m.from == hello.from => deliver(Inbound::Message(m)),
+                    _ => return Err(invalid("message without a body or from another sender".into())),
+                }
             }
         }
     }
+    .await;
+    // EOF or a reset: the kernel of a dead process closes its sockets at once.
+    deliver(Inbound::ConnectionLost(hello.from));
+    result
 }
 
 #[cfg(test)]
@@ -189,18 +214,25 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let directory = PeerDirectory::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen(listener, 42, directory.clone(), move |m| {
-            let _ = tx.send(m);
+        tokio::spawn(listen(listener, 42, directory.clone(), move |inbound| {
+            let _ = tx.send(inbound);
         }));
         let hello = PeerHello { cluster_id: 42, from: 1, name: "n1".into(), client_urls: vec!["http://c".into()] };
-        let transport = Transport::start(hello, [(2, addr)].into());
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {});
         for round in 0..3 {
             transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::HeartbeatResp { round } });
         }
         for round in 0..3 {
-            let m = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            let Inbound::Message(m) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+            else {
+                panic!("expected a message")
+            };
             assert_eq!(m.body, tally_raft::MessageBody::HeartbeatResp { round });
         }
         assert_eq!(directory.read().unwrap()[&1].client_urls, vec!["http://c"]);
+        // The sender goes away: the receiver learns it from the closed connection.
+        drop(transport);
+        let lost = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert!(matches!(lost, Inbound::ConnectionLost(1)));
     }
 }
