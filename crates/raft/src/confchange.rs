@@ -19,15 +19,22 @@ pub enum ConfChangeOp {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfChange {
     pub ops: Vec<ConfChangeOp>,
+    /// Opaque to the core; replicated with the change (the driver puts the new members'
+    /// addresses here, as etcd does).
+    pub context: Bytes,
 }
 
 impl ConfChange {
+    pub fn new(ops: Vec<ConfChangeOp>) -> Self {
+        Self { ops, context: Bytes::new() }
+    }
+
     pub fn leave_joint() -> Self {
         Self::default()
     }
 
     pub fn encode(&self) -> Bytes {
-        let mut buf = BytesMut::with_capacity(4 + 9 * self.ops.len());
+        let mut buf = BytesMut::with_capacity(8 + 9 * self.ops.len() + self.context.len());
         buf.put_u32(self.ops.len() as u32);
         for op in &self.ops {
             let (tag, id) = match *op {
@@ -38,6 +45,8 @@ impl ConfChange {
             buf.put_u8(tag);
             buf.put_u64(id);
         }
+        buf.put_u32(self.context.len() as u32);
+        buf.put_slice(&self.context);
         buf.freeze()
     }
 
@@ -46,7 +55,7 @@ impl ConfChange {
             return Err(ConfChangeError::Malformed);
         }
         let count = data.get_u32() as usize;
-        if data.len() != count * 9 {
+        if data.len() < count.saturating_mul(9).saturating_add(4) {
             return Err(ConfChangeError::Malformed);
         }
         let ops = (0..count)
@@ -61,7 +70,11 @@ impl ConfChange {
                 }
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { ops })
+        let context_len = data.get_u32() as usize;
+        if data.len() != context_len {
+            return Err(ConfChangeError::Malformed);
+        }
+        Ok(Self { ops, context: Bytes::copy_from_slice(data) })
     }
 
     /// Whether applying this change alters who votes, which calls for a joint phase.
@@ -137,8 +150,9 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip_and_rejects_garbage() {
-        let cc =
-            ConfChange { ops: vec![ConfChangeOp::AddVoter(4), ConfChangeOp::AddLearner(5), ConfChangeOp::Remove(1)] };
+        let mut cc =
+            ConfChange::new(vec![ConfChangeOp::AddVoter(4), ConfChangeOp::AddLearner(5), ConfChangeOp::Remove(1)]);
+        cc.context = Bytes::from_static(b"members");
         assert_eq!(ConfChange::decode(&cc.encode()).unwrap(), cc);
         assert_eq!(ConfChange::decode(&[0, 0]), Err(ConfChangeError::Malformed));
         assert_eq!(ConfChange::decode(&[0, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 1]), Err(ConfChangeError::Malformed));
@@ -147,7 +161,7 @@ mod tests {
     #[test]
     fn replacing_a_voter_goes_through_joint_consensus() {
         let conf = ConfState::with_voters([1, 2, 3]);
-        let cc = ConfChange { ops: vec![ConfChangeOp::AddVoter(4), ConfChangeOp::Remove(1)] };
+        let cc = ConfChange::new(vec![ConfChangeOp::AddVoter(4), ConfChangeOp::Remove(1)]);
         let joint = cc.apply(&conf).unwrap();
         assert_eq!(joint.voters, [2, 3, 4].into());
         assert_eq!(joint.voters_outgoing, [1, 2, 3].into());
@@ -159,10 +173,10 @@ mod tests {
     #[test]
     fn learners_change_without_joint_phase_and_demotion_waits_for_leave() {
         let conf = ConfState::with_voters([1, 2, 3]);
-        let added = ConfChange { ops: vec![ConfChangeOp::AddLearner(4)] }.apply(&conf).unwrap();
+        let added = ConfChange::new(vec![ConfChangeOp::AddLearner(4)]).apply(&conf).unwrap();
         assert!(!added.is_joint());
         assert_eq!(added.learners, [4].into());
-        let demote = ConfChange { ops: vec![ConfChangeOp::AddLearner(3)] }.apply(&conf).unwrap();
+        let demote = ConfChange::new(vec![ConfChangeOp::AddLearner(3)]).apply(&conf).unwrap();
         assert!(demote.is_joint());
         assert_eq!(demote.learners_next, [3].into());
         let left = ConfChange::leave_joint().apply(&demote).unwrap();
@@ -173,7 +187,7 @@ mod tests {
     #[test]
     fn refuses_to_remove_every_voter() {
         let conf = ConfState::with_voters([1]);
-        let cc = ConfChange { ops: vec![ConfChangeOp::Remove(1)] };
+        let cc = ConfChange::new(vec![ConfChangeOp::Remove(1)]);
         assert_eq!(cc.apply(&conf), Err(ConfChangeError::NoVoters));
     }
 }

@@ -123,8 +123,15 @@ impl Persisted {
     /// replaying the log like any other change. Every founding member writes the same entry.
     /// A member joining an existing cluster starts from `Persisted::default()` instead.
     pub fn bootstrap(voters: impl IntoIterator<Item = NodeId>) -> Self {
+        Self::bootstrap_with_context(voters, Bytes::new())
+    }
+
+    /// As [`Persisted::bootstrap`], with the driver's context on the membership entry (every
+    /// founding member must pass the same bytes).
+    pub fn bootstrap_with_context(voters: impl IntoIterator<Item = NodeId>, context: Bytes) -> Self {
         let ops = voters.into_iter().map(crate::ConfChangeOp::AddVoter).collect();
-        let entry = Entry { term: 1, index: 1, kind: EntryKind::ConfChange, data: crate::ConfChange { ops }.encode() };
+        let data = crate::ConfChange { ops, context }.encode();
+        let entry = Entry { term: 1, index: 1, kind: EntryKind::ConfChange, data };
         Self {
             hard_state: HardState { term: 1, vote: 0, commit: 1 },
             snapshot: Snapshot::default(),

@@ -6,7 +6,7 @@ use support::Network;
 use tally_raft::*;
 
 fn change(ops: &[ConfChangeOp]) -> ConfChange {
-    ConfChange { ops: ops.to_vec() }
+    ConfChange::new(ops.to_vec())
 }
 
 #[test]

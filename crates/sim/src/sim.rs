@@ -690,12 +690,8 @@ impl Simulation {
             3 if voters.len() > 3 => ConfChangeOp::AddLearner(self.rng.pick(&voters)),
             _ => return,
         };
-        let result = self
-            .nodes
-            .get_mut(&leader)
-            .expect("leader")
-            .raft_mut()
-            .propose_conf_change(ConfChange { ops: vec![change] });
+        let result =
+            self.nodes.get_mut(&leader).expect("leader").raft_mut().propose_conf_change(ConfChange::new(vec![change]));
         self.trace(|| format!("leader {leader} proposes {change:?}: {result:?}"));
         self.coverage.conf_changes_proposed += u64::from(result.is_ok());
         self.handle_ready(leader);
