@@ -31,8 +31,10 @@ use super::procs::channel;
 
 /// Remaining lease TTLs are timing-dependent: equal within this many seconds.
 pub const TTL_TOLERANCE: i64 = 2;
-/// How long a watch stream of etcd must be silent before its events count as complete.
-const WATCH_QUIET: Duration = Duration::from_millis(250);
+/// How long a watch stream of etcd must be silent before its events count as complete. Short:
+/// the harness already waited for etcd to sync watchers on past revisions (`WATCH_SYNC`), so
+/// every event is sent as its write is acknowledged.
+const WATCH_QUIET: Duration = Duration::from_millis(60);
 /// How long Tally gets to deliver as many watch items as etcd did.
 const WATCH_CATCH_UP: Duration = Duration::from_secs(3);
 
