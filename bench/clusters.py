@@ -51,14 +51,18 @@ def etcd_binaries():
     return etcd, etcdctl
 
 
-def build_tally(workdir):
-    """Builds tally in release and copies the binary out of the shared target directory, so a
-    concurrent build cannot swap it under a running benchmark."""
-    log("building tally (cargo build --release -p tally)")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "tally"], cwd=REPO, check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+def build_tally(workdir, given=None):
+    """Builds tally in release (unless a binary is given) and copies the binary out of the target
+    directory, so a concurrent build cannot swap it under a running benchmark."""
+    if given:
+        src = given
+    else:
+        log("building tally (cargo build --release -p tally)")
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "tally"], cwd=REPO, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+        src = os.path.join(target, "release", "tally")
     dst = os.path.join(workdir, "tally")
-    shutil.copy2(os.path.join(target, "release", "tally"), dst)
+    shutil.copy2(src, dst)
     return dst
 
 
@@ -130,6 +134,22 @@ class Cluster:
             except (OSError, ValueError):
                 pass
         return out
+
+    def check_alive(self):
+        """Raises, with the tail of its log, if a member started here has exited."""
+        for i in range(self.n):
+            try:
+                with open(self.pid_file(i)) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, 0)
+            except (OSError, ValueError):
+                log_path = os.path.join(self.dir, f"member-{i}.log")
+                try:
+                    with open(log_path, errors="replace") as f:
+                        tail = f.read()[-3000:]
+                except OSError:
+                    tail = "(no log)"
+                raise RuntimeError(f"{self.kind} member {i} is not running; end of {log_path}:\n{tail}")
 
     def stop(self):
         for pid in self.pids():
