@@ -58,6 +58,28 @@ const KNOWN_DEVIATIONS: &[KnownDeviation] = &[
     },
 ];
 
+/// Ops that crash etcd 3.5.1 itself (so there is nothing to compare against): not sent.
+/// A txn that deletes a from-key range (`range_end = "\0"`, which etcd's duplicate-key check
+/// does not see as an interval) and puts with `ignore_value`/`ignore_lease` a key that the delete
+/// removed: etcd's pre-check finds the key, the apply does not, and etcd panics
+/// ("unexpected error during txn"). Matched conservatively: any such delete plus any such put.
+fn crashes_etcd(op: &Op) -> bool {
+    fn scan(t: &TxnRequest, from_key_delete: &mut bool, ignore_put: &mut bool) {
+        for op in t.success.iter().chain(&t.failure) {
+            match &op.request {
+                Some(Request::RequestDeleteRange(d)) if d.range_end == [0] => *from_key_delete = true,
+                Some(Request::RequestPut(p)) if p.ignore_value || p.ignore_lease => *ignore_put = true,
+                Some(Request::RequestTxn(t)) => scan(t, from_key_delete, ignore_put),
+                _ => {}
+            }
+        }
+    }
+    let Op::Txn(t) = op else { return false };
+    let (mut d, mut p) = (false, false);
+    scan(t, &mut d, &mut p);
+    d && p
+}
+
 fn watch_empty_range(op: &Op) -> bool {
     matches!(op, Op::Watch(w) if !w.range_end.is_empty() && w.range_end != [0] && w.range_end <= w.key)
 }
@@ -181,6 +203,10 @@ async fn run_seed(
     let mut watch_ops = Vec::new();
     for index in 0..ops {
         let op = gen.next(st);
+        if crashes_etcd(&op) {
+            *skipped.entry("etcd-crash").or_default() += 1;
+            continue;
+        }
         if let Some(d) = known_deviation(&op) {
             *skipped.entry(d.name).or_default() += 1;
             continue;
@@ -254,7 +280,7 @@ async fn differential_against_etcd() {
     let excluded = excluded_kinds();
 
     let started = Instant::now();
-    let (etcd_proc, mut tally_proc) = tokio::join!(procs::Etcd::start(), procs::Tally::start(3));
+    let (mut etcd_proc, mut tally_proc) = tokio::join!(procs::Etcd::start(), procs::Tally::start(3));
     eprintln!("etcd at {}, Tally at {} (leader), up in {:?}", etcd_proc.url, tally_proc.url, started.elapsed());
     for kind in &excluded {
         eprintln!("not generated (TALLY_DIFF_EXCLUDE): {}", kind.name());
@@ -273,7 +299,9 @@ async fn differential_against_etcd() {
     let mut deviations = Vec::new();
     let cfg = RunConfig { first, ops, excluded: excluded.clone() };
     for seed in first..first + count {
-        if let Err(r) = run_seed(seed, &cfg, &mut skipped, &mut st, &mut etcd, &mut tally).await {
+        let result = run_seed(seed, &cfg, &mut skipped, &mut st, &mut etcd, &mut tally).await;
+        etcd_proc.assert_running();
+        if let Err(r) = result {
             eprintln!("{r}");
             deviations.push(r);
             if !keep_going {
@@ -282,6 +310,7 @@ async fn differential_against_etcd() {
         }
     }
     tally_proc.assert_running();
+    eprintln!("ops that crash etcd 3.5.1 (not sent): {}", skipped.get("etcd-crash").copied().unwrap_or(0));
     for d in KNOWN_DEVIATIONS {
         eprintln!(
             "known deviation {} ({}): {} ops not sent",

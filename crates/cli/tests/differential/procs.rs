@@ -174,6 +174,11 @@ impl Etcd {
     pub fn logs(&self) -> String {
         self.proc.log_tail()
     }
+
+    /// Panics (with etcd's log) if etcd has exited.
+    pub fn assert_running(&mut self) {
+        self.proc.assert_running();
+    }
 }
 
 impl Drop for Etcd {
