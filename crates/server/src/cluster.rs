@@ -92,11 +92,9 @@ impl ClusterSpec {
                 return Err(SpecError::DuplicateName(name));
             }
         }
-        let mut id_bytes: Vec<[u8; 8]> = members.keys().map(|id| id.to_be_bytes()).collect();
-        id_bytes.sort();
-        let mut parts: Vec<&[u8]> = vec![token.as_bytes()];
-        parts.extend(id_bytes.iter().map(|b| b.as_slice()));
-        Ok(Self { cluster_id: fnv64(&parts), members })
+        // From the token alone: a member that joins later (with a longer --initial-cluster)
+        // must compute the same cluster id as the founders.
+        Ok(Self { cluster_id: fnv64(&[token.as_bytes(), b"cluster"]), members })
     }
 
     pub fn id_of(&self, name: &str) -> Result<NodeId, SpecError> {

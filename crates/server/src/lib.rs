@@ -7,6 +7,7 @@ pub mod codec;
 pub mod driver;
 pub mod errors;
 pub mod lease_clock;
+pub mod members;
 pub mod persist;
 pub mod request_ids;
 pub mod server;

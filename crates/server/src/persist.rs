@@ -56,7 +56,13 @@ fn to_hard_state(hs: HardState) -> tally_storage::HardState {
 
 impl Disk {
     /// Opens the data directory and returns what the core starts from.
-    pub fn open(dir: &Path, initial: InitialState, voters: &[NodeId]) -> Result<(Self, Persisted), DiskError> {
+    /// `members` is the founding member table, carried by the bootstrap entry.
+    pub fn open(
+        dir: &Path,
+        initial: InitialState,
+        voters: &[NodeId],
+        members: Bytes,
+    ) -> Result<(Self, Persisted), DiskError> {
         let (wal, recovered) = Wal::open(dir, WalOptions::default())?;
         if let Some(torn) = &recovered.torn_tail {
             tracing::warn!("cut a torn record off the write-ahead log: {torn:?}");
@@ -68,7 +74,7 @@ impl Disk {
         if fresh {
             return match initial {
                 InitialState::New => {
-                    let persisted = Persisted::bootstrap(voters.iter().copied());
+                    let persisted = Persisted::bootstrap_with_context(voters.iter().copied(), members);
                     let entries: Vec<LogEntry> = persisted.entries.iter().map(to_log_entry).collect();
                     let batch = WriteBatch { hard_state: Some(to_hard_state(persisted.hard_state)), entries: &entries };
                     disk.wal.append(&batch)?;

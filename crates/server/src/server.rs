@@ -2,7 +2,7 @@
 //! etcd v3 gRPC services on the client URLs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tally_proto::etcdserverpb::cluster_server::ClusterServer;
@@ -17,10 +17,11 @@ use tally_raft::Config;
 use tokio::net::TcpListener;
 
 use crate::cluster::ClusterSpec;
-use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared};
+use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
+use crate::members::Members;
 use crate::persist::{Disk, InitialState};
 use crate::services::cluster::ClusterService;
-use crate::services::context::Context;
+use crate::services::context::{Context, ContextParts};
 use crate::services::election::ElectionService;
 use crate::services::kv::{KvService, REQUEST_BYTES_MAX};
 use crate::services::lease::LeaseService;
@@ -88,8 +89,21 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             opts.election_timeout_ms, opts.heartbeat_interval_ms
         )));
     }
+    let marker = opts.data_dir.join(REMOVED_MARKER);
+    if marker.exists() {
+        return Err(ServerError::Flags(format!(
+            "member {} ({id:x}) was removed from the cluster ({}); refusing to start. To rejoin, delete {} and \
+             add the member again (etcdctl member add)",
+            opts.name,
+            std::fs::read_to_string(&marker).unwrap_or_default().trim(),
+            opts.data_dir.display()
+        )));
+    }
+    let founders = Members::from_spec(&spec);
     let voters: Vec<u64> = spec.members.keys().copied().collect();
-    let (disk, persisted) = Disk::open(&opts.data_dir, opts.initial_cluster_state, &voters)?;
+    let (disk, persisted) = Disk::open(&opts.data_dir, opts.initial_cluster_state, &voters, founders.encode())?;
+    // Until the log says otherwise, the peers are the ones the flags name.
+    let members = Arc::new(RwLock::new(founders));
 
     let mut peers = std::collections::BTreeMap::new();
     for member in spec.members.values().filter(|m| m.id != id) {
@@ -111,7 +125,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             let _ = inputs.send(Input::PeerLost(peer));
         }
     };
-    let transport = Transport::start(hello, peers, lost);
+    let rejected = {
+        let inputs = inputs.clone();
+        move |reason| {
+            let _ = inputs.send(Input::Rejected(reason));
+        }
+    };
+    let transport = Transport::start(hello, peers, lost, rejected);
 
     let raft = Config {
         heartbeat_tick,
@@ -126,6 +146,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         tick: TICK,
         snapshot_count: opts.snapshot_count,
         election_timeout: Duration::from_millis(opts.election_timeout_ms),
+        cluster_token: opts.initial_cluster_token.clone(),
+        data_dir: opts.data_dir.clone(),
+        members: members.clone(),
     };
     let mut driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
     let sm = driver.state_machine();
@@ -149,10 +172,23 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             let _ = inputs.send(input);
         }
     };
-    tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), deliver));
+    let is_removed = {
+        let members = members.clone();
+        move |peer| members.read().expect("members lock").removed.contains(&peer)
+    };
+    tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), is_removed, deliver));
 
     let node = NodeHandle { inputs, shared };
-    let ctx = Context::new(node, sm, id, opts.name.clone(), opts.advertise_client_urls.clone(), spec, directory);
+    let ctx = Context::new(ContextParts {
+        node,
+        sm,
+        members,
+        member_id: id,
+        name: opts.name.clone(),
+        client_urls: opts.advertise_client_urls.clone(),
+        spec,
+        directory,
+    });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
     let max_message = 4 * REQUEST_BYTES_MAX;

@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tally_proto::tally_v1::{PeerBatch, PeerHello};
+use tally_proto::tally_v1::{PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
 use tally_raft::{Message, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -51,35 +51,80 @@ pub enum Inbound {
     ConnectionLost(NodeId),
 }
 
-/// Sending side: a queue per peer.
+type PeerCallback = Arc<dyn Fn(NodeId) + Send + Sync>;
+type RejectionCallback = Arc<dyn Fn(String) + Send + Sync>;
+
+struct Queue {
+    addr: SocketAddr,
+    tx: mpsc::Sender<Message>,
+    task: tokio::task::AbortHandle,
+}
+
+/// Sending side: a queue and a connection task per peer; peers come and go with membership.
 #[derive(Clone)]
 pub struct Transport {
-    queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    queues: Arc<Mutex<BTreeMap<NodeId, Queue>>>,
+    hello: PeerHello,
+    runtime: tokio::runtime::Handle,
+    on_lost: PeerCallback,
+    on_rejected: RejectionCallback,
 }
 
 impl Transport {
+    /// Must be called inside the tokio runtime that will run the connections.
     pub fn start(
         hello: PeerHello,
         peers: BTreeMap<NodeId, SocketAddr>,
-        on_lost: impl Fn(NodeId) + Clone + Send + Sync + 'static,
+        on_lost: impl Fn(NodeId) + Send + Sync + 'static,
+        on_rejected: impl Fn(String) + Send + Sync + 'static,
     ) -> Self {
-        let mut queues = BTreeMap::new();
+        let transport = Self {
+            queues: Arc::new(Mutex::new(BTreeMap::new())),
+            hello,
+            runtime: tokio::runtime::Handle::current(),
+            on_lost: Arc::new(on_lost),
+            on_rejected: Arc::new(on_rejected),
+        };
+        transport.set_peers(peers);
+        transport
+    }
+
+    /// Makes the set of peers exactly `peers`: connects to new ones (or moved ones), and
+    /// closes connections to members that left.
+    pub fn set_peers(&self, peers: BTreeMap<NodeId, SocketAddr>) {
+        let mut queues = self.queues.lock().expect("transport lock");
+        queues.retain(|id, q| {
+            let keep = peers.get(id) == Some(&q.addr);
+            if !keep {
+                q.task.abort();
+            }
+            keep
+        });
         for (id, addr) in peers {
+            if queues.contains_key(&id) {
+                continue;
+            }
             let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
-            let on_lost = on_lost.clone();
-            tokio::spawn(run_outbound(addr, hello.clone(), rx, move || on_lost(id)));
-            queues.insert(id, tx);
+            let (on_lost, on_rejected) = (self.on_lost.clone(), self.on_rejected.clone());
+            let task = self.runtime.spawn(run_outbound(addr, self.hello.clone(), rx, move || on_lost(id), on_rejected));
+            queues.insert(id, Queue { addr, tx, task: task.abort_handle() });
         }
-        Self { queues }
     }
 
     /// Queues a message; drops it if the peer is unknown or its queue is full.
     pub fn send(&self, m: Message) {
-        if let Some(queue) = self.queues.get(&m.to) {
-            if queue.try_send(m).is_err() {
+        let queues = self.queues.lock().expect("transport lock");
+        if let Some(queue) = queues.get(&m.to) {
+            if queue.tx.try_send(m).is_err() {
                 tracing::debug!("peer queue full or closed; dropped a message");
             }
         }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -100,7 +145,13 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> st
     Ok(())
 }
 
-async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver<Message>, on_lost: impl Fn()) {
+async fn run_outbound(
+    addr: SocketAddr,
+    hello: PeerHello,
+    mut rx: mpsc::Receiver<Message>,
+    on_lost: impl Fn(),
+    on_rejected: RejectionCallback,
+) {
     let hello = hello.encode_to_vec();
     let mut delay = RECONNECT_DELAY_MIN;
     loop {
@@ -120,8 +171,20 @@ async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver
         };
         delay = RECONNECT_DELAY_MIN;
         let _ = stream.set_nodelay(true);
-        let mut w = BufWriter::new(stream);
-        if write_frame(&mut w, &hello).await.is_err() {
+        let (mut r, w) = stream.into_split();
+        // The only thing a peer ever sends back on our connection is a rejection.
+        let on_rejected = on_rejected.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            if read_frame(&mut r, &mut buf).await.is_ok() {
+                if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
+                    on_rejected(rejection.reason);
+                }
+            }
+        });
+        let mut w = BufWriter::new(w);
+        if write_frame(&mut w, &hello).await.is_err() || w.flush().await.is_err() {
+            reader.abort();
             continue;
         }
         loop {
@@ -140,6 +203,7 @@ async fn run_outbound(addr: SocketAddr, hello: PeerHello, mut rx: mpsc::Receiver
                 break;
             }
         }
+        reader.abort();
     }
 }
 
@@ -149,6 +213,7 @@ pub async fn listen(
     listener: TcpListener,
     cluster_id: u64,
     directory: PeerDirectory,
+    is_removed: impl Fn(NodeId) -> bool + Clone + Send + Sync + 'static,
     deliver: impl Fn(Inbound) + Clone + Send + Sync + 'static,
 ) {
     loop {
@@ -156,8 +221,9 @@ pub async fn listen(
         let _ = stream.set_nodelay(true);
         let directory = directory.clone();
         let deliver = deliver.clone();
+        let is_removed = is_removed.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_inbound(stream, cluster_id, directory, deliver).await {
+            if let Err(e) = serve_inbound(stream, cluster_id, directory, is_removed, deliver).await {
                 tracing::debug!(%remote, "peer connection closed: {e}");
             }
         });
@@ -168,6 +234,7 @@ async fn serve_inbound(
     mut stream: TcpStream,
     cluster_id: u64,
     directory: PeerDirectory,
+    is_removed: impl Fn(NodeId) -> bool,
     deliver: impl Fn(Inbound),
 ) -> std::io::Result<()> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
@@ -177,6 +244,13 @@ async fn serve_inbound(
     if hello.cluster_id != cluster_id {
         tracing::warn!(from = hello.from, "refused a peer of another cluster ({:x})", hello.cluster_id);
         return Err(invalid("cluster id mismatch".into()));
+    }
+    if is_removed(hello.from) {
+        // It was removed while it was away: tell it, so it stops instead of knocking forever.
+        let reason = format!("member {:x} was removed from the cluster", hello.from);
+        write_frame(&mut stream, &PeerRejection { reason }.encode_to_vec()).await?;
+        stream.flush().await?;
+        return Err(invalid("a removed member connected".into()));
     }
     directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
     let result = async {
@@ -214,11 +288,17 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let directory = PeerDirectory::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen(listener, 42, directory.clone(), move |inbound| {
-            let _ = tx.send(inbound);
-        }));
+        tokio::spawn(listen(
+            listener,
+            42,
+            directory.clone(),
+            |id| id == 9,
+            move |inbound| {
+                let _ = tx.send(inbound);
+            },
+        ));
         let hello = PeerHello { cluster_id: 42, from: 1, name: "n1".into(), client_urls: vec!["http://c".into()] };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {});
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {});
         for round in 0..3 {
             transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::HeartbeatResp { round } });
         }
@@ -234,5 +314,19 @@ mod tests {
         drop(transport);
         let lost = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(lost, Inbound::ConnectionLost(1)));
+        // A removed member (id 9) that connects is told so.
+        let (told, mut told_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 9, ..Default::default() };
+        let removed = Transport::start(
+            hello,
+            [(2, addr)].into(),
+            |_| {},
+            move |reason| {
+                let _ = told.send(reason);
+            },
+        );
+        removed.send(Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
+        let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
+        assert!(reason.contains("removed"), "{reason}");
     }
 }

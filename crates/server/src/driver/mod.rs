@@ -4,7 +4,10 @@
 //! together (peer messages, proposals from many clients, reads) are handled before the next
 //! Ready, so many proposals share one append and one fsync, and many reads one ReadIndex.
 
+mod membership;
+
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
@@ -19,10 +22,12 @@ use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Rea
 use tokio::sync::oneshot;
 
 use crate::lease_clock::LeaseClock;
+use crate::members::Members;
 use crate::persist::Disk;
 use crate::request_ids::RequestIds;
 use crate::transport::Transport;
 use crate::watch_hub::WatchHub;
+pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
 const INPUTS_PER_TURN_MAX: usize = 4096;
@@ -55,6 +60,12 @@ pub enum Input {
         id: i64,
         reply: oneshot::Sender<LeaseOutcome>,
     },
+    Membership {
+        req: MembershipRequest,
+        reply: oneshot::Sender<MembershipOutcome>,
+    },
+    /// A peer told us we were removed from the cluster.
+    Rejected(String),
 }
 
 /// A lease question only the leader can answer.
@@ -114,6 +125,9 @@ pub struct DriverConfig {
     pub snapshot_count: u64,
     /// Extra life a new leader gives every lease.
     pub election_timeout: Duration,
+    pub cluster_token: String,
+    pub data_dir: PathBuf,
+    pub members: Arc<RwLock<Members>>,
 }
 
 struct ReadWaiter {
@@ -132,6 +146,11 @@ pub struct Driver {
     own_request_ids: RequestIds,
     transport: Transport,
     shared: Arc<Shared>,
+    members: Arc<RwLock<Members>>,
+    /// Membership changes waiting to be applied, by log index, with the member concerned.
+    conf_waiters: HashMap<Index, (NodeId, oneshot::Sender<MembershipOutcome>)>,
+    cluster_token: String,
+    data_dir: PathBuf,
     tick: Duration,
     snapshot_count: u64,
     snapshot_index: Index,
@@ -152,12 +171,16 @@ fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
 
 impl Driver {
     pub fn new(cfg: DriverConfig, disk: Disk, persisted: Persisted, transport: Transport, shared: Arc<Shared>) -> Self {
-        let sm = if persisted.snapshot.data.is_empty() {
-            StateMachine::default()
+        let (sm, snapshot_members) = if persisted.snapshot.data.is_empty() {
+            (StateMachine::default(), None)
         } else {
-            StateMachine::restore(&persisted.snapshot.data)
-                .unwrap_or_else(|e| fatal("restoring the state machine snapshot", e))
+            let (members, sm) = decode_snapshot(&persisted.snapshot.data)
+                .unwrap_or_else(|e| fatal("restoring the state machine snapshot", e));
+            (sm, Some(members))
         };
+        if let Some(members) = snapshot_members {
+            *cfg.members.write().expect("members lock") = members;
+        }
         let snapshot_index = persisted.snapshot.meta.index;
         let own_request_ids = RequestIds::new(cfg.raft.id);
         let raft = Raft::new(cfg.raft, persisted).unwrap_or_else(|e| fatal("starting raft", e));
@@ -171,6 +194,10 @@ impl Driver {
             own_request_ids,
             transport,
             shared,
+            members: cfg.members,
+            conf_waiters: HashMap::new(),
+            cluster_token: cfg.cluster_token,
+            data_dir: cfg.data_dir,
             tick: cfg.tick,
             snapshot_count: cfg.snapshot_count,
             snapshot_index,
@@ -226,6 +253,8 @@ impl Driver {
                 }
             }
             Input::PeerLost(peer) => self.raft.report_unreachable(peer),
+            Input::Membership { req, reply } => self.handle_membership(req, reply),
+            Input::Rejected(reason) => self.stop_removed(&reason),
             Input::Propose { cmd, reply } => match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
                 Ok(_) => {
                     if let Some(old) = self.waiters.insert((cmd.client_id, cmd.seq), reply) {
@@ -358,14 +387,18 @@ impl Driver {
         }
         self.shared.term.store(self.raft.term(), Ordering::Relaxed);
         if let Some(snapshot) = &ready.snapshot {
-            let restored =
-                StateMachine::restore(&snapshot.data).unwrap_or_else(|e| fatal("installing the leader's snapshot", e));
+            let (members, restored) =
+                decode_snapshot(&snapshot.data).unwrap_or_else(|e| fatal("installing the leader's snapshot", e));
             *self.sm.write().expect("sm lock") = restored;
+            self.adopt_members(members);
             self.snapshot_index = snapshot.meta.index;
         }
         for entry in ready.committed_entries {
             if entry.kind != EntryKind::Normal || entry.data.is_empty() {
                 self.sm.write().expect("sm lock").apply_noop(entry.index);
+                if entry.kind == EntryKind::ConfChange {
+                    self.apply_membership_entry(&entry);
+                }
                 continue;
             }
             let cmd = match Command::decode(entry.data.as_ref()) {
@@ -408,6 +441,9 @@ impl Driver {
         for (_, waiter) in self.waiters.drain() {
             let _ = waiter.send(ProposeOutcome::NotLeader(leader));
         }
+        for (_, (_, waiter)) in self.conf_waiters.drain() {
+            let _ = waiter.send(MembershipOutcome::NotLeader(leader));
+        }
         for (_, batch) in self.reads_by_ctx.drain() {
             batch.into_iter().for_each(|w| {
                 let _ = w.reply.send(ReadOutcome::NoLeader);
@@ -436,13 +472,27 @@ impl Driver {
         }
         let Some(term) = self.raft.log_term(applied) else { return };
         let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
-        let snapshot = Snapshot { meta, data: Bytes::from(self.sm.read().expect("sm lock").snapshot()) };
+        let data = encode_snapshot(&self.members.read().expect("members lock"), &self.sm.read().expect("sm lock"));
+        let snapshot = Snapshot { meta, data };
         if let Err(e) = self.disk.save_snapshot(&snapshot) {
             fatal("saving a snapshot", e);
         }
         self.raft.compact(snapshot);
         self.snapshot_index = applied;
     }
+}
+
+/// A node's snapshot: the member table and the state machine.
+fn encode_snapshot(members: &Members, sm: &StateMachine) -> Bytes {
+    let snapshot =
+        tally_proto::tally_v1::NodeSnapshot { members: Some(members.to_table()), state: sm.snapshot().into() };
+    Bytes::from(snapshot.encode_to_vec())
+}
+
+fn decode_snapshot(data: &[u8]) -> Result<(Members, StateMachine), String> {
+    let snapshot = tally_proto::tally_v1::NodeSnapshot::decode(data).map_err(|e| format!("bad snapshot: {e}"))?;
+    let sm = StateMachine::restore(&snapshot.state).map_err(|e| format!("bad state machine snapshot: {e:?}"))?;
+    Ok((Members::from_table(snapshot.members.unwrap_or_default()), sm))
 }
 
 /// Starts the driver thread.
@@ -487,5 +537,9 @@ impl NodeHandle {
 
     pub async fn time_to_live(&self, id: i64) -> Option<LeaseOutcome> {
         self.call(|reply| Input::TimeToLive { id, reply }).await.ok()
+    }
+
+    pub async fn membership(&self, req: MembershipRequest) -> Option<MembershipOutcome> {
+        self.call(|reply| Input::Membership { req, reply }).await.ok()
     }
 }

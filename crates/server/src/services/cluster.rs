@@ -1,15 +1,26 @@
-//! The etcd Cluster service: the member list (changes arrive with the membership work).
+//! The etcd Cluster service. Changes are decided by the leader (a follower forwards them) and
+//! answered once the new configuration is applied; refusals use etcd's codes and messages.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tally_proto::etcdserverpb::cluster_client::ClusterClient;
 use tally_proto::etcdserverpb::cluster_server::Cluster;
 use tally_proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
     MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
 };
+use tally_proto::tally_v1::MemberInfo;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
+use crate::driver::{MembershipOutcome, MembershipRequest};
+use crate::errors;
+use crate::members::Members;
+
+/// How long to keep asking while the leader cannot decide yet (a change in flight, member
+/// health not yet known).
+const DECIDE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct ClusterService {
     ctx: Arc<Context>,
@@ -19,57 +30,128 @@ impl ClusterService {
     pub fn new(ctx: Arc<Context>) -> Self {
         Self { ctx }
     }
-}
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not supported yet: Tally's membership changes are in progress"))
+    fn to_pb(&self, info: &MemberInfo) -> Member {
+        // Names and client URLs come from the member itself when it connects to us.
+        let directory = self.ctx.directory.read().expect("lock");
+        let seen = directory.get(&info.id);
+        let (name, client_urls) = if info.id == self.ctx.member_id {
+            (self.ctx.name.clone(), self.ctx.client_urls.clone())
+        } else {
+            let name =
+                if info.name.is_empty() { seen.map(|p| p.name.clone()).unwrap_or_default() } else { info.name.clone() };
+            (name, seen.map(|p| p.client_urls.clone()).unwrap_or_default())
+        };
+        Member {
+            id: info.id,
+            name,
+            peer_ur_ls: info.peer_urls.clone(),
+            client_ur_ls: client_urls,
+            is_learner: info.is_learner,
+        }
+    }
+
+    fn list(&self, members: &Members) -> Vec<Member> {
+        members.members.values().map(|m| self.to_pb(m)).collect()
+    }
+
+    /// Runs a change on the leader; returns the member concerned and the new table.
+    async fn change(&self, req: MembershipRequest) -> Result<(Option<MemberInfo>, Members), Status> {
+        let deadline = Instant::now() + DECIDE_TIMEOUT;
+        loop {
+            match self.ctx.node.membership(req.clone()).await {
+                Some(MembershipOutcome::Applied { member, members }) => return Ok((member, members)),
+                Some(MembershipOutcome::Refused(r)) => return Err(Status::new(r.code, r.message)),
+                Some(MembershipOutcome::Retry(r)) if Instant::now() >= deadline => {
+                    return Err(Status::new(r.code, r.message))
+                }
+                Some(MembershipOutcome::NotLeader(Some(leader))) if leader != self.ctx.member_id => {
+                    return Err(Status::unavailable(format!("forward:{leader}")));
+                }
+                Some(MembershipOutcome::NotLeader(_)) if Instant::now() >= deadline => return Err(errors::no_leader()),
+                Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                None => return Err(Status::unavailable("etcdserver: server stopped")),
+            }
+        }
+    }
+
+    fn leader_client(&self, status: &Status) -> Option<Result<ClusterClient<tonic::transport::Channel>, Status>> {
+        let leader = status.message().strip_prefix("forward:")?.parse().ok()?;
+        Some(self.ctx.leader_channel(leader).map(ClusterClient::new))
+    }
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        Err(not_yet("MemberAdd"))
+    async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        let req = request.into_inner();
+        let change = MembershipRequest::Add { peer_urls: req.peer_ur_ls.clone(), is_learner: req.is_learner };
+        match self.change(change).await {
+            Ok((member, members)) => Ok(Response::new(MemberAddResponse {
+                header: Some(self.ctx.header(0)),
+                member: member.map(|m| self.to_pb(&m)),
+                members: self.list(&members),
+            })),
+            Err(status) => match self.leader_client(&status) {
+                Some(client) => client?.member_add(req).await,
+                None => Err(status),
+            },
+        }
     }
 
-    async fn member_remove(&self, _: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(not_yet("MemberRemove"))
+    async fn member_remove(
+        &self,
+        request: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        let req = request.into_inner();
+        match self.change(MembershipRequest::Remove { id: req.id }).await {
+            Ok((_, members)) => Ok(Response::new(MemberRemoveResponse {
+                header: Some(self.ctx.header(0)),
+                members: self.list(&members),
+            })),
+            Err(status) => match self.leader_client(&status) {
+                Some(client) => client?.member_remove(req).await,
+                None => Err(status),
+            },
+        }
     }
 
-    async fn member_update(&self, _: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(not_yet("MemberUpdate"))
+    async fn member_update(
+        &self,
+        request: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let req = request.into_inner();
+        match self.change(MembershipRequest::Update { id: req.id, peer_urls: req.peer_ur_ls.clone() }).await {
+            Ok((_, members)) => Ok(Response::new(MemberUpdateResponse {
+                header: Some(self.ctx.header(0)),
+                members: self.list(&members),
+            })),
+            Err(status) => match self.leader_client(&status) {
+                Some(client) => client?.member_update(req).await,
+                None => Err(status),
+            },
+        }
     }
 
     async fn member_list(&self, _: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
-        let directory = self.ctx.directory.read().expect("lock");
-        let members = self
-            .ctx
-            .spec
-            .members
-            .values()
-            .map(|m| {
-                // Client URLs are known for ourselves and for every peer that has connected.
-                let client_urls = if m.id == self.ctx.member_id {
-                    self.ctx.client_urls.clone()
-                } else {
-                    directory.get(&m.id).map(|p| p.client_urls.clone()).unwrap_or_default()
-                };
-                Member {
-                    id: m.id,
-                    name: m.name.clone(),
-                    peer_ur_ls: m.peer_urls.clone(),
-                    client_ur_ls: client_urls,
-                    is_learner: false,
-                }
-            })
-            .collect();
-        let header = Some(self.ctx.header(0));
-        Ok(Response::new(MemberListResponse { header, members }))
+        let members = self.ctx.members.read().expect("members lock").clone();
+        Ok(Response::new(MemberListResponse { header: Some(self.ctx.header(0)), members: self.list(&members) }))
     }
 
     async fn member_promote(
         &self,
-        _: Request<MemberPromoteRequest>,
+        request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(not_yet("MemberPromote"))
+        let req = request.into_inner();
+        match self.change(MembershipRequest::Promote { id: req.id }).await {
+            Ok((_, members)) => Ok(Response::new(MemberPromoteResponse {
+                header: Some(self.ctx.header(0)),
+                members: self.list(&members),
+            })),
+            Err(status) => match self.leader_client(&status) {
+                Some(client) => client?.member_promote(req).await,
+                None => Err(status),
+            },
+        }
     }
 }

@@ -20,6 +20,7 @@ use tonic::Status;
 use crate::cluster::ClusterSpec;
 use crate::driver::{NodeHandle, ProposeOutcome};
 use crate::errors;
+use crate::members::Members;
 use crate::request_ids::RequestIds;
 use crate::transport::PeerDirectory;
 
@@ -32,10 +33,24 @@ const RETRY_DELAY: Duration = Duration::from_millis(20);
 pub const CLIENT_ID_HEADER: &str = "tally-client-id";
 pub const SEQ_HEADER: &str = "tally-seq";
 
+/// Everything a [`Context`] is built from.
+pub struct ContextParts {
+    pub node: NodeHandle,
+    pub sm: Arc<RwLock<StateMachine>>,
+    pub members: Arc<RwLock<Members>>,
+    pub member_id: NodeId,
+    pub name: String,
+    pub client_urls: Vec<String>,
+    pub spec: ClusterSpec,
+    pub directory: PeerDirectory,
+}
+
 pub struct Context {
     pub node: NodeHandle,
     /// The state machine, for reads that need no round through the driver.
     pub sm: Arc<RwLock<StateMachine>>,
+    /// The replicated member table.
+    pub members: Arc<RwLock<Members>>,
     pub member_id: NodeId,
     pub name: String,
     pub client_urls: Vec<String>,
@@ -48,18 +63,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        node: NodeHandle,
-        sm: Arc<RwLock<StateMachine>>,
-        member_id: NodeId,
-        name: String,
-        client_urls: Vec<String>,
-        spec: ClusterSpec,
-        directory: PeerDirectory,
-    ) -> Arc<Self> {
+    pub fn new(parts: ContextParts) -> Arc<Self> {
+        let ContextParts { node, sm, members, member_id, name, client_urls, spec, directory } = parts;
         Arc::new(Self {
             node,
             sm,
+            members,
             member_id,
             name,
             client_urls,

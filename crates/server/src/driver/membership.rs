@@ -1,0 +1,234 @@
+//! Membership requests on the leader: etcd's refusals first, then a configuration change
+//! whose context is the whole new member table. The caller is answered when the change is
+//! applied. Committed changes update the member table and the peer connections everywhere.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use tally_proto::tally_v1::MemberInfo;
+use tally_raft::{ConfChange, ConfChangeOp, Entry, NodeId, ProgressState, Role};
+use tokio::sync::oneshot;
+
+use super::Driver;
+use crate::members::Members;
+use crate::transport;
+
+#[derive(Clone, Debug)]
+pub enum MembershipRequest {
+    Add { peer_urls: Vec<String>, is_learner: bool },
+    Remove { id: NodeId },
+    Promote { id: NodeId },
+    Update { id: NodeId, peer_urls: Vec<String> },
+}
+
+/// A refusal as etcd words it: gRPC code and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: tonic::Code,
+    pub message: &'static str,
+}
+
+#[derive(Debug)]
+pub enum MembershipOutcome {
+    /// Applied: the member concerned and the table after the change.
+    Applied {
+        member: Option<MemberInfo>,
+        members: Members,
+    },
+    NotLeader(Option<NodeId>),
+    Refused(Refusal),
+    /// Cannot be decided right now (another change in flight, health not yet known): ask again.
+    Retry(Refusal),
+}
+
+const PEER_URLS_EXIST: Refusal =
+    Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: Peer URLs already exists" };
+const MEMBER_NOT_FOUND: Refusal = Refusal { code: tonic::Code::NotFound, message: "etcdserver: member not found" };
+const ID_REMOVED: Refusal = Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: ID removed" };
+const TOO_MANY_LEARNERS: Refusal =
+    Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: too many learner members in cluster" };
+const UNHEALTHY: Refusal = Refusal { code: tonic::Code::Unavailable, message: "etcdserver: unhealthy cluster" };
+const NOT_ENOUGH_STARTED: Refusal = Refusal {
+    code: tonic::Code::FailedPrecondition,
+    message: "etcdserver: re-configuration failed due to not enough started members",
+};
+const NOT_LEARNER: Refusal =
+    Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: can only promote a learner member" };
+const LEARNER_NOT_READY: Refusal = Refusal {
+    code: tonic::Code::FailedPrecondition,
+    message: "etcdserver: can only promote a learner member which is in sync with leader",
+};
+const CHANGE_IN_FLIGHT: Refusal = Refusal { code: tonic::Code::Unavailable, message: "etcdserver: request timed out" };
+/// etcd promotes a learner only once its log is within 10% of the leader's.
+const LEARNER_READY_FRACTION: f64 = 0.9;
+/// etcd allows one learner at a time.
+const LEARNERS_MAX: usize = 1;
+
+impl Driver {
+    pub(super) fn handle_membership(&mut self, req: MembershipRequest, reply: oneshot::Sender<MembershipOutcome>) {
+        if self.raft.role() != Role::Leader {
+            let _ = reply.send(MembershipOutcome::NotLeader(self.raft.leader()));
+            return;
+        }
+        let (op, members, concerned) = match self.plan_change(req) {
+            Ok(plan) => plan,
+            Err(Undecided::Refused(r)) => {
+                let _ = reply.send(MembershipOutcome::Refused(r));
+                return;
+            }
+            Err(Undecided::Retry(r)) => {
+                let _ = reply.send(MembershipOutcome::Retry(r));
+                return;
+            }
+        };
+        let change = ConfChange { ops: vec![op], context: members.encode() };
+        match self.raft.propose_conf_change(change) {
+            Ok(index) => {
+                self.conf_waiters.insert(index, (concerned, reply));
+            }
+            Err(tally_raft::ProposeError::NotLeader { leader }) => {
+                let _ = reply.send(MembershipOutcome::NotLeader(leader));
+            }
+            Err(_) => {
+                let _ = reply.send(MembershipOutcome::Retry(CHANGE_IN_FLIGHT));
+            }
+        }
+    }
+
+    /// Voters the leader has heard from lately ("started" members, in etcd's words).
+    fn active_voters(&self) -> Vec<NodeId> {
+        let me = self.raft.id();
+        let conf = self.raft.conf_state();
+        self.raft
+            .progress()
+            .iter()
+            .filter(|(&id, pr)| conf.voters.contains(&id) && (id == me || pr.recent_active))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    fn plan_change(&self, req: MembershipRequest) -> Result<(ConfChangeOp, Members, NodeId), Undecided> {
+        let mut members = self.members.read().expect("members lock").clone();
+        let voters = self.raft.conf_state().voters.len();
+        let active = self.active_voters();
+        let refuse = Undecided::Refused;
+        match req {
+            MembershipRequest::Add { peer_urls, is_learner } => {
+                if members.peer_url_owner(&peer_urls, None).is_some() {
+                    return Err(refuse(PEER_URLS_EXIST));
+                }
+                let id = crate::cluster::member_id(&self.cluster_token, &peer_urls);
+                if members.removed.contains(&id) {
+                    return Err(refuse(ID_REMOVED));
+                }
+                if is_learner && members.learners() >= LEARNERS_MAX {
+                    return Err(refuse(TOO_MANY_LEARNERS));
+                }
+                if !is_learner && active.len() < quorum(voters + 1) {
+                    return Err(Undecided::Retry(UNHEALTHY));
+                }
+                let info = MemberInfo { id, name: String::new(), peer_urls, client_urls: Vec::new(), is_learner };
+                members.members.insert(id, info);
+                let op = if is_learner { ConfChangeOp::AddLearner(id) } else { ConfChangeOp::AddVoter(id) };
+                Ok((op, members, id))
+            }
+            MembershipRequest::Remove { id } => {
+                let Some(info) = members.members.remove(&id) else { return Err(refuse(MEMBER_NOT_FOUND)) };
+                if !info.is_learner {
+                    let remaining = active.iter().filter(|&&a| a != id).count();
+                    if remaining < quorum(voters - 1) {
+                        return Err(Undecided::Retry(NOT_ENOUGH_STARTED));
+                    }
+                }
+                members.removed.insert(id);
+                Ok((ConfChangeOp::Remove(id), members, id))
+            }
+            MembershipRequest::Promote { id } => {
+                let Some(info) = members.members.get_mut(&id) else { return Err(refuse(MEMBER_NOT_FOUND)) };
+                if !info.is_learner {
+                    return Err(refuse(NOT_LEARNER));
+                }
+                let progress = self.raft.progress();
+                let leader_match = progress.get(&self.raft.id()).map_or(0, |p| p.matched) as f64;
+                let learner = progress.get(&id);
+                let in_sync = learner.is_some_and(|p| {
+                    p.state == ProgressState::Replicate && p.matched as f64 >= leader_match * LEARNER_READY_FRACTION
+                });
+                if !in_sync {
+                    return Err(refuse(LEARNER_NOT_READY));
+                }
+                info.is_learner = false;
+                Ok((ConfChangeOp::AddVoter(id), members, id))
+            }
+            MembershipRequest::Update { id, peer_urls } => {
+                if members.peer_url_owner(&peer_urls, Some(id)).is_some() {
+                    return Err(refuse(PEER_URLS_EXIST));
+                }
+                let Some(info) = members.members.get_mut(&id) else { return Err(refuse(MEMBER_NOT_FOUND)) };
+                info.peer_urls = peer_urls;
+                // Re-stating the member's current role changes nothing but carries the table.
+                let op = if info.is_learner { ConfChangeOp::AddLearner(id) } else { ConfChangeOp::AddVoter(id) };
+                Ok((op, members, id))
+            }
+        }
+    }
+
+    /// A committed configuration change entry: adopt the member table it carries.
+    pub(super) fn apply_membership_entry(&mut self, entry: &Entry) {
+        let Ok(change) = ConfChange::decode(&entry.data) else { return };
+        if !change.context.is_empty() {
+            if let Some(members) = Members::decode(&change.context) {
+                self.adopt_members(members);
+            }
+        }
+        if let Some((concerned, waiter)) = self.conf_waiters.remove(&entry.index) {
+            let members = self.members.read().expect("members lock").clone();
+            let member = members.members.get(&concerned).cloned();
+            let _ = waiter.send(MembershipOutcome::Applied { member, members });
+        }
+    }
+
+    pub(super) fn adopt_members(&mut self, members: Members) {
+        let me = self.raft.id();
+        if members.removed.contains(&me) {
+            self.stop_removed(&format!("member {me:x} was removed from the cluster"));
+        }
+        self.transport.set_peers(peer_addresses(&members, me));
+        *self.members.write().expect("members lock") = members;
+    }
+
+    /// This member was removed: remember it in the data directory, then stop.
+    pub(super) fn stop_removed(&self, reason: &str) {
+        let marker = self.data_dir.join(REMOVED_MARKER);
+        let _ = std::fs::write(&marker, format!("{reason}\n"));
+        tracing::warn!("{reason}; stopping");
+        eprintln!("tally: {reason}; this member stops. Delete its data directory to reuse the machine.");
+        // Let the last messages (the leader handing over) leave before the process ends.
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::process::exit(0);
+        });
+    }
+}
+
+/// Why a change was not planned.
+enum Undecided {
+    Refused(Refusal),
+    Retry(Refusal),
+}
+
+fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
+/// File in the data directory recording that this member was removed.
+pub const REMOVED_MARKER: &str = "REMOVED";
+
+pub fn peer_addresses(members: &Members, me: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+    members
+        .members
+        .values()
+        .filter(|m| m.id != me)
+        .filter_map(|m| m.peer_urls.first().and_then(|u| transport::url_to_addr(u).ok()).map(|a| (m.id, a)))
+        .collect()
+}
