@@ -151,7 +151,7 @@ impl Store {
         let path = self.compare_to_path(rt);
         if is_write {
             self.check_requests(rt, &path, &|s, op| match &op.request {
-                Some(Request::RequestPut(p)) => s.check_put(p),
+                Some(Request::RequestPut(p)) => s.check_txn_put(p),
                 _ => Ok(()),
             })?;
         }

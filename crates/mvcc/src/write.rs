@@ -36,6 +36,18 @@ impl Store {
         Ok(())
     }
 
+    /// etcd's txn pre-check (`checkRequestPut` in apply.go) asks in the other order than a
+    /// plain Put: the previous key for ignore_value/ignore_lease first, then the lease.
+    pub(crate) fn check_txn_put(&self, p: &PutRequest) -> Result<(), MvccError> {
+        if (p.ignore_value || p.ignore_lease) && self.current(&p.key).is_none() {
+            return Err(MvccError::KeyNotFound);
+        }
+        if p.lease != 0 && self.lessor.lookup(p.lease).is_none() {
+            return Err(MvccError::LeaseNotFound);
+        }
+        Ok(())
+    }
+
     fn current(&self, key: &[u8]) -> Option<tally_proto::mvccpb::KeyValue> {
         self.index.get(key).and_then(|h| h.current()).map(|e| entry_to_kv(key, e))
     }

@@ -120,6 +120,18 @@ impl Stream {
 
     async fn create(&mut self, c: WatchCreateRequest) -> Result<(), Closed> {
         let current = self.current_revision();
+        if !c.range_end.is_empty() && c.range_end != [0] && c.range_end <= c.key {
+            // etcd refuses a watch on a range that can never match anything.
+            let resp = WatchResponse {
+                header: Some(self.hub.headers.header(current)),
+                watch_id: -1,
+                created: true,
+                canceled: true,
+                cancel_reason: "mvcc: watcher range is empty".into(),
+                ..Default::default()
+            };
+            return self.send(resp).await;
+        }
         let id = if c.watch_id != 0 { c.watch_id } else { self.next_free_id() };
         if self.watches.contains_key(&id) {
             let resp = WatchResponse {
