@@ -678,6 +678,37 @@ async fn watch_order_replay_compaction_cancel_filters() {
     .await;
     assert_events(&format!("replay from revision {from}"), &got[&0], &acked[150..]);
 
+    // prev_kv, replayed from history: each event carries the key's previous value (none after
+    // a delete or for a new key). One writer's keys, from the first revision.
+    let mine: Vec<&Ev> = acked.iter().filter(|e| e.2.starts_with("w/0/")).collect();
+    let mut expected = Vec::new();
+    let mut state: BTreeMap<&str, &str> = BTreeMap::new();
+    for e in &mine {
+        let prev = state.get(e.2.as_str()).map(|v| v.to_string());
+        expected.push((e.0, e.1, e.2.clone(), e.3.clone(), prev));
+        if e.1 {
+            state.insert(&e.2, &e.3);
+        } else {
+            state.remove(e.2.as_str());
+        }
+    }
+    let mut p = WatchStream::open(&cluster.members[1].client_url()).await.expect("open watch stream");
+    p.create(WatchCreateRequest { prev_kv: true, ..watch_prefix("w/0/", 5, rev0 + 1) }).await;
+    p.expect_created(5).await;
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let r = p.expect("prev_kv events").await;
+        for e in &r.events {
+            let (rev, put, key, value) = ev(e);
+            let prev = e.prev_kv.as_ref().map(|kv| {
+                assert_eq!(kv.key, key.as_bytes(), "prev_kv of another key");
+                String::from_utf8_lossy(&kv.value).into_owned()
+            });
+            seen.push((rev, put, key, value, prev));
+        }
+    }
+    assert_eq!(seen, expected, "events with prev_kv replayed from revision {}", rev0 + 1);
+
     // Cancel: a canceled response, then nothing more for that id while the others go on.
     s.cancel(300).await;
     let r = s.expect("cancel of 300").await;
@@ -964,6 +995,8 @@ async fn lock_fencing_token_grows_and_election_basics() {
     let mut lock1 = LockClient::new(channel(&cluster.members[1].client_url()));
     let lock2 = LockClient::new(channel(&cluster.members[2].client_url()));
 
+    let err = lock1.lock(LockRequest { name: b"L".to_vec(), lease: 0x7777 }).await.expect_err("lock with no lease");
+    assert!(err.message().contains("etcdserver: requested lease not found"), "{err:?}");
     let k1 = lock1.lock(LockRequest { name: b"L".to_vec(), lease: l1 }).await.expect("lock 1").into_inner().key;
     assert_eq!(k1, format!("L/{l1:x}").into_bytes(), "lock key is <name>/<lease hex>");
     let t1 = get(&mut kv, &k1).await.expect("lock key 1").create_revision;
@@ -1205,7 +1238,11 @@ async fn leases_kept_alive_survive_leader_kill_then_expire() {
     let bad = bad_ttls.lock().unwrap().clone();
     assert!(bad.is_empty(), "keep-alives answered TTL <= 0 (lease gone): {bad:?}");
 
-    // No more keep-alives: every key goes within TTL (plus some slack).
+    // No more keep-alives: every key goes within TTL (plus some slack), each with a DELETE
+    // event.
+    let mut w = WatchStream::open(&endpoints[survivor]).await.expect("open watch stream");
+    w.create(watch_prefix("ka/", 1, 0)).await;
+    w.expect_created(1).await;
     let stopped = Instant::now();
     eventually(Duration::from_secs(15), "the leased keys to expire", || {
         let mut kv = kv.clone();
@@ -1227,6 +1264,22 @@ async fn leases_kept_alive_survive_leader_kill_then_expire() {
         let ttl = lease.lease_time_to_live(LeaseTimeToLiveRequest { id, keys: false }).await.expect("ttl").into_inner();
         assert_eq!(ttl.ttl, -1, "lease {id:x} after expiry: {ttl:?}");
     }
+    let mut deleted = Vec::new();
+    while deleted.len() < ids.len() {
+        let r = w.expect("DELETE events of the expired leases' keys").await;
+        for e in &r.events {
+            let (_, put, key, _) = ev(e);
+            assert!(!put, "unexpected PUT of {key} while the leases expire");
+            deleted.push(key);
+        }
+    }
+    deleted.sort();
+    assert_eq!(deleted, (0..ids.len()).map(|i| format!("ka/{i}")).collect::<Vec<_>>());
+    // An expired lease: keep-alive answers TTL 0 (etcd), and it cannot take new keys.
+    assert_eq!(keep_alive_round(&endpoints[survivor], &ids[..1]).await, Ok(vec![0]), "keep-alive of an expired lease");
+    let put = PutRequest { key: b"ka/late".to_vec(), value: b"x".to_vec(), lease: ids[0], ..Default::default() };
+    let err = kv.put(put).await.expect_err("put with an expired lease");
+    assert!(err.message().contains("etcdserver: requested lease not found"), "{err:?}");
 }
 
 #[test]
