@@ -4,7 +4,6 @@
 //! `TALLY_BENCH_SECS` to change the time per case). Prints a table; not a test.
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,7 +51,13 @@ fn run_slice(s: &mut Sample, secs: Duration, op: &mut dyn FnMut()) {
 fn raw_fdatasync(dir: &Path, bytes: usize) -> impl FnMut() {
     use std::os::unix::fs::FileExt;
     const FILE_BYTES: usize = 16 << 20;
-    let f = OpenOptions::new().create(true).read(true).write(true).open(dir.join(format!("raw-{bytes}.bin"))).unwrap();
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join(format!("raw-{bytes}.bin")))
+        .unwrap();
     f.write_all_at(&vec![0u8; FILE_BYTES], 0).unwrap();
     f.sync_all().unwrap();
     let buf = vec![0xa5u8; bytes];
