@@ -43,20 +43,11 @@ struct KnownDeviation {
     matches: fn(&Op) -> bool,
 }
 
-/// The allow-list of known deviations (see `KnownDeviation`).
-const KNOWN_DEVIATIONS: &[KnownDeviation] = &[
-    KnownDeviation {
-        name: "watch-empty-range",
-        conformance: "D1: a watch whose range_end is not after its key is created instead of canceled",
-        matches: watch_empty_range,
-    },
-    KnownDeviation {
-        name: "txn-put-ignore-flag-with-lease",
-        conformance: "D2: in a txn, a put with ignore_value/ignore_lease on a missing key and an unknown lease \
-                      fails with 'requested lease not found' instead of 'key not found'",
-        matches: txn_put_ignore_with_lease,
-    },
-];
+/// The allow-list of known deviations (see `KnownDeviation`). Empty: D1 (`watch-empty-range`)
+/// and D2 (`txn-put-ignore-flag-with-lease`) of CONFORMANCE.md were fixed in Tally. An entry
+/// looks like `KnownDeviation { name: "watch-empty-range", conformance: "D1: ...", matches: f }`
+/// with `fn f(op: &Op) -> bool`.
+const KNOWN_DEVIATIONS: &[KnownDeviation] = &[];
 
 /// Ops that crash etcd 3.5.1 itself (so there is nothing to compare against): not sent.
 /// A txn that deletes a from-key range (`range_end = "\0"`, which etcd's duplicate-key check
@@ -78,21 +69,6 @@ fn crashes_etcd(op: &Op) -> bool {
     let (mut d, mut p) = (false, false);
     scan(t, &mut d, &mut p);
     d && p
-}
-
-fn watch_empty_range(op: &Op) -> bool {
-    matches!(op, Op::Watch(w) if !w.range_end.is_empty() && w.range_end != [0] && w.range_end <= w.key)
-}
-
-fn txn_put_ignore_with_lease(op: &Op) -> bool {
-    fn txn(t: &TxnRequest) -> bool {
-        t.success.iter().chain(&t.failure).any(|op| match &op.request {
-            Some(Request::RequestPut(p)) => (p.ignore_value || p.ignore_lease) && p.lease != 0,
-            Some(Request::RequestTxn(t)) => txn(t),
-            _ => false,
-        })
-    }
-    matches!(op, Op::Txn(t) if txn(t))
 }
 
 fn known_deviation(op: &Op) -> Option<&'static KnownDeviation> {

@@ -197,12 +197,14 @@ impl Gen {
     /// A revision relative to the current one; `allow_zero` for fields where 0 means "latest".
     fn revision(&mut self, st: &GenState) -> i64 {
         let cur = st.current_rev.max(1);
-        match self.rng.below(10) {
+        // Always two draws, whatever the state: a seed draws the same ops alone as in a batch.
+        let (which, k) = (self.rng.below(10), self.rng.range(1, 6));
+        match which {
             0..=1 => cur,
-            2..=5 => (cur - self.rng.range(1, 6)).max(1),
-            6 => cur + self.rng.range(1, 3),
-            7 if st.compact_rev > 0 => (st.compact_rev - self.rng.range(0, 2)).max(1),
-            8 => (st.compact_rev + self.rng.range(0, 2)).max(1),
+            2..=5 => (cur - k).max(1),
+            6 => cur + k.min(3),
+            7 if st.compact_rev > 0 => (st.compact_rev - (k - 1).min(2)).max(1),
+            7 | 8 => (st.compact_rev + (k - 1).min(2)).max(1),
             _ => 0,
         }
     }
@@ -414,10 +416,11 @@ impl Gen {
 
     fn compact(&mut self, st: &GenState) -> CompactionRequest {
         let cur = st.current_rev.max(1);
-        let revision = match self.rng.below(10) {
+        let (which, k) = (self.rng.below(10), self.rng.range(1, 10));
+        let revision = match which {
             0..=2 => cur,
-            3..=6 => (cur - self.rng.range(1, 10)).max(1),
-            7 => cur + self.rng.range(1, 3),
+            3..=6 => (cur - k).max(1),
+            7 => cur + k.min(3),
             8 => st.compact_rev,
             _ => (st.compact_rev - 1).max(0),
         };
@@ -458,11 +461,12 @@ impl Gen {
             }
         };
         let cur = st.current_rev.max(1);
-        let start_revision = match self.rng.below(10) {
+        let (which, k) = (self.rng.below(10), self.rng.range(0, 5));
+        let start_revision = match which {
             0..=3 => 0,
-            4..=6 => (cur - self.rng.range(0, 5)).max(1),
+            4..=6 => (cur - k).max(1),
             7 => cur + 1,
-            _ => (st.compact_rev - self.rng.range(0, 1)).max(1),
+            _ => (st.compact_rev - k.min(1)).max(1),
         };
         let filters = match self.rng.below(10) {
             0..=6 => vec![],
