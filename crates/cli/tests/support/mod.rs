@@ -304,3 +304,136 @@ impl Drop for Cluster {
         }
     }
 }
+
+// ----- Membership changes: members added after the start, removed members that stop. -----
+
+impl Cluster {
+    /// A slot for a member that is not part of the initial cluster: fresh ports, data directory
+    /// and log, not started. Its id is 0 until `set_id` (from the MemberAdd response).
+    pub fn new_member(&mut self, name: &str) -> usize {
+        self.members.push(Member {
+            name: name.to_string(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir: self.dir.path().join(name),
+            log_path: self.dir.path().join(format!("{name}.log")),
+            child: None,
+        });
+        self.ids.push(0);
+        self.members.len() - 1
+    }
+
+    pub fn set_id(&mut self, i: usize, id: u64) {
+        self.ids[i] = id;
+    }
+
+    /// The `--initial-cluster` value naming exactly the members `which`.
+    pub fn initial_cluster_of(&self, which: &[usize]) -> String {
+        which
+            .iter()
+            .map(|&i| format!("{}={}", self.members[i].name, self.members[i].peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts member `i` with `--initial-cluster <initial_cluster> --initial-cluster-state
+    /// <state>` (otherwise the flags `spawn` uses), e.g. a member just added by MemberAdd.
+    pub fn spawn_with(&mut self, i: usize, initial_cluster: &str, state: &str) {
+        self.spawn_args(i, initial_cluster, state, &[]);
+    }
+
+    /// `spawn_with` plus `extra` flags (e.g. `--snapshot-count`).
+    pub fn spawn_args(&mut self, i: usize, initial_cluster: &str, state: &str, extra: &[&str]) {
+        let m = &self.members[i];
+        assert!(m.child.is_none(), "member {} is already running", m.name);
+        let log = OpenOptions::new().create(true).append(true).open(&m.log_path).expect("open member log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .arg("server")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &m.client_url()])
+            .args(["--listen-peer-urls", &m.peer_url()])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .args(["--initial-cluster", initial_cluster])
+            .args(["--initial-cluster-state", state])
+            .args(["--initial-cluster-token", &self.token])
+            .args(["--heartbeat-interval", "30", "--election-timeout", "150"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn tally server");
+        self.members[i].child = Some(child);
+    }
+
+    /// Restarts every founding member (those of `--initial-cluster`) with `extra` flags added,
+    /// e.g. a small `--snapshot-count`, and waits for a leader. (`spawn` and `restart` later
+    /// start them with the usual flags again.)
+    pub async fn restart_founders_with(&mut self, extra: &[&str]) {
+        let founders = self.initial_cluster.split(',').count();
+        for i in 0..founders {
+            self.kill9(i);
+        }
+        let initial_cluster = self.initial_cluster.clone();
+        for i in 0..founders {
+            self.spawn_args(i, &initial_cluster, "new", extra);
+        }
+        self.wait_for_leader().await;
+    }
+
+    /// Snapshot files (`snap-*.snap`) anywhere under member `i`'s data directory.
+    pub fn snapshot_files(&self, i: usize) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "snap") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.members[i].data_dir, &mut out);
+        out
+    }
+
+    /// Waits until member `i`'s process ends by itself (and reaps it); `None` if it still runs
+    /// after `timeout` (or was not running).
+    pub async fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.members[i].child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.members[i].child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Bytes in member `i`'s log so far (to read only what a later run writes).
+    pub fn log_len(&self, i: usize) -> u64 {
+        std::fs::metadata(&self.members[i].log_path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Member `i`'s log from byte `offset` on.
+    pub fn log_since(&self, i: usize, offset: u64) -> String {
+        let Ok(mut f) = File::open(&self.members[i].log_path) else { return String::new() };
+        let _ = f.seek(SeekFrom::Start(offset));
+        let mut buf = Vec::new();
+        let _ = f.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    pub fn cluster_client(&self, i: usize) -> tally_proto::etcdserverpb::cluster_client::ClusterClient<Channel> {
+        tally_proto::etcdserverpb::cluster_client::ClusterClient::new(channel(&self.members[i].client_url()))
+    }
+}
