@@ -86,15 +86,38 @@ pub struct WatchHub {
     pub headers: HeaderSource,
     watchers: Mutex<HashMap<u64, Watcher>>,
     next_key: AtomicU64,
+    /// Applied revisions on their way to the dispatcher thread.
+    dispatch: std::sync::mpsc::Sender<(i64, Vec<Event>)>,
 }
 
 impl WatchHub {
     pub fn new(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource) -> Arc<Self> {
-        Arc::new(Self { sm, headers, watchers: Mutex::new(HashMap::new()), next_key: AtomicU64::new(1) })
+        let (dispatch, applied) = std::sync::mpsc::channel();
+        let hub =
+            Arc::new(Self { sm, headers, watchers: Mutex::new(HashMap::new()), next_key: AtomicU64::new(1), dispatch });
+        // Fan-out costs per watcher; it runs on its own thread so the apply loop never pays
+        // for it. One thread keeps revisions in order; the hub's `next_rev` bookkeeping makes a
+        // late delivery of a revision a caught-up watcher already has a no-op.
+        let weak = Arc::downgrade(&hub);
+        std::thread::Builder::new()
+            .name("watch-dispatch".into())
+            .spawn(move || {
+                for (revision, events) in applied {
+                    let Some(hub) = weak.upgrade() else { return };
+                    hub.deliver(revision, &events);
+                }
+            })
+            .expect("spawn watch dispatcher");
+        hub
+    }
+
+    /// Called by the apply loop: hands one applied revision's events to the dispatcher.
+    pub fn publish(&self, revision: i64, events: Vec<Event>) {
+        let _ = self.dispatch.send((revision, events));
     }
 
     /// Delivers the events of one applied revision to every synced watcher that wants them.
-    pub fn publish(&self, revision: i64, events: &[Event]) {
+    fn deliver(&self, revision: i64, events: &[Event]) {
         let mut watchers = self.watchers.lock().expect("hub lock");
         let mut closed = Vec::new();
         for (&key, w) in watchers.iter_mut() {

@@ -405,9 +405,9 @@ impl Driver {
                 Ok(cmd) => cmd,
                 Err(e) => fatal(&format!("decoding the committed entry at index {}", entry.index), e),
             };
-            let applied = self.sm.write().expect("sm lock").apply(entry.index, &cmd);
+            let mut applied = self.sm.write().expect("sm lock").apply(entry.index, &cmd);
             if let (Some(hub), false) = (&self.hub, applied.events.is_empty()) {
-                hub.publish(applied.revision, &applied.events);
+                hub.publish(applied.revision, std::mem::take(&mut applied.events));
             }
             if self.raft.role() == Role::Leader {
                 self.track_lease(&cmd, &applied.response);
