@@ -324,6 +324,41 @@ async fn add_learner_and_promote(
     slot
 }
 
+/// Waits until removed member `gone` stopped by itself; otherwise fails with what it and the
+/// others report (Status: leader, term, commit and applied index; its own MemberList).
+async fn assert_stops_after_removal(cluster: &mut Cluster, gone: usize) {
+    if cluster.wait_exit(gone, EXIT).await.is_some() {
+        return;
+    }
+    let describe = |s: Option<tally_proto::etcdserverpb::StatusResponse>| match s {
+        Some(s) => format!(
+            "member {:x}: leader {:x}, term {}, commit index {}, applied index {}",
+            s.header.map_or(0, |h| h.member_id),
+            s.leader,
+            s.raft_term,
+            s.raft_index,
+            s.raft_applied_index
+        ),
+        None => "no answer".into(),
+    };
+    let mut report = format!("removed member: {}\n", describe(cluster.status(gone).await));
+    let list = member_list(cluster, gone).await;
+    report.push_str(&format!(
+        "  its MemberList: {:?}\n",
+        list.iter().map(|m| format!("{} {:x}", m.name, m.id)).collect::<Vec<_>>()
+    ));
+    for i in 0..cluster.len() {
+        if i != gone && cluster.members[i].is_running() {
+            report.push_str(&format!("{}: {}\n", cluster.members[i].name, describe(cluster.status(i).await)));
+        }
+    }
+    panic!(
+        "{} ({:x}) still runs {EXIT:?} after its removal was acknowledged:\n{report}",
+        cluster.members[gone].name,
+        cluster.id(gone)
+    );
+}
+
 /// Every member in `which` lists exactly `which` as voters, with names and client URLs.
 async fn assert_listed_voters(cluster: &Cluster, which: &[usize]) {
     /// id, name, peer URLs, client URLs, is learner.
@@ -409,8 +444,7 @@ async fn shrink_from_5_to_3() {
         assert_eq!(members.len(), left, "MemberRemove's answer lists {members:?}");
         assert!(members.iter().all(|m| m.id != id), "the removed member is still listed");
         load.remove_endpoint(&cluster.members[gone].client_url());
-        let status = cluster.wait_exit(gone, EXIT).await;
-        assert!(status.is_some(), "{} still runs {EXIT:?} after its removal", cluster.members[gone].name);
+        assert_stops_after_removal(&mut cluster, gone).await;
         load.more(20, "20 writes after a removal").await;
     }
     // A removed member refuses to start again.
@@ -446,8 +480,7 @@ async fn remove_the_leader() {
 
     let members = remove(&cluster, followers[0], leader_id).await.expect("MemberRemove of the leader");
     assert_eq!(members.len(), 2, "{members:?}");
-    let status = cluster.wait_exit(leader, EXIT).await;
-    assert!(status.is_some(), "the removed leader still runs {EXIT:?} after its removal");
+    assert_stops_after_removal(&mut cluster, leader).await;
     load.remove_endpoint(&cluster.members[leader].client_url());
 
     let new_leader = eventually(Duration::from_secs(10), "a new leader among the two left", || {
@@ -757,7 +790,7 @@ async fn etcdctl_member_add_promote_remove_list() {
     assert_eq!(hex_after(&out, "Member"), gone_id, "{out}");
     assert!(out.contains(" removed from cluster "), "member remove printed:\n{out}");
     load.remove_endpoint(&cluster.members[gone].client_url());
-    assert!(cluster.wait_exit(gone, EXIT).await.is_some(), "the removed member still runs");
+    assert_stops_after_removal(&mut cluster, gone).await;
     let current: Vec<usize> = (0..4).filter(|&i| i != gone).collect();
     let remaining_endpoints = current.iter().map(|&i| cluster.members[i].endpoint()).collect::<Vec<_>>().join(",");
     let rows = etcdctl_member_list(&remaining_endpoints);
