@@ -168,6 +168,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             let input = match inbound {
                 Inbound::Message(m) => Input::Peer(m),
                 Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
+                Inbound::Rejected(reason) => Input::Rejected(reason),
             };
             let _ = inputs.send(input);
         }

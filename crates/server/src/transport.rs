@@ -3,7 +3,7 @@
 //! queue drops messages instead of blocking (Raft repairs loss; a slow or dead peer never
 //! holds up the others). Each connection opens with a `PeerHello` naming cluster and sender.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -46,6 +46,8 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, String> {
 /// What the receiving side hands to the node.
 pub enum Inbound {
     Message(Message),
+    /// The peer says we were removed from the cluster.
+    Rejected(String),
     /// The peer's connection closed or reset (its process died, or it restarted the
     /// connection). A silent network says nothing; only the election timeout notices that.
     ConnectionLost(NodeId),
@@ -54,9 +56,16 @@ pub enum Inbound {
 type PeerCallback = Arc<dyn Fn(NodeId) + Send + Sync>;
 type RejectionCallback = Arc<dyn Fn(String) + Send + Sync>;
 
+/// What an outbound connection task is asked to send.
+enum Outbound {
+    Message(Message),
+    /// The peer was removed: tell it so, then close for good.
+    Reject(String),
+}
+
 struct Queue {
     addr: SocketAddr,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Outbound>,
     task: tokio::task::AbortHandle,
 }
 
@@ -85,20 +94,34 @@ impl Transport {
             on_lost: Arc::new(on_lost),
             on_rejected: Arc::new(on_rejected),
         };
-        transport.set_peers(peers);
+        transport.set_peers(peers, &BTreeSet::new());
         transport
     }
 
-    /// Makes the set of peers exactly `peers`: connects to new ones (or moved ones), and
-    /// closes connections to members that left.
-    pub fn set_peers(&self, peers: BTreeMap<NodeId, SocketAddr>) {
+    /// Makes the set of peers exactly `peers`: connects to new ones (or moved ones), closes
+    /// connections to the others, and tells those in `removed` that they were removed. (A peer
+    /// can also be absent from an old member table that a catching-up member replays: that
+    /// one is only disconnected.)
+    pub fn set_peers(&self, peers: BTreeMap<NodeId, SocketAddr>, removed: &BTreeSet<NodeId>) {
         let mut queues = self.queues.lock().expect("transport lock");
-        queues.retain(|id, q| {
-            let keep = peers.get(id) == Some(&q.addr);
-            if !keep {
+        queues.retain(|id, q| match peers.get(id) {
+            Some(addr) if *addr == q.addr => true,
+            Some(_) => {
+                // Moved: reconnect at the new address.
                 q.task.abort();
+                false
             }
-            keep
+            None if !removed.contains(id) => {
+                q.task.abort();
+                false
+            }
+            None => {
+                // Left the cluster: its last frame tells it so (it may not learn it otherwise,
+                // since nobody replicates to it any more); the task ends after sending it.
+                let reason = format!("member {id:x} was removed from the cluster");
+                let _ = q.tx.try_send(Outbound::Reject(reason));
+                false
+            }
         });
         for (id, addr) in peers {
             if queues.contains_key(&id) {
@@ -115,16 +138,10 @@ impl Transport {
     pub fn send(&self, m: Message) {
         let queues = self.queues.lock().expect("transport lock");
         if let Some(queue) = queues.get(&m.to) {
-            if queue.tx.try_send(m).is_err() {
+            if queue.tx.try_send(Outbound::Message(m)).is_err() {
                 tracing::debug!("peer queue full or closed; dropped a message");
             }
         }
-    }
-}
-
-impl Drop for Queue {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -148,7 +165,7 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> st
 async fn run_outbound(
     addr: SocketAddr,
     hello: PeerHello,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Outbound>,
     on_lost: impl Fn(),
     on_rejected: RejectionCallback,
 ) {
@@ -164,6 +181,9 @@ async fn run_outbound(
                 }
                 // Messages for an unreachable peer are stale by the time it is back.
                 while rx.try_recv().is_ok() {}
+                if rx.is_closed() {
+                    return; // the peer left the cluster
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RECONNECT_DELAY_MAX);
                 continue;
@@ -189,18 +209,28 @@ async fn run_outbound(
         }
         loop {
             let Some(first) = rx.recv().await else { return };
-            let mut batch = vec![codec::message_to_pb(first)];
-            while batch.len() < BATCH_MESSAGES_MAX {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(codec::message_to_pb(m)),
-                    Err(_) => break,
+            let mut batch = PeerBatch::default();
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Outbound::Message(m) => batch.messages.push(codec::message_to_pb(m)),
+                    Outbound::Reject(reason) => batch.rejected = Some(PeerRejection { reason }),
                 }
+                if batch.rejected.is_some() || batch.messages.len() >= BATCH_MESSAGES_MAX {
+                    break;
+                }
+                next = rx.try_recv().ok();
             }
-            let frame = PeerBatch { messages: batch }.encode_to_vec();
+            let last = batch.rejected.is_some();
+            let frame = batch.encode_to_vec();
             if write_frame(&mut w, &frame).await.is_err() || w.flush().await.is_err() {
                 tracing::debug!(%addr, "peer connection lost; reconnecting");
                 on_lost();
                 break;
+            }
+            if last {
+                reader.abort();
+                return;
             }
         }
         reader.abort();
@@ -257,6 +287,18 @@ async fn serve_inbound(
         loop {
             read_frame(&mut stream, &mut buf).await?;
             let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
+            if let Some(rejection) = batch.rejected {
+                deliver(Inbound::Rejected(rejection.reason));
+                return Ok(());
+            }
+            if is_removed(hello.from) {
+                // Removed after this connection opened: it must hear it, or it would wait
+                // for a leader forever.
+                let reason = format!("member {:x} was removed from the cluster", hello.from);
+                write_frame(&mut stream, &PeerRejection { reason }.encode_to_vec()).await?;
+                stream.flush().await?;
+                return Err(invalid("a removed member is still sending".into()));
+            }
             for m in batch.messages {
                 match codec::message_from_pb(m) {
                     Some(m) if m.from == hello.from => deliver(Inbound::Message(m)),
@@ -328,5 +370,29 @@ mod tests {
         removed.send(Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
         let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
         assert!(reason.contains("removed"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_peer_dropped_from_the_members_is_told_it_was_removed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(
+            listener,
+            42,
+            PeerDirectory::default(),
+            |_| false,
+            move |inbound| {
+                let _ = tx.send(inbound);
+            },
+        ));
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {});
+        transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
+        let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert!(matches!(first, Inbound::Message(_)));
+        transport.set_peers(BTreeMap::new(), &[2].into());
+        let told = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert!(matches!(told, Inbound::Rejected(ref reason) if reason.contains("removed")));
     }
 }

@@ -193,7 +193,7 @@ impl Driver {
         if members.removed.contains(&me) {
             self.stop_removed(&format!("member {me:x} was removed from the cluster"));
         }
-        self.transport.set_peers(peer_addresses(&members, me));
+        self.transport.set_peers(peer_addresses(&members, me), &members.removed);
         *self.members.write().expect("members lock") = members;
     }
 
