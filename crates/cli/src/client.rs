@@ -10,6 +10,7 @@ use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use tally_proto::etcdserverpb::{DeleteRangeRequest, MemberListRequest, PutRequest, RangeRequest, StatusRequest};
 use tally_server::services::context::{CLIENT_ID_HEADER, SEQ_HEADER};
+use tally_server::services::recipe::prefix_end;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -93,17 +94,6 @@ where
         }
     }
     Err(last)
-}
-
-fn prefix_end(key: &[u8]) -> Vec<u8> {
-    let mut end = key.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 fn with_request_id<T>(body: T, client_id: u64) -> Request<T> {

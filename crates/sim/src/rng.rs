@@ -1,25 +1,23 @@
-//! The simulator's only source of randomness: one seed decides a whole run.
+//! The simulator's only source of randomness: one seed decides a whole run. The same
+//! generator as the core's (SplitMix64), with the draws a fault injector needs.
+
+use tally_raft::SplitMix64;
 
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        Self(SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_4E5B))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[lo, hi)`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        assert!(lo < hi, "empty range {lo}..{hi}");
-        lo + self.next_u64() % (hi - lo)
+        self.0.range(lo, hi)
     }
 
     /// True with probability `p`.
@@ -37,6 +35,6 @@ impl Rng {
 
     /// A child generator, so adding draws in one place does not shift every other draw.
     pub fn fork(&mut self) -> Rng {
-        Rng(self.next_u64())
+        Rng(SplitMix64::new(self.next_u64()))
     }
 }
