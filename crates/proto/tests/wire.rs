@@ -10,7 +10,7 @@ use tally_proto::etcdserverpb::{
 use tally_proto::mvccpb::{event, Event, KeyValue};
 use tally_proto::tally_v1::{
     command, raft_message, Append, AppendResp, Command, ConfState, ConflictHint, Entry, EntryKind, PeerBatch,
-    RaftMessage, ReadIndexResp, Snapshot, SnapshotMeta,
+    PeerRejection, RaftMessage, ReadIndexResp, Snapshot, SnapshotMeta,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -356,6 +356,7 @@ fn raft_message_round_trip() {
                 })),
             },
         ],
+        rejected: Some(PeerRejection { reason: "member 9 was removed".into() }),
     };
     let back = PeerBatch::decode(batch.encode_to_vec().as_slice()).unwrap();
     assert_eq!(back, batch);
