@@ -368,12 +368,14 @@ impl Driver {
     fn handle_ready(&mut self, mut ready: Ready) {
         if let Some(soft) = ready.soft_state {
             self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
+            // A read index requested under the old leadership may never arrive: ask again.
+            self.fail_reads();
             if soft.role == Role::Leader {
                 let sm = self.sm.read().expect("sm lock");
                 self.leases.promote(sm.store.leases().map(|l| (l.id, l.ttl)), self.election_timeout);
             } else {
                 self.leases.demote();
-                self.fail_waiters(soft.leader);
+                self.fail_proposals(soft.leader);
             }
         }
         for m in ready.messages.drain(..) {
@@ -436,14 +438,17 @@ impl Driver {
     }
 
     /// After losing leadership, pending proposals may never apply here: send their callers to
-    /// the new leader (their request ids make a retry safe). Pending reads likewise.
-    fn fail_waiters(&mut self, leader: Option<NodeId>) {
+    /// the new leader (their request ids make a retry safe).
+    fn fail_proposals(&mut self, leader: Option<NodeId>) {
         for (_, waiter) in self.waiters.drain() {
             let _ = waiter.send(ProposeOutcome::NotLeader(leader));
         }
         for (_, (_, waiter)) in self.conf_waiters.drain() {
             let _ = waiter.send(MembershipOutcome::NotLeader(leader));
         }
+    }
+
+    fn fail_reads(&mut self) {
         for (_, batch) in self.reads_by_ctx.drain() {
             batch.into_iter().for_each(|w| {
                 let _ = w.reply.send(ReadOutcome::NoLeader);

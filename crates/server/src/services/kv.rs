@@ -14,7 +14,7 @@ use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
 use tonic::{Request, Response, Status};
 
-use super::context::{Context, REQUEST_TIMEOUT};
+use super::context::{Context, ATTEMPT_TIMEOUT, REQUEST_TIMEOUT};
 use crate::driver::ReadOutcome;
 use crate::errors;
 
@@ -48,14 +48,17 @@ impl KvService {
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
-            match self.ctx.node.read(req.clone(), false).await {
-                Some(ReadOutcome::Done(Ok(resp))) => return Ok(resp),
-                Some(ReadOutcome::Done(Err(e))) => return Err(errors::from_mvcc(&e)),
-                Some(ReadOutcome::NoLeader) if Instant::now() < deadline => {
+            // A read index can be lost with a message or a leader; then ask again.
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.ctx.node.read(req.clone(), false)).await;
+            match attempt {
+                Ok(Some(ReadOutcome::Done(Ok(resp)))) => return Ok(resp),
+                Ok(Some(ReadOutcome::Done(Err(e)))) => return Err(errors::from_mvcc(&e)),
+                Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
-                Some(ReadOutcome::NoLeader) => return Err(errors::no_leader()),
-                None => return Err(Status::unavailable("etcdserver: server stopped")),
+                Ok(Some(ReadOutcome::NoLeader)) => return Err(errors::no_leader()),
+                Err(_) => return Err(errors::timeout()),
+                Ok(None) => return Err(Status::unavailable("etcdserver: server stopped")),
             }
         }
     }
