@@ -207,6 +207,26 @@ fn reported_connection_reset_elects_in_a_few_ticks() {
 }
 
 #[test]
+fn a_reset_seen_by_one_voter_elects_as_soon_as_the_others_lease_ends() {
+    let election_tick = Config::new(1).election_tick;
+    for seed in 0..20 {
+        let mut net = Network::with_config(3, move |id| Config { seed, ..fast_failover(id) });
+        net.elect(1);
+        net.isolate(1);
+        // Only node 2 sees the reset; node 3 ignores pre-votes until its lease runs out.
+        net.node_mut(2).report_unreachable(1);
+        let mut ticks = 0;
+        while net.leaders().iter().all(|&l| l == 1) {
+            net.node_mut(2).tick();
+            net.node_mut(3).tick();
+            net.stabilize();
+            ticks += 1;
+            assert!(ticks <= election_tick + 2, "seed {seed}: node 2's quick retries should win right after the lease");
+        }
+    }
+}
+
+#[test]
 fn spurious_reset_never_deposes_a_live_leader() {
     let mut net = Network::with_config(3, fast_failover);
     net.elect(1);

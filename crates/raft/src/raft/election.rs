@@ -53,7 +53,11 @@ impl Raft {
         }
         self.leader = None;
         self.election_elapsed = 0;
-        self.randomized_election_timeout = self.rng.range(1, fast as u64 + 1) as u32;
+        // Retry quickly for a whole election timeout: a voter that saw no reset of its own
+        // ignores our pre-votes until its lease runs out, and the next retry then wins. A
+        // spurious reset costs a few ignored pre-votes until the next heartbeat.
+        self.fast_campaigns_left = self.config.election_tick;
+        self.reset_election_timeout();
     }
 
     /// Only voters may become leader, and not while a snapshot is waiting to be installed.
@@ -118,6 +122,7 @@ impl Raft {
 
     fn become_leader(&mut self) {
         assert_ne!(self.role, Role::Follower, "a follower cannot become leader without an election");
+        self.fast_campaigns_left = 0;
         let term = self.term;
         self.reset(term);
         self.role = Role::Leader;
@@ -232,6 +237,7 @@ impl Raft {
             if self.leader.is_none() {
                 // A new leader, or the one we suspected after a connection reset: back to a
                 // full election timeout.
+                self.fast_campaigns_left = 0;
                 self.reset_election_timeout();
             }
             self.election_elapsed = 0;

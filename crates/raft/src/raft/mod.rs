@@ -39,6 +39,9 @@ pub struct Raft {
     election_elapsed: u32,
     heartbeat_elapsed: u32,
     randomized_election_timeout: u32,
+    /// After the transport reported the leader's connection reset: how many more campaigns
+    /// may follow each other after a short delay instead of a full election timeout.
+    fast_campaigns_left: u32,
     lead_transferee: Option<NodeId>,
     /// Index of the latest configuration change in the log; no new one until it is applied.
     pending_conf_index: Index,
@@ -97,6 +100,7 @@ impl Raft {
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             randomized_election_timeout: 0,
+            fast_campaigns_left: 0,
             lead_transferee: None,
             pending_conf_index: 0,
             snapshot,
@@ -357,6 +361,12 @@ impl Raft {
     }
 
     fn reset_election_timeout(&mut self) {
+        if self.fast_campaigns_left > 0 {
+            self.fast_campaigns_left -= 1;
+            let fast = self.config.fast_election_ticks as u64;
+            self.randomized_election_timeout = self.rng.range(1, fast + 1) as u32;
+            return;
+        }
         let base = self.config.election_tick as u64;
         self.randomized_election_timeout = self.rng.range(base, 2 * base) as u32;
     }
@@ -379,6 +389,10 @@ impl Raft {
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if leader.is_some() {
+            // A leader is alive after all: no more quick campaigns.
+            self.fast_campaigns_left = 0;
+        }
         self.reset(term);
         self.role = Role::Follower;
         self.leader = leader;
