@@ -14,7 +14,6 @@
 //! default flags (`--snapshot-count` only if given here). Member logs are in a temporary
 //! directory, kept if `--keep` is given; their `RUST_LOG` is `$TALLY_LOG` (default `warn`).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -70,9 +69,9 @@ fn parse_args() -> Args {
     a
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+#[path = "../tests/support/ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn tally_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TALLY_BIN") {

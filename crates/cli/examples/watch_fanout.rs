@@ -12,7 +12,6 @@
 //! `$TALLY_BIN` or `target/release/tally`. Watchers and puts go to member 1 (`n1`); its RSS is
 //! what is reported.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,9 +64,9 @@ fn parse_args() -> Args {
     a
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+#[path = "../tests/support/ports.rs"]
+mod ports;
+use ports::free_port;
 
 struct Members {
     children: Vec<Child>,

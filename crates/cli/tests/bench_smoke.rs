@@ -3,7 +3,6 @@
 //! success and carry sane latency fields. Nothing here depends on timing.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,9 +25,9 @@ impl Drop for Members {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn start_cluster(dir: &Path) -> (Members, Vec<String>) {
     let client: Vec<u16> = (0..3).map(|_| free_port()).collect();

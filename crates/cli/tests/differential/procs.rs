@@ -5,7 +5,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,10 +18,9 @@ const LOG_TAIL_BYTES: u64 = 5000;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free loopback port: bind port 0, read the port, drop the listener.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
+#[path = "../support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A lazily connecting channel with a per-request deadline.
 pub fn channel(url: &str) -> Channel {

@@ -7,10 +7,12 @@
 
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+mod ports;
+
+pub use ports::free_port;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -62,12 +64,6 @@ pub struct Cluster {
     ids: Vec<u64>,
     token: String,
     dir: TempDir,
-}
-
-/// A free loopback port: bind port 0, read the port, drop the listener.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// A channel that connects on first use and gives up quickly on a dead member.
