@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tally_mvcc::{CommandResponse, StateMachine};
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::lease_client::LeaseClient;
-use tally_proto::etcdserverpb::ResponseHeader;
+use tally_proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
 use tally_raft::NodeId;
@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::cluster::ClusterSpec;
-use crate::driver::{NodeHandle, ProposeOutcome};
+use crate::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
 use crate::errors;
 use crate::members::Members;
 use crate::request_ids::RequestIds;
@@ -27,7 +27,7 @@ use crate::transport::PeerDirectory;
 /// How long a client request may take, retries and forwarding included (etcd: 5 s + election).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
 /// How long one attempt waits before proposing again with the same request id.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_DELAY: Duration = Duration::from_millis(20);
 /// gRPC metadata carrying a client's own request identity, so a client retry is applied once.
 pub const CLIENT_ID_HEADER: &str = "tally-client-id";
@@ -90,6 +90,30 @@ impl Context {
 
     pub fn current_revision(&self) -> i64 {
         self.sm.read().expect("sm lock").store.revision()
+    }
+
+    /// Range: linearizable (ReadIndex, retried until the request deadline) unless the request
+    /// asks for serializable, which reads the local state.
+    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
+        if req.serializable {
+            // Local state, no round through the driver or the leader.
+            return self.sm.read().expect("sm lock").store.range(&req).map_err(|e| errors::from_mvcc(&e));
+        }
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            // A read index can be lost with a message or a leader; then ask again.
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read(req.clone(), false)).await;
+            match attempt {
+                Ok(Some(ReadOutcome::Done(Ok(resp)))) => return Ok(resp),
+                Ok(Some(ReadOutcome::Done(Err(e)))) => return Err(errors::from_mvcc(&e)),
+                Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Ok(Some(ReadOutcome::NoLeader)) => return Err(errors::no_leader()),
+                Err(_) => return Err(errors::timeout()),
+                Ok(None) => return Err(Status::unavailable("etcdserver: server stopped")),
+            }
+        }
     }
 
     /// Keeps the revision the state machine set and fills in who answered.

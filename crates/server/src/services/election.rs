@@ -71,8 +71,11 @@ impl Election for ElectionService {
     }
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
-        let (kv, revision) = self.current_leader(&request.into_inner().name)?;
-        let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;
+        // Linearizable, as etcd's: right after a Proclaim anywhere, every member answers the new value.
+        let (prefix, _) = contender_key(&request.into_inner().name, 0);
+        let found = self.ctx.range(recipe::first_created(&prefix)).await?;
+        let revision = found.header.map_or(0, |h| h.revision);
+        let kv = found.kvs.into_iter().next().ok_or_else(|| Status::unknown("election: no leader"))?;
         Ok(Response::new(LeaderResponse { header: Some(self.ctx.header(revision)), kv: Some(kv) }))
     }
 

@@ -2,7 +2,6 @@
 //! unless the client asks for `serializable`, which serves the local state.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tally_mvcc::CommandResponse;
 use tally_proto::etcdserverpb::kv_server::Kv;
@@ -14,8 +13,7 @@ use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
 use tonic::{Request, Response, Status};
 
-use super::context::{Context, ATTEMPT_TIMEOUT, REQUEST_TIMEOUT};
-use crate::driver::ReadOutcome;
+use super::context::Context;
 use crate::errors;
 
 /// etcd's default --max-request-bytes.
@@ -40,28 +38,6 @@ impl KvService {
             response => Ok(response),
         }
     }
-
-    pub async fn range_read(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
-        if req.serializable {
-            // Local state, no round through the driver or the leader.
-            return self.ctx.sm.read().expect("sm lock").store.range(&req).map_err(|e| errors::from_mvcc(&e));
-        }
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        loop {
-            // A read index can be lost with a message or a leader; then ask again.
-            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.ctx.node.read(req.clone(), false)).await;
-            match attempt {
-                Ok(Some(ReadOutcome::Done(Ok(resp)))) => return Ok(resp),
-                Ok(Some(ReadOutcome::Done(Err(e)))) => return Err(errors::from_mvcc(&e)),
-                Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                Ok(Some(ReadOutcome::NoLeader)) => return Err(errors::no_leader()),
-                Err(_) => return Err(errors::timeout()),
-                Ok(None) => return Err(Status::unavailable("etcdserver: server stopped")),
-            }
-        }
-    }
 }
 
 fn check_size(req: &impl tally_proto::Message) -> Result<(), Status> {
@@ -81,7 +57,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         check_size(&req)?;
         tally_mvcc::validate::check_range(&req).map_err(|e| errors::from_mvcc(&e))?;
-        let mut resp = self.range_read(req).await?;
+        let mut resp = self.ctx.range(req).await?;
         self.ctx.fill_header(&mut resp.header);
         Ok(Response::new(resp))
     }
