@@ -159,30 +159,8 @@ impl Cluster {
 
     /// Starts member `i` with the same flags and data directory as always.
     pub fn spawn(&mut self, i: usize) {
-        let m = &self.members[i];
-        assert!(m.child.is_none(), "member {} is already running", m.name);
-        let log = OpenOptions::new().create(true).append(true).open(&m.log_path).expect("open member log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .arg("server")
-            .args(["--name", &m.name])
-            .arg("--data-dir")
-            .arg(&m.data_dir)
-            .args(["--listen-client-urls", &m.client_url()])
-            .args(["--listen-peer-urls", &m.peer_url()])
-            .args(["--initial-advertise-peer-urls", &m.peer_url()])
-            .args(["--initial-cluster", &self.initial_cluster])
-            // Every test cluster has the same member names: a token of its own gives it its own
-            // cluster id, so members of two clusters never talk to each other.
-            .args(["--initial-cluster-token", &self.token])
-            .args(["--heartbeat-interval", "30", "--election-timeout", "150"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn tally server");
-        self.members[i].child = Some(child);
+        let initial_cluster = self.initial_cluster.clone();
+        self.spawn_args(i, &initial_cluster, "new", &[]);
     }
 
     pub fn start_all(&mut self) {
@@ -353,6 +331,8 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &m.peer_url()])
             .args(["--initial-cluster", initial_cluster])
             .args(["--initial-cluster-state", state])
+            // Every test cluster has the same member names: a token of its own gives it its own
+            // cluster id, so members of two clusters never talk to each other.
             .args(["--initial-cluster-token", &self.token])
             .args(["--heartbeat-interval", "30", "--election-timeout", "150"])
             .args(extra)
