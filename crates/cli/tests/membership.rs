@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::etcdctl::{etcdctl_bin, Etcdctl};
 use support::{channel, eventually, Cluster};
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::{
@@ -654,33 +655,9 @@ async fn refusals_use_etcds_codes_and_messages() {
 
 // ----- etcdctl -----
 
-/// etcdctl 3.4 (Debian's `etcd-client`): `$ETCDCTL`, else /usr/bin/etcdctl, else the one on PATH.
-fn etcdctl_bin() -> String {
-    if let Ok(p) = std::env::var("ETCDCTL") {
-        return p;
-    }
-    if std::path::Path::new("/usr/bin/etcdctl").exists() {
-        return "/usr/bin/etcdctl".into();
-    }
-    "etcdctl".into()
-}
-
 fn etcdctl(endpoints: &str, args: &[&str]) -> String {
-    let out = Command::new(etcdctl_bin())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .args(["--dial-timeout=3s", "--command-timeout=15s"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run etcdctl ({e}): install it with `apt-get install etcd-client`"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    // Membership changes wait for the new configuration to apply: allow them longer.
+    Etcdctl { endpoints: endpoints.to_string(), command_timeout: "15s" }.ok(args)
 }
 
 /// `etcdctl member list` (simple): id, status, name, peer URLs, client URLs, is learner.

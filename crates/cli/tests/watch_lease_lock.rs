@@ -8,13 +8,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use support::etcdctl::{etcdctl_bin, Etcdctl};
 use support::{channel, eventually, Cluster};
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::lease_client::LeaseClient;
@@ -40,66 +39,14 @@ use tonic::transport::Channel;
 // ---------------------------------------------------------------------------------------------
 // etcdctl
 
-/// Debian's etcdctl 3.4 (`/usr/bin/etcdctl`) when present, whatever else is first on PATH;
-/// `ETCDCTL_BIN` overrides.
-fn etcdctl_bin() -> String {
-    if let Ok(bin) = std::env::var("ETCDCTL_BIN") {
-        return bin;
-    }
-    if Path::new("/usr/bin/etcdctl").exists() {
-        return "/usr/bin/etcdctl".into();
-    }
-    "etcdctl".into()
+/// The etcdctl queries these tests repeat.
+trait EtcdctlExt {
+    fn revision(&self) -> i64;
+    fn put_rev(&self, key: &str, value: &str) -> i64;
+    fn spawn(&self, args: &[&str]) -> Running;
 }
 
-struct Etcdctl {
-    endpoints: String,
-}
-
-impl Etcdctl {
-    fn new(endpoints: impl Into<String>) -> Self {
-        Etcdctl { endpoints: endpoints.into() }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(etcdctl_bin());
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoints))
-            .args(["--dial-timeout=3s", "--command-timeout=10s"])
-            .args(args);
-        cmd
-    }
-
-    fn spawn_err(e: std::io::Error) -> ! {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            panic!("etcdctl is not on PATH: install it with `apt-get install etcd-client` (scripts/test does)")
-        }
-        panic!("cannot run etcdctl: {e}")
-    }
-
-    /// Runs etcdctl to completion; returns its output whatever the exit status.
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).stdin(Stdio::null()).output().unwrap_or_else(|e| Self::spawn_err(e))
-    }
-
-    /// Runs etcdctl and returns its stdout, failing the test if it fails.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("etcdctl {args:?} printed invalid JSON ({e}): {out}"))
-    }
-
+impl EtcdctlExt for Etcdctl {
     /// The store's revision now (`get -w json` of any key).
     fn revision(&self) -> i64 {
         let j = self.json(&["get", "revision-probe", "-w", "json"]);
@@ -120,7 +67,7 @@ impl Etcdctl {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| Self::spawn_err(e));
+            .unwrap_or_else(|e| Etcdctl::spawn_err(e));
         let collect = |pipe: Box<dyn std::io::Read + Send>| {
             let text = Arc::new(Mutex::new(String::new()));
             let sink = text.clone();

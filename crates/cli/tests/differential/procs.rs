@@ -3,9 +3,8 @@
 //! missing) and a 3-member Tally cluster (`CARGO_BIN_EXE_tally`). Every child is killed when its
 //! owner is dropped, also while a test panics; a panicking test gets the tail of every log.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,11 @@ const LOG_TAIL_BYTES: u64 = 5000;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free loopback port: bind port 0, read the port, drop the listener.
+#[path = "../support/logs.rs"]
+mod logs;
 #[path = "../support/ports.rs"]
 mod ports;
+pub use logs::tail;
 pub use ports::free_port;
 
 /// A lazily connecting channel with a per-request deadline.
@@ -29,15 +31,6 @@ pub fn channel(url: &str) -> Channel {
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(15))
         .connect_lazy()
-}
-
-pub fn tail(path: &Path, bytes: u64) -> String {
-    let Ok(mut f) = File::open(path) else { return format!("(no log at {})", path.display()) };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// A child process that is killed (SIGKILL) and reaped on drop.

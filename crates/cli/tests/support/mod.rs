@@ -7,8 +7,11 @@
 
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod etcdctl;
+mod logs;
 mod ports;
 
+pub use logs::tail;
 pub use ports::free_port;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -89,15 +92,6 @@ where
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-pub fn tail(path: &Path, bytes: u64) -> String {
-    let Ok(mut f) = File::open(path) else { return format!("(no log at {})", path.display()) };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 impl Cluster {
