@@ -196,12 +196,4 @@ impl WatchHub {
         w.synced = true;
         Ok(true)
     }
-
-    pub fn len(&self) -> usize {
-        self.watchers.lock().expect("hub lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
