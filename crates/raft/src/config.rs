@@ -22,7 +22,7 @@ pub enum InjectedBug {
 pub struct Config {
     pub id: NodeId,
     /// Minimum election timeout in ticks; each timeout is drawn from
-    /// `[election_tick, 2 * election_tick)`.
+    /// `[election_tick, 2 * election_tick)` (but see `leader_silence_jitter_ticks`).
     pub election_tick: u32,
     /// Ticks between leader heartbeats.
     pub heartbeat_tick: u32,
@@ -41,6 +41,15 @@ pub struct Config {
     /// follower campaigns after 1..=`fast_election_ticks` ticks instead of a full election
     /// timeout. 0 turns this off.
     pub fast_election_ticks: u32,
+    /// When non-zero, a follower that knows a live leader draws its timeout from
+    /// `[election_tick, election_tick + leader_silence_jitter_ticks)` instead: it starts a
+    /// pre-vote as soon as the leader has been silent for the minimum timeout, plus a little
+    /// jitter so that the survivors of a dead leader rarely split. Suspecting early is
+    /// harmless: a pre-vote changes no term, and while the leader lives the voters that hear
+    /// it hold its lease and refuse (so this requires `pre_vote` and `check_quorum`). Nodes
+    /// without a leader (after a failed election, or at start) keep the full
+    /// `[election_tick, 2 * election_tick)` spread that settles contested elections.
+    pub leader_silence_jitter_ticks: u32,
     /// Entries kept in memory below a new snapshot, so a follower slightly behind catches up
     /// from the log instead of receiving the whole snapshot (etcd's snapshot catch-up entries).
     pub compaction_lag_entries: u64,
@@ -63,6 +72,7 @@ impl Config {
             bytes_per_msg_max: 1024 * 1024,
             compaction_lag_entries: 0,
             fast_election_ticks: 0,
+            leader_silence_jitter_ticks: 0,
             seed: id,
             injected_bug: None,
         }
@@ -88,6 +98,9 @@ impl Config {
             // Without leader leases every voter grants the pre-vote, so one spurious reset
             // would depose a healthy leader.
             return Err(ConfigError::FastElectionWithoutLease);
+        }
+        if self.leader_silence_jitter_ticks > 0 && !(self.check_quorum && self.pre_vote) {
+            return Err(ConfigError::JitterWithoutLease);
         }
         Ok(())
     }

@@ -65,6 +65,8 @@ pub enum ConfigError {
     ZeroLimit(&'static str),
     #[error("fast_election_ticks needs check_quorum and pre_vote: only leader leases stop a spurious reset from deposing a live leader")]
     FastElectionWithoutLease,
+    #[error("leader_silence_jitter_ticks needs check_quorum and pre_vote: only leader leases make suspecting a leader early harmless")]
+    JitterWithoutLease,
     #[error("persisted entries do not follow the snapshot contiguously")]
     NonContiguousLog,
     #[error("persisted commit index {commit} is past the last log index {last}")]

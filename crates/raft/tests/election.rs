@@ -253,3 +253,100 @@ fn resets_about_a_non_leader_or_with_the_feature_off_change_nothing() {
     let no_lease = Config { check_quorum: false, ..fast_failover(1) };
     assert_eq!(Raft::new(no_lease, Persisted::bootstrap([1])).err(), Some(ConfigError::FastElectionWithoutLease));
 }
+
+fn early_suspicion(id: NodeId) -> Config {
+    Config { leader_silence_jitter_ticks: 2, ..Config::new(id) }
+}
+
+/// Ticks after the leader (node 1) is cut off until node 2 or 3 leads; the survivors tick one
+/// after the other, as two processes whose clocks are not in step.
+fn ticks_to_replace_leader(config: impl Fn(NodeId) -> Config + 'static) -> u32 {
+    let mut net = Network::with_config(3, config);
+    net.elect(1);
+    net.tick_all(5);
+    net.isolate(1);
+    for t in 1..=100 {
+        net.tick(2, 1);
+        net.tick(3, 1);
+        if net.leaders().iter().any(|&id| id != 1) {
+            return t;
+        }
+    }
+    panic!("no new leader in 100 ticks");
+}
+
+#[test]
+fn a_silent_leader_is_replaced_soon_after_the_minimum_timeout() {
+    let election_tick = Config::new(1).election_tick;
+    let mut classic = Vec::new();
+    for seed in 0..30 {
+        let early = ticks_to_replace_leader(move |id| Config { seed: id + 1000 * seed, ..early_suspicion(id) });
+        assert!(early <= election_tick + 2, "seed {seed}: {early} ticks, more than the timeout plus the jitter");
+        classic.push(ticks_to_replace_leader(move |id| Config { seed: id + 1000 * seed, ..Config::new(id) }));
+    }
+    // Without the option the first survivor waits anywhere in [election_tick, 2 * election_tick).
+    assert!(classic.iter().any(|&t| t > election_tick + 2), "classic draws: {classic:?}");
+}
+
+#[test]
+fn early_suspicion_never_deposes_a_live_leader() {
+    let mut net = Network::with_config(3, early_suspicion);
+    net.elect(1);
+    let term = net.node(1).term();
+    net.tick_all(300);
+    assert_eq!((net.leaders(), net.node(1).term()), (vec![1], term), "a healthy cluster keeps its leader");
+    // Node 2 no longer hears the leader and suspects it at every minimum timeout, but node 3
+    // does hear it and refuses the pre-votes.
+    net.cut(1, 2);
+    net.tick_all(300);
+    assert_eq!((net.leaders(), net.node(1).term()), (vec![1], term));
+    assert!(net.count_sent(|m| matches!(m.body, MessageBody::PreVote { .. })) >= 10, "node 2 did suspect");
+    let no_lease = Config { check_quorum: false, ..early_suspicion(1) };
+    assert_eq!(Raft::new(no_lease, Persisted::bootstrap([1])).err(), Some(ConfigError::JitterWithoutLease));
+}
+
+#[test]
+fn survivors_suspecting_together_do_not_split_the_vote() {
+    let election_tick = Config::new(1).election_tick;
+    for seed in 0..30 {
+        let mut net = Network::with_config(3, move |id| Config { seed: id + 1000 * seed, ..early_suspicion(id) });
+        net.elect(1);
+        net.tick_all(5);
+        let term = net.node(1).term();
+        net.isolate(1);
+        // Lockstep ticks: when both survivors time out in the same tick, their pre-votes cross.
+        let mut ticks = 0;
+        while !net.leaders().iter().any(|&id| id != 1) {
+            net.tick_all(1);
+            ticks += 1;
+            assert!(ticks <= 100, "seed {seed}: no new leader");
+        }
+        let leader = *net.leaders().iter().find(|&&id| id != 1).unwrap();
+        assert_eq!(net.node(leader).term(), term + 1, "seed {seed}: the first election split");
+        assert!(ticks <= election_tick + 2, "seed {seed}: {ticks} ticks");
+    }
+}
+
+#[test]
+fn a_survivor_refused_by_a_lease_steps_aside_for_the_next() {
+    let election_tick = Config::new(1).election_tick;
+    let mut net = Network::with_config(3, early_suspicion);
+    net.elect(1);
+    net.tick_all(5);
+    let term = net.node(1).term();
+    net.isolate(1);
+    // Node 3's clock runs ahead: it suspects the leader while node 2 still holds the lease.
+    while net.node(3).role() != Role::PreCandidate {
+        net.tick(3, 1);
+    }
+    assert_eq!(net.node(2).leader(), Some(1), "node 2 refused: the lease holds");
+    // Node 3 has the better claim (higher id, same log) but was refused, so it must not block
+    // node 2's campaign.
+    let mut ticks = 0;
+    while !net.leaders().iter().any(|&id| id != 1) {
+        net.tick(2, 1);
+        ticks += 1;
+        assert!(ticks <= election_tick + 2, "node 2 not elected within its timeout");
+    }
+    assert_eq!((net.leaders(), net.node(2).term()), (vec![1, 2], term + 1));
+}

@@ -181,6 +181,13 @@ impl Simulation {
             base_config.pre_vote = true;
             base_config.fast_election_ticks = plan.fast_election_ticks;
         }
+        // Early suspicion of a silent leader (the server's setting is one heartbeat).
+        let jitter = if plan.mix == Mix::Resets { 2 } else { rng.pick(&[0, 0, 1, 2]) };
+        if jitter > 0 {
+            base_config.check_quorum = true;
+            base_config.pre_vote = true;
+            base_config.leader_silence_jitter_ticks = jitter;
+        }
         let snapshot_every = rng.pick(&[5, 20, 100, 1_000_000]);
         let node_ids: Vec<NodeId> = (1..=size as u64).collect();
         let spare_ids = (size as u64 + 1..=size as u64 + 3).collect();

@@ -148,9 +148,13 @@ impl Raft {
     /// must not let disturb a live leader. Returns whether to go on processing the message.
     pub(super) fn settle_higher_term(&mut self, m: &Message) -> bool {
         match m.body {
-            MessageBody::PreVote { .. } | MessageBody::Vote { transfer: false, .. } if self.in_leader_lease() => {
+            MessageBody::PreVote { .. } if self.in_leader_lease() => {
+                // Refused at our own term, which changes nobody's: the pre-candidate learns it
+                // should not stand in the way of others (see handle_vote_request).
+                self.send(m.from, MessageBody::PreVoteResp { reject: true });
                 return false;
             }
+            MessageBody::Vote { transfer: false, .. } if self.in_leader_lease() => return false,
             // A pre-vote does not change our term; a granted pre-vote answer comes at the term
             // we are about to campaign for.
             MessageBody::PreVote { .. } => {}
@@ -183,6 +187,23 @@ impl Raft {
             || self.config.bug(InjectedBug::VoteTwicePerTerm);
         let up_to_date =
             self.log.is_up_to_date(last_index, last_term) || self.config.bug(InjectedBug::SkipElectionRestriction);
+        let contested = pre && self.role == Role::PreCandidate && self.config.leader_silence_jitter_ticks > 0;
+        if contested && can_vote && up_to_date {
+            // Survivors of a dead leader suspect it at about the same moment. Were each to
+            // grant the other's pre-vote, both would stand and split the vote; instead only the
+            // better claim (newer log, then higher id, as in Zab's leader election) gets our
+            // pre-vote, and we step aside for it. We also step aside once a voter refused us (it
+            // still held the leader's lease): we may never hear from the others, and standing
+            // on would leave both of us waiting for a full timeout. Pre-votes are not part of
+            // safety.
+            let ours = (self.log.last_term(), self.log.last_index(), self.id());
+            let refused = self.votes.values().any(|&granted| !granted);
+            if !refused && (last_term, last_index, m.from) < ours {
+                return self.send_vote_response(m.from, self.term, MessageBody::PreVoteResp { reject: true });
+            }
+            let term = self.term;
+            self.become_follower(term, None);
+        }
         if can_vote && up_to_date {
             // Granted answers carry the requested term so the candidate counts them.
             let body =
@@ -234,14 +255,15 @@ impl Raft {
 
     pub(super) fn step_follower(&mut self, m: Message) {
         if m.body.is_from_leader() {
-            if self.leader.is_none() {
+            let new_leader = self.leader.is_none();
+            self.election_elapsed = 0;
+            self.leader = Some(m.from);
+            if new_leader {
                 // A new leader, or the one we suspected after a connection reset: back to a
                 // full election timeout.
                 self.fast_campaigns_left = 0;
                 self.reset_election_timeout();
             }
-            self.election_elapsed = 0;
-            self.leader = Some(m.from);
         }
         match m.body {
             MessageBody::Append { prev_index, prev_term, entries, commit } => {

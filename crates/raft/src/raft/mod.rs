@@ -368,7 +368,12 @@ impl Raft {
             return;
         }
         let base = self.config.election_tick as u64;
-        self.randomized_election_timeout = self.rng.range(base, 2 * base) as u32;
+        let spread = match self.config.leader_silence_jitter_ticks {
+            // Following a live leader: suspect it at the minimum timeout (see Config).
+            jitter if jitter > 0 && self.role == Role::Follower && self.leader.is_some() => jitter as u64,
+            _ => base,
+        };
+        self.randomized_election_timeout = self.rng.range(base, base + spread) as u32;
     }
 
     fn reset(&mut self, term: Term) {
@@ -396,5 +401,8 @@ impl Raft {
         self.reset(term);
         self.role = Role::Follower;
         self.leader = leader;
+        if leader.is_some() {
+            self.reset_election_timeout();
+        }
     }
 }
