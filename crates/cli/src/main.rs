@@ -51,7 +51,8 @@ struct ServerArgs {
     /// Milliseconds between leader heartbeats.
     #[arg(long, default_value_t = 30)]
     heartbeat_interval: u64,
-    /// Minimum election timeout in milliseconds (each timeout is drawn from [t, 2t)).
+    /// Minimum election timeout in milliseconds: a follower suspects a silent leader after t
+    /// plus up to one heartbeat; a contested election retries after [t, 2t).
     #[arg(long, default_value_t = 150)]
     election_timeout: u64,
     /// Applied entries between state machine snapshots.

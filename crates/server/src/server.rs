@@ -138,6 +138,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         election_tick,
         compaction_lag_entries: COMPACTION_LAG_ENTRIES,
         fast_election_ticks: FAST_ELECTION_TICKS,
+        // A silent leader is suspected within one heartbeat of the minimum timeout.
+        leader_silence_jitter_ticks: heartbeat_tick,
         seed: rand_seed(id),
         ..Config::new(id)
     };
