@@ -66,8 +66,65 @@ def build_tally(workdir, given=None):
     return dst
 
 
+class Netns:
+    """One network namespace per member, joined by veth pairs to a bridge in this namespace, so
+    that a member can be cut off silently: `cut_cmd` takes its link down, packets to and from it
+    vanish, and nobody gets a reset (a partition, not a crash). Needs root and `ip`. Removed at
+    exit."""
+
+    made = 0
+
+    def __init__(self, n):
+        Netns.made += 1
+        tag = (os.getpid() * 10 + Netns.made) % 100000
+        self.subnet = f"10.{200 + tag % 50}.{tag % 250}"
+        self.bridge = f"tbr{tag}"
+        self.names = [f"tally-bench-{tag}-{i}" for i in range(n)]
+        self.host_links = [f"tv{tag}h{i}" for i in range(n)]
+        self.ips = [f"{self.subnet}.{i + 1}" for i in range(n)]
+        atexit.register(self.remove)
+        ip = ["ip"]
+        _run(ip + ["link", "add", self.bridge, "type", "bridge"])
+        _run(ip + ["addr", "add", f"{self.subnet}.254/24", "dev", self.bridge])
+        _run(ip + ["link", "set", self.bridge, "up"])
+        for i in range(n):
+            ns, host, inner = self.names[i], self.host_links[i], f"tv{tag}n{i}"
+            _run(ip + ["netns", "add", ns])
+            _run(ip + ["link", "add", host, "type", "veth", "peer", "name", inner])
+            _run(ip + ["link", "set", inner, "netns", ns])
+            _run(ip + ["link", "set", host, "master", self.bridge])
+            _run(ip + ["link", "set", host, "up"])
+            _run(ip + ["-n", ns, "addr", "add", f"{self.ips[i]}/24", "dev", inner])
+            _run(ip + ["-n", ns, "link", "set", inner, "up"])
+            _run(ip + ["-n", ns, "link", "set", "lo", "up"])
+
+    def exec_prefix(self, i):
+        return ["ip", "netns", "exec", self.names[i]]
+
+    # Shell commands for `tally bench failover`: cut the member's link, and restore it.
+    def cut_cmd(self):
+        return f"ip link set {self.host_links[0][:-1]}{{index}} down"
+
+    def heal_cmd(self):
+        return f"ip link set {self.host_links[0][:-1]}{{index}} up"
+
+    def remove(self):
+        # Deleting a namespace frees its end of the veth lazily; deleting our end frees both now.
+        for link in self.host_links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        for ns in self.names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+
+def _run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+
+
 class Cluster:
-    def __init__(self, kind, binary, workdir, n=3):
+    def __init__(self, kind, binary, workdir, n=3, netns=None):
         assert kind in ("tally", "etcd")
         self.kind, self.binary, self.n = kind, binary, n
         self.dir = os.path.join(workdir, f"{kind}-cluster")
@@ -75,12 +132,14 @@ class Cluster:
         self.client_ports = [free_port() for _ in range(n)]
         self.peer_ports = [free_port() for _ in range(n)]
         self.names = [f"{kind}{i + 1}" for i in range(n)]
-        self.endpoints = [f"127.0.0.1:{p}" for p in self.client_ports]
-        initial = ",".join(f"{self.names[i]}=http://127.0.0.1:{self.peer_ports[i]}" for i in range(n))
+        hosts = netns.ips if netns else ["127.0.0.1"] * n
+        self.endpoints = [f"{hosts[i]}:{p}" for i, p in enumerate(self.client_ports)]
+        initial = ",".join(f"{self.names[i]}=http://{hosts[i]}:{self.peer_ports[i]}" for i in range(n))
         for i in range(n):
-            client = f"http://127.0.0.1:{self.client_ports[i]}"
-            peer = f"http://127.0.0.1:{self.peer_ports[i]}"
+            client = f"http://{hosts[i]}:{self.client_ports[i]}"
+            peer = f"http://{hosts[i]}:{self.peer_ports[i]}"
             args = [
+                *(netns.exec_prefix(i) if netns else []),
                 binary,
                 *(["server"] if kind == "tally" else []),
                 "--name", self.names[i],
