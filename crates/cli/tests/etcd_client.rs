@@ -217,6 +217,33 @@ async fn etcd_client_crate_core_operations() {
         let got = one.get("fruit/apple", None).await.expect("get through one member");
         assert_eq!(revision(got.header()), 12);
         assert_eq!(got.kvs()[0].value(), b"golden");
+
+        // A txn of ranges only is a read, as in etcd: answered after a ReadIndex (or locally
+        // if every range is serializable), without a log entry.
+        let index = one.status().await.expect("status").raft_index();
+        for serializable in [false, true] {
+            let get = |key| {
+                let opts = GetOptions::new();
+                TxnOp::get(key, Some(if serializable { opts.with_serializable() } else { opts }))
+            };
+            let txn = Txn::new()
+                .when([Compare::value("fruit/apple", CompareOp::Equal, "golden")])
+                .and_then([get("fruit/apple"), get("fruit/banana")])
+                .or_else([get("veg/kale")]);
+            let resp = one.txn(txn).await.expect("read-only txn");
+            assert!(resp.succeeded());
+            assert_eq!(revision(resp.header()), 12);
+            let values: Vec<Vec<u8>> = resp
+                .op_responses()
+                .into_iter()
+                .map(|op| match op {
+                    etcd_client::TxnOpResponse::Get(g) => g.kvs()[0].value().to_vec(),
+                    other => panic!("expected a range response, got {other:?}"),
+                })
+                .collect();
+            assert_eq!(values, [b"golden".to_vec(), b"ripe".to_vec()]);
+        }
+        assert_eq!(one.status().await.expect("status").raft_index(), index, "the read-only txns made log entries");
     }
     cluster.assert_running();
 }

@@ -5,6 +5,7 @@
 //! Ready, so many proposals share one append and one fsync, and many reads one ReadIndex.
 
 mod membership;
+mod read_query;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tally_mvcc::{CommandResponse, MvccError, StateMachine};
-use tally_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
 use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot, SnapshotMeta};
@@ -28,6 +28,7 @@ use crate::request_ids::RequestIds;
 use crate::transport::Transport;
 use crate::watch_hub::WatchHub;
 pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
+pub use read_query::{ReadAnswer, ReadQuery};
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
 const INPUTS_PER_TURN_MAX: usize = 4096;
@@ -41,7 +42,7 @@ pub enum Input {
         reply: oneshot::Sender<ProposeOutcome>,
     },
     Read {
-        req: RangeRequest,
+        query: ReadQuery,
         serializable: bool,
         reply: oneshot::Sender<ReadOutcome>,
     },
@@ -87,7 +88,7 @@ pub enum ProposeOutcome {
 
 #[derive(Debug)]
 pub enum ReadOutcome {
-    Done(Result<RangeResponse, MvccError>),
+    Done(Result<ReadAnswer, MvccError>),
     NoLeader,
 }
 
@@ -131,7 +132,7 @@ pub struct DriverConfig {
 }
 
 struct ReadWaiter {
-    req: RangeRequest,
+    query: ReadQuery,
     reply: oneshot::Sender<ReadOutcome>,
 }
 
@@ -266,10 +267,10 @@ impl Driver {
                     let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
                 }
             },
-            Input::Read { req, serializable: true, reply } => {
-                let _ = reply.send(ReadOutcome::Done(self.sm.read().expect("sm lock").store.range(&req)));
+            Input::Read { query, serializable: true, reply } => {
+                let _ = reply.send(ReadOutcome::Done(query.answer(&self.sm)));
             }
-            Input::Read { req, serializable: false, reply } => self.reads_unsent.push(ReadWaiter { req, reply }),
+            Input::Read { query, serializable: false, reply } => self.reads_unsent.push(ReadWaiter { query, reply }),
             Input::Transfer { target, reply } => {
                 let _ = reply.send(self.raft.transfer_leader(target).map_err(|e| e.to_string()));
             }
@@ -458,13 +459,13 @@ impl Driver {
 
     fn serve_reads(&mut self) {
         let applied = self.raft.applied();
-        let sm = self.sm.read().expect("sm lock");
+        let sm = &self.sm;
         self.reads_ready.retain_mut(|(index, batch)| {
             if *index > applied {
                 return true;
             }
             for w in batch.drain(..) {
-                let _ = w.reply.send(ReadOutcome::Done(sm.store.range(&w.req)));
+                let _ = w.reply.send(ReadOutcome::Done(w.query.answer(sm)));
             }
             false
         });
@@ -524,8 +525,8 @@ impl NodeHandle {
         self.call(|reply| Input::Propose { cmd, reply }).await.ok()
     }
 
-    pub async fn read(&self, req: RangeRequest, serializable: bool) -> Option<ReadOutcome> {
-        self.call(|reply| Input::Read { req, serializable, reply }).await.ok()
+    pub async fn read(&self, query: ReadQuery, serializable: bool) -> Option<ReadOutcome> {
+        self.call(|reply| Input::Read { query, serializable, reply }).await.ok()
     }
 
     pub async fn transfer(&self, target: NodeId) -> Option<Result<(), String>> {

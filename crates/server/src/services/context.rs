@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tally_mvcc::{CommandResponse, StateMachine};
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::lease_client::LeaseClient;
-use tally_proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
+use tally_proto::etcdserverpb::{request_op, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse};
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
 use tally_raft::NodeId;
@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::cluster::ClusterSpec;
-use crate::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
+use crate::driver::{NodeHandle, ProposeOutcome, ReadAnswer, ReadOutcome, ReadQuery};
 use crate::errors;
 use crate::members::Members;
 use crate::request_ids::RequestIds;
@@ -95,16 +95,39 @@ impl Context {
     /// Range: linearizable (ReadIndex, retried until the request deadline) unless the request
     /// asks for serializable, which reads the local state.
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
-        if req.serializable {
+        let serializable = req.serializable;
+        match self.read(ReadQuery::Range(req), serializable).await? {
+            ReadAnswer::Range(resp) => Ok(resp),
+            ReadAnswer::Txn(_) => Err(Status::internal("a range was answered with a txn")),
+        }
+    }
+
+    /// A txn without writes, served like a range instead of through the log (as etcd does):
+    /// serializable if every op is a serializable range, else after a ReadIndex.
+    pub async fn read_only_txn(&self, req: TxnRequest) -> Result<TxnResponse, Status> {
+        // etcd's isTxnSerializable.
+        let serializable = req
+            .success
+            .iter()
+            .chain(&req.failure)
+            .all(|op| matches!(&op.request, Some(request_op::Request::RequestRange(r)) if r.serializable));
+        match self.read(ReadQuery::Txn(req), serializable).await? {
+            ReadAnswer::Txn(resp) => Ok(resp),
+            ReadAnswer::Range(_) => Err(Status::internal("a txn was answered with a range")),
+        }
+    }
+
+    async fn read(&self, query: ReadQuery, serializable: bool) -> Result<ReadAnswer, Status> {
+        if serializable {
             // Local state, no round through the driver or the leader.
-            return self.sm.read().expect("sm lock").store.range(&req).map_err(|e| errors::from_mvcc(&e));
+            return query.answer(&self.sm).map_err(|e| errors::from_mvcc(&e));
         }
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             // A read index can be lost with a message or a leader; then ask again.
-            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read(req.clone(), false)).await;
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read(query.clone(), false)).await;
             match attempt {
-                Ok(Some(ReadOutcome::Done(Ok(resp)))) => return Ok(resp),
+                Ok(Some(ReadOutcome::Done(Ok(answer)))) => return Ok(answer),
                 Ok(Some(ReadOutcome::Done(Err(e)))) => return Err(errors::from_mvcc(&e)),
                 Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await

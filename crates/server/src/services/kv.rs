@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tally_mvcc::CommandResponse;
 use tally_proto::etcdserverpb::kv_server::Kv;
 use tally_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+    request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
@@ -45,6 +45,12 @@ fn check_size(req: &impl tally_proto::Message) -> Result<(), Status> {
         return Err(errors::request_too_large());
     }
     Ok(())
+}
+
+/// etcd's `isTxnReadonly`: every op of both branches is a range (a nested txn is not, even
+/// without writes). Such txns are served like reads, without going through the log.
+pub fn is_txn_readonly(req: &TxnRequest) -> bool {
+    req.success.iter().chain(&req.failure).all(|op| matches!(op.request, Some(request_op::Request::RequestRange(_))))
 }
 
 fn unexpected(what: &str) -> Status {
@@ -95,6 +101,11 @@ impl Kv for KvService {
         check_size(request.get_ref())?;
         tally_mvcc::validate::check_txn(request.get_ref(), TXN_OPS_MAX).map_err(|e| errors::from_mvcc(&e))?;
         let (metadata, _, req) = request.into_parts();
+        if is_txn_readonly(&req) {
+            let mut resp = self.ctx.read_only_txn(req).await?;
+            self.ctx.fill_header(&mut resp.header);
+            return Ok(Response::new(resp));
+        }
         match self.replicate(&metadata, Op::Txn(req)).await? {
             CommandResponse::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
