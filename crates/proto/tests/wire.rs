@@ -357,6 +357,7 @@ fn raft_message_round_trip() {
             },
         ],
         rejected: Some(PeerRejection { reason: "member 9 was removed".into() }),
+        forwarded: vec![cmd.clone()],
     };
     let back = PeerBatch::decode(batch.encode_to_vec().as_slice()).unwrap();
     assert_eq!(back, batch);

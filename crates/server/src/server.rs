@@ -169,6 +169,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         move |inbound| {
             let input = match inbound {
                 Inbound::Message(m) => Input::Peer(m),
+                Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
                 Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
                 Inbound::Rejected(reason) => Input::Rejected(reason),
             };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tally_proto::tally_v1::{PeerBatch, PeerHello, PeerRejection};
+use tally_proto::tally_v1::{Command, PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
 use tally_raft::{Message, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -46,6 +46,8 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, String> {
 /// What the receiving side hands to the node.
 pub enum Inbound {
     Message(Message),
+    /// A follower's client command, for us to propose if we lead.
+    Forwarded(Command),
     /// The peer says we were removed from the cluster.
     Rejected(String),
     /// The peer's connection closed or reset (its process died, or it restarted the
@@ -59,6 +61,7 @@ type RejectionCallback = Arc<dyn Fn(String) + Send + Sync>;
 /// What an outbound connection task is asked to send.
 enum Outbound {
     Message(Message),
+    Forward(Command),
     /// The peer was removed: tell it so, then close for good.
     Reject(String),
 }
@@ -131,6 +134,17 @@ impl Transport {
             let (on_lost, on_rejected) = (self.on_lost.clone(), self.on_rejected.clone());
             let task = self.runtime.spawn(run_outbound(addr, self.hello.clone(), rx, move || on_lost(id), on_rejected));
             queues.insert(id, Queue { addr, tx, task: task.abort_handle() });
+        }
+    }
+
+    /// Queues a client command for the leader `to` to propose; drops it like a message (the
+    /// forwarding follower's caller retries after its attempt times out).
+    pub fn forward(&self, to: NodeId, cmd: Command) {
+        let queues = self.queues.lock().expect("transport lock");
+        if let Some(queue) = queues.get(&to) {
+            if queue.tx.try_send(Outbound::Forward(cmd)).is_err() {
+                tracing::debug!("peer queue full or closed; dropped a forwarded command");
+            }
         }
     }
 
@@ -214,9 +228,10 @@ async fn run_outbound(
             while let Some(item) = next.take() {
                 match item {
                     Outbound::Message(m) => batch.messages.push(codec::message_to_pb(m)),
+                    Outbound::Forward(cmd) => batch.forwarded.push(cmd),
                     Outbound::Reject(reason) => batch.rejected = Some(PeerRejection { reason }),
                 }
-                if batch.rejected.is_some() || batch.messages.len() >= BATCH_MESSAGES_MAX {
+                if batch.rejected.is_some() || batch.messages.len() + batch.forwarded.len() >= BATCH_MESSAGES_MAX {
                     break;
                 }
                 next = rx.try_recv().ok();
@@ -305,6 +320,9 @@ async fn serve_inbound(
                     _ => return Err(invalid("message without a body or from another sender".into())),
                 }
             }
+            for cmd in batch.forwarded {
+                deliver(Inbound::Forwarded(cmd));
+            }
         }
     }
     .await;
@@ -352,6 +370,13 @@ mod tests {
             assert_eq!(m.body, tally_raft::MessageBody::HeartbeatResp { round });
         }
         assert_eq!(directory.read().unwrap()[&1].client_urls, vec!["http://c"]);
+        // A follower's client command for the leader travels the same connection.
+        transport.forward(2, Command { client_id: 7, seq: 3, op: None });
+        let Inbound::Forwarded(cmd) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+        else {
+            panic!("expected a forwarded command")
+        };
+        assert_eq!((cmd.client_id, cmd.seq), (7, 3));
         // The sender goes away: the receiver learns it from the closed connection.
         drop(transport);
         let lost = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();

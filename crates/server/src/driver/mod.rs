@@ -18,7 +18,9 @@ use bytes::Bytes;
 use tally_mvcc::{CommandResponse, MvccError, StateMachine};
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
-use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot, SnapshotMeta};
+use tally_raft::{
+    Config, EntryKind, Index, Message, NodeId, Persisted, ProposeError, Raft, Ready, Role, Snapshot, SnapshotMeta,
+};
 use tokio::sync::oneshot;
 
 use crate::lease_clock::LeaseClock;
@@ -41,6 +43,8 @@ pub enum Input {
         cmd: Command,
         reply: oneshot::Sender<ProposeOutcome>,
     },
+    /// A follower's client command, for us to propose if we lead.
+    Forwarded(Command),
     Read {
         query: ReadQuery,
         serializable: bool,
@@ -256,17 +260,14 @@ impl Driver {
             Input::PeerLost(peer) => self.raft.report_unreachable(peer),
             Input::Membership { req, reply } => self.handle_membership(req, reply),
             Input::Rejected(reason) => self.stop_removed(&reason),
-            Input::Propose { cmd, reply } => match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
-                Ok(_) => {
-                    if let Some(old) = self.waiters.insert((cmd.client_id, cmd.seq), reply) {
-                        // A retry of the same request: the newest caller gets the answer.
-                        let _ = old.send(ProposeOutcome::NotLeader(self.raft.leader()));
-                    }
+            Input::Propose { cmd, reply } => self.propose(cmd, reply),
+            Input::Forwarded(cmd) => {
+                // Not the leader (any more): drop it. The follower learns of the new leader
+                // and fails its waiter, or its attempt times out; either way its caller retries.
+                if self.raft.role() == Role::Leader {
+                    let _ = self.raft.propose(Bytes::from(cmd.encode_to_vec()));
                 }
-                Err(_) => {
-                    let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
-                }
-            },
+            }
             Input::Read { query, serializable: true, reply } => {
                 let _ = reply.send(ReadOutcome::Done(query.answer(&self.sm)));
             }
@@ -424,6 +425,26 @@ impl Driver {
             if let Some(batch) = self.reads_by_ctx.remove(&ctx) {
                 self.reads_ready.push((rs.index, batch));
             }
+        }
+    }
+
+    /// Proposes a client command, or, on a follower, hands it to the leader over the peer
+    /// connection (etcd's MsgProp) instead of a second gRPC call. Either way the caller is
+    /// answered when this member applies the entry with the command's request id.
+    fn propose(&mut self, cmd: Command, reply: oneshot::Sender<ProposeOutcome>) {
+        match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
+            Ok(_) => {}
+            Err(ProposeError::NotLeader { leader: Some(leader) }) if leader != self.raft.id() => {
+                self.transport.forward(leader, cmd.clone());
+            }
+            Err(_) => {
+                let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
+                return;
+            }
+        }
+        if let Some(old) = self.waiters.insert((cmd.client_id, cmd.seq), reply) {
+            // A retry of the same request: the newest caller gets the answer.
+            let _ = old.send(ProposeOutcome::NotLeader(self.raft.leader()));
         }
     }
 

@@ -1,5 +1,5 @@
 //! What every service shares: the node handle, identity for response headers, request ids
-//! for exactly-once, and forwarding of writes from followers to the leader.
+//! for exactly-once, and submitting writes (which the driver hands to the leader if need be).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -7,10 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tally_mvcc::{CommandResponse, StateMachine};
-use tally_proto::etcdserverpb::kv_client::KvClient;
-use tally_proto::etcdserverpb::lease_client::LeaseClient;
 use tally_proto::etcdserverpb::{request_op, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse};
-use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
 use tally_raft::NodeId;
 use tonic::metadata::MetadataMap;
@@ -58,7 +55,8 @@ pub struct Context {
     pub directory: PeerDirectory,
     /// Request ids minted here for clients that bring none: unique per request.
     request_ids: RequestIds,
-    /// gRPC channels to other members' client URLs, for forwarding.
+    /// gRPC channels to other members' client URLs, for what only the leader serves (lease
+    /// keep-alives and the like).
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -154,8 +152,9 @@ impl Context {
         }
     }
 
-    /// Replicates a command and waits for its result: proposes here if leader, otherwise
-    /// forwards to the leader, retrying (with the same request id) across leader changes.
+    /// Replicates a command and waits for its result. The driver proposes it here if we lead,
+    /// or hands it to the leader over the peer connection; either way the answer comes from our
+    /// own apply. Retried (with the same request id) across leader changes and lost attempts.
     pub async fn submit(&self, cmd: Command) -> Result<CommandResponse, Status> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut last_leader = None;
@@ -163,13 +162,9 @@ impl Context {
             let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.propose(cmd.clone())).await;
             match attempt {
                 Ok(Some(ProposeOutcome::Applied(response))) => return Ok(response),
+                // The leader changed under a pending attempt: try again through the new one.
                 Ok(Some(ProposeOutcome::NotLeader(Some(leader)))) if leader != self.member_id => {
-                    last_leader = Some(leader);
-                    match self.forward(leader, &cmd).await {
-                        Ok(response) => return Ok(response),
-                        Err(status) if errors::is_retryable(&status) => tokio::time::sleep(RETRY_DELAY).await,
-                        Err(status) => return Err(status),
-                    }
+                    last_leader = Some(leader)
                 }
                 Ok(Some(ProposeOutcome::NotLeader(leader))) => {
                     last_leader = leader;
@@ -201,34 +196,5 @@ impl Context {
         let channel = endpoint.connect_lazy();
         channels.insert(url, channel.clone());
         Ok(channel)
-    }
-
-    /// Sends the command's request to the leader's KV service, with our request identity.
-    async fn forward(&self, leader: NodeId, cmd: &Command) -> Result<CommandResponse, Status> {
-        let channel = self.leader_channel(leader)?;
-        let mut client = KvClient::new(channel.clone());
-        fn with_ids<T>(body: T, cmd: &Command) -> tonic::Request<T> {
-            let mut req = tonic::Request::new(body);
-            req.set_timeout(ATTEMPT_TIMEOUT);
-            let md = req.metadata_mut();
-            md.insert(CLIENT_ID_HEADER, cmd.client_id.to_string().parse().expect("digits"));
-            md.insert(SEQ_HEADER, cmd.seq.to_string().parse().expect("digits"));
-            req
-        }
-        let op = cmd.op.clone().ok_or_else(|| Status::invalid_argument("empty command"))?;
-        Ok(match op {
-            Op::Put(r) => CommandResponse::Put(client.put(with_ids(r, cmd)).await?.into_inner()),
-            Op::DeleteRange(r) => {
-                CommandResponse::DeleteRange(client.delete_range(with_ids(r, cmd)).await?.into_inner())
-            }
-            Op::Txn(r) => CommandResponse::Txn(client.txn(with_ids(r, cmd)).await?.into_inner()),
-            Op::Compaction(r) => CommandResponse::Compaction(client.compact(with_ids(r, cmd)).await?.into_inner()),
-            Op::LeaseGrant(r) => {
-                CommandResponse::LeaseGrant(LeaseClient::new(channel).lease_grant(with_ids(r, cmd)).await?.into_inner())
-            }
-            Op::LeaseRevoke(r) => CommandResponse::LeaseRevoke(
-                LeaseClient::new(channel).lease_revoke(with_ids(r, cmd)).await?.into_inner(),
-            ),
-        })
     }
 }
