@@ -116,6 +116,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         from: id,
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.clone(),
+        snapshot_stream: false,
     };
     let shared = Arc::new(Shared::default());
     let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();

@@ -339,7 +339,13 @@ mod tests {
                 let _ = tx.send(inbound);
             },
         ));
-        let hello = PeerHello { cluster_id: 42, from: 1, name: "n1".into(), client_urls: vec!["http://c".into()] };
+        let hello = PeerHello {
+            cluster_id: 42,
+            from: 1,
+            name: "n1".into(),
+            client_urls: vec!["http://c".into()],
+            ..Default::default()
+        };
         let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {});
         for round in 0..3 {
             transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::HeartbeatResp { round } });
