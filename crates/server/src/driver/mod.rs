@@ -36,6 +36,11 @@ pub enum Input {
     Peer(Message),
     /// The transport saw this peer's connection close or reset.
     PeerLost(NodeId),
+    /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.
+    SnapshotDone {
+        peer: NodeId,
+        ok: bool,
+    },
     Propose {
         cmd: Command,
         reply: oneshot::Sender<ProposeOutcome>,
@@ -253,6 +258,7 @@ impl Driver {
                 }
             }
             Input::PeerLost(peer) => self.raft.report_unreachable(peer),
+            Input::SnapshotDone { peer, ok } => self.raft.report_snapshot(peer, ok),
             Input::Membership { req, reply } => self.handle_membership(req, reply),
             Input::Rejected(reason) => self.stop_removed(&reason),
             Input::Propose { cmd, reply } => match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
