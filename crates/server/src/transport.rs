@@ -649,6 +649,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_snapshot_transfer_at_a_time_per_peer() {
+        // A peer that accepts connections and reads their hellos, then nothing more.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (streams, mut streams_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                read_frame(&mut stream, &mut buf).await.unwrap();
+                let _ = streams.send(PeerHello::decode(buf.as_slice()).unwrap().snapshot_stream);
+                held.push(stream);
+            }
+        });
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let transport = Transport::start(
+            hello,
+            [(2, addr)].into(),
+            |_| {},
+            |_| {},
+            move |peer, ok| {
+                let _ = done.send((peer, ok));
+            },
+        );
+        let wait = Duration::from_secs(5);
+        assert_eq!(tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(), Some(false), "the message stream");
+        // Larger than what the socket buffers take, so the first transfer stays stuck.
+        let snapshot = tally_raft::Snapshot { data: vec![7u8; 64 << 20].into(), ..Default::default() };
+        let m = Message { from: 1, to: 2, term: 1, body: MessageBody::Snapshot { snapshot } };
+        transport.send(m.clone());
+        assert_eq!(tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(), Some(true), "the first transfer");
+        transport.send(m.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(streams_rx.try_recv().is_err(), "a second transfer started while the first runs");
+        assert!(done_rx.try_recv().is_err(), "nothing ended yet");
+        // A change of address ends the transfer: reported as failed, and the next one starts.
+        transport.set_peers([(2, "127.0.0.1:1".parse().unwrap())].into(), &BTreeSet::new());
+        assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, false)));
+        transport.set_peers([(2, addr)].into(), &BTreeSet::new());
+        transport.send(m);
+        let mut kinds = vec![
+            tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(),
+            tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(),
+        ];
+        kinds.sort();
+        assert_eq!(kinds, [Some(false), Some(true)], "a new message stream and a new transfer");
+    }
+
+    #[tokio::test]
     async fn a_snapshot_for_an_unknown_peer_fails_at_once() {
         let (done, mut done_rx) = mpsc::unbounded_channel();
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
