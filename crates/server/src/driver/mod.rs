@@ -500,8 +500,11 @@ fn encode_snapshot(members: &Members, sm: &StateMachine) -> Bytes {
     Bytes::from(snapshot.encode_to_vec())
 }
 
-fn decode_snapshot(data: &[u8]) -> Result<(Members, StateMachine), String> {
-    let snapshot = tally_proto::tally_v1::NodeSnapshot::decode(data).map_err(|e| format!("bad snapshot: {e}"))?;
+/// Decoding from `Bytes` lets the state field share the snapshot's buffer; decoding from a
+/// slice would copy it, one more snapshot-sized allocation while installing.
+fn decode_snapshot(data: &Bytes) -> Result<(Members, StateMachine), String> {
+    let snapshot =
+        tally_proto::tally_v1::NodeSnapshot::decode(data.clone()).map_err(|e| format!("bad snapshot: {e}"))?;
     let sm = StateMachine::restore(&snapshot.state).map_err(|e| format!("bad state machine snapshot: {e:?}"))?;
     Ok((Members::from_table(snapshot.members.unwrap_or_default()), sm))
 }
