@@ -2,7 +2,9 @@
 //! (MemberAdd, then `tally server --initial-cluster-state existing` on an empty data
 //! directory). Reports how long the learner takes to catch up (its applied index reaches the
 //! leader's, and its own serializable count of the keys is N), and the leader's put latency
-//! (one client, sequential puts) before and during the catch-up.
+//! (one client, sequential puts) before and during the catch-up; also the leader's largest
+//! RSS during the catch-up (sampled every 20 ms) against its RSS just before, and the
+//! learner's peak RSS (VmHWM).
 //!
 //! ```sh
 //! cargo build --release -p tally
@@ -192,10 +194,19 @@ async fn wait_for_leader(nodes: &Nodes) -> usize {
 }
 
 fn rss_mib(pid: u32) -> f64 {
+    proc_status_mib(pid, "VmRSS:")
+}
+
+/// Peak resident set size so far.
+fn hwm_mib(pid: u32) -> f64 {
+    proc_status_mib(pid, "VmHWM:")
+}
+
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: u64 = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -354,6 +365,21 @@ async fn main() {
     lat.await.unwrap();
     println!("leader put latency before ({} s): {}", args.baseline_secs, summary(&before.lock().unwrap()));
 
+    let leader_rss_before = rss_mib(nodes.pid(leader));
+    let leader_rss_max = Arc::new(Mutex::new(leader_rss_before));
+    let sampler = {
+        let (pid, max) = (nodes.pid(leader), leader_rss_max.clone());
+        tokio::spawn(async move {
+            loop {
+                let rss = rss_mib(pid);
+                {
+                    let mut max = max.lock().unwrap();
+                    *max = max.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     // Add the learner and start it; measure while it catches up.
     let during = new_hist();
     let stop = Arc::new(AtomicBool::new(false));
@@ -410,6 +436,7 @@ async fn main() {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    sampler.abort();
     lat.await.unwrap();
     let applied_at = applied_at.unwrap();
     println!(
@@ -421,9 +448,15 @@ async fn main() {
         count_at.as_secs_f64()
     );
     println!(
-        "learner RSS {:.0} MiB, data dir {:.0} MiB",
+        "learner RSS {:.0} MiB (peak {:.0} MiB), data dir {:.0} MiB",
         rss_mib(nodes.pid(learner)),
+        hwm_mib(nodes.pid(learner)),
         dir_mib(&dir.join(&nodes.nodes[learner].name))
+    );
+    println!(
+        "leader RSS {:.0} MiB before the learner was added, at most {:.0} MiB while it caught up",
+        leader_rss_before,
+        *leader_rss_max.lock().unwrap()
     );
     println!("leader put latency during catch-up: {}", summary(&during.lock().unwrap()));
     let (b, d) = (before.lock().unwrap(), during.lock().unwrap());

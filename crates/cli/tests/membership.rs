@@ -194,8 +194,8 @@ async fn reader(endpoints: Endpoints, mut at: usize, stop: Arc<AtomicBool>, acke
 /// behind a snapshot, 5000).
 const PRELOAD: usize = 7000;
 
-/// Writes `n` keys `pre/<i>` through every member, 64 at a time.
-async fn preload(cluster: &Cluster, n: usize) {
+/// Writes `n` keys `pre/<i>` of `value_bytes` through every member, 64 at a time.
+async fn preload(cluster: &Cluster, n: usize, value_bytes: usize) {
     let clients: Vec<KvClient<Channel>> = (0..cluster.len()).map(|i| cluster.kv(i)).collect();
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..64)
@@ -208,8 +208,8 @@ async fn preload(cluster: &Cluster, n: usize) {
                     if i >= n {
                         return;
                     }
-                    let req =
-                        PutRequest { key: format!("pre/{i:06}").into(), value: vec![b'p'; 64], ..Default::default() };
+                    let value = vec![b'p'; value_bytes];
+                    let req = PutRequest { key: format!("pre/{i:06}").into(), value, ..Default::default() };
                     kv.put(req).await.expect("preload put");
                 }
             })
@@ -503,7 +503,7 @@ async fn replace_a_member_killed_with_kill_9() {
     // Snapshots often, and a history longer than the log the leader keeps behind its snapshot:
     // the replacement must start from a snapshot, then follow the log.
     cluster.restart_founders_with(&["--snapshot-count", "500"]).await;
-    preload(&cluster, PRELOAD).await;
+    preload(&cluster, PRELOAD, 64).await;
     let victim = cluster.leader().await;
     let victim_id = cluster.id(victim);
     let load = Load::start(cluster.endpoints(), (victim + 1) % 3);
@@ -549,6 +549,46 @@ async fn replace_a_member_killed_with_kill_9() {
     let written = load.finish().await;
     verify(&cluster, written, &current).await;
     assert_listed_voters(&cluster, &current).await;
+    cluster.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_catches_up_from_a_snapshot_streamed_in_chunks() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.restart_founders_with(&["--snapshot-count", "500"]).await;
+    // About 6 MiB of state: a snapshot of several 1 MiB chunks.
+    const KEYS: usize = 6000;
+    preload(&cluster, KEYS, 1024).await;
+    let leader = cluster.leader().await;
+    let load = Load::start(cluster.endpoints(), leader);
+    load.more(20, "20 writes before the learner").await;
+
+    let slot = cluster.new_member("n4");
+    let member = add(&cluster, leader, cluster.members[slot].peer_url(), true).await.expect("MemberAdd of a learner");
+    cluster.set_id(slot, member.id);
+    let initial_cluster = cluster.initial_cluster_of(&[0, 1, 2, slot]);
+    cluster.spawn_with(slot, &initial_cluster, "existing");
+    wait_caught_up(&cluster, slot, &load).await;
+    let resp = range(&mut cluster.kv(slot), RangeRequest { count_only: true, ..prefix_range("pre/", true) })
+        .await
+        .expect("count of preloaded keys on the learner");
+    assert_eq!(resp.count, KEYS as i64, "the learner lacks preloaded keys");
+    assert!(!cluster.snapshot_files(slot).is_empty(), "the learner caught up without a snapshot");
+    // The snapshot came in one stream of several chunks (the receiver logs its size).
+    let log = cluster.log_since(slot, 0);
+    let received = log.lines().find(|l| l.contains("received a snapshot")).unwrap_or_else(|| panic!("{log}"));
+    let bytes: usize = received
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes="))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {received:?}"));
+    assert!(bytes > 4 << 20, "a snapshot of {bytes} bytes needs no chunks");
+    assert!(!log.contains("receiving a snapshot failed"), "{log}");
+
+    // Then it follows the log.
+    load.more(30, "30 writes after the catch-up").await;
+    let written = load.finish().await;
+    verify(&cluster, written, &[0, 1, 2, slot]).await;
     cluster.assert_running();
 }
 

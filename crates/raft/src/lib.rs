@@ -1,7 +1,8 @@
 //! Tally's Raft consensus core, sans-IO: no threads, clocks, sockets, files or global
 //! randomness. The driver feeds it [`Raft::tick`], [`Raft::step`], [`Raft::propose`],
-//! [`Raft::read_index`], [`Raft::transfer_leader`] and [`Raft::propose_conf_change`], and drains
-//! its work with [`Raft::ready`] and [`Raft::advance`]:
+//! [`Raft::read_index`], [`Raft::transfer_leader`] and [`Raft::propose_conf_change`], and the
+//! transport's observations [`Raft::report_unreachable`] and [`Raft::report_snapshot`]; it
+//! drains its work with [`Raft::ready`] and [`Raft::advance`]:
 //!
 //! ```
 //! use tally_raft::{Config, Persisted, Raft};

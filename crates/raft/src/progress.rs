@@ -2,7 +2,8 @@
 //! may be in flight. States (as in etcd's tracker):
 //! - Probe: the match point is unknown; send one Append and wait for its answer.
 //! - Replicate: the follower is in sync; stream Appends optimistically within a window.
-//! - Snapshot: a snapshot is on its way; send nothing until it is acknowledged.
+//! - Snapshot: a snapshot is on its way; send nothing but heartbeats until the follower
+//!   acknowledges it or the driver reports how its transfer ended (`Raft::report_snapshot`).
 
 use std::collections::VecDeque;
 
@@ -23,9 +24,9 @@ pub struct Progress {
     pub state: ProgressState,
     /// Probe: an Append is outstanding; wait for its answer or a heartbeat response.
     pub probe_sent: bool,
-    /// Snapshot: the index of the snapshot sent, and ticks since it was sent.
+    /// Snapshot: the index of the snapshot sent (it stays pending until the driver reports
+    /// how its transfer ended, or the follower acknowledges it).
     pub pending_snapshot: Index,
-    pub snapshot_elapsed: u32,
     /// Last index of every Append in flight (Replicate only), oldest first.
     inflights: VecDeque<Index>,
     inflights_max: usize,
@@ -45,7 +46,6 @@ impl Progress {
             state: ProgressState::Probe,
             probe_sent: false,
             pending_snapshot: 0,
-            snapshot_elapsed: 0,
             inflights: VecDeque::new(),
             inflights_max,
             recent_active: false,
@@ -85,9 +85,20 @@ impl Progress {
     pub fn become_snapshot(&mut self, snapshot_index: Index) {
         self.state = ProgressState::Snapshot;
         self.pending_snapshot = snapshot_index;
-        self.snapshot_elapsed = 0;
         self.probe_sent = false;
         self.inflights.clear();
+    }
+
+    /// The transfer of the pending snapshot ended (`ok`: the follower received it). Probe
+    /// next, but only after the follower's answer or a heartbeat response (as etcd does): right
+    /// after the snapshot if it arrived, else from the known match point.
+    pub fn snapshot_reported(&mut self, ok: bool) {
+        assert_eq!(self.state, ProgressState::Snapshot, "a snapshot report without a pending snapshot");
+        if !ok {
+            self.pending_snapshot = 0;
+        }
+        self.become_probe();
+        self.probe_sent = true;
     }
 
     /// Records that the follower's log matches up to `index`. Returns whether that was news.
@@ -166,6 +177,20 @@ mod tests {
         assert!(pr.maybe_update(5));
         assert!(!pr.is_paused());
         assert_eq!(pr.next, 10);
+    }
+
+    #[test]
+    fn snapshot_reports_resume_probing_after_the_next_answer() {
+        let mut pr = Progress::new(4, 4, false);
+        pr.matched = 3;
+        pr.become_snapshot(50);
+        pr.snapshot_reported(true);
+        assert_eq!((pr.state, pr.next, pr.is_paused()), (ProgressState::Probe, 51, true));
+        pr.on_heartbeat_response();
+        assert!(!pr.is_paused());
+        pr.become_snapshot(50);
+        pr.snapshot_reported(false);
+        assert_eq!((pr.state, pr.next, pr.is_paused()), (ProgressState::Probe, 4, true), "back to the match point");
     }
 
     #[test]

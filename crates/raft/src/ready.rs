@@ -41,6 +41,10 @@ pub struct ReadState {
 /// 4. Apply `snapshot` to the state machine, then `committed_entries` in order; serve
 ///    `read_states` once their index is applied.
 ///
+/// Every `Snapshot` message (in `messages`) must later be answered with
+/// [`crate::Raft::report_snapshot`] once its transfer has ended, successfully or not: the core
+/// sends that peer nothing else until then, and never gives up on the transfer by itself.
+///
 /// No other call may be made on the core between taking a `Ready` and `advance`.
 #[derive(Debug, Default)]
 pub struct Ready {

@@ -167,8 +167,8 @@ fn follower_behind_compacted_log_receives_snapshot() {
     assert_eq!(net.state(3), net.state(1));
 }
 
-#[test]
-fn lost_snapshot_is_resent() {
+/// Node 3 falls behind node 1's compacted log (node 1 leads); returns the cluster, healed.
+fn follower_needs_snapshot() -> Network {
     let mut net = Network::new(3);
     net.elect(1);
     net.isolate(3);
@@ -177,10 +177,70 @@ fn lost_snapshot_is_resent() {
     }
     net.compact(1);
     net.heal();
+    net
+}
+
+fn snapshots_to(net: &Network, to: NodeId) -> usize {
+    net.count_sent(|m| m.to == to && matches!(m.body, MessageBody::Snapshot { .. }))
+}
+
+#[test]
+fn lost_snapshot_is_resent_at_the_next_heartbeat() {
+    let mut net = follower_needs_snapshot();
+    // The transport reports each lost snapshot as failed.
     net.filter = Some(Box::new(|m| !matches!(m.body, MessageBody::Snapshot { .. })));
     net.tick_all(3);
     assert!(net.state(3).is_empty());
+    let lost = snapshots_to(&net, 3);
+    assert!(lost >= 1);
     net.filter = None;
-    net.tick_all(2 * Config::new(1).election_tick);
+    // Well within an election timeout: the heartbeat response after the failure resends it.
+    net.tick_all(Config::new(1).heartbeat_tick);
+    assert_eq!(snapshots_to(&net, 3), lost + 1);
     assert_eq!(net.state(3), net.state(1));
+}
+
+#[test]
+fn snapshot_in_flight_is_never_resent_by_a_timer() {
+    let mut net = follower_needs_snapshot();
+    // A transfer that takes forever: never delivered, never reported.
+    net.report_snapshots = false;
+    net.filter = Some(Box::new(|m| !matches!(m.body, MessageBody::Snapshot { .. })));
+    net.tick_all(5 * Config::new(1).election_tick);
+    assert_eq!(snapshots_to(&net, 3), 1, "resent while the first transfer was still going");
+    assert_eq!(net.node(1).progress()[&3].state, ProgressState::Snapshot);
+    assert_eq!(net.leaders(), vec![1], "heartbeats kept flowing meanwhile");
+    // It breaks: the next heartbeat response sends a new one.
+    net.node_mut(1).report_snapshot(3, false);
+    net.report_snapshots = true;
+    net.filter = None;
+    net.tick_all(Config::new(1).heartbeat_tick);
+    assert_eq!(snapshots_to(&net, 3), 2);
+    assert_eq!(net.state(3), net.state(1));
+}
+
+#[test]
+fn snapshot_reported_received_resumes_after_it_though_its_answer_was_lost() {
+    let mut net = follower_needs_snapshot();
+    net.report_snapshots = false;
+    // Node 3's acknowledgements are lost (its rejections lead the leader to the snapshot).
+    net.filter = Some(Box::new(|m| !(m.from == 3 && matches!(m.body, MessageBody::AppendResp { reject: None, .. }))));
+    net.tick_all(3 * Config::new(1).election_tick);
+    assert_eq!(net.state(3), net.state(1), "node 3 installed the snapshot");
+    assert_eq!(net.node(1).progress()[&3].state, ProgressState::Snapshot, "but the leader never heard");
+    let snapshot_index = net.node(1).snapshot().meta.index;
+    net.node_mut(1).report_snapshot(3, true);
+    let pr = &net.node(1).progress()[&3];
+    assert_eq!((pr.state, pr.next), (ProgressState::Probe, snapshot_index + 1), "probe right after the snapshot");
+    assert!(pr.is_paused(), "until the next heartbeat response");
+    net.filter = None;
+    net.propose(1, "after").unwrap();
+    net.tick_all(Config::new(1).heartbeat_tick);
+    assert_eq!(net.state(3), net.state(1));
+    assert_eq!(net.node(1).progress()[&3].state, ProgressState::Replicate);
+    assert_eq!(snapshots_to(&net, 3), 1, "no second snapshot was needed");
+    // A report that matches no pending snapshot changes nothing.
+    net.node_mut(1).report_snapshot(3, false);
+    net.node_mut(2).report_snapshot(3, false);
+    assert_eq!(net.node(1).progress()[&3].state, ProgressState::Replicate);
 }

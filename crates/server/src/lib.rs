@@ -12,5 +12,6 @@ pub mod persist;
 pub mod request_ids;
 pub mod server;
 pub mod services;
+pub mod snapshot_stream;
 pub mod transport;
 pub mod watch_hub;

@@ -116,6 +116,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         from: id,
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.clone(),
+        snapshot_stream: false,
     };
     let shared = Arc::new(Shared::default());
     let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
@@ -131,7 +132,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             let _ = inputs.send(Input::Rejected(reason));
         }
     };
-    let transport = Transport::start(hello, peers, lost, rejected);
+    let snapshot_done = {
+        let inputs = inputs.clone();
+        move |peer, ok| {
+            let _ = inputs.send(Input::SnapshotDone { peer, ok });
+        }
+    };
+    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done);
 
     let raft = Config {
         heartbeat_tick,
@@ -180,7 +187,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         let members = members.clone();
         move |peer| members.read().expect("members lock").removed.contains(&peer)
     };
-    tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), is_removed, deliver));
+    let snapshot_dir = opts.data_dir.clone();
+    tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), snapshot_dir, is_removed, deliver));
 
     let node = NodeHandle { inputs, shared };
     let ctx = Context::new(ContextParts {

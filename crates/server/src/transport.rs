@@ -2,29 +2,39 @@
 //! queue: everything queued goes out as one length-prefixed `PeerBatch` frame, and a full
 //! queue drops messages instead of blocking (Raft repairs loss; a slow or dead peer never
 //! holds up the others). Each connection opens with a `PeerHello` naming cluster and sender.
+//! A snapshot goes on a connection of its own, in chunks (see `snapshot_stream`), one at a
+//! time per peer, and its outcome is reported back so the core can resend a failed one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tally_proto::tally_v1::{Command, PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
-use tally_raft::{Message, NodeId};
+use tally_raft::{Message, MessageBody, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::codec;
+use crate::snapshot_stream;
 
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE_MAX: usize = 8192;
 /// Messages per frame.
 const BATCH_MESSAGES_MAX: usize = 4096;
-/// Largest frame accepted (a snapshot travels in one frame).
+/// Largest frame accepted.
 const FRAME_BYTES_MAX: usize = 1 << 30;
 const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+/// A snapshot stream in which no write (sender) or frame (receiver) completes for this long
+/// is broken.
+const SNAPSHOT_IDLE_MAX: Duration = Duration::from_secs(10);
+/// How long a snapshot's sender waits for the receiver's verdict after the trailer (the
+/// receiver reads the whole snapshot back from its file first).
+const SNAPSHOT_RESULT_WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// What a peer told us about itself when it connected.
 #[derive(Clone, Debug, Default)]
@@ -57,6 +67,7 @@ pub enum Inbound {
 
 type PeerCallback = Arc<dyn Fn(NodeId) + Send + Sync>;
 type RejectionCallback = Arc<dyn Fn(String) + Send + Sync>;
+type SnapshotCallback = Arc<dyn Fn(NodeId, bool) + Send + Sync>;
 
 /// What an outbound connection task is asked to send.
 enum Outbound {
@@ -70,6 +81,37 @@ struct Queue {
     addr: SocketAddr,
     tx: mpsc::Sender<Outbound>,
     task: tokio::task::AbortHandle,
+    /// The snapshot transfer to this peer, if one was started (at most one runs at a time).
+    snapshot: Option<tokio::task::AbortHandle>,
+}
+
+impl Queue {
+    fn abort(&self) {
+        self.task.abort();
+        if let Some(snapshot) = &self.snapshot {
+            snapshot.abort();
+        }
+    }
+}
+
+/// Reports a snapshot transfer's outcome exactly once: as a failure if it is dropped before
+/// `done` (the transfer task was aborted, or never ran).
+struct SnapshotReport {
+    peer: NodeId,
+    report: SnapshotCallback,
+    ok: bool,
+}
+
+impl SnapshotReport {
+    fn done(mut self, ok: bool) {
+        self.ok = ok;
+    }
+}
+
+impl Drop for SnapshotReport {
+    fn drop(&mut self) {
+        (self.report)(self.peer, self.ok);
+    }
 }
 
 /// Sending side: a queue and a connection task per peer; peers come and go with membership.
@@ -80,15 +122,18 @@ pub struct Transport {
     runtime: tokio::runtime::Handle,
     on_lost: PeerCallback,
     on_rejected: RejectionCallback,
+    on_snapshot: SnapshotCallback,
 }
 
 impl Transport {
-    /// Must be called inside the tokio runtime that will run the connections.
+    /// Must be called inside the tokio runtime that will run the connections. `on_snapshot`
+    /// hears how each snapshot's transfer ended (peer, whether it received all of it).
     pub fn start(
         hello: PeerHello,
         peers: BTreeMap<NodeId, SocketAddr>,
         on_lost: impl Fn(NodeId) + Send + Sync + 'static,
         on_rejected: impl Fn(String) + Send + Sync + 'static,
+        on_snapshot: impl Fn(NodeId, bool) + Send + Sync + 'static,
     ) -> Self {
         let transport = Self {
             queues: Arc::new(Mutex::new(BTreeMap::new())),
@@ -96,6 +141,7 @@ impl Transport {
             runtime: tokio::runtime::Handle::current(),
             on_lost: Arc::new(on_lost),
             on_rejected: Arc::new(on_rejected),
+            on_snapshot: Arc::new(on_snapshot),
         };
         transport.set_peers(peers, &BTreeSet::new());
         transport
@@ -111,16 +157,19 @@ impl Transport {
             Some(addr) if *addr == q.addr => true,
             Some(_) => {
                 // Moved: reconnect at the new address.
-                q.task.abort();
+                q.abort();
                 false
             }
             None if !removed.contains(id) => {
-                q.task.abort();
+                q.abort();
                 false
             }
             None => {
                 // Left the cluster: its last frame tells it so (it may not learn it otherwise,
                 // since nobody replicates to it any more); the task ends after sending it.
+                if let Some(snapshot) = &q.snapshot {
+                    snapshot.abort();
+                }
                 let reason = format!("member {id:x} was removed from the cluster");
                 let _ = q.tx.try_send(Outbound::Reject(reason));
                 false
@@ -133,7 +182,7 @@ impl Transport {
             let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
             let (on_lost, on_rejected) = (self.on_lost.clone(), self.on_rejected.clone());
             let task = self.runtime.spawn(run_outbound(addr, self.hello.clone(), rx, move || on_lost(id), on_rejected));
-            queues.insert(id, Queue { addr, tx, task: task.abort_handle() });
+            queues.insert(id, Queue { addr, tx, task: task.abort_handle(), snapshot: None });
         }
     }
 
@@ -148,8 +197,12 @@ impl Transport {
         }
     }
 
-    /// Queues a message; drops it if the peer is unknown or its queue is full.
+    /// Queues a message; drops it if the peer is unknown or its queue is full. A snapshot
+    /// starts a transfer of its own instead.
     pub fn send(&self, m: Message) {
+        if matches!(m.body, MessageBody::Snapshot { .. }) {
+            return self.send_snapshot(m);
+        }
         let queues = self.queues.lock().expect("transport lock");
         if let Some(queue) = queues.get(&m.to) {
             if queue.tx.try_send(Outbound::Message(m)).is_err() {
@@ -157,6 +210,54 @@ impl Transport {
             }
         }
     }
+
+    /// Streams a snapshot to its peer on a connection of its own, and reports the outcome.
+    /// While one transfer to a peer runs, another is dropped: the running one's report makes
+    /// the core decide again.
+    fn send_snapshot(&self, m: Message) {
+        let to = m.to;
+        let mut queues = self.queues.lock().expect("transport lock");
+        let Some(queue) = queues.get_mut(&to) else {
+            drop(queues);
+            tracing::debug!(peer = %format_args!("{to:x}"), "snapshot for an unknown peer: failed");
+            return (self.on_snapshot)(to, false);
+        };
+        if queue.snapshot.as_ref().is_some_and(|t| !t.is_finished()) {
+            tracing::debug!(peer = %format_args!("{to:x}"), "a snapshot transfer is already running; dropped another");
+            return;
+        }
+        let (addr, hello) = (queue.addr, PeerHello { snapshot_stream: true, ..self.hello.clone() });
+        let report = SnapshotReport { peer: to, report: self.on_snapshot.clone(), ok: false };
+        let task = self.runtime.spawn(async move {
+            let started = std::time::Instant::now();
+            let bytes = match &m.body {
+                MessageBody::Snapshot { snapshot } => snapshot.data.len(),
+                _ => unreachable!("checked by send"),
+            };
+            match stream_snapshot(addr, &hello, m).await {
+                Ok(()) => {
+                    tracing::info!(peer = %format_args!("{to:x}"), bytes, elapsed = ?started.elapsed(), "sent a snapshot");
+                    report.done(true);
+                }
+                Err(e) => tracing::warn!(peer = %format_args!("{to:x}"), bytes, "sending a snapshot failed: {e}"),
+            }
+        });
+        queue.snapshot = Some(task.abort_handle());
+    }
+}
+
+async fn stream_snapshot(addr: SocketAddr, hello: &PeerHello, m: Message) -> Result<(), snapshot_stream::StreamError> {
+    let stream = match tokio::time::timeout(SNAPSHOT_IDLE_MAX, TcpStream::connect(addr)).await {
+        Ok(stream) => stream?,
+        Err(_) => return Err(snapshot_stream::StreamError::Stalled(SNAPSHOT_IDLE_MAX)),
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut r, w) = stream.into_split();
+    // Large writes (the chunks) bypass the buffer; it only gathers the small frame headers.
+    let mut w = BufWriter::with_capacity(64 << 10, w);
+    write_frame(&mut w, &hello.encode_to_vec()).await?;
+    snapshot_stream::write_snapshot(&mut w, m, snapshot_stream::CHUNK_BYTES, SNAPSHOT_IDLE_MAX).await?;
+    snapshot_stream::read_result(&mut r, SNAPSHOT_RESULT_WAIT_MAX).await
 }
 
 async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
@@ -253,22 +354,31 @@ async fn run_outbound(
 }
 
 /// Receiving side: accepts peer connections and hands every message, and every connection
-/// that ends, to `deliver`.
+/// that ends, to `deliver`. Snapshots are received through files in `snapshot_dir` (the data
+/// directory); partial ones a crash left there are removed first.
 pub async fn listen(
     listener: TcpListener,
     cluster_id: u64,
     directory: PeerDirectory,
+    snapshot_dir: PathBuf,
     is_removed: impl Fn(NodeId) -> bool + Clone + Send + Sync + 'static,
     deliver: impl Fn(Inbound) + Clone + Send + Sync + 'static,
 ) {
+    match snapshot_stream::remove_partial_files(&snapshot_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} partially received snapshot(s) from {}", snapshot_dir.display()),
+        Err(e) => tracing::warn!("could not remove partially received snapshots from {}: {e}", snapshot_dir.display()),
+    }
+    let snapshot_dir = Arc::new(snapshot_dir);
     loop {
         let Ok((stream, remote)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
         let directory = directory.clone();
         let deliver = deliver.clone();
         let is_removed = is_removed.clone();
+        let snapshot_dir = snapshot_dir.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_inbound(stream, cluster_id, directory, is_removed, deliver).await {
+            if let Err(e) = serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver).await {
                 tracing::debug!(%remote, "peer connection closed: {e}");
             }
         });
@@ -279,6 +389,7 @@ async fn serve_inbound(
     mut stream: TcpStream,
     cluster_id: u64,
     directory: PeerDirectory,
+    snapshot_dir: &std::path::Path,
     is_removed: impl Fn(NodeId) -> bool,
     deliver: impl Fn(Inbound),
 ) -> std::io::Result<()> {
@@ -296,6 +407,10 @@ async fn serve_inbound(
         write_frame(&mut stream, &PeerRejection { reason }.encode_to_vec()).await?;
         stream.flush().await?;
         return Err(invalid("a removed member connected".into()));
+    }
+    if hello.snapshot_stream {
+        // Its end says nothing about the peer's process: no ConnectionLost.
+        return receive_snapshot(stream, hello.from, snapshot_dir, deliver).await;
     }
     directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
     let result = async {
@@ -331,6 +446,34 @@ async fn serve_inbound(
     result
 }
 
+/// Receives one snapshot stream, hands the message over if it arrived whole, and tells the
+/// sender whether it did.
+async fn receive_snapshot(
+    mut stream: TcpStream,
+    from: NodeId,
+    dir: &std::path::Path,
+    deliver: impl Fn(Inbound),
+) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
+    let result = snapshot_stream::read_snapshot(&mut stream, from, dir, SNAPSHOT_IDLE_MAX).await;
+    let verdict = match result {
+        Ok(m) => {
+            if let MessageBody::Snapshot { snapshot } = &m.body {
+                let (index, bytes) = (snapshot.meta.index, snapshot.data.len());
+                tracing::info!(from = %format_args!("{from:x}"), index, bytes, elapsed = ?started.elapsed(), "received a snapshot");
+            }
+            deliver(Inbound::Message(m));
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(from = %format_args!("{from:x}"), "receiving a snapshot failed: {e}");
+            Err(e.to_string())
+        }
+    };
+    // Best effort: if the connection broke, the sender learns it from that.
+    snapshot_stream::write_result(&mut stream, &verdict).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,17 +491,25 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let directory = PeerDirectory::default();
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let dir = tempfile::tempdir().unwrap();
         tokio::spawn(listen(
             listener,
             42,
             directory.clone(),
+            dir.path().to_path_buf(),
             |id| id == 9,
             move |inbound| {
                 let _ = tx.send(inbound);
             },
         ));
-        let hello = PeerHello { cluster_id: 42, from: 1, name: "n1".into(), client_urls: vec!["http://c".into()] };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {});
+        let hello = PeerHello {
+            cluster_id: 42,
+            from: 1,
+            name: "n1".into(),
+            client_urls: vec!["http://c".into()],
+            ..Default::default()
+        };
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
         for round in 0..3 {
             transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::HeartbeatResp { round } });
         }
@@ -391,6 +542,7 @@ mod tests {
             move |reason| {
                 let _ = told.send(reason);
             },
+            |_, _| {},
         );
         removed.send(Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
         let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
@@ -402,22 +554,191 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let dir = tempfile::tempdir().unwrap();
         tokio::spawn(listen(
             listener,
             42,
             PeerDirectory::default(),
+            dir.path().to_path_buf(),
             |_| false,
             move |inbound| {
                 let _ = tx.send(inbound);
             },
         ));
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {});
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
         transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
         let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(first, Inbound::Message(_)));
         transport.set_peers(BTreeMap::new(), &[2].into());
         let told = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(told, Inbound::Rejected(ref reason) if reason.contains("removed")));
+    }
+
+    /// Forwards connections to `upstream`; the first one that carries more than `cut_after`
+    /// bytes towards it is cut there (both sides closed), as a broken network would.
+    async fn cutting_proxy(listener: TcpListener, upstream: SocketAddr, cut_after: usize) {
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let mut server = TcpStream::connect(upstream).await.unwrap();
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let upward = async {
+                    let (mut buf, mut sent) = (vec![0u8; 64 << 10], 0);
+                    loop {
+                        let n = cr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        if sent + n > cut_after && !cut.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            let _ = sw.write_all(&buf[..cut_after - sent]).await;
+                            return;
+                        }
+                        sent += n;
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = upward => {}
+                    _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                }
+            });
+        }
+    }
+
+    fn partial_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_broken_midway_is_reported_and_the_next_transfer_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(
+            listener,
+            42,
+            PeerDirectory::default(),
+            dir.path().to_path_buf(),
+            |_| false,
+            move |i| {
+                let _ = tx.send(i);
+            },
+        ));
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = proxy.local_addr().unwrap();
+        // Cut the snapshot's connection after about three and a half chunks.
+        tokio::spawn(cutting_proxy(proxy, addr, snapshot_stream::CHUNK_BYTES * 7 / 2));
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let transport = Transport::start(
+            hello,
+            [(2, proxy_addr)].into(),
+            |_| {},
+            |_| {},
+            move |peer, ok| {
+                let _ = done.send((peer, ok));
+            },
+        );
+        let data: Vec<u8> = (0..6 * snapshot_stream::CHUNK_BYTES + 12345).map(|i| (i % 253) as u8).collect();
+        let meta = tally_raft::SnapshotMeta { index: 77, term: 4, conf: tally_raft::ConfState::with_voters([1, 2]) };
+        let snapshot = tally_raft::Snapshot { meta, data: bytes::Bytes::from(data) };
+        let m = Message { from: 1, to: 2, term: 4, body: MessageBody::Snapshot { snapshot } };
+        let wait = Duration::from_secs(20);
+
+        transport.send(m.clone());
+        assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, false)));
+        // The receiver gave up too: nothing delivered, no partial file (it may still be closing).
+        let deadline = tokio::time::Instant::now() + wait;
+        while partial_files(dir.path()) > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the partial file was never removed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(rx.try_recv().is_err(), "something was delivered from a broken transfer");
+
+        transport.send(m.clone());
+        assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, true)));
+        let Inbound::Message(got) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
+            panic!("expected the snapshot message")
+        };
+        assert_eq!(got, m);
+        assert_eq!(partial_files(dir.path()), 0);
+        // Neither transfer's end looked like the peer's death.
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn one_snapshot_transfer_at_a_time_per_peer() {
+        // A peer that accepts connections and reads their hellos, then nothing more.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (streams, mut streams_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                read_frame(&mut stream, &mut buf).await.unwrap();
+                let _ = streams.send(PeerHello::decode(buf.as_slice()).unwrap().snapshot_stream);
+                held.push(stream);
+            }
+        });
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let transport = Transport::start(
+            hello,
+            [(2, addr)].into(),
+            |_| {},
+            |_| {},
+            move |peer, ok| {
+                let _ = done.send((peer, ok));
+            },
+        );
+        let wait = Duration::from_secs(5);
+        assert_eq!(tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(), Some(false), "the message stream");
+        // Larger than what the socket buffers take, so the first transfer stays stuck.
+        let snapshot = tally_raft::Snapshot { data: vec![7u8; 64 << 20].into(), ..Default::default() };
+        let m = Message { from: 1, to: 2, term: 1, body: MessageBody::Snapshot { snapshot } };
+        transport.send(m.clone());
+        assert_eq!(tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(), Some(true), "the first transfer");
+        transport.send(m.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(streams_rx.try_recv().is_err(), "a second transfer started while the first runs");
+        assert!(done_rx.try_recv().is_err(), "nothing ended yet");
+        // A change of address ends the transfer: reported as failed, and the next one starts.
+        transport.set_peers([(2, "127.0.0.1:1".parse().unwrap())].into(), &BTreeSet::new());
+        assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, false)));
+        transport.set_peers([(2, addr)].into(), &BTreeSet::new());
+        transport.send(m);
+        let mut kinds = vec![
+            tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(),
+            tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(),
+        ];
+        kinds.sort();
+        assert_eq!(kinds, [Some(false), Some(true)], "a new message stream and a new transfer");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_for_an_unknown_peer_fails_at_once() {
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let transport = Transport::start(
+            hello,
+            BTreeMap::new(),
+            |_| {},
+            |_| {},
+            move |peer, ok| {
+                let _ = done.send((peer, ok));
+            },
+        );
+        let body = MessageBody::Snapshot { snapshot: tally_raft::Snapshot::default() };
+        transport.send(Message { from: 1, to: 5, term: 1, body });
+        assert_eq!(done_rx.try_recv().unwrap(), (5, false));
     }
 }

@@ -105,6 +105,14 @@ enum Event {
         peer: NodeId,
     },
     SpuriousReset,
+    /// The transport of `node` (if still the same incarnation) reports how sending a snapshot
+    /// to `peer` ended.
+    SnapshotStatus {
+        node: NodeId,
+        incarnation: u64,
+        peer: NodeId,
+        ok: bool,
+    },
     Restart {
         node: NodeId,
     },
@@ -301,14 +309,27 @@ impl Simulation {
             _ => {}
         }
         if self.blocked.contains(&(m.from, m.to)) || (self.lossy() && self.rng.chance(self.plan.drop)) {
+            self.report_snapshot(&m, false);
             return;
         }
-        if self.lossy() && self.rng.chance(self.plan.duplicate) {
+        // A snapshot travels on a stream of its own, which never duplicates it.
+        let is_snapshot = matches!(m.body, MessageBody::Snapshot { .. });
+        if !is_snapshot && self.lossy() && self.rng.chance(self.plan.duplicate) {
             let at = self.now + self.net_delay();
             self.schedule(at, Event::Deliver(m.clone()));
         }
         let at = self.now + self.net_delay();
         self.schedule(at, Event::Deliver(m));
+    }
+
+    /// A snapshot's transfer ended: its sender's transport reports it, one network delay later.
+    fn report_snapshot(&mut self, m: &Message, ok: bool) {
+        if !matches!(m.body, MessageBody::Snapshot { .. }) {
+            return;
+        }
+        let Some(incarnation) = self.nodes.get(&m.from).map(|n| n.incarnation) else { return };
+        let at = self.now + self.net_delay();
+        self.schedule(at, Event::SnapshotStatus { node: m.from, incarnation, peer: m.to, ok });
     }
 
     fn dispatch(&mut self, out: Outputs) {
@@ -420,11 +441,17 @@ impl Simulation {
             Event::Deliver(m) => {
                 let to = m.to;
                 if !self.nodes.get(&to).is_some_and(|n| n.is_up()) {
+                    self.report_snapshot(&m, false);
                     return;
                 }
                 self.trace(|| format!("deliver {m:?}"));
+                // The receiver acknowledges a snapshot once it holds all of it.
+                let delivered_snapshot = matches!(m.body, MessageBody::Snapshot { .. }).then(|| m.clone());
                 let n = self.nodes.get_mut(&to).expect("checked");
                 n.raft_mut().step(m).expect("routed to its recipient");
+                if let Some(m) = delivered_snapshot {
+                    self.report_snapshot(&m, true);
+                }
                 self.handle_ready(to);
             }
             Event::Request { to, request } => {
@@ -491,6 +518,13 @@ impl Simulation {
                 if self.nodes.get(&node).is_some_and(|n| n.is_up()) {
                     self.trace(|| format!("node {node}: connection to {peer} reset"));
                     self.nodes.get_mut(&node).expect("exists").raft_mut().report_unreachable(peer);
+                    self.handle_ready(node);
+                }
+            }
+            Event::SnapshotStatus { node, incarnation, peer, ok } => {
+                if self.nodes.get(&node).is_some_and(|n| n.is_up() && n.incarnation == incarnation) {
+                    self.trace(|| format!("node {node}: snapshot to {peer} {}", if ok { "sent" } else { "failed" }));
+                    self.nodes.get_mut(&node).expect("exists").raft_mut().report_snapshot(peer, ok);
                     self.handle_ready(node);
                 }
             }

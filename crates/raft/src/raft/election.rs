@@ -291,7 +291,6 @@ impl Raft {
             }
             self.lead_transferee = None;
         }
-        self.tick_snapshot_timeouts();
         if self.heartbeat_elapsed >= self.config.heartbeat_tick {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat();

@@ -83,16 +83,22 @@ impl Raft {
         true
     }
 
-    /// A snapshot whose answer never came (lost on the way) is retried after an election timeout.
-    pub(super) fn tick_snapshot_timeouts(&mut self) {
-        let timeout = self.config.election_tick;
-        for pr in self.progress.values_mut() {
-            if pr.state == ProgressState::Snapshot {
-                pr.snapshot_elapsed += 1;
-                if pr.snapshot_elapsed >= timeout {
-                    pr.become_probe();
-                }
-            }
+    /// The driver reports how the transfer of the snapshot it was given for `peer` ended: `ok`
+    /// when the peer received all of it, `false` when the transfer broke (connection lost, bad
+    /// checksum, timeout) or never started. Until this report the leader sends `peer` nothing
+    /// but heartbeats, however long the transfer takes; no timer resends it (as etcd's
+    /// `ReportSnapshot`). Either way the leader then probes, once the next heartbeat response
+    /// (or the peer's answer to the snapshot) arrives: after a success right behind the
+    /// snapshot, after a failure where the peer's log is known to match, which sends a new
+    /// snapshot if that part of the log is compacted. A report that matches no pending
+    /// snapshot (stale, or we are no longer leader) changes nothing.
+    pub fn report_snapshot(&mut self, peer: NodeId, ok: bool) {
+        self.assert_not_in_ready();
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(pr) = self.progress.get_mut(&peer).filter(|pr| pr.state == ProgressState::Snapshot) {
+            pr.snapshot_reported(ok);
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Network {
     pub sent: Vec<Message>,
     /// Optional filter: return false to drop a message.
     pub filter: Option<MessageFilter>,
+    /// Report every snapshot's transfer to its sender (`report_snapshot`) as a real transport
+    /// does: a failure when it is dropped, success once it is delivered. Tests of the report
+    /// itself turn this off and report by hand.
+    pub report_snapshots: bool,
 }
 
 pub fn cmd(s: &str) -> Bytes {
@@ -60,6 +64,11 @@ fn decode_state(mut data: &[u8]) -> Vec<Bytes> {
     out
 }
 
+/// (sender, recipient) of a snapshot message; `None` for any other message.
+fn snapshot_route(m: &Message) -> Option<(NodeId, NodeId)> {
+    matches!(m.body, MessageBody::Snapshot { .. }).then_some((m.from, m.to))
+}
+
 impl Network {
     pub fn new(n: u64) -> Self {
         Self::with_config(n, Config::new)
@@ -73,6 +82,7 @@ impl Network {
             blocked: BTreeSet::new(),
             sent: Vec::new(),
             filter: None,
+            report_snapshots: true,
         };
         for id in 1..=n {
             let persisted = Persisted::bootstrap(1..=n);
@@ -103,7 +113,11 @@ impl Network {
     /// Crash: everything not durable is lost, then the node restarts from its disk.
     pub fn restart(&mut self, id: NodeId) {
         let disk = self.nodes[&id].disk.clone();
+        let lost: Vec<Message> = self.in_flight.iter().filter(|m| m.to == id && m.from != id).cloned().collect();
         self.in_flight.retain(|m| m.to != id && m.from != id);
+        for m in lost {
+            self.report_snapshot(snapshot_route(&m), false);
+        }
         let persisted = Persisted { hard_state: disk.hard_state, snapshot: disk.snapshot, entries: disk.entries };
         self.start(id, persisted);
     }
@@ -176,18 +190,25 @@ impl Network {
             let Some(m) = self.in_flight.pop_front() else {
                 return delivered;
             };
-            if self.blocked.contains(&(m.from, m.to)) || !self.nodes.contains_key(&m.to) {
+            let route = snapshot_route(&m);
+            let passes = !self.blocked.contains(&(m.from, m.to)) && self.nodes.contains_key(&m.to);
+            if !passes || !self.filter.as_mut().is_none_or(|filter| filter(&m)) {
+                self.report_snapshot(route, false);
                 continue;
-            }
-            if let Some(filter) = self.filter.as_mut() {
-                if !filter(&m) {
-                    continue;
-                }
             }
             delivered += 1;
             assert!(delivered < 1_000_000, "cluster never quiesced");
             let to = m.to;
             self.node_mut(to).step(m).unwrap();
+            self.report_snapshot(route, true);
+        }
+    }
+
+    /// With reports on, tells a snapshot's sender how its transfer (`route`: from, to) ended.
+    fn report_snapshot(&mut self, route: Option<(NodeId, NodeId)>, ok: bool) {
+        let Some((from, to)) = route.filter(|_| self.report_snapshots) else { return };
+        if let Some(node) = self.nodes.get_mut(&from) {
+            node.raft.report_snapshot(to, ok);
         }
     }
 

@@ -39,6 +39,11 @@ pub enum Input {
     Peer(Message),
     /// The transport saw this peer's connection close or reset.
     PeerLost(NodeId),
+    /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.
+    SnapshotDone {
+        peer: NodeId,
+        ok: bool,
+    },
     Propose {
         cmd: Command,
         reply: oneshot::Sender<ProposeOutcome>,
@@ -258,6 +263,7 @@ impl Driver {
                 }
             }
             Input::PeerLost(peer) => self.raft.report_unreachable(peer),
+            Input::SnapshotDone { peer, ok } => self.raft.report_snapshot(peer, ok),
             Input::Membership { req, reply } => self.handle_membership(req, reply),
             Input::Rejected(reason) => self.stop_removed(&reason),
             Input::Propose { cmd, reply } => self.propose(cmd, reply),
@@ -516,8 +522,11 @@ fn encode_snapshot(members: &Members, sm: &StateMachine) -> Bytes {
     Bytes::from(snapshot.encode_to_vec())
 }
 
-fn decode_snapshot(data: &[u8]) -> Result<(Members, StateMachine), String> {
-    let snapshot = tally_proto::tally_v1::NodeSnapshot::decode(data).map_err(|e| format!("bad snapshot: {e}"))?;
+/// Decoding from `Bytes` lets the state field share the snapshot's buffer; decoding from a
+/// slice would copy it, one more snapshot-sized allocation while installing.
+fn decode_snapshot(data: &Bytes) -> Result<(Members, StateMachine), String> {
+    let snapshot =
+        tally_proto::tally_v1::NodeSnapshot::decode(data.clone()).map_err(|e| format!("bad snapshot: {e}"))?;
     let sm = StateMachine::restore(&snapshot.state).map_err(|e| format!("bad state machine snapshot: {e:?}"))?;
     Ok((Members::from_table(snapshot.members.unwrap_or_default()), sm))
 }
