@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, RealFs, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
-use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN};
-use crate::recovery::{self, Segment, TornTail};
-use crate::segment::{self, TMP_SUFFIX};
+use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN, TRAILER_LEN};
+use crate::recovery::{self, Segment, Spare, TornTail};
+use crate::segment::{self, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::snapshot;
 use crate::types::{HardState, LogEntry, Snapshot, SnapshotMeta, WriteBatch};
 
@@ -29,11 +29,15 @@ pub struct WalOptions {
     /// metadata (a journal commit on ext4); with the blocks written once up front, appends
     /// are plain overwrites. Costs one sequential write of `segment_size` per segment.
     pub zero_fill: bool,
+    /// Segments released by [`Wal::compact`] kept as spare files and reused as the next
+    /// segments: their blocks are already written, so they need no zero fill and appends
+    /// stay overwrites. Each spare holds `segment_size` bytes of disk. 0 deletes them.
+    pub spare_segments_max: usize,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions { segment_size: 64 << 20, cache_bytes_max: 32 << 20, zero_fill: true }
+        WalOptions { segment_size: 64 << 20, cache_bytes_max: 32 << 20, zero_fill: true, spare_segments_max: 2 }
     }
 }
 
@@ -55,6 +59,9 @@ pub struct Wal<F: FileSystem = RealFs> {
     dir: PathBuf,
     opts: WalOptions,
     segments: BTreeMap<u64, Segment<F::File>>,
+    /// Released segment files of `segment_size` bytes awaiting reuse, in release order.
+    /// Invariant: `spares.len() <= opts.spare_segments_max`.
+    spares: Vec<Spare<F::File>>,
     active: u64,
     write_offset: u64,
     active_len: u64,
@@ -98,6 +105,7 @@ impl<F: FileSystem> Wal<F> {
             dir,
             opts,
             segments: r.segments,
+            spares: Vec::new(),
             active,
             write_offset: r.write_offset,
             active_len: r.active_len,
@@ -109,6 +117,7 @@ impl<F: FileSystem> Wal<F> {
             data_offsets: Vec::new(),
             _lock: lock,
         };
+        wal.adopt_spares(r.spares)?;
         if wal.segments.is_empty() {
             wal.roll(0)?;
         }
@@ -206,7 +215,8 @@ impl<F: FileSystem> Wal<F> {
         self.data_offsets.clear();
         let start = record::begin_record(&mut self.scratch);
         record::encode_batch(&mut self.scratch, batch.hard_state.as_ref(), batch.entries, &mut self.data_offsets);
-        record::finish_record(&mut self.scratch, start, RecordType::Batch);
+        // Sealed for the segment it lands in by `write_scratch`.
+        record::finish_record(&mut self.scratch, start, RecordType::Batch, 0);
         debug_assert_eq!(self.scratch.len(), record::align_up(RECORD_HEADER_LEN + body_len));
         let at = self.write_scratch()?;
 
@@ -279,7 +289,8 @@ impl<F: FileSystem> Wal<F> {
         Ok(())
     }
 
-    /// Writes `scratch` as the next record(s) and fdatasyncs; returns its file offset.
+    /// Writes the record in `scratch` (plus its zero trailer) and fdatasyncs; returns the
+    /// record's file offset.
     fn write_scratch(&mut self) -> Result<u64> {
         let len = self.scratch.len() as u64;
         if self.write_offset + len > self.active_len {
@@ -287,6 +298,10 @@ impl<F: FileSystem> Wal<F> {
         }
         let at = self.write_offset;
         let seg = &self.segments[&self.active];
+        record::reseal(&mut self.scratch, seg.seed);
+        // The trailer is cut at the end of the file; a short one is zeros up to the end.
+        let trailer = TRAILER_LEN.min((self.active_len - at - len) as usize);
+        self.scratch.resize(len as usize + trailer, 0);
         let res = seg
             .file
             .write_all_at(&self.scratch, at)
@@ -314,38 +329,66 @@ impl<F: FileSystem> Wal<F> {
 
     fn roll_inner(&mut self, record_len: u64) -> Result<()> {
         let seq = self.active + 1;
+        let seed = segment::record_seed(seq);
         let path = self.dir.join(segment::segment_name(seq));
-        let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
-        let mut head = segment::encode_header(seq).to_vec();
+        let head_len = SEGMENT_HEADER_LEN + record::align_up(RECORD_HEADER_LEN + record::batch_body_len(true, &[]));
+        let size = self.opts.segment_size.max((head_len as u64) + record_len);
+        let size = record::align_up(size as usize) as u64;
+        // A spare is exactly `segment_size`; a record too large for that gets a fresh file.
+        let spare = if size == self.opts.segment_size { self.spares.pop() } else { None };
+        let recycled = spare.is_some();
+        let mut head = segment::encode_header(seq, recycled).to_vec();
         let start = record::begin_record(&mut head);
         record::encode_batch(&mut head, Some(&self.hard_state), &[], &mut Vec::new());
-        record::finish_record(&mut head, start, RecordType::Batch);
-        let size = self.opts.segment_size.max(head.len() as u64 + record_len);
-        let size = record::align_up(size as usize) as u64;
+        record::finish_record(&mut head, start, RecordType::Batch, seed);
+        debug_assert_eq!(head.len(), head_len);
+        head.resize(head_len + TRAILER_LEN.min((size - head_len as u64) as usize), 0);
 
-        let what = || format!("creating segment {}", tmp.display());
-        let file = self.fs.open(&tmp, true).ctx(what)?;
-        file.set_len(0).ctx(what)?;
-        file.set_len(size).ctx(what)?;
-        if self.opts.zero_fill {
-            const CHUNK: u64 = 1 << 20;
-            let zeros = vec![0u8; CHUNK.min(size) as usize];
-            let mut at = 0;
-            while at < size {
-                let n = CHUNK.min(size - at) as usize;
-                file.write_all_at(&zeros[..n], at).ctx(what)?;
-                at += n as u64;
+        // Either way the header is durable before the file gets its segment name, so a
+        // segment that exists always has a valid header; the name is durable before any
+        // append to it is acknowledged.
+        let (from, file) = match spare {
+            Some(Spare { path: spare_path, file }) => {
+                let what = || format!("reusing {} as segment {}", spare_path.display(), path.display());
+                file.write_all_at(&head, 0).ctx(what)?;
+                file.sync_data().ctx(what)?;
+                (spare_path, file)
             }
-        }
-        file.write_all_at(&head, 0).ctx(what)?;
-        file.sync_data().ctx(what)?;
-        self.fs.rename(&tmp, &path).ctx(what)?;
+            None => {
+                let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
+                let what = || format!("creating segment {}", tmp.display());
+                let file = self.fs.open(&tmp, true).ctx(what)?;
+                file.set_len(0).ctx(what)?;
+                file.set_len(size).ctx(what)?;
+                if self.opts.zero_fill {
+                    recovery::write_zeros(&file, 0, size).ctx(what)?;
+                }
+                file.write_all_at(&head, 0).ctx(what)?;
+                file.sync_data().ctx(what)?;
+                (tmp, file)
+            }
+        };
+        self.fs.rename(&from, &path).ctx(|| format!("renaming {} to {}", from.display(), path.display()))?;
         self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
 
-        self.segments.insert(seq, Segment { path, file });
+        self.segments.insert(seq, Segment { path, file, seed });
         self.active = seq;
-        self.write_offset = head.len() as u64;
+        self.write_offset = head_len as u64;
         self.active_len = size;
+        Ok(())
+    }
+
+    /// Takes over the spare files found at open: keeps those that fit the current
+    /// `segment_size`, up to `spare_segments_max`, and deletes the rest.
+    fn adopt_spares(&mut self, found: Vec<Spare<F::File>>) -> Result<()> {
+        for spare in found {
+            let size = spare.file.size().ctx(|| format!("reading the size of {}", spare.path.display()))?;
+            if size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
+                self.spares.push(spare);
+            } else {
+                self.fs.remove_file(&spare.path).ctx(|| format!("removing spare {}", spare.path.display()))?;
+            }
+        }
         Ok(())
     }
 
@@ -353,7 +396,7 @@ impl<F: FileSystem> Wal<F> {
         self.scratch.clear();
         let start = record::begin_record(&mut self.scratch);
         record::encode_marker(&mut self.scratch, marker);
-        record::finish_record(&mut self.scratch, start, kind);
+        record::finish_record(&mut self.scratch, start, kind, 0);
         self.write_scratch().map(drop)
     }
 
@@ -418,14 +461,32 @@ impl<F: FileSystem> Wal<F> {
         let keep_from = self.log.get(index + 1).map_or(self.active, |m| m.seg);
         self.append_marker(RecordType::Compact, Marker { index, term, reset: false, keep_from })?;
         self.log.compact_to(index, term);
-        // Oldest first with a directory sync each, so a crash leaves a contiguous suffix.
-        while let Some((&seq, seg)) = self.segments.first_key_value() {
-            if seq >= keep_from {
+        let res = self.release_segments(keep_from);
+        if res.is_err() {
+            // A spare whose rename may not be durable must never be overwritten.
+            self.poisoned = true;
+        }
+        res
+    }
+
+    /// Takes the segments before `keep_from` out of the log: oldest first with a directory
+    /// sync each, so a crash leaves a contiguous suffix. Keeping one as a spare is a rename
+    /// out of the log: to recovery the same as a delete, and durable before the file is
+    /// ever overwritten.
+    fn release_segments(&mut self, keep_from: u64) -> Result<()> {
+        while let Some(entry) = self.segments.first_entry() {
+            if *entry.key() >= keep_from {
                 break;
             }
-            let path = seg.path.clone();
-            self.segments.remove(&seq);
-            self.fs.remove_file(&path).ctx(|| format!("removing segment {}", path.display()))?;
+            let (seq, seg) = entry.remove_entry();
+            let size = seg.file.size().ctx(|| format!("reading the size of {}", seg.path.display()))?;
+            if size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
+                let spare = self.dir.join(segment::spare_name(seq));
+                self.fs.rename(&seg.path, &spare).ctx(|| format!("keeping {} as a spare", seg.path.display()))?;
+                self.spares.push(Spare { path: spare, file: seg.file });
+            } else {
+                self.fs.remove_file(&seg.path).ctx(|| format!("removing segment {}", seg.path.display()))?;
+            }
             self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
         }
         Ok(())

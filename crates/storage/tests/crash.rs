@@ -36,7 +36,7 @@ impl Model {
 }
 
 fn opts() -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 2048, zero_fill: true }
+    WalOptions { segment_size: 4096, cache_bytes_max: 2048, zero_fill: true, spare_segments_max: 2 }
 }
 
 fn data(rng: &mut SimRng) -> Bytes {

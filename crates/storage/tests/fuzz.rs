@@ -9,7 +9,7 @@ use tally_storage::simfs::SimFs;
 use tally_storage::{segment_name, Error, HardState, LogEntry, Wal, WalOptions, WriteBatch, SEGMENT_HEADER_LEN};
 
 fn opts() -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 256, zero_fill: true }
+    WalOptions { segment_size: 4096, cache_bytes_max: 256, zero_fill: true, spare_segments_max: 2 }
 }
 
 /// A data dir with one valid segment holding a few batches; returns the segment's bytes.

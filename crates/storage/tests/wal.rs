@@ -23,7 +23,7 @@ fn append(wal: &mut Wal<impl tally_storage::fs::FileSystem>, hs: Option<HardStat
 }
 
 fn small() -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 1024, zero_fill: false }
+    WalOptions { segment_size: 4096, cache_bytes_max: 1024, zero_fill: false, spare_segments_max: 2 }
 }
 
 fn hs(term: u64, vote: u64, commit: u64) -> HardState {
@@ -234,11 +234,11 @@ fn a_newer_format_version_is_refused() {
     drop(Wal::open(dir.path(), WalOptions::default()).unwrap());
     let path = only_segment(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let err = Wal::open(dir.path(), WalOptions::default()).err().expect("refused");
-    assert!(matches!(err, Error::NewerFormat { found: 2, supported: 1, .. }), "{err}");
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert!(matches!(err, Error::NewerFormat { found: 3, supported: 2, .. }), "{err}");
+    assert!(err.to_string().contains("format version 3"), "{err}");
 }
 
 #[test]
