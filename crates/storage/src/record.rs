@@ -53,19 +53,18 @@ pub fn begin_record(out: &mut Vec<u8>) -> usize {
     start
 }
 
-/// Fills in the header of the record begun at `start`, checksummed with `seed`, and pads it.
-pub fn finish_record(out: &mut Vec<u8>, start: usize, kind: RecordType, seed: u32) {
+/// Fills in the header of the record begun at `start` and pads it. The checksum is left
+/// to [`seal`]: the writer knows the segment, hence the seed, only after encoding.
+pub fn finish_record(out: &mut Vec<u8>, start: usize, kind: RecordType) {
     let body_len = out.len() - start - RECORD_HEADER_LEN;
     let body_len = u32::try_from(body_len).expect("record body length checked by caller");
     out[start + 4..start + 8].copy_from_slice(&body_len.to_le_bytes());
     out[start + 8] = kind as u8;
     out.resize(align_up(out.len()), 0);
-    reseal(&mut out[start..], seed);
 }
 
-/// Recomputes the checksum of the finished record at the start of `rec` for another seed
-/// (the writer learns the segment, hence the seed, only after encoding).
-pub fn reseal(rec: &mut [u8], seed: u32) {
+/// Sets the checksum of the finished record at the start of `rec`, seeded with `seed`.
+pub fn seal(rec: &mut [u8], seed: u32) {
     let body_len = u32::from_le_bytes(rec[4..8].try_into().unwrap()) as usize;
     let crc = crc32c::crc32c_append(seed, &rec[4..RECORD_HEADER_LEN + body_len]);
     rec[0..4].copy_from_slice(&crc.to_le_bytes());
@@ -147,12 +146,13 @@ pub fn batch_body_len(with_hard_state: bool, entries: &[LogEntry]) -> usize {
     1 + hs + 4 + entries.iter().map(|e| ENTRY_HEADER_LEN + e.data.len()).sum::<usize>()
 }
 
-/// Appends a batch body; returns each entry's data offset relative to `out` start.
+/// Appends a batch body; pushes each entry's data offset (relative to `out` start) and
+/// data checksum to `data`.
 pub fn encode_batch(
     out: &mut Vec<u8>,
     hard_state: Option<&HardState>,
     entries: &[LogEntry],
-    data_offsets: &mut Vec<usize>,
+    data: &mut Vec<(usize, u32)>,
 ) {
     out.push(if hard_state.is_some() { FLAG_HARD_STATE } else { 0 });
     if let Some(hs) = hard_state {
@@ -166,10 +166,11 @@ pub fn encode_batch(
         out.extend_from_slice(&e.index.to_le_bytes());
         out.extend_from_slice(&e.term.to_le_bytes());
         out.push(e.kind);
-        out.extend_from_slice(&crc32c::crc32c(&e.data).to_le_bytes());
+        let crc = crc32c::crc32c(&e.data);
+        out.extend_from_slice(&crc.to_le_bytes());
         let len = u32::try_from(e.data.len()).expect("entry size checked by caller");
         out.extend_from_slice(&len.to_le_bytes());
-        data_offsets.push(out.len());
+        data.push((out.len(), crc));
         out.extend_from_slice(&e.data);
     }
 }
@@ -302,7 +303,8 @@ mod tests {
         let mut offs = Vec::new();
         encode_batch(&mut out, Some(&hs), &entries, &mut offs);
         assert_eq!(out.len() - RECORD_HEADER_LEN, batch_body_len(true, &entries));
-        finish_record(&mut out, start, RecordType::Batch, 7);
+        finish_record(&mut out, start, RecordType::Batch);
+        seal(&mut out, 7);
         assert_eq!(out.len() % RECORD_ALIGN, 0);
         let Decoded::Record { kind, body, next, .. } = decode(&out, 0, 7) else {
             panic!("record must decode");
@@ -313,7 +315,7 @@ mod tests {
         assert_eq!(view.entries.len(), 2);
         let e = view.entries[0];
         assert_eq!(&body[e.data_offset..e.data_offset + 5], b"hello");
-        assert_eq!(e.data_offset + RECORD_HEADER_LEN, offs[0]);
+        assert_eq!((e.data_offset + RECORD_HEADER_LEN, e.data_crc), offs[0]);
     }
 
     #[test]
@@ -321,7 +323,8 @@ mod tests {
         let mut out = Vec::new();
         let start = begin_record(&mut out);
         encode_marker(&mut out, Marker { index: 9, term: 3, reset: true, keep_from: 4 });
-        finish_record(&mut out, start, RecordType::Compact, 0);
+        finish_record(&mut out, start, RecordType::Compact);
+        seal(&mut out, 0);
         for i in 0..RECORD_HEADER_LEN + 16 {
             for bit in 0..8 {
                 let mut bad = out.clone();
@@ -339,12 +342,13 @@ mod tests {
         let mut out = Vec::new();
         let start = begin_record(&mut out);
         encode_marker(&mut out, Marker { index: 9, term: 3, reset: false, keep_from: 4 });
-        finish_record(&mut out, start, RecordType::Compact, 0);
+        finish_record(&mut out, start, RecordType::Compact);
+        seal(&mut out, 0);
         assert!(matches!(decode(&out, 0, 0), Decoded::Record { .. }));
         for seed in [1, 0xdead_beef] {
             assert!(matches!(decode(&out, 0, seed), Decoded::Invalid(_)), "seed {seed}");
         }
-        reseal(&mut out, 0xdead_beef);
+        seal(&mut out, 0xdead_beef);
         assert!(matches!(decode(&out, 0, 0xdead_beef), Decoded::Record { .. }));
         assert!(matches!(decode(&out, 0, 0), Decoded::Invalid(_)));
         assert_eq!(find_valid_record(&out, 0, 0), None);

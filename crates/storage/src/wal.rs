@@ -71,7 +71,8 @@ pub struct Wal<F: FileSystem = RealFs> {
     /// After a failed write or sync the page cache and disk may disagree; refuse further use.
     poisoned: bool,
     scratch: Vec<u8>,
-    data_offsets: Vec<usize>,
+    /// Per entry of the batch being written: data offset in `scratch` and data checksum.
+    entry_data: Vec<(usize, u32)>,
     // Declared last so the lock is released after the files are closed.
     _lock: F::Lock,
 }
@@ -114,7 +115,7 @@ impl<F: FileSystem> Wal<F> {
             snapshot: r.snapshot,
             poisoned: false,
             scratch: Vec::new(),
-            data_offsets: Vec::new(),
+            entry_data: Vec::new(),
             _lock: lock,
         };
         wal.adopt_spares(r.spares)?;
@@ -212,11 +213,11 @@ impl<F: FileSystem> Wal<F> {
             return Err(Error::InvalidBatch(format!("batch of {body_len} bytes exceeds 4 GiB")));
         }
         self.scratch.clear();
-        self.data_offsets.clear();
+        self.entry_data.clear();
         let start = record::begin_record(&mut self.scratch);
-        record::encode_batch(&mut self.scratch, batch.hard_state.as_ref(), batch.entries, &mut self.data_offsets);
+        record::encode_batch(&mut self.scratch, batch.hard_state.as_ref(), batch.entries, &mut self.entry_data);
         // Sealed for the segment it lands in by `write_scratch`.
-        record::finish_record(&mut self.scratch, start, RecordType::Batch, 0);
+        record::finish_record(&mut self.scratch, start, RecordType::Batch);
         debug_assert_eq!(self.scratch.len(), record::align_up(RECORD_HEADER_LEN + body_len));
         let at = self.write_scratch()?;
 
@@ -224,14 +225,14 @@ impl<F: FileSystem> Wal<F> {
             if first.index <= self.log.last_index() {
                 self.log.truncate_from(first.index);
             }
-            for (e, &off) in batch.entries.iter().zip(&self.data_offsets) {
+            for (e, &(off, crc)) in batch.entries.iter().zip(&self.entry_data) {
                 self.log.push(EntryMeta {
                     term: e.term,
                     kind: e.kind,
                     seg: self.active,
                     offset: at + off as u64,
                     len: e.data.len() as u32,
-                    crc: crc32c::crc32c(&e.data),
+                    crc,
                     data: Some(e.data.clone()),
                 });
             }
@@ -298,7 +299,7 @@ impl<F: FileSystem> Wal<F> {
         }
         let at = self.write_offset;
         let seg = &self.segments[&self.active];
-        record::reseal(&mut self.scratch, seg.seed);
+        record::seal(&mut self.scratch, seg.seed);
         // The trailer is cut at the end of the file; a short one is zeros up to the end.
         let trailer = TRAILER_LEN.min((self.active_len - at - len) as usize);
         self.scratch.resize(len as usize + trailer, 0);
@@ -340,7 +341,8 @@ impl<F: FileSystem> Wal<F> {
         let mut head = segment::encode_header(seq, recycled).to_vec();
         let start = record::begin_record(&mut head);
         record::encode_batch(&mut head, Some(&self.hard_state), &[], &mut Vec::new());
-        record::finish_record(&mut head, start, RecordType::Batch, seed);
+        record::finish_record(&mut head, start, RecordType::Batch);
+        record::seal(&mut head[start..], seed);
         debug_assert_eq!(head.len(), head_len);
         head.resize(head_len + TRAILER_LEN.min((size - head_len as u64) as usize), 0);
 
@@ -396,7 +398,7 @@ impl<F: FileSystem> Wal<F> {
         self.scratch.clear();
         let start = record::begin_record(&mut self.scratch);
         record::encode_marker(&mut self.scratch, marker);
-        record::finish_record(&mut self.scratch, start, kind, 0);
+        record::finish_record(&mut self.scratch, start, kind);
         self.write_scratch().map(drop)
     }
 
