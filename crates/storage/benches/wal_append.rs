@@ -4,9 +4,10 @@
 //! `TALLY_BENCH_SECS` to change the time per case). Prints a table; not a test.
 //!
 //! The WAL runs in two shapes: grow-only (nothing is ever released, every segment is a new
-//! zero-filled file) and compacting, the steady state of a server: a snapshot every
-//! `SNAPSHOT_ENTRIES` entries and the log compacted to `COMPACTION_LAG` entries behind it,
-//! so released segments are reused.
+//! zero-filled file, made ahead on a background thread, or at the roll as before) and
+//! compacting, the steady state of a server: a snapshot every `SNAPSHOT_ENTRIES` entries
+//! and the log compacted to `COMPACTION_LAG` entries behind it, so released segments are
+//! reused.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tally_storage::{HardState, LogEntry, SnapshotMeta, Wal, WalOptions, WriteBatch};
+use tally_storage::{HardState, LogEntry, Prepare, SnapshotMeta, Wal, WalOptions, WriteBatch};
 
 const ENTRY_BYTES: usize = 256;
 const BATCH_SIZES: [usize; 3] = [1, 16, 256];
@@ -119,9 +120,9 @@ struct Appender {
 }
 
 impl Appender {
-    fn new(dir: &Path, batch: usize, compact: bool) -> Appender {
-        let name = format!("wal-{batch}{}", if compact { "-compacting" } else { "" });
-        let (wal, _) = Wal::open(dir.join(name), WalOptions::default()).unwrap();
+    fn new(dir: &Path, batch: usize, compact: bool, prepare: Prepare) -> Appender {
+        let name = format!("wal-{batch}-{compact}-{prepare:?}");
+        let (wal, _) = Wal::open(dir.join(name), WalOptions { prepare, ..WalOptions::default() }).unwrap();
         let payload = Bytes::from(vec![0x5au8; ENTRY_BYTES]);
         Appender { wal, next: 1, batch, compact, payload, entries: Vec::with_capacity(batch) }
     }
@@ -188,12 +189,14 @@ fn main() {
         case(format!("raw {} KiB fallocated", big / 1024), 256, raw_fallocated(d, big)),
     ];
     for b in BATCH_SIZES {
-        let mut w = Appender::new(d, b, false);
+        let mut w = Appender::new(d, b, false, Prepare::Background);
         cases.push(case(format!("wal batch={b} grow-only"), b, move || w.append()));
     }
+    let mut w = Appender::new(d, 256, false, Prepare::AtRoll);
+    cases.push(case("wal batch=256 fill at roll".into(), 256, move || w.append()));
     // Warm up to the steady state: about four 64 MiB segments, so the first (fresh) ones
     // are released and the log runs on reused ones.
-    let mut w = Appender::new(d, 256, true);
+    let mut w = Appender::new(d, 256, true, Prepare::Background);
     let warmup_entries = if benching { 1_000_000 } else { 2 * SNAPSHOT_ENTRIES };
     while w.next < warmup_entries {
         w.append();
@@ -228,7 +231,7 @@ fn main() {
         );
     }
     println!();
-    for name in ["wal batch=256 grow-only", "wal batch=256 compacting"] {
+    for name in ["wal batch=256 grow-only", "wal batch=256 fill at roll", "wal batch=256 compacting"] {
         let ratio = cases.iter().find(|c| c.name == name).unwrap().sample.per_sec() / raw_big_rate;
         println!(
             "{name}: {:.0}% of the fdatasync-bound limit for the same payload bytes per sync (goal >= {:.0}%): {}",

@@ -33,6 +33,7 @@ mod error;
 pub mod fs;
 mod lock;
 mod log_index;
+mod prepare;
 mod record;
 mod recovery;
 mod segment;
@@ -43,6 +44,7 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use lock::DirLock;
+pub use prepare::Prepare;
 pub use recovery::TornTail;
 pub use segment::{segment_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN};
 pub use snapshot::{snapshot_name, SNAPSHOT_FORMAT_VERSION};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, RealFs, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
+use crate::prepare::{self, Prepare, Prepared};
 use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN, TRAILER_LEN};
 use crate::recovery::{self, Segment, Spare, TornTail};
 use crate::segment::{self, SEGMENT_HEADER_LEN, TMP_SUFFIX};
@@ -33,11 +34,20 @@ pub struct WalOptions {
     /// segments: their blocks are already written, so they need no zero fill and appends
     /// stay overwrites. Each spare holds `segment_size` bytes of disk. 0 deletes them.
     pub spare_segments_max: usize,
+    /// When to make a new segment file if no spare is left: ahead of time on a background
+    /// thread (default), or at the roll, which then waits for it.
+    pub prepare: Prepare,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions { segment_size: 64 << 20, cache_bytes_max: 32 << 20, zero_fill: true, spare_segments_max: 2 }
+        WalOptions {
+            segment_size: 64 << 20,
+            cache_bytes_max: 32 << 20,
+            zero_fill: true,
+            spare_segments_max: 2,
+            prepare: Prepare::Background,
+        }
     }
 }
 
@@ -62,6 +72,8 @@ pub struct Wal<F: FileSystem = RealFs> {
     /// Released segment files of `segment_size` bytes awaiting reuse, in release order.
     /// Invariant: `spares.len() <= opts.spare_segments_max`.
     spares: Vec<Spare<F::File>>,
+    /// The next segment file, made while no spare is left (unless `Prepare::AtRoll`).
+    prepared: Option<Prepared<F::File>>,
     active: u64,
     write_offset: u64,
     active_len: u64,
@@ -107,6 +119,7 @@ impl<F: FileSystem> Wal<F> {
             opts,
             segments: r.segments,
             spares: Vec::new(),
+            prepared: None,
             active,
             write_offset: r.write_offset,
             active_len: r.active_len,
@@ -122,6 +135,7 @@ impl<F: FileSystem> Wal<F> {
         if wal.segments.is_empty() {
             wal.roll(0)?;
         }
+        wal.prepare_next();
         if let Some(marker) = r.missing_marker {
             wal.append_marker(RecordType::Snapshot, marker)?;
         }
@@ -335,8 +349,11 @@ impl<F: FileSystem> Wal<F> {
         let head_len = SEGMENT_HEADER_LEN + record::align_up(RECORD_HEADER_LEN + record::batch_body_len(true, &[]));
         let size = self.opts.segment_size.max((head_len as u64) + record_len);
         let size = record::align_up(size as usize) as u64;
-        // A spare is exactly `segment_size`; a record too large for that gets a fresh file.
-        let spare = if size == self.opts.segment_size { self.spares.pop() } else { None };
+        // Spares and prepared files are exactly `segment_size`; a record too large for that
+        // gets a file of its own.
+        let fits = size == self.opts.segment_size;
+        let spare = if fits { self.spares.pop() } else { None };
+        let prepared = if fits && spare.is_none() { self.prepared.take() } else { None };
         let recycled = spare.is_some();
         let mut head = segment::encode_header(seq, recycled).to_vec();
         let start = record::begin_record(&mut head);
@@ -346,38 +363,39 @@ impl<F: FileSystem> Wal<F> {
         debug_assert_eq!(head.len(), head_len);
         head.resize(head_len + TRAILER_LEN.min((size - head_len as u64) as usize), 0);
 
-        // Either way the header is durable before the file gets its segment name, so a
-        // segment that exists always has a valid header; the name is durable before any
-        // append to it is acknowledged.
-        let (from, file) = match spare {
-            Some(Spare { path: spare_path, file }) => {
-                let what = || format!("reusing {} as segment {}", spare_path.display(), path.display());
-                file.write_all_at(&head, 0).ctx(what)?;
-                file.sync_data().ctx(what)?;
-                (spare_path, file)
-            }
-            None => {
+        let (from, file) = match (spare, prepared) {
+            (Some(Spare { path, file }), _) => (path, file),
+            (None, Some(p)) => p.finish(&self.dir).ctx(|| format!("preparing segment {}", path.display()))?,
+            (None, None) => {
                 let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
-                let what = || format!("creating segment {}", tmp.display());
-                let file = self.fs.open(&tmp, true).ctx(what)?;
-                file.set_len(0).ctx(what)?;
-                file.set_len(size).ctx(what)?;
-                if self.opts.zero_fill {
-                    recovery::write_zeros(&file, 0, size).ctx(what)?;
-                }
-                file.write_all_at(&head, 0).ctx(what)?;
-                file.sync_data().ctx(what)?;
+                let file = prepare::create_file(&self.fs, &tmp, size, self.opts.zero_fill)
+                    .ctx(|| format!("creating segment {}", tmp.display()))?;
                 (tmp, file)
             }
         };
-        self.fs.rename(&from, &path).ctx(|| format!("renaming {} to {}", from.display(), path.display()))?;
+        // The header is durable before the file gets its segment name, so a segment that
+        // exists always has a valid header; the name is durable before any append to it
+        // is acknowledged.
+        let what = || format!("starting segment {} in {}", path.display(), from.display());
+        file.write_all_at(&head, 0).ctx(what)?;
+        file.sync_data().ctx(what)?;
+        self.fs.rename(&from, &path).ctx(what)?;
         self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
 
         self.segments.insert(seq, Segment { path, file, seed });
         self.active = seq;
         self.write_offset = head_len as u64;
         self.active_len = size;
+        self.prepare_next();
         Ok(())
+    }
+
+    /// Starts making the next segment file if a roll would otherwise have to.
+    fn prepare_next(&mut self) {
+        if self.opts.prepare != Prepare::AtRoll && self.spares.is_empty() && self.prepared.is_none() {
+            let (size, zero_fill) = (self.opts.segment_size, self.opts.zero_fill);
+            self.prepared = Some(Prepared::start(&self.fs, &self.dir, size, zero_fill, self.opts.prepare));
+        }
     }
 
     /// Takes over the spare files found at open: keeps those that fit the current
@@ -502,5 +520,14 @@ impl<F: FileSystem> Wal<F> {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl<F: FileSystem> Drop for Wal<F> {
+    fn drop(&mut self) {
+        // Not left writing into a directory that may be reopened (and cleaned) next.
+        if let Some(Prepared::Running(job)) = self.prepared.take() {
+            let _ = job.join();
+        }
     }
 }

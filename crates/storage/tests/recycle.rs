@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tally_storage::fs::FileSystem;
 use tally_storage::simfs::{SimFs, SimRng};
-use tally_storage::{segment_name, HardState, LogEntry, SnapshotMeta, Wal, WalOptions, WriteBatch};
+use tally_storage::{segment_name, HardState, LogEntry, Prepare, SnapshotMeta, Wal, WalOptions, WriteBatch};
 
 const DIR: &str = "/d";
 /// Header, then the hard-state record every segment starts with.
@@ -16,7 +16,13 @@ const FIRST_RECORD_AT: usize = 32 + 48;
 const RECORD_LEN: usize = 168;
 
 fn opts(spares: usize) -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 1024, zero_fill: true, spare_segments_max: spares }
+    WalOptions {
+        segment_size: 4096,
+        cache_bytes_max: 1024,
+        zero_fill: true,
+        spare_segments_max: spares,
+        prepare: Prepare::Inline,
+    }
 }
 
 /// Fixed-size entries: every segment's records then start at the same offsets, so a
