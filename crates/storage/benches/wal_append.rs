@@ -48,7 +48,9 @@ impl Sample {
 /// all of them alike.
 const ROUNDS: u32 = 10;
 
-fn run_slice(s: &mut Sample, secs: Duration, op: &mut dyn FnMut()) {
+/// Runs `op` for `secs`, then `settle` (inside the timed span, not as an op): background
+/// work a case started must not run in, and be paid by, the next case's slice.
+fn run_slice(s: &mut Sample, secs: Duration, op: &mut dyn FnMut(), settle: &mut dyn FnMut()) {
     let start = Instant::now();
     while start.elapsed() < secs {
         let t = Instant::now();
@@ -56,6 +58,7 @@ fn run_slice(s: &mut Sample, secs: Duration, op: &mut dyn FnMut()) {
         s.lat.push(t.elapsed());
         s.ops += 1;
     }
+    settle();
     s.elapsed += start.elapsed();
 }
 
@@ -157,11 +160,22 @@ struct Case {
     /// Entries per op, for the entries/s and MB/s columns.
     entries: usize,
     op: Box<dyn FnMut()>,
+    settle: Box<dyn FnMut()>,
     sample: Sample,
 }
 
 fn case(name: String, entries: usize, op: impl FnMut() + 'static) -> Case {
-    Case { name, entries, op: Box::new(op), sample: Sample { ops: 0, elapsed: Duration::ZERO, lat: Vec::new() } }
+    let sample = Sample { ops: 0, elapsed: Duration::ZERO, lat: Vec::new() };
+    Case { name, entries, op: Box::new(op), settle: Box::new(|| {}), sample }
+}
+
+fn wal_case(name: String, w: Appender) -> Case {
+    let batch = w.batch;
+    let w = std::rc::Rc::new(std::cell::RefCell::new(w));
+    let (a, b) = (w.clone(), w);
+    let mut c = case(name, batch, move || a.borrow_mut().append());
+    c.settle = Box::new(move || b.borrow_mut().wal.wait_for_prepared());
+    c
 }
 
 fn main() {
@@ -189,11 +203,9 @@ fn main() {
         case(format!("raw {} KiB fallocated", big / 1024), 256, raw_fallocated(d, big)),
     ];
     for b in BATCH_SIZES {
-        let mut w = Appender::new(d, b, false, Prepare::Background);
-        cases.push(case(format!("wal batch={b} grow-only"), b, move || w.append()));
+        cases.push(wal_case(format!("wal batch={b} grow-only"), Appender::new(d, b, false, Prepare::Background)));
     }
-    let mut w = Appender::new(d, 256, false, Prepare::AtRoll);
-    cases.push(case("wal batch=256 fill at roll".into(), 256, move || w.append()));
+    cases.push(wal_case("wal batch=256 fill at roll".into(), Appender::new(d, 256, false, Prepare::AtRoll)));
     // Warm up to the steady state: about four 64 MiB segments, so the first (fresh) ones
     // are released and the log runs on reused ones.
     let mut w = Appender::new(d, 256, true, Prepare::Background);
@@ -201,11 +213,12 @@ fn main() {
     while w.next < warmup_entries {
         w.append();
     }
-    cases.push(case("wal batch=256 compacting".into(), 256, move || w.append()));
+    w.wal.wait_for_prepared();
+    cases.push(wal_case("wal batch=256 compacting".into(), w));
 
     for _ in 0..ROUNDS {
         for c in &mut cases {
-            run_slice(&mut c.sample, secs / ROUNDS, &mut c.op);
+            run_slice(&mut c.sample, secs / ROUNDS, &mut c.op, &mut c.settle);
         }
     }
     let raw_rate = cases[0].sample.per_sec();

@@ -512,6 +512,16 @@ impl<F: FileSystem> Wal<F> {
         Ok(())
     }
 
+    /// Waits until the next segment file being prepared in the background (if any) is
+    /// ready, e.g. to attribute its cost in a benchmark. Its error, if any, is kept for
+    /// the roll that would use the file.
+    pub fn wait_for_prepared(&mut self) {
+        if let Some(Prepared::Running(job)) = self.prepared.take() {
+            let res = job.join().unwrap_or_else(|_| Err(std::io::Error::other("preparing thread panicked")));
+            self.prepared = Some(Prepared::Done(res));
+        }
+    }
+
     /// Number of segment files currently in use.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
