@@ -28,6 +28,8 @@ pub(crate) struct Segment<File> {
     pub file: File,
     /// Checksum seed of its records.
     pub seed: u32,
+    /// May become a spare when released (see `segment::Header::reusable`).
+    pub reusable: bool,
 }
 
 /// A released segment file kept for reuse; its contents are dead.
@@ -139,7 +141,7 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
         }
         write_offset = end as u64;
         active_len = len;
-        segments.insert(seq, Segment { path, file, seed: header.seed });
+        segments.insert(seq, Segment { path, file, seed: header.seed, reusable: header.reusable });
     }
     if st.base_guessed {
         return Err(Error::Corrupt {

@@ -59,6 +59,9 @@ pub struct Header {
     pub seed: u32,
     /// Bytes after the end of the log may be nonzero leftovers of an earlier life.
     pub recycled: bool,
+    /// The file may be reused once released: format 2. A format-1 file's records are
+    /// unseeded, which equals the seed of one sequence number, so it is never reused.
+    pub reusable: bool,
 }
 
 /// The checksum seed of format-2 segment `seq`. Format 1 used none (seed 0).
@@ -67,6 +70,7 @@ pub struct Header {
 /// is affine in its initial value, so one frame's checksums under two seeds differ by an
 /// invertible linear map of the seeds' difference (nonzero), and the seeds of any two
 /// sequence numbers below 2^32 differ (CRC-32C catches every burst of up to 32 bits).
+/// Format-1 files (unseeded, i.e. seed 0, which one such number has) are never reused.
 pub fn record_seed(seq: u64) -> u32 {
     crc32c::crc32c(&seq.to_le_bytes())
 }
@@ -111,7 +115,7 @@ pub fn check_header(path: &Path, buf: &[u8], expected_seq: u64) -> Result<Header
         return Err(corrupt(16, format!("header says segment {seq}, file name says {expected_seq}")));
     }
     let seed = if version >= 2 { record_seed(seq) } else { 0 };
-    Ok(Header { seed, recycled: flags & FLAG_RECYCLED != 0 })
+    Ok(Header { seed, recycled: flags & FLAG_RECYCLED != 0, reusable: version >= 2 })
 }
 
 #[cfg(test)]
@@ -131,7 +135,7 @@ mod tests {
     fn header_checks() {
         let p = Path::new("x.wal");
         let h = encode_header(3, false);
-        assert_eq!(check_header(p, &h, 3).unwrap(), Header { seed: record_seed(3), recycled: false });
+        assert_eq!(check_header(p, &h, 3).unwrap(), Header { seed: record_seed(3), recycled: false, reusable: true });
         assert!(check_header(p, &encode_header(3, true), 3).unwrap().recycled);
         assert!(matches!(check_header(p, &h, 4), Err(Error::Corrupt { .. })));
         let mut newer = h;
@@ -167,6 +171,6 @@ mod tests {
         assert!(matches!(check_header(p, &v1, 5), Err(Error::Corrupt { .. })), "format 1 has no flags");
         v1[12..16].fill(0);
         reseal(&mut v1);
-        assert_eq!(check_header(p, &v1, 5).unwrap(), Header { seed: 0, recycled: false });
+        assert_eq!(check_header(p, &v1, 5).unwrap(), Header { seed: 0, recycled: false, reusable: false });
     }
 }

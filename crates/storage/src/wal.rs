@@ -382,7 +382,7 @@ impl<F: FileSystem> Wal<F> {
         self.fs.rename(&from, &path).ctx(what)?;
         self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
 
-        self.segments.insert(seq, Segment { path, file, seed });
+        self.segments.insert(seq, Segment { path, file, seed, reusable: true });
         self.active = seq;
         self.write_offset = head_len as u64;
         self.active_len = size;
@@ -500,7 +500,7 @@ impl<F: FileSystem> Wal<F> {
             }
             let (seq, seg) = entry.remove_entry();
             let size = seg.file.size().ctx(|| format!("reading the size of {}", seg.path.display()))?;
-            if size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
+            if seg.reusable && size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
                 let spare = self.dir.join(segment::spare_name(seq));
                 self.fs.rename(&seg.path, &spare).ctx(|| format!("keeping {} as a spare", seg.path.display()))?;
                 self.spares.push(Spare { path: spare, file: seg.file });

@@ -211,7 +211,7 @@ fn copy_fixture(fs: &SimFs) {
 /// `tests/fixtures/v1-dir` was written by the format-1 build: entries 1..=60 (term 2),
 /// a snapshot at 30, compacted to 25, in 4 KiB segments 2 and 3.
 #[test]
-fn a_format_1_directory_is_read_appended_to_and_recycled() {
+fn a_format_1_directory_is_read_appended_to_and_upgraded() {
     let v1_entry = |i: u64| LogEntry {
         index: i,
         term: 2,
@@ -239,11 +239,13 @@ fn a_format_1_directory_is_read_appended_to_and_recycled() {
         all.push(e);
     }
     assert_eq!(fs.read_raw(&seg_path(4)).unwrap()[8], 2, "new segments are format 2");
-    // Release the format-1 segments as spares and reuse them.
-    wal.save_snapshot(&SnapshotMeta { index: 110, term: 2, conf_state: vec![] }, b"s").unwrap();
-    wal.compact(100).unwrap();
-    all.drain(..(100 - 25));
-    assert!(spares(&fs) > 0, "{:?}", names(&fs));
+    // Released format-1 segments are deleted; format-2 ones become spares and are reused.
+    wal.save_snapshot(&SnapshotMeta { index: 120, term: 2, conf_state: vec![] }, b"s").unwrap();
+    wal.compact(115).unwrap();
+    all.drain(..(115 - 25));
+    let after_release = names(&fs);
+    assert!(!after_release.iter().any(|n| n.starts_with("0000000000000002.") || n.starts_with("0000000000000003.")));
+    assert!(spares(&fs) > 0, "{after_release:?}");
     for i in 121..=200 {
         let e = v1_entry(i);
         wal.append(&WriteBatch {
@@ -257,7 +259,7 @@ fn a_format_1_directory_is_read_appended_to_and_recycled() {
         let seq = u64::from_str_radix(n, 16).unwrap();
         is_recycled(&fs, seq)
     });
-    assert!(recycled, "a format-1 file was reused: {:?}", names(&fs));
+    assert!(recycled, "a format-2 file was reused: {:?}", names(&fs));
     drop(wal);
     let (_, rec) = Wal::open_with(fs, DIR, opts(2)).unwrap();
     assert_eq!(rec.entries, all);
