@@ -14,7 +14,11 @@
 //! * When [`Wal::save_snapshot`] returns `Ok`, the snapshot file is durable (temp file,
 //!   fsync, rename, directory fsync) and recorded in the log; the previous snapshot is deleted
 //!   only after that. When [`Wal::compact`] returns `Ok`, the compaction marker is durable;
-//!   released segments are then deleted oldest first.
+//!   released segments are then deleted (or renamed to spares) oldest first.
+//! * A released segment may be reused as a later segment ([`WalOptions::spare_segments_max`]).
+//!   Its old records stay on disk after the new log's end but can never be read as live:
+//!   each record's checksum is seeded with its segment's sequence number, and each write
+//!   ends with a zero trailer so the end of the log stays recognisable.
 //! * Recovery ([`Wal::open`]) returns every acknowledged entry and the last acknowledged hard
 //!   state. A torn record at the very end of the last segment (a crash mid-write) is cut off
 //!   and reported in [`Recovered::torn_tail`]; any other damage — a bad record followed by a
@@ -29,6 +33,7 @@ mod error;
 pub mod fs;
 mod lock;
 mod log_index;
+mod prepare;
 mod record;
 mod recovery;
 mod segment;
@@ -39,6 +44,7 @@ mod wal;
 
 pub use error::{Error, Result};
 pub use lock::DirLock;
+pub use prepare::Prepare;
 pub use recovery::TornTail;
 pub use segment::{segment_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN};
 pub use snapshot::{snapshot_name, SNAPSHOT_FORMAT_VERSION};

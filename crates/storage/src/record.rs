@@ -2,8 +2,10 @@
 //!
 //! Frame: `crc32c u32 | body_len u32 | type u8 | 3 zero bytes | body | zero padding to 8`.
 //! The CRC covers length, type, reserved bytes and body, so a damaged length is caught too.
-//! Records start 8-byte aligned, which lets recovery scan forward for valid records after
-//! a bad one (to tell a torn tail from corruption in the middle).
+//! It starts from the segment's seed (see `segment::record_seed`), so a record only
+//! verifies in the segment it was written for. Records start 8-byte aligned, which lets
+//! recovery scan forward for valid records after a bad one (to tell a torn tail from
+//! corruption in the middle).
 
 use crate::types::{HardState, LogEntry};
 
@@ -11,6 +13,9 @@ use crate::types::{HardState, LogEntry};
 pub const RECORD_HEADER_LEN: usize = 12;
 /// Records start at multiples of this.
 pub const RECORD_ALIGN: usize = 8;
+/// Zeros written after every record (when the segment has room): the next record's header
+/// position then reads as the end of the log even if it held a stale record before.
+pub const TRAILER_LEN: usize = 16;
 
 /// What a record holds. One `append` writes exactly one `Batch` record, so a batch is
 /// atomic under a crash no matter how the disk reorders the sectors of that write.
@@ -48,15 +53,21 @@ pub fn begin_record(out: &mut Vec<u8>) -> usize {
     start
 }
 
-/// Fills in the header of the record begun at `start` and pads it.
+/// Fills in the header of the record begun at `start` and pads it. The checksum is left
+/// to [`seal`]: the writer knows the segment, hence the seed, only after encoding.
 pub fn finish_record(out: &mut Vec<u8>, start: usize, kind: RecordType) {
     let body_len = out.len() - start - RECORD_HEADER_LEN;
     let body_len = u32::try_from(body_len).expect("record body length checked by caller");
     out[start + 4..start + 8].copy_from_slice(&body_len.to_le_bytes());
     out[start + 8] = kind as u8;
-    let crc = crc32c::crc32c(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
     out.resize(align_up(out.len()), 0);
+}
+
+/// Sets the checksum of the finished record at the start of `rec`, seeded with `seed`.
+pub fn seal(rec: &mut [u8], seed: u32) {
+    let body_len = u32::from_le_bytes(rec[4..8].try_into().unwrap()) as usize;
+    let crc = crc32c::crc32c_append(seed, &rec[4..RECORD_HEADER_LEN + body_len]);
+    rec[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Result of looking for a record at one offset.
@@ -75,8 +86,9 @@ pub enum Decoded<'a> {
     Invalid(&'static str),
 }
 
-/// Decodes the frame at `offset` in `buf` (a whole segment). Never panics on any input.
-pub fn decode(buf: &[u8], offset: usize) -> Decoded<'_> {
+/// Decodes the frame at `offset` in `buf` (a whole segment whose records use `seed`).
+/// Never panics on any input.
+pub fn decode(buf: &[u8], offset: usize, seed: u32) -> Decoded<'_> {
     let Some(header) = buf.get(offset..offset + RECORD_HEADER_LEN) else {
         return if buf[offset.min(buf.len())..].iter().all(|&b| b == 0) {
             Decoded::Zero
@@ -100,19 +112,19 @@ pub fn decode(buf: &[u8], offset: usize) -> Decoded<'_> {
         return Decoded::Invalid("record length runs past end of file");
     }
     let end = body_offset + body_len;
-    if crc32c::crc32c(&buf[offset + 4..end]) != crc {
+    if crc32c::crc32c_append(seed, &buf[offset + 4..end]) != crc {
         return Decoded::Invalid("checksum mismatch");
     }
     Decoded::Record { kind, body: &buf[body_offset..end], body_offset, next: align_up(end) }
 }
 
 /// First offset at or after `from` (aligned) holding a record with a valid checksum.
-pub fn find_valid_record(buf: &[u8], from: usize) -> Option<usize> {
+pub fn find_valid_record(buf: &[u8], from: usize, seed: u32) -> Option<usize> {
     let mut off = align_up(from);
     while off + RECORD_HEADER_LEN <= buf.len() {
         // Cheap rejects first: most candidates are zeros or payload bytes.
         if RecordType::from_u8(buf[off + 8]).is_some() {
-            if let Decoded::Record { .. } = decode(buf, off) {
+            if let Decoded::Record { .. } = decode(buf, off, seed) {
                 return Some(off);
             }
         }
@@ -134,12 +146,13 @@ pub fn batch_body_len(with_hard_state: bool, entries: &[LogEntry]) -> usize {
     1 + hs + 4 + entries.iter().map(|e| ENTRY_HEADER_LEN + e.data.len()).sum::<usize>()
 }
 
-/// Appends a batch body; returns each entry's data offset relative to `out` start.
+/// Appends a batch body; pushes each entry's data offset (relative to `out` start) and
+/// data checksum to `data`.
 pub fn encode_batch(
     out: &mut Vec<u8>,
     hard_state: Option<&HardState>,
     entries: &[LogEntry],
-    data_offsets: &mut Vec<usize>,
+    data: &mut Vec<(usize, u32)>,
 ) {
     out.push(if hard_state.is_some() { FLAG_HARD_STATE } else { 0 });
     if let Some(hs) = hard_state {
@@ -153,10 +166,11 @@ pub fn encode_batch(
         out.extend_from_slice(&e.index.to_le_bytes());
         out.extend_from_slice(&e.term.to_le_bytes());
         out.push(e.kind);
-        out.extend_from_slice(&crc32c::crc32c(&e.data).to_le_bytes());
+        let crc = crc32c::crc32c(&e.data);
+        out.extend_from_slice(&crc.to_le_bytes());
         let len = u32::try_from(e.data.len()).expect("entry size checked by caller");
         out.extend_from_slice(&len.to_le_bytes());
-        data_offsets.push(out.len());
+        data.push((out.len(), crc));
         out.extend_from_slice(&e.data);
     }
 }
@@ -290,8 +304,9 @@ mod tests {
         encode_batch(&mut out, Some(&hs), &entries, &mut offs);
         assert_eq!(out.len() - RECORD_HEADER_LEN, batch_body_len(true, &entries));
         finish_record(&mut out, start, RecordType::Batch);
+        seal(&mut out, 7);
         assert_eq!(out.len() % RECORD_ALIGN, 0);
-        let Decoded::Record { kind, body, next, .. } = decode(&out, 0) else {
+        let Decoded::Record { kind, body, next, .. } = decode(&out, 0, 7) else {
             panic!("record must decode");
         };
         assert_eq!((kind, next), (RecordType::Batch, out.len()));
@@ -300,7 +315,7 @@ mod tests {
         assert_eq!(view.entries.len(), 2);
         let e = view.entries[0];
         assert_eq!(&body[e.data_offset..e.data_offset + 5], b"hello");
-        assert_eq!(e.data_offset + RECORD_HEADER_LEN, offs[0]);
+        assert_eq!((e.data_offset + RECORD_HEADER_LEN, e.data_crc), offs[0]);
     }
 
     #[test]
@@ -309,15 +324,34 @@ mod tests {
         let start = begin_record(&mut out);
         encode_marker(&mut out, Marker { index: 9, term: 3, reset: true, keep_from: 4 });
         finish_record(&mut out, start, RecordType::Compact);
+        seal(&mut out, 0);
         for i in 0..RECORD_HEADER_LEN + 16 {
             for bit in 0..8 {
                 let mut bad = out.clone();
                 bad[i] ^= 1 << bit;
                 assert!(
-                    !matches!(decode(&bad, 0), Decoded::Record { .. }),
+                    !matches!(decode(&bad, 0, 0), Decoded::Record { .. }),
                     "flip at byte {i} bit {bit} went unnoticed"
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_record_verifies_only_under_its_own_seed() {
+        let mut out = Vec::new();
+        let start = begin_record(&mut out);
+        encode_marker(&mut out, Marker { index: 9, term: 3, reset: false, keep_from: 4 });
+        finish_record(&mut out, start, RecordType::Compact);
+        seal(&mut out, 0);
+        assert!(matches!(decode(&out, 0, 0), Decoded::Record { .. }));
+        for seed in [1, 0xdead_beef] {
+            assert!(matches!(decode(&out, 0, seed), Decoded::Invalid(_)), "seed {seed}");
+        }
+        seal(&mut out, 0xdead_beef);
+        assert!(matches!(decode(&out, 0, 0xdead_beef), Decoded::Record { .. }));
+        assert!(matches!(decode(&out, 0, 0), Decoded::Invalid(_)));
+        assert_eq!(find_valid_record(&out, 0, 0), None);
+        assert_eq!(find_valid_record(&out, 0, 0xdead_beef), Some(0));
     }
 }

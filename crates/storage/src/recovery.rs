@@ -4,6 +4,10 @@
 //! fdatasync, and nothing is written after a record until it is durable. So a crash can only
 //! damage the last record of the last segment. A bad record with a valid one anywhere after
 //! it (or in a later segment) cannot come from a crash and stops startup.
+//!
+//! A recycled segment holds leftovers of its earlier life after the end of its log. They
+//! never verify (their checksums use another seed), and every write is followed by a zero
+//! trailer, so the log's end still reads as zeros and a torn last record is still detected.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,12 +18,22 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
 use crate::record::{self, Decoded, Marker, RecordType, RECORD_ALIGN};
-use crate::segment::{self, SEGMENT_HEADER_LEN, TMP_SUFFIX};
+use crate::segment::{self, Header, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::snapshot;
 use crate::types::{HardState, SnapshotMeta};
 
 /// A segment file kept open for reads of old entries and, if last, for appends.
 pub(crate) struct Segment<File> {
+    pub path: PathBuf,
+    pub file: File,
+    /// Checksum seed of its records.
+    pub seed: u32,
+    /// May become a spare when released (see `segment::Header::reusable`).
+    pub reusable: bool,
+}
+
+/// A released segment file kept for reuse; its contents are dead.
+pub(crate) struct Spare<File> {
     pub path: PathBuf,
     pub file: File,
 }
@@ -35,6 +49,8 @@ pub struct TornTail {
 
 pub(crate) struct Replayed<File> {
     pub segments: BTreeMap<u64, Segment<File>>,
+    /// Spare files, oldest first.
+    pub spares: Vec<Spare<File>>,
     /// Append position in the last segment and that file's length.
     pub write_offset: u64,
     pub active_len: u64,
@@ -63,6 +79,7 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
     let names = fs.list(dir).ctx(|| format!("listing {}", dir.display()))?;
     let mut seqs = Vec::new();
     let mut snaps = Vec::new();
+    let mut spare_seqs = Vec::new();
     for name in names {
         if name.ends_with(TMP_SUFFIX) {
             // Never renamed into place, so never acknowledged: safe to drop.
@@ -72,10 +89,19 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
             seqs.push(seq);
         } else if let Some(s) = snapshot::parse_snapshot_name(&name) {
             snaps.push(s);
+        } else if let Some(seq) = segment::parse_spare_name(&name) {
+            spare_seqs.push(seq);
         }
     }
     seqs.sort_unstable();
     snaps.sort_unstable();
+    spare_seqs.sort_unstable();
+    let mut spares = Vec::new();
+    for seq in spare_seqs {
+        let path = dir.join(segment::spare_name(seq));
+        let file = fs.open(&path, false).ctx(|| format!("opening spare segment {}", path.display()))?;
+        spares.push(Spare { path, file });
+    }
 
     let mut st = State {
         log: LogIndex::new(cache_bytes_max),
@@ -98,15 +124,14 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
         let len = file.size().ctx(what)?;
         let mut buf = vec![0u8; usize::try_from(len).expect("segment fits in memory")];
         file.read_exact_at(&mut buf, 0).ctx(what)?;
-        segment::check_header(&path, &buf, seq)?;
+        let header = segment::check_header(&path, &buf, seq)?;
         let is_last = i + 1 == seqs.len();
-        let (end, torn) = scan_segment(&path, &buf, seq, is_last, &mut st)?;
+        let (end, torn) = scan_segment(&path, &buf, seq, header, is_last, &mut st)?;
         if let Some(reason) = torn {
-            // Zero the tail by shrinking and regrowing: cheap, and leaves no stale bytes
-            // that a later scan could mistake for records.
-            let what = || format!("truncating torn tail of {}", path.display());
-            file.set_len(end as u64).ctx(what)?;
-            file.set_len(len).ctx(what)?;
+            // Zero the whole tail so no torn bytes remain that a later scan could mistake
+            // for records; writing (not truncating) keeps the blocks allocated.
+            let what = || format!("zeroing torn tail of {}", path.display());
+            write_zeros(&file, end as u64, len).ctx(what)?;
             file.sync_data().ctx(what)?;
             eprintln!(
                 "tally-storage: truncated torn record at the end of {} at byte offset {end} ({reason})",
@@ -116,7 +141,7 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
         }
         write_offset = end as u64;
         active_len = len;
-        segments.insert(seq, Segment { path, file });
+        segments.insert(seq, Segment { path, file, seed: header.seed, reusable: header.reusable });
     }
     if st.base_guessed {
         return Err(Error::Corrupt {
@@ -126,12 +151,10 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
         });
     }
 
-    if std::env::var("DBG").is_ok() {
-        eprintln!("snaps {snaps:?}");
-    }
     let (snapshot, missing_marker) = recover_snapshot(fs, dir, &snaps, &mut st)?;
     Ok(Replayed {
         segments,
+        spares,
         write_offset,
         active_len,
         log: st.log,
@@ -142,17 +165,31 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
     })
 }
 
+/// Writes zeros over `[from, to)`.
+pub(crate) fn write_zeros(file: &impl StorageFile, from: u64, to: u64) -> std::io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = CHUNK.min(to - at) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 /// Replays one segment; returns where its records end and, for a torn tail, why.
 fn scan_segment(
     path: &Path,
     buf: &[u8],
     seq: u64,
+    header: Header,
     is_last: bool,
     st: &mut State,
 ) -> Result<(usize, Option<&'static str>)> {
     let mut off = SEGMENT_HEADER_LEN;
     loop {
-        let reason = match record::decode(buf, off) {
+        let reason = match record::decode(buf, off, header.seed) {
             Decoded::Record { kind, body, body_offset, next } => {
                 apply(st, kind, body, body_offset, seq).map_err(|reason| Error::Corrupt {
                     path: path.to_owned(),
@@ -165,7 +202,7 @@ fn scan_segment(
             Decoded::Zero => None,
             Decoded::Invalid(reason) => Some(reason),
         };
-        if let Some(valid) = record::find_valid_record(buf, off + RECORD_ALIGN) {
+        if let Some(valid) = record::find_valid_record(buf, off + RECORD_ALIGN, header.seed) {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
                 offset: off as u64,
@@ -174,6 +211,10 @@ fn scan_segment(
                     reason.unwrap_or("zeroed record")
                 ),
             });
+        }
+        if reason.is_none() && header.recycled {
+            // The trailer of the last write: what follows is the earlier life's leftovers.
+            return Ok((off, None));
         }
         let garbage = buf.get(off..).is_some_and(|t| t.iter().any(|&b| b != 0));
         if !garbage {
@@ -192,18 +233,6 @@ fn scan_segment(
 }
 
 fn apply(st: &mut State, kind: RecordType, body: &[u8], body_offset: usize, seq: u64) -> Result<(), String> {
-    if std::env::var("DBG").is_ok() {
-        let b = record::decode_batch(body)
-            .map(|b| (b.hard_state, b.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>()));
-        eprintln!(
-            "seg {seq} {kind:?} {:?} {:?} base={:?} last={} guessed={}",
-            b,
-            record::decode_marker(body),
-            st.log.base(),
-            st.log.last_index(),
-            st.base_guessed
-        );
-    }
     match kind {
         RecordType::Batch => {
             let batch = record::decode_batch(body)?;

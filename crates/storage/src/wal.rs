@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, RealFs, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
-use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN};
-use crate::recovery::{self, Segment, TornTail};
-use crate::segment::{self, TMP_SUFFIX};
+use crate::prepare::{self, Prepare, Prepared};
+use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN, TRAILER_LEN};
+use crate::recovery::{self, Segment, Spare, TornTail};
+use crate::segment::{self, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::snapshot;
 use crate::types::{HardState, LogEntry, Snapshot, SnapshotMeta, WriteBatch};
 
@@ -29,11 +30,24 @@ pub struct WalOptions {
     /// metadata (a journal commit on ext4); with the blocks written once up front, appends
     /// are plain overwrites. Costs one sequential write of `segment_size` per segment.
     pub zero_fill: bool,
+    /// Segments released by [`Wal::compact`] kept as spare files and reused as the next
+    /// segments: their blocks are already written, so they need no zero fill and appends
+    /// stay overwrites. Each spare holds `segment_size` bytes of disk. 0 deletes them.
+    pub spare_segments_max: usize,
+    /// When to make a new segment file if no spare is left: ahead of time on a background
+    /// thread (default), or at the roll, which then waits for it.
+    pub prepare: Prepare,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions { segment_size: 64 << 20, cache_bytes_max: 32 << 20, zero_fill: true }
+        WalOptions {
+            segment_size: 64 << 20,
+            cache_bytes_max: 32 << 20,
+            zero_fill: true,
+            spare_segments_max: 2,
+            prepare: Prepare::Background,
+        }
     }
 }
 
@@ -55,6 +69,11 @@ pub struct Wal<F: FileSystem = RealFs> {
     dir: PathBuf,
     opts: WalOptions,
     segments: BTreeMap<u64, Segment<F::File>>,
+    /// Released segment files of `segment_size` bytes awaiting reuse, in release order.
+    /// Invariant: `spares.len() <= opts.spare_segments_max`.
+    spares: Vec<Spare<F::File>>,
+    /// The next segment file, made while no spare is left (unless `Prepare::AtRoll`).
+    prepared: Option<Prepared<F::File>>,
     active: u64,
     write_offset: u64,
     active_len: u64,
@@ -64,7 +83,8 @@ pub struct Wal<F: FileSystem = RealFs> {
     /// After a failed write or sync the page cache and disk may disagree; refuse further use.
     poisoned: bool,
     scratch: Vec<u8>,
-    data_offsets: Vec<usize>,
+    /// Per entry of the batch being written: data offset in `scratch` and data checksum.
+    entry_data: Vec<(usize, u32)>,
     // Declared last so the lock is released after the files are closed.
     _lock: F::Lock,
 }
@@ -98,6 +118,8 @@ impl<F: FileSystem> Wal<F> {
             dir,
             opts,
             segments: r.segments,
+            spares: Vec::new(),
+            prepared: None,
             active,
             write_offset: r.write_offset,
             active_len: r.active_len,
@@ -106,12 +128,14 @@ impl<F: FileSystem> Wal<F> {
             snapshot: r.snapshot,
             poisoned: false,
             scratch: Vec::new(),
-            data_offsets: Vec::new(),
+            entry_data: Vec::new(),
             _lock: lock,
         };
+        wal.adopt_spares(r.spares)?;
         if wal.segments.is_empty() {
             wal.roll(0)?;
         }
+        wal.prepare_next();
         if let Some(marker) = r.missing_marker {
             wal.append_marker(RecordType::Snapshot, marker)?;
         }
@@ -203,9 +227,10 @@ impl<F: FileSystem> Wal<F> {
             return Err(Error::InvalidBatch(format!("batch of {body_len} bytes exceeds 4 GiB")));
         }
         self.scratch.clear();
-        self.data_offsets.clear();
+        self.entry_data.clear();
         let start = record::begin_record(&mut self.scratch);
-        record::encode_batch(&mut self.scratch, batch.hard_state.as_ref(), batch.entries, &mut self.data_offsets);
+        record::encode_batch(&mut self.scratch, batch.hard_state.as_ref(), batch.entries, &mut self.entry_data);
+        // Sealed for the segment it lands in by `write_scratch`.
         record::finish_record(&mut self.scratch, start, RecordType::Batch);
         debug_assert_eq!(self.scratch.len(), record::align_up(RECORD_HEADER_LEN + body_len));
         let at = self.write_scratch()?;
@@ -214,14 +239,14 @@ impl<F: FileSystem> Wal<F> {
             if first.index <= self.log.last_index() {
                 self.log.truncate_from(first.index);
             }
-            for (e, &off) in batch.entries.iter().zip(&self.data_offsets) {
+            for (e, &(off, crc)) in batch.entries.iter().zip(&self.entry_data) {
                 self.log.push(EntryMeta {
                     term: e.term,
                     kind: e.kind,
                     seg: self.active,
                     offset: at + off as u64,
                     len: e.data.len() as u32,
-                    crc: crc32c::crc32c(&e.data),
+                    crc,
                     data: Some(e.data.clone()),
                 });
             }
@@ -279,7 +304,8 @@ impl<F: FileSystem> Wal<F> {
         Ok(())
     }
 
-    /// Writes `scratch` as the next record(s) and fdatasyncs; returns its file offset.
+    /// Writes the record in `scratch` (plus its zero trailer) and fdatasyncs; returns the
+    /// record's file offset.
     fn write_scratch(&mut self) -> Result<u64> {
         let len = self.scratch.len() as u64;
         if self.write_offset + len > self.active_len {
@@ -287,6 +313,10 @@ impl<F: FileSystem> Wal<F> {
         }
         let at = self.write_offset;
         let seg = &self.segments[&self.active];
+        record::seal(&mut self.scratch, seg.seed);
+        // The trailer is cut at the end of the file; a short one is zeros up to the end.
+        let trailer = TRAILER_LEN.min((self.active_len - at - len) as usize);
+        self.scratch.resize(len as usize + trailer, 0);
         let res = seg
             .file
             .write_all_at(&self.scratch, at)
@@ -314,38 +344,71 @@ impl<F: FileSystem> Wal<F> {
 
     fn roll_inner(&mut self, record_len: u64) -> Result<()> {
         let seq = self.active + 1;
+        let seed = segment::record_seed(seq);
         let path = self.dir.join(segment::segment_name(seq));
-        let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
-        let mut head = segment::encode_header(seq).to_vec();
+        let head_len = SEGMENT_HEADER_LEN + record::align_up(RECORD_HEADER_LEN + record::batch_body_len(true, &[]));
+        let size = self.opts.segment_size.max((head_len as u64) + record_len);
+        let size = record::align_up(size as usize) as u64;
+        // Spares and prepared files are exactly `segment_size`; a record too large for that
+        // gets a file of its own.
+        let fits = size == self.opts.segment_size;
+        let spare = if fits { self.spares.pop() } else { None };
+        let prepared = if fits && spare.is_none() { self.prepared.take() } else { None };
+        let recycled = spare.is_some();
+        let mut head = segment::encode_header(seq, recycled).to_vec();
         let start = record::begin_record(&mut head);
         record::encode_batch(&mut head, Some(&self.hard_state), &[], &mut Vec::new());
         record::finish_record(&mut head, start, RecordType::Batch);
-        let size = self.opts.segment_size.max(head.len() as u64 + record_len);
-        let size = record::align_up(size as usize) as u64;
+        record::seal(&mut head[start..], seed);
+        debug_assert_eq!(head.len(), head_len);
+        head.resize(head_len + TRAILER_LEN.min((size - head_len as u64) as usize), 0);
 
-        let what = || format!("creating segment {}", tmp.display());
-        let file = self.fs.open(&tmp, true).ctx(what)?;
-        file.set_len(0).ctx(what)?;
-        file.set_len(size).ctx(what)?;
-        if self.opts.zero_fill {
-            const CHUNK: u64 = 1 << 20;
-            let zeros = vec![0u8; CHUNK.min(size) as usize];
-            let mut at = 0;
-            while at < size {
-                let n = CHUNK.min(size - at) as usize;
-                file.write_all_at(&zeros[..n], at).ctx(what)?;
-                at += n as u64;
+        let (from, file) = match (spare, prepared) {
+            (Some(Spare { path, file }), _) => (path, file),
+            (None, Some(p)) => p.finish(&self.dir).ctx(|| format!("preparing segment {}", path.display()))?,
+            (None, None) => {
+                let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
+                let file = prepare::create_file(&self.fs, &tmp, size, self.opts.zero_fill)
+                    .ctx(|| format!("creating segment {}", tmp.display()))?;
+                (tmp, file)
             }
-        }
+        };
+        // The header is durable before the file gets its segment name, so a segment that
+        // exists always has a valid header; the name is durable before any append to it
+        // is acknowledged.
+        let what = || format!("starting segment {} in {}", path.display(), from.display());
         file.write_all_at(&head, 0).ctx(what)?;
         file.sync_data().ctx(what)?;
-        self.fs.rename(&tmp, &path).ctx(what)?;
+        self.fs.rename(&from, &path).ctx(what)?;
         self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
 
-        self.segments.insert(seq, Segment { path, file });
+        self.segments.insert(seq, Segment { path, file, seed, reusable: true });
         self.active = seq;
-        self.write_offset = head.len() as u64;
+        self.write_offset = head_len as u64;
         self.active_len = size;
+        self.prepare_next();
+        Ok(())
+    }
+
+    /// Starts making the next segment file if a roll would otherwise have to.
+    fn prepare_next(&mut self) {
+        if self.opts.prepare != Prepare::AtRoll && self.spares.is_empty() && self.prepared.is_none() {
+            let (size, zero_fill) = (self.opts.segment_size, self.opts.zero_fill);
+            self.prepared = Some(Prepared::start(&self.fs, &self.dir, size, zero_fill, self.opts.prepare));
+        }
+    }
+
+    /// Takes over the spare files found at open: keeps those that fit the current
+    /// `segment_size`, up to `spare_segments_max`, and deletes the rest.
+    fn adopt_spares(&mut self, found: Vec<Spare<F::File>>) -> Result<()> {
+        for spare in found {
+            let size = spare.file.size().ctx(|| format!("reading the size of {}", spare.path.display()))?;
+            if size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
+                self.spares.push(spare);
+            } else {
+                self.fs.remove_file(&spare.path).ctx(|| format!("removing spare {}", spare.path.display()))?;
+            }
+        }
         Ok(())
     }
 
@@ -418,17 +481,45 @@ impl<F: FileSystem> Wal<F> {
         let keep_from = self.log.get(index + 1).map_or(self.active, |m| m.seg);
         self.append_marker(RecordType::Compact, Marker { index, term, reset: false, keep_from })?;
         self.log.compact_to(index, term);
-        // Oldest first with a directory sync each, so a crash leaves a contiguous suffix.
-        while let Some((&seq, seg)) = self.segments.first_key_value() {
-            if seq >= keep_from {
+        let res = self.release_segments(keep_from);
+        if res.is_err() {
+            // A spare whose rename may not be durable must never be overwritten.
+            self.poisoned = true;
+        }
+        res
+    }
+
+    /// Takes the segments before `keep_from` out of the log: oldest first with a directory
+    /// sync each, so a crash leaves a contiguous suffix. Keeping one as a spare is a rename
+    /// out of the log: to recovery the same as a delete, and durable before the file is
+    /// ever overwritten.
+    fn release_segments(&mut self, keep_from: u64) -> Result<()> {
+        while let Some(entry) = self.segments.first_entry() {
+            if *entry.key() >= keep_from {
                 break;
             }
-            let path = seg.path.clone();
-            self.segments.remove(&seq);
-            self.fs.remove_file(&path).ctx(|| format!("removing segment {}", path.display()))?;
+            let (seq, seg) = entry.remove_entry();
+            let size = seg.file.size().ctx(|| format!("reading the size of {}", seg.path.display()))?;
+            if seg.reusable && size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
+                let spare = self.dir.join(segment::spare_name(seq));
+                self.fs.rename(&seg.path, &spare).ctx(|| format!("keeping {} as a spare", seg.path.display()))?;
+                self.spares.push(Spare { path: spare, file: seg.file });
+            } else {
+                self.fs.remove_file(&seg.path).ctx(|| format!("removing segment {}", seg.path.display()))?;
+            }
             self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
         }
         Ok(())
+    }
+
+    /// Waits until the next segment file being prepared in the background (if any) is
+    /// ready, e.g. to attribute its cost in a benchmark. Its error, if any, is kept for
+    /// the roll that would use the file.
+    pub fn wait_for_prepared(&mut self) {
+        if let Some(Prepared::Running(job)) = self.prepared.take() {
+            let res = job.join().unwrap_or_else(|_| Err(std::io::Error::other("preparing thread panicked")));
+            self.prepared = Some(Prepared::Done(res));
+        }
     }
 
     /// Number of segment files currently in use.
@@ -439,5 +530,14 @@ impl<F: FileSystem> Wal<F> {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl<F: FileSystem> Drop for Wal<F> {
+    fn drop(&mut self) {
+        // Not left writing into a directory that may be reopened (and cleaned) next.
+        if let Some(Prepared::Running(job)) = self.prepared.take() {
+            let _ = job.join();
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use tally_storage::simfs::{SimFs, SimRng};
-use tally_storage::{HardState, LogEntry, SnapshotMeta, Wal, WalOptions, WriteBatch};
+use tally_storage::{HardState, LogEntry, Prepare, SnapshotMeta, Wal, WalOptions, WriteBatch};
 
 const CYCLES_PER_SEED: usize = 8;
 const OPS_PER_CYCLE_MAX: usize = 40;
@@ -35,8 +35,16 @@ impl Model {
     }
 }
 
-fn opts() -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 2048, zero_fill: true }
+/// Seeds cycle through the ways of making segment files: spares kept or not, the next
+/// file prepared ahead (inline, so the seed replays) or at the roll.
+fn opts(seed: u64) -> WalOptions {
+    WalOptions {
+        segment_size: 4096,
+        cache_bytes_max: 2048,
+        zero_fill: true,
+        spare_segments_max: [2, 0, 1][seed as usize % 3],
+        prepare: if seed.is_multiple_of(2) { Prepare::Inline } else { Prepare::AtRoll },
+    }
 }
 
 fn data(rng: &mut SimRng) -> Bytes {
@@ -170,7 +178,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
     let mut rng = SimRng::new(seed);
     let fs = SimFs::new();
     let dir = Path::new("/data");
-    let (mut wal, _) = Wal::open_with(fs.clone(), dir, opts()).expect("fresh open");
+    let (mut wal, _) = Wal::open_with(fs.clone(), dir, opts(seed)).expect("fresh open");
     let mut model =
         Model { first: 1, base_term: 0, entries: Vec::new(), hard_state: HardState::default(), snapshot: None };
     for cycle in 0..CYCLES_PER_SEED {
@@ -191,7 +199,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
             if rng.chance(1, 30) {
                 // Clean restart; the crash may also strike during recovery itself.
                 drop(live.take());
-                match Wal::open_with(fs.clone(), dir, opts()) {
+                match Wal::open_with(fs.clone(), dir, opts(seed)) {
                     Ok((w, _)) => live = Some(w),
                     Err(e) => {
                         assert!(fs.has_crashed(), "seed {seed}: clean reopen failed: {e}");
@@ -204,7 +212,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
         fs.crash(&mut rng);
         stats.crashes += 1;
         stats.mid_call += usize::from(pending.is_some());
-        let (w, rec) = Wal::open_with(fs.clone(), dir, opts())
+        let (w, rec) = Wal::open_with(fs.clone(), dir, opts(seed))
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: recovery failed: {e}"));
         wal = w;
         stats.torn_tails += usize::from(rec.torn_tail.is_some());

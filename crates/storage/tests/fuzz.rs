@@ -6,10 +6,18 @@ use std::path::Path;
 use bytes::Bytes;
 use proptest::prelude::*;
 use tally_storage::simfs::SimFs;
-use tally_storage::{segment_name, Error, HardState, LogEntry, Wal, WalOptions, WriteBatch, SEGMENT_HEADER_LEN};
+use tally_storage::{
+    segment_name, Error, HardState, LogEntry, Prepare, Wal, WalOptions, WriteBatch, SEGMENT_HEADER_LEN,
+};
 
 fn opts() -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 256, zero_fill: true }
+    WalOptions {
+        segment_size: 4096,
+        cache_bytes_max: 256,
+        zero_fill: true,
+        spare_segments_max: 2,
+        prepare: Prepare::Inline,
+    }
 }
 
 /// A data dir with one valid segment holding a few batches; returns the segment's bytes.

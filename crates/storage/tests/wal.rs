@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use tally_storage::simfs::SimFs;
-use tally_storage::{segment_name, Error, HardState, LogEntry, SnapshotMeta, Wal, WalOptions, WriteBatch};
+use tally_storage::{segment_name, Error, HardState, LogEntry, Prepare, SnapshotMeta, Wal, WalOptions, WriteBatch};
 
 fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
     range
@@ -23,7 +23,13 @@ fn append(wal: &mut Wal<impl tally_storage::fs::FileSystem>, hs: Option<HardStat
 }
 
 fn small() -> WalOptions {
-    WalOptions { segment_size: 4096, cache_bytes_max: 1024, zero_fill: false }
+    WalOptions {
+        segment_size: 4096,
+        cache_bytes_max: 1024,
+        zero_fill: false,
+        spare_segments_max: 2,
+        prepare: Prepare::Inline,
+    }
 }
 
 fn hs(term: u64, vote: u64, commit: u64) -> HardState {
@@ -57,7 +63,9 @@ fn round_trip_on_disk_with_old_entries_read_back_from_segments() {
 #[test]
 fn each_append_costs_exactly_one_fdatasync() {
     let fs = SimFs::new();
-    let (mut wal, _) = Wal::open_with(fs.clone(), "/d", WalOptions::default()).unwrap();
+    // Inline: a background thread's syncs would land in the count at random.
+    let opts = WalOptions { prepare: Prepare::Inline, ..WalOptions::default() };
+    let (mut wal, _) = Wal::open_with(fs.clone(), "/d", opts).unwrap();
     for i in 0..50u64 {
         let before = fs.sync_count();
         let es = entries(i * 4 + 1..=i * 4 + 4, 1);
@@ -234,11 +242,11 @@ fn a_newer_format_version_is_refused() {
     drop(Wal::open(dir.path(), WalOptions::default()).unwrap());
     let path = only_segment(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let err = Wal::open(dir.path(), WalOptions::default()).err().expect("refused");
-    assert!(matches!(err, Error::NewerFormat { found: 2, supported: 1, .. }), "{err}");
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert!(matches!(err, Error::NewerFormat { found: 3, supported: 2, .. }), "{err}");
+    assert!(err.to_string().contains("format version 3"), "{err}");
 }
 
 #[test]
@@ -264,4 +272,27 @@ fn missing_segment_in_the_middle_is_corruption() {
     std::fs::remove_file(dir.path().join(segment_name(2))).unwrap();
     let err = Wal::open(dir.path(), small()).err().expect("refused");
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn segments_prepared_in_the_background_round_trip_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions { prepare: Prepare::Background, spare_segments_max: 0, ..small() };
+    let all = entries(1..=300, 2);
+    {
+        let (mut wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+        for chunk in all.chunks(3) {
+            append(&mut wal, Some(hs(2, 1, chunk[0].index)), chunk);
+        }
+        assert!(wal.segment_count() > 4, "{}", wal.segment_count());
+        // Dropped while the next file may still be being written.
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().any(|n| n.ends_with(".tmp")), "the next segment was ready: {names:?}");
+    let (mut wal, rec) = Wal::open(dir.path(), opts.clone()).unwrap();
+    assert_eq!((rec.entries, rec.torn_tail), (all, None));
+    append(&mut wal, None, &entries(301..=400, 2));
+    drop(wal);
+    assert_eq!(Wal::open(dir.path(), opts).unwrap().1.entries.len(), 400);
 }

@@ -1,0 +1,68 @@
+//! Segment files made before they are needed (etcd's WAL "file pipeline"): when no spare
+//! is left, the next file is created and zero-filled while appends go on, so a roll only
+//! writes a header instead of waiting for `segment_size` bytes of zeros.
+//!
+//! The file is named `*.tmp` until a roll renames it into the log, so recovery deletes it
+//! like any never-finished segment. A background job runs on its own thread; the inline
+//! mode does the same work at the same point synchronously, for deterministic tests.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use crate::fs::{FileSystem, StorageFile};
+use crate::recovery::write_zeros;
+
+/// Name of the prepared file inside the data directory.
+pub const PREPARED_NAME: &str = "next.wal.tmp";
+
+/// How the next segment file is made when no spare is available.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prepare {
+    /// At the roll, synchronously (each roll waits for the zero fill).
+    AtRoll,
+    /// Right after the previous roll, synchronously: deterministic, for tests.
+    Inline,
+    /// Right after the previous roll, on a background thread.
+    Background,
+}
+
+/// Creates `path` with `size` bytes, written as zeros if `zero_fill`, and syncs it.
+pub fn create_file<F: FileSystem>(fs: &F, path: &Path, size: u64, zero_fill: bool) -> io::Result<F::File> {
+    let file = fs.open(path, true)?;
+    file.set_len(0)?;
+    file.set_len(size)?;
+    if zero_fill {
+        write_zeros(&file, 0, size)?;
+    }
+    file.sync_data()?;
+    Ok(file)
+}
+
+/// A prepared (or being prepared) file of `segment_size` bytes.
+pub enum Prepared<File> {
+    Running(JoinHandle<io::Result<File>>),
+    Done(io::Result<File>),
+}
+
+impl<File: StorageFile + 'static> Prepared<File> {
+    pub fn start<F: FileSystem<File = File>>(fs: &F, dir: &Path, size: u64, zero_fill: bool, mode: Prepare) -> Self {
+        let path = dir.join(PREPARED_NAME);
+        match mode {
+            Prepare::Background => {
+                let fs = fs.clone();
+                Prepared::Running(std::thread::spawn(move || create_file(&fs, &path, size, zero_fill)))
+            }
+            Prepare::Inline | Prepare::AtRoll => Prepared::Done(create_file(fs, &path, size, zero_fill)),
+        }
+    }
+
+    /// Waits for the file; returns it with its path.
+    pub fn finish(self, dir: &Path) -> io::Result<(PathBuf, File)> {
+        let file = match self {
+            Prepared::Running(job) => job.join().unwrap_or_else(|_| Err(io::Error::other("preparing thread panicked"))),
+            Prepared::Done(res) => res,
+        }?;
+        Ok((dir.join(PREPARED_NAME), file))
+    }
+}
