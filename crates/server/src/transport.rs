@@ -478,6 +478,24 @@ async fn receive_snapshot(
 mod tests {
     use super::*;
 
+    /// Node 1's transport to `peers`, with its snapshot reports on the returned channel.
+    fn reporting_transport(
+        peers: BTreeMap<NodeId, SocketAddr>,
+    ) -> (Transport, mpsc::UnboundedReceiver<(NodeId, bool)>) {
+        let (done, done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let transport = Transport::start(
+            hello,
+            peers,
+            |_| {},
+            |_| {},
+            move |peer, ok| {
+                let _ = done.send((peer, ok));
+            },
+        );
+        (transport, done_rx)
+    }
+
     #[test]
     fn peer_urls_become_socket_addresses() {
         assert_eq!(url_to_addr("http://127.0.0.1:2380").unwrap(), "127.0.0.1:2380".parse().unwrap());
@@ -635,17 +653,7 @@ mod tests {
         let proxy_addr = proxy.local_addr().unwrap();
         // Cut the snapshot's connection after about three and a half chunks.
         tokio::spawn(cutting_proxy(proxy, addr, snapshot_stream::CHUNK_BYTES * 7 / 2));
-        let (done, mut done_rx) = mpsc::unbounded_channel();
-        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(
-            hello,
-            [(2, proxy_addr)].into(),
-            |_| {},
-            |_| {},
-            move |peer, ok| {
-                let _ = done.send((peer, ok));
-            },
-        );
+        let (transport, mut done_rx) = reporting_transport([(2, proxy_addr)].into());
         let data: Vec<u8> = (0..6 * snapshot_stream::CHUNK_BYTES + 12345).map(|i| (i % 253) as u8).collect();
         let meta = tally_raft::SnapshotMeta { index: 77, term: 4, conf: tally_raft::ConfState::with_voters([1, 2]) };
         let snapshot = tally_raft::Snapshot { meta, data: bytes::Bytes::from(data) };
@@ -689,17 +697,7 @@ mod tests {
                 held.push(stream);
             }
         });
-        let (done, mut done_rx) = mpsc::unbounded_channel();
-        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(
-            hello,
-            [(2, addr)].into(),
-            |_| {},
-            |_| {},
-            move |peer, ok| {
-                let _ = done.send((peer, ok));
-            },
-        );
+        let (transport, mut done_rx) = reporting_transport([(2, addr)].into());
         let wait = Duration::from_secs(5);
         assert_eq!(tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(), Some(false), "the message stream");
         // Larger than what the socket buffers take, so the first transfer stays stuck.
@@ -726,17 +724,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_snapshot_for_an_unknown_peer_fails_at_once() {
-        let (done, mut done_rx) = mpsc::unbounded_channel();
-        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(
-            hello,
-            BTreeMap::new(),
-            |_| {},
-            |_| {},
-            move |peer, ok| {
-                let _ = done.send((peer, ok));
-            },
-        );
+        let (transport, mut done_rx) = reporting_transport(BTreeMap::new());
         let body = MessageBody::Snapshot { snapshot: tally_raft::Snapshot::default() };
         transport.send(Message { from: 1, to: 5, term: 1, body });
         assert_eq!(done_rx.try_recv().unwrap(), (5, false));
