@@ -18,9 +18,7 @@ use bytes::Bytes;
 use tally_mvcc::{CommandResponse, MvccError, StateMachine};
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
-use tally_raft::{
-    Config, EntryKind, Index, Message, NodeId, Persisted, ProposeError, Raft, Ready, Role, Snapshot, SnapshotMeta,
-};
+use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot, SnapshotMeta};
 use tokio::sync::oneshot;
 
 use crate::lease_clock::LeaseClock;
@@ -438,17 +436,20 @@ impl Driver {
     /// connection (etcd's MsgProp) instead of a second gRPC call. Either way the caller is
     /// answered when this member applies the entry with the command's request id.
     fn propose(&mut self, cmd: Command, reply: oneshot::Sender<ProposeOutcome>) {
-        match self.raft.propose(Bytes::from(cmd.encode_to_vec())) {
-            Ok(_) => {}
-            Err(ProposeError::NotLeader { leader: Some(leader) }) if leader != self.raft.id() => {
-                self.transport.forward(leader, cmd.clone());
+        let request_id = (cmd.client_id, cmd.seq);
+        let handed_on = match (self.raft.role(), self.raft.leader()) {
+            (Role::Leader, _) => self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_ok(),
+            (_, Some(leader)) if leader != self.raft.id() => {
+                self.transport.forward(leader, cmd);
+                true
             }
-            Err(_) => {
-                let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
-                return;
-            }
+            _ => false,
+        };
+        if !handed_on {
+            let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
+            return;
         }
-        if let Some(old) = self.waiters.insert((cmd.client_id, cmd.seq), reply) {
+        if let Some(old) = self.waiters.insert(request_id, reply) {
             // A retry of the same request: the newest caller gets the answer.
             let _ = old.send(ProposeOutcome::NotLeader(self.raft.leader()));
         }
