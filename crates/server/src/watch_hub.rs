@@ -86,8 +86,8 @@ pub struct WatchHub {
     pub headers: HeaderSource,
     watchers: Mutex<HashMap<u64, Watcher>>,
     next_key: AtomicU64,
-    /// Applied revisions on their way to the dispatcher thread.
-    dispatch: std::sync::mpsc::Sender<(i64, Vec<Event>)>,
+    /// Applied revisions on their way to the dispatcher thread, a Ready's worth at a time.
+    dispatch: std::sync::mpsc::Sender<Vec<(i64, Vec<Event>)>>,
 }
 
 impl WatchHub {
@@ -102,18 +102,23 @@ impl WatchHub {
         std::thread::Builder::new()
             .name("watch-dispatch".into())
             .spawn(move || {
-                for (revision, events) in applied {
+                for batch in applied {
                     let Some(hub) = weak.upgrade() else { return };
-                    hub.deliver(revision, &events);
+                    for (revision, events) in batch {
+                        hub.deliver(revision, &events);
+                    }
                 }
             })
             .expect("spawn watch dispatcher");
         hub
     }
 
-    /// Called by the apply loop: hands one applied revision's events to the dispatcher.
-    pub fn publish(&self, revision: i64, events: Vec<Event>) {
-        let _ = self.dispatch.send((revision, events));
+    /// Called by the apply loop once per batch of applied entries: hands their revisions'
+    /// events, in order, to the dispatcher (one wake-up per batch, not per revision).
+    pub fn publish(&self, revisions: Vec<(i64, Vec<Event>)>) {
+        if !revisions.is_empty() {
+            let _ = self.dispatch.send(revisions);
+        }
     }
 
     /// Delivers the events of one applied revision to every synced watcher that wants them.

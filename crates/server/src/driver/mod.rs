@@ -401,6 +401,7 @@ impl Driver {
             self.adopt_members(members);
             self.snapshot_index = snapshot.meta.index;
         }
+        let mut published = Vec::new();
         for entry in ready.committed_entries {
             if entry.kind != EntryKind::Normal || entry.data.is_empty() {
                 self.sm.write().expect("sm lock").apply_noop(entry.index);
@@ -414,8 +415,8 @@ impl Driver {
                 Err(e) => fatal(&format!("decoding the committed entry at index {}", entry.index), e),
             };
             let mut applied = self.sm.write().expect("sm lock").apply(entry.index, &cmd);
-            if let (Some(hub), false) = (&self.hub, applied.events.is_empty()) {
-                hub.publish(applied.revision, std::mem::take(&mut applied.events));
+            if self.hub.is_some() && !applied.events.is_empty() {
+                published.push((applied.revision, std::mem::take(&mut applied.events)));
             }
             if self.raft.role() == Role::Leader {
                 self.track_lease(&cmd, &applied.response);
@@ -423,6 +424,9 @@ impl Driver {
             if let Some(waiter) = self.waiters.remove(&(cmd.client_id, cmd.seq)) {
                 let _ = waiter.send(ProposeOutcome::Applied(applied.response));
             }
+        }
+        if let Some(hub) = &self.hub {
+            hub.publish(published);
         }
         for rs in ready.read_states {
             let ctx = u64::from_be_bytes(rs.ctx.as_ref().try_into().unwrap_or([0; 8]));
