@@ -5,7 +5,6 @@
 //! Ready, so many proposals share one append and one fsync, and many reads one ReadIndex.
 
 mod membership;
-mod read_query;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tally_mvcc::{CommandResponse, MvccError, StateMachine};
+use tally_mvcc::{CommandResponse, StateMachine};
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
 use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot, SnapshotMeta};
@@ -28,7 +27,6 @@ use crate::request_ids::RequestIds;
 use crate::transport::Transport;
 use crate::watch_hub::WatchHub;
 pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
-pub use read_query::{ReadAnswer, ReadQuery};
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
 const INPUTS_PER_TURN_MAX: usize = 4096;
@@ -48,9 +46,9 @@ pub enum Input {
     },
     /// A follower's client command, for us to propose if we lead.
     Forwarded(Command),
+    /// A linearizable read: answered once this member has applied a read index the leader
+    /// confirmed; the caller then reads its local state.
     Read {
-        query: ReadQuery,
-        serializable: bool,
         reply: oneshot::Sender<ReadOutcome>,
     },
     Transfer {
@@ -95,7 +93,8 @@ pub enum ProposeOutcome {
 
 #[derive(Debug)]
 pub enum ReadOutcome {
-    Done(Result<ReadAnswer, MvccError>),
+    /// The local state now reflects every write acknowledged before the read arrived.
+    Ready,
     NoLeader,
 }
 
@@ -139,7 +138,6 @@ pub struct DriverConfig {
 }
 
 struct ReadWaiter {
-    query: ReadQuery,
     reply: oneshot::Sender<ReadOutcome>,
 }
 
@@ -272,10 +270,7 @@ impl Driver {
                     let _ = self.raft.propose(Bytes::from(cmd.encode_to_vec()));
                 }
             }
-            Input::Read { query, serializable: true, reply } => {
-                let _ = reply.send(ReadOutcome::Done(query.answer(&self.sm)));
-            }
-            Input::Read { query, serializable: false, reply } => self.reads_unsent.push(ReadWaiter { query, reply }),
+            Input::Read { reply } => self.reads_unsent.push(ReadWaiter { reply }),
             Input::Transfer { target, reply } => {
                 let _ = reply.send(self.raft.transfer_leader(target).map_err(|e| e.to_string()));
             }
@@ -491,13 +486,13 @@ impl Driver {
 
     fn serve_reads(&mut self) {
         let applied = self.raft.applied();
-        let sm = &self.sm;
         self.reads_ready.retain_mut(|(index, batch)| {
             if *index > applied {
                 return true;
             }
+            // The callers read the state themselves, in parallel, off this thread.
             for w in batch.drain(..) {
-                let _ = w.reply.send(ReadOutcome::Done(w.query.answer(sm)));
+                let _ = w.reply.send(ReadOutcome::Ready);
             }
             false
         });
@@ -560,8 +555,9 @@ impl NodeHandle {
         self.call(|reply| Input::Propose { cmd, reply }).await.ok()
     }
 
-    pub async fn read(&self, query: ReadQuery, serializable: bool) -> Option<ReadOutcome> {
-        self.call(|reply| Input::Read { query, serializable, reply }).await.ok()
+    /// Waits until a linearizable read may be served from the local state.
+    pub async fn read_barrier(&self) -> Option<ReadOutcome> {
+        self.call(|reply| Input::Read { reply }).await.ok()
     }
 
     pub async fn transfer(&self, target: NodeId) -> Option<Result<(), String>> {

@@ -14,8 +14,9 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::Status;
 
+use super::read_query::{ReadAnswer, ReadQuery};
 use crate::cluster::ClusterSpec;
-use crate::driver::{NodeHandle, ProposeOutcome, ReadAnswer, ReadOutcome, ReadQuery};
+use crate::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
 use crate::errors;
 use crate::members::Members;
 use crate::request_ids::RequestIds;
@@ -123,10 +124,9 @@ impl Context {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             // A read index can be lost with a message or a leader; then ask again.
-            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read(query.clone(), false)).await;
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read_barrier()).await;
             match attempt {
-                Ok(Some(ReadOutcome::Done(Ok(answer)))) => return Ok(answer),
-                Ok(Some(ReadOutcome::Done(Err(e)))) => return Err(errors::from_mvcc(&e)),
+                Ok(Some(ReadOutcome::Ready)) => return query.answer(&self.sm).map_err(|e| errors::from_mvcc(&e)),
                 Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }

@@ -7,5 +7,6 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+mod read_query;
 pub mod recipe;
 pub mod watch;

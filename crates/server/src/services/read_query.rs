@@ -1,4 +1,5 @@
-//! What a read asks of the state machine once it may be served (locally, or after ReadIndex):
+//! What a read asks of the state machine once it may be served (at once if serializable, or
+//! when the driver says a ReadIndex was applied), evaluated on the caller's thread:
 //! a Range, or a Txn without writes, which etcd also serves without going through the log.
 
 use std::sync::RwLock;
@@ -9,7 +10,7 @@ use tally_proto::etcdserverpb::{RangeRequest, RangeResponse, TxnRequest, TxnResp
 #[derive(Clone, Debug)]
 pub enum ReadQuery {
     Range(RangeRequest),
-    /// Only txns whose every op is a range come this way (services::kv::is_txn_readonly).
+    /// Only txns whose every op is a range come this way (kv::is_txn_readonly).
     Txn(TxnRequest),
 }
 
