@@ -258,13 +258,19 @@ fn early_suspicion(id: NodeId) -> Config {
     Config { leader_silence_jitter_ticks: 2, ..Config::new(id) }
 }
 
+/// Elects node 1, lets its followers hear it for a few ticks, then cuts it off. Returns its term.
+fn cut_off_settled_leader(net: &mut Network) -> u64 {
+    net.elect(1);
+    net.tick_all(5);
+    net.isolate(1);
+    net.node(1).term()
+}
+
 /// Ticks after the leader (node 1) is cut off until node 2 or 3 leads; the survivors tick one
 /// after the other, as two processes whose clocks are not in step.
 fn ticks_to_replace_leader(config: impl Fn(NodeId) -> Config + 'static) -> u32 {
     let mut net = Network::with_config(3, config);
-    net.elect(1);
-    net.tick_all(5);
-    net.isolate(1);
+    cut_off_settled_leader(&mut net);
     for t in 1..=100 {
         net.tick(2, 1);
         net.tick(3, 1);
@@ -310,10 +316,7 @@ fn survivors_suspecting_together_do_not_split_the_vote() {
     let election_tick = Config::new(1).election_tick;
     for seed in 0..30 {
         let mut net = Network::with_config(3, move |id| Config { seed: id + 1000 * seed, ..early_suspicion(id) });
-        net.elect(1);
-        net.tick_all(5);
-        let term = net.node(1).term();
-        net.isolate(1);
+        let term = cut_off_settled_leader(&mut net);
         // Lockstep ticks: when both survivors time out in the same tick, their pre-votes cross.
         let mut ticks = 0;
         while !net.leaders().iter().any(|&id| id != 1) {
@@ -331,10 +334,7 @@ fn survivors_suspecting_together_do_not_split_the_vote() {
 fn a_survivor_refused_by_a_lease_steps_aside_for_the_next() {
     let election_tick = Config::new(1).election_tick;
     let mut net = Network::with_config(3, early_suspicion);
-    net.elect(1);
-    net.tick_all(5);
-    let term = net.node(1).term();
-    net.isolate(1);
+    let term = cut_off_settled_leader(&mut net);
     // Node 3's clock runs ahead: it suspects the leader while node 2 still holds the lease.
     while net.node(3).role() != Role::PreCandidate {
         net.tick(3, 1);
