@@ -478,6 +478,21 @@ async fn receive_snapshot(
 mod tests {
     use super::*;
 
+    /// Node 2 of cluster 42, listening on a free port: its address, and what it receives.
+    async fn listening_peer(
+        directory: PeerDirectory,
+        data_dir: &std::path::Path,
+        is_removed: impl Fn(NodeId) -> bool + Clone + Send + Sync + 'static,
+    ) -> (SocketAddr, mpsc::UnboundedReceiver<Inbound>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(listen(listener, 42, directory, data_dir.to_path_buf(), is_removed, move |inbound| {
+            let _ = tx.send(inbound);
+        }));
+        (addr, rx)
+    }
+
     /// Node 1's transport to `peers`, with its snapshot reports on the returned channel.
     fn reporting_transport(
         peers: BTreeMap<NodeId, SocketAddr>,
@@ -505,21 +520,9 @@ mod tests {
 
     #[tokio::test]
     async fn messages_cross_a_real_connection_after_a_hello() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let directory = PeerDirectory::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
         let dir = tempfile::tempdir().unwrap();
-        tokio::spawn(listen(
-            listener,
-            42,
-            directory.clone(),
-            dir.path().to_path_buf(),
-            |id| id == 9,
-            move |inbound| {
-                let _ = tx.send(inbound);
-            },
-        ));
+        let (addr, mut rx) = listening_peer(directory.clone(), dir.path(), |id| id == 9).await;
         let hello = PeerHello {
             cluster_id: 42,
             from: 1,
@@ -569,20 +572,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_dropped_from_the_members_is_told_it_was_removed() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
         let dir = tempfile::tempdir().unwrap();
-        tokio::spawn(listen(
-            listener,
-            42,
-            PeerDirectory::default(),
-            dir.path().to_path_buf(),
-            |_| false,
-            move |inbound| {
-                let _ = tx.send(inbound);
-            },
-        ));
+        let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
         let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
         transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
@@ -636,19 +627,7 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_broken_midway_is_reported_and_the_next_transfer_starts_over() {
         let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen(
-            listener,
-            42,
-            PeerDirectory::default(),
-            dir.path().to_path_buf(),
-            |_| false,
-            move |i| {
-                let _ = tx.send(i);
-            },
-        ));
+        let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = proxy.local_addr().unwrap();
         // Cut the snapshot's connection after about three and a half chunks.
