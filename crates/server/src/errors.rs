@@ -23,9 +23,3 @@ pub fn request_too_large() -> Status {
 pub fn from_mvcc(e: &MvccError) -> Status {
     Status::new(Code::from_i32(e.code().as_i32()), e.message())
 }
-
-/// Whether a failed forward is worth retrying (the leader moved or was unreachable).
-pub fn is_retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded)
-        || status.message() == "etcdserver: not leader"
-}

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 use tally_mvcc::{MvccError, StateMachine};
 use tally_proto::etcdserverpb::{RangeRequest, RangeResponse, TxnRequest, TxnResponse};
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum ReadQuery {
     Range(RangeRequest),
     /// Only txns whose every op is a range come this way (kv::is_txn_readonly).
