@@ -65,3 +65,42 @@ fn single_node_reads_immediately() {
     net.stabilize();
     assert_eq!(net.nodes[&1].read_states.len(), 1);
 }
+
+#[test]
+fn reads_arriving_during_a_round_share_the_next_one() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a").unwrap();
+    net.sent.clear();
+    net.node_mut(1).read_index(Bytes::from_static(b"r1")).unwrap();
+    net.handle_ready(1);
+    // Round 1 is in flight: these wait for round 2, which starts when round 1 is confirmed.
+    net.node_mut(1).read_index(Bytes::from_static(b"r2")).unwrap();
+    net.node_mut(3).read_index(Bytes::from_static(b"f")).unwrap();
+    net.node_mut(1).read_index(Bytes::from_static(b"r3")).unwrap();
+    net.stabilize();
+    let ctxs: Vec<&[u8]> = net.nodes[&1].read_states.iter().map(|r| r.ctx.as_ref()).collect();
+    assert_eq!(ctxs, vec![&b"r1"[..], b"r2", b"r3"]);
+    assert_eq!(net.nodes[&3].read_states, vec![ReadState { index: 3, ctx: Bytes::from_static(b"f") }]);
+    let heartbeats = net.count_sent(|m| matches!(m.body, MessageBody::Heartbeat { .. }));
+    assert_eq!(heartbeats, 4, "two rounds of two heartbeats, not one round per read");
+}
+
+#[test]
+fn a_read_is_confirmed_only_by_a_round_sent_after_it_arrived() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a").unwrap();
+    // Every heartbeat of a later round is lost.
+    net.filter = Some(Box::new(|m| !matches!(m.body, MessageBody::Heartbeat { round, .. } if round >= 2)));
+    net.node_mut(1).read_index(Bytes::from_static(b"r1")).unwrap();
+    net.handle_ready(1);
+    net.node_mut(1).read_index(Bytes::from_static(b"r2")).unwrap();
+    net.stabilize();
+    let ctxs: Vec<&[u8]> = net.nodes[&1].read_states.iter().map(|r| r.ctx.as_ref()).collect();
+    assert_eq!(ctxs, vec![&b"r1"[..]], "round 1's acknowledgements must not confirm r2");
+    // The periodic heartbeat carries the round again once messages get through.
+    net.filter = None;
+    net.tick_all(Config::new(1).heartbeat_tick);
+    assert_eq!(net.nodes[&1].read_states.len(), 2);
+}
