@@ -428,15 +428,45 @@ impl<F: FileSystem> Wal<F> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        if let Some(cur) = &self.snapshot {
-            if meta.index <= cur.index {
-                return Err(Error::InvalidBatch(format!(
-                    "snapshot at {} is not newer than the current one at {}",
-                    meta.index, cur.index
-                )));
-            }
-        }
+        self.check_newer(meta)?;
         snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
+        self.record_snapshot(meta)
+    }
+
+    /// Writes snapshot files from another thread, so that encoding and syncing a large state
+    /// does not hold up appends. A written snapshot takes effect with [`Wal::adopt_snapshot`].
+    pub fn snapshot_writer(&self) -> SnapshotWriter<F> {
+        SnapshotWriter { fs: self.fs.clone(), dir: self.dir.clone() }
+    }
+
+    /// Records a snapshot a [`SnapshotWriter`] made durable, as [`Wal::save_snapshot`] would
+    /// have. Returns false, and deletes the file, if a newer snapshot was saved meanwhile. A
+    /// crash before this call is safe: recovery adopts the newest durable snapshot file.
+    pub fn adopt_snapshot(&mut self, meta: &SnapshotMeta) -> Result<bool> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if self.check_newer(meta).is_err() {
+            let p = self.dir.join(snapshot::snapshot_name(meta.index, meta.term));
+            self.fs.remove_file(&p).ctx(|| format!("removing superseded snapshot {}", p.display()))?;
+            return Ok(false);
+        }
+        self.record_snapshot(meta)?;
+        Ok(true)
+    }
+
+    fn check_newer(&self, meta: &SnapshotMeta) -> Result<()> {
+        match &self.snapshot {
+            Some(cur) if meta.index <= cur.index => Err(Error::InvalidBatch(format!(
+                "snapshot at {} is not newer than the current one at {}",
+                meta.index, cur.index
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The marker of a durable snapshot file, then the old snapshot file goes.
+    fn record_snapshot(&mut self, meta: &SnapshotMeta) -> Result<()> {
         let reset = self.log.term(meta.index) != Some(meta.term);
         self.append_marker(RecordType::Snapshot, Marker { index: meta.index, term: meta.term, reset, keep_from: 0 })?;
         let did_reset = recovery::apply_snapshot(&mut self.log, meta.index, meta.term);
@@ -530,6 +560,20 @@ impl<F: FileSystem> Wal<F> {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Writes snapshot files into a WAL's directory from any thread (see [`Wal::snapshot_writer`]).
+#[derive(Clone)]
+pub struct SnapshotWriter<F: FileSystem = RealFs> {
+    fs: F,
+    dir: PathBuf,
+}
+
+impl<F: FileSystem> SnapshotWriter<F> {
+    /// Writes and syncs the snapshot file (atomically: a temporary file renamed into place).
+    pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        snapshot::write_snapshot(&self.fs, &self.dir, meta, data).map(|_| ())
     }
 }
 

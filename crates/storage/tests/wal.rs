@@ -296,3 +296,64 @@ fn segments_prepared_in_the_background_round_trip_on_disk() {
     drop(wal);
     assert_eq!(Wal::open(dir.path(), opts).unwrap().1.entries.len(), 400);
 }
+
+fn snap_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".snap"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_snapshot_written_on_another_thread_is_adopted_while_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path(), small()).unwrap();
+        append(&mut wal, Some(hs(2, 1, 100)), &entries(1..=100, 2));
+        let meta = SnapshotMeta { index: 100, term: 2, conf_state: b"voters=1".to_vec() };
+        let writer = wal.snapshot_writer();
+        let background = std::thread::spawn(move || writer.write(&meta, b"state at 100").map(|_| meta));
+        append(&mut wal, Some(hs(2, 1, 120)), &entries(101..=120, 2));
+        let meta = background.join().unwrap().unwrap();
+        assert!(wal.adopt_snapshot(&meta).unwrap());
+        wal.compact(100).unwrap();
+        assert_eq!(wal.first_index(), 101);
+    }
+    let (wal, rec) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(rec.snapshot_meta.map(|m| m.index), Some(100));
+    assert_eq!(rec.entries, entries(101..=120, 2));
+    assert_eq!(wal.load_snapshot().unwrap().unwrap().data, b"state at 100");
+}
+
+#[test]
+fn a_snapshot_overtaken_by_a_newer_one_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), small()).unwrap();
+    append(&mut wal, Some(hs(2, 1, 100)), &entries(1..=100, 2));
+    let ours = SnapshotMeta { index: 60, term: 2, conf_state: vec![] };
+    wal.snapshot_writer().write(&ours, b"state at 60").unwrap();
+    // Meanwhile the leader's snapshot was installed.
+    wal.save_snapshot(&SnapshotMeta { index: 90, term: 2, conf_state: vec![] }, b"state at 90").unwrap();
+    assert!(!wal.adopt_snapshot(&ours).unwrap());
+    assert_eq!(snap_files(dir.path()), vec![tally_storage::snapshot_name(90, 2)]);
+}
+
+#[test]
+fn a_crash_between_writing_and_adopting_keeps_the_written_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path(), small()).unwrap();
+        append(&mut wal, Some(hs(2, 1, 100)), &entries(1..=100, 2));
+        let meta = SnapshotMeta { index: 80, term: 2, conf_state: vec![] };
+        wal.snapshot_writer().write(&meta, b"state at 80").unwrap();
+        append(&mut wal, Some(hs(2, 1, 110)), &entries(101..=110, 2));
+        // Dropped without adopt_snapshot: the process died.
+    }
+    let (mut wal, rec) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(rec.snapshot_meta.map(|m| m.index), Some(80));
+    assert_eq!(rec.entries.last().map(|e| e.index), Some(110));
+    append(&mut wal, None, &entries(111..=111, 2));
+}
