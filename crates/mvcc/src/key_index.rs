@@ -53,18 +53,23 @@ impl KeyHistory {
     /// Drops history older than `at`, keeping the entry visible at `at` unless it is a tombstone.
     /// Returns the cost of the removed entries. The history may become empty.
     pub(crate) fn compact(&mut self, at: i64, key_len: usize) -> u64 {
-        let idx = self.entries.partition_point(|e| e.rev.main <= at);
-        if idx == 0 {
-            return 0;
-        }
-        // Keep entries[idx-1] if live; drop everything before it.
-        let keep_from = if self.entries[idx - 1].is_tombstone() { idx } else { idx - 1 };
+        let keep_from = self.compaction_point(at);
         if keep_from == 0 {
             return 0;
         }
         let removed: u64 = self.entries[..keep_from].iter().map(|e| e.cost(key_len)).sum();
         self.entries.drain(..keep_from);
         removed
+    }
+
+    /// How many of the oldest entries a compaction at `at` drops: all before the entry
+    /// visible at `at`, and that one too if it is a tombstone.
+    pub(crate) fn compaction_point(&self, at: i64) -> usize {
+        match self.entries.partition_point(|e| e.rev.main <= at) {
+            0 => 0,
+            idx if self.entries[idx - 1].is_tombstone() => idx,
+            idx => idx - 1,
+        }
     }
 }
 

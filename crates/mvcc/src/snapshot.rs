@@ -262,7 +262,7 @@ impl StateMachine {
                     attachments.push((e.lease, key.clone()));
                 }
             }
-            store.index.insert(key.clone(), h);
+            store.index.insert(key.clone(), Arc::new(h));
             prev_key = Some(key);
         }
         let nleases = r.len()?;

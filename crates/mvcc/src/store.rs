@@ -99,7 +99,9 @@ pub(crate) fn entry_to_kv(key: &[u8], e: &Entry) -> KeyValue {
 /// The MVCC store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
-    pub(crate) index: BTreeMap<Arc<[u8]>, KeyHistory>,
+    /// Histories are shared, not copied, when the state machine is cloned for a snapshot; a
+    /// write copies only the history it changes, and only while a snapshot still holds it.
+    pub(crate) index: BTreeMap<Arc<[u8]>, Arc<KeyHistory>>,
     pub(crate) current_rev: i64,
     pub(crate) compact_rev: i64,
     pub(crate) lessor: Lessor,
@@ -247,7 +249,7 @@ impl Store {
 
     fn push_entry(&mut self, key: &Arc<[u8]>, entry: Entry) {
         self.approx_bytes += entry.cost(key.len());
-        self.index.entry(key.clone()).or_default().entries.push(entry);
+        Arc::make_mut(self.index.entry(key.clone()).or_default()).entries.push(entry);
     }
 
     /// Puts `key` in the write transaction (etcd's `storeTxnWrite.put`).
@@ -324,7 +326,9 @@ impl Store {
         self.compact_rev = rev;
         let mut removed = 0u64;
         self.index.retain(|k, h| {
-            removed += h.compact(rev, k.len());
+            if h.compaction_point(rev) > 0 {
+                removed += Arc::make_mut(h).compact(rev, k.len());
+            }
             !h.entries.is_empty()
         });
         self.approx_bytes -= removed;

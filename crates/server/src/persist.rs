@@ -118,13 +118,43 @@ impl Disk {
 
     /// Stores a snapshot durably and releases the log it covers.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DiskError> {
-        let meta = tally_storage::SnapshotMeta {
-            index: snapshot.meta.index,
-            term: snapshot.meta.term,
-            conf_state: codec::encode_conf_state(&snapshot.meta.conf),
-        };
+        let meta = storage_meta(snapshot);
         self.wal.save_snapshot(&meta, &snapshot.data)?;
         self.wal.compact(snapshot.meta.index)?;
         Ok(())
+    }
+
+    /// Writes snapshot files from another thread; see [`Disk::adopt_snapshot`].
+    pub fn snapshot_writer(&self) -> SnapshotFiles {
+        SnapshotFiles { writer: self.wal.snapshot_writer() }
+    }
+
+    /// Makes a snapshot written by a [`SnapshotFiles`] the current one and releases the log it
+    /// covers. False if a newer snapshot (the leader's) was installed meanwhile.
+    pub fn adopt_snapshot(&mut self, snapshot: &Snapshot) -> Result<bool, DiskError> {
+        if !self.wal.adopt_snapshot(&storage_meta(snapshot))? {
+            return Ok(false);
+        }
+        self.wal.compact(snapshot.meta.index)?;
+        Ok(true)
+    }
+}
+
+/// Writes a node's own snapshots off the driver thread.
+pub struct SnapshotFiles {
+    writer: tally_storage::SnapshotWriter,
+}
+
+impl SnapshotFiles {
+    pub fn write(&self, snapshot: &Snapshot) -> Result<(), DiskError> {
+        Ok(self.writer.write(&storage_meta(snapshot), &snapshot.data)?)
+    }
+}
+
+fn storage_meta(snapshot: &Snapshot) -> tally_storage::SnapshotMeta {
+    tally_storage::SnapshotMeta {
+        index: snapshot.meta.index,
+        term: snapshot.meta.term,
+        conf_state: codec::encode_conf_state(&snapshot.meta.conf),
     }
 }

@@ -160,6 +160,8 @@ pub struct Driver {
     tick: Duration,
     snapshot_count: u64,
     snapshot_index: Index,
+    /// Our own snapshot being encoded and written by a background thread.
+    snapshot_in_flight: Option<Receiver<Result<Snapshot, String>>>,
     /// Proposals waiting to be applied, by (client id, seq).
     waiters: HashMap<(u64, u64), oneshot::Sender<ProposeOutcome>>,
     /// Linearizable reads of this turn, to share one ReadIndex.
@@ -207,6 +209,7 @@ impl Driver {
             tick: cfg.tick,
             snapshot_count: cfg.snapshot_count,
             snapshot_index,
+            snapshot_in_flight: None,
             waiters: HashMap::new(),
             reads_unsent: Vec::new(),
             reads_by_ctx: HashMap::new(),
@@ -241,6 +244,7 @@ impl Driver {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.send_reads();
+            self.adopt_written_snapshot();
             let now = Instant::now();
             if now >= next_tick {
                 self.raft.tick();
@@ -498,20 +502,58 @@ impl Driver {
         });
     }
 
+    /// Every `snapshot_count` applied entries, snapshots the state machine. Only copying the
+    /// state happens here; encoding and syncing it (seconds for a large store) happen on a
+    /// background thread while this one goes on, and the log is compacted once it is durable.
     fn maybe_snapshot(&mut self) {
         let applied = self.raft.applied();
-        if applied < self.snapshot_index + self.snapshot_count {
+        if self.snapshot_in_flight.is_some() || applied < self.snapshot_index + self.snapshot_count {
             return;
         }
         let Some(term) = self.raft.log_term(applied) else { return };
         let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
-        let data = encode_snapshot(&self.members.read().expect("members lock"), &self.sm.read().expect("sm lock"));
-        let snapshot = Snapshot { meta, data };
-        if let Err(e) = self.disk.save_snapshot(&snapshot) {
-            fatal("saving a snapshot", e);
+        let began = Instant::now();
+        let members = self.members.read().expect("members lock").clone();
+        let sm = self.sm.read().expect("sm lock").clone();
+        let copied = began.elapsed();
+        let files = self.disk.snapshot_writer();
+        let (done, written) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            let snapshot = Snapshot { meta, data: encode_snapshot(&members, &sm) };
+            drop(sm);
+            let result = files.write(&snapshot);
+            tracing::info!(
+                index = snapshot.meta.index,
+                bytes = snapshot.data.len(),
+                "snapshot written: state copied in {copied:?} on the driver thread, encoded and synced in {:?}",
+                began.elapsed() - copied
+            );
+            let _ = done.send(result.map(|()| snapshot).map_err(|e| e.to_string()));
+        });
+        if let Err(e) = spawned {
+            fatal("starting the snapshot thread", e);
         }
-        self.raft.compact(snapshot);
-        self.snapshot_index = applied;
+        self.snapshot_in_flight = Some(written);
+    }
+
+    fn adopt_written_snapshot(&mut self) {
+        let Some(written) = &self.snapshot_in_flight else { return };
+        let snapshot = match written.try_recv() {
+            Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => fatal("saving a snapshot", "the snapshot thread died"),
+            Ok(Err(e)) => fatal("saving a snapshot", e),
+            Ok(Ok(snapshot)) => snapshot,
+        };
+        self.snapshot_in_flight = None;
+        match self.disk.adopt_snapshot(&snapshot) {
+            Err(e) => fatal("saving a snapshot", e),
+            // The leader's newer snapshot was installed meanwhile.
+            Ok(false) => {}
+            Ok(true) => {
+                self.snapshot_index = self.snapshot_index.max(snapshot.meta.index);
+                self.raft.compact(snapshot);
+            }
+        }
     }
 }
 
