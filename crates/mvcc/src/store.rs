@@ -252,33 +252,43 @@ impl Store {
         Arc::make_mut(self.index.entry(key.clone()).or_default()).entries.push(entry);
     }
 
-    /// Puts `key` in the write transaction (etcd's `storeTxnWrite.put`).
+    /// Puts `key` in the write transaction (etcd's `storeTxnWrite.put`). Updating a key that
+    /// exists costs one search of the index (each step of which reads another key's memory).
     pub(crate) fn put_key(&mut self, txn: &mut WriteTxn, key: &[u8], value: &[u8], lease: i64) {
-        let rev = txn.write_rev();
-        let (key, prev) = match self.index.get_key_value(key) {
-            Some((k, h)) => (k.clone(), h.current().map(|e| (e.create, e.version, e.lease, entry_to_kv(k, e)))),
-            None => (Arc::<[u8]>::from(key), None),
+        let rev = Revision::new(txn.write_rev(), txn.events.len() as i64);
+        let next = |prev: Option<&Entry>| {
+            let (create, version) = prev.map_or((rev.main, 1), |p| (p.create, p.version + 1));
+            Entry { rev, create, version, lease, value: Some(value.into()) }
         };
-        let (create, version, old_lease) = match &prev {
-            Some((c, v, l, _)) => (*c, v + 1, *l),
-            None => (rev, 1, 0),
+        let (kv, prev_kv, old_lease) = match self.index.get_mut(key) {
+            Some(history) => {
+                let prev = history.current();
+                let entry = next(prev);
+                let written =
+                    (entry_to_kv(key, &entry), prev.map(|p| entry_to_kv(key, p)), prev.map_or(0, |p| p.lease));
+                self.approx_bytes += entry.cost(key.len());
+                Arc::make_mut(history).entries.push(entry);
+                written
+            }
+            None => {
+                let entry = next(None);
+                let kv = entry_to_kv(key, &entry);
+                self.approx_bytes += entry.cost(key.len());
+                self.index.insert(Arc::from(key), Arc::new(KeyHistory { entries: vec![entry] }));
+                (kv, None, 0)
+            }
         };
-        let entry = Entry {
-            rev: Revision::new(rev, txn.events.len() as i64),
-            create,
-            version,
-            lease,
-            value: Some(value.into()),
-        };
-        let kv = entry_to_kv(&key, &entry);
-        self.push_entry(&key, entry);
-        if old_lease != 0 {
-            self.lessor.detach(old_lease, &key);
+        if old_lease != 0 || lease != 0 {
+            // Leases hold the index's own copy of the key.
+            let key = self.index.get_key_value(key).expect("just written").0.clone();
+            if old_lease != 0 {
+                self.lessor.detach(old_lease, &key);
+            }
+            if lease != 0 {
+                self.lessor.attach(lease, &key);
+            }
         }
-        if lease != 0 {
-            self.lessor.attach(lease, &key);
-        }
-        txn.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv), prev_kv: prev.map(|p| p.3) });
+        txn.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv), prev_kv });
     }
 
     /// Deletes the live keys in `kr` (etcd's `storeTxnWrite.deleteRange`); returns how many.
