@@ -27,6 +27,8 @@ const PEER_QUEUE_MAX: usize = 8192;
 const BATCH_MESSAGES_MAX: usize = 4096;
 /// Largest frame accepted.
 const FRAME_BYTES_MAX: usize = 1 << 30;
+/// Read buffer of an inbound peer connection.
+const INBOUND_BUFFER_BYTES: usize = 64 << 10;
 const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
 /// A snapshot stream in which no write (sender) or frame (receiver) completes for this long
@@ -413,6 +415,8 @@ async fn serve_inbound(
         return receive_snapshot(stream, hello.from, snapshot_dir, deliver).await;
     }
     directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
+    // One read for many frames instead of two per frame (length, then body).
+    let mut stream = tokio::io::BufReader::with_capacity(INBOUND_BUFFER_BYTES, stream);
     let result = async {
         loop {
             read_frame(&mut stream, &mut buf).await?;
