@@ -8,6 +8,7 @@ mod apply;
 mod error;
 mod go_sort;
 mod history;
+mod index;
 mod key_index;
 mod lease;
 mod range;

@@ -165,7 +165,7 @@ impl StateMachine {
         w.i64(s.compact_rev);
         w.u64(s.lessor.id_seed);
         w.u64(s.index.len() as u64);
-        for (key, h) in &s.index {
+        for (key, h) in s.index.iter() {
             w.bytes(key);
             w.u64(h.entries.len() as u64);
             for e in &h.entries {
@@ -262,7 +262,7 @@ impl StateMachine {
                     attachments.push((e.lease, key.clone()));
                 }
             }
-            store.index.insert(key.clone(), Arc::new(h));
+            store.index.insert(key.clone(), h);
             prev_key = Some(key);
         }
         let nleases = r.len()?;

@@ -1,7 +1,6 @@
 //! The multi-version key-value store: a key index with per-key history, the current and compacted
 //! revisions, and the leases. Write transactions bump the main revision once, whatever they change.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use tally_proto::etcdserverpb::{CompactionResponse, LeaseGrantResponse, LeaseRev
 use tally_proto::mvccpb::{event::EventType, Event, KeyValue};
 
 use crate::error::MvccError;
+use crate::index::Index;
 use crate::key_index::{Entry, KeyHistory};
 use crate::lease::{Lease, Lessor};
 use crate::revision::{Revision, INITIAL_REVISION, NEVER_COMPACTED};
@@ -99,9 +99,7 @@ pub(crate) fn entry_to_kv(key: &[u8], e: &Entry) -> KeyValue {
 /// The MVCC store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
-    /// Histories are shared, not copied, when the state machine is cloned for a snapshot; a
-    /// write copies only the history it changes, and only while a snapshot still holds it.
-    pub(crate) index: BTreeMap<Arc<[u8]>, Arc<KeyHistory>>,
+    pub(crate) index: Index,
     pub(crate) current_rev: i64,
     pub(crate) compact_rev: i64,
     pub(crate) lessor: Lessor,
@@ -119,7 +117,7 @@ impl Store {
     /// An empty store at revision 1.
     pub fn new(config: StoreConfig) -> Store {
         Store {
-            index: BTreeMap::new(),
+            index: Index::default(),
             current_rev: INITIAL_REVISION,
             compact_rev: NEVER_COMPACTED,
             lessor: Lessor::default(),
@@ -172,7 +170,7 @@ impl Store {
                 }
             }
             KeyRange::FromKey(k) => {
-                for (key, h) in self.index.range::<[u8], _>((Bound::Included(k), Bound::Unbounded)) {
+                for (key, h) in self.index.range(Bound::Included(k), Bound::Unbounded) {
                     if !f(key, h) {
                         break;
                     }
@@ -182,7 +180,7 @@ impl Store {
                 if k >= end {
                     return;
                 }
-                for (key, h) in self.index.range::<[u8], _>((Bound::Included(k), Bound::Excluded(end))) {
+                for (key, h) in self.index.range(Bound::Included(k), Bound::Excluded(end)) {
                     if !f(key, h) {
                         break;
                     }
@@ -249,7 +247,7 @@ impl Store {
 
     fn push_entry(&mut self, key: &Arc<[u8]>, entry: Entry) {
         self.approx_bytes += entry.cost(key.len());
-        Arc::make_mut(self.index.entry(key.clone()).or_default()).entries.push(entry);
+        self.index.get_or_insert(key).entries.push(entry);
     }
 
     /// Puts `key` in the write transaction (etcd's `storeTxnWrite.put`). Updating a key that
@@ -267,14 +265,14 @@ impl Store {
                 let written =
                     (entry_to_kv(key, &entry), prev.map(|p| entry_to_kv(key, p)), prev.map_or(0, |p| p.lease));
                 self.approx_bytes += entry.cost(key.len());
-                Arc::make_mut(history).entries.push(entry);
+                history.entries.push(entry);
                 written
             }
             None => {
                 let entry = next(None);
                 let kv = entry_to_kv(key, &entry);
                 self.approx_bytes += entry.cost(key.len());
-                self.index.insert(Arc::from(key), Arc::new(KeyHistory { entries: vec![entry] }));
+                self.index.insert(Arc::from(key), KeyHistory { entries: vec![entry] });
                 (kv, None, 0)
             }
         };
@@ -335,12 +333,7 @@ impl Store {
         }
         self.compact_rev = rev;
         let mut removed = 0u64;
-        self.index.retain(|k, h| {
-            if h.compaction_point(rev) > 0 {
-                removed += Arc::make_mut(h).compact(rev, k.len());
-            }
-            !h.entries.is_empty()
-        });
+        self.index.retain(|h| h.compaction_point(rev) > 0, |k, h| removed += h.compact(rev, k.len()));
         self.approx_bytes -= removed;
         Ok(CompactionResponse { header: header(self.current_rev) })
     }
