@@ -188,9 +188,9 @@ impl StateMachine {
             w.i64(l.id);
             w.i64(l.ttl);
         }
-        w.u64(self.sessions.by_client.len() as u64);
-        for (client, sess) in &self.sessions.by_client {
-            w.u64(*client);
+        w.u64(self.sessions.len() as u64);
+        for (client, sess) in self.sessions.by_recency() {
+            w.u64(client);
             w.u64(sess.seq);
             w.u64(sess.last_index);
             write_response(&mut w, &sess.response);
@@ -286,11 +286,12 @@ impl StateMachine {
         for _ in 0..nsessions {
             let (client, seq, last_index) = (r.u64()?, r.u64()?, r.u64()?);
             let response = read_response(&mut r)?;
-            if sessions.lru.insert(last_index, client).is_some()
-                || sessions.by_client.insert(client, Session { seq, response, last_index }).is_some()
-            {
+            if !sessions.restore(client, Session { seq, response, last_index }) {
                 return Err(SnapshotError::Corrupt("sessions"));
             }
+        }
+        if !sessions.finish_restore() {
+            return Err(SnapshotError::Corrupt("sessions"));
         }
         if !r.buf.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));

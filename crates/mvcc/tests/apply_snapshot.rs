@@ -60,6 +60,33 @@ fn session_table_is_bounded_lru() {
 }
 
 #[test]
+fn least_recently_used_session_is_evicted_the_same_after_a_snapshot() {
+    let mut sm = StateMachine::new(StoreConfig { sessions_max: 3, ..Default::default() });
+    let mut index = 0;
+    let mut apply = |sm: &mut StateMachine, client: u64, seq: u64| {
+        index += 1;
+        sm.apply(index, &cmd(client, seq, put_op(&format!("k{client}"), &format!("{seq}"))));
+    };
+    // Client 1 is used again and again (each use leaves a stale recency record behind).
+    apply(&mut sm, 1, 1);
+    apply(&mut sm, 2, 1);
+    apply(&mut sm, 3, 1);
+    for seq in 2..500 {
+        apply(&mut sm, 1, seq);
+    }
+    apply(&mut sm, 3, 2);
+    let mut restored = StateMachine::restore(&sm.snapshot()).expect("restore");
+    assert_eq!(restored, sm);
+    // Client 2 is the least recently used, on both.
+    for m in [&mut sm, &mut restored] {
+        m.apply(1000, &cmd(4, 1, put_op("k4", "1")));
+        assert!(m.sessions().get(2).is_none());
+        assert!([1, 3, 4].iter().all(|&c| m.sessions().get(c).is_some()));
+    }
+    assert_eq!(sm.snapshot(), restored.snapshot());
+}
+
+#[test]
 fn all_command_kinds_apply() {
     let mut sm = StateMachine::default();
     let g = sm.apply(1, &cmd(1, 1, Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 0 })));
