@@ -7,7 +7,7 @@
 //! above it. Lock order: hub, then state machine; the driver never holds both.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tally_mvcc::StateMachine;
@@ -85,6 +85,9 @@ pub struct WatchHub {
     pub sm: Arc<RwLock<StateMachine>>,
     pub headers: HeaderSource,
     watchers: Mutex<HashMap<u64, Watcher>>,
+    /// Registered watchers, readable without the lock: with none, publishing skips the
+    /// dispatcher (a thread wake-up per Ready).
+    watcher_count: AtomicUsize,
     next_key: AtomicU64,
     /// Applied revisions on their way to the dispatcher thread, a Ready's worth at a time.
     dispatch: std::sync::mpsc::Sender<Vec<(i64, Vec<Event>)>>,
@@ -93,8 +96,14 @@ pub struct WatchHub {
 impl WatchHub {
     pub fn new(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource) -> Arc<Self> {
         let (dispatch, applied) = std::sync::mpsc::channel();
-        let hub =
-            Arc::new(Self { sm, headers, watchers: Mutex::new(HashMap::new()), next_key: AtomicU64::new(1), dispatch });
+        let hub = Arc::new(Self {
+            sm,
+            headers,
+            watchers: Mutex::new(HashMap::new()),
+            watcher_count: AtomicUsize::new(0),
+            next_key: AtomicU64::new(1),
+            dispatch,
+        });
         // Fan-out costs per watcher; it runs on its own thread so the apply loop never pays
         // for it. One thread keeps revisions in order; the hub's `next_rev` bookkeeping makes a
         // late delivery of a revision a caught-up watcher already has a no-op.
@@ -115,8 +124,12 @@ impl WatchHub {
 
     /// Called by the apply loop once per batch of applied entries: hands their revisions'
     /// events, in order, to the dispatcher (one wake-up per batch, not per revision).
+    ///
+    /// Dropping them when nobody watches is safe: `add` counts a watcher before it reads the
+    /// current revision, and this runs after the revisions were applied, so a watcher the count
+    /// missed read a revision at least as new and does not want them.
     pub fn publish(&self, revisions: Vec<(i64, Vec<Event>)>) {
-        if !revisions.is_empty() {
+        if !revisions.is_empty() && self.watcher_count.load(Ordering::SeqCst) > 0 {
             let _ = self.dispatch.send(revisions);
         }
     }
@@ -151,12 +164,14 @@ impl WatchHub {
         }
         for key in closed {
             watchers.remove(&key);
+            self.watcher_count.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     /// Registers a watcher; it is synced if it starts at or after the next revision.
     pub fn add(&self, mut w: Watcher) -> u64 {
         let mut watchers = self.watchers.lock().expect("hub lock");
+        self.watcher_count.fetch_add(1, Ordering::SeqCst);
         let current = self.sm.read().expect("sm lock").store.revision();
         if w.next_rev <= 0 {
             w.next_rev = current + 1;
@@ -168,7 +183,11 @@ impl WatchHub {
     }
 
     pub fn remove(&self, key: u64) -> Option<Watcher> {
-        self.watchers.lock().expect("hub lock").remove(&key)
+        let removed = self.watchers.lock().expect("hub lock").remove(&key);
+        if removed.is_some() {
+            self.watcher_count.fetch_sub(1, Ordering::SeqCst);
+        }
+        removed
     }
 
     /// What a catch-up needs to know: (range, filters, next_rev) of an unsynced watcher.
