@@ -124,10 +124,10 @@ def _run(cmd):
 
 
 class Cluster:
-    def __init__(self, kind, binary, workdir, n=3, netns=None):
+    def __init__(self, kind, binary, workdir, n=3, netns=None, name=None):
         assert kind in ("tally", "etcd")
         self.kind, self.binary, self.n = kind, binary, n
-        self.dir = os.path.join(workdir, f"{kind}-cluster")
+        self.dir = os.path.join(workdir, f"{name or kind}-cluster")
         os.makedirs(self.dir, exist_ok=True)
         self.client_ports = [free_port() for _ in range(n)]
         self.peer_ports = [free_port() for _ in range(n)]
