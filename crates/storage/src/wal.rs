@@ -447,8 +447,12 @@ impl<F: FileSystem> Wal<F> {
             return Err(Error::Poisoned);
         }
         if self.check_newer(meta).is_err() {
-            let p = self.dir.join(snapshot::snapshot_name(meta.index, meta.term));
-            self.fs.remove_file(&p).ctx(|| format!("removing superseded snapshot {}", p.display()))?;
+            // (The same snapshot adopted twice is the current one: its file stays.)
+            let current = self.snapshot.as_ref().is_some_and(|c| (c.index, c.term) == (meta.index, meta.term));
+            if !current {
+                let p = self.dir.join(snapshot::snapshot_name(meta.index, meta.term));
+                self.fs.remove_file(&p).ctx(|| format!("removing superseded snapshot {}", p.display()))?;
+            }
             return Ok(false);
         }
         self.record_snapshot(meta)?;

@@ -339,6 +339,9 @@ fn a_snapshot_overtaken_by_a_newer_one_is_discarded() {
     wal.save_snapshot(&SnapshotMeta { index: 90, term: 2, conf_state: vec![] }, b"state at 90").unwrap();
     assert!(!wal.adopt_snapshot(&ours).unwrap());
     assert_eq!(snap_files(dir.path()), vec![tally_storage::snapshot_name(90, 2)]);
+    // Adopting the current snapshot again changes nothing and keeps its file.
+    assert!(!wal.adopt_snapshot(&SnapshotMeta { index: 90, term: 2, conf_state: vec![] }).unwrap());
+    assert_eq!(snap_files(dir.path()), vec![tally_storage::snapshot_name(90, 2)]);
 }
 
 #[test]
