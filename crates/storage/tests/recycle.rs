@@ -218,6 +218,15 @@ fn a_format_1_directory_is_read_appended_to_and_upgraded() {
         kind: (i % 2) as u8,
         data: Bytes::from(format!("v1-entry-{i}").repeat(10)),
     };
+    // One entry per append, each kept in `all` as well.
+    let append_v1 = |wal: &mut Wal<SimFs>, all: &mut Vec<LogEntry>, indexes: std::ops::RangeInclusive<u64>| {
+        for i in indexes {
+            let e = v1_entry(i);
+            let hs = HardState { term: 2, vote: 1, commit: i };
+            wal.append(&WriteBatch { hard_state: Some(hs), entries: std::slice::from_ref(&e) }).unwrap();
+            all.push(e);
+        }
+    };
     let fs = SimFs::new();
     copy_fixture(&fs);
     let (mut wal, rec) = Wal::open_with(fs.clone(), DIR, opts(2)).unwrap();
@@ -229,15 +238,7 @@ fn a_format_1_directory_is_read_appended_to_and_upgraded() {
 
     // Appends continue in the format-1 segment, then roll into format-2 ones.
     let mut all: Vec<LogEntry> = (26..=60).map(v1_entry).collect();
-    for i in 61..=120 {
-        let e = v1_entry(i);
-        wal.append(&WriteBatch {
-            hard_state: Some(HardState { term: 2, vote: 1, commit: i }),
-            entries: std::slice::from_ref(&e),
-        })
-        .unwrap();
-        all.push(e);
-    }
+    append_v1(&mut wal, &mut all, 61..=120);
     assert_eq!(fs.read_raw(&seg_path(4)).unwrap()[8], 2, "new segments are format 2");
     // Released format-1 segments are deleted; format-2 ones become spares and are reused.
     wal.save_snapshot(&SnapshotMeta { index: 120, term: 2, conf_state: vec![] }, b"s").unwrap();
@@ -246,15 +247,7 @@ fn a_format_1_directory_is_read_appended_to_and_upgraded() {
     let after_release = names(&fs);
     assert!(!after_release.iter().any(|n| n.starts_with("0000000000000002.") || n.starts_with("0000000000000003.")));
     assert!(spares(&fs) > 0, "{after_release:?}");
-    for i in 121..=200 {
-        let e = v1_entry(i);
-        wal.append(&WriteBatch {
-            hard_state: Some(HardState { term: 2, vote: 1, commit: i }),
-            entries: std::slice::from_ref(&e),
-        })
-        .unwrap();
-        all.push(e);
-    }
+    append_v1(&mut wal, &mut all, 121..=200);
     let recycled = names(&fs).iter().filter_map(|n| n.strip_suffix(".wal")).any(|n| {
         let seq = u64::from_str_radix(n, 16).unwrap();
         is_recycled(&fs, seq)
