@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_server(true)
         // Peer-protocol payloads (entry data, snapshots) are passed around without copying.
         .bytes(".tally.v1")
+        .codec_path("crate::codec::SmallBufferCodec")
         .compile_fds(fds)?;
     Ok(())
 }

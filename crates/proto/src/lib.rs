@@ -8,6 +8,8 @@
 //! The generated modules sit at the crate root in the same tree as their protobuf packages, so that cross-package
 //! references in generated code (`super::mvccpb`, `super::super::etcdserverpb`) resolve.
 
+pub mod codec;
+
 /// etcd's `etcdserverpb` package: the KV, Watch, Lease, Cluster, Maintenance and Auth services.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod etcdserverpb {
