@@ -29,32 +29,36 @@ pub fn parse_snapshot_name(name: &str) -> Option<(u64, u64)> {
     Some((u64::from_str_radix(i, 16).ok()?, u64::from_str_radix(t, 16).ok()?))
 }
 
-fn encode(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>> {
+/// Everything before the data: the fixed header and the conf state.
+fn header(meta: &SnapshotMeta, data_len: usize) -> Result<Vec<u8>> {
     let conf_len =
         u32::try_from(meta.conf_state.len()).map_err(|_| Error::InvalidBatch("conf_state larger than 4 GiB".into()))?;
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + meta.conf_state.len() + data.len() + 4);
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + meta.conf_state.len());
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&conf_len.to_le_bytes());
     out.extend_from_slice(&meta.index.to_le_bytes());
     out.extend_from_slice(&meta.term.to_le_bytes());
-    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(data_len as u64).to_le_bytes());
     out.extend_from_slice(&meta.conf_state);
-    out.extend_from_slice(data);
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
 
-/// Writes a snapshot durably; when this returns Ok the file survives a crash.
+/// Writes a snapshot durably; when this returns Ok the file survives a crash. The header,
+/// the data and the checksum are written one after the other: the data (the whole state
+/// machine) is not copied into a file-sized buffer first.
 pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
-    let bytes = encode(meta, data)?;
+    let head = header(meta, data.len())?;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head), data);
     let path = dir.join(snapshot_name(meta.index, meta.term));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.index, meta.term)));
     let what = || format!("writing snapshot {}", tmp.display());
     let file = fs.open(&tmp, true).ctx(what)?;
     file.set_len(0).ctx(what)?;
-    file.write_all_at(&bytes, 0).ctx(what)?;
+    let data_at = head.len() as u64;
+    file.write_all_at(&head, 0).ctx(what)?;
+    file.write_all_at(data, data_at).ctx(what)?;
+    file.write_all_at(&crc.to_le_bytes(), data_at + data.len() as u64).ctx(what)?;
     file.sync_data().ctx(what)?;
     drop(file);
     fs.rename(&tmp, &path).ctx(|| format!("renaming {} into place", tmp.display()))?;
@@ -118,7 +122,12 @@ mod tests {
     fn round_trip_and_damage() {
         let meta = SnapshotMeta { index: 10, term: 3, conf_state: vec![1, 2, 3] };
         let path = PathBuf::from(snapshot_name(10, 3));
-        let bytes = encode(&meta, b"state").unwrap();
+        let dir = std::env::temp_dir().join(format!("tally-snapshot-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let written = write_snapshot(&crate::fs::RealFs, &dir, &meta, b"state").unwrap();
+        assert_eq!(written, dir.join(&path));
+        let bytes = std::fs::read(&written).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
         let snap = decode(&path, &bytes).unwrap();
         assert_eq!((snap.meta, snap.data), (meta, b"state".to_vec()));
         for i in 0..bytes.len() {
