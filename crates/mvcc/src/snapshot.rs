@@ -36,11 +36,11 @@ pub enum SnapshotError {
     Corrupt(&'static str),
 }
 
-struct Writer {
-    buf: Vec<u8>,
+struct Writer<'a> {
+    buf: &'a mut Vec<u8>,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
@@ -101,7 +101,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn write_response(w: &mut Writer, r: &CommandResponse) {
+fn write_response(w: &mut Writer<'_>, r: &CommandResponse) {
     match r {
         CommandResponse::Put(m) => {
             w.u8(1);
@@ -153,8 +153,18 @@ fn read_response(r: &mut Reader<'_>) -> R<CommandResponse> {
 impl StateMachine {
     /// Serializes the whole state.
     pub fn snapshot(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        self.snapshot_into(&mut buf);
+        buf
+    }
+
+    /// Appends the serialized state to `buf`, after whatever it holds (which the checksum does
+    /// not cover): a caller can frame the snapshot without copying it.
+    pub fn snapshot_into(&self, buf: &mut Vec<u8>) {
         let s = &self.store;
-        let mut w = Writer { buf: Vec::with_capacity(s.approx_bytes as usize + 64) };
+        let start = buf.len();
+        buf.reserve(s.approx_bytes as usize + 64);
+        let mut w = Writer { buf };
         w.buf.extend_from_slice(MAGIC);
         w.u32(FORMAT_VERSION);
         w.u64(self.applied_index);
@@ -195,9 +205,8 @@ impl StateMachine {
             w.u64(sess.last_index);
             write_response(&mut w, &sess.response);
         }
-        let crc = crc32c::crc32c(&w.buf);
+        let crc = crc32c::crc32c(&w.buf[start..]);
         w.u32(crc);
-        w.buf
     }
 
     /// Rebuilds a state machine from [`StateMachine::snapshot`] output. Corrupt input is an error.
