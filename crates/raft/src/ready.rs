@@ -35,7 +35,9 @@ pub struct ReadState {
 ///    leader counts its own log towards commit only once `advance` confirms it).
 /// 2. Persist `snapshot` (if any), then `entries` (replacing every durable entry at or after
 ///    `entries[0].index`: this is how a follower's conflicting suffix is truncated), then
-///    `hard_state`; make all of it durable (fsync).
+///    `hard_state`; make all of it durable (fsync). A `hard_state` that differs from the
+///    durable one only in `commit`, with no entries, may be left unwritten (etcd's `MustSync`):
+///    the commit index is only where replay stops on restart.
 /// 3. Send `persisted_messages`: votes and append acknowledgements promise durable state, so
 ///    they may only leave after step 2.
 /// 4. Apply `snapshot` to the state machine, then `committed_entries` in order; serve
