@@ -111,10 +111,8 @@ impl Disk {
             self.save_snapshot(snapshot)?;
         }
         let on_disk = self.wal.hard_state();
-        let must_write = match ready.hard_state {
-            Some(hs) => !ready.entries.is_empty() || (hs.term, hs.vote) != (on_disk.term, on_disk.vote),
-            None => !ready.entries.is_empty(),
-        };
+        let must_write = !ready.entries.is_empty()
+            || ready.hard_state.is_some_and(|hs| (hs.term, hs.vote) != (on_disk.term, on_disk.vote));
         if !must_write {
             return Ok(());
         }
