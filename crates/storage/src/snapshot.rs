@@ -122,12 +122,10 @@ mod tests {
     fn round_trip_and_damage() {
         let meta = SnapshotMeta { index: 10, term: 3, conf_state: vec![1, 2, 3] };
         let path = PathBuf::from(snapshot_name(10, 3));
-        let dir = std::env::temp_dir().join(format!("tally-snapshot-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let written = write_snapshot(&crate::fs::RealFs, &dir, &meta, b"state").unwrap();
-        assert_eq!(written, dir.join(&path));
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_snapshot(&crate::fs::RealFs, dir.path(), &meta, b"state").unwrap();
+        assert_eq!(written, dir.path().join(&path));
         let bytes = std::fs::read(&written).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         let snap = decode(&path, &bytes).unwrap();
         assert_eq!((snap.meta, snap.data), (meta, b"state".to_vec()));
         for i in 0..bytes.len() {
