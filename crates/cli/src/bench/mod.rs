@@ -27,6 +27,7 @@ use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::request_op::Request as Op;
 use tally_proto::etcdserverpb::response_op::Response as OpResponse;
 use tally_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use tally_server::client_conn::NoVectoredWrites;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -327,15 +328,33 @@ pub(crate) async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<Ch
     for i in 0..conns.max(1) {
         let ep = &endpoints[i % endpoints.len()];
         let e = endpoint(ep)?;
-        match e.connect().await {
+        match e.connect_with_connector(small_write_connector()).await {
             Ok(ch) => channels.push(ch),
             Err(err) => {
                 eprintln!("tally bench: cannot reach {ep} ({err}); its requests will count as errors");
-                channels.push(e.connect_lazy());
+                channels.push(e.connect_with_connector_lazy(small_write_connector()));
             }
         }
     }
     Ok(channels)
+}
+
+/// TCP connections without Nagle whose small requests HTTP/2 batches into one write (see
+/// `NoVectoredWrites`), the same for every server the bench drives.
+fn small_write_connector() -> impl tower::Service<
+    tonic::codegen::http::Uri,
+    Response = hyper_util::rt::TokioIo<NoVectoredWrites<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
+       + Clone {
+    tower::service_fn(|uri: tonic::codegen::http::Uri| async move {
+        let host = uri.host().unwrap_or("127.0.0.1").to_string();
+        let port = uri.port_u16().unwrap_or(2379);
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(hyper_util::rt::TokioIo::new(NoVectoredWrites(stream)))
+    })
 }
 
 pub(crate) fn code_name(status: &Status) -> String {
