@@ -1,6 +1,7 @@
-//! Peer transport over TCP. One long-lived outbound connection per peer, fed by a bounded
-//! queue: everything queued goes out as one length-prefixed `PeerBatch` frame, and a full
-//! queue drops messages instead of blocking (Raft repairs loss; a slow or dead peer never
+//! Peer transport over TCP. One long-lived outbound connection per peer (see `peer_link`):
+//! the messages a sender hands over at once go out as one length-prefixed `PeerBatch` frame,
+//! written by the sender's own thread when the connection is idle, and a peer too far behind
+//! has frames dropped instead of blocking anyone (Raft repairs loss; a slow or dead peer never
 //! holds up the others). Each connection opens with a `PeerHello` naming cluster and sender.
 //! A snapshot goes on a connection of its own, in chunks (see `snapshot_stream`), one at a
 //! time per peer, and its outcome is reported back so the core can resend a failed one.
@@ -16,21 +17,15 @@ use tally_proto::Message as _;
 use tally_raft::{Message, MessageBody, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 use crate::codec;
+use crate::peer_link::{self, PeerLink};
 use crate::snapshot_stream;
 
-/// Messages queued per peer before new ones are dropped.
-const PEER_QUEUE_MAX: usize = 8192;
-/// Messages per frame.
-const BATCH_MESSAGES_MAX: usize = 4096;
 /// Largest frame accepted.
 const FRAME_BYTES_MAX: usize = 1 << 30;
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;
-const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
-const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
 /// A snapshot stream in which no write (sender) or frame (receiver) completes for this long
 /// is broken.
 const SNAPSHOT_IDLE_MAX: Duration = Duration::from_secs(10);
@@ -71,17 +66,9 @@ type PeerCallback = Arc<dyn Fn(NodeId) + Send + Sync>;
 type RejectionCallback = Arc<dyn Fn(String) + Send + Sync>;
 type SnapshotCallback = Arc<dyn Fn(NodeId, bool) + Send + Sync>;
 
-/// What an outbound connection task is asked to send.
-enum Outbound {
-    Message(Message),
-    Forward(Command),
-    /// The peer was removed: tell it so, then close for good.
-    Reject(String),
-}
-
 struct Queue {
     addr: SocketAddr,
-    tx: mpsc::Sender<Outbound>,
+    link: Arc<PeerLink>,
     task: tokio::task::AbortHandle,
     /// The snapshot transfer to this peer, if one was started (at most one runs at a time).
     snapshot: Option<tokio::task::AbortHandle>,
@@ -93,6 +80,13 @@ impl Queue {
         if let Some(snapshot) = &self.snapshot {
             snapshot.abort();
         }
+    }
+}
+
+impl Drop for Queue {
+    /// The connection task writes what is queued and ends.
+    fn drop(&mut self) {
+        self.link.close();
     }
 }
 
@@ -173,7 +167,7 @@ impl Transport {
                     snapshot.abort();
                 }
                 let reason = format!("member {id:x} was removed from the cluster");
-                let _ = q.tx.try_send(Outbound::Reject(reason));
+                q.link.send_last_frame(&peer_link::rejection_frame(reason));
                 false
             }
         });
@@ -181,35 +175,54 @@ impl Transport {
             if queues.contains_key(&id) {
                 continue;
             }
-            let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+            let link = Arc::new(PeerLink::default());
             let (on_lost, on_rejected) = (self.on_lost.clone(), self.on_rejected.clone());
-            let task = self.runtime.spawn(run_outbound(addr, self.hello.clone(), rx, move || on_lost(id), on_rejected));
-            queues.insert(id, Queue { addr, tx, task: task.abort_handle(), snapshot: None });
+            let on_rejected = move |reason| on_rejected(reason);
+            let task = self.runtime.spawn(peer_link::run_link(
+                link.clone(),
+                addr,
+                self.hello.clone(),
+                move || on_lost(id),
+                on_rejected,
+            ));
+            queues.insert(id, Queue { addr, link, task: task.abort_handle(), snapshot: None });
         }
     }
 
-    /// Queues a client command for the leader `to` to propose; drops it like a message (the
-    /// forwarding follower's caller retries after its attempt times out).
-    pub fn forward(&self, to: NodeId, cmd: Command) {
-        let queues = self.queues.lock().expect("transport lock");
-        if let Some(queue) = queues.get(&to) {
-            if queue.tx.try_send(Outbound::Forward(cmd)).is_err() {
-                tracing::debug!("peer queue full or closed; dropped a forwarded command");
-            }
+    /// Hands client commands to the leader `to` to propose, in one frame; drops them like
+    /// messages (the forwarding follower's caller retries after its attempt times out).
+    pub fn forward(&self, to: NodeId, cmds: Vec<Command>) {
+        if cmds.is_empty() {
+            return;
         }
+        self.send_batch(to, PeerBatch { forwarded: cmds, ..Default::default() });
     }
 
-    /// Queues a message; drops it if the peer is unknown or its queue is full. A snapshot
-    /// starts a transfer of its own instead.
+    /// Sends a message; drops it if the peer is unknown or too far behind. A snapshot starts
+    /// a transfer of its own instead.
     pub fn send(&self, m: Message) {
-        if matches!(m.body, MessageBody::Snapshot { .. }) {
-            return self.send_snapshot(m);
-        }
-        let queues = self.queues.lock().expect("transport lock");
-        if let Some(queue) = queues.get(&m.to) {
-            if queue.tx.try_send(Outbound::Message(m)).is_err() {
-                tracing::debug!("peer queue full or closed; dropped a message");
+        self.send_all([m]);
+    }
+
+    /// Sends messages, each peer's in one frame, from this thread when its connection is idle.
+    pub fn send_all(&self, messages: impl IntoIterator<Item = Message>) {
+        let mut batches: BTreeMap<NodeId, PeerBatch> = BTreeMap::new();
+        for m in messages {
+            if matches!(m.body, MessageBody::Snapshot { .. }) {
+                self.send_snapshot(m);
+                continue;
             }
+            batches.entry(m.to).or_default().messages.push(codec::message_to_pb(m));
+        }
+        for (to, batch) in batches {
+            self.send_batch(to, batch);
+        }
+    }
+
+    fn send_batch(&self, to: NodeId, batch: PeerBatch) {
+        let link = self.queues.lock().expect("transport lock").get(&to).map(|q| q.link.clone());
+        if let Some(link) = link {
+            link.send_frame(&peer_link::frame(&batch.encode_to_vec()));
         }
     }
 
@@ -267,7 +280,7 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, payload: &[u8]) -> std
     w.write_all(payload).await
 }
 
-async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -277,82 +290,6 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> st
     buf.resize(len, 0);
     r.read_exact(buf).await?;
     Ok(())
-}
-
-async fn run_outbound(
-    addr: SocketAddr,
-    hello: PeerHello,
-    mut rx: mpsc::Receiver<Outbound>,
-    on_lost: impl Fn(),
-    on_rejected: RejectionCallback,
-) {
-    let hello = hello.encode_to_vec();
-    let mut delay = RECONNECT_DELAY_MIN;
-    loop {
-        let stream = match TcpStream::connect(addr).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                    // Nothing listens there: the process is gone.
-                    on_lost();
-                }
-                // Messages for an unreachable peer are stale by the time it is back.
-                while rx.try_recv().is_ok() {}
-                if rx.is_closed() {
-                    return; // the peer left the cluster
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RECONNECT_DELAY_MAX);
-                continue;
-            }
-        };
-        delay = RECONNECT_DELAY_MIN;
-        let _ = stream.set_nodelay(true);
-        let (mut r, w) = stream.into_split();
-        // The only thing a peer ever sends back on our connection is a rejection.
-        let on_rejected = on_rejected.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            if read_frame(&mut r, &mut buf).await.is_ok() {
-                if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
-                    on_rejected(rejection.reason);
-                }
-            }
-        });
-        let mut w = BufWriter::new(w);
-        if write_frame(&mut w, &hello).await.is_err() || w.flush().await.is_err() {
-            reader.abort();
-            continue;
-        }
-        loop {
-            let Some(first) = rx.recv().await else { return };
-            let mut batch = PeerBatch::default();
-            let mut next = Some(first);
-            while let Some(item) = next.take() {
-                match item {
-                    Outbound::Message(m) => batch.messages.push(codec::message_to_pb(m)),
-                    Outbound::Forward(cmd) => batch.forwarded.push(cmd),
-                    Outbound::Reject(reason) => batch.rejected = Some(PeerRejection { reason }),
-                }
-                if batch.rejected.is_some() || batch.messages.len() + batch.forwarded.len() >= BATCH_MESSAGES_MAX {
-                    break;
-                }
-                next = rx.try_recv().ok();
-            }
-            let last = batch.rejected.is_some();
-            let frame = batch.encode_to_vec();
-            if write_frame(&mut w, &frame).await.is_err() || w.flush().await.is_err() {
-                tracing::debug!(%addr, "peer connection lost; reconnecting");
-                on_lost();
-                break;
-            }
-            if last {
-                reader.abort();
-                return;
-            }
-        }
-        reader.abort();
-    }
 }
 
 /// Receiving side: accepts peer connections and hands every message, and every connection
@@ -481,6 +418,7 @@ async fn receive_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
 
     /// Node 2 of cluster 42, listening on a free port: its address, and what it receives.
     async fn listening_peer(
@@ -547,7 +485,7 @@ mod tests {
         }
         assert_eq!(directory.read().unwrap()[&1].client_urls, vec!["http://c"]);
         // A follower's client command for the leader travels the same connection.
-        transport.forward(2, Command { client_id: 7, seq: 3, op: None });
+        transport.forward(2, vec![Command { client_id: 7, seq: 3, op: None }]);
         let Inbound::Forwarded(cmd) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
         else {
             panic!("expected a forwarded command")

@@ -168,6 +168,8 @@ pub struct Driver {
     waiters: HashMap<(u64, u64), oneshot::Sender<ProposeOutcome>>,
     /// Linearizable reads of this turn, to share one ReadIndex.
     reads_unsent: Vec<ReadWaiter>,
+    /// Client commands of this turn for the leader, to go in one frame.
+    forwards: Vec<(NodeId, Command)>,
     reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
     reads_ready: Vec<(Index, Vec<ReadWaiter>)>,
     next_read_ctx: u64,
@@ -214,6 +216,7 @@ impl Driver {
             snapshot_in_flight: None,
             waiters: HashMap::new(),
             reads_unsent: Vec::new(),
+            forwards: Vec::new(),
             reads_by_ctx: HashMap::new(),
             reads_ready: Vec::new(),
             next_read_ctx: 0,
@@ -245,6 +248,7 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            self.send_forwards();
             self.send_reads();
             self.adopt_written_snapshot();
             let now = Instant::now();
@@ -344,6 +348,15 @@ impl Driver {
         }
     }
 
+    fn send_forwards(&mut self) {
+        let mut forwards = std::mem::take(&mut self.forwards);
+        while let Some(&(leader, _)) = forwards.first() {
+            let (to_leader, rest): (Vec<_>, Vec<_>) = forwards.into_iter().partition(|(to, _)| *to == leader);
+            self.transport.forward(leader, to_leader.into_iter().map(|(_, cmd)| cmd).collect::<Vec<_>>());
+            forwards = rest;
+        }
+    }
+
     /// One ReadIndex for every linearizable read that arrived this turn.
     fn send_reads(&mut self) {
         if self.reads_unsent.is_empty() {
@@ -385,15 +398,11 @@ impl Driver {
                 self.fail_proposals(soft.leader);
             }
         }
-        for m in ready.messages.drain(..) {
-            self.transport.send(m);
-        }
+        self.transport.send_all(ready.messages.drain(..));
         if let Err(e) = self.disk.persist(&ready) {
             fatal("writing the log", e);
         }
-        for m in ready.persisted_messages.drain(..) {
-            self.transport.send(m);
-        }
+        self.transport.send_all(ready.persisted_messages.drain(..));
         self.shared.term.store(self.raft.term(), Ordering::Relaxed);
         if let Some(snapshot) = &ready.snapshot {
             let (members, restored) =
@@ -445,7 +454,7 @@ impl Driver {
         let handed_on = match (self.raft.role(), self.raft.leader()) {
             (Role::Leader, _) => self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_ok(),
             (_, Some(leader)) if leader != self.raft.id() => {
-                self.transport.forward(leader, cmd);
+                self.forwards.push((leader, cmd));
                 true
             }
             _ => false,

@@ -1,0 +1,309 @@
+//! One outbound peer connection, written by the caller's own thread when it can.
+//!
+//! The Raft driver sends a `Ready`'s messages for a peer as one frame. Handing every frame to
+//! a tokio task cost a cross-thread wake-up (a futex call and a context switch on an idle
+//! worker) per frame, several per ReadIndex round and per replicated batch. So the sender
+//! writes the frame itself with a non-blocking `try_write` whenever the connection is idle,
+//! which on a healthy link is nearly always. Only what the socket does not take at once (a
+//! full send buffer), frames sent while disconnected, and the connection's life (connect,
+//! hello, reconnect) go through the task, in order: once anything waits in the backlog, new
+//! frames queue behind it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tally_proto::tally_v1::{PeerBatch, PeerHello, PeerRejection};
+use tally_proto::Message as _;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// Bytes waiting for a peer before new frames are dropped (Raft repairs loss; a slow or dead
+/// peer must not grow our memory).
+const BACKLOG_BYTES_MAX: usize = 64 << 20;
+const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
+const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct PeerLink {
+    state: Mutex<LinkState>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// The connection, once its hello went out.
+    writer: Option<Arc<OwnedWriteHalf>>,
+    /// Frames, or the rest of one, that the connection task must write before anything else.
+    backlog: Vec<u8>,
+    /// The task is writing a taken backlog: new frames must queue behind it.
+    task_writing: bool,
+    /// No more frames are accepted; the task writes the backlog and ends.
+    closing: bool,
+}
+
+impl PeerLink {
+    /// Sends one encoded frame: directly if the connection is idle, else through the task.
+    /// Drops it when the backlog is full.
+    pub fn send_frame(&self, frame: &[u8]) {
+        let mut state = self.state.lock().expect("peer link lock");
+        if state.closing {
+            return;
+        }
+        let mut rest = frame;
+        if let (Some(writer), true) = (&state.writer, state.backlog.is_empty() && !state.task_writing) {
+            match writer.try_write(frame) {
+                Ok(n) if n == frame.len() => return,
+                Ok(n) => rest = &frame[n..],
+                // Full send buffer, or a broken connection that the task's own write will
+                // report.
+                Err(_) => {}
+            }
+        }
+        // A partly written frame must be finished whatever the backlog holds.
+        if rest.len() == frame.len() && state.backlog.len() + rest.len() > BACKLOG_BYTES_MAX {
+            tracing::debug!("peer backlog full; dropped a frame");
+            return;
+        }
+        state.backlog.extend_from_slice(rest);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Queues a last frame, after which the task closes the connection for good.
+    pub fn send_last_frame(&self, frame: &[u8]) {
+        self.send_frame(frame);
+        self.close();
+    }
+
+    /// The task writes what is queued, then ends.
+    pub fn close(&self) {
+        self.state.lock().expect("peer link lock").closing = true;
+        self.wake.notify_one();
+    }
+
+    /// What the task must write next; `None` when nothing is queued (or the link is closed).
+    fn take_backlog(&self) -> Option<Vec<u8>> {
+        let mut state = self.state.lock().expect("peer link lock");
+        state.task_writing = !state.backlog.is_empty();
+        state.task_writing.then(|| std::mem::take(&mut state.backlog))
+    }
+
+    fn is_closing(&self) -> bool {
+        self.state.lock().expect("peer link lock").closing
+    }
+
+    fn connected(&self, writer: Arc<OwnedWriteHalf>) {
+        self.state.lock().expect("peer link lock").writer = Some(writer);
+    }
+
+    /// The connection is gone: what was queued for it is stale by the time a new one is up.
+    fn disconnected(&self) {
+        let mut state = self.state.lock().expect("peer link lock");
+        state.writer = None;
+        state.task_writing = false;
+        state.backlog.clear();
+    }
+}
+
+/// A length-prefixed frame.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The connection's life: connect, say hello, write what the senders could not, reconnect
+/// after a failure; `on_lost` hears of every connection that failed or was refused.
+pub async fn run_link(
+    link: Arc<PeerLink>,
+    addr: SocketAddr,
+    hello: PeerHello,
+    on_lost: impl Fn(),
+    on_rejected: impl Fn(String) + Clone + Send + 'static,
+) {
+    let hello = frame(&hello.encode_to_vec());
+    let mut delay = RECONNECT_DELAY_MIN;
+    loop {
+        let stream = match TcpStream::connect(addr).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    // Nothing listens there: the process is gone.
+                    on_lost();
+                }
+                link.disconnected();
+                if link.is_closing() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+                continue;
+            }
+        };
+        delay = RECONNECT_DELAY_MIN;
+        let _ = stream.set_nodelay(true);
+        let (mut r, w) = stream.into_split();
+        // The only thing a peer ever sends back on our connection is a rejection.
+        let on_rejected = on_rejected.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            if crate::transport::read_frame(&mut r, &mut buf).await.is_ok() {
+                if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
+                    on_rejected(rejection.reason);
+                }
+            }
+        });
+        let writer = Arc::new(w);
+        let result = async {
+            write_all(&writer, &hello).await?;
+            link.connected(writer.clone());
+            loop {
+                // Registered before looking, so that a frame queued in between still wakes us.
+                let woken = link.wake.notified();
+                match link.take_backlog() {
+                    Some(bytes) => write_all(&writer, &bytes).await?,
+                    None if link.is_closing() => return Ok::<(), io::Error>(()),
+                    None => woken.await,
+                }
+            }
+        }
+        .await;
+        link.disconnected();
+        reader.abort();
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(%addr, "peer connection lost ({e}); reconnecting");
+                on_lost();
+            }
+        }
+    }
+}
+
+async fn write_all(writer: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        writer.writable().await?;
+        match writer.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The frame that tells a removed peer so.
+pub fn rejection_frame(reason: String) -> Vec<u8> {
+    frame(&PeerBatch { rejected: Some(PeerRejection { reason }), ..Default::default() }.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A link to a fresh listener; the accepted connection, its hello already read.
+    async fn linked() -> (Arc<PeerLink>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let link = Arc::new(PeerLink::default());
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        tokio::spawn(run_link(link.clone(), addr, hello.clone(), || {}, |_| {}));
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        assert_eq!(PeerHello::decode(buf.as_slice()).unwrap(), hello);
+        (link, stream)
+    }
+
+    fn numbered(seq: u32, len: usize) -> Vec<u8> {
+        let mut payload = vec![(seq % 251) as u8; len];
+        payload[..4].copy_from_slice(&seq.to_be_bytes());
+        payload
+    }
+
+    #[tokio::test]
+    async fn frames_arrive_whole_and_in_order_when_the_peer_reads_slowly() {
+        let (link, mut stream) = linked().await;
+        // More than the socket buffers hold (but less than the backlog's limit): frames are
+        // cut by partial writes, the rest waits in the backlog, and sending goes on while the
+        // peer starts reading, so direct writes and the task's compete for the connection.
+        let (frames, len) = (1500u32, 40_000);
+        let sender = {
+            let link = link.clone();
+            std::thread::spawn(move || {
+                for seq in 0..frames {
+                    link.send_frame(&frame(&numbered(seq, len)));
+                    if seq % 64 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })
+        };
+        while link.state.lock().unwrap().backlog.is_empty() {
+            assert!(!sender.is_finished(), "the socket took everything: the test proves nothing");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut buf = Vec::new();
+        for seq in 0..frames {
+            crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+            assert_eq!(buf, numbered(seq, len), "frame {seq}");
+        }
+        assert!(sender.is_finished());
+        // And the link is back to direct writes.
+        link.send_frame(&frame(b"last"));
+        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        assert_eq!(buf, b"last");
+        assert!(link.state.lock().unwrap().backlog.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_closed_link_writes_what_is_queued_then_hangs_up() {
+        let (link, mut stream) = linked().await;
+        link.send_frame(&frame(b"one"));
+        link.send_last_frame(&frame(b"two"));
+        link.send_frame(&frame(b"after the end"));
+        let mut buf = Vec::new();
+        for want in [&b"one"[..], b"two"] {
+            crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+            assert_eq!(buf, want);
+        }
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await.unwrap();
+        assert!(rest.is_empty(), "bytes after the last frame: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn frames_for_an_unreachable_peer_are_dropped_and_the_link_reconnects() {
+        // A port nobody listens on yet.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let link = Arc::new(PeerLink::default());
+        let (lost, mut lost_rx) = tokio::sync::mpsc::unbounded_channel();
+        link.send_frame(&frame(b"stale"));
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        tokio::spawn(run_link(
+            link.clone(),
+            addr,
+            hello,
+            move || {
+                let _ = lost.send(());
+            },
+            |_| {},
+        ));
+        tokio::time::timeout(Duration::from_secs(5), lost_rx.recv()).await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        PeerHello::decode(buf.as_slice()).unwrap();
+        link.send_frame(&frame(b"fresh"));
+        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        assert_eq!(buf, b"fresh", "the frame queued before the failed connect was not dropped");
+    }
+}
