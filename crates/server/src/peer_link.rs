@@ -108,11 +108,12 @@ impl PeerLink {
     }
 }
 
-/// A length-prefixed frame.
-pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(4 + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(payload);
+/// A message encoded straight into its length-prefixed frame.
+pub fn message_frame(message: &impl tally_proto::Message) -> Vec<u8> {
+    let len = message.encoded_len();
+    let mut frame = Vec::with_capacity(4 + len);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    message.encode(&mut frame).expect("a Vec grows as needed");
     frame
 }
 
@@ -125,7 +126,7 @@ pub async fn run_link(
     on_lost: impl Fn(),
     on_rejected: impl Fn(String) + Clone + Send + 'static,
 ) {
-    let hello = frame(&hello.encode_to_vec());
+    let hello = message_frame(&hello);
     let mut delay = RECONNECT_DELAY_MIN;
     loop {
         let stream = match TcpStream::connect(addr).await {
@@ -198,7 +199,7 @@ async fn write_all(writer: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<()> 
 
 /// The frame that tells a removed peer so.
 pub fn rejection_frame(reason: String) -> Vec<u8> {
-    frame(&PeerBatch { rejected: Some(PeerRejection { reason }), ..Default::default() }.encode_to_vec())
+    message_frame(&PeerBatch { rejected: Some(PeerRejection { reason }), ..Default::default() })
 }
 
 #[cfg(test)]
@@ -218,6 +219,13 @@ mod tests {
         crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
         assert_eq!(PeerHello::decode(buf.as_slice()).unwrap(), hello);
         (link, stream)
+    }
+
+    /// A length-prefixed frame of raw bytes.
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(payload);
+        frame
     }
 
     fn numbered(seq: u32, len: usize) -> Vec<u8> {

@@ -222,7 +222,7 @@ impl Transport {
     fn send_batch(&self, to: NodeId, batch: PeerBatch) {
         let link = self.queues.lock().expect("transport lock").get(&to).map(|q| q.link.clone());
         if let Some(link) = link {
-            link.send_frame(&peer_link::frame(&batch.encode_to_vec()));
+            link.send_frame(&peer_link::message_frame(&batch));
         }
     }
 
