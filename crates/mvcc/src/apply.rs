@@ -98,10 +98,6 @@ impl Sessions {
         self.by_client.is_empty()
     }
 
-    fn is_current(&self, (index, client_id): (u64, u64)) -> bool {
-        self.by_client.get(&client_id).is_some_and(|s| s.last_index == index)
-    }
-
     fn touch(&mut self, client_id: u64, index: u64) {
         if let Some(s) = self.by_client.get_mut(&client_id) {
             s.last_index = index;
@@ -115,7 +111,7 @@ impl Sessions {
         self.recency.push_back((index, client_id));
         while self.by_client.len() > self.max {
             let Some(oldest) = self.recency.pop_front() else { break };
-            if self.is_current(oldest) {
+            if is_current(&self.by_client, oldest) {
                 self.by_client.remove(&oldest.1);
             }
         }
@@ -126,7 +122,7 @@ impl Sessions {
     fn trim_stale(&mut self) {
         if self.recency.len() > 2 * self.by_client.len() + 64 {
             let by_client = &self.by_client;
-            self.recency.retain(|&(index, client)| by_client.get(&client).is_some_and(|s| s.last_index == index));
+            self.recency.retain(|&pair| is_current(by_client, pair));
         }
     }
 
@@ -134,7 +130,7 @@ impl Sessions {
     pub(crate) fn by_recency(&self) -> impl Iterator<Item = (u64, &Session)> {
         self.recency
             .iter()
-            .filter(|&&pair| self.is_current(pair))
+            .filter(|&&pair| is_current(&self.by_client, pair))
             .map(|&(_, client)| (client, &self.by_client[&client]))
     }
 
@@ -150,6 +146,12 @@ impl Sessions {
         self.recency.make_contiguous().sort_unstable();
         self.recency.iter().zip(self.recency.iter().skip(1)).all(|(a, b)| a.0 != b.0)
     }
+}
+
+/// Whether a (log index, client) recency pair is the client's latest use. A free function, so
+/// that `trim_stale` can ask it while it mutates the queue.
+fn is_current(by_client: &HashMap<u64, Session>, (index, client_id): (u64, u64)) -> bool {
+    by_client.get(&client_id).is_some_and(|s| s.last_index == index)
 }
 
 /// The replicated state machine: the MVCC store plus exactly-once bookkeeping.
