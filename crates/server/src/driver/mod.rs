@@ -7,7 +7,7 @@
 mod membership;
 mod snapshots;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -168,8 +168,8 @@ pub struct Driver {
     waiters: HashMap<(u64, u64), oneshot::Sender<ProposeOutcome>>,
     /// Linearizable reads of this turn, to share one ReadIndex.
     reads_unsent: Vec<ReadWaiter>,
-    /// Client commands of this turn for the leader, to go in one frame.
-    forwards: Vec<(NodeId, Command)>,
+    /// Client commands of this turn, by the leader they go to, one frame each.
+    forwards: BTreeMap<NodeId, Vec<Command>>,
     reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
     reads_ready: Vec<(Index, Vec<ReadWaiter>)>,
     next_read_ctx: u64,
@@ -216,7 +216,7 @@ impl Driver {
             snapshot_in_flight: None,
             waiters: HashMap::new(),
             reads_unsent: Vec::new(),
-            forwards: Vec::new(),
+            forwards: BTreeMap::new(),
             reads_by_ctx: HashMap::new(),
             reads_ready: Vec::new(),
             next_read_ctx: 0,
@@ -349,11 +349,8 @@ impl Driver {
     }
 
     fn send_forwards(&mut self) {
-        let mut forwards = std::mem::take(&mut self.forwards);
-        while let Some(&(leader, _)) = forwards.first() {
-            let (to_leader, rest): (Vec<_>, Vec<_>) = forwards.into_iter().partition(|(to, _)| *to == leader);
-            self.transport.forward(leader, to_leader.into_iter().map(|(_, cmd)| cmd).collect::<Vec<_>>());
-            forwards = rest;
+        for (leader, cmds) in std::mem::take(&mut self.forwards) {
+            self.transport.forward(leader, cmds);
         }
     }
 
@@ -454,7 +451,7 @@ impl Driver {
         let handed_on = match (self.raft.role(), self.raft.leader()) {
             (Role::Leader, _) => self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_ok(),
             (_, Some(leader)) if leader != self.raft.id() => {
-                self.forwards.push((leader, cmd));
+                self.forwards.entry(leader).or_default().push(cmd);
                 true
             }
             _ => false,
