@@ -79,7 +79,13 @@ impl Client {
         };
         history.push(Operation { client: self.id, key, kind, invoke: now, complete: None, outcome: Outcome::Unknown });
         self.in_flight = Some(InFlight { request: request.clone(), history_slot: history.len() - 1, attempt: 0 });
-        let to = self.target.unwrap_or_else(|| rng.pick(nodes));
+        // Half the reads go to any member, so followers' reads (ReadIndex through the leader)
+        // are exercised as much as the leader's own.
+        let any_member = kind == OpKind::Get && rng.range(0, 2) == 0;
+        let to = match self.target {
+            Some(leader) if !any_member => leader,
+            _ => rng.pick(nodes),
+        };
         ClientAction::Send { to, request, attempt: 0 }
     }
 
