@@ -16,6 +16,9 @@ pub enum InjectedBug {
     VoteTwicePerTerm,
     /// Send vote responses before the vote is durable (lost on crash).
     VoteBeforePersist,
+    /// Answer a follower's ReadIndex at once, without a heartbeat round, even when the leader
+    /// and that follower are not a quorum.
+    FollowerReadsWithoutQuorum,
 }
 
 #[derive(Clone, Debug)]

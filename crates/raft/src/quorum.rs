@@ -48,6 +48,11 @@ pub fn committed_index(conf: &ConfState, acked: impl Fn(NodeId) -> Index) -> Ind
     incoming.min(outgoing)
 }
 
+/// Whether `members` alone are a quorum of the (possibly joint) configuration.
+pub fn is_quorum(conf: &ConfState, members: &[NodeId]) -> bool {
+    committed_index(conf, |id| u64::from(members.contains(&id))) > 0
+}
+
 pub fn vote_result(conf: &ConfState, votes: &BTreeMap<NodeId, bool>) -> VoteResult {
     let incoming = majority_vote(&conf.voters, votes);
     let outgoing = majority_vote(&conf.voters_outgoing, votes);
@@ -122,6 +127,26 @@ mod tests {
             };
             prop_assert_eq!(vote_result(&conf, &votes), expect);
         }
+
+        #[test]
+        fn is_quorum_means_more_than_half_of_each_half(conf in arb_conf(), members in prop::collection::vec(1u64..10, 0..4)) {
+            let more_than_half = |voters: &BTreeSet<NodeId>| {
+                voters.is_empty() || 2 * voters.iter().filter(|id| members.contains(id)).count() > voters.len()
+            };
+            let expect = more_than_half(&conf.voters) && more_than_half(&conf.voters_outgoing);
+            prop_assert_eq!(is_quorum(&conf, &members), expect);
+        }
+    }
+
+    #[test]
+    fn a_leader_and_one_follower_are_a_quorum_of_three_not_of_five() {
+        let three = ConfState { voters: [1, 2, 3].into(), ..ConfState::default() };
+        let five = ConfState { voters: [1, 2, 3, 4, 5].into(), ..ConfState::default() };
+        assert!(is_quorum(&three, &[1, 2]));
+        assert!(!is_quorum(&three, &[1, 1]));
+        assert!(!is_quorum(&five, &[1, 2]));
+        let with_learner = ConfState { voters: [1, 2, 3].into(), learners: [4].into(), ..ConfState::default() };
+        assert!(!is_quorum(&with_learner, &[1, 4]), "a learner's acknowledgement counts for nothing");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 
 mod support;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use bytes::Bytes;
 use support::Network;
 use tally_raft::*;
@@ -103,4 +106,64 @@ fn a_read_is_confirmed_only_by_a_round_sent_after_it_arrived() {
     net.filter = None;
     net.tick_all(Config::new(1).heartbeat_tick);
     assert_eq!(net.nodes[&1].read_states.len(), 2);
+}
+
+#[test]
+fn a_follower_read_among_three_members_is_answered_without_a_round() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a").unwrap();
+    net.sent.clear();
+    // The leader and the asker are a quorum by themselves: the third member need not answer.
+    net.isolate(2);
+    net.node_mut(3).read_index(Bytes::from_static(b"f")).unwrap();
+    net.stabilize();
+    assert_eq!(net.nodes[&3].read_states, vec![ReadState { index: 3, ctx: Bytes::from_static(b"f") }]);
+    assert_eq!(net.count_sent(|m| matches!(m.body, MessageBody::Heartbeat { .. })), 0);
+}
+
+#[test]
+fn a_follower_read_among_five_members_still_needs_a_round() {
+    let mut net = Network::new(5);
+    net.elect(1);
+    net.propose(1, "a").unwrap();
+    // Leader and asker are two of five: they need a third member's acknowledgement.
+    for other in [3, 4, 5] {
+        net.cut(1, other);
+    }
+    net.node_mut(2).read_index(Bytes::from_static(b"f")).unwrap();
+    net.stabilize();
+    assert!(net.nodes[&2].read_states.is_empty());
+    net.heal();
+    net.tick_all(Config::new(1).heartbeat_tick);
+    let index = net.node(1).committed();
+    assert_eq!(net.nodes[&2].read_states, vec![ReadState { index, ctx: Bytes::from_static(b"f") }]);
+}
+
+#[test]
+fn a_follower_drops_a_read_index_from_a_term_it_has_left() {
+    // Without pre-vote, so that a campaign moves node 3 to a new term at once.
+    let mut net = Network::with_config(3, |id| Config { pre_vote: false, check_quorum: false, ..Config::new(id) });
+    net.elect(1);
+    net.propose(1, "a").unwrap();
+    let held = Rc::new(RefCell::new(Vec::new()));
+    let holder = held.clone();
+    net.filter = Some(Box::new(move |m| {
+        let answer = matches!(m.body, MessageBody::ReadIndexResp { .. });
+        if answer {
+            holder.borrow_mut().push(m.clone());
+        }
+        !answer
+    }));
+    net.node_mut(3).read_index(Bytes::from_static(b"f")).unwrap();
+    net.stabilize();
+    let answer = held.borrow_mut().pop().expect("the leader answered at once");
+    // Before the answer arrives, node 3 leaves the leader's term: the pair that would have
+    // confirmed the read is gone, so the answer must not serve it.
+    net.isolate(3);
+    net.node_mut(3).campaign();
+    net.stabilize();
+    net.node_mut(3).step(answer).unwrap();
+    net.handle_ready(3);
+    assert!(net.nodes[&3].read_states.is_empty());
 }

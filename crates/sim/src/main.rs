@@ -21,7 +21,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: tally-sim [--seeds N] [--start S] [--seed S] [--mix calm|lossy|partitions|crashes|membership|chaos] \
-[--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist] [--threads T] [--quiet]";
+[--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum] [--threads T] [--quiet]";
 
 fn parse_bug(name: &str) -> Option<InjectedBug> {
     Some(match name {
@@ -29,6 +29,7 @@ fn parse_bug(name: &str) -> Option<InjectedBug> {
         "commit-previous-term" => InjectedBug::CommitPreviousTermByCounting,
         "vote-twice" => InjectedBug::VoteTwicePerTerm,
         "vote-before-persist" => InjectedBug::VoteBeforePersist,
+        "follower-reads-without-quorum" => InjectedBug::FollowerReadsWithoutQuorum,
         _ => return None,
     })
 }
@@ -39,6 +40,7 @@ fn bug_flag(bug: InjectedBug) -> &'static str {
         InjectedBug::CommitPreviousTermByCounting => "commit-previous-term",
         InjectedBug::VoteTwicePerTerm => "vote-twice",
         InjectedBug::VoteBeforePersist => "vote-before-persist",
+        InjectedBug::FollowerReadsWithoutQuorum => "follower-reads-without-quorum",
     }
 }
 

@@ -37,3 +37,10 @@ fn answering_votes_before_they_are_durable_elects_two_leaders() {
     let seed = first_catch(InjectedBug::VoteBeforePersist, Mix::Churn, "election safety", 1_000);
     assert!(seed.is_some(), "no election safety violation in 1000 seeds");
 }
+
+#[test]
+fn answering_a_followers_read_without_a_quorum_returns_stale_values() {
+    // Five members, so that the leader and the asker are not a quorum by themselves.
+    let seed = first_catch(InjectedBug::FollowerReadsWithoutQuorum, Mix::Partitions, "linearizability", 1_000);
+    assert!(seed.is_some(), "no linearizability violation in 1000 seeds");
+}

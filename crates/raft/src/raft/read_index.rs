@@ -6,9 +6,18 @@
 //! At most one round is in flight: reads that arrive meanwhile share the next round, which
 //! starts when the current one is confirmed. Under load one heartbeat broadcast then confirms
 //! a whole batch of reads instead of every read paying for its own.
+//!
+//! A read needs no round when its asker and the leader alone are a quorum: a follower's read
+//! in any three-member cluster, the leader's own in a one-member one. A round proves that a
+//! quorum was still in the leader's term at some moment after the read arrived, so that no newer
+//! leader can have committed a write the read must see. A follower's request left it after its
+//! read arrived, the leader handles it while leading in its term, and the follower accepts the
+//! answer only while still in that term (`step` drops messages of older terms): that pair is
+//! such a quorum already. The follower's read then costs one round trip instead of two.
 
 use bytes::Bytes;
 
+use crate::config::InjectedBug;
 use crate::error::ReadIndexError;
 use crate::message::MessageBody;
 use crate::quorum;
@@ -50,7 +59,10 @@ impl Raft {
             return;
         }
         let index = self.log.committed;
-        if self.conf.all_voters() == [self.id()].into() {
+        // We are still leading in our term after the read arrived, and so is the asker if it
+        // accepts the answer: if the two of us are a quorum, no round is needed (see above).
+        let skip_round = from != self.id() && self.config.bug(InjectedBug::FollowerReadsWithoutQuorum);
+        if quorum::is_quorum(&self.conf, &[self.id(), from]) || skip_round {
             return self.answer_read(ctx, from, index);
         }
         // Only a heartbeat sent after the read arrived may confirm it: a read that finds a round
