@@ -1,7 +1,7 @@
 //! The exactly-once apply layer: commands from the raft log, client sessions for deduplication, and the
 //! applied index.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use tally_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, TxnResponse,
@@ -10,6 +10,7 @@ use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::{command::Op, Command};
 
 use crate::error::MvccError;
+use crate::sharded::ShardedMap;
 use crate::store::{Store, StoreConfig};
 
 /// The result of one command, as etcd's applier returns it.
@@ -61,11 +62,12 @@ pub struct Session {
 /// its last request is indistinguishable from a new request and would be applied a second time.
 ///
 /// Every applied request looks its client up and records its response, so this is a hash map with a
-/// queue for recency (a B-tree pair cost ~5% of a server's CPU under put load).
+/// queue for recency (a B-tree pair cost ~5% of a server's CPU under put load). The map is sharded
+/// so that a snapshot's copy of 100k sessions does not stall the driver (see `sharded`).
 #[derive(Clone, Debug, Default)]
 pub struct Sessions {
     pub(crate) max: usize,
-    by_client: HashMap<u64, Session>,
+    by_client: ShardedMap<u64, Session>,
     /// (log index, client), oldest first. Using a session again appends a new pair; the client's older
     /// pair is then stale and skipped (or trimmed) when met.
     recency: VecDeque<(u64, u64)>,
@@ -80,7 +82,7 @@ impl PartialEq for Sessions {
 
 impl Sessions {
     pub(crate) fn new(max: usize) -> Sessions {
-        Sessions { max: max.max(1), by_client: HashMap::new(), recency: VecDeque::new() }
+        Sessions { max: max.max(1), by_client: ShardedMap::default(), recency: VecDeque::new() }
     }
 
     /// A client's session.
@@ -95,7 +97,7 @@ impl Sessions {
 
     /// Whether there are no sessions.
     pub fn is_empty(&self) -> bool {
-        self.by_client.is_empty()
+        self.by_client.len() == 0
     }
 
     fn touch(&mut self, client_id: u64, index: u64) {
@@ -131,7 +133,7 @@ impl Sessions {
         self.recency
             .iter()
             .filter(|&&pair| is_current(&self.by_client, pair))
-            .map(|&(_, client)| (client, &self.by_client[&client]))
+            .map(|&(_, client)| (client, self.by_client.get(&client).expect("current pairs have sessions")))
     }
 
     /// Adds a session read from a snapshot (in any order; call `finish_restore` after the last).
@@ -150,7 +152,7 @@ impl Sessions {
 
 /// Whether a (log index, client) recency pair is the client's latest use. A free function, so
 /// that `trim_stale` can ask it while it mutates the queue.
-fn is_current(by_client: &HashMap<u64, Session>, (index, client_id): (u64, u64)) -> bool {
+fn is_current(by_client: &ShardedMap<u64, Session>, (index, client_id): (u64, u64)) -> bool {
     by_client.get(&client_id).is_some_and(|s| s.last_index == index)
 }
 

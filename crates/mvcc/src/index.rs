@@ -4,21 +4,27 @@
 //! a hash map, and key order (ranges, snapshots) is kept in a B-tree set that only new and
 //! removed keys touch. That set holds each key's first bytes inline (`OrderedKey`), so
 //! inserting a new key compares without following pointers.
+//!
+//! Both are cheap to copy for a snapshot. The map is sharded behind `Arc`s (`sharded`). The set
+//! is behind one `Arc`: the first new key after a snapshot copies it (5-9 ms at 100k keys,
+//! `examples/snapshot_copy`). A persistent B-tree (`imbl::OrdSet`) would copy only the nodes
+//! it changes, but it made every put of a new key about 1 µs slower (1.8 → 2.9 µs).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::key_index::KeyHistory;
+use crate::sharded::ShardedMap;
 
 /// Histories are `Arc`s so that a copy of the index for a snapshot shares them; a write copies
 /// only the history it changes, and only while a snapshot still holds it (`Arc::make_mut`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
-    histories: HashMap<Arc<[u8]>, Arc<KeyHistory>>,
-    order: BTreeSet<OrderedKey>,
+    histories: ShardedMap<Arc<[u8]>, Arc<KeyHistory>>,
+    order: Arc<BTreeSet<OrderedKey>>,
 }
 
 /// A key with its first 16 bytes inline, zero-padded, as a big-endian number. Two keys whose
@@ -96,15 +102,16 @@ impl Index {
 
     /// The history of `key`, created empty if the key is new.
     pub(crate) fn get_or_insert(&mut self, key: &Arc<[u8]>) -> &mut KeyHistory {
-        if !self.histories.contains_key(key) {
-            self.order.insert(OrderedKey::new(key.clone()));
+        let (history, inserted) = self.histories.get_or_insert_with(key.clone(), Default::default);
+        if inserted {
+            Arc::make_mut(&mut self.order).insert(OrderedKey::new(key.clone()));
         }
-        Arc::make_mut(self.histories.entry(key.clone()).or_default())
+        Arc::make_mut(history)
     }
 
     pub(crate) fn insert(&mut self, key: Arc<[u8]>, history: KeyHistory) {
         if self.histories.insert(key.clone(), Arc::new(history)).is_none() {
-            self.order.insert(OrderedKey::new(key));
+            Arc::make_mut(&mut self.order).insert(OrderedKey::new(key));
         }
     }
 
@@ -114,7 +121,9 @@ impl Index {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> impl Iterator<Item = (&'s Arc<[u8]>, &'s KeyHistory)> + 's {
-        self.order.range::<[u8], _>((from, to)).map(|k| (&k.key, &*self.histories[&k.key]))
+        self.order
+            .range::<[u8], _>((from, to))
+            .map(|k| (&k.key, &**self.histories.get(&k.key).expect("ordered keys are indexed")))
     }
 
     /// Every key in order, with its history.
@@ -130,18 +139,19 @@ impl Index {
         mut f: impl FnMut(&Arc<[u8]>, &mut KeyHistory),
     ) {
         let mut emptied = Vec::new();
-        for (key, history) in self.histories.iter_mut() {
-            if changes(history) {
+        self.histories.for_each_changing(
+            |history| changes(history),
+            |key, history| {
                 let history = Arc::make_mut(history);
                 f(key, history);
                 if history.entries.is_empty() {
                     emptied.push(key.clone());
                 }
-            }
-        }
+            },
+        );
         for key in emptied {
             self.histories.remove(&key);
-            self.order.remove(&OrderedKey::new(key));
+            Arc::make_mut(&mut self.order).remove(&OrderedKey::new(key));
         }
     }
 }

@@ -13,6 +13,7 @@ mod key_index;
 mod lease;
 mod range;
 mod revision;
+mod sharded;
 mod snapshot;
 mod store;
 mod txn;

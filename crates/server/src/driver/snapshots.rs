@@ -1,8 +1,9 @@
 //! A member's own snapshots. Every `snapshot_count` applied entries the driver copies the
-//! state machine (cheap: key histories are shared) and a background thread encodes and syncs
-//! it, seconds for a large store, while the driver goes on; once the file is durable the driver
-//! adopts it (WAL marker, log compaction, `Raft::compact`), unless the leader's newer snapshot
-//! was installed meanwhile. One snapshot at a time.
+//! state machine and a background thread encodes and syncs it, seconds for a large store, while
+//! the driver goes on; once the file is durable the driver adopts it (WAL marker, log
+//! compaction, `Raft::compact`), unless the leader's newer snapshot was installed meanwhile.
+//! One snapshot at a time. The copy is cheap: the state machine's maps are shared with it shard
+//! by shard, and the writes that follow copy only what they change (tally-mvcc's `sharded`).
 
 use std::time::Instant;
 
