@@ -60,19 +60,25 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         self.shards[self.shard(key)].get_key_value(key)
     }
 
-    /// The value of `key` for writing. Its shard is copied only if a snapshot shares it, and
-    /// only if the key is there.
-    pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    /// The shard of `key` for writing, if it may hold the key: a shard a snapshot shares is
+    /// copied only when it does.
+    fn shard_holding<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut HashMap<K, V>>
     where
         K: Borrow<Q>,
     {
         let shard = self.shard(key);
         let shard = &mut self.shards[shard];
-        // A shard a snapshot shares is copied only for a key it holds.
         if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
-        Arc::make_mut(shard).get_mut(key)
+        Some(Arc::make_mut(shard))
+    }
+
+    pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.shard_holding(key)?.get_mut(key)
     }
 
     /// The value of `key`, inserted by `make` if absent; whether it was inserted.
@@ -99,12 +105,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let shard = self.shard(key);
-        let shard = &mut self.shards[shard];
-        if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
-            return None;
-        }
-        let removed = Arc::make_mut(shard).remove(key);
+        let removed = self.shard_holding(key)?.remove(key);
         self.len -= usize::from(removed.is_some());
         removed
     }
