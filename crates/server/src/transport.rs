@@ -198,13 +198,9 @@ impl Transport {
         self.send_batch(to, PeerBatch { forwarded: cmds, ..Default::default() });
     }
 
-    /// Sends a message; drops it if the peer is unknown or too far behind. A snapshot starts
-    /// a transfer of its own instead.
-    pub fn send(&self, m: Message) {
-        self.send_all([m]);
-    }
-
-    /// Sends messages, each peer's in one frame, from this thread when its connection is idle.
+    /// Sends messages, each peer's in one frame, from this thread when its connection is idle;
+    /// drops a peer's frame if the peer is unknown or too far behind. A snapshot starts a
+    /// transfer of its own instead.
     pub fn send_all(&self, messages: impl IntoIterator<Item = Message>) {
         let mut batches: BTreeMap<NodeId, PeerBatch> = BTreeMap::new();
         for m in messages {
@@ -474,7 +470,12 @@ mod tests {
         };
         let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
         for round in 0..3 {
-            transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::HeartbeatResp { round } });
+            transport.send_all([Message {
+                from: 1,
+                to: 2,
+                term: 1,
+                body: tally_raft::MessageBody::HeartbeatResp { round },
+            }]);
         }
         for round in 0..3 {
             let Inbound::Message(m) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
@@ -507,7 +508,7 @@ mod tests {
             },
             |_, _| {},
         );
-        removed.send(Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
+        removed.send_all([Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
         assert!(reason.contains("removed"), "{reason}");
     }
@@ -518,7 +519,7 @@ mod tests {
         let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
         let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
-        transport.send(Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow });
+        transport.send_all([Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(first, Inbound::Message(_)));
         transport.set_peers(BTreeMap::new(), &[2].into());
@@ -581,7 +582,7 @@ mod tests {
         let m = Message { from: 1, to: 2, term: 4, body: MessageBody::Snapshot { snapshot } };
         let wait = Duration::from_secs(20);
 
-        transport.send(m.clone());
+        transport.send_all([m.clone()]);
         assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, false)));
         // The receiver gave up too: nothing delivered, no partial file (it may still be closing).
         let deadline = tokio::time::Instant::now() + wait;
@@ -591,7 +592,7 @@ mod tests {
         }
         assert!(rx.try_recv().is_err(), "something was delivered from a broken transfer");
 
-        transport.send(m.clone());
+        transport.send_all([m.clone()]);
         assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, true)));
         let Inbound::Message(got) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
             panic!("expected the snapshot message")
@@ -624,9 +625,9 @@ mod tests {
         // Larger than what the socket buffers take, so the first transfer stays stuck.
         let snapshot = tally_raft::Snapshot { data: vec![7u8; 64 << 20].into(), ..Default::default() };
         let m = Message { from: 1, to: 2, term: 1, body: MessageBody::Snapshot { snapshot } };
-        transport.send(m.clone());
+        transport.send_all([m.clone()]);
         assert_eq!(tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(), Some(true), "the first transfer");
-        transport.send(m.clone());
+        transport.send_all([m.clone()]);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(streams_rx.try_recv().is_err(), "a second transfer started while the first runs");
         assert!(done_rx.try_recv().is_err(), "nothing ended yet");
@@ -634,7 +635,7 @@ mod tests {
         transport.set_peers([(2, "127.0.0.1:1".parse().unwrap())].into(), &BTreeSet::new());
         assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, false)));
         transport.set_peers([(2, addr)].into(), &BTreeSet::new());
-        transport.send(m);
+        transport.send_all([m]);
         let mut kinds = vec![
             tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(),
             tokio::time::timeout(wait, streams_rx.recv()).await.unwrap(),
@@ -647,7 +648,7 @@ mod tests {
     async fn a_snapshot_for_an_unknown_peer_fails_at_once() {
         let (transport, mut done_rx) = reporting_transport(BTreeMap::new());
         let body = MessageBody::Snapshot { snapshot: tally_raft::Snapshot::default() };
-        transport.send(Message { from: 1, to: 5, term: 1, body });
+        transport.send_all([Message { from: 1, to: 5, term: 1, body }]);
         assert_eq!(done_rx.try_recv().unwrap(), (5, false));
     }
 }
