@@ -5,20 +5,23 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::server::Connected;
 
-/// Accepted client connections with Nagle's algorithm off: small responses must not wait for
-/// the client's delayed ACK (without this, about a quarter of writes took ~40 ms).
+/// Accepted client connections, each `tuned`.
 pub fn client_connections(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = io::Result<NoVectoredWrites<tokio::net::TcpStream>>> {
+) -> impl tokio_stream::Stream<Item = io::Result<NoVectoredWrites<TcpStream>>> {
     use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(NoVectoredWrites(conn))
-    })
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| tuned(conn?))
+}
+
+/// A gRPC connection as both ends use it. Nagle's algorithm off: small messages must not wait
+/// for the other end's delayed ACK (without this, about a quarter of a server's writes took
+/// ~40 ms). No vectored writes (see below).
+pub fn tuned(stream: TcpStream) -> io::Result<NoVectoredWrites<TcpStream>> {
+    stream.set_nodelay(true)?;
+    Ok(NoVectoredWrites(stream))
 }
 
 /// A connection that tells HTTP/2 it has no vectored writes.

@@ -27,7 +27,7 @@ use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::request_op::Request as Op;
 use tally_proto::etcdserverpb::response_op::Response as OpResponse;
 use tally_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
-use tally_server::client_conn::NoVectoredWrites;
+use tally_server::client_conn::{self, NoVectoredWrites};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -352,8 +352,7 @@ fn small_write_connector() -> impl tower::Service<
         let host = uri.host().unwrap_or("127.0.0.1").to_string();
         let port = uri.port_u16().unwrap_or(2379);
         let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(hyper_util::rt::TokioIo::new(NoVectoredWrites(stream)))
+        Ok(hyper_util::rt::TokioIo::new(client_conn::tuned(stream)?))
     })
 }
 
