@@ -161,6 +161,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     };
     let mut driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
     let sm = driver.state_machine();
+    let reads = driver.read_queue();
     let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
     let hub = WatchHub::new(sm.clone(), headers);
     driver.set_watch_hub(hub.clone());
@@ -190,7 +191,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let snapshot_dir = opts.data_dir.clone();
     tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), snapshot_dir, is_removed, deliver));
 
-    let node = NodeHandle { inputs, shared };
+    let node = NodeHandle { inputs, reads, shared };
     let ctx = Context::new(ContextParts {
         node,
         sm,

@@ -5,6 +5,7 @@
 //! Ready, so many proposals share one append and one fsync, and many reads one ReadIndex.
 
 mod membership;
+mod read_queue;
 mod snapshots;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,7 @@ use crate::request_ids::RequestIds;
 use crate::transport::Transport;
 use crate::watch_hub::WatchHub;
 pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
+pub use read_queue::ReadQueue;
 use snapshots::decode_snapshot;
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
@@ -48,11 +50,8 @@ pub enum Input {
     },
     /// A follower's client command, for us to propose if we lead.
     Forwarded(Command),
-    /// A linearizable read: answered once this member has applied a read index the leader
-    /// confirmed; the caller then reads its local state.
-    Read {
-        reply: oneshot::Sender<ReadOutcome>,
-    },
+    /// Linearizable reads wait in the ReadQueue; this wakes the driver to take them.
+    ReadsQueued,
     Transfer {
         target: NodeId,
         reply: oneshot::Sender<Result<(), String>>,
@@ -166,6 +165,9 @@ pub struct Driver {
     snapshot_in_flight: Option<Receiver<Result<Snapshot, String>>>,
     /// Proposals waiting to be applied, by (client id, seq).
     waiters: HashMap<(u64, u64), oneshot::Sender<ProposeOutcome>>,
+    /// Linearizable reads queued by the gRPC side, each answered once this member has applied
+    /// a read index the leader confirmed after the read arrived; the caller then reads its state.
+    read_queue: Arc<ReadQueue>,
     /// Linearizable reads of this turn, to share one ReadIndex.
     reads_unsent: Vec<ReadWaiter>,
     /// Client commands of this turn, by the leader they go to, one frame each.
@@ -173,6 +175,13 @@ pub struct Driver {
     reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
     reads_ready: Vec<(Index, Vec<ReadWaiter>)>,
     next_read_ctx: u64,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Stopped or panicked: reads waiting for us would otherwise wait until they time out.
+        self.read_queue.close();
+    }
 }
 
 fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
@@ -215,6 +224,7 @@ impl Driver {
             snapshot_index,
             snapshot_in_flight: None,
             waiters: HashMap::new(),
+            read_queue: Arc::default(),
             reads_unsent: Vec::new(),
             forwards: BTreeMap::new(),
             reads_by_ctx: HashMap::new(),
@@ -228,6 +238,11 @@ impl Driver {
         self.sm.clone()
     }
 
+    /// Where the gRPC side queues linearizable reads.
+    pub fn read_queue(&self) -> Arc<ReadQueue> {
+        self.read_queue.clone()
+    }
+
     pub fn set_watch_hub(&mut self, hub: Arc<WatchHub>) {
         self.hub = Some(hub);
     }
@@ -237,7 +252,12 @@ impl Driver {
         let mut next_tick = Instant::now() + self.tick;
         loop {
             self.handle_readies();
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let reads_in_flight = !self.reads_by_ctx.is_empty() || !self.reads_ready.is_empty();
+            let wait = if self.read_queue.before_blocking(reads_in_flight) {
+                next_tick.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             match inputs.recv_timeout(wait) {
                 Ok(input) => {
                     self.handle(input);
@@ -248,6 +268,7 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            self.reads_unsent.extend(self.read_queue.take().into_iter().map(|reply| ReadWaiter { reply }));
             self.send_forwards();
             self.send_reads();
             self.adopt_written_snapshot();
@@ -255,6 +276,7 @@ impl Driver {
             if now >= next_tick {
                 self.raft.tick();
                 self.expire_leases();
+                self.forget_abandoned_reads();
                 // After a stall, resume ticking from now instead of firing a burst of ticks.
                 next_tick = (next_tick + self.tick).max(now);
             }
@@ -280,7 +302,7 @@ impl Driver {
                     let _ = self.raft.propose(Bytes::from(cmd.encode_to_vec()));
                 }
             }
-            Input::Read { reply } => self.reads_unsent.push(ReadWaiter { reply }),
+            Input::ReadsQueued => {}
             Input::Transfer { target, reply } => {
                 let _ = reply.send(self.raft.transfer_leader(target).map_err(|e| e.to_string()));
             }
@@ -496,6 +518,19 @@ impl Driver {
         }
     }
 
+    /// Drops reads whose callers gave up (their attempt timed out), so that a round lost with a
+    /// message does not count as in flight forever: the read queue would stop waking us.
+    fn forget_abandoned_reads(&mut self) {
+        self.reads_by_ctx.retain(|_, batch| {
+            batch.retain(|w| !w.reply.is_closed());
+            !batch.is_empty()
+        });
+        self.reads_ready.retain_mut(|(_, batch)| {
+            batch.retain(|w| !w.reply.is_closed());
+            !batch.is_empty()
+        });
+    }
+
     fn serve_reads(&mut self) {
         let applied = self.raft.applied();
         self.reads_ready.retain_mut(|(index, batch)| {
@@ -520,6 +555,7 @@ pub fn spawn(driver: Driver, inputs: Receiver<Input>) -> std::thread::JoinHandle
 #[derive(Clone)]
 pub struct NodeHandle {
     pub inputs: Sender<Input>,
+    pub reads: Arc<ReadQueue>,
     pub shared: Arc<Shared>,
 }
 
@@ -537,7 +573,12 @@ impl NodeHandle {
 
     /// Waits until a linearizable read may be served from the local state.
     pub async fn read_barrier(&self) -> Option<ReadOutcome> {
-        self.call(|reply| Input::Read { reply }).await.ok()
+        let (reply, answer) = oneshot::channel();
+        if self.reads.push(reply) {
+            // If the driver is gone the receiver reports it.
+            let _ = self.inputs.send(Input::ReadsQueued);
+        }
+        answer.await.ok()
     }
 
     pub async fn transfer(&self, target: NodeId) -> Option<Result<(), String>> {
