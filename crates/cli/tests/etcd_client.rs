@@ -248,8 +248,9 @@ async fn etcd_client_crate_core_operations() {
     cluster.assert_running();
 }
 
-/// Client connections write without vectors (`NoVectoredWrites`), so h2 copies payloads under
-/// 1 KiB into its buffer and writes larger ones in two parts: values on both sides of those
+/// Client connections hold writes until a flush and tell h2 they have no vectored writes
+/// (`CoalescedWrites`), so h2 copies payloads under 1 KiB into its buffer and writes larger
+/// ones in two parts, and a connection writes out what it holds past 64 KiB: values on both sides of those
 /// sizes and of a 16 KiB frame, alone, all in one multi-frame response, and many at once on
 /// one connection, must arrive byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

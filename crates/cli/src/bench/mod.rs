@@ -27,7 +27,7 @@ use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::request_op::Request as Op;
 use tally_proto::etcdserverpb::response_op::Response as OpResponse;
 use tally_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
-use tally_server::client_conn::{self, NoVectoredWrites};
+use tally_server::client_conn::{self, CoalescedWrites};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -339,11 +339,10 @@ pub(crate) async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<Ch
     Ok(channels)
 }
 
-/// TCP connections without Nagle whose small requests HTTP/2 batches into one write (see
-/// `NoVectoredWrites`), the same for every server the bench drives.
+/// TCP connections without Nagle whose requests leave together (see `CoalescedWrites`), the same for every server the bench drives.
 fn small_write_connector() -> impl tower::Service<
     tonic::codegen::http::Uri,
-    Response = hyper_util::rt::TokioIo<NoVectoredWrites<tokio::net::TcpStream>>,
+    Response = hyper_util::rt::TokioIo<CoalescedWrites<tokio::net::TcpStream>>,
     Error = std::io::Error,
     Future = impl Send,
 > + Send
