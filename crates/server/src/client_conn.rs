@@ -27,6 +27,8 @@ pub fn tuned(stream: TcpStream) -> io::Result<CoalescedWrites<TcpStream>> {
 
 /// Bytes held back before a write goes out without waiting for a flush.
 const HELD_MAX: usize = 64 * 1024;
+/// A buffer that grew past this is freed once written, so that an idle connection holds none.
+const HELD_KEPT_MAX: usize = 16 * 1024;
 
 /// A connection whose writes leave together: what HTTP/2 writes is held until it flushes, and a
 /// flush waits until this tokio worker has run every other task it has ready, so the answers
@@ -65,7 +67,11 @@ impl<T: AsyncWrite + Unpin> CoalescedWrites<T> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        self.held.clear();
+        if self.held.capacity() > HELD_KEPT_MAX {
+            self.held = Vec::new();
+        } else {
+            self.held.clear();
+        }
         self.written = 0;
         Poll::Ready(Ok(()))
     }
@@ -202,5 +208,6 @@ mod tests {
         assert!(socket.writes().is_empty());
         conn.write_all(b"more").await.unwrap();
         assert_eq!(socket.writes(), [vec![1; HELD_MAX]]);
+        assert!(conn.held.capacity() <= HELD_KEPT_MAX, "a large buffer is freed once written");
     }
 }
