@@ -24,5 +24,5 @@ pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
 pub use error::{GrpcCode, MvccError};
 pub use lease::{Lease, MAX_LEASE_TTL};
 pub use revision::{Revision, INITIAL_REVISION, NEVER_COMPACTED};
-pub use snapshot::SnapshotError;
+pub use snapshot::{SnapshotCopy, SnapshotError};
 pub use store::{Store, StoreConfig};

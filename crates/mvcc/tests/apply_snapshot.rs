@@ -175,3 +175,19 @@ fn corrupt_snapshots_are_rejected() {
         assert!(StateMachine::restore(&snap[..len]).is_err(), "truncated to {len}");
     }
 }
+
+#[test]
+fn a_copy_for_snapshot_encodes_as_the_state_machine_and_ignores_later_writes() {
+    let mut sm = busy_state_machine();
+    let copy = sm.copy_for_snapshot();
+    let expected = sm.snapshot();
+    // Writes after the copy (new keys, overwrites, deletes) must not reach it.
+    let next = sm.applied_index() + 1;
+    sm.apply(next, &cmd(9001, 1, put_op("zz-new-key", "v")));
+    sm.apply(next + 1, &cmd(9001, 2, put_op("key1", "overwritten")));
+    sm.apply(next + 2, &cmd(9001, 3, Op::DeleteRange(DeleteRangeRequest { key: "key2".into(), ..Default::default() })));
+    let mut encoded = Vec::new();
+    copy.snapshot_into(&mut encoded);
+    assert!(encoded == expected, "the copy's snapshot differs from the state machine's at the copy");
+    assert_ne!(sm.snapshot(), expected);
+}

@@ -4,12 +4,13 @@
 //! compaction, `Raft::compact`), unless the leader's newer snapshot was installed meanwhile.
 //! One snapshot at a time. Members snapshot at staggered points (`next_snapshot_at`), so that
 //! a quorum is never encoding and syncing at once. The copy is cheap: the state machine's maps are shared with it shard
-//! by shard, and the writes that follow copy only what they change (tally-mvcc's `sharded`).
+//! by shard, the writes that follow copy only what they change (tally-mvcc's `sharded`), and
+//! the key order is not copied at all (`SnapshotCopy` sorts the keys while encoding).
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use tally_mvcc::StateMachine;
+use tally_mvcc::{SnapshotCopy, StateMachine};
 use tally_proto::Message as _;
 use tally_raft::{Snapshot, SnapshotMeta};
 
@@ -33,7 +34,7 @@ impl Driver {
         let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
         let began = Instant::now();
         let members = self.members.read().expect("members lock").clone();
-        let sm = self.sm.read().expect("sm lock").clone();
+        let sm = self.sm.read().expect("sm lock").copy_for_snapshot();
         let copied = began.elapsed();
         let files = self.disk.snapshot_writer();
         let (done, written) = std::sync::mpsc::channel();
@@ -96,7 +97,7 @@ fn next_snapshot_at(snapshot_index: u64, count: u64, stagger: u64) -> u64 {
 /// Its framing is written by hand around the state machine's encoding, so the store-sized
 /// bytes are written once instead of encoded and then copied into the message. The state's
 /// length goes in a varint padded to a fixed width, which protobuf decoders accept.
-pub(super) fn encode_snapshot(members: &Members, sm: &StateMachine) -> Bytes {
+pub(super) fn encode_snapshot(members: &Members, sm: &SnapshotCopy) -> Bytes {
     use prost::encoding::{encode_key, message, WireType};
     let mut buf = Vec::new();
     message::encode(1, &members.to_table(), &mut buf);
@@ -154,7 +155,7 @@ mod tests {
             }],
             removed: vec![3],
         });
-        let data = encode_snapshot(&members, &sm);
+        let data = encode_snapshot(&members, &sm.copy_for_snapshot());
         let decoded = NodeSnapshot::decode(data.clone()).unwrap();
         assert_eq!(decoded.members, Some(members.to_table()));
         assert_eq!(decoded.state, sm.snapshot());
