@@ -173,6 +173,13 @@ impl Cluster {
         }
     }
 
+    /// Sends member `i`'s process a signal, as `kill` takes it (`-STOP`, `-CONT`).
+    pub fn signal(&self, i: usize, signal: &str) {
+        let pid = self.members[i].child.as_ref().expect("member running").id();
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     pub fn stop_all(&mut self) {
         for i in 0..self.members.len() {
             self.kill9(i);

@@ -133,7 +133,12 @@ impl Cluster for ClusterService {
         }
     }
 
-    async fn member_list(&self, _: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
+    async fn member_list(&self, request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
+        // As etcd 3.5: this member's table, which may lag a change just made through another
+        // member, unless the client asks for a linearizable list.
+        if request.get_ref().linearizable {
+            self.ctx.linearizable_barrier().await?;
+        }
         let members = self.ctx.members.read().expect("members lock").clone();
         Ok(Response::new(MemberListResponse { header: Some(self.ctx.header(0)), members: self.list(&members) }))
     }

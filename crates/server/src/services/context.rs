@@ -117,16 +117,22 @@ impl Context {
     }
 
     async fn read(&self, query: ReadQuery, serializable: bool) -> Result<ReadAnswer, Status> {
-        if serializable {
-            // Local state, no round through the driver or the leader.
-            return query.answer(&self.sm).map_err(|e| errors::from_mvcc(&e));
+        // Serializable: local state, no round through the driver or the leader.
+        if !serializable {
+            self.linearizable_barrier().await?;
         }
+        query.answer(&self.sm).map_err(|e| errors::from_mvcc(&e))
+    }
+
+    /// Returns once this member's state reflects every write acknowledged before the call
+    /// (ReadIndex); a read of the local state after it is linearizable.
+    pub async fn linearizable_barrier(&self) -> Result<(), Status> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             // A read index can be lost with a message or a leader; then ask again.
             let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read_barrier()).await;
             match attempt {
-                Ok(Some(ReadOutcome::Ready)) => return query.answer(&self.sm).map_err(|e| errors::from_mvcc(&e)),
+                Ok(Some(ReadOutcome::Ready)) => return Ok(()),
                 Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
