@@ -815,13 +815,16 @@ async fn etcdctl_member_add_promote_remove_list() {
     load.add_endpoint(cluster.members[slot].client_url());
     load.more(20, "20 writes after the promotion").await;
 
-    // member list -w json: four voters.
-    let json: serde_json::Value =
-        serde_json::from_str(&etcdctl(&endpoints, &["member", "list", "-w", "json"])).expect("member list json");
-    let members = json["members"].as_array().expect("members array");
-    assert_eq!(members.len(), 4, "{json}");
-    for m in members {
-        assert!(!m.get("isLearner").and_then(|v| v.as_bool()).unwrap_or(false), "{m}");
+    // member list -w json: four voters, once the member etcdctl asks has applied the promotion.
+    let json = eventually(Duration::from_secs(10), "etcdctl to list four voters", || async move {
+        let json: serde_json::Value =
+            serde_json::from_str(&etcdctl(endpoints_ref, &["member", "list", "-w", "json"])).expect("member list json");
+        let members = json["members"].as_array().expect("members array");
+        let learner = |m: &serde_json::Value| m.get("isLearner").and_then(|v| v.as_bool()).unwrap_or(false);
+        (members.len() == 4 && !members.iter().any(learner)).then_some(json)
+    })
+    .await;
+    for m in json["members"].as_array().expect("members array") {
         let mid = m["ID"].as_u64().expect("ID");
         let i = cluster.index_of(mid).unwrap_or_else(|| panic!("unknown member {m}"));
         assert_eq!(m["name"], cluster.members[i].name.as_str(), "{m}");
