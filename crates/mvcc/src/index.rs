@@ -7,10 +7,10 @@
 //!
 //! A snapshot copies the map only (`histories_copy`), which is cheap: it is sharded behind
 //! `Arc`s (`sharded`), and a write copies only the shard it changes. The snapshot sorts the
-//! copy's keys itself, off the driver. Sharing the set instead (it is behind an `Arc` for
-//! plain clones) made the first new key after a snapshot copy it, 5-9 ms at 100k keys on the
-//! driver; a persistent B-tree (`imbl::OrdSet`) would copy only the nodes it changes, but it
-//! made every put of a new key about 1 µs slower (1.8 → 2.9 µs).
+//! copy's keys itself, off the driver. Sharing the set behind an `Arc` instead made the first
+//! new key after a snapshot copy it, 5-9 ms at 100k keys on the driver; a persistent B-tree
+//! (`imbl::OrdSet`) would copy only the nodes it changes, but it made every put of a new key
+//! about 1 µs slower (1.8 → 2.9 µs).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -26,7 +26,7 @@ use crate::sharded::ShardedMap;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
     histories: ShardedMap<Arc<[u8]>, Arc<KeyHistory>>,
-    order: Arc<BTreeSet<OrderedKey>>,
+    order: BTreeSet<OrderedKey>,
 }
 
 /// A key with its first 16 bytes inline, zero-padded, as a big-endian number. Two keys whose
@@ -106,14 +106,14 @@ impl Index {
     pub(crate) fn get_or_insert(&mut self, key: &Arc<[u8]>) -> &mut KeyHistory {
         let (history, inserted) = self.histories.get_or_insert_with(key.clone(), Default::default);
         if inserted {
-            Arc::make_mut(&mut self.order).insert(OrderedKey::new(key.clone()));
+            self.order.insert(OrderedKey::new(key.clone()));
         }
         Arc::make_mut(history)
     }
 
     pub(crate) fn insert(&mut self, key: Arc<[u8]>, history: KeyHistory) {
         if self.histories.insert(key.clone(), Arc::new(history)).is_none() {
-            Arc::make_mut(&mut self.order).insert(OrderedKey::new(key));
+            self.order.insert(OrderedKey::new(key));
         }
     }
 
@@ -158,7 +158,7 @@ impl Index {
         );
         for key in emptied {
             self.histories.remove(&key);
-            Arc::make_mut(&mut self.order).remove(&OrderedKey::new(key));
+            self.order.remove(&OrderedKey::new(key));
         }
     }
 }
