@@ -9,6 +9,7 @@ pub mod driver;
 pub mod errors;
 pub mod lease_clock;
 pub mod members;
+pub mod peer_frame;
 pub mod peer_link;
 pub mod persist;
 pub mod request_ids;

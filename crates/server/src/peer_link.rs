@@ -20,6 +20,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::peer_frame;
+
 /// Bytes waiting for a peer before new frames are dropped (Raft repairs loss; a slow or dead
 /// peer must not grow our memory).
 const BACKLOG_BYTES_MAX: usize = 64 << 20;
@@ -108,15 +110,6 @@ impl PeerLink {
     }
 }
 
-/// A message encoded straight into its length-prefixed frame.
-pub fn message_frame(message: &impl tally_proto::Message) -> Vec<u8> {
-    let len = message.encoded_len();
-    let mut frame = Vec::with_capacity(4 + len);
-    frame.extend_from_slice(&(len as u32).to_be_bytes());
-    message.encode(&mut frame).expect("a Vec grows as needed");
-    frame
-}
-
 /// The connection's life: connect, say hello, write what the senders could not, reconnect
 /// after a failure; `on_lost` hears of every connection that failed or was refused.
 pub async fn run_link(
@@ -126,7 +119,7 @@ pub async fn run_link(
     on_lost: impl Fn(),
     on_rejected: impl Fn(String) + Clone + Send + 'static,
 ) {
-    let hello = message_frame(&hello);
+    let hello = peer_frame::encode(&hello);
     let mut delay = RECONNECT_DELAY_MIN;
     loop {
         let stream = match TcpStream::connect(addr).await {
@@ -152,7 +145,7 @@ pub async fn run_link(
         let on_rejected = on_rejected.clone();
         let reader = tokio::spawn(async move {
             let mut buf = Vec::new();
-            if crate::transport::read_frame(&mut r, &mut buf).await.is_ok() {
+            if peer_frame::read(&mut r, &mut buf).await.is_ok() {
                 if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
                     on_rejected(rejection.reason);
                 }
@@ -199,7 +192,7 @@ async fn write_all(writer: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<()> 
 
 /// The frame that tells a removed peer so.
 pub fn rejection_frame(reason: String) -> Vec<u8> {
-    message_frame(&PeerBatch { rejected: Some(PeerRejection { reason }), ..Default::default() })
+    peer_frame::encode(&PeerBatch { rejected: Some(PeerRejection { reason }), ..Default::default() })
 }
 
 #[cfg(test)]
@@ -216,7 +209,7 @@ mod tests {
         tokio::spawn(run_link(link.clone(), addr, hello.clone(), || {}, |_| {}));
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
-        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        peer_frame::read(&mut stream, &mut buf).await.unwrap();
         assert_eq!(PeerHello::decode(buf.as_slice()).unwrap(), hello);
         (link, stream)
     }
@@ -258,13 +251,13 @@ mod tests {
         }
         let mut buf = Vec::new();
         for seq in 0..frames {
-            crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+            peer_frame::read(&mut stream, &mut buf).await.unwrap();
             assert_eq!(buf, numbered(seq, len), "frame {seq}");
         }
         assert!(sender.is_finished());
         // And the link is back to direct writes.
         link.send_frame(&frame(b"last"));
-        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        peer_frame::read(&mut stream, &mut buf).await.unwrap();
         assert_eq!(buf, b"last");
         assert!(link.state.lock().unwrap().backlog.is_empty());
     }
@@ -277,7 +270,7 @@ mod tests {
         link.send_frame(&frame(b"after the end"));
         let mut buf = Vec::new();
         for want in [&b"one"[..], b"two"] {
-            crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+            peer_frame::read(&mut stream, &mut buf).await.unwrap();
             assert_eq!(buf, want);
         }
         let mut rest = Vec::new();
@@ -308,10 +301,10 @@ mod tests {
         let listener = TcpListener::bind(addr).await.unwrap();
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
-        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        peer_frame::read(&mut stream, &mut buf).await.unwrap();
         PeerHello::decode(buf.as_slice()).unwrap();
         link.send_frame(&frame(b"fresh"));
-        crate::transport::read_frame(&mut stream, &mut buf).await.unwrap();
+        peer_frame::read(&mut stream, &mut buf).await.unwrap();
         assert_eq!(buf, b"fresh", "the frame queued before the failed connect was not dropped");
     }
 }

@@ -15,15 +15,14 @@ use std::time::Duration;
 use tally_proto::tally_v1::{Command, PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
 use tally_raft::{Message, MessageBody, NodeId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::codec;
+use crate::peer_frame;
 use crate::peer_link::{self, PeerLink};
 use crate::snapshot_stream;
 
-/// Largest frame accepted.
-const FRAME_BYTES_MAX: usize = 1 << 30;
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;
 /// A snapshot stream in which no write (sender) or frame (receiver) completes for this long
@@ -218,7 +217,7 @@ impl Transport {
     fn send_batch(&self, to: NodeId, batch: PeerBatch) {
         let link = self.queues.lock().expect("transport lock").get(&to).map(|q| q.link.clone());
         if let Some(link) = link {
-            link.send_frame(&peer_link::message_frame(&batch));
+            link.send_frame(&peer_frame::encode(&batch));
         }
     }
 
@@ -266,26 +265,9 @@ async fn stream_snapshot(addr: SocketAddr, hello: &PeerHello, m: Message) -> Res
     let (mut r, w) = stream.into_split();
     // Large writes (the chunks) bypass the buffer; it only gathers the small frame headers.
     let mut w = BufWriter::with_capacity(64 << 10, w);
-    write_frame(&mut w, &hello.encode_to_vec()).await?;
+    w.write_all(&peer_frame::encode(hello)).await?;
     snapshot_stream::write_snapshot(&mut w, m, snapshot_stream::CHUNK_BYTES, SNAPSHOT_IDLE_MAX).await?;
     snapshot_stream::read_result(&mut r, SNAPSHOT_RESULT_WAIT_MAX).await
-}
-
-async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
-    w.write_all(&(payload.len() as u32).to_be_bytes()).await?;
-    w.write_all(payload).await
-}
-
-pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > FRAME_BYTES_MAX {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
-    }
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
-    Ok(())
 }
 
 /// Receiving side: accepts peer connections and hands every message, and every connection
@@ -330,7 +312,7 @@ async fn serve_inbound(
 ) -> std::io::Result<()> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     let mut buf = Vec::new();
-    read_frame(&mut stream, &mut buf).await?;
+    peer_frame::read(&mut stream, &mut buf).await?;
     let hello = PeerHello::decode(buf.as_slice()).map_err(|e| invalid(format!("bad hello: {e}")))?;
     if hello.cluster_id != cluster_id {
         tracing::warn!(from = hello.from, "refused a peer of another cluster ({:x})", hello.cluster_id);
@@ -339,7 +321,7 @@ async fn serve_inbound(
     if is_removed(hello.from) {
         // It was removed while it was away: tell it, so it stops instead of knocking forever.
         let reason = format!("member {:x} was removed from the cluster", hello.from);
-        write_frame(&mut stream, &PeerRejection { reason }.encode_to_vec()).await?;
+        stream.write_all(&peer_frame::encode(&PeerRejection { reason })).await?;
         stream.flush().await?;
         return Err(invalid("a removed member connected".into()));
     }
@@ -352,7 +334,7 @@ async fn serve_inbound(
     let mut stream = tokio::io::BufReader::with_capacity(INBOUND_BUFFER_BYTES, stream);
     let result = async {
         loop {
-            read_frame(&mut stream, &mut buf).await?;
+            peer_frame::read(&mut stream, &mut buf).await?;
             let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
             if let Some(rejection) = batch.rejected {
                 deliver(Inbound::Rejected(rejection.reason));
@@ -362,7 +344,7 @@ async fn serve_inbound(
                 // Removed after this connection opened: it must hear it, or it would wait
                 // for a leader forever.
                 let reason = format!("member {:x} was removed from the cluster", hello.from);
-                write_frame(&mut stream, &PeerRejection { reason }.encode_to_vec()).await?;
+                stream.write_all(&peer_frame::encode(&PeerRejection { reason })).await?;
                 stream.flush().await?;
                 return Err(invalid("a removed member is still sending".into()));
             }
@@ -414,6 +396,7 @@ async fn receive_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::sync::mpsc;
 
     /// Node 2 of cluster 42, listening on a free port: its address, and what it receives.
@@ -614,7 +597,7 @@ mod tests {
             loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
                 let mut buf = Vec::new();
-                read_frame(&mut stream, &mut buf).await.unwrap();
+                peer_frame::read(&mut stream, &mut buf).await.unwrap();
                 let _ = streams.send(PeerHello::decode(buf.as_slice()).unwrap().snapshot_stream);
                 held.push(stream);
             }
