@@ -65,8 +65,11 @@ pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, da
     let data_at = head.len() as u64;
     file.write_all_at(&head, 0).ctx(what)?;
     for (i, chunk) in data.chunks(SYNC_EVERY).enumerate() {
+        if i > 0 {
+            // The chunk before; the last one is synced with the checksum below.
+            file.sync_data().ctx(what)?;
+        }
         file.write_all_at(chunk, data_at + (i * SYNC_EVERY) as u64).ctx(what)?;
-        file.sync_data().ctx(what)?;
     }
     file.write_all_at(&crc.to_le_bytes(), data_at + data.len() as u64).ctx(what)?;
     file.sync_data().ctx(what)?;
