@@ -9,11 +9,18 @@ use bytes::Bytes;
 use support::Network;
 use tally_raft::*;
 
-#[test]
-fn leader_read_waits_for_a_quorum_heartbeat_round() {
+/// Three members, node 1 leading, with one entry of its own term committed (at index 3): reads
+/// may be served.
+fn three_members_with_an_entry() -> Network {
     let mut net = Network::new(3);
     net.elect(1);
     net.propose(1, "a").unwrap();
+    net
+}
+
+#[test]
+fn leader_read_waits_for_a_quorum_heartbeat_round() {
+    let mut net = three_members_with_an_entry();
     net.isolate(1);
     net.node_mut(1).read_index(Bytes::from_static(b"r1")).unwrap();
     net.stabilize();
@@ -26,9 +33,7 @@ fn leader_read_waits_for_a_quorum_heartbeat_round() {
 
 #[test]
 fn follower_read_gets_index_from_leader() {
-    let mut net = Network::new(3);
-    net.elect(1);
-    net.propose(1, "a").unwrap();
+    let mut net = three_members_with_an_entry();
     net.node_mut(3).read_index(Bytes::from_static(b"f")).unwrap();
     net.stabilize();
     assert_eq!(net.nodes[&3].read_states, vec![ReadState { index: 3, ctx: Bytes::from_static(b"f") }]);
@@ -71,9 +76,7 @@ fn single_node_reads_immediately() {
 
 #[test]
 fn reads_arriving_during_a_round_share_the_next_one() {
-    let mut net = Network::new(3);
-    net.elect(1);
-    net.propose(1, "a").unwrap();
+    let mut net = three_members_with_an_entry();
     net.sent.clear();
     net.node_mut(1).read_index(Bytes::from_static(b"r1")).unwrap();
     net.handle_ready(1);
@@ -91,9 +94,7 @@ fn reads_arriving_during_a_round_share_the_next_one() {
 
 #[test]
 fn a_read_is_confirmed_only_by_a_round_sent_after_it_arrived() {
-    let mut net = Network::new(3);
-    net.elect(1);
-    net.propose(1, "a").unwrap();
+    let mut net = three_members_with_an_entry();
     // Every heartbeat of a later round is lost.
     net.filter = Some(Box::new(|m| !matches!(m.body, MessageBody::Heartbeat { round, .. } if round >= 2)));
     net.node_mut(1).read_index(Bytes::from_static(b"r1")).unwrap();
@@ -110,9 +111,7 @@ fn a_read_is_confirmed_only_by_a_round_sent_after_it_arrived() {
 
 #[test]
 fn a_follower_read_among_three_members_is_answered_without_a_round() {
-    let mut net = Network::new(3);
-    net.elect(1);
-    net.propose(1, "a").unwrap();
+    let mut net = three_members_with_an_entry();
     net.sent.clear();
     // The leader and the asker are a quorum by themselves: the third member need not answer.
     net.isolate(2);
