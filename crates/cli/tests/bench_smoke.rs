@@ -83,6 +83,7 @@ fn wait_for_leader(endpoints: &[String], dir: &Path) {
 fn bench(endpoints: &[String], workload: &[&str]) -> Value {
     let out = Command::new(TALLY)
         .args(["bench", "--json", "--no-progress", "--total", "300", "--clients", "4", "--conns", "3"])
+        .args(["--threads", "2"])
         .args(["--endpoints", &endpoints.join(",")])
         .args(workload)
         .stdin(Stdio::null())
@@ -121,6 +122,7 @@ fn check_report(report: &Value, workload: &str) {
     assert!(max < 60_000.0, "{report}");
     assert_eq!(report["params"]["clients"], 4, "{report}");
     assert_eq!(report["params"]["total"], 300, "{report}");
+    assert_eq!(report["params"]["threads"], 2, "{report}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! `--conns` HTTP/2 channels are opened round-robin over `--endpoints`, and `--clients` concurrent
 //! tasks share them round-robin (as etcd's own benchmark tool does): writes sent to a follower
-//! are forwarded by it. Closed loop by default (each client sends its next request when the last
+//! are forwarded by it. `--threads` client threads (one per CPU by default) each own a share of
+//! the connections and their clients (`load.rs`). Closed loop by default (each client sends its next request when the last
 //! one is answered); `--rate R` makes it open loop: request `i` is due at `start + i / R`, and its
 //! latency is measured from that due time, so a stall shows up in the latencies instead of
 //! silently lowering the offered load (no coordinated omission).
@@ -12,6 +13,7 @@
 //! code and never stop the run.
 
 mod failover;
+mod load;
 mod stats;
 
 use std::process::ExitCode;
@@ -28,7 +30,6 @@ use tally_proto::etcdserverpb::request_op::Request as Op;
 use tally_proto::etcdserverpb::response_op::Response as OpResponse;
 use tally_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use tally_server::client_conn::{self, CoalescedWrites};
-use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -47,6 +48,10 @@ pub struct BenchArgs {
     /// Concurrent client tasks, spread round-robin over the connections.
     #[arg(long, global = true, default_value_t = 64)]
     clients: usize,
+    /// Client threads, each with its own event loop and its share of the connections (as wrk
+    /// and h2load do); default: one per CPU.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     /// Requests to send in total.
     #[arg(long, global = true, default_value_t = 100_000)]
     total: u64,
@@ -374,10 +379,10 @@ fn progress_bar(total: u64, hidden: bool) -> ProgressBar {
 }
 
 /// Untimed preparation: the fixed key of `range` must exist so that reads return a value.
-async fn prepare(plan: &Plan, channels: &[Channel]) -> Result<(), String> {
+async fn prepare(plan: &Plan, endpoints: &[String]) -> Result<(), String> {
     if let (Kind::Range, Some(key)) = (plan.kind, &plan.fixed_key) {
         let mut last = String::new();
-        for ch in channels {
+        for ch in connect(endpoints, endpoints.len()).await? {
             let put = PutRequest { key: key.clone(), value: plan.value.clone(), ..Default::default() };
             match KvClient::new(ch.clone()).put(put).await {
                 Ok(_) => return Ok(()),
@@ -459,63 +464,30 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
         }
         Err(_) => unreachable!("only failover is not a request workload"),
     };
-    let channels = connect(&args.endpoints, args.conns).await?;
-    prepare(&plan, &channels).await?;
+    prepare(&plan, &args.endpoints).await?;
 
     let total = args.total;
-    let next = Arc::new(AtomicU64::new(0));
+    let conns = args.conns.max(1);
+    // A thread without a connection would have nothing to do.
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, conns);
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let interval = args.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    let kinds = plan.op_names().len();
+    let shared = load::Load {
+        plan: plan.clone(),
+        next: Arc::new(AtomicU64::new(0)),
+        done: done.clone(),
+        failed: failed.clone(),
+        total,
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        seed: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64),
+        start_line: Arc::new(load::StartLine::new(threads)),
+        conns,
+    };
 
     let bar = progress_bar(total, args.no_progress);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let mut kv = KvClient::new(channels[c % channels.len()].clone())
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
-        let (plan, next, done, failed) = (plan.clone(), next.clone(), done.clone(), failed.clone());
-        let mut st = ClientState { rng: Rng::new(seed ^ (c as u64 + 1)), own_key: Vec::new(), version: 0 };
-        st.own_key = {
-            let mut k = b"txn-".to_vec();
-            k.extend(key_bytes(c as u64, plan.key_size));
-            k
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut rec = Recorder::new(kinds);
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let began = match interval {
-                    Some(every) => {
-                        let due = start + every.mul_f64(i as f64);
-                        tokio::time::sleep_until(due).await;
-                        due
-                    }
-                    None => Instant::now(),
-                };
-                match tokio::time::timeout(timeout, plan.issue(&mut kv, i, &mut st)).await {
-                    Ok(Ok(kind)) => rec.success(kind, began.elapsed()),
-                    Ok(Err(status)) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        rec.error(code_name(&status));
-                    }
-                    Err(_) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        rec.error("ClientTimeout".into());
-                    }
-                }
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            rec
-        }));
-    }
+    let workers = load::start_threads(shared.clone(), threads, &args.endpoints, clients);
     let ticker = {
         let (bar, done, failed) = (bar.clone(), done.clone(), failed.clone());
         tokio::spawn(async move {
@@ -529,19 +501,18 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
             }
         })
     };
-    let mut recorder = Recorder::new(kinds);
-    for t in tasks {
-        recorder.merge(t.await.map_err(|e| format!("client task failed: {e}"))?);
+    let mut recorder = Recorder::new(plan.op_names().len());
+    for worker in workers {
+        recorder.merge(worker.await.map_err(|_| "a client thread died".to_string())??);
     }
-    let elapsed = start.elapsed();
+    let elapsed = shared.start_line.started().elapsed();
     ticker.abort();
     bar.finish_and_clear();
 
     let summary = Summary {
         workload: workload_name(&plan),
         headline: format!(
-            "{total} requests, {clients} clients over {} connections to {} endpoints, {}",
-            channels.len(),
+            "{total} requests, {clients} clients over {conns} connections to {} endpoints, {threads} threads, {}",
             args.endpoints.len(),
             match args.rate {
                 Some(r) => format!("open loop at {r} req/s"),
@@ -550,7 +521,8 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
         ),
         params: json!({
             "endpoints": args.endpoints,
-            "conns": channels.len(),
+            "conns": conns,
+            "threads": threads,
             "clients": clients,
             "total": total,
             "rate": args.rate,

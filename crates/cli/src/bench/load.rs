@@ -1,0 +1,158 @@
+//! The load generator's client threads. Each runs its own single-threaded tokio runtime with
+//! its share of the connections and of the clients (as wrk and h2load do), so a response wakes
+//! only tasks on the thread that reads it and the requests a thread's tasks queue in one turn
+//! leave in one write; clients in a work-stealing runtime wake each other across threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tally_proto::etcdserverpb::kv_client::KvClient;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use super::stats::Recorder;
+use super::{code_name, connect, key_bytes, ClientState, Plan, Rng};
+
+/// Starts `threads` client threads: connection `i` (of `load.conns`) goes to endpoint
+/// `i % endpoints` and belongs to thread `i % threads`, client `c` uses connection `c % conns`.
+/// Each receiver yields its thread's recorder.
+pub(super) fn start_threads(
+    load: Load,
+    threads: usize,
+    endpoints: &[String],
+    clients: usize,
+) -> Vec<oneshot::Receiver<Result<Recorder, String>>> {
+    let conns = load.conns;
+    (0..threads)
+        .map(|t| {
+            let connections: Vec<usize> = (0..conns).filter(|i| i % threads == t).collect();
+            let endpoints = connections.iter().map(|i| endpoints[i % endpoints.len()].clone()).collect();
+            let clients: Vec<usize> = (0..clients).filter(|c| (c % conns) % threads == t).collect();
+            let load = load.clone();
+            let (tx, rx) = oneshot::channel();
+            std::thread::spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(load.run_thread(endpoints, connections, clients)),
+                    Err(e) => {
+                        load.start_line.wait();
+                        Err(format!("cannot start a client runtime: {e}"))
+                    }
+                };
+                let _ = tx.send(result);
+            });
+            rx
+        })
+        .collect()
+}
+
+/// What every client thread shares: the workload, the request counter, progress counts and the start line.
+#[derive(Clone)]
+pub(super) struct Load {
+    pub(super) plan: Arc<Plan>,
+    pub(super) next: Arc<AtomicU64>,
+    pub(super) done: Arc<AtomicU64>,
+    pub(super) failed: Arc<AtomicU64>,
+    pub(super) total: u64,
+    pub(super) timeout: Duration,
+    pub(super) interval: Option<Duration>,
+    pub(super) seed: u64,
+    pub(super) start_line: Arc<StartLine>,
+    pub(super) conns: usize,
+}
+
+/// Where the client threads wait for each other once connected, so that the run's clock starts
+/// when all of them can send.
+pub(super) struct StartLine {
+    barrier: std::sync::Barrier,
+    start: std::sync::OnceLock<Instant>,
+}
+
+impl StartLine {
+    pub(super) fn new(threads: usize) -> Self {
+        Self { barrier: std::sync::Barrier::new(threads), start: std::sync::OnceLock::new() }
+    }
+
+    /// Blocks until every thread arrives; then all get the same start time.
+    fn wait(&self) -> Instant {
+        if self.barrier.wait().is_leader() {
+            let _ = self.start.set(Instant::now());
+        }
+        self.barrier.wait();
+        *self.start.get().expect("set by the barrier's leader before the second wait")
+    }
+
+    pub(super) fn started(&self) -> Instant {
+        *self.start.get().expect("the run has started")
+    }
+}
+
+impl Load {
+    /// One client thread: opens its connections (one per endpoint listed) and runs its clients,
+    /// client `c` on connection `c % conns`, whose index is in `connections`.
+    async fn run_thread(
+        self,
+        endpoints: Vec<String>,
+        connections: Vec<usize>,
+        clients: Vec<usize>,
+    ) -> Result<Recorder, String> {
+        let channels = connect(&endpoints, endpoints.len()).await;
+        // Every thread must reach the start line, even one whose connections failed.
+        let start = self.start_line.wait();
+        let channels = channels?;
+        let conns = self.conns;
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|c| {
+                let at =
+                    connections.iter().position(|&i| i == c % conns).expect("the client's connection is this thread's");
+                tokio::spawn(self.clone().client(c, channels[at].clone(), start))
+            })
+            .collect();
+        let mut recorder = Recorder::new(self.plan.op_names().len());
+        for t in tasks {
+            recorder.merge(t.await.map_err(|e| format!("client task failed: {e}"))?);
+        }
+        Ok(recorder)
+    }
+
+    async fn client(self, c: usize, channel: Channel, start: Instant) -> Recorder {
+        let Load { plan, next, done, failed, total, timeout, interval, seed, .. } = self;
+        let mut kv = KvClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+        let mut st = ClientState { rng: Rng::new(seed ^ (c as u64 + 1)), own_key: Vec::new(), version: 0 };
+        st.own_key = {
+            let mut k = b"txn-".to_vec();
+            k.extend(key_bytes(c as u64, plan.key_size));
+            k
+        };
+        let mut rec = Recorder::new(plan.op_names().len());
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= total {
+                break;
+            }
+            let began = match interval {
+                Some(every) => {
+                    let due = start + every.mul_f64(i as f64);
+                    tokio::time::sleep_until(due).await;
+                    due
+                }
+                None => Instant::now(),
+            };
+            match tokio::time::timeout(timeout, plan.issue(&mut kv, i, &mut st)).await {
+                Ok(Ok(kind)) => rec.success(kind, began.elapsed()),
+                Ok(Err(status)) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    rec.error(code_name(&status));
+                }
+                Err(_) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    rec.error("ClientTimeout".into());
+                }
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+        rec
+    }
+}
