@@ -144,4 +144,12 @@ fn bench_put_and_range_against_a_three_member_cluster() {
     let serializable = bench(&endpoints, &["range", "--serializable"]);
     check_report(&serializable, "range");
     assert_eq!(serializable["params"]["serializable"], true, "{serializable}");
+
+    // Open loop: request i is due at i / rate, so 300 requests at 2,000/s cannot finish before
+    // the last one is due, 149.5 ms after the start.
+    let paced = bench(&endpoints, &["--rate", "2000", "range", "--key-space", "50"]);
+    check_report(&paced, "range");
+    assert_eq!(paced["params"]["rate"], 2000.0, "{paced}");
+    assert!(number(&paced, "elapsed_s") >= 0.1495, "{paced}");
+    assert!(number(&paced, "throughput") <= 2000.0 * 300.0 / 299.0, "{paced}");
 }

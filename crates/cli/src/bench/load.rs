@@ -135,8 +135,16 @@ impl Load {
             let began = match interval {
                 Some(every) => {
                     let due = start + every.mul_f64(i as f64);
-                    tokio::time::sleep_until(due).await;
-                    due
+                    if Instant::now() < due {
+                        // tokio's timer fires on whole milliseconds: the time it wakes up late
+                        // is the load generator's, so the request's latency starts when it leaves.
+                        tokio::time::sleep_until(due).await;
+                        Instant::now()
+                    } else {
+                        // Still busy with earlier requests when this one was due: that wait is
+                        // the server's (no coordinated omission).
+                        due
+                    }
                 }
                 None => Instant::now(),
             };

@@ -4,10 +4,11 @@
 //! `--conns` HTTP/2 channels are opened round-robin over `--endpoints`, and `--clients` concurrent
 //! tasks share them round-robin (as etcd's own benchmark tool does): writes sent to a follower
 //! are forwarded by it. `--threads` client threads (one per CPU by default) each own a share of
-//! the connections and their clients (`load.rs`). Closed loop by default (each client sends its next request when the last
-//! one is answered); `--rate R` makes it open loop: request `i` is due at `start + i / R`, and its
-//! latency is measured from that due time, so a stall shows up in the latencies instead of
-//! silently lowering the offered load (no coordinated omission).
+//! the connections and their clients (`load.rs`). Closed loop by default (each client sends its
+//! next request when the last one is answered); `--rate R` makes it open loop: request `i` is due
+//! at `start + i / R`, and a request that could not leave on time, because its client was still
+//! waiting for an earlier answer, has its latency measured from that due time, so a stall shows
+//! up in the latencies instead of silently lowering the offered load (no coordinated omission).
 //!
 //! Latencies of successful requests go into an HdrHistogram; failed requests are counted by gRPC
 //! code and never stop the run.
