@@ -1,5 +1,6 @@
 //! Failures of real `tally server` processes: kill -9 of the leader under a continuous write
-//! load, a full-cluster restart, follower reads and writes, and malformed requests.
+//! load, a full-cluster restart, follower reads and writes (also with the leader frozen), and
+//! malformed requests.
 //!
 //! Each test starts its own 3-member cluster. They run in parallel by default; on a very
 //! loaded machine, `--test-threads=1` keeps election timings comfortable.
@@ -412,4 +413,23 @@ async fn invalid_requests_get_etcds_errors_on_leader_and_followers() {
     let keys: Vec<String> = all.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
     assert_eq!(keys, ["still-ok/0", "still-ok/1", "still-ok/2"], "a rejected request changed the store");
     assert_eq!(all.header.unwrap().revision, 4, "a rejected request made a revision");
+}
+
+/// A linearizable read sent through a follower while the leader is frozen cannot get its read
+/// index from that leader; it waits for the next one and then sees the write made before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linearizable_read_through_a_follower_outlasts_a_frozen_leader() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    put(&mut cluster.kv(leader), "frozen/key", "before").await.expect("put through the leader");
+    cluster.signal(leader, "-STOP");
+    let mut req = tonic::Request::new(prefix_range("frozen/", false));
+    req.set_timeout(Duration::from_secs(6));
+    let read = cluster.kv(follower).range(req).await;
+    cluster.signal(leader, "-CONT");
+    let kvs = read.expect("a linearizable read through a follower while the old leader is frozen").into_inner().kvs;
+    assert_eq!(kvs.len(), 1, "{kvs:?}");
+    assert_eq!(kvs[0].value, b"before", "{kvs:?}");
+    cluster.assert_running();
 }

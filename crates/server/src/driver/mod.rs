@@ -6,6 +6,7 @@
 
 mod membership;
 mod read_queue;
+mod reads;
 mod snapshots;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,7 @@ use crate::transport::Transport;
 use crate::watch_hub::WatchHub;
 pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
 pub use read_queue::ReadQueue;
+use reads::Reads;
 use snapshots::decode_snapshot;
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
@@ -97,6 +99,8 @@ pub enum ReadOutcome {
     /// The local state now reflects every write acknowledged before the read arrived.
     Ready,
     NoLeader,
+    /// No answer within `reads::ATTEMPT_TIMEOUT` (lost with a message or a leader): ask again.
+    Lost,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -138,10 +142,6 @@ pub struct DriverConfig {
     pub members: Arc<RwLock<Members>>,
 }
 
-struct ReadWaiter {
-    reply: oneshot::Sender<ReadOutcome>,
-}
-
 pub struct Driver {
     raft: Raft,
     disk: Disk,
@@ -168,13 +168,10 @@ pub struct Driver {
     /// Linearizable reads queued by the gRPC side, each answered once this member has applied
     /// a read index the leader confirmed after the read arrived; the caller then reads its state.
     read_queue: Arc<ReadQueue>,
-    /// Linearizable reads of this turn, to share one ReadIndex.
-    reads_unsent: Vec<ReadWaiter>,
+    /// Linearizable reads taken from the queue, from their ReadIndex to their answer.
+    reads: Reads,
     /// Client commands of this turn, by the leader they go to, one frame each.
     forwards: BTreeMap<NodeId, Vec<Command>>,
-    reads_by_ctx: HashMap<u64, Vec<ReadWaiter>>,
-    reads_ready: Vec<(Index, Vec<ReadWaiter>)>,
-    next_read_ctx: u64,
 }
 
 impl Drop for Driver {
@@ -225,11 +222,8 @@ impl Driver {
             snapshot_in_flight: None,
             waiters: HashMap::new(),
             read_queue: Arc::default(),
-            reads_unsent: Vec::new(),
+            reads: Reads::default(),
             forwards: BTreeMap::new(),
-            reads_by_ctx: HashMap::new(),
-            reads_ready: Vec::new(),
-            next_read_ctx: 0,
         }
     }
 
@@ -252,8 +246,7 @@ impl Driver {
         let mut next_tick = Instant::now() + self.tick;
         loop {
             self.handle_readies();
-            let reads_in_flight = !self.reads_by_ctx.is_empty() || !self.reads_ready.is_empty();
-            let wait = if self.read_queue.before_blocking(reads_in_flight) {
+            let wait = if self.read_queue.before_blocking(self.reads.in_flight()) {
                 next_tick.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -268,15 +261,16 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            self.reads_unsent.extend(self.read_queue.take().into_iter().map(|reply| ReadWaiter { reply }));
+            self.reads.add(self.read_queue.take());
             self.send_forwards();
-            self.send_reads();
+            let raft = &mut self.raft;
+            self.reads.send(Instant::now(), |ctx| raft.read_index(ctx));
             self.adopt_written_snapshot();
             let now = Instant::now();
             if now >= next_tick {
                 self.raft.tick();
                 self.expire_leases();
-                self.forget_abandoned_reads();
+                self.reads.expire(now);
                 // After a stall, resume ticking from now instead of firing a burst of ticks.
                 next_tick = (next_tick + self.tick).max(now);
             }
@@ -376,30 +370,12 @@ impl Driver {
         }
     }
 
-    /// One ReadIndex for every linearizable read that arrived this turn.
-    fn send_reads(&mut self) {
-        if self.reads_unsent.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.reads_unsent);
-        self.next_read_ctx += 1;
-        let ctx = self.next_read_ctx;
-        match self.raft.read_index(Bytes::copy_from_slice(&ctx.to_be_bytes())) {
-            Ok(()) => {
-                self.reads_by_ctx.insert(ctx, batch);
-            }
-            Err(_) => batch.into_iter().for_each(|w| {
-                let _ = w.reply.send(ReadOutcome::NoLeader);
-            }),
-        }
-    }
-
     fn handle_readies(&mut self) {
         while self.raft.has_ready() {
             let ready = self.raft.ready();
             self.handle_ready(ready);
             self.raft.advance();
-            self.serve_reads();
+            self.reads.serve(self.raft.applied());
             self.maybe_snapshot();
         }
     }
@@ -408,7 +384,7 @@ impl Driver {
         if let Some(soft) = ready.soft_state {
             self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
             // A read index requested under the old leadership may never arrive: ask again.
-            self.fail_reads();
+            self.reads.fail_unconfirmed();
             if soft.role == Role::Leader {
                 let sm = self.sm.read().expect("sm lock");
                 self.leases.promote(sm.store.leases().map(|l| (l.id, l.ttl)), self.election_timeout);
@@ -458,10 +434,7 @@ impl Driver {
             hub.publish(published);
         }
         for rs in ready.read_states {
-            let ctx = u64::from_be_bytes(rs.ctx.as_ref().try_into().unwrap_or([0; 8]));
-            if let Some(batch) = self.reads_by_ctx.remove(&ctx) {
-                self.reads_ready.push((rs.index, batch));
-            }
+            self.reads.confirm(&rs.ctx, rs.index);
         }
     }
 
@@ -508,41 +481,6 @@ impl Driver {
         for (_, (_, waiter)) in self.conf_waiters.drain() {
             let _ = waiter.send(MembershipOutcome::NotLeader(leader));
         }
-    }
-
-    fn fail_reads(&mut self) {
-        for (_, batch) in self.reads_by_ctx.drain() {
-            batch.into_iter().for_each(|w| {
-                let _ = w.reply.send(ReadOutcome::NoLeader);
-            });
-        }
-    }
-
-    /// Drops reads whose callers gave up (their attempt timed out), so that a round lost with a
-    /// message does not count as in flight forever: the read queue would stop waking us.
-    fn forget_abandoned_reads(&mut self) {
-        self.reads_by_ctx.retain(|_, batch| {
-            batch.retain(|w| !w.reply.is_closed());
-            !batch.is_empty()
-        });
-        self.reads_ready.retain_mut(|(_, batch)| {
-            batch.retain(|w| !w.reply.is_closed());
-            !batch.is_empty()
-        });
-    }
-
-    fn serve_reads(&mut self) {
-        let applied = self.raft.applied();
-        self.reads_ready.retain_mut(|(index, batch)| {
-            if *index > applied {
-                return true;
-            }
-            // The callers read the state themselves, in parallel, off this thread.
-            for w in batch.drain(..) {
-                let _ = w.reply.send(ReadOutcome::Ready);
-            }
-            false
-        });
     }
 }
 

@@ -5,8 +5,8 @@
 //! driver anyway, and every read queued meanwhile goes into the next round: it could not have
 //! joined the round in flight, which started before it arrived. Waking the driver for each
 //! read cost a futex call and a context switch for every few reads under load. If the round's
-//! answer is lost, the driver still takes the queue on every tick (10 ms) until the lost
-//! round's callers give up.
+//! answer is lost, the driver still takes the queue on every tick (10 ms) until it answers the
+//! lost round `Lost` (`reads.rs`).
 
 use std::sync::Mutex;
 

@@ -129,16 +129,15 @@ impl Context {
     pub async fn linearizable_barrier(&self) -> Result<(), Status> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
-            // A read index can be lost with a message or a leader; then ask again.
-            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.node.read_barrier()).await;
-            match attempt {
-                Ok(Some(ReadOutcome::Ready)) => return Ok(()),
-                Ok(Some(ReadOutcome::NoLeader)) | Err(_) if Instant::now() < deadline => {
+            // The driver answers every attempt, `Lost` after its own attempt timeout: no timer here.
+            match self.node.read_barrier().await {
+                Some(ReadOutcome::Ready) => return Ok(()),
+                Some(ReadOutcome::NoLeader | ReadOutcome::Lost) if Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
-                Ok(Some(ReadOutcome::NoLeader)) => return Err(errors::no_leader()),
-                Err(_) => return Err(errors::timeout()),
-                Ok(None) => return Err(Status::unavailable("etcdserver: server stopped")),
+                Some(ReadOutcome::NoLeader) => return Err(errors::no_leader()),
+                Some(ReadOutcome::Lost) => return Err(errors::timeout()),
+                None => return Err(Status::unavailable("etcdserver: server stopped")),
             }
         }
     }

@@ -1,0 +1,225 @@
+//! The driver's linearizable reads, from the ReadIndex they share to their answer.
+//!
+//! Reads taken from the `ReadQueue` in one turn share one ReadIndex, named by a context number.
+//! When the core confirms it, the batch waits until this member has applied the confirmed
+//! index, and then every caller is told to read its own state. A batch whose ReadIndex or whose
+//! apply does not come within `ATTEMPT_TIMEOUT` (the request or answer was lost with a message
+//! or a leader, or this member cannot catch up) is answered `Lost`, and its callers ask again.
+//! Keeping that deadline here spares every read a timer of its own on the gRPC side.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tally_raft::Index;
+use tokio::sync::oneshot;
+
+use super::ReadOutcome;
+
+/// How long one ReadIndex may take, from the request to the applied index.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Batch {
+    sent: Instant,
+    waiters: Vec<oneshot::Sender<ReadOutcome>>,
+}
+
+impl Batch {
+    fn answer(self, outcome: impl Fn() -> ReadOutcome) {
+        for w in self.waiters {
+            let _ = w.send(outcome());
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Reads {
+    /// Taken from the queue this turn, to share the next ReadIndex.
+    unsent: Vec<oneshot::Sender<ReadOutcome>>,
+    /// Waiting for the core to confirm their ReadIndex, by context.
+    by_ctx: HashMap<u64, Batch>,
+    /// Confirmed, waiting for this member to apply the index.
+    confirmed: Vec<(Index, Batch)>,
+    next_ctx: u64,
+}
+
+impl Reads {
+    pub fn add(&mut self, waiters: Vec<oneshot::Sender<ReadOutcome>>) {
+        self.unsent.extend(waiters);
+    }
+
+    /// Whether an answer is still to come for some batch (it will wake the driver).
+    pub fn in_flight(&self) -> bool {
+        !self.by_ctx.is_empty() || !self.confirmed.is_empty()
+    }
+
+    /// One ReadIndex, through `read_index`, for every read added since the last call. If it
+    /// fails (no leader) the reads are answered `NoLeader`.
+    pub fn send<E>(&mut self, now: Instant, read_index: impl FnOnce(Bytes) -> Result<(), E>) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let batch = Batch { sent: now, waiters: std::mem::take(&mut self.unsent) };
+        self.next_ctx += 1;
+        let ctx = self.next_ctx;
+        match read_index(Bytes::copy_from_slice(&ctx.to_be_bytes())) {
+            Ok(()) => {
+                self.by_ctx.insert(ctx, batch);
+            }
+            Err(_) => batch.answer(|| ReadOutcome::NoLeader),
+        }
+    }
+
+    /// The core confirmed the ReadIndex with context `ctx` at `index`.
+    pub fn confirm(&mut self, ctx: &[u8], index: Index) {
+        let ctx = u64::from_be_bytes(ctx.try_into().unwrap_or([0; 8]));
+        if let Some(batch) = self.by_ctx.remove(&ctx) {
+            self.confirmed.push((index, batch));
+        }
+    }
+
+    /// Tells the callers whose confirmed index is applied to read.
+    pub fn serve(&mut self, applied: Index) {
+        self.confirmed.retain_mut(|(index, batch)| {
+            if *index > applied {
+                return true;
+            }
+            // The callers read the state themselves, in parallel, off the driver thread.
+            std::mem::take(&mut batch.waiters).into_iter().for_each(|w| {
+                let _ = w.send(ReadOutcome::Ready);
+            });
+            false
+        });
+    }
+
+    /// Leadership changed: the reads waiting for a ReadIndex will not get one.
+    pub fn fail_unconfirmed(&mut self) {
+        for (_, batch) in self.by_ctx.drain() {
+            batch.answer(|| ReadOutcome::NoLeader);
+        }
+    }
+
+    /// Answers `Lost` to the batches sent `ATTEMPT_TIMEOUT` or more before `now`, and forgets
+    /// the callers that gave up.
+    pub fn expire(&mut self, now: Instant) {
+        let overdue = |batch: &Batch| now.duration_since(batch.sent) >= ATTEMPT_TIMEOUT;
+        let lost: Vec<u64> = self.by_ctx.iter().filter(|(_, b)| overdue(b)).map(|(&ctx, _)| ctx).collect();
+        for ctx in lost {
+            self.by_ctx.remove(&ctx).expect("listed").answer(|| ReadOutcome::Lost);
+        }
+        let (lost, kept) = std::mem::take(&mut self.confirmed).into_iter().partition(|(_, b)| overdue(b));
+        self.confirmed = kept;
+        lost.into_iter().for_each(|(_, batch): (Index, Batch)| batch.answer(|| ReadOutcome::Lost));
+        let gone = |batch: &mut Batch| {
+            batch.waiters.retain(|w| !w.is_closed());
+            !batch.waiters.is_empty()
+        };
+        self.by_ctx.retain(|_, b| gone(b));
+        self.confirmed.retain_mut(|(_, b)| gone(b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read() -> (oneshot::Sender<ReadOutcome>, oneshot::Receiver<ReadOutcome>) {
+        oneshot::channel()
+    }
+
+    fn sent_ctx(reads: &mut Reads, now: Instant) -> Bytes {
+        let mut sent = None;
+        reads.send(now, |ctx| {
+            sent = Some(ctx);
+            Ok::<(), ()>(())
+        });
+        sent.expect("a ReadIndex was requested")
+    }
+
+    #[test]
+    fn a_batch_shares_one_read_index_and_is_served_once_applied() {
+        let mut reads = Reads::default();
+        let (a, mut a_rx) = read();
+        let (b, mut b_rx) = read();
+        reads.add(vec![a, b]);
+        let now = Instant::now();
+        let ctx = sent_ctx(&mut reads, now);
+        reads.send(now, |_| -> Result<(), ()> { panic!("nothing left to send") });
+        reads.confirm(&ctx, 7);
+        reads.serve(6);
+        assert!(a_rx.try_recv().is_err(), "index 7 is not applied yet");
+        reads.serve(7);
+        assert!(matches!(a_rx.try_recv(), Ok(ReadOutcome::Ready)));
+        assert!(matches!(b_rx.try_recv(), Ok(ReadOutcome::Ready)));
+        assert!(!reads.in_flight());
+    }
+
+    #[test]
+    fn without_a_leader_the_batch_is_answered_no_leader() {
+        let mut reads = Reads::default();
+        let (a, mut a_rx) = read();
+        reads.add(vec![a]);
+        reads.send(Instant::now(), |_| Err("no leader"));
+        assert!(matches!(a_rx.try_recv(), Ok(ReadOutcome::NoLeader)));
+        assert!(!reads.in_flight());
+    }
+
+    #[test]
+    fn a_read_index_that_never_comes_is_answered_lost_after_the_attempt_timeout() {
+        let mut reads = Reads::default();
+        let (a, mut a_rx) = read();
+        reads.add(vec![a]);
+        let start = Instant::now();
+        sent_ctx(&mut reads, start);
+        reads.expire(start + ATTEMPT_TIMEOUT - Duration::from_millis(1));
+        assert!(a_rx.try_recv().is_err(), "still within its attempt");
+        assert!(reads.in_flight());
+        reads.expire(start + ATTEMPT_TIMEOUT);
+        assert!(matches!(a_rx.try_recv(), Ok(ReadOutcome::Lost)));
+        assert!(!reads.in_flight(), "a lost round must not keep the read queue from waking the driver");
+    }
+
+    #[test]
+    fn a_confirmed_index_never_applied_is_answered_lost_too() {
+        let mut reads = Reads::default();
+        let (a, mut a_rx) = read();
+        reads.add(vec![a]);
+        let start = Instant::now();
+        let ctx = sent_ctx(&mut reads, start);
+        reads.confirm(&ctx, 9);
+        reads.serve(3);
+        reads.expire(start + ATTEMPT_TIMEOUT);
+        assert!(matches!(a_rx.try_recv(), Ok(ReadOutcome::Lost)));
+        assert!(!reads.in_flight());
+    }
+
+    #[test]
+    fn callers_that_gave_up_are_forgotten() {
+        let mut reads = Reads::default();
+        let (a, a_rx) = read();
+        reads.add(vec![a]);
+        let now = Instant::now();
+        sent_ctx(&mut reads, now);
+        drop(a_rx);
+        reads.expire(now);
+        assert!(!reads.in_flight());
+    }
+
+    #[test]
+    fn a_change_of_leader_fails_the_unconfirmed_batches_only() {
+        let mut reads = Reads::default();
+        let (a, mut a_rx) = read();
+        let (b, mut b_rx) = read();
+        let now = Instant::now();
+        reads.add(vec![a]);
+        let confirmed = sent_ctx(&mut reads, now);
+        reads.confirm(&confirmed, 5);
+        reads.add(vec![b]);
+        sent_ctx(&mut reads, now);
+        reads.fail_unconfirmed();
+        assert!(matches!(b_rx.try_recv(), Ok(ReadOutcome::NoLeader)));
+        assert!(a_rx.try_recv().is_err());
+        reads.serve(5);
+        assert!(matches!(a_rx.try_recv(), Ok(ReadOutcome::Ready)));
+    }
+}
