@@ -4,8 +4,9 @@
 //! leader for the index and serves the read from its own state machine.
 //!
 //! At most one round is in flight: reads that arrive meanwhile share the next round, which
-//! starts when the current one is confirmed. Under load one heartbeat broadcast then confirms
-//! a whole batch of reads instead of every read paying for its own.
+//! starts when the current one is confirmed. Under load one round then confirms a whole batch
+//! of reads instead of every read paying for its own, and a round asks no more followers than
+//! a quorum needs.
 //!
 //! A read needs no round when its asker and the leader alone are a quorum: a follower's read
 //! in any three-member cluster, the leader's own in a one-member one. A round proves that a
@@ -74,10 +75,26 @@ impl Raft {
         }
     }
 
-    /// Broadcasts the heartbeat round the oldest waiting reads were assigned.
+    /// Starts the heartbeat round the oldest waiting reads were assigned. It goes only to as
+    /// many voters as make a quorum with us (one follower of three), preferring those that
+    /// acknowledged the previous round: every follower asked costs it a wake-up. The others
+    /// learn the round number from the next periodic heartbeat, so a round whose followers went
+    /// silent is still confirmed by the rest, one heartbeat interval later, and the next round
+    /// asks those.
     fn start_read_round(&mut self) {
+        let (me, previous) = (self.id(), self.read_round);
         self.read_round += 1;
-        self.broadcast_heartbeat();
+        let mut followers: Vec<NodeId> =
+            self.progress.keys().copied().filter(|&id| id != me && self.conf.is_voter(id)).collect();
+        followers.sort_by_key(|id| self.progress[id].acked_round != previous);
+        let mut asked = vec![me];
+        for id in followers {
+            if quorum::is_quorum(&self.conf, &asked) {
+                break;
+            }
+            self.send_heartbeat(id);
+            asked.push(id);
+        }
     }
 
     pub(super) fn serve_reads_awaiting_commit(&mut self) {

@@ -33,10 +33,15 @@ impl Raft {
     pub(super) fn broadcast_heartbeat(&mut self) {
         let peers: Vec<NodeId> = self.progress.keys().copied().filter(|&id| id != self.id()).collect();
         for id in peers {
-            // Never tell a follower to commit past what it is known to hold.
-            let commit = self.progress[&id].matched.min(self.log.committed);
-            self.send(id, MessageBody::Heartbeat { commit, round: self.read_round });
+            self.send_heartbeat(id);
         }
+    }
+
+    /// A heartbeat carrying the current read round, which `to` acknowledges.
+    pub(super) fn send_heartbeat(&mut self, to: NodeId) {
+        // Never tell a follower to commit past what it is known to hold.
+        let commit = self.progress[&to].matched.min(self.log.committed);
+        self.send(to, MessageBody::Heartbeat { commit, round: self.read_round });
     }
 
     /// Sends `to` the entries it lacks (or a snapshot if they were compacted). With
