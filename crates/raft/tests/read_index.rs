@@ -12,7 +12,11 @@ use tally_raft::*;
 /// Three members, node 1 leading, with one entry of its own term committed (at index 3): reads
 /// may be served.
 fn three_members_with_an_entry() -> Network {
-    let mut net = Network::new(3);
+    members_with_an_entry(3)
+}
+
+fn members_with_an_entry(members: u64) -> Network {
+    let mut net = Network::new(members);
     net.elect(1);
     net.propose(1, "a").unwrap();
     net
@@ -95,9 +99,7 @@ fn reads_arriving_during_a_round_share_the_next_one() {
 #[test]
 fn a_read_round_asks_only_as_many_followers_as_make_a_quorum() {
     for (members, asked) in [(3, 1), (5, 2)] {
-        let mut net = Network::new(members);
-        net.elect(1);
-        net.propose(1, "a").unwrap();
+        let mut net = members_with_an_entry(members);
         net.sent.clear();
         net.node_mut(1).read_index(Bytes::from_static(b"r")).unwrap();
         net.stabilize();
@@ -155,9 +157,7 @@ fn a_follower_read_among_three_members_is_answered_without_a_round() {
 
 #[test]
 fn a_follower_read_among_five_members_still_needs_a_round() {
-    let mut net = Network::new(5);
-    net.elect(1);
-    net.propose(1, "a").unwrap();
+    let mut net = members_with_an_entry(5);
     // Leader and asker are two of five: they need a third member's acknowledgement.
     for other in [3, 4, 5] {
         net.cut(1, other);

@@ -164,13 +164,19 @@ mod tests {
         assert!(!reads.in_flight());
     }
 
+    /// One read, its ReadIndex requested at `start`.
+    fn one_read_sent(start: Instant) -> (Reads, oneshot::Receiver<ReadOutcome>, Bytes) {
+        let mut reads = Reads::default();
+        let (a, a_rx) = read();
+        reads.add(vec![a]);
+        let ctx = sent_ctx(&mut reads, start);
+        (reads, a_rx, ctx)
+    }
+
     #[test]
     fn a_read_index_that_never_comes_is_answered_lost_after_the_attempt_timeout() {
-        let mut reads = Reads::default();
-        let (a, mut a_rx) = read();
-        reads.add(vec![a]);
         let start = Instant::now();
-        sent_ctx(&mut reads, start);
+        let (mut reads, mut a_rx, _) = one_read_sent(start);
         reads.expire(start + ATTEMPT_TIMEOUT - Duration::from_millis(1));
         assert!(a_rx.try_recv().is_err(), "still within its attempt");
         assert!(reads.in_flight());
@@ -181,11 +187,8 @@ mod tests {
 
     #[test]
     fn a_confirmed_index_never_applied_is_answered_lost_too() {
-        let mut reads = Reads::default();
-        let (a, mut a_rx) = read();
-        reads.add(vec![a]);
         let start = Instant::now();
-        let ctx = sent_ctx(&mut reads, start);
+        let (mut reads, mut a_rx, ctx) = one_read_sent(start);
         reads.confirm(&ctx, 9);
         reads.serve(3);
         reads.expire(start + ATTEMPT_TIMEOUT);
@@ -195,11 +198,8 @@ mod tests {
 
     #[test]
     fn callers_that_gave_up_are_forgotten() {
-        let mut reads = Reads::default();
-        let (a, a_rx) = read();
-        reads.add(vec![a]);
         let now = Instant::now();
-        sent_ctx(&mut reads, now);
+        let (mut reads, a_rx, _) = one_read_sent(now);
         drop(a_rx);
         reads.expire(now);
         assert!(!reads.in_flight());
