@@ -261,12 +261,12 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            let now = Instant::now();
             self.reads.add(self.read_queue.take());
             self.send_forwards();
             let raft = &mut self.raft;
-            self.reads.send(Instant::now(), |ctx| raft.read_index(ctx));
+            self.reads.send(now, |ctx| raft.read_index(ctx));
             self.adopt_written_snapshot();
-            let now = Instant::now();
             if now >= next_tick {
                 self.raft.tick();
                 self.expire_leases();

@@ -25,8 +25,9 @@ struct Batch {
 }
 
 impl Batch {
-    fn answer(self, outcome: impl Fn() -> ReadOutcome) {
-        for w in self.waiters {
+    /// Answers every caller; the batch is left empty.
+    fn answer(&mut self, outcome: impl Fn() -> ReadOutcome) {
+        for w in self.waiters.drain(..) {
             let _ = w.send(outcome());
         }
     }
@@ -59,7 +60,7 @@ impl Reads {
         if self.unsent.is_empty() {
             return;
         }
-        let batch = Batch { sent: now, waiters: std::mem::take(&mut self.unsent) };
+        let mut batch = Batch { sent: now, waiters: std::mem::take(&mut self.unsent) };
         self.next_ctx += 1;
         let ctx = self.next_ctx;
         match read_index(Bytes::copy_from_slice(&ctx.to_be_bytes())) {
@@ -85,16 +86,14 @@ impl Reads {
                 return true;
             }
             // The callers read the state themselves, in parallel, off the driver thread.
-            std::mem::take(&mut batch.waiters).into_iter().for_each(|w| {
-                let _ = w.send(ReadOutcome::Ready);
-            });
+            batch.answer(|| ReadOutcome::Ready);
             false
         });
     }
 
     /// Leadership changed: the reads waiting for a ReadIndex will not get one.
     pub fn fail_unconfirmed(&mut self) {
-        for (_, batch) in self.by_ctx.drain() {
+        for (_, mut batch) in self.by_ctx.drain() {
             batch.answer(|| ReadOutcome::NoLeader);
         }
     }
@@ -102,20 +101,17 @@ impl Reads {
     /// Answers `Lost` to the batches sent `ATTEMPT_TIMEOUT` or more before `now`, and forgets
     /// the callers that gave up.
     pub fn expire(&mut self, now: Instant) {
-        let overdue = |batch: &Batch| now.duration_since(batch.sent) >= ATTEMPT_TIMEOUT;
-        let lost: Vec<u64> = self.by_ctx.iter().filter(|(_, b)| overdue(b)).map(|(&ctx, _)| ctx).collect();
-        for ctx in lost {
-            self.by_ctx.remove(&ctx).expect("listed").answer(|| ReadOutcome::Lost);
-        }
-        let (lost, kept) = std::mem::take(&mut self.confirmed).into_iter().partition(|(_, b)| overdue(b));
-        self.confirmed = kept;
-        lost.into_iter().for_each(|(_, batch): (Index, Batch)| batch.answer(|| ReadOutcome::Lost));
-        let gone = |batch: &mut Batch| {
-            batch.waiters.retain(|w| !w.is_closed());
+        // Whether the batch still has callers waiting, after the check.
+        let settle = |batch: &mut Batch| {
+            if now.duration_since(batch.sent) >= ATTEMPT_TIMEOUT {
+                batch.answer(|| ReadOutcome::Lost);
+            } else {
+                batch.waiters.retain(|w| !w.is_closed());
+            }
             !batch.waiters.is_empty()
         };
-        self.by_ctx.retain(|_, b| gone(b));
-        self.confirmed.retain_mut(|(_, b)| gone(b));
+        self.by_ctx.retain(|_, b| settle(b));
+        self.confirmed.retain_mut(|(_, b)| settle(b));
     }
 }
 
