@@ -15,26 +15,30 @@ use tonic::transport::Channel;
 use super::stats::Recorder;
 use super::{code_name, connect, key_bytes, ClientState, Plan, Rng};
 
-/// Starts `threads` client threads: connection `i` (of `load.conns`) goes to endpoint
-/// `i % endpoints` and belongs to thread `i % threads`, client `c` uses connection `c % conns`.
-/// Each receiver yields its thread's recorder.
+/// Starts `threads` client threads: connection `i` (of `conns`) goes to endpoint
+/// `i % endpoints` and belongs to thread `i % threads`, as its connection `i / threads`; client
+/// `c` uses connection `c % conns`. Each receiver yields its thread's recorder.
 pub(super) fn start_threads(
     load: Load,
     threads: usize,
     endpoints: &[String],
+    conns: usize,
     clients: usize,
 ) -> Vec<oneshot::Receiver<Result<Recorder, String>>> {
-    let conns = load.conns;
     (0..threads)
         .map(|t| {
-            let connections: Vec<usize> = (0..conns).filter(|i| i % threads == t).collect();
-            let endpoints = connections.iter().map(|i| endpoints[i % endpoints.len()].clone()).collect();
-            let clients: Vec<usize> = (0..clients).filter(|c| (c % conns) % threads == t).collect();
+            let endpoints = (t..conns).step_by(threads).map(|i| endpoints[i % endpoints.len()].clone()).collect();
+            // Each client with the index of its connection among this thread's.
+            let clients: Vec<(usize, usize)> = (0..clients)
+                .map(|c| (c, c % conns))
+                .filter(|(_, i)| i % threads == t)
+                .map(|(c, i)| (c, i / threads))
+                .collect();
             let load = load.clone();
             let (tx, rx) = oneshot::channel();
             std::thread::spawn(move || {
                 let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(load.run_thread(endpoints, connections, clients)),
+                    Ok(rt) => rt.block_on(load.run_thread(endpoints, clients)),
                     Err(e) => {
                         load.start_line.wait();
                         Err(format!("cannot start a client runtime: {e}"))
@@ -59,7 +63,6 @@ pub(super) struct Load {
     pub(super) interval: Option<Duration>,
     pub(super) seed: u64,
     pub(super) start_line: Arc<StartLine>,
-    pub(super) conns: usize,
 }
 
 /// Where the client threads wait for each other once connected, so that the run's clock starts
@@ -90,25 +93,15 @@ impl StartLine {
 
 impl Load {
     /// One client thread: opens its connections (one per endpoint listed) and runs its clients,
-    /// client `c` on connection `c % conns`, whose index is in `connections`.
-    async fn run_thread(
-        self,
-        endpoints: Vec<String>,
-        connections: Vec<usize>,
-        clients: Vec<usize>,
-    ) -> Result<Recorder, String> {
+    /// each given with the index of its connection.
+    async fn run_thread(self, endpoints: Vec<String>, clients: Vec<(usize, usize)>) -> Result<Recorder, String> {
         let channels = connect(&endpoints, endpoints.len()).await;
         // Every thread must reach the start line, even one whose connections failed.
         let start = self.start_line.wait();
         let channels = channels?;
-        let conns = self.conns;
         let tasks: Vec<_> = clients
             .into_iter()
-            .map(|c| {
-                let at =
-                    connections.iter().position(|&i| i == c % conns).expect("the client's connection is this thread's");
-                tokio::spawn(self.clone().client(c, channels[at].clone(), start))
-            })
+            .map(|(c, at)| tokio::spawn(self.clone().client(c, channels[at].clone(), start)))
             .collect();
         let mut recorder = Recorder::new(self.plan.op_names().len());
         for t in tasks {

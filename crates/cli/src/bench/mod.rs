@@ -484,11 +484,10 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
         interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
         seed: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64),
         start_line: Arc::new(load::StartLine::new(threads)),
-        conns,
     };
 
     let bar = progress_bar(total, args.no_progress);
-    let workers = load::start_threads(shared.clone(), threads, &args.endpoints, clients);
+    let workers = load::start_threads(shared.clone(), threads, &args.endpoints, conns, clients);
     let ticker = {
         let (bar, done, failed) = (bar.clone(), done.clone(), failed.clone());
         tokio::spawn(async move {
