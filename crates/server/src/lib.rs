@@ -2,11 +2,13 @@
 //! Ready batches in the write-ahead log, carries messages over TCP to its peers, applies
 //! committed commands to the MVCC state machine, and serves the etcd v3 gRPC API.
 
+pub mod client_api;
 pub mod client_conn;
 pub mod cluster;
 pub mod codec;
 pub mod driver;
 pub mod errors;
+mod grpc_unary;
 pub mod lease_clock;
 pub mod members;
 pub mod peer_frame;

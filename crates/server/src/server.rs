@@ -15,7 +15,9 @@ use tally_proto::v3electionpb::election_server::ElectionServer;
 use tally_proto::v3lockpb::lock_server::LockServer;
 use tally_raft::Config;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 
+use crate::client_api::ClientApi;
 use crate::cluster::ClusterSpec;
 use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
 use crate::members::Members;
@@ -205,7 +207,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
     let max_message = 4 * REQUEST_BYTES_MAX;
-    let kv = KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_message);
+    let kv = Arc::new(KvService::new(ctx.clone()));
     let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
     let lock = LockServer::new(LockService::new(ctx.clone(), hub.clone()));
@@ -218,15 +220,18 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .await
         .map_err(|source| ServerError::Listen { url: client_url.clone(), source })?;
     tracing::info!(name = %opts.name, id = format!("{id:x}"), %client_url, %peer_url, "tally member started");
-    tonic::transport::Server::builder()
-        .add_service(kv)
+    let routes = Routes::new(KvServer::from_arc(kv.clone()).max_decoding_message_size(max_message))
         .add_service(maintenance)
         .add_service(cluster)
         .add_service(watch)
         .add_service(lease)
         .add_service(lock)
-        .add_service(election)
-        .serve_with_incoming(crate::client_conn::client_connections(client_listener))
+        .add_service(election);
+    tonic::transport::Server::builder()
+        .serve_with_incoming(
+            ClientApi::new(kv, routes, max_message),
+            crate::client_conn::client_connections(client_listener),
+        )
         .await?;
     Ok(())
 }
