@@ -1,6 +1,7 @@
 //! Smoke test of `tally bench`: a 3-member cluster of real `tally server` processes, then
-//! `tally bench --json` runs of `put` and `range`, whose reports must count every request as a
-//! success and carry sane latency fields. Nothing here depends on timing.
+//! `tally bench --json` runs of `put`, `range` and `txn-put`, whose reports must count every
+//! request as a success and carry sane latency fields, and a run with one endpoint dead, whose
+//! requests must count as errors. Nothing here depends on timing.
 
 use std::fs::File;
 use std::path::Path;
@@ -152,4 +153,36 @@ fn bench_put_and_range_against_a_three_member_cluster() {
     assert_eq!(paced["params"]["rate"], 2000.0, "{paced}");
     assert!(number(&paced, "elapsed_s") >= 0.1495, "{paced}");
     assert!(number(&paced, "throughput") <= 2000.0 * 300.0 / 299.0, "{paced}");
+
+    // Compare-and-swap transactions: each client's own key, every one a success or a
+    // failed compare (read back), never an error.
+    let txn = bench(&endpoints, &["txn-put"]);
+    assert_eq!(txn["errors"], 0, "{txn}");
+    let (succeeded, failed) = (&txn["ops"]["txn-succeeded"]["successes"], &txn["ops"]["txn-failed"]["successes"]);
+    assert_eq!(succeeded.as_u64().unwrap_or(0) + failed.as_u64().unwrap_or(0), 300, "{txn}");
+    assert!(succeeded.as_u64().unwrap_or(0) > 0, "{txn}");
+}
+
+#[test]
+fn requests_to_an_endpoint_that_does_not_answer_count_as_errors() {
+    let dir = tempfile::Builder::new().prefix("tally-bench-smoke-").tempdir().expect("temp dir");
+    let (_members, mut endpoints) = start_cluster(dir.path());
+    wait_for_leader(&endpoints, dir.path());
+    // A fourth endpoint nobody listens on: the third connection goes there. Its clients wait
+    // between redials instead of spending the run's requests at once.
+    endpoints.push(format!("127.0.0.1:{}", free_port()));
+    let out = Command::new(TALLY)
+        .args(["bench", "--json", "--no-progress", "--total", "400", "--clients", "4", "--conns", "4"])
+        .args(["--endpoints", &endpoints.join(",")])
+        .args(["put", "--key-space", "50"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tally bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"), "the dead endpoint is reported");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let (ok, errors) = (report["successes"].as_u64().unwrap(), report["errors"].as_u64().unwrap());
+    assert_eq!(ok + errors, 400, "{report}");
+    assert!(errors > 0 && report["error_codes"]["Unavailable"] == errors, "{report}");
+    assert!(ok > 0, "the live endpoints' clients still succeed: {report}");
 }

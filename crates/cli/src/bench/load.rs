@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_proto::etcdserverpb::kv_client::KvClient;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
+use super::grpc_conn::{Caller, Conn};
 use super::stats::Recorder;
-use super::{code_name, connect, key_bytes, ClientState, Plan, Rng};
+use super::{code_name, key_bytes, ClientState, Plan, Rng};
 
 /// Starts `threads` client threads: connection `i` (of `conns`) goes to endpoint
 /// `i % endpoints` and belongs to thread `i % threads`, as its connection `i / threads`; client
@@ -95,14 +94,17 @@ impl Load {
     /// One client thread: opens its connections (one per endpoint listed) and runs its clients,
     /// each given with the index of its connection.
     async fn run_thread(self, endpoints: Vec<String>, clients: Vec<(usize, usize)>) -> Result<Recorder, String> {
-        let channels = connect(&endpoints, endpoints.len()).await;
-        // Every thread must reach the start line, even one whose connections failed.
+        let mut conns = Vec::new();
+        for endpoint in &endpoints {
+            conns.push(Conn::open(endpoint).await);
+        }
+        // Every thread must reach the start line, even one given a malformed endpoint.
         let start = self.start_line.wait();
-        let channels = channels?;
-        let tasks: Vec<_> = clients
-            .into_iter()
-            .map(|(c, at)| tokio::spawn(self.clone().client(c, channels[at].clone(), start)))
-            .collect();
+        let conns = conns.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut tasks = Vec::new();
+        for (c, at) in clients {
+            tasks.push(tokio::spawn(self.clone().client(c, conns[at].caller().await, start)));
+        }
         let mut recorder = Recorder::new(self.plan.op_names().len());
         for t in tasks {
             recorder.merge(t.await.map_err(|e| format!("client task failed: {e}"))?);
@@ -110,9 +112,8 @@ impl Load {
         Ok(recorder)
     }
 
-    async fn client(self, c: usize, channel: Channel, start: Instant) -> Recorder {
+    async fn client(self, c: usize, mut kv: Caller, start: Instant) -> Recorder {
         let Load { plan, next, done, failed, total, timeout, interval, seed, .. } = self;
-        let mut kv = KvClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
         let mut st = ClientState { rng: Rng::new(seed ^ (c as u64 + 1)), own_key: Vec::new(), version: 0 };
         st.own_key = {
             let mut k = b"txn-".to_vec();

@@ -1,9 +1,9 @@
 //! `tally bench`: a load generator that speaks etcd's v3 gRPC API, so the same run can target
 //! Tally or etcd.
 //!
-//! `--conns` HTTP/2 channels are opened round-robin over `--endpoints`, and `--clients` concurrent
-//! tasks share them round-robin (as etcd's own benchmark tool does): writes sent to a follower
-//! are forwarded by it. `--threads` client threads (one per CPU by default) each own a share of
+//! `--conns` HTTP/2 connections are opened round-robin over `--endpoints`, and `--clients`
+//! concurrent tasks share them round-robin (as etcd's own benchmark tool does): writes sent to a
+//! follower are forwarded by it. Requests go straight onto the connections (`grpc_conn.rs`). `--threads` client threads (one per CPU by default) each own a share of
 //! the connections and their clients (`load.rs`). Closed loop by default (each client sends its
 //! next request when the last one is answered); `--rate R` makes it open loop: request `i` is due
 //! at `start + i / R`, and a request that could not leave on time, because its client was still
@@ -14,6 +14,7 @@
 //! code and never stop the run.
 
 mod failover;
+mod grpc_conn;
 mod load;
 mod stats;
 
@@ -26,12 +27,10 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use tally_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::request_op::Request as Op;
 use tally_proto::etcdserverpb::response_op::Response as OpResponse;
 use tally_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
-use tally_server::client_conn::{self, CoalescedWrites};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
 use stats::{Recorder, Summary};
@@ -246,7 +245,7 @@ impl Plan {
     }
 
     /// Sends request `i`; on success, the index of its operation kind in `op_names`.
-    async fn issue(&self, kv: &mut KvClient<Channel>, i: u64, st: &mut ClientState) -> Result<usize, Status> {
+    async fn issue(&self, kv: &mut grpc_conn::Caller, i: u64, st: &mut ClientState) -> Result<usize, Status> {
         match self.kind {
             Kind::Put => {
                 let key = self.random_key(i, st);
@@ -292,7 +291,7 @@ impl Plan {
                         request: Some(Op::RequestRange(RangeRequest { key, ..Default::default() })),
                     }],
                 };
-                let resp = kv.txn(txn).await?.into_inner();
+                let resp = kv.txn(txn).await?;
                 if resp.succeeded {
                     st.version += 1;
                     return Ok(0);
@@ -327,40 +326,6 @@ pub(crate) fn endpoint(ep: &str) -> Result<Endpoint, String> {
         .tcp_nodelay(true))
 }
 
-/// Opens `conns` channels round-robin over the endpoints. An endpoint that does not answer
-/// gets a lazy channel (its requests fail and are counted) rather than stopping the run.
-pub(crate) async fn connect(endpoints: &[String], conns: usize) -> Result<Vec<Channel>, String> {
-    let mut channels = Vec::new();
-    for i in 0..conns.max(1) {
-        let ep = &endpoints[i % endpoints.len()];
-        let e = endpoint(ep)?;
-        match e.connect_with_connector(small_write_connector()).await {
-            Ok(ch) => channels.push(ch),
-            Err(err) => {
-                eprintln!("tally bench: cannot reach {ep} ({err}); its requests will count as errors");
-                channels.push(e.connect_with_connector_lazy(small_write_connector()));
-            }
-        }
-    }
-    Ok(channels)
-}
-
-/// TCP connections without Nagle whose requests leave together (see `CoalescedWrites`), the same for every server the bench drives.
-fn small_write_connector() -> impl tower::Service<
-    tonic::codegen::http::Uri,
-    Response = hyper_util::rt::TokioIo<CoalescedWrites<tokio::net::TcpStream>>,
-    Error = std::io::Error,
-    Future = impl Send,
-> + Send
-       + Clone {
-    tower::service_fn(|uri: tonic::codegen::http::Uri| async move {
-        let host = uri.host().unwrap_or("127.0.0.1").to_string();
-        let port = uri.port_u16().unwrap_or(2379);
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        Ok(hyper_util::rt::TokioIo::new(client_conn::tuned(stream)?))
-    })
-}
-
 pub(crate) fn code_name(status: &Status) -> String {
     match status.code() {
         Code::Ok => "Ok".into(),
@@ -383,9 +348,9 @@ fn progress_bar(total: u64, hidden: bool) -> ProgressBar {
 async fn prepare(plan: &Plan, endpoints: &[String]) -> Result<(), String> {
     if let (Kind::Range, Some(key)) = (plan.kind, &plan.fixed_key) {
         let mut last = String::new();
-        for ch in connect(endpoints, endpoints.len()).await? {
+        for endpoint in endpoints {
             let put = PutRequest { key: key.clone(), value: plan.value.clone(), ..Default::default() };
-            match KvClient::new(ch.clone()).put(put).await {
+            match grpc_conn::Conn::open(endpoint).await?.caller().await.put(put).await {
                 Ok(_) => return Ok(()),
                 Err(s) => last = s.message().to_string(),
             }

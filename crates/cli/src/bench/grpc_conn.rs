@@ -1,0 +1,224 @@
+//! The load generator's connections: etcd's unary KV calls written straight onto an HTTP/2
+//! connection with the `h2` crate, as h2load does, instead of through tonic's `Channel`.
+//!
+//! A tonic call passes a tower buffer (a channel to a worker task), hyper's dispatch (another
+//! channel, to the connection task) and tonic's streaming codec: over a third of the load
+//! generator's CPU per read. It takes the same share from every server the bench drives, so a
+//! thinner client leaves more of the machine to the servers being compared. What goes on the
+//! wire is what tonic sends: the same headers, one data frame per request.
+//!
+//! A connection that breaks is opened again by the next call on it, at most every
+//! `REDIAL_EVERY`: calls wait for that, and fail as `Unavailable` if it fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use h2::client::SendRequest;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use prost::Message;
+use tally_proto::etcdserverpb::{PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse};
+use tally_server::client_conn;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+/// The compressed flag and the length in front of every gRPC message.
+const PREFIX: usize = 5;
+const REDIAL_EVERY: Duration = Duration::from_millis(100);
+/// Responses are read whole; far above any the bench asks for.
+const RESPONSE_MAX: usize = 64 << 20;
+
+/// One HTTP/2 connection to an endpoint, shared by the callers on one client thread.
+pub(super) struct Conn {
+    address: String,
+    authority: Authority,
+    /// The live connection and how many times it was opened; `None` while broken.
+    slot: Mutex<Slot>,
+}
+
+struct Slot {
+    opened: u64,
+    send: Option<SendRequest<Bytes>>,
+    last_dial: Option<Instant>,
+}
+
+impl Conn {
+    /// Opens a connection to `endpoint` (host:port, or a URL). One that cannot be opened now
+    /// is reported, and tried again by the calls on it.
+    pub(super) async fn open(endpoint: &str) -> Result<Arc<Conn>, String> {
+        let url: http::Uri = super::url(endpoint).parse().map_err(|e| format!("bad endpoint {endpoint}: {e}"))?;
+        let authority = url.authority().cloned().ok_or_else(|| format!("bad endpoint {endpoint}: no host"))?;
+        let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(2379));
+        let conn =
+            Arc::new(Conn { address, authority, slot: Mutex::new(Slot { opened: 0, send: None, last_dial: None }) });
+        if let Err(e) = conn.redial(0).await {
+            eprintln!("tally bench: cannot reach {endpoint} ({}); its requests will count as errors", e.message());
+        }
+        Ok(conn)
+    }
+
+    /// A caller of its own on this connection.
+    pub(super) async fn caller(self: &Arc<Self>) -> Caller {
+        let slot = self.slot.lock().await;
+        Caller { conn: self.clone(), opened: slot.opened, send: slot.send.clone() }
+    }
+
+    /// Opens the connection again unless someone did since the caller's copy (`seen`); dials
+    /// at most every `REDIAL_EVERY`, so that the callers of a dead endpoint wait instead of
+    /// spending the run's requests on it. The live connection and its count.
+    async fn redial(&self, seen: u64) -> Result<(u64, SendRequest<Bytes>), Status> {
+        let mut slot = self.slot.lock().await;
+        if let (Some(send), true) = (&slot.send, slot.opened != seen) {
+            return Ok((slot.opened, send.clone()));
+        }
+        if let Some(at) = slot.last_dial {
+            tokio::time::sleep_until(at + REDIAL_EVERY).await;
+        }
+        slot.last_dial = Some(Instant::now());
+        slot.send = None;
+        let send = self.dial().await.map_err(|e| Status::unavailable(format!("{}: {e}", self.address)))?;
+        slot.opened += 1;
+        slot.send = Some(send.clone());
+        Ok((slot.opened, send))
+    }
+
+    async fn dial(&self) -> Result<SendRequest<Bytes>, String> {
+        let connect = tokio::net::TcpStream::connect(&self.address);
+        let stream = tokio::time::timeout(Duration::from_secs(2), connect)
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let io = client_conn::tuned(stream).map_err(|e| e.to_string())?;
+        // hyper's defaults, which tonic's channel uses.
+        let (send, connection) = h2::client::Builder::new()
+            .initial_window_size(2 << 20)
+            .initial_connection_window_size(5 << 20)
+            .max_send_buffer_size(400 << 10)
+            .max_header_list_size(16 << 10)
+            .enable_push(false)
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(send)
+    }
+}
+
+/// A client task's handle on its connection.
+pub(super) struct Caller {
+    conn: Arc<Conn>,
+    opened: u64,
+    send: Option<SendRequest<Bytes>>,
+}
+
+impl Caller {
+    pub(super) async fn range(&mut self, req: RangeRequest) -> Result<RangeResponse, Status> {
+        self.unary("/etcdserverpb.KV/Range", &req).await
+    }
+
+    pub(super) async fn put(&mut self, req: PutRequest) -> Result<PutResponse, Status> {
+        self.unary("/etcdserverpb.KV/Put", &req).await
+    }
+
+    pub(super) async fn txn(&mut self, req: TxnRequest) -> Result<TxnResponse, Status> {
+        self.unary("/etcdserverpb.KV/Txn", &req).await
+    }
+
+    async fn unary<Resp: Message + Default>(&mut self, path: &'static str, req: &impl Message) -> Result<Resp, Status> {
+        let send = match &mut self.send {
+            Some(send) => send,
+            None => {
+                let (opened, send) = self.conn.redial(self.opened).await?;
+                self.opened = opened;
+                self.send.insert(send)
+            }
+        };
+        match call(send, &self.conn.authority, path, req).await {
+            Err(CallError::Connection(e)) => {
+                // The next call opens it again (or picks up the one another caller opened).
+                self.send = None;
+                Err(Status::unavailable(format!("{}: {e}", self.conn.address)))
+            }
+            Err(CallError::Status(status)) => Err(status),
+            Ok(data) => Resp::decode(data.slice(PREFIX.min(data.len())..)).map_err(|e| Status::internal(e.to_string())),
+        }
+    }
+}
+
+enum CallError {
+    /// The connection is broken.
+    Connection(h2::Error),
+    /// The call failed; the connection is fine.
+    Status(Status),
+}
+
+/// Sends one request and returns the response's message, prefix included.
+async fn call(
+    send: &mut SendRequest<Bytes>,
+    authority: &Authority,
+    path: &'static str,
+    req: &impl Message,
+) -> Result<Bytes, CallError> {
+    let uri = http::Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query(PathAndQuery::from_static(path))
+        .build()
+        .expect("a valid URI");
+    let request = http::Request::post(uri)
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .body(())
+        .expect("a valid request");
+    let mut body = BytesMut::with_capacity(PREFIX + req.encoded_len());
+    body.put_u8(0);
+    body.put_u32(req.encoded_len() as u32);
+    req.encode(&mut body).expect("the buffer holds the encoded length");
+
+    std::future::poll_fn(|cx| send.poll_ready(cx)).await.map_err(CallError::Connection)?;
+    let (response, mut stream) = send.send_request(request, false).map_err(CallError::Connection)?;
+    stream.send_data(body.freeze(), true).map_err(stream_error)?;
+    let (head, mut recv) = response.await.map_err(stream_error)?.into_parts();
+    // A trailers-only answer: no message (an error, in practice).
+    if let Some(status) = Status::from_header_map(&head.headers) {
+        return if status.code() == Code::Ok { Ok(Bytes::new()) } else { Err(CallError::Status(status)) };
+    }
+    if head.status != http::StatusCode::OK {
+        return Err(CallError::Status(Status::unknown(format!("HTTP status {}", head.status))));
+    }
+    let mut data = Bytes::new();
+    while let Some(chunk) = recv.data().await {
+        let chunk = chunk.map_err(stream_error)?;
+        let _ = recv.flow_control().release_capacity(chunk.len());
+        data = if data.is_empty() {
+            chunk
+        } else {
+            let mut joined = BytesMut::with_capacity(data.len() + chunk.len());
+            joined.extend_from_slice(&data);
+            joined.extend_from_slice(&chunk);
+            joined.freeze()
+        };
+        if data.len() > PREFIX + RESPONSE_MAX {
+            return Err(CallError::Status(Status::out_of_range("response too large")));
+        }
+    }
+    let trailers = recv.trailers().await.map_err(stream_error)?.unwrap_or_default();
+    match Status::from_header_map(&trailers) {
+        Some(status) if status.code() == Code::Ok => Ok(data),
+        Some(status) => Err(CallError::Status(status)),
+        None => Err(CallError::Status(Status::internal("the response had no grpc-status"))),
+    }
+}
+
+/// An error on one stream (a reset) fails that call; any other breaks the connection.
+fn stream_error(e: h2::Error) -> CallError {
+    match e.reason() {
+        Some(reason) if !e.is_go_away() && !e.is_io() => {
+            CallError::Status(Status::unavailable(format!("stream reset: {reason}")))
+        }
+        _ => CallError::Connection(e),
+    }
+}
