@@ -433,3 +433,27 @@ async fn a_linearizable_read_through_a_follower_outlasts_a_frozen_leader() {
     assert_eq!(kvs[0].value, b"before", "{kvs:?}");
     cluster.assert_running();
 }
+
+/// A read that cannot be served (no quorum: both other members frozen) ends at the deadline
+/// its `grpc-timeout` header sets, answered by the server as tonic's server answers it, not
+/// after the 7 s a linearizable read otherwise keeps retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_timeout_ends_a_read_that_cannot_be_served() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    put(&mut cluster.kv(leader), "timeout/key", "v").await.expect("put through the leader");
+    let others = [(leader + 1) % 3, (leader + 2) % 3];
+    for &i in &others {
+        cluster.signal(i, "-STOP");
+    }
+    // The client sets the header only: this channel has no deadline of its own.
+    let mut req = tonic::Request::new(prefix_range("timeout/", false));
+    req.set_timeout(Duration::from_millis(300));
+    let read = cluster.kv(leader).range(req).await;
+    for &i in &others {
+        cluster.signal(i, "-CONT");
+    }
+    let err = read.expect_err("no quorum confirms the read");
+    assert_eq!((err.code(), err.message()), (tonic::Code::Cancelled, "Timeout expired"), "{err:?}");
+    cluster.assert_running();
+}

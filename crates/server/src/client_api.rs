@@ -1,22 +1,63 @@
-//! The client-facing gRPC service: etcd's unary KV calls go straight to the KV service
+//! The client-facing gRPC server: hyper's HTTP/2 server on every accepted connection, with the
+//! settings tonic's server gives it. etcd's unary KV calls go straight to the KV service
 //! (`grpc_unary.rs`); every other call, and any KV call that is not the plain case, goes through
-//! tonic's router. tonic's server still wraps both in its own layers (grpc-timeout, connection
-//! info, error recovery), so the two paths differ only in how a message is framed and routed.
+//! tonic's router. A `grpc-timeout` header bounds the call as tonic's server does.
+//!
+//! tonic's own server wrapped every call in five service layers and every answer's body in two
+//! more boxes, for connection info, tracing and error recovery that none of our services use.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tally_proto::etcdserverpb::kv_server::Kv;
+use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::service::Routes;
 use tonic::Status;
 use tower_service::Service;
 
+use crate::client_conn;
 use crate::grpc_unary::{self, Decoded};
 use crate::services::kv::KvService;
+
+/// Serves `api` on every connection `listener` accepts.
+pub async fn serve(listener: TcpListener, api: ClientApi) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, most likely: give the other connections time to close.
+                tracing::warn!("cannot accept a client connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let conn = match client_conn::tuned(stream) {
+                Ok(conn) => conn,
+                Err(e) => return tracing::debug!("client connection lost at once: {e}"),
+            };
+            // tonic's server settings: hyper's defaults, except no limit on concurrent streams
+            // or on locally reset streams, and no adaptive window.
+            let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(None)
+                .max_local_error_reset_streams(None)
+                .adaptive_window(false)
+                .serve_connection(TokioIo::new(conn), api)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("client connection ended: {e}");
+            }
+        });
+    }
+}
 
 #[derive(Clone)]
 pub struct ClientApi {
@@ -35,21 +76,52 @@ impl ClientApi {
 
 type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
 
-impl Service<http::Request<Body>> for ClientApi {
+impl hyper::service::Service<http::Request<Incoming>> for ClientApi {
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = Answer;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Routes is always ready, and so is the KV service.
-        Poll::Ready(Ok(()))
+    fn call(&self, req: http::Request<Incoming>) -> Answer {
+        let req = req.map(Body::new);
+        let Some(timeout) = grpc_timeout(req.headers()) else {
+            return self.route(req);
+        };
+        let answer = self.route(req);
+        Box::pin(async move {
+            tokio::time::timeout(timeout, answer)
+                .await
+                .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))
+        })
     }
+}
 
-    fn call(&mut self, req: http::Request<Body>) -> Answer {
+/// The deadline a `grpc-timeout` header sets: up to 8 digits and a unit. tonic's server ignores
+/// a malformed one, and so do we.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let unit_at = value.len().checked_sub(1)?;
+    let (amount, unit) = value.split_at(unit_at);
+    if amount.len() > 8 {
+        return None;
+    }
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+impl ClientApi {
+    fn route(&self, req: http::Request<Body>) -> Answer {
         let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
         // Compressed requests are tonic's to accept or refuse.
         let (Some(method), false) = (method, req.headers().contains_key("grpc-encoding")) else {
-            return Box::pin(self.routes.call(req));
+            return Box::pin(self.routes.clone().call(req));
         };
         let (kv, routes, limit) = (self.kv.clone(), self.routes.clone(), self.message_max);
         match method {
@@ -58,7 +130,7 @@ impl Service<http::Request<Body>> for ClientApi {
             "DeleteRange" => Box::pin(unary(req, limit, routes, move |r| async move { kv.delete_range(r).await })),
             "Txn" => Box::pin(unary(req, limit, routes, move |r| async move { kv.txn(r).await })),
             "Compact" => Box::pin(unary(req, limit, routes, move |r| async move { kv.compact(r).await })),
-            _ => Box::pin(self.routes.call(req)),
+            _ => Box::pin(self.routes.clone().call(req)),
         }
     }
 }
@@ -82,5 +154,30 @@ where
             Ok(grpc_unary::respond(handler(request).await))
         }
         Decoded::Replay(req) => routes.call(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(value: &str) -> Option<Duration> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-timeout", http::HeaderValue::from_str(value).unwrap());
+        grpc_timeout(&headers)
+    }
+
+    #[test]
+    fn grpc_timeouts_are_read_as_grpc_defines_them() {
+        assert_eq!(timeout_of("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout_of("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout_of("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(timeout_of("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(timeout_of("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(timeout_of("10n"), Some(Duration::from_nanos(10)));
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+        for malformed in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
+            assert_eq!(timeout_of(malformed), None, "{malformed:?}");
+        }
     }
 }

@@ -6,16 +6,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::server::Connected;
-
-/// Accepted client connections, each `tuned`.
-pub fn client_connections(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = io::Result<CoalescedWrites<TcpStream>>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| tuned(conn?))
-}
+use tokio::net::TcpStream;
 
 /// A gRPC connection as both ends use it. Nagle's algorithm off: small messages must not wait
 /// for the other end's delayed ACK (without this, about a quarter of a server's writes took
@@ -74,14 +65,6 @@ impl<T: AsyncWrite + Unpin> CoalescedWrites<T> {
         }
         self.written = 0;
         Poll::Ready(Ok(()))
-    }
-}
-
-impl<T: Connected> Connected for CoalescedWrites<T> {
-    type ConnectInfo = T::ConnectInfo;
-
-    fn connect_info(&self) -> T::ConnectInfo {
-        self.io.connect_info()
     }
 }
 

@@ -64,8 +64,6 @@ pub enum ServerError {
     Disk(#[from] crate::persist::DiskError),
     #[error("cannot listen on {url}: {source}")]
     Listen { url: String, source: std::io::Error },
-    #[error("gRPC server: {0}")]
-    Grpc(#[from] tonic::transport::Error),
 }
 
 fn ticks(ms: u64) -> u32 {
@@ -227,12 +225,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(lease)
         .add_service(lock)
         .add_service(election);
-    tonic::transport::Server::builder()
-        .serve_with_incoming(
-            ClientApi::new(kv, routes, max_message),
-            crate::client_conn::client_connections(client_listener),
-        )
-        .await?;
+    crate::client_api::serve(client_listener, ClientApi::new(kv, routes, max_message)).await;
     Ok(())
 }
 
