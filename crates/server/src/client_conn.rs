@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -28,6 +30,8 @@ const HELD_KEPT_MAX: usize = 16 * 1024;
 /// With tokio's LIFO slot, the task that finishes a request wakes its connection's task, which
 /// runs next and flushes that one answer: one `write` and, at the other end, one wake-up and
 /// one `read` per request, although a ReadIndex round or a group commit finishes dozens at once.
+/// The wait ends only when tokio's deferred wake says the worker ran out of other tasks: the
+/// connection's task is also woken, and polled, by every other answer in the meantime.
 ///
 /// It also tells HTTP/2 it has no vectored writes: h2 keeps a DATA payload of 256 bytes or more
 /// out of its write buffer when the socket can write vectors, and flushes before it buffers the
@@ -38,13 +42,41 @@ pub struct CoalescedWrites<T> {
     held: Vec<u8>,
     /// How much of `held` is written already.
     written: usize,
-    /// The flush waited for the worker's other tasks once; the next one writes.
-    waited: bool,
+    /// A flush waiting for the worker's other tasks: opens when they have run.
+    gate: Option<Arc<Gate>>,
 }
 
 impl<T> CoalescedWrites<T> {
     pub fn new(io: T) -> Self {
-        Self { io, held: Vec::new(), written: 0, waited: false }
+        Self { io, held: Vec::new(), written: 0, gate: None }
+    }
+}
+
+/// The waker a waiting flush defers: it records that the deferred wake came, then wakes the
+/// connection's task.
+struct Gate {
+    open: AtomicBool,
+    task: Waker,
+}
+
+impl Gate {
+    /// Defers a wake until the worker has run its other ready tasks (at once outside a runtime).
+    fn defer(task: &Waker) -> Arc<Gate> {
+        let gate = Arc::new(Gate { open: AtomicBool::new(false), task: task.clone() });
+        let waker = Waker::from(gate.clone());
+        let _ = std::pin::pin!(tokio::task::yield_now()).poll(&mut Context::from_waker(&waker));
+        gate
+    }
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.open.store(true, Ordering::Release);
+        self.task.wake_by_ref();
     }
 }
 
@@ -84,13 +116,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescedWrites<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.held.is_empty() && !std::mem::replace(&mut self.waited, true) {
-            // tokio wakes a deferred task once its worker has nothing else to run.
-            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
-            return Poll::Pending;
+        if !self.held.is_empty() {
+            match &self.gate {
+                None => {
+                    self.gate = Some(Gate::defer(cx.waker()));
+                    return Poll::Pending;
+                }
+                // Woken by something else (another answer for this connection): hold on.
+                Some(gate) if !gate.open.load(Ordering::Acquire) => return Poll::Pending,
+                Some(_) => {}
+            }
         }
         ready!(self.poll_write_held(cx))?;
-        self.waited = false;
+        self.gate = None;
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
@@ -169,6 +207,26 @@ mod tests {
         conn.flush().await.unwrap();
         assert_eq!(other_task.await.unwrap(), 0, "the spawned task ran before the write left");
         assert_eq!(socket.writes().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flush_polled_again_before_the_other_tasks_ran_still_holds_its_writes() {
+        let socket = Recorder::new(usize::MAX);
+        let mut conn = CoalescedWrites::new(socket.clone());
+        let flush = |conn: &mut CoalescedWrites<Recorder>| {
+            let waker = std::task::Waker::noop();
+            Pin::new(conn).poll_flush(&mut Context::from_waker(waker)).is_ready()
+        };
+        conn.write_all(b"first answer;").await.unwrap();
+        assert!(!flush(&mut conn), "the first flush waits");
+        // Another answer on this connection wakes its task, which flushes again at once.
+        conn.write_all(b"second answer").await.unwrap();
+        assert!(!flush(&mut conn), "the worker has not run out of tasks yet");
+        assert!(socket.writes().is_empty());
+        // This task yields: the worker has nothing else to run, and the deferred wake comes.
+        tokio::task::yield_now().await;
+        assert!(flush(&mut conn));
+        assert_eq!(socket.writes(), [b"first answer;second answer".to_vec()]);
     }
 
     #[tokio::test]
