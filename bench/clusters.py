@@ -248,6 +248,33 @@ class Cluster:
         raise RuntimeError(f"{self.kind}: no leader after {timeout}s ({last[:300]}); logs in {self.dir}")
 
 
+def wait_quiet(clusters, busy_below=0.15, window=0.2, give_up=10.0):
+    """Waits until the members of `clusters` together use less than `busy_below` of one CPU
+    over `window` seconds, so that a run does not share the machine with what the previous
+    run left behind (a snapshot being written, a backend commit, a compaction), in either
+    system. Gives up after `give_up` seconds. Returns the seconds waited."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu():
+        total = 0
+        for c in clusters:
+            for pid in c.pids():
+                try:
+                    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+                except (OSError, IndexError, ValueError):
+                    pass
+        return total / ticks
+
+    started = time.time()
+    while time.time() - started < give_up:
+        before = cpu()
+        time.sleep(window)
+        if cpu() - before < busy_below * window:
+            break
+    return time.time() - started
+
+
 def _quote(s):
     return "'" + str(s).replace("'", "'\\''") + "'"
 
