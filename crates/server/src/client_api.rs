@@ -72,6 +72,23 @@ impl ClientApi {
     pub fn new(kv: Arc<KvService>, routes: Routes, message_max: usize) -> Self {
         Self { kv, routes: routes.prepare(), message_max }
     }
+
+    fn route(&self, req: http::Request<Body>) -> Answer {
+        let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
+        // Compressed requests are tonic's to accept or refuse.
+        let (Some(method), false) = (method, req.headers().contains_key("grpc-encoding")) else {
+            return Box::pin(self.routes.clone().call(req));
+        };
+        let (kv, routes, limit) = (self.kv.clone(), self.routes.clone(), self.message_max);
+        match method {
+            "Range" => Box::pin(unary(req, limit, routes, move |r| async move { kv.range(r).await })),
+            "Put" => Box::pin(unary(req, limit, routes, move |r| async move { kv.put(r).await })),
+            "DeleteRange" => Box::pin(unary(req, limit, routes, move |r| async move { kv.delete_range(r).await })),
+            "Txn" => Box::pin(unary(req, limit, routes, move |r| async move { kv.txn(r).await })),
+            "Compact" => Box::pin(unary(req, limit, routes, move |r| async move { kv.compact(r).await })),
+            _ => Box::pin(self.routes.clone().call(req)),
+        }
+    }
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
@@ -83,10 +100,9 @@ impl hyper::service::Service<http::Request<Incoming>> for ClientApi {
 
     fn call(&self, req: http::Request<Incoming>) -> Answer {
         let req = req.map(Body::new);
-        let Some(timeout) = grpc_timeout(req.headers()) else {
-            return self.route(req);
-        };
+        let timeout = grpc_timeout(req.headers());
         let answer = self.route(req);
+        let Some(timeout) = timeout else { return answer };
         Box::pin(async move {
             tokio::time::timeout(timeout, answer)
                 .await
@@ -114,25 +130,6 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     })
-}
-
-impl ClientApi {
-    fn route(&self, req: http::Request<Body>) -> Answer {
-        let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
-        // Compressed requests are tonic's to accept or refuse.
-        let (Some(method), false) = (method, req.headers().contains_key("grpc-encoding")) else {
-            return Box::pin(self.routes.clone().call(req));
-        };
-        let (kv, routes, limit) = (self.kv.clone(), self.routes.clone(), self.message_max);
-        match method {
-            "Range" => Box::pin(unary(req, limit, routes, move |r| async move { kv.range(r).await })),
-            "Put" => Box::pin(unary(req, limit, routes, move |r| async move { kv.put(r).await })),
-            "DeleteRange" => Box::pin(unary(req, limit, routes, move |r| async move { kv.delete_range(r).await })),
-            "Txn" => Box::pin(unary(req, limit, routes, move |r| async move { kv.txn(r).await })),
-            "Compact" => Box::pin(unary(req, limit, routes, move |r| async move { kv.compact(r).await })),
-            _ => Box::pin(self.routes.clone().call(req)),
-        }
-    }
 }
 
 /// One unary KV call: decoded and answered here in the plain case, by tonic otherwise.

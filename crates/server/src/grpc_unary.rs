@@ -15,15 +15,14 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use prost::Message;
 use tonic::body::Body;
 use tonic::Status;
 
-/// The compressed flag and the length in front of every gRPC message.
-const PREFIX: usize = 5;
+use crate::grpc_frame::{self, PREFIX};
 
 /// A unary request read from its body.
 pub enum Decoded<M> {
@@ -44,24 +43,14 @@ pub async fn decode<M: Message + Default>(req: http::Request<Body>, limit: usize
             Ok(Err(other)) => return replay(parts, data, Some(Ok(other)), body),
             Err(status) => return replay(parts, data, Some(Err(status)), body),
         };
-        data = if data.is_empty() {
-            chunk
-        } else {
-            let mut joined = BytesMut::with_capacity(data.len() + chunk.len());
-            joined.extend_from_slice(&data);
-            joined.extend_from_slice(&chunk);
-            joined.freeze()
-        };
+        data = grpc_frame::append(data, chunk);
         // Too long to be one message within the limit: tonic stops it at the prefix.
         if data.len() > PREFIX + limit {
             return replay(parts, data, None, body);
         }
     }
-    let plain = data.len() >= PREFIX
-        && data[0] == 0
-        && u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize == data.len() - PREFIX;
-    match M::decode(data.slice(PREFIX.min(data.len())..)) {
-        Ok(message) if plain => Decoded::Message(parts, message),
+    match grpc_frame::single_message(&data).map(M::decode) {
+        Some(Ok(message)) => Decoded::Message(parts, message),
         _ => Decoded::Replay(http::Request::from_parts(parts, Body::new(Frames::of(vec![Ok(Frame::data(data))])))),
     }
 }
@@ -84,26 +73,26 @@ pub fn respond<M: Message>(result: Result<tonic::Response<M>, Status>) -> http::
         Ok(response) => response.into_parts(),
         Err(status) => return status.into_http(),
     };
-    let len = message.encoded_len();
-    let Ok(prefix_len) = u32::try_from(len) else {
-        return Status::resource_exhausted(format!(
-            "Cannot return body with more than 4GB of data but got {len} bytes"
-        ))
-        .into_http();
+    let data = match grpc_frame::encode(&message) {
+        Ok(data) => data,
+        Err(len) => {
+            return Status::resource_exhausted(format!(
+                "Cannot return body with more than 4GB of data but got {len} bytes"
+            ))
+            .into_http()
+        }
     };
-    let mut buf = BytesMut::with_capacity(PREFIX + len);
-    buf.put_u8(0);
-    buf.put_u32(prefix_len);
-    message.encode(&mut buf).expect("the buffer holds the encoded length");
     let mut trailers = http::HeaderMap::with_capacity(1);
     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
     let mut response =
-        http::Response::new(Body::new(Frames::of(vec![Ok(Frame::data(buf.freeze())), Ok(Frame::trailers(trailers))])));
+        http::Response::new(Body::new(Frames::of(vec![Ok(Frame::data(data)), Ok(Frame::trailers(trailers))])));
     *response.version_mut() = http::Version::HTTP_2;
     *response.headers_mut() = metadata.into_headers();
     *response.extensions_mut() = extensions;
-    for reserved in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
-        response.headers_mut().remove(reserved);
+    if !response.headers().is_empty() {
+        for reserved in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+            response.headers_mut().remove(reserved);
+        }
     }
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
     response
@@ -159,14 +148,11 @@ impl HttpBody for Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use tally_proto::etcdserverpb::{RangeRequest, RangeResponse};
 
     fn framed(message: &impl Message) -> Bytes {
-        let mut buf = BytesMut::new();
-        buf.put_u8(0);
-        buf.put_u32(message.encoded_len() as u32);
-        message.encode(&mut buf).unwrap();
-        buf.freeze()
+        grpc_frame::encode(message).unwrap()
     }
 
     fn request(frames: Vec<Result<Frame<Bytes>, Status>>) -> http::Request<Body> {

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod codec;
 pub mod driver;
 pub mod errors;
+pub mod grpc_frame;
 mod grpc_unary;
 pub mod lease_clock;
 pub mod members;

@@ -13,18 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use h2::client::SendRequest;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use prost::Message;
 use tally_proto::etcdserverpb::{PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse};
-use tally_server::client_conn;
+use tally_server::{client_conn, grpc_frame};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-/// The compressed flag and the length in front of every gRPC message.
-const PREFIX: usize = 5;
 const REDIAL_EVERY: Duration = Duration::from_millis(100);
 /// Responses are read whole; far above any the bench asks for.
 const RESPONSE_MAX: usize = 64 << 20;
@@ -143,7 +141,7 @@ impl Caller {
                 Err(Status::unavailable(format!("{}: {e}", self.conn.address)))
             }
             Err(CallError::Status(status)) => Err(status),
-            Ok(data) => Resp::decode(data.slice(PREFIX.min(data.len())..)).map_err(|e| Status::internal(e.to_string())),
+            Ok(message) => Resp::decode(message).map_err(|e| Status::internal(e.to_string())),
         }
     }
 }
@@ -155,7 +153,7 @@ enum CallError {
     Status(Status),
 }
 
-/// Sends one request and returns the response's message, prefix included.
+/// Sends one request and returns the response's message.
 async fn call(
     send: &mut SendRequest<Bytes>,
     authority: &Authority,
@@ -173,18 +171,17 @@ async fn call(
         .header(http::header::TE, "trailers")
         .body(())
         .expect("a valid request");
-    let mut body = BytesMut::with_capacity(PREFIX + req.encoded_len());
-    body.put_u8(0);
-    body.put_u32(req.encoded_len() as u32);
-    req.encode(&mut body).expect("the buffer holds the encoded length");
+    let body = grpc_frame::encode(req)
+        .map_err(|len| CallError::Status(Status::out_of_range(format!("a request of {len} bytes"))))?;
 
     std::future::poll_fn(|cx| send.poll_ready(cx)).await.map_err(CallError::Connection)?;
     let (response, mut stream) = send.send_request(request, false).map_err(CallError::Connection)?;
-    stream.send_data(body.freeze(), true).map_err(stream_error)?;
+    stream.send_data(body, true).map_err(stream_error)?;
     let (head, mut recv) = response.await.map_err(stream_error)?.into_parts();
-    // A trailers-only answer: no message (an error, in practice).
+    // A trailers-only answer: no message, so an error.
     if let Some(status) = Status::from_header_map(&head.headers) {
-        return if status.code() == Code::Ok { Ok(Bytes::new()) } else { Err(CallError::Status(status)) };
+        let missing = || Status::internal("the response has no message");
+        return Err(CallError::Status(if status.code() == Code::Ok { missing() } else { status }));
     }
     if head.status != http::StatusCode::OK {
         return Err(CallError::Status(Status::unknown(format!("HTTP status {}", head.status))));
@@ -193,22 +190,16 @@ async fn call(
     while let Some(chunk) = recv.data().await {
         let chunk = chunk.map_err(stream_error)?;
         let _ = recv.flow_control().release_capacity(chunk.len());
-        data = if data.is_empty() {
-            chunk
-        } else {
-            let mut joined = BytesMut::with_capacity(data.len() + chunk.len());
-            joined.extend_from_slice(&data);
-            joined.extend_from_slice(&chunk);
-            joined.freeze()
-        };
-        if data.len() > PREFIX + RESPONSE_MAX {
+        data = grpc_frame::append(data, chunk);
+        if data.len() > grpc_frame::PREFIX + RESPONSE_MAX {
             return Err(CallError::Status(Status::out_of_range("response too large")));
         }
     }
     let trailers = recv.trailers().await.map_err(stream_error)?.unwrap_or_default();
     match Status::from_header_map(&trailers) {
-        Some(status) if status.code() == Code::Ok => Ok(data),
-        Some(status) => Err(CallError::Status(status)),
+        Some(status) if status.code() != Code::Ok => Err(CallError::Status(status)),
+        Some(_) => grpc_frame::single_message(&data)
+            .ok_or_else(|| CallError::Status(Status::internal("the response is not one uncompressed message"))),
         None => Err(CallError::Status(Status::internal("the response had no grpc-status"))),
     }
 }
