@@ -25,8 +25,7 @@ impl Store {
                 if e.rev.main > to {
                     break;
                 }
-                let prev = i.checked_sub(1).map(|p| &h.entries[p]).filter(|p| !p.is_tombstone());
-                let prev_kv = prev.map(|p| entry_to_kv(k, p));
+                let prev_kv = h.watch_prev(e.rev.main, e.create == e.rev.main).map(|p| entry_to_kv(k, p));
                 let event = if e.is_tombstone() {
                     let kv = KeyValue { key: k.to_vec(), mod_revision: e.rev.main, ..Default::default() };
                     Event { r#type: EventType::Delete as i32, kv: Some(kv), prev_kv }

@@ -45,6 +45,20 @@ impl KeyHistory {
         (!e.is_tombstone()).then_some(e)
     }
 
+    /// The `prev_kv` a watch event for the change at main revision `rev` carries, as etcd's
+    /// watch computes it: the key as it was before that revision's txn (not an earlier write of
+    /// the same txn), and none for a put that creates the key (`create == rev`).
+    pub(crate) fn watch_prev(&self, rev: i64, created: bool) -> Option<&Entry> {
+        if created {
+            return None;
+        }
+        match self.entries.last() {
+            // The common case, a key this txn has not written yet: no search.
+            Some(last) if last.rev.main < rev => (!last.is_tombstone()).then_some(last),
+            _ => self.get(rev - 1),
+        }
+    }
+
     /// The latest entry if it is live.
     pub(crate) fn current(&self) -> Option<&Entry> {
         self.entries.last().filter(|e| !e.is_tombstone())

@@ -262,8 +262,9 @@ impl Store {
             Some(history) => {
                 let prev = history.current();
                 let entry = next(prev);
+                let watch_prev = history.watch_prev(rev.main, entry.create == rev.main);
                 let written =
-                    (entry_to_kv(key, &entry), prev.map(|p| entry_to_kv(key, p)), prev.map_or(0, |p| p.lease));
+                    (entry_to_kv(key, &entry), watch_prev.map(|p| entry_to_kv(key, p)), prev.map_or(0, |p| p.lease));
                 self.approx_bytes += entry.cost(key.len());
                 history.entries.push(entry);
                 written
@@ -291,18 +292,20 @@ impl Store {
 
     /// Deletes the live keys in `kr` (etcd's `storeTxnWrite.deleteRange`); returns how many.
     pub(crate) fn delete_range_keys(&mut self, txn: &mut WriteTxn, kr: KeyRange<'_>) -> i64 {
-        let victims: Vec<(Arc<[u8]>, KeyValue)> = {
+        let rev = txn.write_rev();
+        // (key, its lease, the key before this txn for the watch event's prev_kv)
+        let victims: Vec<(Arc<[u8]>, i64, Option<KeyValue>)> = {
             let mut v = Vec::new();
             self.visit(kr, |k, h| {
                 if let Some(e) = h.current() {
-                    v.push((k.clone(), entry_to_kv(k, e)));
+                    v.push((k.clone(), e.lease, h.watch_prev(rev, false).map(|p| entry_to_kv(k, p))));
                 }
                 true
             });
             v
         };
-        let rev = txn.write_rev();
-        for (key, prev) in &victims {
+        let deleted = victims.len() as i64;
+        for (key, lease, prev_kv) in victims {
             let entry = Entry {
                 rev: Revision::new(rev, txn.events.len() as i64),
                 create: 0,
@@ -310,17 +313,17 @@ impl Store {
                 lease: 0,
                 value: None,
             };
-            self.push_entry(key, entry);
-            if prev.lease != 0 {
-                self.lessor.detach(prev.lease, key);
+            self.push_entry(&key, entry);
+            if lease != 0 {
+                self.lessor.detach(lease, &key);
             }
             txn.events.push(Event {
                 r#type: EventType::Delete as i32,
                 kv: Some(KeyValue { key: key.to_vec(), mod_revision: rev, ..Default::default() }),
-                prev_kv: Some(prev.clone()),
+                prev_kv,
             });
         }
-        victims.len() as i64
+        deleted
     }
 
     /// Compacts history before `rev` (etcd's `store.Compact`; not a write, the revision is unchanged).
