@@ -14,16 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::etcdctl::{etcdctl_bin, Etcdctl};
-use support::{channel, eventually, Cluster};
+use support::{channel, eventually, Cluster, WatchStream};
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::lease_client::LeaseClient;
-use tally_proto::etcdserverpb::watch_client::WatchClient;
 use tally_proto::etcdserverpb::watch_create_request::FilterType;
 use tally_proto::etcdserverpb::watch_request::RequestUnion;
 use tally_proto::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
-    LeaseTimeToLiveRequest, PutRequest, RangeRequest, WatchCancelRequest, WatchCreateRequest, WatchRequest,
-    WatchResponse,
+    LeaseTimeToLiveRequest, PutRequest, RangeRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use tally_proto::mvccpb::event::EventType;
 use tally_proto::mvccpb::KeyValue;
@@ -421,60 +419,6 @@ fn watch_prefix(prefix: &str, watch_id: i64, start_revision: i64) -> WatchCreate
         watch_id,
         start_revision,
         ..Default::default()
-    }
-}
-
-/// One bidirectional Watch stream.
-struct WatchStream {
-    tx: mpsc::Sender<WatchRequest>,
-    rx: tonic::Streaming<WatchResponse>,
-}
-
-impl WatchStream {
-    async fn open(url: &str) -> Result<WatchStream, tonic::Status> {
-        let (tx, rx) = mpsc::channel(64);
-        let mut client = WatchClient::new(channel(url));
-        let rx = tokio::time::timeout(Duration::from_secs(5), client.watch(ReceiverStream::new(rx)))
-            .await
-            .map_err(|_| tonic::Status::deadline_exceeded("opening the watch stream"))??
-            .into_inner();
-        Ok(WatchStream { tx, rx })
-    }
-
-    async fn send(&self, req: RequestUnion) {
-        self.tx.send(WatchRequest { request_union: Some(req) }).await.expect("watch request stream closed");
-    }
-
-    async fn create(&self, c: WatchCreateRequest) {
-        self.send(RequestUnion::CreateRequest(c)).await;
-    }
-
-    async fn cancel(&self, watch_id: i64) {
-        self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id })).await;
-    }
-
-    /// The next response; `None` on a timeout, panics if the stream fails.
-    async fn next(&mut self, timeout: Duration) -> Option<WatchResponse> {
-        match tokio::time::timeout(timeout, self.rx.message()).await {
-            Err(_) => None,
-            Ok(Ok(Some(resp))) => Some(resp),
-            Ok(Ok(None)) => panic!("watch stream ended"),
-            Ok(Err(status)) => panic!("watch stream failed: {status:?}"),
-        }
-    }
-
-    async fn expect(&mut self, what: &str) -> WatchResponse {
-        self.next(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("no watch response: {what}"))
-    }
-
-    /// Expects the created response of `watch_id`; returns its header revision.
-    async fn expect_created(&mut self, watch_id: i64) -> i64 {
-        let r = self.expect(&format!("created {watch_id}")).await;
-        assert!(
-            r.created && !r.canceled && r.watch_id == watch_id && r.events.is_empty(),
-            "not a created response for {watch_id}: {r:?}"
-        );
-        r.header.expect("header").revision
     }
 }
 

@@ -54,6 +54,8 @@ pub struct ServerOptions {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_count: u64,
+    /// How often idle `progress_notify` watches are told the current revision.
+    pub watch_progress_notify_interval: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +165,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let sm = driver.state_machine();
     let reads = driver.read_queue();
     let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
-    let hub = WatchHub::new(sm.clone(), headers);
+    let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
     driver.set_watch_hub(hub.clone());
     driver::spawn(driver, inputs_rx);
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tally_mvcc::StateMachine;
 use tally_proto::etcdserverpb::{ResponseHeader, WatchResponse};
@@ -27,6 +28,13 @@ pub struct Watcher {
     pub no_put: bool,
     pub no_delete: bool,
     pub prev_kv: bool,
+    /// The start revision the client asked for (0: none). As in etcd, a watcher that starts
+    /// after the current revision holds back its stream's progress notifications.
+    pub start_rev: i64,
+    /// Sent timer progress notifications (`progress_notify`).
+    pub progress_notify: bool,
+    /// Events were sent since the last progress tick (etcd then skips that tick's notification).
+    pub sent_events: bool,
     pub next_rev: i64,
     pub synced: bool,
     pub out: Outbox,
@@ -84,6 +92,9 @@ impl HeaderSource {
 pub struct WatchHub {
     pub sm: Arc<RwLock<StateMachine>>,
     pub headers: HeaderSource,
+    /// How often `progress_notify` watchers hear of the current revision when idle (etcd's
+    /// `--experimental-watch-progress-notify-interval`).
+    pub progress_interval: Duration,
     watchers: Mutex<HashMap<u64, Watcher>>,
     /// Registered watchers, readable without the lock: with none, publishing skips the
     /// dispatcher (a thread wake-up per Ready).
@@ -94,11 +105,12 @@ pub struct WatchHub {
 }
 
 impl WatchHub {
-    pub fn new(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource) -> Arc<Self> {
+    pub fn new(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource, progress_interval: Duration) -> Arc<Self> {
         let (dispatch, applied) = std::sync::mpsc::channel();
         let hub = Arc::new(Self {
             sm,
             headers,
+            progress_interval,
             watchers: Mutex::new(HashMap::new()),
             watcher_count: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
@@ -154,7 +166,10 @@ impl WatchHub {
                 ..Default::default()
             };
             match w.out.try_send(Ok(resp)) {
-                Ok(()) => w.next_rev = revision + 1,
+                Ok(()) => {
+                    w.next_rev = revision + 1;
+                    w.sent_events = true;
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     w.synced = false;
                     w.wake.notify_one();
@@ -202,22 +217,82 @@ impl WatchHub {
         let Some(w) = watchers.get_mut(&key) else { return Ok(true) };
         let sm = self.sm.read().expect("sm lock");
         let current = sm.store.revision();
-        if w.next_rev <= current {
-            let events = w.select(&sm.store.events(&w.key, &w.range_end, w.next_rev, current)?);
-            if !events.is_empty() {
-                let resp = WatchResponse {
-                    header: Some(self.headers.header(current)),
-                    watch_id: w.watch_id,
-                    events,
-                    ..Default::default()
-                };
-                if w.out.try_send(Ok(resp)).is_err() {
-                    return Ok(false);
-                }
-            }
-            w.next_rev = current + 1;
+        if !self.send_up_to(w, &sm, current)? {
+            return Ok(false);
         }
         w.synced = true;
         Ok(true)
+    }
+
+    /// Sends `w` the events it has not had up to `current` (the dispatcher may not have got
+    /// there yet; it skips what a watcher already has). False if the stream's buffer is full.
+    fn send_up_to(&self, w: &mut Watcher, sm: &StateMachine, current: i64) -> Result<bool, tally_mvcc::MvccError> {
+        if w.next_rev > current {
+            return Ok(true);
+        }
+        let events = w.select(&sm.store.events(&w.key, &w.range_end, w.next_rev, current)?);
+        if !events.is_empty() {
+            let resp = WatchResponse {
+                header: Some(self.headers.header(current)),
+                watch_id: w.watch_id,
+                events,
+                ..Default::default()
+            };
+            if w.out.try_send(Ok(resp)).is_err() {
+                return Ok(false);
+            }
+            w.sent_events = true;
+        }
+        w.next_rev = current + 1;
+        Ok(true)
+    }
+
+    /// etcd's `progressIfSync`: if every watcher in `keys` (one stream's) is synced and none
+    /// starts after the current revision, sends one progress notification, an empty response
+    /// with `watch_id` at the current revision, after the events up to that revision. Returns
+    /// whether it was sent; with no watchers nothing is sent, as in etcd.
+    pub fn progress(&self, keys: &[u64], watch_id: i64) -> bool {
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        let sm = self.sm.read().expect("sm lock");
+        let current = sm.store.revision();
+        let all_synced = keys.iter().all(|k| watchers.get(k).is_some_and(|w| w.synced && w.start_rev <= current));
+        if keys.is_empty() || !all_synced {
+            return false;
+        }
+        let mut out = None;
+        for key in keys {
+            let w = watchers.get_mut(key).expect("checked above");
+            match self.send_up_to(w, &sm, current) {
+                Ok(true) => out = Some(w.out.clone()),
+                // A full buffer: the watcher is behind after all (the dispatcher would mark it so).
+                Ok(false) | Err(_) => {
+                    w.synced = false;
+                    w.wake.notify_one();
+                    return false;
+                }
+            }
+        }
+        let resp = WatchResponse { header: Some(self.headers.header(current)), watch_id, ..Default::default() };
+        out.is_some_and(|out| out.try_send(Ok(resp)).is_ok())
+    }
+
+    /// A timer tick for the `progress_notify` watchers of one stream (etcd's `sendLoop` ticker):
+    /// each that was sent no events since the previous tick gets a progress notification under
+    /// its own watch id, if it is synced.
+    pub fn progress_tick(&self, keys: &[u64]) {
+        let mut due = Vec::new();
+        {
+            let mut watchers = self.watchers.lock().expect("hub lock");
+            for key in keys {
+                if let Some(w) = watchers.get_mut(key).filter(|w| w.progress_notify) {
+                    if !std::mem::take(&mut w.sent_events) {
+                        due.push((*key, w.watch_id));
+                    }
+                }
+            }
+        }
+        for (key, id) in due {
+            self.progress(&[key], id);
+        }
     }
 }

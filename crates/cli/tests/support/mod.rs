@@ -10,6 +10,7 @@
 pub mod etcdctl;
 mod logs;
 mod ports;
+mod watch_stream;
 
 pub use logs::tail;
 pub use ports::free_port;
@@ -19,6 +20,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+#[allow(unused_imports)] // Used by the watch tests only.
+pub use watch_stream::WatchStream;
 
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;

@@ -11,8 +11,11 @@ use tonic::{Request, Response, Status};
 use super::context::Context;
 use crate::errors;
 
-/// The etcd API version Tally speaks; clients compare it to enable features.
-pub const ETCD_API_VERSION: &str = "3.5.0";
+/// The etcd release whose behaviour Tally matches (the newest 3.5.x, what the differential test
+/// compares against: `scripts/etcd-ref`). Clients compare it to enable features: Kubernetes
+/// 1.31+ serves consistent reads from its watch cache only from etcd 3.5.13 on, which relies
+/// on progress notifications as 3.5.13 sends them.
+pub const ETCD_API_VERSION: &str = "3.5.35";
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct MaintenanceService {

@@ -4,7 +4,9 @@
 //! canceled response with `compact_revision` for a start revision that was compacted away.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tally_mvcc::MvccError;
 use tally_proto::etcdserverpb::watch_create_request::FilterType;
@@ -12,6 +14,7 @@ use tally_proto::etcdserverpb::watch_request::RequestUnion;
 use tally_proto::etcdserverpb::watch_server::Watch;
 use tally_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 use tokio::sync::{mpsc, Notify};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -52,6 +55,9 @@ struct Stream {
 }
 
 async fn run_stream(hub: Arc<WatchHub>, mut incoming: Streaming<WatchRequest>, out: Outbox) {
+    let period = progress_period(&hub);
+    let mut progress = tokio::time::interval_at(Instant::now() + period, period);
+    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stream = Stream { hub, out, wake: Arc::new(Notify::new()), watches: BTreeMap::new(), next_id: 0 };
     loop {
         let wake = stream.wake.clone();
@@ -65,6 +71,10 @@ async fn run_stream(hub: Arc<WatchHub>, mut incoming: Streaming<WatchRequest>, o
                 _ => break,
             },
             _ = wake.notified() => {}
+            _ = progress.tick() => {
+                let keys: Vec<u64> = stream.watches.values().copied().collect();
+                stream.hub.progress_tick(&keys);
+            }
         }
         if stream.catch_up().await.is_err() {
             break;
@@ -73,6 +83,15 @@ async fn run_stream(hub: Arc<WatchHub>, mut incoming: Streaming<WatchRequest>, o
     for key in stream.watches.values() {
         stream.hub.remove(*key);
     }
+}
+
+/// The stream's progress notification period: the interval plus up to a tenth of it, drawn per
+/// stream as etcd does, so that streams do not all notify at the same moment.
+fn progress_period(hub: &WatchHub) -> Duration {
+    let interval = hub.progress_interval;
+    let jitter_range = (interval.as_nanos() / 10) as u64;
+    let draw = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    interval + Duration::from_nanos(if jitter_range == 0 { 0 } else { draw % jitter_range })
 }
 
 type Closed = ();
@@ -100,18 +119,10 @@ impl Stream {
                 Ok(())
             }
             Some(RequestUnion::ProgressRequest(_)) => {
-                // etcd 3.5: every synced watcher gets an empty response at the current revision.
-                let current = self.current_revision();
-                for (&id, &key) in &self.watches {
-                    if self.hub.with_watcher(key, |w| w.synced) == Some(true) {
-                        let resp = WatchResponse {
-                            header: Some(self.hub.headers.header(current)),
-                            watch_id: id,
-                            ..Default::default()
-                        };
-                        self.send(resp).await?;
-                    }
-                }
+                // etcd 3.5.13+: one response with watch id -1 at the current revision, once all
+                // of the stream's watchers have been sent everything up to it; none otherwise.
+                let keys: Vec<u64> = self.watches.values().copied().collect();
+                self.hub.progress(&keys, -1);
                 Ok(())
             }
             None => Ok(()),
@@ -152,6 +163,9 @@ impl Stream {
             no_put: filters(FilterType::Noput),
             no_delete: filters(FilterType::Nodelete),
             prev_kv: c.prev_kv,
+            start_rev: c.start_revision,
+            progress_notify: c.progress_notify,
+            sent_events: false,
             // Fixed now: a write applied before the watcher is registered is caught up, not lost.
             next_rev: if c.start_revision > 0 { c.start_revision } else { current + 1 },
             synced: false,
@@ -187,7 +201,9 @@ impl Stream {
             match self.catch_up_one(key).await? {
                 Ok(()) => {}
                 Err(MvccError::Compacted) => {
-                    self.watches.remove(&id);
+                    // As in etcd, the canceled watch keeps its id on the stream until the client
+                    // cancels it (the Go client does): till then it holds the stream's progress
+                    // notifications back and a cancel request for it is answered.
                     self.hub.remove(key);
                     let compact_revision = self.hub.sm.read().expect("sm lock").store.compact_revision();
                     let resp = WatchResponse {
@@ -235,6 +251,7 @@ impl Stream {
                     ..Default::default()
                 };
                 self.send(resp).await?;
+                self.hub.with_watcher(key, |w| w.sent_events = true);
             }
             self.hub.with_watcher(key, |w| w.next_rev = w.next_rev.max(current + 1));
             match self.hub.try_sync(key) {
