@@ -1,6 +1,6 @@
 module tally.local/tests/go
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/coreos/go-semver v0.3.1

@@ -29,7 +29,7 @@ func grant(t *testing.T, cli *clientv3.Client, ttl int64) clientv3.LeaseID {
 	resp, err := cli.Grant(ctx(t), ttl)
 	cluster.NoErr(t, "grant", err)
 	if resp.ID == clientv3.NoLease || resp.TTL != ttl || resp.Error != "" {
-		t.Fatalf("grant %d: %+v", ttl, resp)
+		t.Fatalf("grant %d: id %x TTL %d error %q", ttl, resp.ID, resp.TTL, resp.Error)
 	}
 	return resp.ID
 }
@@ -47,7 +47,7 @@ func TestGrantTimeToLiveRevoke(t *testing.T) {
 	ttl, err := cli.TimeToLive(ctx(t), id)
 	cluster.NoErr(t, "time to live", err)
 	if ttl.ID != id || ttl.GrantedTTL != 60 || ttl.TTL < 58 || ttl.TTL > 60 || len(ttl.Keys) != 0 {
-		t.Errorf("time to live: %+v, want granted 60, remaining 58..60, no keys", ttl)
+		t.Errorf("time to live: id %x TTL %d granted %d keys %q, want granted 60, remaining 58..60, no keys", ttl.ID, ttl.TTL, ttl.GrantedTTL, ttl.Keys)
 	}
 	for _, k := range []string{"a", "b", "c"} {
 		resp, err := cli.Put(ctx(t), p+k, k, clientv3.WithLease(id))
@@ -96,7 +96,7 @@ func TestGrantTimeToLiveRevoke(t *testing.T) {
 	ttl, err = cli.TimeToLive(ctx(t), id)
 	cluster.NoErr(t, "time to live of a revoked lease", err)
 	if ttl.TTL != -1 || ttl.ID != id || ttl.GrantedTTL != 0 {
-		t.Errorf("time to live of a revoked lease: %+v, want TTL -1, granted 0", ttl)
+		t.Errorf("time to live of a revoked lease: id %x TTL %d granted %d, want id %x TTL -1, granted 0", ttl.ID, ttl.TTL, ttl.GrantedTTL, id)
 	}
 	_, err = cli.Revoke(ctx(t), id)
 	cluster.WantErr(t, "revoke twice", err, rpctypes.ErrLeaseNotFound)
@@ -107,7 +107,7 @@ func TestGrantTimeToLiveRevoke(t *testing.T) {
 	ttl, err = cli.TimeToLive(ctx(t), clientv3.LeaseID(0x1234abcd))
 	cluster.NoErr(t, "time to live of an unknown lease", err)
 	if ttl.TTL != -1 {
-		t.Errorf("time to live of an unknown lease: %+v, want TTL -1", ttl)
+		t.Errorf("time to live of an unknown lease: TTL %d granted %d, want TTL -1", ttl.TTL, ttl.GrantedTTL)
 	}
 	_, err = cli.Grant(ctx(t), 9000000001)
 	cluster.WantErr(t, "grant above the maximum TTL", err, rpctypes.ErrLeaseTTLTooLarge)
@@ -166,7 +166,7 @@ func TestExpiry(t *testing.T) {
 	ttl, err := cli.TimeToLive(ctx(t), id)
 	cluster.NoErr(t, "time to live", err)
 	if ttl.TTL != -1 {
-		t.Errorf("time to live of an expired lease: %+v, want -1", ttl)
+		t.Errorf("time to live of an expired lease: TTL %d granted %d, want -1", ttl.TTL, ttl.GrantedTTL)
 	}
 }
 
@@ -182,7 +182,7 @@ func TestKeepAliveOnce(t *testing.T) {
 	ka, err := cli.KeepAliveOnce(ctx(t), id)
 	cluster.NoErr(t, "keep alive once", err)
 	if ka.ID != id || ka.TTL != 10 {
-		t.Errorf("keep alive once: %+v, want TTL 10", ka)
+		t.Errorf("keep alive once: id %x TTL %d, want %x TTL 10", ka.ID, ka.TTL, id)
 	}
 	ttl, err = cli.TimeToLive(ctx(t), id)
 	cluster.NoErr(t, "time to live", err)
@@ -210,7 +210,7 @@ func TestKeepAlive(t *testing.T) {
 				t.Fatalf("keep-alive channel closed after %d responses", n)
 			}
 			if resp.ID != id || resp.TTL != 2 {
-				t.Errorf("keep-alive response %+v, want TTL 2", resp)
+				t.Errorf("keep-alive response id %x TTL %d, want TTL 2", resp.ID, resp.TTL)
 			}
 			n++
 		case <-deadline:
@@ -237,7 +237,7 @@ func TestKeepAlive(t *testing.T) {
 	select {
 	case resp, ok := <-ch:
 		if ok {
-			t.Errorf("keep-alive of an expired lease: %+v, want the channel closed", resp)
+			t.Errorf("keep-alive of an expired lease: id %x TTL %d, want the channel closed", resp.ID, resp.TTL)
 		}
 	case <-time.After(10 * time.Second):
 		t.Errorf("keep-alive channel of an expired lease still open after 10 s")
@@ -306,7 +306,7 @@ func TestKeepAliveThroughLeaderKill(t *testing.T) {
 	left, err := cli.TimeToLive(ctx(t), id)
 	cluster.NoErr(t, "time to live", err)
 	if left.TTL <= 0 || left.GrantedTTL != ttl {
-		t.Errorf("time to live after the kill: %+v", left)
+		t.Errorf("time to live after the kill: TTL %d granted %d", left.TTL, left.GrantedTTL)
 	}
 
 	// The killed member comes back and has the key too.

@@ -42,15 +42,16 @@ func TestSession(t *testing.T) {
 	}
 	ttl, err := cli.TimeToLive(ctx(t), s.Lease())
 	cluster.NoErr(t, "time to live", err)
-	if ttl.GrantedTTL != 2 || ttl.TTL <= 0 {
-		t.Errorf("session lease: %+v, want granted 2", ttl)
+	if ttl.ID != s.Lease() || ttl.GrantedTTL != 2 || ttl.TTL < 0 {
+		t.Errorf("session lease: id %x TTL %d granted %d, want granted 2, alive", ttl.ID, ttl.TTL, ttl.GrantedTTL)
 	}
 	// Kept alive beyond its TTL.
 	time.Sleep(3 * time.Second)
 	ttl, err = cli.TimeToLive(ctx(t), s.Lease())
 	cluster.NoErr(t, "time to live", err)
-	if ttl.TTL <= 0 {
-		t.Errorf("session lease after 3 s: %+v, want alive", ttl)
+	// (The remaining TTL is whole seconds, rounded down: 0 just before a keep-alive is alive.)
+	if ttl.ID != s.Lease() || ttl.GrantedTTL != 2 || ttl.TTL < 0 {
+		t.Errorf("session lease after 3 s: id %x TTL %d granted %d, want alive", ttl.ID, ttl.TTL, ttl.GrantedTTL)
 	}
 	select {
 	case <-s.Done():
@@ -62,7 +63,7 @@ func TestSession(t *testing.T) {
 	ttl, err = cli.TimeToLive(ctx(t), s.Lease())
 	cluster.NoErr(t, "time to live", err)
 	if ttl.TTL != -1 {
-		t.Errorf("closed session's lease: %+v, want TTL -1", ttl)
+		t.Errorf("closed session's lease: TTL %d granted %d, want TTL -1", ttl.TTL, ttl.GrantedTTL)
 	}
 
 	// A session whose lease is revoked from outside ends.

@@ -23,6 +23,11 @@ func TestMain(m *testing.M) {
 	cluster.Main(m, func(c *cluster.Cluster) { clus = c })
 }
 
+// oneMember is a client of the first member only: the progress tests compare the revision of a
+// write acknowledged by a member with the revision that member's watch stream reports, and
+// another member may not have applied that write yet.
+func oneMember(t *testing.T) *clientv3.Client { return clus.Client(t, clus.Members[0].Endpoint()) }
+
 func ctx(t *testing.T) context.Context { return cluster.Ctx(t, 30*time.Second) }
 
 func put(t *testing.T, cli *clientv3.Client, k, v string) int64 {
@@ -265,7 +270,7 @@ func TestWatchFilters(t *testing.T) {
 // With --experimental-watch-progress-notify-interval=1s, a watch opened WithProgressNotify on a
 // quiet key gets empty responses carrying the current revision about every second.
 func TestWatchProgressNotify(t *testing.T) {
-	cli, p := clus.Client(t), cluster.Prefix(t)
+	cli, p := oneMember(t), cluster.Prefix(t)
 	if !clus.ProgressNotify {
 		t.Errorf("%s %s does not list --experimental-watch-progress-notify-interval (or --watch-progress-notify-interval); waiting for its default interval", clus.Kind, clus.Bin)
 	}
@@ -303,7 +308,7 @@ func TestWatchNoProgressNotifyUnlessAsked(t *testing.T) {
 // client.RequestProgress: every watch on the stream gets a progress notification at the
 // current revision.
 func TestWatchRequestProgress(t *testing.T) {
-	cli, p := clus.Client(t), cluster.Prefix(t)
+	cli, p := oneMember(t), cluster.Prefix(t)
 	wctx := ctx(t)
 	a := cli.Watch(wctx, p+"a", clientv3.WithCreatedNotify())
 	created(t, a)
@@ -334,7 +339,7 @@ func TestWatchRequestProgress(t *testing.T) {
 // The wire form of a progress request's answer (etcd 3.5.8+): one response for the whole stream,
 // watch_id -1 (clientv3.InvalidWatchID), which the client broadcasts to every watch.
 func TestWatchRequestProgressWire(t *testing.T) {
-	cli, p := clus.Client(t), cluster.Prefix(t)
+	cli, p := oneMember(t), cluster.Prefix(t)
 	stream, err := pb.NewWatchClient(cli.ActiveConnection()).Watch(ctx(t))
 	cluster.NoErr(t, "open watch stream", err)
 	respc := make(chan *pb.WatchResponse, 16)
