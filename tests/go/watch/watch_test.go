@@ -466,8 +466,10 @@ func TestWatchCompacted(t *testing.T) {
 }
 
 // WithRequireLeader: when the member loses its leader, its require-leader watches are canceled
-// with "etcdserver: no leader" (plain watches stay), and new ones are refused. Its own cluster:
-// the test kills two members.
+// with "etcdserver: no leader" (etcd checks every election timeout and cancels after three
+// without a leader), plain watches stay, and new require-leader watches and requests are
+// refused at once. Kubernetes' apiserver puts WithRequireLeader on its requests. Its own
+// cluster: the test kills two members.
 func TestWatchRequireLeader(t *testing.T) {
 	c := cluster.StartT(t)
 	cli := c.Client(t, c.Members[0].Endpoint())
@@ -483,19 +485,27 @@ func TestWatchRequireLeader(t *testing.T) {
 	cluster.NoErr(t, "kill n2", c.Kill(1))
 	cluster.NoErr(t, "kill n3", c.Kill(2))
 	start := time.Now()
-	resp := recv(t, rl, 10*time.Second, "require-leader watch after losing the quorum")
-	if !resp.Canceled {
-		t.Fatalf("response %+v, want canceled", resp)
-	}
-	cluster.WantErr(t, "require-leader watch", resp.Err(), rpctypes.ErrNoLeader)
-	t.Logf("require-leader watch canceled %v after the kills", time.Since(start).Round(time.Millisecond))
 	select {
-	case extra, ok := <-rl:
-		if ok {
-			t.Errorf("response after the cancel: %+v", extra)
+	case resp, ok := <-rl:
+		switch {
+		case !ok:
+			t.Errorf("require-leader watch: channel closed without a canceled response")
+		case !resp.Canceled:
+			t.Errorf("require-leader watch: %+v, want canceled", resp)
+		default:
+			cluster.WantErr(t, "require-leader watch", resp.Err(), rpctypes.ErrNoLeader)
+			t.Logf("require-leader watch canceled %v after the kills", time.Since(start).Round(time.Millisecond))
+			select {
+			case extra, ok := <-rl:
+				if ok {
+					t.Errorf("response after the cancel: %+v", extra)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("the require-leader watch's channel stays open after the cancel")
+			}
 		}
 	case <-time.After(5 * time.Second):
-		t.Errorf("the require-leader watch's channel stays open after the cancel")
+		t.Errorf("require-leader watch: not canceled within 5 s of the member losing its leader")
 	}
 	// The plain watch is not canceled.
 	select {
@@ -504,10 +514,24 @@ func TestWatchRequireLeader(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	// A new require-leader watch is refused at once.
-	wch := cli.Watch(clientv3.WithRequireLeader(ctx(t)), k+"2")
-	resp = recv(t, wch, 10*time.Second, "new require-leader watch without a leader")
-	if !resp.Canceled {
-		t.Errorf("new require-leader watch without leader: %+v, want canceled", resp)
+	wch := cli.Watch(clientv3.WithRequireLeader(ctx(t)), k+"2", clientv3.WithCreatedNotify())
+	select {
+	case resp, ok := <-wch:
+		if !ok || !resp.Canceled {
+			t.Errorf("new require-leader watch without a leader: %+v (open %v), want canceled", resp, ok)
+		} else {
+			cluster.WantErr(t, "new require-leader watch", resp.Err(), rpctypes.ErrNoLeader)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("new require-leader watch without a leader: nothing within 5 s, want canceled")
 	}
-	cluster.WantErr(t, "new require-leader watch", resp.Err(), rpctypes.ErrNoLeader)
+	// So is a require-leader write.
+	pctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx(t)), 3*time.Second)
+	defer cancel()
+	start = time.Now()
+	_, err := cli.Put(pctx, k, "v2")
+	cluster.WantErr(t, "require-leader put without a leader", err, rpctypes.ErrNoLeader)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("require-leader put without a leader: answered after %v, want at once", d.Round(time.Millisecond))
+	}
 }
