@@ -204,7 +204,7 @@ func TestKeepAlive(t *testing.T) {
 	ch, err := cli.KeepAlive(kctx, id)
 	cluster.NoErr(t, "keep alive", err)
 	n := 0
-	deadline := time.After(4 * time.Second)
+	deadline := time.After(3 * time.Second)
 	for done := false; !done; {
 		select {
 		case resp, ok := <-ch:
@@ -220,10 +220,10 @@ func TestKeepAlive(t *testing.T) {
 		}
 	}
 	if n < 2 {
-		t.Errorf("%d keep-alive responses in 4 s for a 2 s lease, want several", n)
+		t.Errorf("%d keep-alive responses in 3 s for a 2 s lease, want several", n)
 	}
 	if !exists(t, cli, k) {
-		t.Fatalf("the key of a kept-alive 2 s lease is gone after 4 s")
+		t.Fatalf("the key of a kept-alive 2 s lease is gone after 3 s")
 	}
 	// Stop: the lease runs out.
 	stop()
