@@ -65,7 +65,7 @@ run() {
     fi
     if [[ $rc -ne 0 ]]; then
         status=1
-        line+=": $(grep -E '^--- FAIL' "$log" | awk '{print $3}' | tr '\n' ' ')"
+        line+=": $(grep -E '^--- FAIL' "$log" | awk '{print $3}' | paste -sd ' ')"
     fi
     summary+=("$line")
 }
