@@ -1,0 +1,486 @@
+// Package cluster starts a 3-member cluster of real server processes on free loopback ports,
+// of either system, chosen by the environment:
+//
+//	TALLY_BIN=/path/to/tally   a Tally cluster (`tally server` with etcd's flags)
+//	ETCD_BIN=/path/to/etcd     an etcd cluster (the reference)
+//
+// Both run with --heartbeat-interval 30 --election-timeout 150 and a 1 s watch progress
+// notification interval (etcd 3.5's --experimental-watch-progress-notify-interval; Tally gets
+// the flag only if its `server --help` lists it). Data lives in a temporary directory that is
+// removed on Stop. Members can be killed with SIGKILL and restarted on the same data.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// ProgressNotifyInterval is the interval passed to the servers' progress notification flag.
+const ProgressNotifyInterval = time.Second
+
+// ReadyTimeout is how long a fresh or restarted cluster may take to elect a leader.
+const ReadyTimeout = 30 * time.Second
+
+// Member is one server process.
+type Member struct {
+	Name       string
+	ClientPort int
+	PeerPort   int
+	DataDir    string
+	LogPath    string
+	// ID is the member id the member reports in its response headers (set once it is ready).
+	ID uint64
+
+	cmd    *exec.Cmd
+	done   chan struct{}
+	killed bool
+}
+
+// ClientURL is the member's client URL, http://127.0.0.1:port.
+func (m *Member) ClientURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.ClientPort) }
+
+// PeerURL is the member's peer URL.
+func (m *Member) PeerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.PeerPort) }
+
+// Endpoint is host:port, the form clientv3 takes.
+func (m *Member) Endpoint() string { return fmt.Sprintf("127.0.0.1:%d", m.ClientPort) }
+
+// Running reports whether the member's process is alive (started and not killed or exited).
+func (m *Member) Running() bool {
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Cluster is a running 3-member cluster.
+type Cluster struct {
+	// Kind is "etcd" or "tally".
+	Kind    string
+	Bin     string
+	Dir     string
+	Members []*Member
+	// ProgressNotify reports whether the servers were given the progress notification
+	// interval flag (always for etcd; for Tally only if it lists the flag).
+	ProgressNotify bool
+
+	extraArgs []string
+	token     string
+	mu        sync.Mutex
+}
+
+// Kind reports which system the environment selects ("etcd" or "tally") and its binary.
+func Kind() (kind, bin string, err error) {
+	tally, etcd := os.Getenv("TALLY_BIN"), os.Getenv("ETCD_BIN")
+	switch {
+	case tally != "" && etcd != "":
+		return "", "", errors.New("set only one of TALLY_BIN and ETCD_BIN")
+	case tally != "":
+		kind, bin = "tally", tally
+	case etcd != "":
+		kind, bin = "etcd", etcd
+	default:
+		return "", "", errors.New("set TALLY_BIN=/path/to/tally or ETCD_BIN=/path/to/etcd (see tests/go/run.sh)")
+	}
+	if st, err := os.Stat(bin); err != nil || st.IsDir() {
+		return "", "", fmt.Errorf("%s: not a file (%v)", bin, err)
+	}
+	return kind, bin, nil
+}
+
+// IsTally reports whether the environment selects Tally.
+func IsTally() bool { k, _, _ := Kind(); return k == "tally" }
+
+// Start starts a 3-member cluster of the system the environment selects and waits until every
+// member reports a leader.
+func Start() (*Cluster, error) {
+	kind, bin, err := Kind()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tally-go-"+kind+"-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Kind: kind, Bin: bin, Dir: dir, token: filepath.Base(dir)}
+	flag, ok := progressFlag(kind, bin)
+	if ok {
+		c.ProgressNotify = true
+		c.extraArgs = append(c.extraArgs, flag+"="+ProgressNotifyInterval.String())
+	}
+	ports, err := freePorts(6)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("n%d", i+1)
+		c.Members = append(c.Members, &Member{
+			Name:       name,
+			ClientPort: ports[2*i],
+			PeerPort:   ports[2*i+1],
+			DataDir:    filepath.Join(dir, name),
+			LogPath:    filepath.Join(dir, name+".log"),
+		})
+	}
+	for i := range c.Members {
+		if err := c.spawn(i); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	if err := c.WaitReady(ReadyTimeout); err != nil {
+		c.DumpLogs(os.Stderr)
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// StartT starts a cluster for one test and stops it when the test ends (printing the members'
+// logs if the test failed).
+func StartT(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := Start()
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.DumpLogs(os.Stderr)
+		}
+		c.Stop()
+	})
+	return c
+}
+
+// progressFlag finds the name of the progress notification interval flag the binary accepts.
+func progressFlag(kind, bin string) (string, bool) {
+	if kind == "etcd" {
+		return "--experimental-watch-progress-notify-interval", true
+	}
+	out, _ := exec.Command(bin, "server", "--help").CombinedOutput()
+	for _, f := range []string{"--experimental-watch-progress-notify-interval", "--watch-progress-notify-interval"} {
+		if strings.Contains(string(out), f) {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func (c *Cluster) initialCluster() string {
+	var parts []string
+	for _, m := range c.Members {
+		parts = append(parts, m.Name+"="+m.PeerURL())
+	}
+	return strings.Join(parts, ",")
+}
+
+func (c *Cluster) args(m *Member) []string {
+	var args []string
+	if c.Kind == "tally" {
+		args = append(args, "server")
+	}
+	args = append(args,
+		"--name", m.Name,
+		"--data-dir", m.DataDir,
+		"--listen-client-urls", m.ClientURL(),
+		"--advertise-client-urls", m.ClientURL(),
+		"--listen-peer-urls", m.PeerURL(),
+		"--initial-advertise-peer-urls", m.PeerURL(),
+		"--initial-cluster", c.initialCluster(),
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", c.token,
+		"--heartbeat-interval", "30",
+		"--election-timeout", "150",
+	)
+	if c.Kind == "etcd" {
+		args = append(args, "--log-level", "warn")
+	}
+	return append(args, c.extraArgs...)
+}
+
+func (c *Cluster) spawn(i int) error {
+	m := c.Members[i]
+	if m.Running() {
+		return fmt.Errorf("member %s is already running", m.Name)
+	}
+	log, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	fmt.Fprintf(log, "==== %s %s\n", c.Bin, strings.Join(c.args(m), " "))
+	cmd := exec.Command(c.Bin, c.args(m)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// etcd warns about every ETCD_* variable it does not know (ETCD_BIN among them).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ETCD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "RUST_LOG=warn", "NO_COLOR=1")
+	// Its own process group: a Ctrl-C of `go test` does not reach it twice, and Stop kills it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", m.Name, err)
+	}
+	m.cmd = cmd
+	m.killed = false
+	m.done = make(chan struct{})
+	done := m.done
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	return nil
+}
+
+// Endpoints are the client endpoints of all members (host:port).
+func (c *Cluster) Endpoints() []string {
+	var eps []string
+	for _, m := range c.Members {
+		eps = append(eps, m.Endpoint())
+	}
+	return eps
+}
+
+// NewClient connects a client to the given endpoints (all members if none are given).
+func (c *Cluster) NewClient(endpoints ...string) (*clientv3.Client, error) {
+	if len(endpoints) == 0 {
+		endpoints = c.Endpoints()
+	}
+	return clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Logger:               zap.NewNop(),
+	})
+}
+
+// Client is NewClient for a test: it fails the test on error and closes the client at its end.
+func (c *Cluster) Client(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := c.NewClient(endpoints...)
+	if err != nil {
+		t.Fatalf("client for %v: %v", endpoints, err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// memberStatus asks one member for its Status.
+func memberStatus(ctx context.Context, m *Member) (*clientv3.StatusResponse, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", m.Endpoint())
+	if err != nil {
+		return nil, err
+	}
+	conn.Close()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{m.Endpoint()},
+		DialTimeout: time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return cli.Status(sctx, m.Endpoint())
+}
+
+// WaitReady waits until every running member answers Status with a leader that is a running
+// member, and records the members' ids.
+func (c *Cluster) WaitReady(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		err := c.checkReady(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s cluster not ready within %v: %w", c.Kind, timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) checkReady(ctx context.Context) error {
+	var leader uint64
+	for _, m := range c.Members {
+		if m.killed {
+			continue
+		}
+		if !m.Running() {
+			return fmt.Errorf("member %s is not running (see %s)", m.Name, m.LogPath)
+		}
+		st, err := memberStatus(ctx, m)
+		if err != nil {
+			return fmt.Errorf("member %s: %w", m.Name, err)
+		}
+		if st.Leader == 0 {
+			return fmt.Errorf("member %s has no leader", m.Name)
+		}
+		if leader != 0 && st.Leader != leader {
+			return fmt.Errorf("members disagree on the leader (%x, %x)", leader, st.Leader)
+		}
+		leader = st.Leader
+		m.ID = st.Header.MemberId
+	}
+	for _, m := range c.Members {
+		if m.ID == leader && m.Running() {
+			return nil
+		}
+	}
+	return fmt.Errorf("leader %x is not a running member", leader)
+}
+
+// Leader returns the index of the current leader, as the running members report it.
+func (c *Cluster) Leader(ctx context.Context) (int, error) {
+	var last error
+	for ctx.Err() == nil {
+		if err := c.checkReady(ctx); err != nil {
+			last = err
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		for _, m := range c.Members {
+			if !m.Running() {
+				continue
+			}
+			st, err := memberStatus(ctx, m)
+			if err != nil {
+				last = err
+				break
+			}
+			for i, x := range c.Members {
+				if x.ID == st.Leader && x.Running() {
+					return i, nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return -1, fmt.Errorf("no leader: %v (%v)", ctx.Err(), last)
+}
+
+// Kill sends member i SIGKILL and waits until it is gone.
+func (c *Cluster) Kill(i int) error {
+	m := c.Members[i]
+	if !m.Running() {
+		return fmt.Errorf("member %s is not running", m.Name)
+	}
+	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-m.done
+	m.killed = true
+	return nil
+}
+
+// Restart starts a killed member again on its data directory and waits until the cluster is
+// ready.
+func (c *Cluster) Restart(i int) error {
+	if err := c.spawn(i); err != nil {
+		return err
+	}
+	return c.WaitReady(ReadyTimeout)
+}
+
+// Stop kills every member and removes the data directory.
+func (c *Cluster) Stop() {
+	for _, m := range c.Members {
+		if m.Running() {
+			m.cmd.Process.Signal(syscall.SIGKILL)
+			<-m.done
+		}
+	}
+	os.RemoveAll(c.Dir)
+}
+
+// DumpLogs writes the tail of every member's log.
+func (c *Cluster) DumpLogs(w io.Writer) {
+	for _, m := range c.Members {
+		data, err := os.ReadFile(m.LogPath)
+		if err != nil {
+			continue
+		}
+		if len(data) > 6000 {
+			data = data[len(data)-6000:]
+		}
+		fmt.Fprintf(w, "----- %s %s (tail) -----\n%s\n", c.Kind, m.LogPath, data)
+	}
+}
+
+// Main is the body of a package's TestMain: it starts one cluster for the package's tests,
+// hands it to set, runs the tests and stops the cluster.
+func Main(m *testing.M, set func(*Cluster)) {
+	c, err := Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start cluster: %v\n", err)
+		os.Exit(1)
+	}
+	set(c)
+	code := m.Run()
+	if code != 0 {
+		c.DumpLogs(os.Stderr)
+	}
+	c.Stop()
+	os.Exit(code)
+}
+
+// Prefix is a key prefix of the test's own, so tests sharing a cluster never see each other's
+// keys: "/<TestName>/".
+func Prefix(t testing.TB) string {
+	return "/" + t.Name() + "/"
+}
+
+// Ctx is a context for one test step, canceled when the test ends or after d.
+func Ctx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
