@@ -45,7 +45,10 @@ impl Store {
             // one extra for `more`
             limit += 1;
         }
-        let rr = self.range_keys(KeyRange::new(&r.key, &r.range_end), r.revision, limit, r.count_only, cur_rev)?;
+        // Values are copied only if answered or sorted by.
+        let values = !r.keys_only || sort_target == SortTarget::Value;
+        let kr = KeyRange::new(&r.key, &r.range_end);
+        let rr = self.range_keys(kr, r.revision, limit, r.count_only, values, cur_rev)?;
         let mut kvs = rr.kvs;
         if r.max_mod_revision != 0 {
             kvs.retain(|kv| kv.mod_revision <= r.max_mod_revision);

@@ -86,12 +86,17 @@ pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 pub(crate) fn entry_to_kv(key: &[u8], e: &Entry) -> KeyValue {
+    KeyValue { value: e.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default(), ..entry_to_key(key, e) }
+}
+
+/// `entry_to_kv` without the value, for keys-only reads.
+fn entry_to_key(key: &[u8], e: &Entry) -> KeyValue {
     KeyValue {
         key: key.to_vec(),
         create_revision: e.create,
         mod_revision: e.rev.main,
         version: e.version,
-        value: e.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
+        value: Vec::new(),
         lease: e.lease,
     }
 }
@@ -202,13 +207,15 @@ impl Store {
     }
 
     /// etcd's `storeTxnRead.rangeKeys`: reads `kr` at `rev` (0 or negative: `cur_rev`), returning at most
-    /// `limit` kvs (0: all) and the total count of keys in range.
+    /// `limit` kvs (0: all) and the total count of keys in range. Without `values` the kvs carry
+    /// none, so a keys-only scan of a large prefix copies only keys.
     pub(crate) fn range_keys(
         &self,
         kr: KeyRange<'_>,
         rev: i64,
         limit: i64,
         count_only: bool,
+        values: bool,
         cur_rev: i64,
     ) -> Result<RangeResult, MvccError> {
         if rev > cur_rev {
@@ -223,7 +230,7 @@ impl Store {
         self.visit(kr, |k, h| {
             if let Some(e) = h.get(rev) {
                 if !count_only && (limit <= 0 || (kvs.len() as i64) < limit) {
-                    kvs.push(entry_to_kv(k, e));
+                    kvs.push(if values { entry_to_kv(k, e) } else { entry_to_key(k, e) });
                 }
                 count += 1;
             }

@@ -23,6 +23,7 @@ use tower_service::Service;
 
 use crate::client_conn;
 use crate::grpc_unary::{self, Decoded};
+use crate::require_leader::LeaderGate;
 use crate::services::kv::KvService;
 
 /// Serves `api` on every connection `listener` accepts.
@@ -62,6 +63,8 @@ pub async fn serve(listener: TcpListener, api: ClientApi) {
 #[derive(Clone)]
 pub struct ClientApi {
     kv: Arc<KvService>,
+    /// etcd's `WithRequireLeader`.
+    leader_gate: LeaderGate,
     /// Every service, the KV one included, as tonic serves them.
     routes: Routes,
     /// The largest request message the KV service accepts.
@@ -69,11 +72,19 @@ pub struct ClientApi {
 }
 
 impl ClientApi {
-    pub fn new(kv: Arc<KvService>, routes: Routes, message_max: usize) -> Self {
-        Self { kv, routes: routes.prepare(), message_max }
+    pub fn new(kv: Arc<KvService>, routes: Routes, message_max: usize, leader_gate: LeaderGate) -> Self {
+        Self { kv, leader_gate, routes: routes.prepare(), message_max }
     }
 
     fn route(&self, req: http::Request<Body>) -> Answer {
+        if let Some(refused) = self.leader_gate.refuse(&req) {
+            return Box::pin(std::future::ready(Ok(refused)));
+        }
+        if self.leader_gate.guards(&req) {
+            let gate = self.leader_gate.clone();
+            let answer = self.routes.clone().call(req);
+            return Box::pin(async move { answer.await.map(|resp| gate.guard(resp)) });
+        }
         let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
         // Compressed requests are tonic's to accept or refuse.
         let (Some(method), false) = (method, req.headers().contains_key("grpc-encoding")) else {

@@ -16,6 +16,7 @@ pub mod peer_frame;
 pub mod peer_link;
 pub mod persist;
 pub mod request_ids;
+pub mod require_leader;
 pub mod server;
 pub mod services;
 pub mod snapshot_stream;

@@ -22,6 +22,7 @@ use crate::cluster::ClusterSpec;
 use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
 use crate::members::Members;
 use crate::persist::{Disk, InitialState};
+use crate::require_leader::LeaderGate;
 use crate::services::cluster::ClusterService;
 use crate::services::context::{Context, ContextParts};
 use crate::services::election::ElectionService;
@@ -193,6 +194,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let snapshot_dir = opts.data_dir.clone();
     tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), snapshot_dir, is_removed, deliver));
 
+    let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
     let node = NodeHandle { inputs, reads, shared };
     let ctx = Context::new(ContextParts {
         node,
@@ -227,7 +229,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(lease)
         .add_service(lock)
         .add_service(election);
-    crate::client_api::serve(client_listener, ClientApi::new(kv, routes, max_message)).await;
+    crate::client_api::serve(client_listener, ClientApi::new(kv, routes, max_message, leader_gate)).await;
     Ok(())
 }
 
