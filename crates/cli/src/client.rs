@@ -9,8 +9,8 @@ use tally_proto::etcdserverpb::cluster_client::ClusterClient;
 use tally_proto::etcdserverpb::kv_client::KvClient;
 use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use tally_proto::etcdserverpb::{DeleteRangeRequest, MemberListRequest, PutRequest, RangeRequest, StatusRequest};
-use tally_server::services::context::{CLIENT_ID_HEADER, SEQ_HEADER};
-use tally_server::services::recipe::prefix_end;
+use tally_server::client::services::context::{CLIENT_ID_HEADER, SEQ_HEADER};
+use tally_server::client::services::recipe::prefix_end;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 

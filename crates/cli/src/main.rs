@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tally_server::persist::InitialState;
+use tally_server::node::persist::InitialState;
 use tally_server::server::{self, ServerOptions};
 
 #[derive(Parser)]

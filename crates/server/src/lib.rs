@@ -1,24 +1,12 @@
 //! The Tally node: a real server process around the sans-IO core. It persists the core's
 //! Ready batches in the write-ahead log, carries messages over TCP to its peers, applies
 //! committed commands to the MVCC state machine, and serves the etcd v3 gRPC API.
+//!
+//! Three layers, each using only the ones below it: `client` (the etcd API clients call),
+//! `node` (the driver around the Raft core, the log, the state machine and what it publishes),
+//! `peer` (the network between members). `server` wires them into one process.
 
-pub mod client_api;
-pub mod client_conn;
-pub mod cluster;
-pub mod codec;
-pub mod driver;
-pub mod errors;
-pub mod grpc_frame;
-mod grpc_unary;
-pub mod lease_clock;
-pub mod members;
-pub mod peer_frame;
-pub mod peer_link;
-pub mod persist;
-pub mod request_ids;
-pub mod require_leader;
+pub mod client;
+pub mod node;
+pub mod peer;
 pub mod server;
-pub mod services;
-pub mod snapshot_stream;
-pub mod transport;
-pub mod watch_hub;

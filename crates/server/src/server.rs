@@ -17,22 +17,22 @@ use tally_raft::Config;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::client_api::ClientApi;
-use crate::cluster::ClusterSpec;
-use crate::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
-use crate::members::Members;
-use crate::persist::{Disk, InitialState};
-use crate::require_leader::LeaderGate;
-use crate::services::cluster::ClusterService;
-use crate::services::context::{Context, ContextParts};
-use crate::services::election::ElectionService;
-use crate::services::kv::{KvService, REQUEST_BYTES_MAX};
-use crate::services::lease::LeaseService;
-use crate::services::lock::LockService;
-use crate::services::maintenance::MaintenanceService;
-use crate::services::watch::WatchService;
-use crate::transport::{self, Inbound, PeerDirectory, Transport};
-use crate::watch_hub::{HeaderSource, WatchHub};
+use crate::client::api::ClientApi;
+use crate::client::require_leader::LeaderGate;
+use crate::client::services::cluster::ClusterService;
+use crate::client::services::context::{Context, ContextParts};
+use crate::client::services::election::ElectionService;
+use crate::client::services::kv::{KvService, REQUEST_BYTES_MAX};
+use crate::client::services::lease::LeaseService;
+use crate::client::services::lock::LockService;
+use crate::client::services::maintenance::MaintenanceService;
+use crate::client::services::watch::WatchService;
+use crate::node::cluster::ClusterSpec;
+use crate::node::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
+use crate::node::members::Members;
+use crate::node::persist::{Disk, InitialState};
+use crate::node::watch_hub::{HeaderSource, WatchHub};
+use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -64,7 +64,7 @@ pub enum ServerError {
     #[error("{0}")]
     Flags(String),
     #[error("{0}")]
-    Disk(#[from] crate::persist::DiskError),
+    Disk(#[from] crate::node::persist::DiskError),
     #[error("cannot listen on {url}: {source}")]
     Listen { url: String, source: std::io::Error },
 }
@@ -229,7 +229,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(lease)
         .add_service(lock)
         .add_service(election);
-    crate::client_api::serve(client_listener, ClientApi::new(kv, routes, max_message, leader_gate)).await;
+    crate::client::api::serve(client_listener, ClientApi::new(kv, routes, max_message, leader_gate)).await;
     Ok(())
 }
 

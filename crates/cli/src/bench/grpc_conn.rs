@@ -18,7 +18,7 @@ use h2::client::SendRequest;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use prost::Message;
 use tally_proto::etcdserverpb::{PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse};
-use tally_server::{client_conn, grpc_frame};
+use tally_server::client::{conn as client_conn, grpc_frame};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::{Code, Status};

@@ -14,7 +14,7 @@ use tally_proto::tally_v1::Command;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use crate::errors;
+use crate::client::errors;
 
 /// etcd's default --max-request-bytes.
 pub const REQUEST_BYTES_MAX: usize = 1536 * 1024;

@@ -22,7 +22,7 @@ use prost::Message;
 use tonic::body::Body;
 use tonic::Status;
 
-use crate::grpc_frame::{self, PREFIX};
+use crate::client::grpc_frame::{self, PREFIX};
 
 /// A unary request read from its body.
 pub enum Decoded<M> {

@@ -15,12 +15,12 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use super::read_query::{ReadAnswer, ReadQuery};
-use crate::cluster::ClusterSpec;
-use crate::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
-use crate::errors;
-use crate::members::Members;
-use crate::request_ids::RequestIds;
-use crate::transport::PeerDirectory;
+use crate::client::errors;
+use crate::node::cluster::ClusterSpec;
+use crate::node::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
+use crate::node::members::Members;
+use crate::node::request_ids::RequestIds;
+use crate::peer::transport::PeerDirectory;
 
 /// How long a client request may take, retries and forwarding included (etcd: 5 s + election).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);

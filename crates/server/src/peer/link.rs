@@ -20,7 +20,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::peer_frame;
+use crate::peer::frame as peer_frame;
 
 /// Bytes waiting for a peer before new frames are dropped (Raft repairs loss; a slow or dead
 /// peer must not grow our memory).

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Ready, Snapshot, SnapshotMeta};
 use tally_storage::{LogEntry, Wal, WalOptions, WriteBatch};
 
-use crate::codec;
+use crate::node::codec;
 
 pub struct Disk {
     wal: Wal,

@@ -14,9 +14,9 @@ use tally_proto::tally_v1::MemberInfo;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use crate::driver::{MembershipOutcome, MembershipRequest};
-use crate::errors;
-use crate::members::Members;
+use crate::client::errors;
+use crate::node::driver::{MembershipOutcome, MembershipRequest};
+use crate::node::members::Members;
 
 /// How long to keep asking while the leader cannot decide yet (a change in flight, member
 /// health not yet known).

@@ -10,8 +10,8 @@ use tally_raft::{ConfChange, ConfChangeOp, Entry, NodeId, ProgressState, Role};
 use tokio::sync::oneshot;
 
 use super::Driver;
-use crate::members::Members;
-use crate::transport;
+use crate::node::members::Members;
+use crate::peer::transport;
 
 #[derive(Clone, Debug)]
 pub enum MembershipRequest {
@@ -117,7 +117,7 @@ impl Driver {
                 if members.peer_url_owner(&peer_urls, None).is_some() {
                     return Err(refuse(PEER_URLS_EXIST));
                 }
-                let id = crate::cluster::member_id(&self.cluster_token, &peer_urls);
+                let id = crate::node::cluster::member_id(&self.cluster_token, &peer_urls);
                 if members.removed.contains(&id) {
                     return Err(refuse(ID_REMOVED));
                 }

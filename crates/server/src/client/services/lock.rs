@@ -13,8 +13,8 @@ use tonic::{Request, Response, Status};
 
 use super::context::Context;
 use super::recipe;
-use crate::errors;
-use crate::watch_hub::WatchHub;
+use crate::client::errors;
+use crate::node::watch_hub::WatchHub;
 
 pub struct LockService {
     ctx: Arc<Context>,

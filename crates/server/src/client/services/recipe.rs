@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, Notify};
 use tonic::Status;
 
 use super::context::Context;
-use crate::errors;
-use crate::watch_hub::{WatchHub, Watcher};
+use crate::client::errors;
+use crate::node::watch_hub::{WatchHub, Watcher};
 
 /// Re-check the waiting condition at least this often, whatever the watch says.
 const RECHECK: Duration = Duration::from_millis(200);

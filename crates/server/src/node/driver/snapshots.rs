@@ -15,7 +15,7 @@ use tally_proto::Message as _;
 use tally_raft::{Snapshot, SnapshotMeta};
 
 use super::{fatal, Driver};
-use crate::members::Members;
+use crate::node::members::Members;
 
 impl Driver {
     /// Starts a snapshot once this member's next snapshot point is applied.

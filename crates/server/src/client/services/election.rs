@@ -16,8 +16,8 @@ use tonic::{Request, Response, Status};
 use super::context::Context;
 use super::lock::contender_key;
 use super::recipe::{self, create_revision_is, op};
-use crate::errors;
-use crate::watch_hub::WatchHub;
+use crate::client::errors;
+use crate::node::watch_hub::WatchHub;
 
 pub struct ElectionService {
     ctx: Arc<Context>,

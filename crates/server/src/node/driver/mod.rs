@@ -23,12 +23,12 @@ use tally_proto::Message as _;
 use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot};
 use tokio::sync::oneshot;
 
-use crate::lease_clock::LeaseClock;
-use crate::members::Members;
-use crate::persist::Disk;
-use crate::request_ids::RequestIds;
-use crate::transport::Transport;
-use crate::watch_hub::WatchHub;
+use crate::node::lease_clock::LeaseClock;
+use crate::node::members::Members;
+use crate::node::persist::Disk;
+use crate::node::request_ids::RequestIds;
+use crate::node::watch_hub::WatchHub;
+use crate::peer::transport::Transport;
 pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
 pub use read_queue::ReadQueue;
 use reads::Reads;

@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::watch_hub::{Outbox, WatchHub, Watcher};
+use crate::node::watch_hub::{Outbox, WatchHub, Watcher};
 
 /// Responses buffered per stream before its watchers fall back to catching up from history.
 const STREAM_BUFFER: usize = 1024;

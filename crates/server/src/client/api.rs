@@ -21,10 +21,10 @@ use tonic::service::Routes;
 use tonic::Status;
 use tower_service::Service;
 
-use crate::client_conn;
-use crate::grpc_unary::{self, Decoded};
-use crate::require_leader::LeaderGate;
-use crate::services::kv::KvService;
+use crate::client::conn as client_conn;
+use crate::client::grpc_unary::{self, Decoded};
+use crate::client::require_leader::LeaderGate;
+use crate::client::services::kv::KvService;
 
 /// Serves `api` on every connection `listener` accepts.
 pub async fn serve(listener: TcpListener, api: ClientApi) {

@@ -18,10 +18,10 @@ use tally_raft::{Message, MessageBody, NodeId};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::codec;
-use crate::peer_frame;
-use crate::peer_link::{self, PeerLink};
-use crate::snapshot_stream;
+use crate::node::codec;
+use crate::peer::frame as peer_frame;
+use crate::peer::link::{self as peer_link, PeerLink};
+use crate::peer::snapshot_stream;
 
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;

@@ -9,7 +9,7 @@ use tally_proto::etcdserverpb::*;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use crate::errors;
+use crate::client::errors;
 
 /// The etcd release whose behaviour Tally matches (the newest 3.5.x, what the differential test
 /// compares against: `scripts/etcd-ref`). Clients compare it to enable features: Kubernetes

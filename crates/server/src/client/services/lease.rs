@@ -17,8 +17,8 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
-use crate::driver::LeaseOutcome;
-use crate::errors;
+use crate::client::errors;
+use crate::node::driver::LeaseOutcome;
 
 pub struct LeaseService {
     ctx: Arc<Context>,

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::Status;
 
-use crate::driver::Shared;
-use crate::errors;
+use crate::client::errors;
+use crate::node::driver::Shared;
 
 /// The metadata key of etcd's `WithRequireLeader` (`rpctypes.MetadataRequireLeaderKey`).
 const REQUIRE_LEADER_KEY: &str = "hasleader";

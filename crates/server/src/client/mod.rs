@@ -1,0 +1,10 @@
+//! What clients reach: the HTTP/2 server, the etcd gRPC services, and the gRPC plumbing
+//! between them (framing, the unary fast path, errors, `WithRequireLeader`).
+
+pub mod api;
+pub mod conn;
+pub mod errors;
+pub mod grpc_frame;
+mod grpc_unary;
+pub mod require_leader;
+pub mod services;

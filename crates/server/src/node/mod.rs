@@ -1,0 +1,11 @@
+//! One member: the driver thread around the Raft core, the write-ahead log glue, the member
+//! table, request ids and leases' clock, and the watch hub it publishes applied events to.
+
+pub mod cluster;
+pub mod codec;
+pub mod driver;
+pub mod lease_clock;
+pub mod members;
+pub mod persist;
+pub mod request_ids;
+pub mod watch_hub;
