@@ -168,7 +168,7 @@ async fn etcdctl_against_a_three_member_cluster() {
             .unwrap_or_else(|| panic!("no status line for {}: {out}", m.endpoint()));
         let fields: Vec<&str> = line.split(", ").collect();
         assert_eq!(fields[1], format!("{:x}", cluster.id(i)), "{line}");
-        assert_eq!(fields[2], "3.5.0", "{line}");
+        assert_eq!(fields[2], "3.5.35", "{line}");
         match fields[4] {
             "true" => leaders += 1,
             "false" => {}

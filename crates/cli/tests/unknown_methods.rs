@@ -10,14 +10,14 @@ use tally_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::Code;
 
-async fn call(url: &str, path: &'static str) -> Code {
+async fn call(url: &str, path: &'static str) -> (Code, String) {
     let mut grpc = tonic::client::Grpc::new(channel(url));
     grpc.ready().await.expect("connection ready");
     let codec = tonic_prost::ProstCodec::<RangeRequest, RangeResponse>::default();
     let request = tonic::Request::new(RangeRequest { key: b"k".to_vec(), ..Default::default() });
     match grpc.unary(request, PathAndQuery::from_static(path), codec).await {
         Ok(resp) => panic!("{path} answered {resp:?}"),
-        Err(status) => status.code(),
+        Err(status) => (status.code(), status.message().to_string()),
     }
 }
 
@@ -25,7 +25,12 @@ async fn call(url: &str, path: &'static str) -> Code {
 async fn unknown_methods_are_unimplemented() {
     let cluster = Cluster::start(1).await;
     let url = cluster.members[0].client_url();
-    for path in ["/etcdserverpb.KV/RangeStream", "/etcdserverpb.Maintenance/NoSuchCall", "/etcdserverpb.Nope/Range"] {
-        assert_eq!(call(&url, path).await, Code::Unimplemented, "{path}");
+    // grpc-go's messages, as etcd 3.5.35 gives them.
+    for (path, message) in [
+        ("/etcdserverpb.KV/RangeStream", "unknown method RangeStream for service etcdserverpb.KV"),
+        ("/etcdserverpb.Maintenance/NoSuchCall", "unknown method NoSuchCall for service etcdserverpb.Maintenance"),
+        ("/etcdserverpb.Nope/Range", "unknown service etcdserverpb.Nope"),
+    ] {
+        assert_eq!(call(&url, path).await, (Code::Unimplemented, message.to_string()), "{path}");
     }
 }

@@ -22,6 +22,7 @@ use tonic::Status;
 use tower_service::Service;
 
 use crate::client::conn as client_conn;
+use crate::client::errors;
 use crate::client::grpc_unary::{self, Decoded};
 use crate::client::require_leader::LeaderGate;
 use crate::client::services::kv::KvService;
@@ -88,7 +89,7 @@ impl ClientApi {
         let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
         // Compressed requests are tonic's to accept or refuse.
         let (Some(method), false) = (method, req.headers().contains_key("grpc-encoding")) else {
-            return Box::pin(self.routes.clone().call(req));
+            return self.by_tonic(req);
         };
         let (kv, routes, limit) = (self.kv.clone(), self.routes.clone(), self.message_max);
         match method {
@@ -97,8 +98,23 @@ impl ClientApi {
             "DeleteRange" => Box::pin(unary(req, limit, routes, move |r| async move { kv.delete_range(r).await })),
             "Txn" => Box::pin(unary(req, limit, routes, move |r| async move { kv.txn(r).await })),
             "Compact" => Box::pin(unary(req, limit, routes, move |r| async move { kv.compact(r).await })),
-            _ => Box::pin(self.routes.clone().call(req)),
+            _ => self.by_tonic(req),
         }
+    }
+
+    /// tonic's answer, with grpc-go's message added to its bare `Unimplemented`.
+    fn by_tonic(&self, req: http::Request<Body>) -> Answer {
+        let path = req.uri().path().to_owned();
+        let answer = self.routes.clone().call(req);
+        Box::pin(async move {
+            let mut resp = answer.await?;
+            let headers = resp.headers_mut();
+            let unimplemented = headers.get("grpc-status").is_some_and(|s| s.as_bytes() == b"12");
+            if unimplemented && !headers.contains_key("grpc-message") {
+                let _ = errors::unknown_method(&path).add_header(headers);
+            }
+            Ok(resp)
+        })
     }
 }
 

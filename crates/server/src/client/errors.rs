@@ -23,3 +23,25 @@ pub fn request_too_large() -> Status {
 pub fn from_mvcc(e: &MvccError) -> Status {
     Status::new(Code::from_i32(e.code().as_i32()), e.message())
 }
+
+/// The services Tally serves, by their full gRPC names.
+const SERVICES: [&str; 7] = [
+    "etcdserverpb.KV",
+    "etcdserverpb.Watch",
+    "etcdserverpb.Lease",
+    "etcdserverpb.Cluster",
+    "etcdserverpb.Maintenance",
+    "v3lockpb.Lock",
+    "v3electionpb.Election",
+];
+
+/// grpc-go's answer to a call of a method or service the server does not have (what etcd says):
+/// tonic gives the same code with no message.
+pub fn unknown_method(path: &str) -> Status {
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    if SERVICES.contains(&service) {
+        Status::unimplemented(format!("unknown method {method} for service {service}"))
+    } else {
+        Status::unimplemented(format!("unknown service {service}"))
+    }
+}
