@@ -180,7 +180,7 @@ async fn etcdctl_against_a_three_member_cluster() {
     let leader = cluster.leader().await;
     assert!(
         out.lines().any(|l| l.starts_with(&format!(
-            "{}, {:x}, 3.5.0, ",
+            "{}, {:x}, 3.5.35, ",
             cluster.members[leader].endpoint(),
             cluster.id(leader)
         )) && l.contains(", true, false, ")),
