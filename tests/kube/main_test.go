@@ -7,6 +7,11 @@
 //	KUBE_TEST_SERVER  https://127.0.0.1:PORT
 //	KUBE_TEST_TOKEN   a bearer token of the apiserver's --token-auth-file
 //	KUBE_TEST_CA      optional: the CA bundle of the serving certificate (else TLS is not verified)
+//	KUBE_TEST_COMPACTION_INTERVAL  the apiserver's --etcd-compaction-interval (TestCompaction)
+//	KUBE_TEST_MEMBERS  the script's member control: start|kill NAME, leader, kill-leader (TestMemberFailure)
+//
+// Tests that need the last two skip without them. The tests run in file order: zz_last_test.go
+// and zzz_failover_test.go look at, and disturb, what the others leave.
 package kube
 
 import (
