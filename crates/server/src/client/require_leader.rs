@@ -1,12 +1,19 @@
 //! etcd's `WithRequireLeader`: a call whose metadata says `hasleader: true` wants to fail rather
 //! than be served by a member cut off from its leader (Kubernetes sends it on every call). As
-//! etcd's gRPC interceptors do, such a call is refused at once while the member knows no
-//! leader, and such a stream already open (Watch, LeaseKeepAlive, Observe, Snapshot) is ended
-//! once the member has known no leader for three election timeouts: both with `Unavailable`,
-//! "etcdserver: no leader".
+//! etcd's gRPC interceptors do, such a call is refused while the member has no leader, and such
+//! a stream already open (Watch, LeaseKeepAlive, Observe, Snapshot) is ended once the member
+//! has had no leader for three election timeouts: both with `Unavailable`, "etcdserver: no
+//! leader".
+//!
+//! "Has no leader" means what it means in etcd: no leader for an election timeout (or none yet).
+//! An etcd follower keeps its leader until an election timeout passes without it; a Tally
+//! follower forgets a leader whose connection reset at once, to elect the next one sooner. Were
+//! that moment refused, every stream moved off a killed member during the election would be
+//! refused and retried (the kube-apiserver logged hundreds of "no leader" watch errors per kill).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,7 +30,7 @@ use crate::node::driver::Shared;
 /// The metadata key of etcd's `WithRequireLeader` (`rpctypes.MetadataRequireLeaderKey`).
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 /// etcd's `maxNoLeaderCnt`: election timeouts without a leader before streams are ended.
-const NO_LEADER_CHECKS: u32 = 3;
+const NO_LEADER_TIMEOUTS: u32 = 3;
 /// The streaming calls; a unary call ends by itself.
 const STREAMS: [&str; 4] = [
     "/etcdserverpb.Watch/Watch",
@@ -32,26 +39,40 @@ const STREAMS: [&str; 4] = [
     "/v3electionpb.Election/Observe",
 ];
 
+/// How many times per election timeout the monitor looks for a leader.
+const CHECKS_PER_TIMEOUT: u32 = 5;
+
 #[derive(Clone)]
 pub struct LeaderGate {
     shared: Arc<Shared>,
+    /// Set while the member has had no leader for an election timeout, or never had one.
+    leaderless: Arc<AtomicBool>,
     /// Bumped each time the member has been without a leader for too long.
     lost: watch::Receiver<u64>,
 }
 
 impl LeaderGate {
-    /// Starts the monitor (etcd's `monitorLeader`): it looks for a leader every
-    /// `election_timeout`.
+    /// Starts the monitor (etcd's `monitorLeader`).
     pub fn start(shared: Arc<Shared>, election_timeout: Duration) -> LeaderGate {
         let (tx, lost) = watch::channel(0u64);
-        let monitor = shared.clone();
+        let leaderless = Arc::new(AtomicBool::new(true));
+        let (monitor, flag) = (shared.clone(), leaderless.clone());
         tokio::spawn(async move {
-            let mut without_leader = 0u32;
-            let mut every = tokio::time::interval(election_timeout);
+            // Checks in a row without a leader; `None` until the first leader is seen.
+            let mut without: Option<u32> = None;
+            let mut every = tokio::time::interval(election_timeout / CHECKS_PER_TIMEOUT);
             loop {
                 every.tick().await;
-                without_leader = if monitor.leader().is_some() { 0 } else { without_leader.saturating_add(1) };
-                if without_leader >= NO_LEADER_CHECKS {
+                without = match (monitor.leader(), without) {
+                    (Some(_), _) => Some(0),
+                    (None, None) => None,
+                    (None, Some(n)) => Some(n + 1),
+                };
+                flag.store(without.is_none_or(|n| n >= CHECKS_PER_TIMEOUT), Ordering::Relaxed);
+                // Streams end after three timeouts, then at every timeout while it lasts.
+                let timeouts = without.unwrap_or(0) / CHECKS_PER_TIMEOUT;
+                let at_a_timeout = without.is_some_and(|n| n % CHECKS_PER_TIMEOUT == 0);
+                if timeouts >= NO_LEADER_TIMEOUTS && at_a_timeout {
                     if tx.is_closed() {
                         return;
                     }
@@ -59,13 +80,14 @@ impl LeaderGate {
                 }
             }
         });
-        LeaderGate { shared, lost }
+        LeaderGate { shared, leaderless, lost }
     }
 
     /// The answer to a call that requires a leader while there is none; `None` to serve it.
     pub fn refuse<B>(&self, req: &http::Request<B>) -> Option<http::Response<Body>> {
         let required = req.headers().get(REQUIRE_LEADER_KEY).is_some_and(|v| v.as_bytes() == b"true");
-        (required && self.shared.leader().is_none()).then(|| errors::no_leader().into_http())
+        let no_leader = self.shared.leader().is_none() && self.leaderless.load(Ordering::Relaxed);
+        (required && no_leader).then(|| errors::no_leader().into_http())
     }
 
     /// Whether the answer to `req` must end when the leader is lost for long.
