@@ -49,7 +49,8 @@ struct Stream {
     hub: Arc<WatchHub>,
     out: Outbox,
     wake: Arc<Notify>,
-    /// watch id -> hub key
+    /// watch id -> hub key. A watch canceled by compaction stays (its key no longer in the hub)
+    /// until the client cancels it, as in etcd.
     watches: BTreeMap<i64, u64>,
     next_id: i64,
 }
