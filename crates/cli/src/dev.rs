@@ -1,5 +1,5 @@
 //! `tally dev`: a local cluster in one command. Each member is a `tally server` child process
-//! with its own data directory and log file; Ctrl-C stops them all.
+//! with its own data directory and log file; Ctrl-C, SIGTERM or SIGHUP stops them all.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -16,14 +16,34 @@ pub struct DevArgs {
     /// How many members (client ports 2379, 22379, 32379, 42379, ...).
     #[arg(long, default_value_t = 3)]
     nodes: u16,
+    /// The first member's client port; the others follow the same pattern (P, 20000+P,
+    /// 30000+P, ...), each member's peer port is its client port plus one.
+    #[arg(long, default_value_t = 2379, value_parser = clap::value_parser!(u16).range(1..=5534))]
+    client_port: u16,
 }
 
-fn client_port(i: u16) -> u16 {
+fn client_port(first: u16, i: u16) -> u16 {
     if i == 0 {
-        2379
+        first
     } else {
-        (i + 1) * 10000 + 2379
+        (i + 1) * 10000 + first
     }
+}
+
+/// Completes when the user or a supervisor asks `tally dev` to stop: Ctrl-C (SIGINT), SIGTERM
+/// (what `kill`, `timeout` and test harnesses send) or SIGHUP (the terminal went away).
+fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut signals =
+        [signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?];
+    Ok(async move {
+        let [a, b, c] = &mut signals;
+        tokio::select! {
+            _ = a.recv() => {}
+            _ = b.recv() => {}
+            _ = c.recv() => {}
+        }
+    })
 }
 
 struct Members(Vec<Child>);
@@ -47,9 +67,17 @@ pub async fn run(args: DevArgs) -> ExitCode {
         eprintln!("tally dev: cannot create {}: {e}", dir.display());
         return ExitCode::from(1);
     }
+    // Watched from the start, so that a stop asked for while the members start is not lost.
+    let stop = match stop_requested() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("tally dev: cannot watch for signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let names: Vec<String> = (1..=args.nodes).map(|i| format!("n{i}")).collect();
-    let peer = |i: u16| format!("http://127.0.0.1:{}", client_port(i) + 1);
-    let client = |i: u16| format!("http://127.0.0.1:{}", client_port(i));
+    let peer = |i: u16| format!("http://127.0.0.1:{}", client_port(args.client_port, i) + 1);
+    let client = |i: u16| format!("http://127.0.0.1:{}", client_port(args.client_port, i));
     let initial_cluster: Vec<String> = (0..args.nodes).map(|i| format!("{}={}", names[i as usize], peer(i))).collect();
     let exe = std::env::current_exe().expect("own executable");
     let mut members = Members(Vec::new());
@@ -84,7 +112,8 @@ pub async fn run(args: DevArgs) -> ExitCode {
             }
         }
     }
-    let endpoints: Vec<String> = (0..args.nodes).map(|i| format!("127.0.0.1:{}", client_port(i))).collect();
+    let endpoints: Vec<String> =
+        (0..args.nodes).map(|i| format!("127.0.0.1:{}", client_port(args.client_port, i))).collect();
     println!("tally dev: {} members, data and logs in {}", args.nodes, dir.display());
     for (i, name) in names.iter().enumerate() {
         println!("  {name}  client {}  peer {}", client(i as u16), peer(i as u16));
@@ -98,12 +127,13 @@ pub async fn run(args: DevArgs) -> ExitCode {
         endpoints.join(","),
         endpoints[0]
     );
-    println!("Ctrl-C stops every member.");
+    println!("Ctrl-C (or SIGTERM) stops every member.");
     // A member that dies (say, killed to watch a failover) is reported once; the rest go on.
     let mut reported = vec![false; members.0.len()];
+    let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (i, child) in members.0.iter_mut().enumerate() {
                     if let (Ok(Some(status)), false) = (child.try_wait(), reported[i]) {

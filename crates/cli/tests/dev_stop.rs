@@ -1,0 +1,48 @@
+//! `tally dev` stops its members on SIGTERM, what `kill`, `timeout`, supervisors and test
+//! harnesses send, not only on Ctrl-C: before, `kill <pid of tally dev>` left every member
+//! running and holding its ports.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A client port P below 5535 (`tally dev`'s range) with P and P+1 free.
+fn free_low_port() -> u16 {
+    let seed = std::process::id() as u16;
+    (0..2000u16)
+        .map(|i| 3000 + (seed.wrapping_add(i * 7) % 2500))
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
+        .expect("a free pair of ports between 3000 and 5500")
+}
+
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_stops_tally_dev_and_its_members() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_low_port();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["dev", "--nodes", "1", "--client-port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tally dev");
+    wait_until("the member serves its client port", Duration::from_secs(20), || accepts(port));
+
+    let status = Command::new("kill").args(["-TERM", &dev.id().to_string()]).status().expect("run kill");
+    assert!(status.success());
+    wait_until("tally dev exits", Duration::from_secs(10), || dev.try_wait().expect("try_wait").is_some());
+    wait_until("the member is stopped (its port closed)", Duration::from_secs(10), || !accepts(port));
+}
