@@ -13,17 +13,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="${1:-${TALLY_BIN:-}}"
-if [[ -z "$bin" ]]; then
-    for candidate in "$root/target/release/tally" "$root/target/debug/tally"; do
-        if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-    done
-fi
-if [[ -z "$bin" || ! -x "$bin" ]]; then
-    echo "run.sh: no tally binary (give its path, set TALLY_BIN, or cargo build -p tally)" >&2
-    exit 2
-fi
-bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+source "$root/tests/tally-bin.sh"
+bin="$(tally_bin "${1:-}")"
 shift $(( $# > 0 ? 1 : 0 ))
 if ! command -v go >/dev/null; then
     echo "run.sh: go is not installed; the Go client tests need Go (see tests/go/go.mod for the version)" >&2

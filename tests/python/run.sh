@@ -11,16 +11,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="${1:-${TALLY_BIN:-}}"
-if [[ -z "$bin" ]]; then
-    for candidate in "$root/target/release/tally" "$root/target/debug/tally"; do
-        if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-    done
-fi
-if [[ -z "$bin" || ! -x "$bin" ]]; then
-    echo "run.sh: no tally binary (give its path, set TALLY_BIN, or cargo build -p tally)" >&2
-    exit 2
-fi
+source "$root/tests/tally-bin.sh"
+bin="$(tally_bin "${1:-}")"
 python="${PYTHON:-python3}"
 if ! command -v "$python" >/dev/null; then
     echo "run.sh: $python not found; the etcd3 test needs Python 3 with pip" >&2

@@ -3,23 +3,15 @@
 //! pytest), starts a 3-member cluster, runs pytest and stops the cluster. It fails, it does not
 //! skip, when Python or pip is missing.
 
-use std::path::Path;
+mod support;
+
 use std::process::Command;
 
 #[test]
 fn etcd3_python_client() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/python/run.sh");
-    assert!(script.is_file(), "{} is missing", script.display());
     let python_ok = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(python_ok, "python3 is not available: the etcd3 client test needs Python 3 with pip");
     let pip_ok = Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
     assert!(pip_ok, "pip is not available (python3 -m pip): the etcd3 client test installs etcd3 with it");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(env!("CARGO_BIN_EXE_tally"))
-        .current_dir(&root)
-        .status()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(status.success(), "tests/python/run.sh failed ({status}); its output is above");
+    support::run_client_suite("tests/python/run.sh");
 }

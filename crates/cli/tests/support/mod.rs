@@ -417,3 +417,18 @@ impl Cluster {
         tally_proto::etcdserverpb::cluster_client::ClusterClient::new(channel(&self.members[i].client_url()))
     }
 }
+
+/// Runs a client suite's script (`tests/<lang>/run.sh`, relative to the repository) with this
+/// build's `tally` binary; the test fails if the script does. Its output is the test's.
+pub fn run_client_suite(script: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = root.join(script);
+    assert!(path.is_file(), "{} is missing", path.display());
+    let status = Command::new("bash")
+        .arg(&path)
+        .arg(env!("CARGO_BIN_EXE_tally"))
+        .current_dir(&root)
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    assert!(status.success(), "{script} failed ({status}); its output is above");
+}

@@ -24,7 +24,7 @@ use tower_service::Service;
 use crate::client::conn as client_conn;
 use crate::client::errors;
 use crate::client::grpc_unary::{self, Decoded};
-use crate::client::require_leader::LeaderGate;
+use crate::client::require_leader::{Admission, LeaderGate};
 use crate::client::services::kv::KvService;
 
 /// Serves `api` on every connection `listener` accepts.
@@ -78,13 +78,14 @@ impl ClientApi {
     }
 
     fn route(&self, req: http::Request<Body>) -> Answer {
-        if let Some(refused) = self.leader_gate.refuse(&req) {
-            return Box::pin(std::future::ready(Ok(refused)));
-        }
-        if self.leader_gate.guards(&req) {
-            let gate = self.leader_gate.clone();
-            let answer = self.routes.clone().call(req);
-            return Box::pin(async move { answer.await.map(|resp| gate.guard(resp)) });
+        match self.leader_gate.admit(&req) {
+            Admission::Serve => {}
+            Admission::Refuse(refused) => return Box::pin(std::future::ready(Ok(refused))),
+            Admission::ServeGuarded => {
+                let gate = self.leader_gate.clone();
+                let answer = self.routes.clone().call(req);
+                return Box::pin(async move { answer.await.map(|resp| gate.guard(resp)) });
+            }
         }
         let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
         // Compressed requests are tonic's to accept or refuse.

@@ -42,6 +42,13 @@ const STREAMS: [&str; 4] = [
 /// How many times per election timeout the monitor looks for a leader.
 const CHECKS_PER_TIMEOUT: u32 = 5;
 
+pub enum Admission {
+    Serve,
+    Refuse(http::Response<Body>),
+    /// A require-leader stream: pass its answer through `LeaderGate::guard`.
+    ServeGuarded,
+}
+
 #[derive(Clone)]
 pub struct LeaderGate {
     shared: Arc<Shared>,
@@ -83,17 +90,19 @@ impl LeaderGate {
         LeaderGate { shared, leaderless, lost }
     }
 
-    /// The answer to a call that requires a leader while there is none; `None` to serve it.
-    pub fn refuse<B>(&self, req: &http::Request<B>) -> Option<http::Response<Body>> {
+    /// How to treat `req`: serve it; refuse it (it requires a leader while there is none); or
+    /// serve it and end its stream when the leader is lost for long.
+    pub fn admit<B>(&self, req: &http::Request<B>) -> Admission {
         let required = req.headers().get(REQUIRE_LEADER_KEY).is_some_and(|v| v.as_bytes() == b"true");
-        let no_leader = self.shared.leader().is_none() && self.leaderless.load(Ordering::Relaxed);
-        (required && no_leader).then(|| errors::no_leader().into_http())
-    }
-
-    /// Whether the answer to `req` must end when the leader is lost for long.
-    pub fn guards<B>(&self, req: &http::Request<B>) -> bool {
-        let required = req.headers().get(REQUIRE_LEADER_KEY).is_some_and(|v| v.as_bytes() == b"true");
-        required && STREAMS.contains(&req.uri().path())
+        if !required {
+            Admission::Serve
+        } else if self.shared.leader().is_none() && self.leaderless.load(Ordering::Relaxed) {
+            Admission::Refuse(errors::no_leader().into_http())
+        } else if STREAMS.contains(&req.uri().path()) {
+            Admission::ServeGuarded
+        } else {
+            Admission::Serve
+        }
     }
 
     /// `resp` with a body that ends with "etcdserver: no leader" when the leader is lost for long.
