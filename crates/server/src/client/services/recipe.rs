@@ -142,6 +142,7 @@ pub fn watch_prefix<'h>(hub: &'h Arc<WatchHub>, prefix: &[u8]) -> (WatchGuard<'h
     let (out, rx) = mpsc::channel(64);
     let watcher = Watcher {
         watch_id: -1,
+        stream: hub.new_stream(),
         key: prefix.to_vec(),
         range_end: prefix_end(prefix),
         no_put: false,

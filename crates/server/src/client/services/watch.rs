@@ -23,6 +23,14 @@ use crate::node::watch_hub::{Outbox, WatchHub, Watcher};
 /// Responses buffered per stream before its watchers fall back to catching up from history.
 const STREAM_BUFFER: usize = 1024;
 
+/// Unsynced watchers caught up per turn of a stream's loop, so that its requests are not kept
+/// waiting behind a long catch-up (etcd's `syncWatchers` batches too).
+const CATCH_UP_BATCH: usize = 256;
+
+/// Revisions read from history per step of one watcher's catch-up, so that no read holds the
+/// state machine's lock for long (etcd reads `watchBatchMaxRevs`, 1000, at a time).
+const CATCH_UP_REVISIONS: i64 = 1000;
+
 pub struct WatchService {
     hub: Arc<WatchHub>,
 }
@@ -47,6 +55,8 @@ impl Watch for WatchService {
 
 struct Stream {
     hub: Arc<WatchHub>,
+    /// This stream's id in the hub (`Watcher::stream`).
+    id: u64,
     out: Outbox,
     wake: Arc<Notify>,
     /// watch id -> hub key. A watch canceled by compaction stays (its key no longer in the hub)
@@ -59,7 +69,8 @@ async fn run_stream(hub: Arc<WatchHub>, mut incoming: Streaming<WatchRequest>, o
     let period = progress_period(&hub);
     let mut progress = tokio::time::interval_at(Instant::now() + period, period);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut stream = Stream { hub, out, wake: Arc::new(Notify::new()), watches: BTreeMap::new(), next_id: 0 };
+    let id = hub.new_stream();
+    let mut stream = Stream { hub, id, out, wake: Arc::new(Notify::new()), watches: BTreeMap::new(), next_id: 0 };
     loop {
         let wake = stream.wake.clone();
         tokio::select! {
@@ -159,6 +170,7 @@ impl Stream {
         let filters = |f: FilterType| c.filters.contains(&(f as i32));
         let watcher = Watcher {
             watch_id: id,
+            stream: self.id,
             key: c.key.clone(),
             range_end: c.range_end.clone(),
             no_put: filters(FilterType::Noput),
@@ -195,10 +207,12 @@ impl Stream {
         id
     }
 
-    /// Brings every unsynced watcher of this stream up to date from history.
+    /// Brings this stream's unsynced watchers up to date from history, a batch at a time; if
+    /// more are left, the stream's loop comes back here after serving its requests.
     async fn catch_up(&mut self) -> Result<(), Closed> {
-        let keys: Vec<(i64, u64)> = self.watches.iter().map(|(&id, &key)| (id, key)).collect();
-        for (id, key) in keys {
+        let behind = self.hub.behind(self.id, CATCH_UP_BATCH);
+        for &key in &behind {
+            let Some(id) = self.hub.with_watcher(key, |w| w.watch_id) else { continue };
             match self.catch_up_one(key).await? {
                 Ok(()) => {}
                 Err(MvccError::Compacted) => {
@@ -219,6 +233,9 @@ impl Stream {
                 Err(other) => tracing::warn!("watch {id}: catching up failed: {other}"),
             }
         }
+        if behind.len() == CATCH_UP_BATCH {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -233,11 +250,12 @@ impl Stream {
             if synced {
                 return Ok(Ok(()));
             }
-            // Bulk of the history without the hub lock, so the apply loop never waits on us.
-            let (events, current) = {
+            // History a window at a time without the hub lock, so the apply loop never waits on us.
+            let (events, current, upto) = {
                 let sm = self.hub.sm.read().expect("sm lock");
                 let current = sm.store.revision();
-                (sm.store.events(&k, &end, next_rev, current), current)
+                let upto = current.min(next_rev.saturating_add(CATCH_UP_REVISIONS - 1));
+                (sm.store.events(&k, &end, next_rev, upto), current, upto)
             };
             let events = match events {
                 Ok(events) => events,
@@ -254,7 +272,10 @@ impl Stream {
                 self.send(resp).await?;
                 self.hub.with_watcher(key, |w| w.sent_events = true);
             }
-            self.hub.with_watcher(key, |w| w.next_rev = w.next_rev.max(current + 1));
+            self.hub.with_watcher(key, |w| w.next_rev = w.next_rev.max(upto + 1));
+            if upto < current {
+                continue;
+            }
             match self.hub.try_sync(key) {
                 Ok(true) => return Ok(Ok(())),
                 Ok(false) => tokio::task::yield_now().await,

@@ -3,10 +3,19 @@
 //! whose stream cannot keep up is marked unsynced instead of blocking the apply loop, and its
 //! stream task catches it up from the store's history (etcd's "unsynced" watchers).
 //!
-//! Invariant: a watcher has received every matching event below `next_rev` and none at or
-//! above it. Lock order: hub, then state machine; the driver never holds both.
+//! An event finds its watchers through an index by key range (`index.rs`), so a write costs
+//! the watchers it matches, not every registered one.
+//!
+//! Invariant: a watcher has received every matching event below its catch-up point and none at
+//! or above it. An unsynced watcher's catch-up point is its `next_rev`; a synced watcher's is
+//! the larger of its `next_rev` and the revision after the last one the dispatcher delivered,
+//! because the dispatcher does not touch the watchers an event does not match.
+//! Lock order: hub, then state machine; the driver never holds both.
 
-use std::collections::HashMap;
+mod index;
+mod intervals;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -18,11 +27,15 @@ use tally_proto::mvccpb::Event;
 use tokio::sync::{mpsc, Notify};
 use tonic::Status;
 
+use index::WatchIndex;
+
 pub type Outbox = mpsc::Sender<Result<WatchResponse, Status>>;
 
 /// One watch on one stream.
 pub struct Watcher {
     pub watch_id: i64,
+    /// The stream that owns the watch (`WatchHub::new_stream`); it catches the watch up.
+    pub stream: u64,
     pub key: Vec<u8>,
     pub range_end: Vec<u8>,
     pub no_put: bool,
@@ -51,22 +64,27 @@ impl Watcher {
         }
     }
 
-    /// The events this watcher wants, shaped as it asked (prev_kv only on request).
+    /// Whether the filters (NOPUT, NODELETE) let `e` through.
+    fn passes(&self, e: &Event) -> bool {
+        let put = e.r#type == EventType::Put as i32;
+        !(put && self.no_put || !put && self.no_delete)
+    }
+
+    /// `e` shaped as the watcher asked (prev_kv only on request).
+    fn shape(&self, e: &Event) -> Event {
+        let mut e = e.clone();
+        if !self.prev_kv {
+            e.prev_kv = None;
+        }
+        e
+    }
+
+    /// The events this watcher wants, shaped as it asked.
     pub fn select(&self, events: &[Event]) -> Vec<Event> {
         events
             .iter()
-            .filter(|e| e.kv.as_ref().is_some_and(|kv| self.covers(&kv.key)))
-            .filter(|e| {
-                let put = e.r#type == EventType::Put as i32;
-                !(put && self.no_put || !put && self.no_delete)
-            })
-            .map(|e| {
-                let mut e = e.clone();
-                if !self.prev_kv {
-                    e.prev_kv = None;
-                }
-                e
-            })
+            .filter(|e| e.kv.as_ref().is_some_and(|kv| self.covers(&kv.key)) && self.passes(e))
+            .map(|e| self.shape(e))
             .collect()
     }
 }
@@ -89,17 +107,56 @@ impl HeaderSource {
     }
 }
 
+/// Everything behind the hub lock.
+#[derive(Default)]
+struct Registry {
+    watchers: HashMap<u64, Watcher>,
+    index: WatchIndex,
+    /// The last revision the dispatcher delivered to every watcher synced at the time.
+    delivered: i64,
+    /// Unsynced watchers as (stream, key), for each stream to find its own in order.
+    behind: BTreeSet<(u64, u64)>,
+}
+
+impl Registry {
+    /// Where `w` resumes if it catches up from history now (see the invariant above).
+    fn catch_up_point(delivered: i64, w: &Watcher) -> i64 {
+        if w.synced {
+            w.next_rev.max(delivered + 1)
+        } else {
+            w.next_rev
+        }
+    }
+
+    /// Hands watcher `key` to its stream to catch up from history.
+    fn fall_behind(&mut self, key: u64) {
+        let Some(w) = self.watchers.get_mut(&key) else { return };
+        w.next_rev = Self::catch_up_point(self.delivered, w);
+        w.synced = false;
+        self.behind.insert((w.stream, key));
+        w.wake.notify_one();
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Watcher> {
+        let w = self.watchers.remove(&key)?;
+        self.index.remove(&w.key, &w.range_end, key);
+        self.behind.remove(&(w.stream, key));
+        Some(w)
+    }
+}
+
 pub struct WatchHub {
     pub sm: Arc<RwLock<StateMachine>>,
     pub headers: HeaderSource,
     /// How often `progress_notify` watchers hear of the current revision when idle (etcd's
     /// `--experimental-watch-progress-notify-interval`).
     pub progress_interval: Duration,
-    watchers: Mutex<HashMap<u64, Watcher>>,
+    registry: Mutex<Registry>,
     /// Registered watchers, readable without the lock: with none, publishing skips the
     /// dispatcher (a thread wake-up per Ready).
     watcher_count: AtomicUsize,
     next_key: AtomicU64,
+    next_stream: AtomicU64,
     /// Applied revisions on their way to the dispatcher thread, a Ready's worth at a time.
     dispatch: std::sync::mpsc::Sender<Vec<(i64, Vec<Event>)>>,
 }
@@ -111,14 +168,15 @@ impl WatchHub {
             sm,
             headers,
             progress_interval,
-            watchers: Mutex::new(HashMap::new()),
+            registry: Mutex::new(Registry::default()),
             watcher_count: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
+            next_stream: AtomicU64::new(1),
             dispatch,
         });
-        // Fan-out costs per watcher; it runs on its own thread so the apply loop never pays
-        // for it. One thread keeps revisions in order; the hub's `next_rev` bookkeeping makes a
-        // late delivery of a revision a caught-up watcher already has a no-op.
+        // Fan-out runs on its own thread so the apply loop never pays for it. One thread keeps
+        // revisions in order; `next_rev` makes a late delivery of a revision a caught-up
+        // watcher already has a no-op.
         let weak = Arc::downgrade(&hub);
         std::thread::Builder::new()
             .name("watch-dispatch".into())
@@ -134,6 +192,15 @@ impl WatchHub {
         hub
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().expect("hub lock")
+    }
+
+    /// An id for a new stream of watchers (see `Watcher::stream`).
+    pub fn new_stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Called by the apply loop once per batch of applied entries: hands their revisions'
     /// events, in order, to the dispatcher (one wake-up per batch, not per revision).
     ///
@@ -146,17 +213,29 @@ impl WatchHub {
         }
     }
 
-    /// Delivers the events of one applied revision to every synced watcher that wants them.
+    /// Delivers the events of one applied revision to the synced watchers that want them.
     fn deliver(&self, revision: i64, events: &[Event]) {
-        let mut watchers = self.watchers.lock().expect("hub lock");
-        let mut closed = Vec::new();
-        for (&key, w) in watchers.iter_mut() {
+        // (watcher, event) pairs; sorted, each watcher's events are together and in order.
+        let mut matches: Vec<(u64, usize)> = Vec::new();
+        let mut found = Vec::new();
+        let mut reg = self.lock();
+        for (i, event) in events.iter().enumerate() {
+            let Some(kv) = &event.kv else { continue };
+            found.clear();
+            reg.index.watching(&kv.key, &mut found);
+            matches.extend(found.iter().map(|&key| (key, i)));
+        }
+        matches.sort_unstable();
+        let (mut full, mut closed) = (Vec::new(), Vec::new());
+        for group in matches.chunk_by(|a, b| a.0 == b.0) {
+            let key = group[0].0;
+            let Some(w) = reg.watchers.get_mut(&key) else { continue };
             if !w.synced || w.next_rev > revision {
                 continue;
             }
-            let selected = w.select(events);
+            let selected: Vec<Event> =
+                group.iter().map(|&(_, i)| &events[i]).filter(|e| w.passes(e)).map(|e| w.shape(e)).collect();
             if selected.is_empty() {
-                w.next_rev = revision + 1;
                 continue;
             }
             let resp = WatchResponse {
@@ -170,22 +249,26 @@ impl WatchHub {
                     w.next_rev = revision + 1;
                     w.sent_events = true;
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    w.synced = false;
-                    w.wake.notify_one();
-                }
+                Err(mpsc::error::TrySendError::Full(_)) => full.push(key),
                 Err(mpsc::error::TrySendError::Closed(_)) => closed.push(key),
             }
         }
+        // Revisions before this one are all delivered: a watcher that missed this one resumes here.
+        reg.delivered = revision - 1;
+        for key in full {
+            reg.fall_behind(key);
+        }
+        reg.delivered = revision;
         for key in closed {
-            watchers.remove(&key);
-            self.watcher_count.fetch_sub(1, Ordering::SeqCst);
+            if reg.remove(key).is_some() {
+                self.watcher_count.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 
     /// Registers a watcher; it is synced if it starts at or after the next revision.
     pub fn add(&self, mut w: Watcher) -> u64 {
-        let mut watchers = self.watchers.lock().expect("hub lock");
+        let mut reg = self.lock();
         self.watcher_count.fetch_add(1, Ordering::SeqCst);
         let current = self.sm.read().expect("sm lock").store.revision();
         if w.next_rev <= 0 {
@@ -193,34 +276,45 @@ impl WatchHub {
         }
         w.synced = w.next_rev > current;
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        watchers.insert(key, w);
+        reg.index.insert(&w.key, &w.range_end, key);
+        if !w.synced {
+            reg.behind.insert((w.stream, key));
+        }
+        reg.watchers.insert(key, w);
         key
     }
 
     pub fn remove(&self, key: u64) -> Option<Watcher> {
-        let removed = self.watchers.lock().expect("hub lock").remove(&key);
+        let removed = self.lock().remove(key);
         if removed.is_some() {
             self.watcher_count.fetch_sub(1, Ordering::SeqCst);
         }
         removed
     }
 
+    /// Up to `limit` unsynced watchers of `stream`, for it to catch up from history.
+    pub fn behind(&self, stream: u64, limit: usize) -> Vec<u64> {
+        self.lock().behind.range((stream, 0)..(stream + 1, 0)).take(limit).map(|&(_, key)| key).collect()
+    }
+
     /// What a catch-up needs to know: (range, filters, next_rev) of an unsynced watcher.
     pub fn with_watcher<T>(&self, key: u64, f: impl FnOnce(&mut Watcher) -> T) -> Option<T> {
-        self.watchers.lock().expect("hub lock").get_mut(&key).map(f)
+        self.lock().watchers.get_mut(&key).map(f)
     }
 
     /// Final step of a catch-up: under the hub lock, deliver whatever was applied since and
     /// mark the watcher synced. Returns false if the stream's buffer is full (stay unsynced).
     pub fn try_sync(&self, key: u64) -> Result<bool, tally_mvcc::MvccError> {
-        let mut watchers = self.watchers.lock().expect("hub lock");
-        let Some(w) = watchers.get_mut(&key) else { return Ok(true) };
+        let mut reg = self.lock();
+        let reg = &mut *reg;
+        let Some(w) = reg.watchers.get_mut(&key) else { return Ok(true) };
         let sm = self.sm.read().expect("sm lock");
         let current = sm.store.revision();
         if !self.send_up_to(w, &sm, current)? {
             return Ok(false);
         }
         w.synced = true;
+        reg.behind.remove(&(w.stream, key));
         Ok(true)
     }
 
@@ -252,22 +346,23 @@ impl WatchHub {
     /// with `watch_id` at the current revision, after the events up to that revision. Returns
     /// whether it was sent; with no watchers nothing is sent, as in etcd.
     pub fn progress(&self, keys: &[u64], watch_id: i64) -> bool {
-        let mut watchers = self.watchers.lock().expect("hub lock");
+        let mut reg = self.lock();
         let sm = self.sm.read().expect("sm lock");
         let current = sm.store.revision();
-        let all_synced = keys.iter().all(|k| watchers.get(k).is_some_and(|w| w.synced && w.start_rev <= current));
+        let all_synced = keys.iter().all(|k| reg.watchers.get(k).is_some_and(|w| w.synced && w.start_rev <= current));
         if keys.is_empty() || !all_synced {
             return false;
         }
         let mut out = None;
-        for key in keys {
-            let w = watchers.get_mut(key).expect("checked above");
+        for &key in keys {
+            let delivered = reg.delivered;
+            let w = reg.watchers.get_mut(&key).expect("checked above");
+            w.next_rev = Registry::catch_up_point(delivered, w);
             match self.send_up_to(w, &sm, current) {
                 Ok(true) => out = Some(w.out.clone()),
                 // A full buffer: the watcher is behind after all (the dispatcher would mark it so).
                 Ok(false) | Err(_) => {
-                    w.synced = false;
-                    w.wake.notify_one();
+                    reg.fall_behind(key);
                     return false;
                 }
             }
@@ -282,9 +377,9 @@ impl WatchHub {
     pub fn progress_tick(&self, keys: &[u64]) {
         let mut due = Vec::new();
         {
-            let mut watchers = self.watchers.lock().expect("hub lock");
+            let mut reg = self.lock();
             for key in keys {
-                if let Some(w) = watchers.get_mut(key).filter(|w| w.progress_notify) {
+                if let Some(w) = reg.watchers.get_mut(key).filter(|w| w.progress_notify) {
                     if !std::mem::take(&mut w.sent_events) {
                         due.push((*key, w.watch_id));
                     }
@@ -296,3 +391,6 @@ impl WatchHub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
