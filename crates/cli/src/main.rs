@@ -63,6 +63,10 @@ struct ServerArgs {
     /// (a Go duration, at least 100ms; etcd 3.6 also names it --watch-progress-notify-interval).
     #[arg(long, alias = "watch-progress-notify-interval", default_value = "10m0s", value_parser = go_duration::parse)]
     experimental_watch_progress_notify_interval: std::time::Duration,
+    /// More URLs to serve /metrics and the health endpoints on, over HTTP/1.1 (the client
+    /// URLs serve them too).
+    #[arg(long, value_delimiter = ',')]
+    listen_metrics_urls: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +105,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         snapshot_count: a.snapshot_count,
         // etcd raises shorter intervals to its minimum.
         watch_progress_notify_interval: a.experimental_watch_progress_notify_interval.max(MIN_WATCH_PROGRESS_INTERVAL),
+        listen_metrics_urls: a.listen_metrics_urls,
     }
 }
 

@@ -17,7 +17,8 @@ use tally_raft::Config;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::client::api::ClientApi;
+use crate::client::api::{ClientApi, ClientApiParts};
+use crate::client::grpc_metrics::GrpcMetrics;
 use crate::client::require_leader::LeaderGate;
 use crate::client::services::cluster::ClusterService;
 use crate::client::services::context::{Context, ContextParts};
@@ -32,6 +33,8 @@ use crate::node::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared,
 use crate::node::members::Members;
 use crate::node::persist::{Disk, InitialState};
 use crate::node::watch_hub::{HeaderSource, WatchHub};
+use crate::ops::exposition;
+use crate::ops::http::Ops;
 use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
@@ -57,6 +60,8 @@ pub struct ServerOptions {
     pub snapshot_count: u64,
     /// How often idle `progress_notify` watches are told the current revision.
     pub watch_progress_notify_interval: std::time::Duration,
+    /// Extra URLs serving only `/metrics` and the health endpoints, over HTTP/1.1.
+    pub listen_metrics_urls: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,10 +200,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), snapshot_dir, is_removed, deliver));
 
     let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
-    let node = NodeHandle { inputs, reads, shared };
+    let node = NodeHandle { inputs, reads, shared: shared.clone() };
     let ctx = Context::new(ContextParts {
-        node,
-        sm,
+        node: node.clone(),
+        sm: sm.clone(),
         members,
         member_id: id,
         name: opts.name.clone(),
@@ -229,7 +234,21 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(lease)
         .add_service(lock)
         .add_service(election);
-    crate::client::api::serve(client_listener, ClientApi::new(kv, routes, max_message, leader_gate)).await;
+    let grpc_metrics = Arc::new(GrpcMetrics::default());
+    let ops = Arc::new(Ops {
+        registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm),
+        kv: kv.clone(),
+        node,
+        request_timeout: Duration::from_secs(5) + 2 * Duration::from_millis(opts.election_timeout_ms),
+    });
+    for url in &opts.listen_metrics_urls {
+        let addr = transport::url_to_addr(url).map_err(ServerError::Flags)?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { url: url.clone(), source })?;
+        tokio::spawn(crate::ops::http::listen(listener, ops.clone()));
+    }
+    let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
+    crate::client::api::serve(client_listener, api).await;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The client-facing gRPC server: hyper's HTTP/2 server on every accepted connection, with the
-//! settings tonic's server gives it. etcd's unary KV calls go straight to the KV service
+//! settings tonic's server gives it, and HTTP/1.1 for etcd's health, version and metrics
+//! endpoints (`ops::http`), which probes and Prometheus reach over plain HTTP/1.1. etcd's unary KV calls go straight to the KV service
 //! (`grpc_unary.rs`); every other call, and any KV call that is not the plain case, goes through
 //! tonic's router. A `grpc-timeout` header bounds the call as tonic's server does.
 //!
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tally_proto::etcdserverpb::kv_server::Kv;
 use tokio::net::TcpListener;
 use tonic::body::Body;
@@ -23,9 +25,11 @@ use tower_service::Service;
 
 use crate::client::conn as client_conn;
 use crate::client::errors;
+use crate::client::grpc_metrics::GrpcMetrics;
 use crate::client::grpc_unary::{self, Decoded};
 use crate::client::require_leader::{Admission, LeaderGate};
 use crate::client::services::kv::KvService;
+use crate::ops::http::{is_ops_request, Ops};
 
 /// Serves `api` on every connection `listener` accepts.
 pub async fn serve(listener: TcpListener, api: ClientApi) {
@@ -47,13 +51,14 @@ pub async fn serve(listener: TcpListener, api: ClientApi) {
             };
             // tonic's server settings: hyper's defaults, except no limit on concurrent streams
             // or on locally reset streams, and no adaptive window.
-            let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(None)
                 .max_local_error_reset_streams(None)
-                .adaptive_window(false)
-                .serve_connection(TokioIo::new(conn), api)
-                .await;
+                .adaptive_window(false);
+            let served = builder.serve_connection(TokioIo::new(conn), api).await;
             if let Err(e) = served {
                 tracing::debug!("client connection ended: {e}");
             }
@@ -70,11 +75,30 @@ pub struct ClientApi {
     routes: Routes,
     /// The largest request message the KV service accepts.
     message_max: usize,
+    grpc_metrics: Arc<GrpcMetrics>,
+    /// etcd's HTTP endpoints.
+    ops: Arc<Ops>,
+}
+
+pub struct ClientApiParts {
+    pub kv: Arc<KvService>,
+    pub routes: Routes,
+    pub message_max: usize,
+    pub leader_gate: LeaderGate,
+    pub grpc_metrics: Arc<GrpcMetrics>,
+    pub ops: Arc<Ops>,
 }
 
 impl ClientApi {
-    pub fn new(kv: Arc<KvService>, routes: Routes, message_max: usize, leader_gate: LeaderGate) -> Self {
-        Self { kv, leader_gate, routes: routes.prepare(), message_max }
+    pub fn new(p: ClientApiParts) -> Self {
+        Self {
+            kv: p.kv,
+            leader_gate: p.leader_gate,
+            routes: p.routes.prepare(),
+            message_max: p.message_max,
+            grpc_metrics: p.grpc_metrics,
+            ops: p.ops,
+        }
     }
 
     fn route(&self, req: http::Request<Body>) -> Answer {
@@ -127,14 +151,25 @@ impl hyper::service::Service<http::Request<Incoming>> for ClientApi {
     type Future = Answer;
 
     fn call(&self, req: http::Request<Incoming>) -> Answer {
+        if is_ops_request(&req) {
+            let ops = self.ops.clone();
+            return Box::pin(async move { Ok(ops.serve(req, false).await) });
+        }
         let req = req.map(Body::new);
+        let call = self.grpc_metrics.start(req.uri().path());
         let timeout = grpc_timeout(req.headers());
         let answer = self.route(req);
-        let Some(timeout) = timeout else { return answer };
         Box::pin(async move {
-            tokio::time::timeout(timeout, answer)
-                .await
-                .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))
+            let resp = match timeout {
+                None => answer.await?,
+                Some(timeout) => tokio::time::timeout(timeout, answer)
+                    .await
+                    .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))?,
+            };
+            Ok(match call {
+                Some(call) => call.answered(resp),
+                None => resp,
+            })
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod conn;
 pub mod errors;
 pub mod grpc_frame;
+pub mod grpc_metrics;
 mod grpc_unary;
 pub mod require_leader;
 pub mod services;

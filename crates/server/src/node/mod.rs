@@ -4,8 +4,10 @@
 pub mod cluster;
 pub mod codec;
 pub mod driver;
+pub mod histogram;
 pub mod lease_clock;
 pub mod members;
+pub mod metrics;
 pub mod persist;
 pub mod request_ids;
 pub mod watch_hub;

@@ -106,7 +106,8 @@ impl Disk {
     /// its own (etcd's `MustSync`): the commit index is where replay stops on restart, not a
     /// promise to anyone, and one lost in a crash is learned again from the leader. Writing it
     /// cost an fsync between learning of a commit and applying it, on every member.
-    pub fn persist(&mut self, ready: &Ready) -> Result<(), DiskError> {
+    /// Returns whether the log was written and synced.
+    pub fn persist(&mut self, ready: &Ready) -> Result<bool, DiskError> {
         if let Some(snapshot) = &ready.snapshot {
             self.save_snapshot(snapshot)?;
         }
@@ -114,12 +115,12 @@ impl Disk {
         let must_write = !ready.entries.is_empty()
             || ready.hard_state.is_some_and(|hs| (hs.term, hs.vote) != (on_disk.term, on_disk.vote));
         if !must_write {
-            return Ok(());
+            return Ok(false);
         }
         let entries: Vec<LogEntry> = ready.entries.iter().map(to_log_entry).collect();
         let batch = WriteBatch { hard_state: ready.hard_state.map(to_hard_state), entries: &entries };
         self.wal.append(&batch)?;
-        Ok(())
+        Ok(true)
     }
 
     /// Stores a snapshot durably and releases the log it covers.

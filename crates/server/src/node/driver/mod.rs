@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::node::lease_clock::LeaseClock;
 use crate::node::members::Members;
+use crate::node::metrics::Metrics;
 use crate::node::persist::Disk;
 use crate::node::request_ids::RequestIds;
 use crate::node::watch_hub::WatchHub;
@@ -118,6 +119,7 @@ pub struct StatusInfo {
 pub struct Shared {
     pub leader: AtomicU64,
     pub term: Arc<AtomicU64>,
+    pub metrics: Metrics,
 }
 
 impl Shared {
@@ -265,7 +267,12 @@ impl Driver {
             self.reads.add(self.read_queue.take());
             self.send_forwards();
             let raft = &mut self.raft;
-            self.reads.send(now, |ctx| raft.read_index(ctx));
+            let reads = self.reads.send(now, |ctx| raft.read_index(ctx));
+            if reads > 0 {
+                let metrics = &self.shared.metrics;
+                metrics.read_index_rounds.fetch_add(1, Ordering::Relaxed);
+                metrics.read_index_reads.fetch_add(reads as u64, Ordering::Relaxed);
+            }
             self.adopt_written_snapshot();
             if now >= next_tick {
                 self.raft.tick();
@@ -382,6 +389,7 @@ impl Driver {
 
     fn handle_ready(&mut self, mut ready: Ready) {
         if let Some(soft) = ready.soft_state {
+            self.count_leader(soft.leader, soft.role);
             self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
             // A read index requested under the old leadership may never arrive: ask again.
             self.reads.fail_unconfirmed();
@@ -394,8 +402,11 @@ impl Driver {
             }
         }
         self.transport.send_all(ready.messages.drain(..));
-        if let Err(e) = self.disk.persist(&ready) {
-            fatal("writing the log", e);
+        let persisting = Instant::now();
+        match self.disk.persist(&ready) {
+            Ok(true) => self.shared.metrics.wal_fsync.observe(persisting.elapsed()),
+            Ok(false) => {}
+            Err(e) => fatal("writing the log", e),
         }
         self.transport.send_all(ready.persisted_messages.drain(..));
         self.shared.term.store(self.raft.term(), Ordering::Relaxed);
@@ -406,8 +417,12 @@ impl Driver {
             self.adopt_members(members);
             self.snapshot_index = snapshot.meta.index;
         }
+        let metrics = &self.shared.metrics;
+        metrics.proposals_committed.store(self.raft.committed(), Ordering::Relaxed);
         let mut published = Vec::new();
         for entry in ready.committed_entries {
+            // Before the entry's caller hears back, so a scrape after an answer counts it.
+            self.shared.metrics.proposals_applied.store(entry.index, Ordering::Relaxed);
             if entry.kind != EntryKind::Normal || entry.data.is_empty() {
                 self.sm.write().expect("sm lock").apply_noop(entry.index);
                 if entry.kind == EntryKind::ConfChange {
@@ -433,6 +448,7 @@ impl Driver {
         if let Some(hub) = &self.hub {
             hub.publish(published);
         }
+        self.shared.metrics.proposals_pending.store(self.waiters.len() as i64, Ordering::Relaxed);
         for rs in ready.read_states {
             self.reads.confirm(&rs.ctx, rs.index);
         }
@@ -452,12 +468,23 @@ impl Driver {
             _ => false,
         };
         if !handed_on {
+            self.shared.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
             let _ = reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
             return;
         }
         if let Some(old) = self.waiters.insert(request_id, reply) {
             // A retry of the same request: the newest caller gets the answer.
             let _ = old.send(ProposeOutcome::NotLeader(self.raft.leader()));
+        }
+    }
+
+    /// etcd's leader gauges, and a leader change counted whenever a new leader is known.
+    fn count_leader(&self, leader: Option<NodeId>, role: Role) {
+        let metrics = &self.shared.metrics;
+        metrics.has_leader.store(i64::from(leader.is_some()), Ordering::Relaxed);
+        metrics.is_leader.store(i64::from(role == Role::Leader), Ordering::Relaxed);
+        if leader.is_some_and(|l| Some(l) != self.shared.leader()) {
+            metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -475,6 +502,8 @@ impl Driver {
     /// After losing leadership, pending proposals may never apply here: send their callers to
     /// the new leader (their request ids make a retry safe).
     fn fail_proposals(&mut self, leader: Option<NodeId>) {
+        let failed = self.waiters.len() as u64;
+        self.shared.metrics.proposals_failed.fetch_add(failed, Ordering::Relaxed);
         for (_, waiter) in self.waiters.drain() {
             let _ = waiter.send(ProposeOutcome::NotLeader(leader));
         }

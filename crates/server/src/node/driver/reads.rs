@@ -65,19 +65,25 @@ impl Reads {
     /// One ReadIndex, through `read_index`, for every read added and not sent yet, unless one
     /// sent less than `STALE_AFTER` ago is still unanswered. If it fails (no leader) the reads
     /// are answered `NoLeader`.
-    pub fn send<E>(&mut self, now: Instant, read_index: impl FnOnce(Bytes) -> Result<(), E>) {
+    /// Returns how many reads the round carries (0: none was started).
+    pub fn send<E>(&mut self, now: Instant, read_index: impl FnOnce(Bytes) -> Result<(), E>) -> usize {
         let answer_due = self.by_ctx.values().any(|batch| now.duration_since(batch.sent) < STALE_AFTER);
         if self.unsent.is_empty() || answer_due {
-            return;
+            return 0;
         }
         let mut batch = Batch { sent: now, waiters: std::mem::take(&mut self.unsent) };
         self.next_ctx += 1;
         let ctx = self.next_ctx;
         match read_index(Bytes::copy_from_slice(&ctx.to_be_bytes())) {
             Ok(()) => {
+                let reads = batch.waiters.len();
                 self.by_ctx.insert(ctx, batch);
+                reads
             }
-            Err(_) => batch.answer(|| ReadOutcome::NoLeader),
+            Err(_) => {
+                batch.answer(|| ReadOutcome::NoLeader);
+                0
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! by shard, the writes that follow copy only what they change (tally-mvcc's `sharded`), and
 //! the key order is not copied at all (`SnapshotCopy` sorts the keys while encoding).
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,12 +38,16 @@ impl Driver {
         let sm = self.sm.read().expect("sm lock").copy_for_snapshot();
         let copied = began.elapsed();
         let files = self.disk.snapshot_writer();
+        let shared = self.shared.clone();
         let (done, written) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
             let snapshot = Snapshot { meta, data: encode_snapshot(&members, &sm) };
             drop(sm);
+            let writing = Instant::now();
             let result = files.write(&snapshot);
             if result.is_ok() {
+                shared.metrics.snapshot_save.observe(writing.elapsed());
+                shared.metrics.snapshot_bytes.fetch_add(snapshot.data.len() as u64, Ordering::Relaxed);
                 tracing::info!(
                     index = snapshot.meta.index,
                     bytes = snapshot.data.len(),

@@ -1,0 +1,45 @@
+//! The member's own counters and timings, bumped on the hot path with atomics only; the
+//! `ops` layer reads and exposes them under etcd's metric names.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use crate::node::histogram::AtomicHistogram;
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub has_leader: AtomicI64,
+    pub is_leader: AtomicI64,
+    pub leader_changes: AtomicU64,
+    pub proposals_committed: AtomicU64,
+    pub proposals_applied: AtomicU64,
+    pub proposals_pending: AtomicI64,
+    pub proposals_failed: AtomicU64,
+    /// Appending a batch to the write-ahead log, its fdatasync included.
+    pub wal_fsync: AtomicHistogram,
+    /// Writing a state machine snapshot to disk (etcd's backend commit is its equivalent:
+    /// where the state machine becomes durable).
+    pub snapshot_save: AtomicHistogram,
+    pub snapshot_bytes: AtomicU64,
+    /// Linearizable reads confirmed by one ReadIndex round, summed, and the rounds.
+    pub read_index_reads: AtomicU64,
+    pub read_index_rounds: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            has_leader: AtomicI64::new(0),
+            is_leader: AtomicI64::new(0),
+            leader_changes: AtomicU64::new(0),
+            proposals_committed: AtomicU64::new(0),
+            proposals_applied: AtomicU64::new(0),
+            proposals_pending: AtomicI64::new(0),
+            proposals_failed: AtomicU64::new(0),
+            wal_fsync: AtomicHistogram::disk_seconds(),
+            snapshot_save: AtomicHistogram::disk_seconds(),
+            snapshot_bytes: AtomicU64::new(0),
+            read_index_reads: AtomicU64::new(0),
+            read_index_rounds: AtomicU64::new(0),
+        }
+    }
+}

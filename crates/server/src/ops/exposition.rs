@@ -1,0 +1,187 @@
+//! The member's metrics under etcd's names, so etcd's dashboards and alerts work unchanged:
+//! read when scraped and encoded in the Prometheus text format etcd serves (prometheus-client's
+//! encoder).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tally_mvcc::StateMachine;
+
+use super::process;
+use crate::client::grpc_metrics::GrpcMetrics;
+use crate::node::driver::Shared;
+use crate::node::histogram::AtomicHistogram;
+
+/// etcd's default `--quota-backend-bytes` (2 GiB); Tally has no quota of its own yet.
+const QUOTA_BACKEND_BYTES: i64 = 2 << 30;
+
+/// What a scrape reads: the counters, and the state machine for its size.
+struct Scrape {
+    shared: Arc<Shared>,
+    grpc: Arc<GrpcMetrics>,
+    sm: Arc<RwLock<StateMachine>>,
+}
+
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+/// The registry a member's `/metrics` encodes.
+pub fn registry(shared: Arc<Shared>, grpc: Arc<GrpcMetrics>, sm: Arc<RwLock<StateMachine>>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape { shared, grpc, sm }));
+    registry
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(value).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn float_gauge(e: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(value).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// A counter; the encoder appends `_total` to `name`.
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &AtomicHistogram) -> Result<(), std::fmt::Error> {
+    h.encode(e.encode_descriptor(name, help, None, MetricType::Histogram)?)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.shared.metrics;
+        let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (db_bytes, keys) = {
+            let sm = self.sm.read().expect("sm lock");
+            (sm.size_bytes() as i64, sm.store.index_len() as i64)
+        };
+        gauge(
+            &mut e,
+            "etcd_server_has_leader",
+            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            load(&m.has_leader),
+        )?;
+        gauge(
+            &mut e,
+            "etcd_server_is_leader",
+            "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            load(&m.is_leader),
+        )?;
+        counter(
+            &mut e,
+            "etcd_server_leader_changes_seen",
+            "The number of leader changes seen.",
+            count(&m.leader_changes),
+        )?;
+        gauge(
+            &mut e,
+            "etcd_server_proposals_committed_total",
+            "The total number of consensus proposals committed.",
+            count(&m.proposals_committed) as i64,
+        )?;
+        gauge(
+            &mut e,
+            "etcd_server_proposals_applied_total",
+            "The total number of consensus proposals applied.",
+            count(&m.proposals_applied) as i64,
+        )?;
+        gauge(
+            &mut e,
+            "etcd_server_proposals_pending",
+            "The current number of pending proposals to commit.",
+            load(&m.proposals_pending),
+        )?;
+        counter(
+            &mut e,
+            "etcd_server_proposals_failed",
+            "The total number of failed proposals seen.",
+            count(&m.proposals_failed),
+        )?;
+        gauge(
+            &mut e,
+            "etcd_server_quota_backend_bytes",
+            "Current backend storage quota size in bytes.",
+            QUOTA_BACKEND_BYTES,
+        )?;
+        histogram(
+            &mut e,
+            "etcd_disk_wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by WAL.",
+            &m.wal_fsync,
+        )?;
+        histogram(
+            &mut e,
+            "etcd_disk_backend_commit_duration_seconds",
+            "The latency distributions of commit called by backend.",
+            &m.snapshot_save,
+        )?;
+        gauge(
+            &mut e,
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes.",
+            db_bytes,
+        )?;
+        gauge(
+            &mut e,
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            db_bytes,
+        )?;
+        gauge(&mut e, "etcd_debugging_mvcc_keys_total", "Total number of keys.", keys)?;
+        counter(
+            &mut e,
+            "tally_snapshot_saved_bytes",
+            "Bytes of state machine snapshots written by this member.",
+            count(&m.snapshot_bytes),
+        )?;
+        counter(
+            &mut e,
+            "tally_read_index_rounds",
+            "ReadIndex rounds this member started for linearizable reads.",
+            count(&m.read_index_rounds),
+        )?;
+        counter(
+            &mut e,
+            "tally_read_index_reads",
+            "Linearizable reads confirmed by those rounds (reads per round: batching).",
+            count(&m.read_index_reads),
+        )?;
+        self.grpc.encode(&mut e)?;
+        let p = process::read();
+        float_gauge(&mut e, "process_resident_memory_bytes", "Resident memory size in bytes.", p.resident_bytes)?;
+        float_gauge(&mut e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", p.virtual_bytes)?;
+        float_gauge(&mut e, "process_open_fds", "Number of open file descriptors.", p.open_fds)?;
+        float_gauge(
+            &mut e,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds,
+        )?;
+        ConstCounter::new(p.cpu_seconds).encode(e.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            None,
+            MetricType::Counter,
+        )?)?;
+        Ok(())
+    }
+}
+
+/// The Prometheus text (version 0.0.4) of `registry`, with its content type.
+pub fn encode(registry: &Registry) -> (String, &'static str) {
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, registry).expect("writing to a String");
+    (text, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
+}
