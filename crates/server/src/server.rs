@@ -238,7 +238,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let ops = Arc::new(Ops {
         registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm),
         kv: kv.clone(),
-        node,
+        node: node.clone(),
         request_timeout: Duration::from_secs(5) + 2 * Duration::from_millis(opts.election_timeout_ms),
     });
     for url in &opts.listen_metrics_urls {
@@ -248,8 +248,52 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         tokio::spawn(crate::ops::http::listen(listener, ops.clone()));
     }
     let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
-    crate::client::api::serve(client_listener, api).await;
+    let serving = tokio::spawn(crate::client::api::serve(client_listener, api));
+    stop_requested().await;
+    // New connections are refused from here; calls on open ones go on until we exit.
+    serving.abort();
+    let election_timeout = Duration::from_millis(opts.election_timeout_ms);
+    hand_over(&node, id, election_timeout).await;
+    drain(&shared, election_timeout).await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C), what supervisors and people send to stop a member.
+async fn stop_requested() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+}
+
+/// A leader about to stop hands leadership to its most caught-up voter first, as etcd does, so
+/// that the cluster does not wait an election timeout for a new one.
+async fn hand_over(node: &NodeHandle, me: u64, election_timeout: Duration) {
+    let Some(target) = node.step_down().await else { return };
+    let deadline = tokio::time::Instant::now() + 2 * election_timeout;
+    // Until another member leads (between the two, no one does).
+    while node.shared.leader().is_none_or(|l| l == me) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    match node.shared.leader() {
+        Some(leader) if leader != me => tracing::info!(to = %format_args!("{leader:x}"), "handed leadership over"),
+        _ => tracing::warn!(to = %format_args!("{target:x}"), "leadership transfer did not finish; stopping anyway"),
+    }
+}
+
+/// Gives writes in flight on this member the time to be answered (they commit under the new
+/// leader, or fail over to it).
+async fn drain(shared: &Shared, election_timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + 2 * election_timeout;
+    while shared.metrics.proposals_pending.load(std::sync::atomic::Ordering::Relaxed) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Election timeouts must differ between members and between restarts.

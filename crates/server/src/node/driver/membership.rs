@@ -176,6 +176,7 @@ impl Driver {
     /// A committed configuration change entry: adopt the member table it carries.
     pub(super) fn apply_membership_entry(&mut self, entry: &Entry) {
         let Ok(change) = ConfChange::decode(&entry.data) else { return };
+        tracing::info!(index = entry.index, ops = ?change.ops, "membership change applied");
         if !change.context.is_empty() {
             if let Some(members) = Members::decode(&change.context) {
                 self.adopt_members(members);

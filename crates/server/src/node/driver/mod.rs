@@ -59,6 +59,10 @@ pub enum Input {
         target: NodeId,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Stopping: if we lead, hand leadership to the most caught-up voter. Replies with it.
+    StepDown {
+        reply: oneshot::Sender<Option<NodeId>>,
+    },
     Status {
         reply: oneshot::Sender<StatusInfo>,
     },
@@ -307,6 +311,9 @@ impl Driver {
             Input::Transfer { target, reply } => {
                 let _ = reply.send(self.raft.transfer_leader(target).map_err(|e| e.to_string()));
             }
+            Input::StepDown { reply } => {
+                let _ = reply.send(self.step_down());
+            }
             Input::Status { reply } => {
                 let conf = self.raft.conf_state();
                 let _ = reply.send(StatusInfo {
@@ -345,6 +352,24 @@ impl Driver {
                 let _ = reply.send(outcome);
             }
         }
+    }
+
+    /// The voter whose log matches ours furthest (etcd's `longestConnected` is its equivalent),
+    /// told to take over; None if we do not lead or lead alone.
+    fn step_down(&mut self) -> Option<NodeId> {
+        if self.raft.role() != Role::Leader {
+            return None;
+        }
+        let me = self.raft.id();
+        let voters = &self.raft.conf_state().voters;
+        let target = self
+            .raft
+            .progress()
+            .iter()
+            .filter(|(id, _)| **id != me && voters.contains(id))
+            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)?;
+        self.raft.transfer_leader(target).ok().map(|()| target)
     }
 
     fn leader_only(&self) -> Result<(), Option<NodeId>> {
@@ -486,6 +511,14 @@ impl Driver {
         if leader.is_some_and(|l| Some(l) != self.shared.leader()) {
             metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
         }
+        let term = self.raft.term();
+        match leader {
+            Some(l) if Some(l) != self.shared.leader() => {
+                tracing::info!(leader = %format_args!("{l:x}"), term, ?role, "leader elected")
+            }
+            None if self.shared.leader().is_some() => tracing::info!(term, ?role, "leader lost"),
+            _ => {}
+        }
     }
 
     fn track_lease(&mut self, cmd: &Command, response: &CommandResponse) {
@@ -550,6 +583,10 @@ impl NodeHandle {
 
     pub async fn transfer(&self, target: NodeId) -> Option<Result<(), String>> {
         self.call(|reply| Input::Transfer { target, reply }).await.ok()
+    }
+
+    pub async fn step_down(&self) -> Option<NodeId> {
+        self.call(|reply| Input::StepDown { reply }).await.ok().flatten()
     }
 
     pub async fn status(&self) -> Option<StatusInfo> {
