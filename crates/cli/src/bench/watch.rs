@@ -585,17 +585,18 @@ impl PutClient {
     }
 }
 
-/// Waits until `expected` events have arrived or the timeout passes, then a moment more for
-/// late duplicates.
-async fn drain(shared: &Shared, expected: u64, timeout: Duration) {
+/// Waits until `expected` events have arrived, then a moment more for late duplicates; false
+/// if the timeout passed first.
+async fn drain(shared: &Shared, expected: u64, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while shared.received.load(Ordering::Relaxed) < expected {
         if Instant::now() >= deadline {
-            return;
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     tokio::time::sleep(DRAIN_GRACE).await;
+    true
 }
 
 /// How the events matched the acknowledged puts.
@@ -712,7 +713,8 @@ pub(super) async fn run(args: WatchArgs, common: Common) -> Result<(), String> {
 
     let puts = put_phase(&common, layout, args.val_size, shared.epoch).await?;
     let expected: u64 = puts.acks.iter().map(|a| layout.events_of(a.key.into())).sum();
-    drain(&shared, expected, Duration::from_secs(args.drain_timeout_s)).await;
+    // Events that arrive later, while the watches are being canceled, still count as delivered.
+    let drained = drain(&shared, expected, Duration::from_secs(args.drain_timeout_s)).await;
 
     let _ = phase_tx.send(Phase::Cancel);
     let cancel_started = Instant::now();
@@ -735,6 +737,7 @@ pub(super) async fn run(args: WatchArgs, common: Common) -> Result<(), String> {
         cancel: PhaseTiming { done: logs.iter().map(|l| l.canceled).sum(), elapsed: cancel_elapsed },
         puts,
         delivery,
+        drained,
         logs,
     };
     if common.json {
@@ -759,6 +762,8 @@ struct Report<'a> {
     cancel: PhaseTiming,
     puts: Puts,
     delivery: Delivery,
+    /// Whether every expected event had arrived within --drain-timeout-s of the last put.
+    drained: bool,
     logs: Vec<StreamLog>,
 }
 
@@ -783,8 +788,14 @@ impl Report<'_> {
     /// The correctness failures, as phrases; empty if none.
     fn failures(&self) -> Vec<String> {
         let watches = self.layout.watches();
+        // Missing after a timeout may mean late rather than lost: the report says which.
+        let missing = if self.drained {
+            "events missing"
+        } else {
+            "events missing (still missing when the drain timed out and the watches were canceled)"
+        };
         let counts = [
-            (self.missing(), "events missing"),
+            (self.missing(), missing),
             (self.delivery.duplicates, "duplicate events"),
             (self.sum(|l| l.out_of_order), "events out of order"),
             (self.wrong_watch(), "events on the wrong watch"),
@@ -839,6 +850,7 @@ impl Report<'_> {
                 "expected": d.expected,
                 "delivered": d.delivered,
                 "missing": self.missing(),
+                "drain_timed_out": !self.drained,
                 "duplicates": d.duplicates,
                 "out_of_order": self.sum(|l| l.out_of_order),
                 "wrong_watch": self.wrong_watch(),
@@ -892,14 +904,19 @@ impl Report<'_> {
         out += &format!("  put errors     {}\n", rec.error_count());
         out += &format!(
             "  events         {} expected, {} delivered, {} missing, {} duplicates, {} out of order, {} on the \
-             wrong watch ({} of unacknowledged puts)\n",
+             wrong watch ({} of unacknowledged puts){}\n",
             d.expected,
             d.delivered,
             self.missing(),
             d.duplicates,
             self.sum(|l| l.out_of_order),
             self.wrong_watch(),
-            d.unmatched
+            d.unmatched,
+            if self.drained {
+                String::new()
+            } else {
+                format!("; the drain timed out after {} s", self.args.drain_timeout_s)
+            }
         );
         out += &format!("  lag ms         {}\n", latency_line(&d.lag));
         out += &format!(
