@@ -17,6 +17,7 @@ mod failover;
 mod grpc_conn;
 mod load;
 mod stats;
+mod watch;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +87,10 @@ enum Workload {
     Mixed(MixedArgs),
     /// Kill the leader under a steady write load and measure the time until a write succeeds.
     Failover(failover::FailoverArgs),
+    /// Single-key and prefix watches spread over Watch streams, then puts: creation and
+    /// cancellation time, put rate, and every event's delivery lag (checked for completeness,
+    /// duplicates and order).
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -390,7 +395,7 @@ fn resolve(workload: Workload, total: u64) -> Result<Plan, Workload> {
             read_ratio: a.read_ratio.clamp(0.0, 1.0),
             ..plan(Kind::Mixed, a.keys)
         },
-        other @ Workload::Failover(_) => return Err(other),
+        other @ (Workload::Failover(_) | Workload::Watch(_)) => return Err(other),
     })
 }
 
@@ -428,7 +433,22 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
         Err(Workload::Failover(f)) => {
             return failover::run(f, &args.endpoints, clients, args.timeout_ms, args.json).await;
         }
-        Err(_) => unreachable!("only failover is not a request workload"),
+        Err(Workload::Watch(w)) => {
+            if args.rate.is_some() {
+                return Err("watch runs its puts closed loop: no --rate".into());
+            }
+            let common = watch::Common {
+                endpoints: args.endpoints,
+                conns: args.conns.max(1),
+                clients,
+                total: args.total,
+                timeout: Duration::from_millis(args.timeout_ms.max(1)),
+                json: args.json,
+                no_progress: args.no_progress,
+            };
+            return watch::run(w, common).await;
+        }
+        Err(_) => unreachable!("only failover and watch are not request workloads"),
     };
     prepare(&plan, &args.endpoints).await?;
 
