@@ -18,6 +18,10 @@ use crate::trailer::{strip_trailer, HashCheck};
 /// To rebuild etcd's store: replay `revisions` in order, attach each live key to its lease,
 /// compact at [`compact_revision`](Self::compact_revision), and continue from
 /// [`current_revision`](Self::current_revision); that is what etcd does when it restores one.
+/// Take each put's `create_revision` and `version` as stored rather than counting them: a
+/// key's first revision held is often mid-way through its life, the earlier ones compacted
+/// away. It can even be a tombstone, which etcd keeps in its index so that watchers from that
+/// revision still see the delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdSnapshot {
     /// Every revision the backend still holds, in (main, sub) order. Compaction at revision R
@@ -84,8 +88,9 @@ impl EtcdSnapshot {
     }
 
     /// The store's revision, as etcd computes it on restore: the highest main revision held,
-    /// or the compaction revision if compaction removed every change after it (a tombstone at
-    /// the compacted revision, say).
+    /// or the compaction revision if that is higher, which happens when compaction removed the
+    /// latest changes (older etcd dropped a tombstone at the compacted revision; a compaction
+    /// interrupted before it recorded its finish can drop one too, etcd-io/etcd#17780).
     pub fn current_revision(&self) -> i64 {
         let highest = self.revisions.last().map_or(0, |r| r.main);
         highest.max(self.compact_revision())
@@ -99,5 +104,45 @@ impl EtcdSnapshot {
             latest.insert(&rev.kv.key[..], rev);
         }
         latest.into_values().filter(|rev| !rev.tombstone).map(|rev| &rev.kv).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(mains: &[i64], finished: i64, scheduled: i64) -> EtcdSnapshot {
+        let put = |&main: &i64| Revisioned {
+            main,
+            sub: 0,
+            tombstone: false,
+            kv: KeyValue { key: b"k".to_vec(), mod_revision: main, ..Default::default() },
+        };
+        EtcdSnapshot {
+            revisions: mains.iter().map(put).collect(),
+            leases: Vec::new(),
+            finished_compact_revision: finished,
+            scheduled_compact_revision: scheduled,
+            consistent_index: 0,
+            term: 0,
+            conf_state: None,
+            members: Vec::new(),
+            removed_members: Vec::new(),
+            cluster_version: None,
+            storage_version: None,
+            auth_enabled: false,
+        }
+    }
+
+    #[test]
+    fn current_revision_is_the_highest_held_or_compacted() {
+        assert_eq!(snapshot(&[], 0, 0).current_revision(), 0);
+        assert_eq!(snapshot(&[3, 7], 5, 5).current_revision(), 7);
+        // Older etcd (3.5.11, say; before etcd-io/etcd#18274) compacted a tombstone at the
+        // compacted revision away, so the store's revision can be above every revision left.
+        assert_eq!(snapshot(&[3], 9, 9).current_revision(), 9);
+        // A compaction scheduled but not finished when the snapshot was taken (etcd-io/etcd#17780).
+        assert_eq!(snapshot(&[3], 2, 9).current_revision(), 9);
+        assert_eq!(snapshot(&[3], 2, 9).compact_revision(), 9);
     }
 }
