@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::error::{BoltError, PageAt};
 use super::le::u64_at;
-use super::page::{Kind, Page};
+use super::page::{Kind, Page, BRANCH_FLAG};
 use super::Db;
 
 /// A nested bucket's value starts with its root page id and a sequence number.
@@ -103,7 +103,7 @@ impl<'a> Entries<'a> {
                 // bbolt inlines only buckets that fit in one leaf; a branch here would send the
                 // walk to pages the inline value does not own.
                 if page.kind != Kind::Leaf {
-                    return Err(BoltError::UnexpectedPageType { at: PageAt::Inline, flags: 0x01 });
+                    return Err(BoltError::UnexpectedPageType { at: PageAt::Inline, flags: BRANCH_FLAG });
                 }
                 page
             }

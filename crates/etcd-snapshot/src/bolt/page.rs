@@ -7,7 +7,7 @@ use super::le::{u16_at, u32_at, u64_at};
 
 pub(crate) const PAGE_HEADER_SIZE: usize = 16;
 const ELEMENT_SIZE: usize = 16;
-const BRANCH_FLAG: u16 = 0x01;
+pub(crate) const BRANCH_FLAG: u16 = 0x01;
 const LEAF_FLAG: u16 = 0x02;
 /// A leaf element's flag for "the value is a nested bucket".
 const BUCKET_LEAF_FLAG: u32 = 0x01;
