@@ -1,0 +1,37 @@
+//! The protobuf records etcd stores, as prost messages with etcd's field numbers.
+
+/// `mvccpb.KeyValue`: one revision of a key. The same message as `tally_proto::mvccpb::KeyValue`,
+/// defined here so that reading a snapshot needs no gRPC stack.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct KeyValue {
+    #[prost(bytes = "vec", tag = "1")]
+    pub key: Vec<u8>,
+    /// The revision of the key's latest creation.
+    #[prost(int64, tag = "2")]
+    pub create_revision: i64,
+    /// The revision of this change.
+    #[prost(int64, tag = "3")]
+    pub mod_revision: i64,
+    /// Changes since the key's latest creation, counting it as 1.
+    #[prost(int64, tag = "4")]
+    pub version: i64,
+    #[prost(bytes = "vec", tag = "5")]
+    pub value: Vec<u8>,
+    /// The lease the key is attached to, 0 for none.
+    #[prost(int64, tag = "6")]
+    pub lease: i64,
+}
+
+/// `leasepb.Lease`, as etcd's lessor persists a lease.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Lease {
+    #[prost(int64, tag = "1")]
+    pub id: i64,
+    /// The TTL granted, in seconds.
+    #[prost(int64, tag = "2")]
+    pub ttl: i64,
+    /// The remaining TTL at the last checkpoint, in seconds; 0 unless lease checkpointing
+    /// persisted one. etcd restarts every lease's countdown from `ttl` otherwise.
+    #[prost(int64, tag = "3")]
+    pub remaining_ttl: i64,
+}
