@@ -56,7 +56,7 @@ pub enum ClientCommand {
     },
 }
 
-fn url(endpoint: &str) -> String {
+pub(crate) fn url(endpoint: &str) -> String {
     if endpoint.contains("://") {
         endpoint.to_string()
     } else {

@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod dev;
 mod go_duration;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,12 +68,21 @@ struct ServerArgs {
     /// URLs serve them too).
     #[arg(long, value_delimiter = ',')]
     listen_metrics_urls: Vec<String>,
+    /// basic, or extensive to also time every gRPC call (grpc_server_handling_seconds), as etcd.
+    #[arg(long, value_enum, default_value = "basic")]
+    metrics: MetricsLevel,
     /// Least severe log level written: debug, info, warn or error (RUST_LOG, when set, wins).
     #[arg(long, value_enum, default_value = "info")]
     log_level: LogLevel,
     /// One line of text per event, or one JSON object per line.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MetricsLevel {
+    Basic,
+    Extensive,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,6 +123,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Load-test a cluster (Tally or etcd) through the etcd v3 API.
     Bench(bench::BenchArgs),
+    /// Back up a cluster, inspect a backup, or make a new cluster from one (or from etcd's).
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -142,6 +155,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         // etcd raises shorter intervals to its minimum.
         watch_progress_notify_interval: a.experimental_watch_progress_notify_interval.max(MIN_WATCH_PROGRESS_INTERVAL),
         listen_metrics_urls: a.listen_metrics_urls,
+        metrics_extensive: a.metrics == MetricsLevel::Extensive,
     }
 }
 
@@ -161,6 +175,7 @@ fn main() -> ExitCode {
         }
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Snapshot(cmd) => runtime.block_on(snapshot::run(cmd)),
         Command::Client(cmd) => runtime.block_on(client::run(cmd)),
     }
 }

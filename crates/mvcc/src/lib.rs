@@ -8,6 +8,7 @@ mod apply;
 mod error;
 mod go_sort;
 mod history;
+mod import;
 mod index;
 mod key_index;
 mod lease;
@@ -22,6 +23,7 @@ mod write;
 
 pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
 pub use error::{GrpcCode, MvccError};
+pub use import::{ImportedChange, ImportedHistory};
 pub use lease::{Lease, MAX_LEASE_TTL};
 pub use revision::{Revision, INITIAL_REVISION, NEVER_COMPACTED};
 pub use snapshot::{SnapshotCopy, SnapshotError};

@@ -202,7 +202,7 @@ impl StateMachine {
 }
 
 /// The snapshot of `sm` with `keys` (in order, `key_count` of them) as its store's keys.
-fn write_snapshot<'a>(
+pub(crate) fn write_snapshot<'a>(
     sm: &StateMachine,
     key_count: usize,
     keys: impl Iterator<Item = (&'a Arc<[u8]>, &'a KeyHistory)>,

@@ -62,6 +62,8 @@ pub struct ServerOptions {
     pub watch_progress_notify_interval: std::time::Duration,
     /// Extra URLs serving only `/metrics` and the health endpoints, over HTTP/1.1.
     pub listen_metrics_urls: Vec<String>,
+    /// etcd's `--metrics extensive`: also time every gRPC call (`grpc_server_handling_seconds`).
+    pub metrics_extensive: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +236,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(lease)
         .add_service(lock)
         .add_service(election);
-    let grpc_metrics = Arc::new(GrpcMetrics::default());
+    let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
     let ops = Arc::new(Ops {
         registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm),
         kv: kv.clone(),

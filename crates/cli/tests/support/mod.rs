@@ -132,6 +132,11 @@ impl Cluster {
         self.members.len()
     }
 
+    /// The `--initial-cluster` and `--initial-cluster-token` its members start with.
+    pub fn initial_cluster_and_token(&self) -> (&str, &str) {
+        (&self.initial_cluster, &self.token)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

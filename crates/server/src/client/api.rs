@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use crate::client::conn as client_conn;
 use crate::client::errors;
-use crate::client::grpc_metrics::GrpcMetrics;
+use crate::client::grpc_metrics::{Call, GrpcMetrics};
 use crate::client::grpc_unary::{self, Decoded};
 use crate::client::require_leader::{Admission, LeaderGate};
 use crate::client::services::kv::KvService;
@@ -101,34 +101,37 @@ impl ClientApi {
         }
     }
 
-    fn route(&self, req: http::Request<Body>) -> Answer {
+    /// The call's answer; `call` counts it (in the future that answers, so no extra one).
+    fn route(&self, req: http::Request<Body>, call: Option<Call>) -> Answer {
         match self.leader_gate.admit(&req) {
             Admission::Serve => {}
-            Admission::Refuse(refused) => return Box::pin(std::future::ready(Ok(refused))),
+            Admission::Refuse(refused) => return Box::pin(std::future::ready(Ok(counted(call, refused)))),
             Admission::ServeGuarded => {
                 let gate = self.leader_gate.clone();
                 let answer = self.routes.clone().call(req);
-                return Box::pin(async move { answer.await.map(|resp| gate.guard(resp)) });
+                return Box::pin(async move { answer.await.map(|resp| counted(call, gate.guard(resp))) });
             }
         }
         let method = req.uri().path().strip_prefix("/etcdserverpb.KV/");
         // Compressed requests are tonic's to accept or refuse.
         let (Some(method), false) = (method, req.headers().contains_key("grpc-encoding")) else {
-            return self.by_tonic(req);
+            return self.by_tonic(req, call);
         };
         let (kv, routes, limit) = (self.kv.clone(), self.routes.clone(), self.message_max);
         match method {
-            "Range" => Box::pin(unary(req, limit, routes, move |r| async move { kv.range(r).await })),
-            "Put" => Box::pin(unary(req, limit, routes, move |r| async move { kv.put(r).await })),
-            "DeleteRange" => Box::pin(unary(req, limit, routes, move |r| async move { kv.delete_range(r).await })),
-            "Txn" => Box::pin(unary(req, limit, routes, move |r| async move { kv.txn(r).await })),
-            "Compact" => Box::pin(unary(req, limit, routes, move |r| async move { kv.compact(r).await })),
-            _ => self.by_tonic(req),
+            "Range" => Box::pin(unary(req, limit, routes, call, move |r| async move { kv.range(r).await })),
+            "Put" => Box::pin(unary(req, limit, routes, call, move |r| async move { kv.put(r).await })),
+            "DeleteRange" => {
+                Box::pin(unary(req, limit, routes, call, move |r| async move { kv.delete_range(r).await }))
+            }
+            "Txn" => Box::pin(unary(req, limit, routes, call, move |r| async move { kv.txn(r).await })),
+            "Compact" => Box::pin(unary(req, limit, routes, call, move |r| async move { kv.compact(r).await })),
+            _ => self.by_tonic(req, call),
         }
     }
 
     /// tonic's answer, with grpc-go's message added to its bare `Unimplemented`.
-    fn by_tonic(&self, req: http::Request<Body>) -> Answer {
+    fn by_tonic(&self, req: http::Request<Body>, call: Option<Call>) -> Answer {
         let path = req.uri().path().to_owned();
         let answer = self.routes.clone().call(req);
         Box::pin(async move {
@@ -138,7 +141,7 @@ impl ClientApi {
             if unimplemented && !headers.contains_key("grpc-message") {
                 let _ = errors::unknown_method(&path).add_header(headers);
             }
-            Ok(resp)
+            Ok(counted(call, resp))
         })
     }
 }
@@ -158,18 +161,13 @@ impl hyper::service::Service<http::Request<Incoming>> for ClientApi {
         let req = req.map(Body::new);
         let call = self.grpc_metrics.start(req.uri().path());
         let timeout = grpc_timeout(req.headers());
-        let answer = self.route(req);
+        let answer = self.route(req, call);
+        let Some(timeout) = timeout else { return answer };
+        // A call cut off here is counted as Canceled when its answer is dropped.
         Box::pin(async move {
-            let resp = match timeout {
-                None => answer.await?,
-                Some(timeout) => tokio::time::timeout(timeout, answer)
-                    .await
-                    .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))?,
-            };
-            Ok(match call {
-                Some(call) => call.answered(resp),
-                None => resp,
-            })
+            tokio::time::timeout(timeout, answer)
+                .await
+                .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))
         })
     }
 }
@@ -200,6 +198,7 @@ async fn unary<M, R, F, Fut>(
     req: http::Request<Body>,
     limit: usize,
     mut routes: Routes,
+    call: Option<Call>,
     handler: F,
 ) -> Result<http::Response<Body>, Infallible>
 where
@@ -211,9 +210,16 @@ where
     match grpc_unary::decode::<M>(req, limit).await {
         Decoded::Message(parts, message) => {
             let request = tonic::Request::from_http(http::Request::from_parts(parts, message));
-            Ok(grpc_unary::respond(handler(request).await))
+            Ok(counted(call, grpc_unary::respond(handler(request).await)))
         }
-        Decoded::Replay(req) => routes.call(req).await,
+        Decoded::Replay(req) => routes.call(req).await.map(|resp| counted(call, resp)),
+    }
+}
+
+fn counted(call: Option<Call>, resp: http::Response<Body>) -> http::Response<Body> {
+    match call {
+        Some(call) => call.answered(resp),
+        None => resp,
     }
 }
 

@@ -1,6 +1,7 @@
 //! One member: the driver thread around the Raft core, the write-ahead log glue, the member
 //! table, request ids and leases' clock, and the watch hub it publishes applied events to.
 
+pub mod backup;
 pub mod cluster;
 pub mod codec;
 pub mod driver;

@@ -101,6 +101,17 @@ impl Disk {
         Ok((disk, Persisted { hard_state, snapshot, entries }))
     }
 
+    /// Writes a fresh data directory that starts from `persisted`'s snapshot and hard state
+    /// (a member restored from a backup); a later `open` recovers exactly that.
+    pub fn restore(dir: &Path, persisted: &Persisted) -> Result<(), DiskError> {
+        let (wal, _) = Wal::open(dir, WalOptions::default())?;
+        let mut disk = Self { wal };
+        disk.save_snapshot(&persisted.snapshot)?;
+        let batch = WriteBatch { hard_state: Some(to_hard_state(persisted.hard_state)), entries: &[] };
+        disk.wal.append(&batch)?;
+        Ok(())
+    }
+
     /// Makes a Ready's snapshot, entries and hard state durable (one fsync for entries and
     /// hard state together). A hard state that moved only its commit index is not written on
     /// its own (etcd's `MustSync`): the commit index is where replay stops on restart, not a

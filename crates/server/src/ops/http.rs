@@ -32,12 +32,15 @@ pub struct Ops {
 /// Whether `req` is for these endpoints rather than a gRPC call: not gRPC, and one of their
 /// paths or plain HTTP/1 (which gets etcd's 404 for any other path).
 pub fn is_ops_request<B>(req: &Request<B>) -> bool {
-    let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let path = req.uri().path();
     let ours = matches!(path, "/health" | "/livez" | "/readyz" | "/version" | "/metrics")
         || path.strip_prefix("/livez/").is_some_and(|check| LIVEZ.contains(&check))
         || path.strip_prefix("/readyz/").is_some_and(|check| READYZ.contains(&check));
-    !grpc && (ours || req.version() < http::Version::HTTP_2)
+    // Every gRPC call takes this early way out, without a header lookup.
+    if !ours && req.version() >= http::Version::HTTP_2 {
+        return false;
+    }
+    !req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The checks behind `/livez` and `/readyz`, in the order they are reported.

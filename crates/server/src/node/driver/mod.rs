@@ -34,6 +34,7 @@ pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refus
 pub use read_queue::ReadQueue;
 use reads::Reads;
 use snapshots::decode_snapshot;
+pub(crate) use snapshots::encode_snapshot;
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
 const INPUTS_PER_TURN_MAX: usize = 4096;

@@ -102,7 +102,7 @@ fn next_snapshot_at(snapshot_index: u64, count: u64, stagger: u64) -> u64 {
 /// Its framing is written by hand around the state machine's encoding, so the store-sized
 /// bytes are written once instead of encoded and then copied into the message. The state's
 /// length goes in a varint padded to a fixed width, which protobuf decoders accept.
-pub(super) fn encode_snapshot(members: &Members, sm: &SnapshotCopy) -> Bytes {
+pub(crate) fn encode_snapshot(members: &Members, sm: &SnapshotCopy) -> Bytes {
     use prost::encoding::{encode_key, message, WireType};
     let mut buf = Vec::new();
     message::encode(1, &members.to_table(), &mut buf);

@@ -1,0 +1,246 @@
+//! Backups and moves from etcd, end to end with etcd's own etcdctl (the reference 3.5.x that
+//! `scripts/etcd-ref` builds): `etcdctl snapshot save` of a Tally cluster, `tally snapshot
+//! restore` of it into a new cluster, and the same from a real etcd's snapshot. Either way every
+//! key keeps its value, revisions, version and lease, the history since the compaction stays
+//! readable, and the new cluster takes writes at the next revision.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::free_port;
+use support::{eventually, Cluster};
+
+/// The reference etcd's bin directory (etcd and etcdctl), built once by `scripts/etcd-ref`.
+fn etcd_bin_dir() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/etcd-ref");
+    let out = Command::new(&script).arg("3.5").stderr(Stdio::inherit()).output().expect("run scripts/etcd-ref");
+    assert!(out.status.success(), "scripts/etcd-ref 3.5 failed: it needs Go and the module proxy");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// etcdctl (the reference one) against `endpoints`; panics with its stderr if it fails.
+fn ctl(endpoints: &str, args: &[&str]) -> String {
+    let out = Command::new(etcd_bin_dir().join("etcdctl"))
+        .arg(format!("--endpoints={endpoints}"))
+        .args(["--dial-timeout=3s", "--command-timeout=10s"])
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tally(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally")).args(args).output().expect("run tally");
+    assert!(out.status.success(), "tally {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A history with overwrites, deletes, a txn, a lease with keys, a compaction and writes after
+/// it. Returns the compacted revision.
+fn write_history(endpoints: &str) -> i64 {
+    for i in 0..20 {
+        ctl(endpoints, &["put", &format!("k/{i:02}"), &format!("v{i}")]);
+    }
+    for i in 0..10 {
+        ctl(endpoints, &["put", &format!("k/{i:02}"), &format!("again{i}")]);
+    }
+    ctl(endpoints, &["del", "k/05"]);
+    ctl(endpoints, &["del", "k/1", "--prefix"]);
+    let lease = ctl(endpoints, &["lease", "grant", "3600"]);
+    let lease = lease.split_whitespace().nth(1).expect("lease id").to_string();
+    ctl(endpoints, &["put", "leased/a", "la", &format!("--lease={lease}")]);
+    ctl(endpoints, &["put", "leased/b", "lb", &format!("--lease={lease}")]);
+    let compacted = revision(endpoints) - 5;
+    ctl(endpoints, &["compaction", &compacted.to_string()]);
+    ctl(endpoints, &["put", "k/00", "after-compaction"]);
+    ctl(endpoints, &["put", "big", &"x".repeat(10_000)]);
+    compacted
+}
+
+fn revision(endpoints: &str) -> i64 {
+    let v: Value = serde_json::from_str(&ctl(endpoints, &["get", "nothing", "-w", "json"])).unwrap();
+    v["header"]["revision"].as_i64().unwrap()
+}
+
+/// Every key with its value, revisions, version and lease, as of `rev` (0: now).
+fn keys_at(endpoints: &str, rev: i64) -> Vec<Value> {
+    let out = ctl(endpoints, &["get", "", "--prefix", "-w", "json", &format!("--rev={rev}")]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["kvs"].as_array().cloned().unwrap_or_default()
+}
+
+/// (revision, every key at every readable revision, leases with their TTL and keys).
+fn everything(endpoints: &str, compacted: i64) -> (i64, Vec<Vec<Value>>, Vec<String>) {
+    let now = revision(endpoints);
+    let history = (compacted..=now).map(|rev| keys_at(endpoints, rev)).collect();
+    let mut leases = Vec::new();
+    for line in ctl(endpoints, &["lease", "list"]).lines().skip(1) {
+        let id = line.split_whitespace().next().unwrap_or_default();
+        let ttl = ctl(endpoints, &["lease", "timetolive", id, "--keys"]);
+        // "lease X granted with TTL(3600s), remaining(3599s), attached keys([...])": all but remaining.
+        leases.push(ttl.split(", remaining").next().unwrap().to_string() + ttl.split("s), ").nth(1).unwrap_or(""));
+    }
+    leases.sort();
+    (now, history, leases)
+}
+
+/// Stops `cluster`, empties its members' data directories and restores each from `file`.
+async fn restore_into(cluster: &mut Cluster, file: &Path) {
+    cluster.stop_all();
+    let (initial_cluster, token) = cluster.initial_cluster_and_token();
+    let (initial_cluster, token) = (initial_cluster.to_string(), token.to_string());
+    for m in &cluster.members {
+        std::fs::remove_dir_all(&m.data_dir).expect("remove data dir");
+        let data_dir = m.data_dir.to_str().unwrap();
+        let peer = m.peer_url();
+        tally(&[
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--name",
+            &m.name,
+            "--initial-cluster",
+            &initial_cluster,
+            "--initial-cluster-token",
+            &token,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--data-dir",
+            data_dir,
+        ]);
+    }
+    cluster.start_all();
+    cluster.wait_for_leader().await;
+}
+
+/// The new cluster serves `before` and takes a write at the next revision on every member.
+async fn assert_same_and_writable(cluster: &Cluster, before: &(i64, Vec<Vec<Value>>, Vec<String>), compacted: i64) {
+    let endpoints = cluster.etcdctl_endpoints();
+    let after = everything(&endpoints, compacted);
+    assert_eq!(after.0, before.0, "revision");
+    assert_eq!(after.2, before.2, "leases");
+    for (i, (a, b)) in after.1.iter().zip(&before.1).enumerate() {
+        assert_eq!(a, b, "keys at revision {}", compacted + i as i64);
+    }
+    let below = Command::new(etcd_bin_dir().join("etcdctl"))
+        .arg(format!("--endpoints={endpoints}"))
+        .args(["get", "k/00", &format!("--rev={}", compacted - 1)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&below.stderr);
+    assert!(!below.status.success() && err.contains("required revision has been compacted"), "{err}");
+    ctl(&endpoints, &["put", "new", "write"]);
+    for m in &cluster.members {
+        let at = m.endpoint();
+        eventually(Duration::from_secs(10), "every member at the new revision", || {
+            let at = at.clone();
+            async move { (revision(&at) == before.0 + 1).then_some(()) }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_snapshot_save_then_tally_restore_rebuilds_the_cluster() {
+    let mut cluster = Cluster::start(3).await;
+    let endpoints = cluster.etcdctl_endpoints();
+    let compacted = write_history(&endpoints);
+    let before = everything(&endpoints, compacted);
+    let file = cluster.dir().join("backup.db");
+    let first = cluster.members[0].endpoint();
+    ctl(&first, &["snapshot", "save", file.to_str().unwrap()]);
+    let status: Value =
+        serde_json::from_str(&tally(&["snapshot", "status", "-w", "json", file.to_str().unwrap()])).unwrap();
+    assert_eq!(status["revision"], before.0);
+    assert_eq!(status["compactRevision"], compacted);
+    assert_eq!(status["origin"], "tally");
+
+    restore_into(&mut cluster, &file).await;
+    assert_same_and_writable(&cluster, &before, compacted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_is_refused_and_the_data_dir_left_alone() {
+    let cluster = Cluster::start(1).await;
+    let endpoint = cluster.members[0].endpoint();
+    ctl(&endpoint, &["put", "a", "b"]);
+    let file = cluster.dir().join("backup.db");
+    tally(&["snapshot", "save", file.to_str().unwrap(), "--endpoints", &endpoint]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let dir = cluster.dir().join("restored");
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["snapshot", "restore", file.to_str().unwrap(), "--data-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256 does not match"), "{out:?}");
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
+/// A real etcd member on free ports, killed when dropped.
+struct Etcd {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_etcd(dir: &Path) -> Etcd {
+    let (client, peer) = (free_port(), free_port());
+    let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
+    let child = Command::new(etcd_bin_dir().join("etcd"))
+        .arg("--data-dir")
+        .arg(dir.join("etcd"))
+        .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
+        .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args(["--initial-cluster", &format!("default=http://127.0.0.1:{peer}")])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start etcd");
+    let etcd = Etcd { child, endpoint: format!("127.0.0.1:{client}") };
+    eventually(Duration::from_secs(20), "etcd answers", || {
+        let endpoint = etcd.endpoint.clone();
+        async move {
+            let ok = Command::new(etcd_bin_dir().join("etcdctl"))
+                .args([&format!("--endpoints={endpoint}"), "endpoint", "health"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            ok.then_some(())
+        }
+    })
+    .await;
+    etcd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_snapshot_moves_to_tally_with_every_revision() {
+    let mut cluster = Cluster::start(3).await;
+    let etcd = start_etcd(cluster.dir()).await;
+    let compacted = write_history(&etcd.endpoint);
+    let before = everything(&etcd.endpoint, compacted);
+    let file = cluster.dir().join("etcd.db");
+    ctl(&etcd.endpoint, &["snapshot", "save", file.to_str().unwrap()]);
+    drop(etcd);
+    let status: Value =
+        serde_json::from_str(&tally(&["snapshot", "status", "-w", "json", file.to_str().unwrap()])).unwrap();
+    assert_eq!(status["origin"], "etcd");
+    assert_eq!(status["revision"], before.0);
+
+    restore_into(&mut cluster, &file).await;
+    assert_same_and_writable(&cluster, &before, compacted).await;
+}
