@@ -68,6 +68,9 @@ struct ServerArgs {
     /// URLs serve them too).
     #[arg(long, value_delimiter = ',')]
     listen_metrics_urls: Vec<String>,
+    /// Bytes the state machine may take before writes are refused with NOSPACE (0: 2 GiB).
+    #[arg(long, default_value_t = 0)]
+    quota_backend_bytes: u64,
     /// basic, or extensive to also time every gRPC call (grpc_server_handling_seconds), as etcd.
     #[arg(long, value_enum, default_value = "basic")]
     metrics: MetricsLevel,
@@ -156,6 +159,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         watch_progress_notify_interval: a.experimental_watch_progress_notify_interval.max(MIN_WATCH_PROGRESS_INTERVAL),
         listen_metrics_urls: a.listen_metrics_urls,
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
+        quota_backend_bytes: a.quota_backend_bytes,
     }
 }
 

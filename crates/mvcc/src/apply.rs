@@ -4,11 +4,13 @@
 use std::collections::VecDeque;
 
 use tally_proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, TxnResponse,
+    AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse,
+    PutResponse, TxnResponse,
 };
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::{command::Op, Command};
 
+use crate::alarms::{txn_puts, Alarms};
 use crate::error::MvccError;
 use crate::sharded::ShardedMap;
 use crate::store::{Store, StoreConfig};
@@ -28,6 +30,8 @@ pub enum CommandResponse {
     LeaseGrant(LeaseGrantResponse),
     /// A LeaseRevoke's response.
     LeaseRevoke(LeaseRevokeResponse),
+    /// An Alarm request's response.
+    Alarm(AlarmResponse),
     /// The request failed; nothing was changed.
     Error(MvccError),
     /// A command without an operation, or a log index already applied: nothing happened.
@@ -163,6 +167,8 @@ pub struct StateMachine {
     pub store: Store,
     pub(crate) sessions: Sessions,
     pub(crate) applied_index: u64,
+    /// The raised alarms (replicated: raised and cleared through the log).
+    pub alarms: Alarms,
 }
 
 impl Default for StateMachine {
@@ -174,7 +180,12 @@ impl Default for StateMachine {
 impl StateMachine {
     /// An empty state machine.
     pub fn new(config: StoreConfig) -> StateMachine {
-        StateMachine { store: Store::new(config), sessions: Sessions::new(config.sessions_max), applied_index: 0 }
+        StateMachine {
+            store: Store::new(config),
+            sessions: Sessions::new(config.sessions_max),
+            applied_index: 0,
+            alarms: Alarms::default(),
+        }
     }
 
     /// The index of the last applied log entry.
@@ -224,14 +235,35 @@ impl StateMachine {
         Applied { response, fresh: true, events, revision: self.store.revision() }
     }
 
+    /// etcd's capped applier (NOSPACE: no puts, no txns that put, no lease grants) and corrupt
+    /// applier (CORRUPT: nothing but alarms).
+    fn refused_by_alarm(&self, op: &Op) -> Option<MvccError> {
+        if self.alarms.raised.is_empty() {
+            return None;
+        }
+        if self.alarms.is_raised(AlarmType::Corrupt) && !matches!(op, Op::Alarm(_)) {
+            return Some(MvccError::Corrupt);
+        }
+        let needs_space = match op {
+            Op::Put(_) | Op::LeaseGrant(_) => true,
+            Op::Txn(t) => txn_puts(t),
+            _ => false,
+        };
+        (needs_space && self.alarms.is_raised(AlarmType::Nospace)).then_some(MvccError::NoSpace)
+    }
+
     fn not_fresh(&self, response: CommandResponse) -> Applied {
         Applied { response, fresh: false, events: Vec::new(), revision: self.store.revision() }
     }
 
     fn execute(&mut self, op: Option<&Op>) -> (CommandResponse, Vec<Event>) {
+        if let Some(refused) = op.and_then(|op| self.refused_by_alarm(op)) {
+            return (CommandResponse::Error(refused), Vec::new());
+        }
         let s = &mut self.store;
         let r = match op {
             None => return (CommandResponse::Noop, Vec::new()),
+            Some(Op::Alarm(a)) => Ok((CommandResponse::Alarm(self.alarms.apply(a)), Vec::new())),
             Some(Op::Put(p)) => s.put(p).map(|(r, e)| (CommandResponse::Put(r), e)),
             Some(Op::DeleteRange(d)) => s.delete_range(d).map(|(r, e)| (CommandResponse::DeleteRange(r), e)),
             Some(Op::Txn(t)) => s.txn(t).map(|(r, e)| (CommandResponse::Txn(r), e)),

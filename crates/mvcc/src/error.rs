@@ -88,6 +88,12 @@ pub enum MvccError {
     /// (its response is no longer cached). etcd has no equivalent.
     #[error("tally: request sequence number is older than the client's last applied request")]
     StaleSequence,
+    /// `rpctypes.ErrGRPCNoSpace`: the NOSPACE alarm is raised (or this write would raise it).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// `rpctypes.ErrGRPCCorrupt`: the CORRUPT alarm is raised.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
 }
 
 impl MvccError {
@@ -108,6 +114,8 @@ impl MvccError {
             MvccError::StaleSequence => {
                 "tally: request sequence number is older than the client's last applied request"
             }
+            MvccError::NoSpace => "etcdserver: mvcc: database space exceeded",
+            MvccError::Corrupt => "etcdserver: corrupt cluster",
         }
     }
 
@@ -123,6 +131,8 @@ impl MvccError {
             MvccError::Compacted | MvccError::FutureRev | MvccError::LeaseTtlTooLarge => GrpcCode::OutOfRange,
             MvccError::LeaseNotFound => GrpcCode::NotFound,
             MvccError::LeaseExists | MvccError::StaleSequence => GrpcCode::FailedPrecondition,
+            MvccError::NoSpace => GrpcCode::ResourceExhausted,
+            MvccError::Corrupt => GrpcCode::DataLoss,
         }
     }
 
@@ -141,6 +151,8 @@ impl MvccError {
             MvccError::LeaseExists => 10,
             MvccError::LeaseTtlTooLarge => 11,
             MvccError::StaleSequence => 12,
+            MvccError::NoSpace => 13,
+            MvccError::Corrupt => 14,
         }
     }
 
@@ -158,6 +170,8 @@ impl MvccError {
             10 => MvccError::LeaseExists,
             11 => MvccError::LeaseTtlTooLarge,
             12 => MvccError::StaleSequence,
+            13 => MvccError::NoSpace,
+            14 => MvccError::Corrupt,
             _ => return None,
         })
     }

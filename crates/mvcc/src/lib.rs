@@ -4,6 +4,7 @@
 //! Everything is deterministic: no I/O, no clocks, no randomness. Responses carry a header with only the
 //! revision set; the server fills cluster id, member id and raft term.
 
+mod alarms;
 mod apply;
 mod error;
 mod go_sort;
@@ -21,6 +22,7 @@ mod txn;
 pub mod validate;
 mod write;
 
+pub use alarms::Alarms;
 pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
 pub use error::{GrpcCode, MvccError};
 pub use import::{ImportedChange, ImportedHistory};

@@ -2,13 +2,15 @@
 //!
 //! Layout (integers little-endian): magic `TALLYMVC`, format version (u32), body, crc32c (u32) of all the
 //! preceding bytes. Body: applied index; config; current and compacted revisions; lease id seed; keys in
-//! order with their histories; leases (id, ttl; attachments are rebuilt from the live keys); sessions.
+//! order with their histories; leases (id, ttl; attachments are rebuilt from the live keys); sessions;
+//! alarms (format 2 on; format 1 had none).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prost::Message;
 
+use crate::alarms::Alarms;
 use crate::apply::{CommandResponse, Session, Sessions, StateMachine};
 use crate::error::MvccError;
 use crate::index::{HistoriesCopy, Index};
@@ -18,7 +20,8 @@ use crate::revision::Revision;
 use crate::store::{Store, StoreConfig};
 
 const MAGIC: &[u8; 8] = b"TALLYMVC";
-const FORMAT_VERSION: u32 = 1;
+/// 2: alarms after the sessions. Version 1 (no alarms) is still read.
+const FORMAT_VERSION: u32 = 2;
 
 /// Why a snapshot could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +131,10 @@ fn write_response(w: &mut Writer<'_>, r: &CommandResponse) {
             w.u8(6);
             w.bytes(&m.encode_to_vec());
         }
+        CommandResponse::Alarm(m) => {
+            w.u8(9);
+            w.bytes(&m.encode_to_vec());
+        }
         CommandResponse::Error(e) => {
             w.u8(7);
             w.u8(e.tag());
@@ -147,6 +154,7 @@ fn read_response(r: &mut Reader<'_>) -> R<CommandResponse> {
         6 => CommandResponse::LeaseRevoke(Message::decode(r.bytes()?).map_err(|_| BAD)?),
         7 => CommandResponse::Error(MvccError::from_tag(r.u8()?).ok_or(BAD)?),
         8 => CommandResponse::Noop,
+        9 => CommandResponse::Alarm(Message::decode(r.bytes()?).map_err(|_| BAD)?),
         _ => return Err(BAD),
     })
 }
@@ -196,7 +204,12 @@ impl StateMachine {
             config: s.config,
             approx_bytes: s.approx_bytes,
         };
-        let rest = StateMachine { store, sessions: self.sessions.clone(), applied_index: self.applied_index };
+        let rest = StateMachine {
+            store,
+            sessions: self.sessions.clone(),
+            applied_index: self.applied_index,
+            alarms: self.alarms.clone(),
+        };
         SnapshotCopy { histories, rest }
     }
 }
@@ -252,6 +265,11 @@ pub(crate) fn write_snapshot<'a>(
         w.u64(sess.last_index);
         write_response(&mut w, &sess.response);
     }
+    w.u64(sm.alarms.raised.len() as u64);
+    for &(alarm, member) in &sm.alarms.raised {
+        w.i64(alarm.into());
+        w.u64(member);
+    }
     let crc = crc32c::crc32c(&w.buf[start..]);
     w.u32(crc);
 }
@@ -265,7 +283,7 @@ impl StateMachine {
         let (body, crc) = data.split_at(data.len() - 4);
         let mut r = Reader { buf: &body[MAGIC.len()..] };
         let version = r.u32()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != 1 {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         if crc32c::crc32c(body).to_le_bytes() != crc {
@@ -350,9 +368,17 @@ impl StateMachine {
         if !sessions.finish_restore() {
             return Err(SnapshotError::Corrupt("sessions"));
         }
+        let mut alarms = Alarms::default();
+        if version >= 2 {
+            for _ in 0..r.len()? {
+                let (alarm, member) = (r.i64()?, r.u64()?);
+                let alarm = i32::try_from(alarm).map_err(|_| SnapshotError::Corrupt("alarm type"))?;
+                alarms.raised.insert((alarm, member));
+            }
+        }
         if !r.buf.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));
         }
-        Ok(StateMachine { store, sessions, applied_index })
+        Ok(StateMachine { store, sessions, applied_index, alarms })
     }
 }

@@ -27,6 +27,7 @@ use crate::client::services::kv::{KvService, REQUEST_BYTES_MAX};
 use crate::client::services::lease::LeaseService;
 use crate::client::services::lock::LockService;
 use crate::client::services::maintenance::MaintenanceService;
+use crate::client::services::quota::DEFAULT_QUOTA_BYTES;
 use crate::client::services::watch::WatchService;
 use crate::node::cluster::ClusterSpec;
 use crate::node::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
@@ -64,6 +65,8 @@ pub struct ServerOptions {
     pub listen_metrics_urls: Vec<String>,
     /// etcd's `--metrics extensive`: also time every gRPC call (`grpc_server_handling_seconds`).
     pub metrics_extensive: bool,
+    /// etcd's `--quota-backend-bytes` (0: etcd's default, 2 GiB).
+    pub quota_backend_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +206,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
 
     let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
     let node = NodeHandle { inputs, reads, shared: shared.clone() };
+    let quota_bytes = if opts.quota_backend_bytes == 0 { DEFAULT_QUOTA_BYTES } else { opts.quota_backend_bytes };
     let ctx = Context::new(ContextParts {
         node: node.clone(),
         sm: sm.clone(),
@@ -212,6 +216,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         client_urls: opts.advertise_client_urls.clone(),
         spec,
         directory,
+        quota_bytes,
     });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
@@ -238,7 +243,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(election);
     let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
     let ops = Arc::new(Ops {
-        registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm),
+        registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm.clone(), quota_bytes),
+        sm,
         kv: kv.clone(),
         node: node.clone(),
         request_timeout: Duration::from_secs(5) + 2 * Duration::from_millis(opts.election_timeout_ms),

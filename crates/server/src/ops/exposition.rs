@@ -18,14 +18,12 @@ use crate::client::grpc_metrics::GrpcMetrics;
 use crate::node::driver::Shared;
 use crate::node::histogram::AtomicHistogram;
 
-/// etcd's default `--quota-backend-bytes` (2 GiB); Tally has no quota of its own yet.
-const QUOTA_BACKEND_BYTES: i64 = 2 << 30;
-
 /// What a scrape reads: the counters, and the state machine for its size.
 struct Scrape {
     shared: Arc<Shared>,
     grpc: Arc<GrpcMetrics>,
     sm: Arc<RwLock<StateMachine>>,
+    quota_bytes: u64,
 }
 
 impl std::fmt::Debug for Scrape {
@@ -35,9 +33,14 @@ impl std::fmt::Debug for Scrape {
 }
 
 /// The registry a member's `/metrics` encodes.
-pub fn registry(shared: Arc<Shared>, grpc: Arc<GrpcMetrics>, sm: Arc<RwLock<StateMachine>>) -> Registry {
+pub fn registry(
+    shared: Arc<Shared>,
+    grpc: Arc<GrpcMetrics>,
+    sm: Arc<RwLock<StateMachine>>,
+    quota_bytes: u64,
+) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { shared, grpc, sm }));
+    registry.register_collector(Box::new(Scrape { shared, grpc, sm, quota_bytes }));
     registry
 }
 
@@ -113,7 +116,7 @@ impl Collector for Scrape {
             &mut e,
             "etcd_server_quota_backend_bytes",
             "Current backend storage quota size in bytes.",
-            QUOTA_BACKEND_BYTES,
+            self.quota_bytes as i64,
         )?;
         histogram(
             &mut e,

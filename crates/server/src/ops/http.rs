@@ -10,7 +10,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use prometheus_client::registry::Registry;
 use tally_proto::etcdserverpb::kv_server::Kv;
-use tally_proto::etcdserverpb::RangeRequest;
+use tally_proto::etcdserverpb::{AlarmType, RangeRequest};
 use tonic::body::Body;
 
 use crate::client::services::kv::KvService;
@@ -23,6 +23,8 @@ const ETCD_CLUSTER_VERSION: &str = "3.5.0";
 /// Everything the endpoints read.
 pub struct Ops {
     pub registry: Registry,
+    /// The state machine, for its alarms.
+    pub sm: Arc<std::sync::RwLock<tally_mvcc::StateMachine>>,
     pub kv: Arc<KvService>,
     pub node: NodeHandle,
     /// etcd's request timeout (5 s plus two election timeouts), for the health check's read.
@@ -86,11 +88,14 @@ impl Ops {
         }
     }
 
-    /// etcd's `/health`: alarms (none are raised yet), a leader unless `serializable=true`, then
-    /// a one-key read, linearizable unless `serializable=true`.
+    /// etcd's `/health`: alarms (but those in `exclude`), a leader unless `serializable=true`,
+    /// then a one-key read, linearizable unless `serializable=true`.
     async fn health(&self, query: &[(String, String)]) -> Response<Body> {
         let serializable = query.iter().any(|(k, v)| k == "serializable" && v == "true");
-        let reason = if !serializable && self.node.shared.leader().is_none() {
+        let excluded: Vec<&str> = query.iter().filter(|(k, _)| k == "exclude").map(|(_, v)| v.as_str()).collect();
+        let reason = if let Some(alarm) = self.raised_alarm(&excluded) {
+            Some(format!("ALARM {alarm}"))
+        } else if !serializable && self.node.shared.leader().is_none() {
             Some("RAFT NO LEADER".to_string())
         } else {
             self.read(serializable).await.err().map(|e| format!("RANGE ERROR:{e}"))
@@ -137,10 +142,29 @@ impl Ops {
                 Some(_) => Ok(()),
                 None => Err("etcdserver: server stopped".into()),
             },
-            // No alarm can be raised yet, so the CORRUPT alarm is never active.
-            "data_corruption" => Ok(()),
+            "data_corruption" => match self.alarm_raised(AlarmType::Corrupt) {
+                true => Err("alarm activated: CORRUPT".into()),
+                false => Ok(()),
+            },
             other => Err(format!("unknown check {other}")),
         }
+    }
+
+    /// The first raised alarm whose name is not in `excluded` (NOSPACE, CORRUPT; UNKNOWN for
+    /// another), as etcd's `checkAlarms` reports it.
+    fn raised_alarm(&self, excluded: &[&str]) -> Option<&'static str> {
+        let alarms = self.sm.read().expect("sm lock").alarms.list(AlarmType::None as i32);
+        alarms.iter().find_map(|a| {
+            let name = AlarmType::try_from(a.alarm).map_or("UNKNOWN", |t| t.as_str_name());
+            (!excluded.contains(&name)).then_some(match name {
+                "NOSPACE" | "CORRUPT" => name,
+                _ => "UNKNOWN",
+            })
+        })
+    }
+
+    fn alarm_raised(&self, alarm: AlarmType) -> bool {
+        self.sm.read().expect("sm lock").alarms.is_raised(alarm)
     }
 
     /// The read etcd's checks make: one key, keys only, through the KV service.

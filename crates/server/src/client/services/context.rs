@@ -41,6 +41,7 @@ pub struct ContextParts {
     pub client_urls: Vec<String>,
     pub spec: ClusterSpec,
     pub directory: PeerDirectory,
+    pub quota_bytes: u64,
 }
 
 pub struct Context {
@@ -54,8 +55,10 @@ pub struct Context {
     pub client_urls: Vec<String>,
     pub spec: ClusterSpec,
     pub directory: PeerDirectory,
+    /// `--quota-backend-bytes`: the state machine size writes may not take it past.
+    pub quota_bytes: u64,
     /// Request ids minted here for clients that bring none: unique per request.
-    request_ids: RequestIds,
+    pub(super) request_ids: RequestIds,
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
     /// keep-alives and the like).
     channels: Mutex<HashMap<String, Channel>>,
@@ -63,7 +66,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(parts: ContextParts) -> Arc<Self> {
-        let ContextParts { node, sm, members, member_id, name, client_urls, spec, directory } = parts;
+        let ContextParts { node, sm, members, member_id, name, client_urls, spec, directory, quota_bytes } = parts;
         Arc::new(Self {
             node,
             sm,
@@ -73,6 +76,7 @@ impl Context {
             client_urls,
             spec,
             directory,
+            quota_bytes,
             request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
         })

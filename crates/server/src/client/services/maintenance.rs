@@ -9,6 +9,9 @@ use tally_proto::etcdserverpb::*;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
+use tally_mvcc::CommandResponse;
+use tally_proto::tally_v1::{command::Op, Command};
+
 use crate::client::errors;
 use crate::node::backup;
 
@@ -39,9 +42,19 @@ type SnapshotStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SnapshotRes
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        // Tally raises no alarms (no NOSPACE quota, no corruption checker yet): list none.
-        Ok(Response::new(AlarmResponse { header: Some(self.ctx.header(0)), alarms: Vec::new() }))
+    /// Lists, raises or clears alarms through the log, as etcd does (a GET too, so it is
+    /// linearizable).
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let (client_id, seq) = self.ctx.request_identity(request.metadata());
+        let cmd = Command { client_id, seq, op: Some(Op::Alarm(request.into_inner())) };
+        match self.ctx.submit(cmd).await? {
+            CommandResponse::Alarm(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
+            _ => Err(Status::internal("alarm answered with another response type")),
+        }
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

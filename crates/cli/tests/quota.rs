@@ -1,0 +1,69 @@
+//! The space quota and alarms, as etcd has them: a write that would take the store past
+//! `--quota-backend-bytes` raises NOSPACE on every member and is refused with etcd's error;
+//! reads, deletes and compaction go on; `/health` reports the alarm (unless excluded); the alarm
+//! survives restarts; after space is freed, `etcdctl alarm disarm` lets writes in again.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use support::etcdctl::Etcdctl;
+use support::Cluster;
+
+const QUOTA: &str = "200000";
+
+/// GET `path` over HTTP/1.1; (status code, body).
+fn http_get(endpoint: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(endpoint).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.restart_founders_with(&["--quota-backend-bytes", QUOTA]).await;
+    let ctl = Etcdctl::new(cluster.etcdctl_endpoints());
+    let value = "x".repeat(30_000);
+    let mut refused = None;
+    for i in 0..20 {
+        let out = ctl.run(&["put", &format!("big/{i}"), &value]);
+        if !out.status.success() {
+            refused = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+            break;
+        }
+    }
+    let refused = refused.expect("a put past the quota is refused");
+    assert!(refused.contains("etcdserver: mvcc: database space exceeded"), "{refused}");
+
+    // Raised through the log: every member lists it and refuses even a small put.
+    for m in &cluster.members {
+        let alarms = Etcdctl::new(m.endpoint()).ok(&["alarm", "list"]);
+        assert!(alarms.contains("alarm:NOSPACE"), "{} lists {alarms:?}", m.name);
+        let out = Etcdctl::new(m.endpoint()).run(&["put", "small", "v"]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("database space exceeded"));
+    }
+    assert!(ctl.ok(&["get", "big/0", "--print-value-only"]).starts_with("xxx"), "reads go on");
+    let endpoint = cluster.members[0].endpoint();
+    assert_eq!(http_get(&endpoint, "/health"), (503, "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n".into()));
+    assert_eq!(http_get(&endpoint, "/health?exclude=NOSPACE").0, 200);
+
+    // The alarm is state, not memory: it survives a full restart.
+    cluster.restart_founders_with(&["--quota-backend-bytes", QUOTA]).await;
+    assert!(ctl.ok(&["alarm", "list"]).contains("alarm:NOSPACE"));
+
+    // Free space (delete and compact), disarm, write again.
+    ctl.ok(&["del", "big/", "--prefix"]);
+    let rev = ctl.json(&["get", "nothing", "-w", "json"])["header"]["revision"].as_i64().unwrap();
+    ctl.ok(&["compaction", &rev.to_string()]);
+    let disarmed = ctl.ok(&["alarm", "disarm"]);
+    assert!(disarmed.contains("alarm:NOSPACE"), "{disarmed}");
+    assert_eq!(ctl.ok(&["alarm", "list"]).trim(), "");
+    ctl.ok(&["put", "small", "v"]);
+    assert_eq!(http_get(&endpoint, "/health").0, 200);
+}
