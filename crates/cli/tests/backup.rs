@@ -6,33 +6,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::free_port;
+use support::reference_etcd::{ctl, etcd_bin_dir, start_etcd};
 use support::{eventually, Cluster};
-
-/// The reference etcd's bin directory (etcd and etcdctl), built once by `scripts/etcd-ref`.
-fn etcd_bin_dir() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/etcd-ref");
-    let out = Command::new(&script).arg("3.5").stderr(Stdio::inherit()).output().expect("run scripts/etcd-ref");
-    assert!(out.status.success(), "scripts/etcd-ref 3.5 failed: it needs Go and the module proxy");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// etcdctl (the reference one) against `endpoints`; panics with its stderr if it fails.
-fn ctl(endpoints: &str, args: &[&str]) -> String {
-    let out = Command::new(etcd_bin_dir().join("etcdctl"))
-        .arg(format!("--endpoints={endpoints}"))
-        .args(["--dial-timeout=3s", "--command-timeout=10s"])
-        .args(args)
-        .output()
-        .expect("run etcdctl");
-    assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn tally(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tally")).args(args).output().expect("run tally");
@@ -182,49 +162,6 @@ async fn a_damaged_snapshot_is_refused_and_the_data_dir_left_alone() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256 does not match"), "{out:?}");
     assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none());
-}
-
-/// A real etcd member on free ports, killed when dropped.
-struct Etcd {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_etcd(dir: &Path) -> Etcd {
-    let (client, peer) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
-    let child = Command::new(etcd_bin_dir().join("etcd"))
-        .arg("--data-dir")
-        .arg(dir.join("etcd"))
-        .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-        .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
-        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-cluster", &format!("default=http://127.0.0.1:{peer}")])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start etcd");
-    let etcd = Etcd { child, endpoint: format!("127.0.0.1:{client}") };
-    eventually(Duration::from_secs(20), "etcd answers", || {
-        let endpoint = etcd.endpoint.clone();
-        async move {
-            let ok = Command::new(etcd_bin_dir().join("etcdctl"))
-                .args([&format!("--endpoints={endpoint}"), "endpoint", "health"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            ok.then_some(())
-        }
-    })
-    .await;
-    etcd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

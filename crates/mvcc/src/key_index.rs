@@ -77,11 +77,13 @@ impl KeyHistory {
     }
 
     /// How many of the oldest entries a compaction at `at` drops: all before the entry
-    /// visible at `at`, and that one too if it is a tombstone.
+    /// visible at `at`, and that one too if it is a tombstone older than `at`. A tombstone at
+    /// exactly `at` stays, as in etcd 3.5.13+ (etcd-io/etcd#18274): a watch resuming from the
+    /// compacted revision still gets that delete.
     pub(crate) fn compaction_point(&self, at: i64) -> usize {
         match self.entries.partition_point(|e| e.rev.main <= at) {
             0 => 0,
-            idx if self.entries[idx - 1].is_tombstone() => idx,
+            idx if self.entries[idx - 1].is_tombstone() && self.entries[idx - 1].rev.main < at => idx,
             idx => idx - 1,
         }
     }
@@ -115,6 +117,9 @@ mod tests {
         assert!(h.get(5).is_none());
         let mut t = KeyHistory { entries: vec![put(2, 2, 1), del(3)] };
         t.compact(3, 1);
-        assert!(t.entries.is_empty());
+        assert_eq!(t.entries.len(), 1, "a tombstone at the compaction revision stays");
+        assert!(t.entries[0].is_tombstone());
+        t.compact(4, 1);
+        assert!(t.entries.is_empty(), "and goes with the next compaction");
     }
 }

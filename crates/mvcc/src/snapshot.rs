@@ -165,9 +165,9 @@ fn read_response(r: &mut Reader<'_>) -> R<CommandResponse> {
 /// (5-9 ms at 100k keys for the first new key).
 #[derive(Debug)]
 pub struct SnapshotCopy {
-    histories: HistoriesCopy,
+    pub(crate) histories: HistoriesCopy,
     /// The state machine with an empty store index, for everything but the keys.
-    rest: StateMachine,
+    pub(crate) rest: StateMachine,
 }
 
 impl SnapshotCopy {

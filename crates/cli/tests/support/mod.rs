@@ -10,6 +10,7 @@
 pub mod etcdctl;
 mod logs;
 mod ports;
+pub mod reference_etcd;
 mod watch_stream;
 
 pub use logs::tail;
