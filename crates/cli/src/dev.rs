@@ -91,7 +91,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        stop_with_parent(&mut command);
+        let child = command
             .arg("server")
             .args(["--name", name])
             .arg("--data-dir")
@@ -164,4 +166,25 @@ async fn wait_for_leader(endpoint: &str, timeout: Duration) -> Option<u64> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
+}
+
+/// Members get SIGTERM when `tally dev` dies, however it dies (even by SIGKILL), so they never
+/// outlive it holding its ports. Linux's parent-death signal: set in the child before exec. It
+/// fires when the thread that spawned the child ends: here the main thread, which `block_on`s.
+fn stop_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was armed.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }

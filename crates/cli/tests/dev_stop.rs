@@ -1,6 +1,6 @@
 //! `tally dev` stops its members on SIGTERM, what `kill`, `timeout`, supervisors and test
-//! harnesses send, not only on Ctrl-C: before, `kill <pid of tally dev>` left every member
-//! running and holding its ports.
+//! harnesses send, not only on Ctrl-C, and when it is killed outright: before, `kill <pid of
+//! tally dev>` left every member running and holding its ports.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -44,5 +44,23 @@ fn sigterm_stops_tally_dev_and_its_members() {
     let status = Command::new("kill").args(["-TERM", &dev.id().to_string()]).status().expect("run kill");
     assert!(status.success());
     wait_until("tally dev exits", Duration::from_secs(10), || dev.try_wait().expect("try_wait").is_some());
+    wait_until("the member is stopped (its port closed)", Duration::from_secs(10), || !accepts(port));
+}
+
+#[test]
+fn members_stop_when_tally_dev_is_killed_outright() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_low_port();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["dev", "--nodes", "1", "--client-port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tally dev");
+    wait_until("the member serves its client port", Duration::from_secs(20), || accepts(port));
+    dev.kill().expect("SIGKILL tally dev"); // no handler can run
+    dev.wait().expect("reap tally dev");
     wait_until("the member is stopped (its port closed)", Duration::from_secs(10), || !accepts(port));
 }
