@@ -20,6 +20,8 @@ pub struct Metrics {
     /// where the state machine becomes durable).
     pub snapshot_save: AtomicHistogram,
     pub snapshot_bytes: AtomicU64,
+    /// The state machine's size after the last apply, for the quota check without its lock.
+    pub db_size: AtomicU64,
     /// Linearizable reads confirmed by one ReadIndex round, summed, and the rounds.
     pub read_index_reads: AtomicU64,
     pub read_index_rounds: AtomicU64,
@@ -38,6 +40,7 @@ impl Default for Metrics {
             wal_fsync: AtomicHistogram::disk_seconds(),
             snapshot_save: AtomicHistogram::disk_seconds(),
             snapshot_bytes: AtomicU64::new(0),
+            db_size: AtomicU64::new(0),
             read_index_reads: AtomicU64::new(0),
             read_index_rounds: AtomicU64::new(0),
         }

@@ -37,7 +37,7 @@ pub fn txn_cost(t: &TxnRequest) -> u64 {
 impl Context {
     /// Refuses a write of `cost` bytes that does not fit under the quota, raising NOSPACE first.
     pub async fn check_quota(&self, cost: u64) -> Result<(), Status> {
-        let size = self.sm.read().expect("sm lock").size_bytes();
+        let size = self.node.shared.metrics.db_size.load(std::sync::atomic::Ordering::Relaxed);
         if cost == 0 || size + cost < self.quota_bytes {
             return Ok(());
         }

@@ -206,6 +206,7 @@ impl Driver {
         if let Some(members) = snapshot_members {
             *cfg.members.write().expect("members lock") = members;
         }
+        shared.metrics.db_size.store(sm.size_bytes(), Ordering::Relaxed);
         let snapshot_index = persisted.snapshot.meta.index;
         let own_request_ids = RequestIds::new(cfg.raft.id);
         let raft = Raft::new(cfg.raft, persisted).unwrap_or_else(|e| fatal("starting raft", e));
@@ -439,6 +440,7 @@ impl Driver {
         if let Some(snapshot) = &ready.snapshot {
             let (members, restored) =
                 decode_snapshot(&snapshot.data).unwrap_or_else(|e| fatal("installing the leader's snapshot", e));
+            self.shared.metrics.db_size.store(restored.size_bytes(), Ordering::Relaxed);
             *self.sm.write().expect("sm lock") = restored;
             self.adopt_members(members);
             self.snapshot_index = snapshot.meta.index;
@@ -460,7 +462,12 @@ impl Driver {
                 Ok(cmd) => cmd,
                 Err(e) => fatal(&format!("decoding the committed entry at index {}", entry.index), e),
             };
-            let mut applied = self.sm.write().expect("sm lock").apply(entry.index, &cmd);
+            let mut applied = {
+                let mut sm = self.sm.write().expect("sm lock");
+                let applied = sm.apply(entry.index, &cmd);
+                self.shared.metrics.db_size.store(sm.size_bytes(), Ordering::Relaxed);
+                applied
+            };
             if self.hub.is_some() && !applied.events.is_empty() {
                 published.push((applied.revision, std::mem::take(&mut applied.events)));
             }
