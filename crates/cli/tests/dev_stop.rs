@@ -4,11 +4,14 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// A client port P below 5535 (`tally dev`'s range) with P and P+1 free.
+/// A client port P below 5535 (`tally dev`'s range) with P and P+1 free; each call (the tests
+/// run in parallel) starts its search elsewhere.
 fn free_low_port() -> u16 {
-    let seed = std::process::id() as u16;
+    static CALLS: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(1231));
     (0..2000u16)
         .map(|i| 3000 + (seed.wrapping_add(i * 7) % 2500))
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
