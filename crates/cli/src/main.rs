@@ -68,6 +68,10 @@ struct ServerArgs {
     /// URLs serve them too).
     #[arg(long, value_delimiter = ',')]
     listen_metrics_urls: Vec<String>,
+    /// How often the leader compares every member's HashKV with its own and raises CORRUPT for a
+    /// member whose data differs (a Go duration; 0s: never).
+    #[arg(long, default_value = "0s", value_parser = go_duration::parse)]
+    experimental_corrupt_check_time: std::time::Duration,
     /// Bytes the state machine may take before writes are refused with NOSPACE (0: 2 GiB).
     #[arg(long, default_value_t = 0)]
     quota_backend_bytes: u64,
@@ -160,6 +164,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         listen_metrics_urls: a.listen_metrics_urls,
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
         quota_backend_bytes: a.quota_backend_bytes,
+        corrupt_check_interval: Some(a.experimental_corrupt_check_time).filter(|d| !d.is_zero()),
     }
 }
 

@@ -67,6 +67,9 @@ pub struct ServerOptions {
     pub metrics_extensive: bool,
     /// etcd's `--quota-backend-bytes` (0: etcd's default, 2 GiB).
     pub quota_backend_bytes: u64,
+    /// etcd's `--experimental-corrupt-check-time`: how often the leader compares every
+    /// member's HashKV with its own (None: never, etcd's default).
+    pub corrupt_check_interval: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +244,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(lease)
         .add_service(lock)
         .add_service(election);
+    if let Some(interval) = opts.corrupt_check_interval {
+        tokio::spawn(crate::ops::corruption::check_periodically(ctx.clone(), interval));
+    }
     let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
     let ops = Arc::new(Ops {
         registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm.clone(), quota_bytes),

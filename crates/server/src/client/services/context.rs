@@ -188,22 +188,33 @@ impl Context {
 
     /// A channel to the leader's client URL (as it announced in its peer hello).
     pub fn leader_channel(&self, leader: NodeId) -> Result<Channel, Status> {
-        let url = self
-            .directory
-            .read()
-            .expect("lock")
-            .get(&leader)
-            .and_then(|p| p.client_urls.first().cloned())
-            .ok_or_else(errors::no_leader)?;
+        self.member_channel(leader).ok_or_else(errors::no_leader)
+    }
+
+    /// A channel to member `id`'s client URL (as it announced in its peer hello).
+    pub fn member_channel(&self, id: NodeId) -> Option<Channel> {
+        let url = self.directory.read().expect("lock").get(&id).and_then(|p| p.client_urls.first().cloned())?;
         let mut channels = self.channels.lock().expect("lock");
         if let Some(channel) = channels.get(&url) {
-            return Ok(channel.clone());
+            return Some(channel.clone());
         }
-        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| Status::internal(format!("leader client URL {url}: {e}")))?
-            .connect_timeout(Duration::from_secs(1));
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(url.clone()).ok()?.connect_timeout(Duration::from_secs(1));
         let channel = endpoint.connect_lazy();
         channels.insert(url, channel.clone());
-        Ok(channel)
+        Some(channel)
+    }
+
+    /// The store's HashKV at `revision` (0: now), computed off the lock from a copy; with the
+    /// current revision.
+    pub async fn hash_kv(&self, revision: i64) -> Result<(tally_mvcc::KvHash, i64), Status> {
+        let (copy, current) = {
+            let sm = self.sm.read().expect("sm lock");
+            (sm.copy_for_snapshot(), sm.store.revision())
+        };
+        let hashed = tokio::task::spawn_blocking(move || copy.hash_kv(revision))
+            .await
+            .map_err(|e| Status::internal(format!("hashing: {e}")))?;
+        Ok((hashed.map_err(|e| errors::from_mvcc(&e))?, current))
     }
 }

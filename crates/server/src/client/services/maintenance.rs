@@ -40,20 +40,6 @@ fn not_yet(what: &str) -> Status {
 
 type SnapshotStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
-impl MaintenanceService {
-    /// The store's hash at `revision`, computed off the lock from a copy; with the current revision.
-    async fn hash_at(&self, revision: i64) -> Result<(tally_mvcc::KvHash, i64), Status> {
-        let (copy, current) = {
-            let sm = self.ctx.sm.read().expect("sm lock");
-            (sm.copy_for_snapshot(), sm.store.revision())
-        };
-        let hashed = tokio::task::spawn_blocking(move || copy.hash_kv(revision))
-            .await
-            .map_err(|e| Status::internal(format!("hashing: {e}")))?;
-        Ok((hashed.map_err(|e| errors::from_mvcc(&e))?, current))
-    }
-}
-
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     /// Lists, raises or clears alarms through the log, as etcd does (a GET too, so it is
@@ -95,13 +81,13 @@ impl Maintenance for MaintenanceService {
     /// etcd hashes its whole database file; Tally has none, so this is the HashKV of the
     /// current revision (the same on every member at the same revision).
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let (kv, revision) = self.hash_at(0).await?;
+        let (kv, revision) = self.ctx.hash_kv(0).await?;
         Ok(Response::new(HashResponse { header: Some(self.ctx.header(revision)), hash: kv.hash }))
     }
 
     /// etcd's HashKV: this member's hash of every revision it holds up to `revision` (0: now).
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        let (kv, revision) = self.hash_at(request.into_inner().revision).await?;
+        let (kv, revision) = self.ctx.hash_kv(request.into_inner().revision).await?;
         Ok(Response::new(HashKvResponse {
             header: Some(self.ctx.header(revision)),
             hash: kv.hash,
