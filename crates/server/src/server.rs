@@ -36,6 +36,7 @@ use crate::node::persist::{Disk, InitialState};
 use crate::node::watch_hub::{HeaderSource, WatchHub};
 use crate::ops::exposition;
 use crate::ops::http::Ops;
+use crate::peer::traffic::PeerTraffic;
 use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
@@ -154,7 +155,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             let _ = inputs.send(Input::SnapshotDone { peer, ok });
         }
     };
-    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done);
+    let traffic = Arc::new(PeerTraffic::default());
+    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done, traffic.clone());
 
     let raft = Config {
         heartbeat_tick,
@@ -205,7 +207,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         move |peer| members.read().expect("members lock").removed.contains(&peer)
     };
     let snapshot_dir = opts.data_dir.clone();
-    tokio::spawn(transport::listen(listener, spec.cluster_id, directory.clone(), snapshot_dir, is_removed, deliver));
+    let cluster_id = spec.cluster_id;
+    let inbound =
+        transport::listen(listener, cluster_id, directory.clone(), snapshot_dir, is_removed, deliver, traffic.clone());
+    tokio::spawn(inbound);
 
     let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
     let node = NodeHandle { inputs, reads, shared: shared.clone() };
@@ -249,7 +254,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     }
     let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
     let ops = Arc::new(Ops {
-        registry: exposition::registry(shared.clone(), grpc_metrics.clone(), sm.clone(), quota_bytes),
+        registry: exposition::registry(exposition::Sources {
+            shared: shared.clone(),
+            grpc: grpc_metrics.clone(),
+            sm: sm.clone(),
+            traffic,
+            quota_bytes,
+        }),
         sm,
         kv: kv.clone(),
         node: node.clone(),

@@ -17,14 +17,18 @@ use super::process;
 use crate::client::grpc_metrics::GrpcMetrics;
 use crate::node::driver::Shared;
 use crate::node::histogram::AtomicHistogram;
+use crate::peer::traffic::PeerTraffic;
 
-/// What a scrape reads: the counters, and the state machine for its size.
-struct Scrape {
-    shared: Arc<Shared>,
-    grpc: Arc<GrpcMetrics>,
-    sm: Arc<RwLock<StateMachine>>,
-    quota_bytes: u64,
+/// What a scrape reads: the counters, the state machine for its size, the peers' traffic.
+pub struct Sources {
+    pub shared: Arc<Shared>,
+    pub grpc: Arc<GrpcMetrics>,
+    pub sm: Arc<RwLock<StateMachine>>,
+    pub traffic: Arc<PeerTraffic>,
+    pub quota_bytes: u64,
 }
+
+struct Scrape(Sources);
 
 impl std::fmt::Debug for Scrape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,14 +37,9 @@ impl std::fmt::Debug for Scrape {
 }
 
 /// The registry a member's `/metrics` encodes.
-pub fn registry(
-    shared: Arc<Shared>,
-    grpc: Arc<GrpcMetrics>,
-    sm: Arc<RwLock<StateMachine>>,
-    quota_bytes: u64,
-) -> Registry {
+pub fn registry(sources: Sources) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { shared, grpc, sm, quota_bytes }));
+    registry.register_collector(Box::new(Scrape(sources)));
     registry
 }
 
@@ -63,11 +62,12 @@ fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &AtomicHistog
 
 impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let m = &self.shared.metrics;
+        let Sources { shared, grpc, sm, traffic, quota_bytes } = &self.0;
+        let m = &shared.metrics;
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
         let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (db_bytes, keys) = {
-            let sm = self.sm.read().expect("sm lock");
+            let sm = sm.read().expect("sm lock");
             (sm.size_bytes() as i64, sm.store.index_len() as i64)
         };
         gauge(
@@ -116,7 +116,7 @@ impl Collector for Scrape {
             &mut e,
             "etcd_server_quota_backend_bytes",
             "Current backend storage quota size in bytes.",
-            self.quota_bytes as i64,
+            *quota_bytes as i64,
         )?;
         histogram(
             &mut e,
@@ -161,7 +161,8 @@ impl Collector for Scrape {
             "Linearizable reads confirmed by those rounds (reads per round: batching).",
             count(&m.read_index_reads),
         )?;
-        self.grpc.encode(&mut e)?;
+        grpc.encode(&mut e)?;
+        peer_traffic(&mut e, traffic)?;
         let p = process::read();
         float_gauge(&mut e, "process_resident_memory_bytes", "Resident memory size in bytes.", p.resident_bytes)?;
         float_gauge(&mut e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", p.virtual_bytes)?;
@@ -187,4 +188,20 @@ pub fn encode(registry: &Registry) -> (String, &'static str) {
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, registry).expect("writing to a String");
     (text, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
+}
+
+/// etcd's per-peer counters, labelled with the peer's member id in hex as etcd labels them.
+fn peer_traffic(e: &mut DescriptorEncoder, traffic: &PeerTraffic) -> Result<(), std::fmt::Error> {
+    let family = |e: &mut DescriptorEncoder, name, help, label: &'static str, rows: Vec<(u64, u64)>| {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (peer, value) in rows {
+            let id = format!("{peer:x}");
+            ConstCounter::new(value).encode(family.encode_family(&[(label, id.as_str())])?)?;
+        }
+        Ok::<(), std::fmt::Error>(())
+    };
+    let (sent, received, failures) = (traffic.sent_bytes(), traffic.received_bytes(), traffic.sent_failures());
+    family(e, "etcd_network_peer_sent_bytes", "The total number of bytes sent to peers.", "To", sent)?;
+    family(e, "etcd_network_peer_received_bytes", "The total number of bytes received from peers.", "From", received)?;
+    family(e, "etcd_network_peer_sent_failures", "The total number of send failures from peers.", "To", failures)
 }

@@ -4,6 +4,9 @@
 
 use tokio::io::AsyncReadExt;
 
+/// The length prefix.
+pub const HEADER_BYTES: u64 = 4;
+
 /// Largest frame accepted.
 const FRAME_BYTES_MAX: usize = 1 << 30;
 

@@ -11,6 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::peer::frame as peer_frame;
+use crate::peer::traffic::SentCounters;
 
 /// Bytes waiting for a peer before new frames are dropped (Raft repairs loss; a slow or dead
 /// peer must not grow our memory).
@@ -32,6 +34,7 @@ const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
 pub struct PeerLink {
     state: Mutex<LinkState>,
     wake: Notify,
+    sent: Arc<SentCounters>,
 }
 
 #[derive(Default)]
@@ -47,6 +50,11 @@ struct LinkState {
 }
 
 impl PeerLink {
+    /// A link whose traffic counts into `sent`.
+    pub fn counted(sent: Arc<SentCounters>) -> Self {
+        Self { sent, ..Default::default() }
+    }
+
     /// Sends one encoded frame: directly if the connection is idle, else through the task.
     /// Drops it when the backlog is full.
     pub fn send_frame(&self, frame: &[u8]) {
@@ -57,7 +65,10 @@ impl PeerLink {
         let mut rest = frame;
         if let (Some(writer), true) = (&state.writer, state.backlog.is_empty() && !state.task_writing) {
             match writer.try_write(frame) {
-                Ok(n) if n == frame.len() => return,
+                Ok(n) if n == frame.len() => {
+                    self.sent.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    return;
+                }
                 Ok(n) => rest = &frame[n..],
                 // Full send buffer, or a broken connection that the task's own write will
                 // report.
@@ -67,8 +78,10 @@ impl PeerLink {
         // A partly written frame must be finished whatever the backlog holds.
         if rest.len() == frame.len() && state.backlog.len() + rest.len() > BACKLOG_BYTES_MAX {
             tracing::debug!("peer backlog full; dropped a frame");
+            self.sent.failures.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        self.sent.bytes.fetch_add((frame.len() - rest.len()) as u64, Ordering::Relaxed);
         state.backlog.extend_from_slice(rest);
         drop(state);
         self.wake.notify_one();
@@ -106,6 +119,9 @@ impl PeerLink {
         let mut state = self.state.lock().expect("peer link lock");
         state.writer = None;
         state.task_writing = false;
+        if !state.backlog.is_empty() {
+            self.sent.failures.fetch_add(1, Ordering::Relaxed);
+        }
         state.backlog.clear();
     }
 }
@@ -125,6 +141,7 @@ pub async fn run_link(
         let stream = match TcpStream::connect(addr).await {
             Ok(stream) => stream,
             Err(e) => {
+                link.sent.failures.fetch_add(1, Ordering::Relaxed);
                 if e.kind() == io::ErrorKind::ConnectionRefused {
                     // Nothing listens there: the process is gone.
                     on_lost();
@@ -159,7 +176,10 @@ pub async fn run_link(
                 // Registered before looking, so that a frame queued in between still wakes us.
                 let woken = link.wake.notified();
                 match link.take_backlog() {
-                    Some(bytes) => write_all(&writer, &bytes).await?,
+                    Some(bytes) => {
+                        write_all(&writer, &bytes).await?;
+                        link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
                     None if link.is_closing() => return Ok::<(), io::Error>(()),
                     None => woken.await,
                 }

@@ -3,4 +3,5 @@
 pub mod frame;
 pub mod link;
 pub mod snapshot_stream;
+pub mod traffic;
 pub mod transport;

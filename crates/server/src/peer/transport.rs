@@ -22,6 +22,7 @@ use crate::node::codec;
 use crate::peer::frame as peer_frame;
 use crate::peer::link::{self as peer_link, PeerLink};
 use crate::peer::snapshot_stream;
+use crate::peer::traffic::PeerTraffic;
 
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;
@@ -118,6 +119,7 @@ pub struct Transport {
     on_lost: PeerCallback,
     on_rejected: RejectionCallback,
     on_snapshot: SnapshotCallback,
+    traffic: Arc<PeerTraffic>,
 }
 
 impl Transport {
@@ -129,8 +131,10 @@ impl Transport {
         on_lost: impl Fn(NodeId) + Send + Sync + 'static,
         on_rejected: impl Fn(String) + Send + Sync + 'static,
         on_snapshot: impl Fn(NodeId, bool) + Send + Sync + 'static,
+        traffic: Arc<PeerTraffic>,
     ) -> Self {
         let transport = Self {
+            traffic,
             queues: Arc::new(Mutex::new(BTreeMap::new())),
             hello,
             runtime: tokio::runtime::Handle::current(),
@@ -174,7 +178,7 @@ impl Transport {
             if queues.contains_key(&id) {
                 continue;
             }
-            let link = Arc::new(PeerLink::default());
+            let link = Arc::new(PeerLink::counted(self.traffic.to(id)));
             let (on_lost, on_rejected) = (self.on_lost.clone(), self.on_rejected.clone());
             let on_rejected = move |reason| on_rejected(reason);
             let task = self.runtime.spawn(peer_link::run_link(
@@ -280,6 +284,7 @@ pub async fn listen(
     snapshot_dir: PathBuf,
     is_removed: impl Fn(NodeId) -> bool + Clone + Send + Sync + 'static,
     deliver: impl Fn(Inbound) + Clone + Send + Sync + 'static,
+    traffic: Arc<PeerTraffic>,
 ) {
     match snapshot_stream::remove_partial_files(&snapshot_dir) {
         Ok(0) => {}
@@ -294,8 +299,10 @@ pub async fn listen(
         let deliver = deliver.clone();
         let is_removed = is_removed.clone();
         let snapshot_dir = snapshot_dir.clone();
+        let traffic = traffic.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver).await {
+            let inbound = serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver, &traffic);
+            if let Err(e) = inbound.await {
                 tracing::debug!(%remote, "peer connection closed: {e}");
             }
         });
@@ -309,6 +316,7 @@ async fn serve_inbound(
     snapshot_dir: &std::path::Path,
     is_removed: impl Fn(NodeId) -> bool,
     deliver: impl Fn(Inbound),
+    traffic: &PeerTraffic,
 ) -> std::io::Result<()> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     let mut buf = Vec::new();
@@ -330,11 +338,13 @@ async fn serve_inbound(
         return receive_snapshot(stream, hello.from, snapshot_dir, deliver).await;
     }
     directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
+    let received = traffic.from(hello.from);
     // One read for many frames instead of two per frame (length, then body).
     let mut stream = tokio::io::BufReader::with_capacity(INBOUND_BUFFER_BYTES, stream);
     let result = async {
         loop {
             peer_frame::read(&mut stream, &mut buf).await?;
+            received.fetch_add(peer_frame::HEADER_BYTES + buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
             if let Some(rejection) = batch.rejected {
                 deliver(Inbound::Rejected(rejection.reason));
@@ -408,9 +418,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen(listener, 42, directory, data_dir.to_path_buf(), is_removed, move |inbound| {
+        let deliver = move |inbound| {
             let _ = tx.send(inbound);
-        }));
+        };
+        tokio::spawn(listen(listener, 42, directory, data_dir.to_path_buf(), is_removed, deliver, Arc::default()));
         (addr, rx)
     }
 
@@ -428,6 +439,7 @@ mod tests {
             move |peer, ok| {
                 let _ = done.send((peer, ok));
             },
+            Arc::default(),
         );
         (transport, done_rx)
     }
@@ -451,7 +463,7 @@ mod tests {
             client_urls: vec!["http://c".into()],
             ..Default::default()
         };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default());
         for round in 0..3 {
             transport.send_all([Message {
                 from: 1,
@@ -490,6 +502,7 @@ mod tests {
                 let _ = told.send(reason);
             },
             |_, _| {},
+            Arc::default(),
         );
         removed.send_all([Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
@@ -501,7 +514,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {});
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default());
         transport.send_all([Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(first, Inbound::Message(_)));
