@@ -67,3 +67,14 @@ async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
     ctl.ok(&["put", "small", "v"]);
     assert_eq!(http_get(&endpoint, "/health").0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_request_bytes_bounds_a_request_as_etcd_does() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.restart_founders_with(&["--max-request-bytes", "1000"]).await;
+    let ctl = Etcdctl::new(cluster.etcdctl_endpoints());
+    ctl.ok(&["put", "small", &"x".repeat(500)]);
+    let out = ctl.run(&["put", "large", &"x".repeat(2000)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("etcdserver: request is too large"), "{err}");
+}

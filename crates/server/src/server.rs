@@ -71,6 +71,8 @@ pub struct ServerOptions {
     /// etcd's `--experimental-corrupt-check-time`: how often the leader compares every
     /// member's HashKV with its own (None: never, etcd's default).
     pub corrupt_check_interval: Option<Duration>,
+    /// etcd's `--max-request-bytes` (0: etcd's default, 1.5 MiB).
+    pub max_request_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +216,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
 
     let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
     let node = NodeHandle { inputs, reads, shared: shared.clone() };
+    let max_request_bytes = if opts.max_request_bytes == 0 { REQUEST_BYTES_MAX } else { opts.max_request_bytes };
     let quota_bytes = if opts.quota_backend_bytes == 0 { DEFAULT_QUOTA_BYTES } else { opts.quota_backend_bytes };
     let ctx = Context::new(ContextParts {
         node: node.clone(),
@@ -225,10 +228,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         spec,
         directory,
         quota_bytes,
+        max_request_bytes,
     });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
-    let max_message = 4 * REQUEST_BYTES_MAX;
+    let max_message = 4 * max_request_bytes;
     let kv = Arc::new(KvService::new(ctx.clone()));
     let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));

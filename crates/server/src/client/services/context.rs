@@ -42,6 +42,7 @@ pub struct ContextParts {
     pub spec: ClusterSpec,
     pub directory: PeerDirectory,
     pub quota_bytes: u64,
+    pub max_request_bytes: usize,
 }
 
 pub struct Context {
@@ -57,6 +58,8 @@ pub struct Context {
     pub directory: PeerDirectory,
     /// `--quota-backend-bytes`: the state machine size writes may not take it past.
     pub quota_bytes: u64,
+    /// `--max-request-bytes`: the largest KV request accepted.
+    pub max_request_bytes: usize,
     /// Request ids minted here for clients that bring none: unique per request.
     pub(super) request_ids: RequestIds,
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
@@ -66,7 +69,18 @@ pub struct Context {
 
 impl Context {
     pub fn new(parts: ContextParts) -> Arc<Self> {
-        let ContextParts { node, sm, members, member_id, name, client_urls, spec, directory, quota_bytes } = parts;
+        let ContextParts {
+            node,
+            sm,
+            members,
+            member_id,
+            name,
+            client_urls,
+            spec,
+            directory,
+            quota_bytes,
+            max_request_bytes,
+        } = parts;
         Arc::new(Self {
             node,
             sm,
@@ -77,6 +91,7 @@ impl Context {
             spec,
             directory,
             quota_bytes,
+            max_request_bytes,
             request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
         })

@@ -17,7 +17,7 @@ use super::context::Context;
 use super::quota;
 use crate::client::errors;
 
-/// etcd's default --max-request-bytes.
+/// etcd's default `--max-request-bytes`.
 pub const REQUEST_BYTES_MAX: usize = 1536 * 1024;
 /// etcd's default --max-txn-ops.
 const TXN_OPS_MAX: usize = 128;
@@ -41,8 +41,9 @@ impl KvService {
     }
 }
 
-fn check_size(req: &impl tally_proto::Message) -> Result<(), Status> {
-    if req.encoded_len() > REQUEST_BYTES_MAX {
+/// etcd's `--max-request-bytes` check.
+fn check_size(ctx: &Context, req: &impl tally_proto::Message) -> Result<(), Status> {
+    if req.encoded_len() > ctx.max_request_bytes {
         return Err(errors::request_too_large());
     }
     Ok(())
@@ -62,7 +63,7 @@ fn unexpected(what: &str) -> Status {
 impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let req = request.into_inner();
-        check_size(&req)?;
+        check_size(&self.ctx, &req)?;
         tally_mvcc::validate::check_range(&req).map_err(|e| errors::from_mvcc(&e))?;
         let mut resp = self.ctx.range(req).await?;
         self.ctx.fill_header(&mut resp.header);
@@ -70,7 +71,7 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        check_size(request.get_ref())?;
+        check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_put(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
         self.ctx.check_quota(quota::put_cost(request.get_ref())).await?;
         let (metadata, _, req) = request.into_parts();
@@ -87,7 +88,7 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        check_size(request.get_ref())?;
+        check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_delete_range(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
         let (metadata, _, req) = request.into_parts();
         match self.replicate(&metadata, Op::DeleteRange(req)).await? {
@@ -100,7 +101,7 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        check_size(request.get_ref())?;
+        check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_txn(request.get_ref(), TXN_OPS_MAX).map_err(|e| errors::from_mvcc(&e))?;
         let (metadata, _, req) = request.into_parts();
         if is_txn_readonly(&req) {
