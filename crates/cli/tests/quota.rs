@@ -52,6 +52,13 @@ async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
     let endpoint = cluster.members[0].endpoint();
     assert_eq!(http_get(&endpoint, "/health"), (503, "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n".into()));
     assert_eq!(http_get(&endpoint, "/health?exclude=NOSPACE").0, 200);
+    // etcdctl's own health check (the reference 3.5) reads the alarms too.
+    let health = std::process::Command::new(support::reference_etcd::etcd_bin_dir().join("etcdctl"))
+        .args([&format!("--endpoints={endpoint}"), "endpoint", "health"])
+        .output()
+        .expect("run etcdctl endpoint health");
+    let said = String::from_utf8_lossy(&health.stdout).to_string() + &String::from_utf8_lossy(&health.stderr);
+    assert!(!health.status.success() && said.contains("Active Alarm(s): NOSPACE"), "{said}");
 
     // The alarm is state, not memory: it survives a full restart.
     cluster.restart_founders_with(&["--quota-backend-bytes", QUOTA]).await;
@@ -66,6 +73,7 @@ async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
     assert_eq!(ctl.ok(&["alarm", "list"]).trim(), "");
     ctl.ok(&["put", "small", "v"]);
     assert_eq!(http_get(&endpoint, "/health").0, 200);
+    support::reference_etcd::ctl(&endpoint, &["endpoint", "health"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
