@@ -6,14 +6,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use support::etcdctl::Etcdctl;
-use support::{eventually, Cluster};
+use support::{eventually, http_get, Cluster};
 use tally_mvcc::{ImportedChange, ImportedHistory, StateMachine};
 use tally_server::node::backup;
 
@@ -36,15 +34,6 @@ fn backup_with(path: &Path, b_value: &str) {
     };
     let sm = StateMachine::import(history, 1).expect("import");
     std::fs::write(path, backup::encode(&sm.copy_for_snapshot())).expect("write backup");
-}
-
-fn http_get(endpoint: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(endpoint).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

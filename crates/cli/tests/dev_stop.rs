@@ -30,19 +30,25 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn sigterm_stops_tally_dev_and_its_members() {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// A one-member `tally dev` in `dir`, once its member serves: (the process, its client port).
+fn start_dev(dir: &std::path::Path) -> (std::process::Child, u16) {
     let port = free_low_port();
-    let mut dev = Command::new(env!("CARGO_BIN_EXE_tally"))
+    let dev = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["dev", "--nodes", "1", "--client-port", &port.to_string()])
         .arg("--dir")
-        .arg(dir.path())
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start tally dev");
     wait_until("the member serves its client port", Duration::from_secs(20), || accepts(port));
+    (dev, port)
+}
+
+#[test]
+fn sigterm_stops_tally_dev_and_its_members() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut dev, port) = start_dev(dir.path());
 
     let status = Command::new("kill").args(["-TERM", &dev.id().to_string()]).status().expect("run kill");
     assert!(status.success());
@@ -53,16 +59,7 @@ fn sigterm_stops_tally_dev_and_its_members() {
 #[test]
 fn members_stop_when_tally_dev_is_killed_outright() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_low_port();
-    let mut dev = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["dev", "--nodes", "1", "--client-port", &port.to_string()])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tally dev");
-    wait_until("the member serves its client port", Duration::from_secs(20), || accepts(port));
+    let (mut dev, port) = start_dev(dir.path());
     dev.kill().expect("SIGKILL tally dev"); // no handler can run
     dev.wait().expect("reap tally dev");
     wait_until("the member is stopped (its port closed)", Duration::from_secs(10), || !accepts(port));

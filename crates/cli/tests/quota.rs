@@ -5,24 +5,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use support::etcdctl::Etcdctl;
-use support::Cluster;
+use support::{http_get, Cluster};
 
 const QUOTA: &str = "200000";
-
-/// GET `path` over HTTP/1.1; (status code, body).
-fn http_get(endpoint: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(endpoint).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (code, body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {

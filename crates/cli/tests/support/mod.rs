@@ -438,3 +438,14 @@ pub fn run_client_suite(script: &str) {
         .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
     assert!(status.success(), "{script} failed ({status}); its output is above");
 }
+
+/// GET `path` from `endpoint` (host:port) over plain HTTP/1.1: (status code, body).
+pub fn http_get(endpoint: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(endpoint).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read response");
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
