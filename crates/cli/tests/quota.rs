@@ -35,6 +35,10 @@ async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("database space exceeded"));
     }
     assert!(ctl.ok(&["get", "big/0", "--print-value-only"]).starts_with("xxx"), "reads go on");
+    for i in 0..3 {
+        let log = cluster.log_since(i, 0);
+        assert!(log.contains("alarm raised") && log.contains("NOSPACE"), "member {i} logs the alarm");
+    }
     let endpoint = cluster.members[0].endpoint();
     assert_eq!(http_get(&endpoint, "/health"), (503, "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n".into()));
     assert_eq!(http_get(&endpoint, "/health?exclude=NOSPACE").0, 200);

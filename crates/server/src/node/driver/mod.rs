@@ -474,6 +474,9 @@ impl Driver {
             if self.raft.role() == Role::Leader {
                 self.track_lease(&cmd, &applied.response);
             }
+            if applied.fresh {
+                log_alarm_change(&cmd, &applied.response);
+            }
             if let Some(waiter) = self.waiters.remove(&(cmd.client_id, cmd.seq)) {
                 let _ = waiter.send(ProposeOutcome::Applied(applied.response));
             }
@@ -550,6 +553,22 @@ impl Driver {
         }
         for (_, (_, waiter)) in self.conf_waiters.drain() {
             let _ = waiter.send(MembershipOutcome::NotLeader(leader));
+        }
+    }
+}
+
+/// One line per alarm raised or cleared, on every member.
+fn log_alarm_change(cmd: &Command, response: &CommandResponse) {
+    use tally_proto::etcdserverpb::{alarm_request::AlarmAction, AlarmType};
+    use tally_proto::tally_v1::command::Op;
+    let (Some(Op::Alarm(req)), CommandResponse::Alarm(resp)) = (&cmd.op, response) else { return };
+    for a in &resp.alarms {
+        let alarm = AlarmType::try_from(a.alarm).map_or("UNKNOWN", |t| t.as_str_name());
+        let member = format!("{:x}", a.member_id);
+        match AlarmAction::try_from(req.action) {
+            Ok(AlarmAction::Activate) => tracing::warn!(alarm, %member, "alarm raised"),
+            Ok(AlarmAction::Deactivate) => tracing::warn!(alarm, %member, "alarm disarmed"),
+            _ => {}
         }
     }
 }
