@@ -203,6 +203,7 @@ impl StateMachine {
             lessor: s.lessor.clone(),
             config: s.config,
             approx_bytes: s.approx_bytes,
+            live_keys: s.live_keys,
         };
         let rest = StateMachine {
             store,
@@ -333,6 +334,7 @@ impl StateMachine {
             }
             let h = KeyHistory { entries };
             if let Some(e) = h.current() {
+                store.live_keys += 1;
                 if e.lease != 0 {
                     attachments.push((e.lease, key.clone()));
                 }

@@ -110,6 +110,8 @@ pub struct Store {
     pub(crate) lessor: Lessor,
     pub(crate) config: StoreConfig,
     pub(crate) approx_bytes: u64,
+    /// Keys that exist now (not deleted), for etcd's `etcd_debugging_mvcc_keys_total`.
+    pub(crate) live_keys: u64,
 }
 
 impl Default for Store {
@@ -128,6 +130,7 @@ impl Store {
             lessor: Lessor::default(),
             config,
             approx_bytes: 0,
+            live_keys: 0,
         }
     }
 
@@ -149,6 +152,11 @@ impl Store {
     /// Number of keys with any retained history (live or not).
     pub fn index_len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Number of keys that exist now (not deleted).
+    pub fn live_keys(&self) -> u64 {
+        self.live_keys
     }
 
     /// Estimated bytes of stored data (keys, values and per-revision overhead), for etcd's Status `dbSize`.
@@ -268,6 +276,9 @@ impl Store {
         let (kv, prev_kv, old_lease) = match self.index.get_mut(key) {
             Some(history) => {
                 let prev = history.current();
+                if prev.is_none() {
+                    self.live_keys += 1;
+                }
                 let entry = next(prev);
                 let watch_prev = history.watch_prev(rev.main, entry.create == rev.main);
                 let written =
@@ -277,6 +288,7 @@ impl Store {
                 written
             }
             None => {
+                self.live_keys += 1;
                 let entry = next(None);
                 let kv = entry_to_kv(key, &entry);
                 self.approx_bytes += entry.cost(key.len());
@@ -312,6 +324,7 @@ impl Store {
             v
         };
         let deleted = victims.len() as i64;
+        self.live_keys -= victims.len() as u64;
         for (key, lease, prev_kv) in victims {
             let entry = Entry {
                 rev: Revision::new(rev, txn.events.len() as i64),

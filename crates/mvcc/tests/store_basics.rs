@@ -276,3 +276,35 @@ fn leases_grant_revoke() {
     let (resp, events) = s.lease_revoke(11).unwrap();
     assert_eq!((resp.header.unwrap().revision, events.len()), (9, 0));
 }
+
+#[test]
+fn live_keys_counts_what_a_full_range_counts() {
+    let count = |s: &tally_mvcc::Store| {
+        let every = RangeRequest { key: vec![0], range_end: vec![0], count_only: true, ..Default::default() };
+        s.range(&every).unwrap().count as u64
+    };
+    let mut s = store();
+    put(&mut s, "a", "1");
+    put(&mut s, "a", "2"); // an update: no new key
+    put(&mut s, "b", "1");
+    put(&mut s, "c", "1");
+    assert_eq!((s.live_keys(), count(&s)), (3, 3));
+    del(&mut s, "b", "");
+    del(&mut s, "b", ""); // already gone
+    assert_eq!((s.live_keys(), count(&s)), (2, 2));
+    put(&mut s, "b", "again"); // back
+    let lease = s.lease_grant(0, 60).unwrap().id;
+    s.put(&PutRequest { key: b"l1".to_vec(), lease, ..Default::default() }).unwrap();
+    s.put(&PutRequest { key: b"l2".to_vec(), lease, ..Default::default() }).unwrap();
+    assert_eq!((s.live_keys(), count(&s)), (5, 5));
+    s.lease_revoke(lease).unwrap();
+    assert_eq!((s.live_keys(), count(&s)), (3, 3));
+    del(&mut s, "a", "z"); // a range: a, b, c
+    s.compact(s.revision()).unwrap();
+    assert_eq!((s.live_keys(), count(&s)), (0, 0));
+    put(&mut s, "d", "1");
+    let mut sm = tally_mvcc::StateMachine::default();
+    sm.store = s;
+    let back = tally_mvcc::StateMachine::restore(&sm.snapshot()).unwrap();
+    assert_eq!(back.store.live_keys(), 1, "counted again on restore");
+}

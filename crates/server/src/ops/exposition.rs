@@ -68,7 +68,7 @@ impl Collector for Scrape {
         let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (db_bytes, keys) = {
             let sm = sm.read().expect("sm lock");
-            (sm.size_bytes() as i64, sm.store.index_len() as i64)
+            (sm.size_bytes() as i64, sm.store.live_keys() as i64)
         };
         gauge(
             &mut e,
