@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -34,6 +35,9 @@ var wantMetrics = map[string]dto.MetricType{
 	"etcd_network_peer_sent_bytes_total":        dto.MetricType_COUNTER,
 	"etcd_network_peer_received_bytes_total":    dto.MetricType_COUNTER,
 }
+
+// Round trips to each peer, timed on the leader (etcd probes every peer every few seconds;
+// Tally times the leader's heartbeats): present once the cluster has run a moment.
 
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -139,4 +143,11 @@ func TestMetricsHaveEtcdsNamesAndMoveUnderLoad(t *testing.T) {
 		}
 		grew(f, nil, puts)
 	}
+	cluster.Eventually(t, 10*time.Second, "round-trip histograms for both peers", func() error {
+		rtt := scrape(t, url)["etcd_network_peer_round_trip_time_seconds"]
+		if rtt.GetType() != dto.MetricType_HISTOGRAM || len(rtt.GetMetric()) != 2 || value(rtt, nil) == 0 {
+			return fmt.Errorf("etcd_network_peer_round_trip_time_seconds: %v", rtt)
+		}
+		return nil
+	})
 }

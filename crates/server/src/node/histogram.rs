@@ -28,6 +28,11 @@ impl AtomicHistogram {
         Self::new((0..14).map(|i| 0.001 * f64::from(1u32 << i)))
     }
 
+    /// etcd's buckets for peer round trips: 0.1 ms doubling to about 3.3 s.
+    pub fn round_trip_seconds() -> Self {
+        Self::new((0..16).map(|i| 0.0001 * f64::from(1u32 << i)))
+    }
+
     pub fn observe(&self, elapsed: std::time::Duration) {
         let seconds = elapsed.as_secs_f64();
         let bucket = self.bounds.partition_point(|&bound| bound < seconds);

@@ -1,7 +1,11 @@
 //! The member's own counters and timings, bumped on the hot path with atomics only; the
 //! `ops` layer reads and exposes them under etcd's metric names.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+use tally_raft::NodeId;
 
 use crate::node::histogram::AtomicHistogram;
 
@@ -22,6 +26,8 @@ pub struct Metrics {
     pub snapshot_bytes: AtomicU64,
     /// The state machine's size after the last apply, for the quota check without its lock.
     pub db_size: AtomicU64,
+    /// A leader's heartbeat round trips, by follower (etcd's prober measures the same path).
+    pub peer_round_trip: Mutex<BTreeMap<NodeId, Arc<AtomicHistogram>>>,
     /// Linearizable reads confirmed by one ReadIndex round, summed, and the rounds.
     pub read_index_reads: AtomicU64,
     pub read_index_rounds: AtomicU64,
@@ -41,8 +47,17 @@ impl Default for Metrics {
             snapshot_save: AtomicHistogram::disk_seconds(),
             snapshot_bytes: AtomicU64::new(0),
             db_size: AtomicU64::new(0),
+            peer_round_trip: Mutex::new(BTreeMap::new()),
             read_index_reads: AtomicU64::new(0),
             read_index_rounds: AtomicU64::new(0),
         }
+    }
+}
+
+impl Metrics {
+    /// The histogram of heartbeat round trips to `peer` (callers keep it: one lookup per peer).
+    pub fn peer_round_trip(&self, peer: NodeId) -> Arc<AtomicHistogram> {
+        let mut histograms = self.peer_round_trip.lock().expect("metrics lock");
+        histograms.entry(peer).or_insert_with(|| Arc::new(AtomicHistogram::round_trip_seconds())).clone()
     }
 }

@@ -17,6 +17,7 @@ use super::process;
 use crate::client::grpc_metrics::GrpcMetrics;
 use crate::node::driver::Shared;
 use crate::node::histogram::AtomicHistogram;
+use crate::node::metrics::Metrics;
 use crate::peer::traffic::PeerTraffic;
 
 /// What a scrape reads: the counters, the state machine for its size, the peers' traffic.
@@ -163,6 +164,7 @@ impl Collector for Scrape {
         )?;
         grpc.encode(&mut e)?;
         peer_traffic(&mut e, traffic)?;
+        peer_round_trips(&mut e, m)?;
         let p = process::read();
         float_gauge(&mut e, "process_resident_memory_bytes", "Resident memory size in bytes.", p.resident_bytes)?;
         float_gauge(&mut e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", p.virtual_bytes)?;
@@ -204,4 +206,17 @@ fn peer_traffic(e: &mut DescriptorEncoder, traffic: &PeerTraffic) -> Result<(), 
     family(e, "etcd_network_peer_sent_bytes", "The total number of bytes sent to peers.", "To", sent)?;
     family(e, "etcd_network_peer_received_bytes", "The total number of bytes received from peers.", "From", received)?;
     family(e, "etcd_network_peer_sent_failures", "The total number of send failures from peers.", "To", failures)
+}
+
+fn peer_round_trips(e: &mut DescriptorEncoder, m: &Metrics) -> Result<(), std::fmt::Error> {
+    let histograms: Vec<_> =
+        m.peer_round_trip.lock().expect("metrics lock").iter().map(|(p, h)| (*p, h.clone())).collect();
+    let help = "Round-Trip-Time histogram between peers";
+    let mut family =
+        e.encode_descriptor("etcd_network_peer_round_trip_time_seconds", help, None, MetricType::Histogram)?;
+    for (peer, histogram) in histograms {
+        let id = format!("{peer:x}");
+        histogram.encode(family.encode_family(&[("To", id.as_str())])?)?;
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tally_mvcc::{CommandResponse, StateMachine};
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
-use tally_raft::{Config, EntryKind, Index, Message, NodeId, Persisted, Raft, Ready, Role, Snapshot};
+use tally_raft::{Config, EntryKind, Index, Message, MessageBody, NodeId, Persisted, Raft, Ready, Role, Snapshot};
 use tokio::sync::oneshot;
 
 use crate::node::lease_clock::LeaseClock;
@@ -179,6 +179,10 @@ pub struct Driver {
     reads: Reads,
     /// Client commands of this turn, by the leader they go to, one frame each.
     forwards: BTreeMap<NodeId, Vec<Command>>,
+    /// The last heartbeat round sent to each follower and when, to time its answer.
+    heartbeats: HashMap<NodeId, (u64, Instant)>,
+    /// Each follower's round-trip histogram, looked up once.
+    round_trips: HashMap<NodeId, Arc<crate::node::histogram::AtomicHistogram>>,
 }
 
 impl Drop for Driver {
@@ -232,6 +236,8 @@ impl Driver {
             read_queue: Arc::default(),
             reads: Reads::default(),
             forwards: BTreeMap::new(),
+            heartbeats: HashMap::new(),
+            round_trips: HashMap::new(),
         }
     }
 
@@ -293,6 +299,7 @@ impl Driver {
     fn handle(&mut self, input: Input) {
         match input {
             Input::Peer(m) => {
+                self.time_heartbeat_answer(&m);
                 if let Err(e) = self.raft.step(m) {
                     tracing::warn!("dropped a peer message: {e}");
                 }
@@ -428,6 +435,7 @@ impl Driver {
                 self.fail_proposals(soft.leader);
             }
         }
+        self.note_heartbeats(&ready.messages);
         self.transport.send_all(ready.messages.drain(..));
         let persisting = Instant::now();
         match self.disk.persist(&ready) {
@@ -511,6 +519,29 @@ impl Driver {
         if let Some(old) = self.waiters.insert(request_id, reply) {
             // A retry of the same request: the newest caller gets the answer.
             let _ = old.send(ProposeOutcome::NotLeader(self.raft.leader()));
+        }
+    }
+
+    /// Remembers when each follower was sent its latest heartbeat round.
+    fn note_heartbeats(&mut self, messages: &[Message]) {
+        let now = Instant::now();
+        for m in messages {
+            if let MessageBody::Heartbeat { round, .. } = m.body {
+                self.heartbeats.insert(m.to, (round, now));
+            }
+        }
+    }
+
+    /// A follower answered the latest heartbeat round it was sent: that is a round trip.
+    fn time_heartbeat_answer(&mut self, m: &Message) {
+        let MessageBody::HeartbeatResp { round } = m.body else { return };
+        if let Some(&(sent_round, sent_at)) = self.heartbeats.get(&m.from) {
+            if sent_round == round {
+                self.heartbeats.remove(&m.from);
+                let metrics = &self.shared.metrics;
+                let histogram = self.round_trips.entry(m.from).or_insert_with(|| metrics.peer_round_trip(m.from));
+                histogram.observe(sent_at.elapsed());
+            }
         }
     }
 
