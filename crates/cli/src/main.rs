@@ -72,6 +72,9 @@ struct ServerArgs {
     /// member whose data differs (a Go duration; 0s: never).
     #[arg(long, default_value = "0s", value_parser = go_duration::parse)]
     experimental_corrupt_check_time: std::time::Duration,
+    /// The most operations a txn may have (0: etcd's 128).
+    #[arg(long, default_value_t = 0)]
+    max_txn_ops: usize,
     /// The largest KV request accepted, in bytes (0: etcd's 1.5 MiB).
     #[arg(long, default_value_t = 0)]
     max_request_bytes: usize,
@@ -168,6 +171,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
         quota_backend_bytes: a.quota_backend_bytes,
         max_request_bytes: a.max_request_bytes,
+        max_txn_ops: a.max_txn_ops,
         corrupt_check_interval: Some(a.experimental_corrupt_check_time).filter(|d| !d.is_zero()),
     }
 }

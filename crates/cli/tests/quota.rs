@@ -76,3 +76,18 @@ async fn max_request_bytes_bounds_a_request_as_etcd_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("etcdserver: request is too large"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_txn_ops_bounds_a_txn_as_etcd_does() {
+    let mut cluster = Cluster::start(3).await;
+    let ctl = Etcdctl::new(cluster.etcdctl_endpoints());
+    let puts: String = (0..150).map(|i| format!("put t{i} v\n")).collect();
+    let txn = format!("\n{puts}\n\n");
+    let out = ctl.run_with(&["txn"], &txn);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("etcdserver: too many operations in txn request"), "{err}");
+    cluster.restart_founders_with(&["--max-txn-ops", "200"]).await;
+    let ctl = Etcdctl::new(cluster.etcdctl_endpoints());
+    assert!(ctl.ok_with(&["txn"], &txn).starts_with("SUCCESS"));
+    assert_eq!(ctl.ok(&["get", "t149", "--print-value-only"]).trim(), "v");
+}

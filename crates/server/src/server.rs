@@ -23,7 +23,7 @@ use crate::client::require_leader::LeaderGate;
 use crate::client::services::cluster::ClusterService;
 use crate::client::services::context::{Context, ContextParts};
 use crate::client::services::election::ElectionService;
-use crate::client::services::kv::{KvService, REQUEST_BYTES_MAX};
+use crate::client::services::kv::{KvService, REQUEST_BYTES_MAX, TXN_OPS_MAX};
 use crate::client::services::lease::LeaseService;
 use crate::client::services::lock::LockService;
 use crate::client::services::maintenance::MaintenanceService;
@@ -73,6 +73,8 @@ pub struct ServerOptions {
     pub corrupt_check_interval: Option<Duration>,
     /// etcd's `--max-request-bytes` (0: etcd's default, 1.5 MiB).
     pub max_request_bytes: usize,
+    /// etcd's `--max-txn-ops` (0: etcd's default, 128).
+    pub max_txn_ops: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +231,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         directory,
         quota_bytes,
         max_request_bytes,
+        max_txn_ops: if opts.max_txn_ops == 0 { TXN_OPS_MAX } else { opts.max_txn_ops },
     });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.

@@ -43,6 +43,7 @@ pub struct ContextParts {
     pub directory: PeerDirectory,
     pub quota_bytes: u64,
     pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
 }
 
 pub struct Context {
@@ -60,6 +61,8 @@ pub struct Context {
     pub quota_bytes: u64,
     /// `--max-request-bytes`: the largest KV request accepted.
     pub max_request_bytes: usize,
+    /// `--max-txn-ops`: the most ops a txn taken here may have.
+    pub max_txn_ops: usize,
     /// Request ids minted here for clients that bring none: unique per request.
     pub(super) request_ids: RequestIds,
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
@@ -80,6 +83,7 @@ impl Context {
             directory,
             quota_bytes,
             max_request_bytes,
+            max_txn_ops,
         } = parts;
         Arc::new(Self {
             node,
@@ -92,6 +96,7 @@ impl Context {
             directory,
             quota_bytes,
             max_request_bytes,
+            max_txn_ops,
             request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
         })

@@ -19,8 +19,8 @@ use crate::client::errors;
 
 /// etcd's default `--max-request-bytes`.
 pub const REQUEST_BYTES_MAX: usize = 1536 * 1024;
-/// etcd's default --max-txn-ops.
-const TXN_OPS_MAX: usize = 128;
+/// etcd's default `--max-txn-ops`.
+pub const TXN_OPS_MAX: usize = 128;
 
 pub struct KvService {
     ctx: Arc<Context>,
@@ -102,7 +102,7 @@ impl Kv for KvService {
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         check_size(&self.ctx, request.get_ref())?;
-        tally_mvcc::validate::check_txn(request.get_ref(), TXN_OPS_MAX).map_err(|e| errors::from_mvcc(&e))?;
+        tally_mvcc::validate::check_txn(request.get_ref(), self.ctx.max_txn_ops).map_err(|e| errors::from_mvcc(&e))?;
         let (metadata, _, req) = request.into_parts();
         if is_txn_readonly(&req) {
             let mut resp = self.ctx.read_only_txn(req).await?;
