@@ -118,6 +118,13 @@ async fn kill_leader_under_write_load_then_restart_it() {
     for round in 0..2 {
         let old_leader = cluster.leader().await;
         let old_leader_id = cluster.id(old_leader);
+        let early_campaigns = |cluster: &Cluster| -> u64 {
+            (0..3)
+                .filter(|&i| i != old_leader)
+                .map(|i| metric(&cluster.members[i].endpoint(), "tally_fast_elections_total"))
+                .sum()
+        };
+        let early_before = early_campaigns(&cluster);
         cluster.kill9(old_leader);
         let at_kill = acked.load(Ordering::Relaxed);
 
@@ -130,6 +137,9 @@ async fn kill_leader_under_write_load_then_restart_it() {
         let new_leader = cluster.index_of(new_leader_id).expect("new leader is a member");
         assert_ne!(new_leader, old_leader, "round {round}");
         eventually(Duration::from_secs(15), "30 more writes after the kill", count(at_kill + 30)).await;
+        // The survivors saw the dead leader's connections reset and campaigned early.
+        let early_after = early_campaigns(&cluster);
+        assert!(early_after > early_before, "round {round}: early campaigns {early_before} -> {early_after}");
 
         // The killed member comes back and catches up: its local (serializable) state has
         // every key acknowledged so far.
@@ -456,4 +466,10 @@ async fn a_grpc_timeout_ends_a_read_that_cannot_be_served() {
     let err = read.expect_err("no quorum confirms the read");
     assert_eq!((err.code(), err.message()), (tonic::Code::Cancelled, "Timeout expired"), "{err:?}");
     cluster.assert_running();
+}
+
+/// A counter's value in a member's `/metrics` (0 if absent).
+fn metric(endpoint: &str, name: &str) -> u64 {
+    let (_, body) = support::http_get(endpoint, "/metrics");
+    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).map_or(0, |v| v as u64)
 }

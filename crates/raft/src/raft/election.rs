@@ -44,12 +44,13 @@ impl Raft {
     /// leader, its process has probably died. Forget the leader, so we grant pre-votes, and
     /// campaign after a short random delay instead of a full election timeout. Safe whatever
     /// the truth: if the leader is alive, the other voters still hold its lease and ignore our
-    /// pre-vote, and its next heartbeat makes us its follower again.
-    pub fn report_unreachable(&mut self, peer: NodeId) {
+    /// pre-vote, and its next heartbeat makes us its follower again. Returns whether it did
+    /// (the peer was our leader).
+    pub fn report_unreachable(&mut self, peer: NodeId) -> bool {
         self.assert_not_in_ready();
         let fast = self.config.fast_election_ticks;
         if fast == 0 || self.role != Role::Follower || self.leader != Some(peer) {
-            return;
+            return false;
         }
         self.leader = None;
         self.election_elapsed = 0;
@@ -58,6 +59,7 @@ impl Raft {
         // spurious reset costs a few ignored pre-votes until the next heartbeat.
         self.fast_campaigns_left = self.config.election_tick;
         self.reset_election_timeout();
+        true
     }
 
     /// Only voters may become leader, and not while a snapshot is waiting to be installed.

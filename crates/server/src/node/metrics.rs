@@ -24,6 +24,8 @@ pub struct Metrics {
     /// where the state machine becomes durable).
     pub snapshot_save: AtomicHistogram,
     pub snapshot_bytes: AtomicU64,
+    /// Early campaigns started because the leader's connection was reset (its process died).
+    pub fast_elections: AtomicU64,
     /// The state machine's size after the last apply, for the quota check without its lock.
     pub db_size: AtomicU64,
     /// A leader's heartbeat round trips, by follower (etcd's prober measures the same path).
@@ -46,6 +48,7 @@ impl Default for Metrics {
             wal_fsync: AtomicHistogram::disk_seconds(),
             snapshot_save: AtomicHistogram::disk_seconds(),
             snapshot_bytes: AtomicU64::new(0),
+            fast_elections: AtomicU64::new(0),
             db_size: AtomicU64::new(0),
             peer_round_trip: Mutex::new(BTreeMap::new()),
             read_index_reads: AtomicU64::new(0),

@@ -152,6 +152,12 @@ impl Collector for Scrape {
         )?;
         counter(
             &mut e,
+            "tally_fast_elections",
+            "Early campaigns started because the leader's connection was reset (its process died).",
+            count(&m.fast_elections),
+        )?;
+        counter(
+            &mut e,
             "tally_read_index_rounds",
             "ReadIndex rounds this member started for linearizable reads.",
             count(&m.read_index_rounds),

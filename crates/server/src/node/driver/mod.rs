@@ -304,7 +304,12 @@ impl Driver {
                     tracing::warn!("dropped a peer message: {e}");
                 }
             }
-            Input::PeerLost(peer) => self.raft.report_unreachable(peer),
+            Input::PeerLost(peer) => {
+                if self.raft.report_unreachable(peer) {
+                    self.shared.metrics.fast_elections.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(leader = %format_args!("{peer:x}"), "the leader's connection reset: campaigning early");
+                }
+            }
             Input::SnapshotDone { peer, ok } => self.raft.report_snapshot(peer, ok),
             Input::Membership { req, reply } => self.handle_membership(req, reply),
             Input::Rejected(reason) => self.stop_removed(&reason),
