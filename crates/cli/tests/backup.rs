@@ -63,7 +63,9 @@ fn everything(endpoints: &str, compacted: i64) -> (i64, Vec<Vec<Value>>, Vec<Str
         let id = line.split_whitespace().next().unwrap_or_default();
         let ttl = ctl(endpoints, &["lease", "timetolive", id, "--keys"]);
         // "lease X granted with TTL(3600s), remaining(3599s), attached keys([...])": all but remaining.
-        leases.push(ttl.split(", remaining").next().unwrap().to_string() + ttl.split("s), ").nth(1).unwrap_or(""));
+        let granted = ttl.split(", remaining(").next().unwrap_or_default();
+        let keys = ttl.split_once("), attached keys").map_or("", |(_, keys)| keys);
+        leases.push(format!("{granted} attached keys{}", keys.trim()));
     }
     leases.sort();
     (now, history, leases)
