@@ -64,8 +64,11 @@ fn everything(endpoints: &str, compacted: i64) -> (i64, Vec<Vec<Value>>, Vec<Str
         let ttl = ctl(endpoints, &["lease", "timetolive", id, "--keys"]);
         // "lease X granted with TTL(3600s), remaining(3599s), attached keys([...])": all but remaining.
         let granted = ttl.split(", remaining(").next().unwrap_or_default();
-        let keys = ttl.split_once("), attached keys").map_or("", |(_, keys)| keys);
-        leases.push(format!("{granted} attached keys{}", keys.trim()));
+        // etcd lists a lease's keys in its map's order: compare them as a set.
+        let keys = ttl.split_once("), attached keys([").map_or("", |(_, keys)| keys.trim().trim_end_matches("])"));
+        let mut keys: Vec<&str> = keys.split_whitespace().collect();
+        keys.sort_unstable();
+        leases.push(format!("{granted} attached keys {keys:?}"));
     }
     leases.sort();
     (now, history, leases)
@@ -105,6 +108,7 @@ async fn assert_same_and_writable(cluster: &Cluster, before: &(i64, Vec<Vec<Valu
     let endpoints = cluster.etcdctl_endpoints();
     let after = everything(&endpoints, compacted);
     assert_eq!(after.0, before.0, "revision");
+    assert!(before.2.iter().any(|l| l.contains("\"leased/a\", \"leased/b\"")), "leases read: {:?}", before.2);
     assert_eq!(after.2, before.2, "leases");
     for (i, (a, b)) in after.1.iter().zip(&before.1).enumerate() {
         assert_eq!(a, b, "keys at revision {}", compacted + i as i64);
