@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use tally_proto::etcdserverpb::alarm_request::AlarmAction;
 use tally_proto::etcdserverpb::request_op::Request as Op;
-use tally_proto::etcdserverpb::{AlarmMember, AlarmRequest, AlarmResponse, AlarmType, TxnRequest};
+use tally_proto::etcdserverpb::{AlarmMember, AlarmRequest, AlarmResponse, AlarmType, PutRequest, TxnRequest};
 
 /// The raised alarms, as (alarm type, member id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,13 +53,29 @@ impl Alarms {
     }
 }
 
-/// Whether a txn puts anything, in either branch, nested txns included (etcd's quota cost > 0).
-pub(crate) fn txn_puts(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).any(|op| match &op.request {
-        Some(Op::RequestPut(_)) => true,
-        Some(Op::RequestTxn(inner)) => txn_puts(inner),
-        _ => false,
-    })
+/// etcd's estimate of a key's metadata in its quota (`kvOverhead`).
+const KV_OVERHEAD: u64 = 256;
+/// etcd's estimate of a lease in its quota (`leaseOverhead`).
+pub const LEASE_COST: u64 = 64;
+
+/// What a put costs against the space quota (etcd's `costPut`).
+pub fn put_cost(p: &PutRequest) -> u64 {
+    KV_OVERHEAD + p.key.len() as u64 + p.value.len() as u64
+}
+
+/// What a txn costs: the larger branch's puts, nested txns included (etcd's `costTxn`). A txn
+/// that costs nothing is let through while NOSPACE is raised.
+pub fn txn_cost(t: &TxnRequest) -> u64 {
+    let branch = |ops: &[tally_proto::etcdserverpb::RequestOp]| -> u64 {
+        ops.iter()
+            .map(|op| match &op.request {
+                Some(Op::RequestPut(p)) => put_cost(p),
+                Some(Op::RequestTxn(inner)) => txn_cost(inner),
+                _ => 0,
+            })
+            .sum()
+    };
+    branch(&t.success).max(branch(&t.failure))
 }
 
 #[cfg(test)]
@@ -97,6 +113,23 @@ mod tests {
 
     fn req(action: AlarmAction, alarm: AlarmType, member_id: u64) -> AlarmRequest {
         AlarmRequest { action: action as i32, member_id, alarm: alarm as i32 }
+    }
+
+    fn put(key: &str, value_len: usize) -> RequestOp {
+        let p = PutRequest { key: key.into(), value: vec![0; value_len], ..Default::default() };
+        RequestOp { request: Some(Op::RequestPut(p)) }
+    }
+
+    #[test]
+    fn txn_cost_is_the_larger_branch_of_puts_as_in_etcd() {
+        let inner = TxnRequest { success: vec![put("b", 100)], ..Default::default() };
+        let t = TxnRequest {
+            success: vec![put("a", 10), RequestOp { request: Some(Op::RequestTxn(inner)) }],
+            failure: vec![put("c", 50)],
+            ..Default::default()
+        };
+        assert_eq!(txn_cost(&t), (256 + 1 + 10) + (256 + 1 + 100));
+        assert_eq!(txn_cost(&TxnRequest::default()), 0);
     }
 
     #[test]

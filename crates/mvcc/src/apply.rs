@@ -10,7 +10,7 @@ use tally_proto::etcdserverpb::{
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::{command::Op, Command};
 
-use crate::alarms::{txn_puts, Alarms};
+use crate::alarms::{txn_cost, Alarms};
 use crate::error::MvccError;
 use crate::sharded::ShardedMap;
 use crate::store::{Store, StoreConfig};
@@ -246,7 +246,7 @@ impl StateMachine {
         }
         let needs_space = match op {
             Op::Put(_) | Op::LeaseGrant(_) => true,
-            Op::Txn(t) => txn_puts(t),
+            Op::Txn(t) => txn_cost(t) > 0,
             _ => false,
         };
         (needs_space && self.alarms.is_raised(AlarmType::Nospace)).then_some(MvccError::NoSpace)

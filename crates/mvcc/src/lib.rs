@@ -23,7 +23,7 @@ mod txn;
 pub mod validate;
 mod write;
 
-pub use alarms::Alarms;
+pub use alarms::{put_cost, txn_cost, Alarms, LEASE_COST};
 pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
 pub use error::{GrpcCode, MvccError};
 pub use hash::KvHash;

@@ -143,7 +143,7 @@ pub struct Status {
     pub origin: &'static str,
     pub revision: i64,
     pub compact_revision: i64,
-    pub total_keys: usize,
+    pub total_keys: u64,
     pub total_size: usize,
 }
 
@@ -156,19 +156,9 @@ pub fn status(file: &[u8], skip_hash_check: bool) -> Result<Status, BackupError>
         },
         revision: sm.store.revision(),
         compact_revision: sm.store.compact_revision(),
-        total_keys: live_keys(&sm),
+        total_keys: sm.store.live_keys(),
         total_size: file.len(),
     })
-}
-
-fn live_keys(sm: &StateMachine) -> usize {
-    let every_key = tally_proto::etcdserverpb::RangeRequest {
-        key: vec![0],
-        range_end: vec![0],
-        count_only: true,
-        ..Default::default()
-    };
-    sm.store.range(&every_key).map_or(0, |r| r.count as usize)
 }
 
 #[cfg(test)]

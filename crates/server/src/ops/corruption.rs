@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use tally_proto::etcdserverpb::{alarm_request, AlarmRequest, AlarmType, HashKvRequest};
-use tally_proto::tally_v1::{command::Op, Command};
+use tally_proto::etcdserverpb::{AlarmType, HashKvRequest};
 
 use crate::client::services::context::Context;
 
@@ -54,18 +53,6 @@ async fn check_once(ctx: &Context) {
             our_hash = mine.hash,
             "corruption detected: a member's data differs from the leader's; raising the CORRUPT alarm"
         );
-        raise_corrupt(ctx, peer).await;
-    }
-}
-
-async fn raise_corrupt(ctx: &Context, member_id: u64) {
-    let alarm = AlarmRequest {
-        action: alarm_request::AlarmAction::Activate as i32,
-        member_id,
-        alarm: AlarmType::Corrupt as i32,
-    };
-    let (client_id, seq) = ctx.request_identity(&Default::default());
-    if let Err(e) = ctx.submit(Command { client_id, seq, op: Some(Op::Alarm(alarm)) }).await {
-        tracing::warn!("raising the CORRUPT alarm failed: {}", e.message());
+        ctx.raise_alarm(peer, AlarmType::Corrupt).await;
     }
 }

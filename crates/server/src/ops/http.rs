@@ -55,10 +55,8 @@ impl Ops {
     pub async fn serve<B>(&self, req: Request<B>, metrics_only: bool) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let query = parse_query(req.uri().query().unwrap_or(""));
-        if req.method() != Method::GET {
-            if path == "/metrics" {
-                return self.serve_get(&path, &query, metrics_only).await;
-            }
+        // etcd's metrics handler takes any method; the others only GET.
+        if req.method() != Method::GET && path != "/metrics" {
             let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n".into());
             resp.headers_mut().insert(header::ALLOW, http::HeaderValue::from_static("GET"));
             return resp;
@@ -70,11 +68,11 @@ impl Ops {
         match path {
             "/metrics" => {
                 let (text, content_type) = super::exposition::encode(&self.registry);
-                with_type(StatusCode::OK, content_type, text)
+                response(StatusCode::OK, content_type, text)
             }
             "/version" if !metrics_only => {
                 let body = format!(r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{ETCD_CLUSTER_VERSION}"}}"#);
-                with_type(StatusCode::OK, "application/json", body)
+                response(StatusCode::OK, "application/json", body)
             }
             "/health" => self.health(query).await,
             "/livez" => self.checks(LIVEZ, query).await,
@@ -234,10 +232,6 @@ fn response(status: StatusCode, content_type: &str, body: String) -> Response<Bo
     headers
         .insert("access-control-allow-headers", http::HeaderValue::from_static("accept, content-type, authorization"));
     resp
-}
-
-fn with_type(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
-    response(status, content_type, body)
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {

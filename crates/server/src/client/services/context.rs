@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tally_mvcc::{CommandResponse, StateMachine};
-use tally_proto::etcdserverpb::{request_op, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse};
-use tally_proto::tally_v1::Command;
+use tally_proto::etcdserverpb::{
+    alarm_request, request_op, AlarmRequest, AlarmType, RangeRequest, RangeResponse, ResponseHeader, TxnRequest,
+    TxnResponse,
+};
+use tally_proto::tally_v1::{command::Op, Command};
 use tally_raft::NodeId;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
@@ -64,7 +67,7 @@ pub struct Context {
     /// `--max-txn-ops`: the most ops a txn taken here may have.
     pub max_txn_ops: usize,
     /// Request ids minted here for clients that bring none: unique per request.
-    pub(super) request_ids: RequestIds,
+    request_ids: RequestIds,
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
     /// keep-alives and the like).
     channels: Mutex<HashMap<String, Channel>>,
@@ -206,6 +209,17 @@ impl Context {
         Err(if last_leader.is_none() { errors::no_leader() } else { errors::timeout() })
     }
 
+    /// Raises `alarm` for `member_id` through the log; a failure is logged (the callers refuse
+    /// or report what raised it either way).
+    pub async fn raise_alarm(&self, member_id: NodeId, alarm: AlarmType) {
+        let raise =
+            AlarmRequest { action: alarm_request::AlarmAction::Activate as i32, member_id, alarm: alarm as i32 };
+        let cmd = Command { client_id: self.request_ids.next(), seq: 1, op: Some(Op::Alarm(raise)) };
+        if let Err(e) = self.submit(cmd).await {
+            tracing::warn!("raising the {} alarm failed: {}", alarm.as_str_name(), e.message());
+        }
+    }
+
     /// A channel to the leader's client URL (as it announced in its peer hello).
     pub fn leader_channel(&self, leader: NodeId) -> Result<Channel, Status> {
         self.member_channel(leader).ok_or_else(errors::no_leader)
@@ -225,13 +239,17 @@ impl Context {
         Some(channel)
     }
 
+    /// A copy of the state machine to read at length off its lock (cheap: it shares the key
+    /// histories), with its revision.
+    pub fn state_copy(&self) -> (tally_mvcc::SnapshotCopy, i64) {
+        let sm = self.sm.read().expect("sm lock");
+        (sm.copy_for_snapshot(), sm.store.revision())
+    }
+
     /// The store's HashKV at `revision` (0: now), computed off the lock from a copy; with the
     /// current revision.
     pub async fn hash_kv(&self, revision: i64) -> Result<(tally_mvcc::KvHash, i64), Status> {
-        let (copy, current) = {
-            let sm = self.sm.read().expect("sm lock");
-            (sm.copy_for_snapshot(), sm.store.revision())
-        };
+        let (copy, current) = self.state_copy();
         let hashed = tokio::task::spawn_blocking(move || copy.hash_kv(revision))
             .await
             .map_err(|e| Status::internal(format!("hashing: {e}")))?;

@@ -14,7 +14,6 @@ use tally_proto::tally_v1::Command;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use super::quota;
 use crate::client::errors;
 
 /// etcd's default `--max-request-bytes`.
@@ -73,7 +72,7 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_put(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
-        self.ctx.check_quota(quota::put_cost(request.get_ref())).await?;
+        self.ctx.check_quota(tally_mvcc::put_cost(request.get_ref())).await?;
         let (metadata, _, req) = request.into_parts();
         match self.replicate(&metadata, Op::Put(req)).await? {
             CommandResponse::Put(mut resp) => {
@@ -109,7 +108,7 @@ impl Kv for KvService {
             self.ctx.fill_header(&mut resp.header);
             return Ok(Response::new(resp));
         }
-        self.ctx.check_quota(quota::txn_cost(&req)).await?;
+        self.ctx.check_quota(tally_mvcc::txn_cost(&req)).await?;
         match self.replicate(&metadata, Op::Txn(req)).await? {
             CommandResponse::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);

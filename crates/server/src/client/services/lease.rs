@@ -17,7 +17,6 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
-use super::quota;
 use crate::client::errors;
 use crate::node::driver::LeaseOutcome;
 
@@ -66,7 +65,7 @@ type KeepAliveStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<LeaseKeepA
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
-        self.ctx.check_quota(quota::LEASE_COST).await?;
+        self.ctx.check_quota(tally_mvcc::LEASE_COST).await?;
         let (metadata, _, req) = request.into_parts();
         match self.replicate(&metadata, Op::LeaseGrant(req)).await? {
             CommandResponse::LeaseGrant(mut resp) => {

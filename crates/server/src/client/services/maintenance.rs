@@ -4,14 +4,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tally_mvcc::CommandResponse;
 use tally_proto::etcdserverpb::maintenance_server::Maintenance;
 use tally_proto::etcdserverpb::*;
+use tally_proto::tally_v1::{command::Op, Command};
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use tally_mvcc::CommandResponse;
-use tally_proto::tally_v1::{command::Op, Command};
-
 use crate::client::errors;
 use crate::node::backup;
 
@@ -100,10 +99,7 @@ impl Maintenance for MaintenanceService {
     /// A consistent snapshot of this member's state machine, with its SHA-256 at the end, in
     /// 32 KiB blobs as etcd sends them; `remaining_bytes` counts down to 0 on the last one.
     async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
-        let (copy, revision) = {
-            let sm = self.ctx.sm.read().expect("sm lock");
-            (sm.copy_for_snapshot(), sm.store.revision())
-        };
+        let (copy, revision) = self.ctx.state_copy();
         let file = tokio::task::spawn_blocking(move || backup::encode(&copy))
             .await
             .map_err(|e| Status::internal(format!("encoding the snapshot: {e}")))?;

@@ -555,15 +555,13 @@ impl Driver {
         let metrics = &self.shared.metrics;
         metrics.has_leader.store(i64::from(leader.is_some()), Ordering::Relaxed);
         metrics.is_leader.store(i64::from(role == Role::Leader), Ordering::Relaxed);
-        if leader.is_some_and(|l| Some(l) != self.shared.leader()) {
-            metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
-        }
-        let term = self.raft.term();
+        let (previous, term) = (self.shared.leader(), self.raft.term());
         match leader {
-            Some(l) if Some(l) != self.shared.leader() => {
+            Some(l) if Some(l) != previous => {
+                metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(leader = %format_args!("{l:x}"), term, ?role, "leader elected")
             }
-            None if self.shared.leader().is_some() => tracing::info!(term, ?role, "leader lost"),
+            None if previous.is_some() => tracing::info!(term, ?role, "leader lost"),
             _ => {}
         }
     }
