@@ -34,15 +34,7 @@ use crate::ops::http::{is_ops_request, Ops};
 /// Serves `api` on every connection `listener` accepts.
 pub async fn serve(listener: TcpListener, api: ClientApi) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors, most likely: give the other connections time to close.
-                tracing::warn!("cannot accept a client connection: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = client_conn::accept(&listener, "client").await;
         let api = api.clone();
         tokio::spawn(async move {
             let conn = match client_conn::tuned(stream) {

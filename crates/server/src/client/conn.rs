@@ -8,11 +8,25 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A gRPC connection as both ends use it. Nagle's algorithm off: small messages must not wait
 /// for the other end's delayed ACK (without this, about a quarter of a server's writes took
 /// ~40 ms). Writes coalesced (see below).
+/// The next connection `listener` accepts. A failure (out of file descriptors, most likely) is
+/// logged and retried after a pause that gives the other connections time to close.
+pub async fn accept(listener: &TcpListener, what: &str) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(e) => {
+                tracing::warn!("cannot accept a {what} connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 pub fn tuned(stream: TcpStream) -> io::Result<CoalescedWrites<TcpStream>> {
     stream.set_nodelay(true)?;
     Ok(CoalescedWrites::new(stream))

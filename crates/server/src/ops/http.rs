@@ -180,14 +180,7 @@ impl Ops {
 /// Serves the endpoints alone over HTTP/1.1 on `listener` (`--listen-metrics-urls`).
 pub async fn listen(listener: tokio::net::TcpListener, ops: Arc<Ops>) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!("cannot accept a metrics connection: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = crate::client::conn::accept(&listener, "metrics").await;
         let ops = ops.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
