@@ -3,7 +3,7 @@
 mod bench;
 mod client;
 mod dev;
-mod go_duration;
+use tally_server::go_duration;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -90,6 +90,18 @@ struct ServerArgs {
     /// One line of text per event, or one JSON object per line.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// How tokens are made once auth is enabled: simple, or jwt,pub-key=..,priv-key=..,sign-method=RS256,ttl=5m.
+    #[arg(long, default_value = "simple")]
+    auth_token: String,
+    /// Seconds a simple token lives without being used.
+    #[arg(long, default_value_t = 300)]
+    auth_token_ttl: u64,
+    /// bcrypt cost of stored passwords (4 to 31).
+    #[arg(long, default_value_t = tally_server::client::auth::DEFAULT_BCRYPT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_cost: u32,
+    /// Require clients to present a certificate; with auth on, its common name is the user.
+    #[arg(long)]
+    client_cert_auth: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,6 +185,10 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         max_request_bytes: a.max_request_bytes,
         max_txn_ops: a.max_txn_ops,
         corrupt_check_interval: Some(a.experimental_corrupt_check_time).filter(|d| !d.is_zero()),
+        auth_token: a.auth_token,
+        auth_token_ttl: std::time::Duration::from_secs(a.auth_token_ttl),
+        bcrypt_cost: a.bcrypt_cost,
+        client_cert_auth: a.client_cert_auth,
     }
 }
 

@@ -24,6 +24,7 @@ fn put(index: u64, key: Vec<u8>) -> Command {
         client_id: 1_000_000 + index,
         seq: 1,
         op: Some(Op::Put(PutRequest { key, value: vec![b'v'; 256], ..Default::default() })),
+        ..Default::default()
     }
 }
 

@@ -54,5 +54,6 @@ fn put_random(i: u64, x: &mut u64) -> Command {
         client_id: 1000 + i,
         seq: 1,
         op: Some(Op::Put(PutRequest { key, value: vec![b'v'; 256], ..Default::default() })),
+        ..Default::default()
     }
 }

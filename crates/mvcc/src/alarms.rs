@@ -87,7 +87,7 @@ mod tests {
     use crate::{CommandResponse, MvccError, StateMachine};
 
     fn command(op: CommandOp) -> Command {
-        Command { client_id: 0, seq: 0, op: Some(op) }
+        Command { op: Some(op), ..Default::default() }
     }
 
     #[test]

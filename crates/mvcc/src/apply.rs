@@ -8,9 +8,10 @@ use tally_proto::etcdserverpb::{
     PutResponse, TxnResponse,
 };
 use tally_proto::mvccpb::Event;
-use tally_proto::tally_v1::{command::Op, Command};
+use tally_proto::tally_v1::{command::Op, AuthResult, Command};
 
 use crate::alarms::{txn_cost, Alarms};
+use crate::auth::{AuthInfo, AuthStore};
 use crate::error::MvccError;
 use crate::sharded::ShardedMap;
 use crate::store::{Store, StoreConfig};
@@ -32,6 +33,8 @@ pub enum CommandResponse {
     LeaseRevoke(LeaseRevokeResponse),
     /// An Alarm request's response.
     Alarm(AlarmResponse),
+    /// An Auth service request's response.
+    Auth(AuthResult),
     /// The request failed; nothing was changed.
     Error(MvccError),
     /// A command without an operation, or a log index already applied: nothing happened.
@@ -169,6 +172,8 @@ pub struct StateMachine {
     pub(crate) applied_index: u64,
     /// The raised alarms (replicated: raised and cleared through the log).
     pub alarms: Alarms,
+    /// Users, roles and whether auth is on (replicated: changed through the log).
+    pub auth: AuthStore,
 }
 
 impl Default for StateMachine {
@@ -185,6 +190,7 @@ impl StateMachine {
             sessions: Sessions::new(config.sessions_max),
             applied_index: 0,
             alarms: Alarms::default(),
+            auth: AuthStore::default(),
         }
     }
 
@@ -228,7 +234,8 @@ impl StateMachine {
                 }
             }
         }
-        let (response, events) = self.execute(cmd.op.as_ref());
+        let who = AuthInfo { user: cmd.auth_user.clone(), revision: cmd.auth_revision };
+        let (response, events) = self.execute(cmd.op.as_ref(), &who, index);
         if cmd.client_id != 0 {
             self.sessions.record(cmd.client_id, cmd.seq, response.clone(), index);
         }
@@ -256,14 +263,33 @@ impl StateMachine {
         Applied { response, fresh: false, events: Vec::new(), revision: self.store.revision() }
     }
 
-    fn execute(&mut self, op: Option<&Op>) -> (CommandResponse, Vec<Event>) {
-        if let Some(refused) = op.and_then(|op| self.refused_by_alarm(op)) {
+    /// etcd's auth applier: may `who` run `op`? Checked on every member at apply, against the
+    /// auth state of that moment.
+    fn refused_by_auth(&self, op: &Op, who: &AuthInfo) -> Option<MvccError> {
+        let (auth, store) = (&self.auth, &self.store);
+        match op {
+            Op::Put(p) => auth.check_put(who, p, store),
+            Op::DeleteRange(d) => auth.check_delete(who, d),
+            Op::Txn(t) => auth.check_txn(who, t, store),
+            Op::LeaseRevoke(l) => auth.check_lease_writes(who, l.id, store),
+            // Auth requests check their own; the rest are checked before they are proposed.
+            Op::Auth(_) | Op::Compaction(_) | Op::LeaseGrant(_) | Op::Alarm(_) => Ok(()),
+        }
+        .err()
+    }
+
+    fn execute(&mut self, op: Option<&Op>, who: &AuthInfo, index: u64) -> (CommandResponse, Vec<Event>) {
+        if let Some(refused) = op.and_then(|op| self.refused_by_auth(op, who).or_else(|| self.refused_by_alarm(op))) {
             return (CommandResponse::Error(refused), Vec::new());
         }
         let s = &mut self.store;
         let r = match op {
             None => return (CommandResponse::Noop, Vec::new()),
             Some(Op::Alarm(a)) => Ok((CommandResponse::Alarm(self.alarms.apply(a)), Vec::new())),
+            Some(Op::Auth(a)) => self
+                .auth
+                .apply(a, who, index)
+                .map(|result| (CommandResponse::Auth(AuthResult { result: Some(result) }), Vec::new())),
             Some(Op::Put(p)) => s.put(p).map(|(r, e)| (CommandResponse::Put(r), e)),
             Some(Op::DeleteRange(d)) => s.delete_range(d).map(|(r, e)| (CommandResponse::DeleteRange(r), e)),
             Some(Op::Txn(t)) => s.txn(t).map(|(r, e)| (CommandResponse::Txn(r), e)),

@@ -94,28 +94,114 @@ pub enum MvccError {
     /// `rpctypes.ErrGRPCCorrupt`: the CORRUPT alarm is raised.
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    /// `rpctypes.ErrGRPCRootUserNotExist`.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// `rpctypes.ErrGRPCRootRoleNotExist`.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// `rpctypes.ErrGRPCUserAlreadyExist`.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    /// `rpctypes.ErrGRPCUserEmpty`: also what a request without credentials gets when auth is on.
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// `rpctypes.ErrGRPCUserNotFound`.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// `rpctypes.ErrGRPCRoleAlreadyExist`.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    /// `rpctypes.ErrGRPCRoleNotFound`.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// `rpctypes.ErrGRPCRoleEmpty`.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// `rpctypes.ErrGRPCAuthFailed`.
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// etcd's `auth.ErrNoPasswordUser`, which its gRPC layer passes on as `Unknown` with this text.
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    /// `rpctypes.ErrGRPCPermissionNotGiven`.
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
+    /// `rpctypes.ErrGRPCPermissionDenied`.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// `rpctypes.ErrGRPCRoleNotGranted`.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// `rpctypes.ErrGRPCPermissionNotGranted`.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// `rpctypes.ErrGRPCAuthNotEnabled`.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// `rpctypes.ErrGRPCInvalidAuthToken`.
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    /// `rpctypes.ErrGRPCInvalidAuthMgmt`.
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// `rpctypes.ErrGRPCAuthOldRevision`: the credentials predate a change of users or roles.
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
 }
+
+/// Every error, in tag order (tags are 1-based positions).
+const ALL: [MvccError; 32] = [
+    MvccError::EmptyKey,
+    MvccError::KeyNotFound,
+    MvccError::ValueProvided,
+    MvccError::LeaseProvided,
+    MvccError::TooManyOps,
+    MvccError::DuplicateKey,
+    MvccError::Compacted,
+    MvccError::FutureRev,
+    MvccError::LeaseNotFound,
+    MvccError::LeaseExists,
+    MvccError::LeaseTtlTooLarge,
+    MvccError::StaleSequence,
+    MvccError::NoSpace,
+    MvccError::Corrupt,
+    MvccError::RootUserNotExist,
+    MvccError::RootRoleNotExist,
+    MvccError::UserAlreadyExist,
+    MvccError::UserEmpty,
+    MvccError::UserNotFound,
+    MvccError::RoleAlreadyExist,
+    MvccError::RoleNotFound,
+    MvccError::RoleEmpty,
+    MvccError::AuthFailed,
+    MvccError::NoPasswordUser,
+    MvccError::PermissionNotGiven,
+    MvccError::PermissionDenied,
+    MvccError::RoleNotGranted,
+    MvccError::PermissionNotGranted,
+    MvccError::AuthNotEnabled,
+    MvccError::InvalidAuthToken,
+    MvccError::InvalidAuthMgmt,
+    MvccError::AuthOldRevision,
+];
 
 impl MvccError {
     /// etcd's exact error message (the gRPC status message).
-    pub fn message(&self) -> &'static str {
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// etcd's auth package's own text for this error, which some of etcd's calls pass on
+    /// untranslated (`auth: ...`); other errors keep their message.
+    pub fn auth_package_text(&self) -> String {
         match self {
-            MvccError::EmptyKey => "etcdserver: key is not provided",
-            MvccError::KeyNotFound => "etcdserver: key not found",
-            MvccError::ValueProvided => "etcdserver: value is provided",
-            MvccError::LeaseProvided => "etcdserver: lease is provided",
-            MvccError::TooManyOps => "etcdserver: too many operations in txn request",
-            MvccError::DuplicateKey => "etcdserver: duplicate key given in txn request",
-            MvccError::Compacted => "etcdserver: mvcc: required revision has been compacted",
-            MvccError::FutureRev => "etcdserver: mvcc: required revision is a future revision",
-            MvccError::LeaseNotFound => "etcdserver: requested lease not found",
-            MvccError::LeaseExists => "etcdserver: lease already exists",
-            MvccError::LeaseTtlTooLarge => "etcdserver: too large lease TTL",
-            MvccError::StaleSequence => {
-                "tally: request sequence number is older than the client's last applied request"
-            }
-            MvccError::NoSpace => "etcdserver: mvcc: database space exceeded",
-            MvccError::Corrupt => "etcdserver: corrupt cluster",
+            MvccError::UserEmpty => "auth: user name is empty".into(),
+            MvccError::UserNotFound => "auth: user not found".into(),
+            MvccError::PermissionDenied => "auth: permission denied".into(),
+            MvccError::InvalidAuthToken => "auth: invalid auth token".into(),
+            MvccError::AuthOldRevision => "auth: revision in header is old".into(),
+            other => other.message(),
         }
     }
 
@@ -133,47 +219,34 @@ impl MvccError {
             MvccError::LeaseExists | MvccError::StaleSequence => GrpcCode::FailedPrecondition,
             MvccError::NoSpace => GrpcCode::ResourceExhausted,
             MvccError::Corrupt => GrpcCode::DataLoss,
+            MvccError::RootUserNotExist
+            | MvccError::RootRoleNotExist
+            | MvccError::UserAlreadyExist
+            | MvccError::UserNotFound
+            | MvccError::RoleAlreadyExist
+            | MvccError::RoleNotFound
+            | MvccError::RoleNotGranted
+            | MvccError::PermissionNotGranted
+            | MvccError::AuthNotEnabled => GrpcCode::FailedPrecondition,
+            MvccError::UserEmpty
+            | MvccError::RoleEmpty
+            | MvccError::AuthFailed
+            | MvccError::PermissionNotGiven
+            | MvccError::InvalidAuthMgmt
+            | MvccError::AuthOldRevision => GrpcCode::InvalidArgument,
+            MvccError::NoPasswordUser => GrpcCode::Unknown,
+            MvccError::PermissionDenied => GrpcCode::PermissionDenied,
+            MvccError::InvalidAuthToken => GrpcCode::Unauthenticated,
         }
     }
 
-    /// A stable one-byte tag (used by the snapshot format).
+    /// A stable one-byte tag (used by the snapshot format): its 1-based place in `ALL`.
     pub(crate) fn tag(&self) -> u8 {
-        match self {
-            MvccError::EmptyKey => 1,
-            MvccError::KeyNotFound => 2,
-            MvccError::ValueProvided => 3,
-            MvccError::LeaseProvided => 4,
-            MvccError::TooManyOps => 5,
-            MvccError::DuplicateKey => 6,
-            MvccError::Compacted => 7,
-            MvccError::FutureRev => 8,
-            MvccError::LeaseNotFound => 9,
-            MvccError::LeaseExists => 10,
-            MvccError::LeaseTtlTooLarge => 11,
-            MvccError::StaleSequence => 12,
-            MvccError::NoSpace => 13,
-            MvccError::Corrupt => 14,
-        }
+        ALL.iter().position(|e| e == self).expect("every error is in ALL") as u8 + 1
     }
 
     pub(crate) fn from_tag(tag: u8) -> Option<MvccError> {
-        Some(match tag {
-            1 => MvccError::EmptyKey,
-            2 => MvccError::KeyNotFound,
-            3 => MvccError::ValueProvided,
-            4 => MvccError::LeaseProvided,
-            5 => MvccError::TooManyOps,
-            6 => MvccError::DuplicateKey,
-            7 => MvccError::Compacted,
-            8 => MvccError::FutureRev,
-            9 => MvccError::LeaseNotFound,
-            10 => MvccError::LeaseExists,
-            11 => MvccError::LeaseTtlTooLarge,
-            12 => MvccError::StaleSequence,
-            13 => MvccError::NoSpace,
-            14 => MvccError::Corrupt,
-            _ => return None,
-        })
+        ALL.get(usize::from(tag).checked_sub(1)?).copied()
     }
 }
 
@@ -183,12 +256,15 @@ mod tests {
 
     #[test]
     fn display_is_message_and_tags_round_trip() {
-        for t in 1..=12u8 {
+        for t in 1..=ALL.len() as u8 {
             let e = MvccError::from_tag(t).unwrap();
             assert_eq!(e.tag(), t);
             assert_eq!(e.to_string(), e.message());
         }
         assert!(MvccError::from_tag(0).is_none());
+        assert!(MvccError::from_tag(ALL.len() as u8 + 1).is_none());
+        assert_eq!(MvccError::PermissionDenied.code().as_i32(), 7);
+        assert_eq!(MvccError::InvalidAuthToken.code().as_i32(), 16);
         assert_eq!(MvccError::Compacted.code().as_i32(), 11);
         assert_eq!(MvccError::LeaseNotFound.code().as_i32(), 5);
         assert_eq!(MvccError::KeyNotFound.code(), GrpcCode::InvalidArgument);

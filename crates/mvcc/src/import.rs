@@ -65,7 +65,13 @@ impl StateMachine {
         for (id, ttl) in history.leases {
             store.lessor.leases.insert(id, Lease { id, ttl, keys: Default::default() });
         }
-        let sm = StateMachine { store, sessions: Default::default(), applied_index, alarms: Default::default() };
+        let sm = StateMachine {
+            store,
+            sessions: Default::default(),
+            applied_index,
+            alarms: Default::default(),
+            auth: Default::default(),
+        };
         let mut buf = Vec::new();
         write_snapshot(&sm, keys.len(), keys.iter(), &mut buf);
         StateMachine::restore(&buf)

@@ -6,6 +6,7 @@
 
 mod alarms;
 mod apply;
+mod auth;
 mod error;
 mod go_sort;
 mod hash;
@@ -25,6 +26,7 @@ mod write;
 
 pub use alarms::{put_cost, txn_cost, Alarms, LEASE_COST};
 pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
+pub use auth::{Access, AuthInfo, AuthStore};
 pub use error::{GrpcCode, MvccError};
 pub use hash::KvHash;
 pub use import::{ImportedChange, ImportedHistory};

@@ -3,7 +3,8 @@
 //! Layout (integers little-endian): magic `TALLYMVC`, format version (u32), body, crc32c (u32) of all the
 //! preceding bytes. Body: applied index; config; current and compacted revisions; lease id seed; keys in
 //! order with their histories; leases (id, ttl; attachments are rebuilt from the live keys); sessions;
-//! alarms (format 2 on; format 1 had none).
+//! alarms (format 2 on; format 1 had none); auth: enabled, revision, users and roles as authpb
+//! messages (format 3 on).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use prost::Message;
 
 use crate::alarms::Alarms;
 use crate::apply::{CommandResponse, Session, Sessions, StateMachine};
+use crate::auth::AuthStore;
 use crate::error::MvccError;
 use crate::index::{HistoriesCopy, Index};
 use crate::key_index::{Entry, KeyHistory};
@@ -20,8 +22,8 @@ use crate::revision::Revision;
 use crate::store::{Store, StoreConfig};
 
 const MAGIC: &[u8; 8] = b"TALLYMVC";
-/// 2: alarms after the sessions. Version 1 (no alarms) is still read.
-const FORMAT_VERSION: u32 = 2;
+/// 2: alarms after the sessions; 3: auth after the alarms. Versions 1 and 2 are still read.
+const FORMAT_VERSION: u32 = 3;
 
 /// Why a snapshot could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +137,10 @@ fn write_response(w: &mut Writer<'_>, r: &CommandResponse) {
             w.u8(9);
             w.bytes(&m.encode_to_vec());
         }
+        CommandResponse::Auth(m) => {
+            w.u8(10);
+            w.bytes(&m.encode_to_vec());
+        }
         CommandResponse::Error(e) => {
             w.u8(7);
             w.u8(e.tag());
@@ -155,6 +161,7 @@ fn read_response(r: &mut Reader<'_>) -> R<CommandResponse> {
         7 => CommandResponse::Error(MvccError::from_tag(r.u8()?).ok_or(BAD)?),
         8 => CommandResponse::Noop,
         9 => CommandResponse::Alarm(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        10 => CommandResponse::Auth(Message::decode(r.bytes()?).map_err(|_| BAD)?),
         _ => return Err(BAD),
     })
 }
@@ -210,6 +217,7 @@ impl StateMachine {
             sessions: self.sessions.clone(),
             applied_index: self.applied_index,
             alarms: self.alarms.clone(),
+            auth: self.auth.clone(),
         };
         SnapshotCopy { histories, rest }
     }
@@ -271,6 +279,7 @@ pub(crate) fn write_snapshot<'a>(
         w.i64(alarm.into());
         w.u64(member);
     }
+    write_auth(&mut w, &sm.auth);
     let crc = crc32c::crc32c(&w.buf[start..]);
     w.u32(crc);
 }
@@ -284,7 +293,7 @@ impl StateMachine {
         let (body, crc) = data.split_at(data.len() - 4);
         let mut r = Reader { buf: &body[MAGIC.len()..] };
         let version = r.u32()?;
-        if version != FORMAT_VERSION && version != 1 {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         if crc32c::crc32c(body).to_le_bytes() != crc {
@@ -378,9 +387,36 @@ impl StateMachine {
                 alarms.raised.insert((alarm, member));
             }
         }
+        let auth = if version >= 3 { read_auth(&mut r)? } else { AuthStore::default() };
         if !r.buf.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));
         }
-        Ok(StateMachine { store, sessions, applied_index, alarms })
+        Ok(StateMachine { store, sessions, applied_index, alarms, auth })
     }
+}
+
+fn write_auth(w: &mut Writer<'_>, auth: &AuthStore) {
+    w.u8(u8::from(auth.is_enabled()));
+    w.u64(auth.revision());
+    w.u64(auth.users().count() as u64);
+    for u in auth.users() {
+        w.bytes(&u.encode_to_vec());
+    }
+    w.u64(auth.roles().count() as u64);
+    for role in auth.roles() {
+        w.bytes(&role.encode_to_vec());
+    }
+}
+
+fn read_auth(r: &mut Reader<'_>) -> R<AuthStore> {
+    const BAD: SnapshotError = SnapshotError::Corrupt("auth");
+    let enabled = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(BAD),
+    };
+    let revision = r.u64()?;
+    let users = (0..r.len()?).map(|_| Message::decode(r.bytes()?).map_err(|_| BAD)).collect::<R<Vec<_>>>()?;
+    let roles = (0..r.len()?).map(|_| Message::decode(r.bytes()?).map_err(|_| BAD)).collect::<R<Vec<_>>>()?;
+    Ok(AuthStore::restore(enabled, revision, users, roles))
 }

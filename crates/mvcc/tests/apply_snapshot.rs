@@ -4,7 +4,7 @@ use tally_proto::etcdserverpb::*;
 use tally_proto::tally_v1::{command::Op, Command};
 
 fn cmd(client_id: u64, seq: u64, op: Op) -> Command {
-    Command { client_id, seq, op: Some(op) }
+    Command { client_id, seq, op: Some(op), ..Default::default() }
 }
 fn put_op(k: &str, v: &str) -> Op {
     Op::Put(PutRequest { key: k.into(), value: v.into(), ..Default::default() })
@@ -104,7 +104,10 @@ fn all_command_kinds_apply() {
     let r = sm.apply(7, &cmd(1, 7, Op::LeaseRevoke(LeaseRevokeRequest { id: g.id })));
     assert_eq!(r.events.len(), 1);
     assert_eq!(r.revision, 6);
-    assert!(matches!(sm.apply(8, &Command { client_id: 1, seq: 8, op: None }).response, CommandResponse::Noop));
+    assert!(matches!(
+        sm.apply(8, &Command { client_id: 1, seq: 8, op: None, ..Default::default() }).response,
+        CommandResponse::Noop
+    ));
 }
 
 fn busy_state_machine() -> StateMachine {

@@ -299,6 +299,7 @@ fn raft_message_round_trip() {
                     value: b"bar".to_vec(),
                     ..Default::default()
                 })),
+                ..Default::default()
             }
             .encode_to_vec()
             .into(),
@@ -375,7 +376,7 @@ fn raft_message_round_trip() {
         command::Op::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 1 }),
         command::Op::LeaseRevoke(tally_proto::etcdserverpb::LeaseRevokeRequest { id: 1 }),
     ] {
-        let cmd = Command { client_id: 1, seq: 2, op: Some(op) };
+        let cmd = Command { client_id: 1, seq: 2, op: Some(op), ..Default::default() };
         assert_eq!(Command::decode(cmd.encode_to_vec().as_slice()).unwrap(), cmd);
     }
 }

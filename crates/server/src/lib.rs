@@ -8,6 +8,7 @@
 //! the client and node layers. `server` wires them into one process.
 
 pub mod client;
+pub mod go_duration;
 pub mod node;
 pub mod ops;
 pub mod peer;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tally_proto::etcdserverpb::auth_server::AuthServer;
 use tally_proto::etcdserverpb::cluster_server::ClusterServer;
 use tally_proto::etcdserverpb::kv_server::KvServer;
 use tally_proto::etcdserverpb::lease_server::LeaseServer;
@@ -18,8 +19,10 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::client::api::{ClientApi, ClientApiParts};
+use crate::client::auth::{Authenticator, Tokens};
 use crate::client::grpc_metrics::GrpcMetrics;
 use crate::client::require_leader::LeaderGate;
+use crate::client::services::auth::AuthService;
 use crate::client::services::cluster::ClusterService;
 use crate::client::services::context::{Context, ContextParts};
 use crate::client::services::election::ElectionService;
@@ -75,6 +78,14 @@ pub struct ServerOptions {
     pub max_request_bytes: usize,
     /// etcd's `--max-txn-ops` (0: etcd's default, 128).
     pub max_txn_ops: usize,
+    /// etcd's `--auth-token`: `simple`, or `jwt,pub-key=...,priv-key=...,sign-method=...`.
+    pub auth_token: String,
+    /// etcd's `--auth-token-ttl`: how long a simple token lives without use.
+    pub auth_token_ttl: Duration,
+    /// etcd's `--bcrypt-cost` for hashing passwords.
+    pub bcrypt_cost: u32,
+    /// etcd's `--client-cert-auth`: with auth on, a client certificate's common name is its user.
+    pub client_cert_auth: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +194,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     };
     let mut driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
     let sm = driver.state_machine();
+    let tokens = Tokens::from_flag(&opts.auth_token, opts.auth_token_ttl).map_err(ServerError::Flags)?;
+    if let Tokens::Simple(simple) = &tokens {
+        driver.set_simple_tokens(simple.clone());
+    }
+    let auth = Authenticator::new(tokens, opts.bcrypt_cost, opts.client_cert_auth, sm.clone());
     let reads = driver.read_queue();
     let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
     let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
@@ -232,6 +248,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         quota_bytes,
         max_request_bytes,
         max_txn_ops: if opts.max_txn_ops == 0 { TXN_OPS_MAX } else { opts.max_txn_ops },
+        auth,
     });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
@@ -241,7 +258,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
     let lock = LockServer::new(LockService::new(ctx.clone(), hub.clone()));
     let election = ElectionServer::new(ElectionService::new(ctx.clone(), hub.clone()));
-    let watch = WatchServer::new(WatchService::new(hub));
+    let watch = WatchServer::new(WatchService::new(hub, ctx.clone()));
+    let auth_service = AuthServer::new(AuthService::new(ctx.clone()));
     let lease = LeaseServer::new(LeaseService::new(ctx.clone()));
     let client_url = opts.listen_client_urls.first().cloned().unwrap_or_else(|| "http://127.0.0.1:2379".into());
     let client_addr = transport::url_to_addr(&client_url).map_err(ServerError::Flags)?;
@@ -255,7 +273,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         .add_service(watch)
         .add_service(lease)
         .add_service(lock)
-        .add_service(election);
+        .add_service(election)
+        .add_service(auth_service);
     if let Some(interval) = opts.corrupt_check_interval {
         tokio::spawn(crate::ops::corruption::check_periodically(ctx.clone(), interval));
     }

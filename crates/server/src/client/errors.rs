@@ -25,7 +25,8 @@ pub fn from_mvcc(e: &MvccError) -> Status {
 }
 
 /// The services Tally serves, by their full gRPC names.
-const SERVICES: [&str; 7] = [
+const SERVICES: [&str; 8] = [
+    "etcdserverpb.Auth",
     "etcdserverpb.KV",
     "etcdserverpb.Watch",
     "etcdserverpb.Lease",

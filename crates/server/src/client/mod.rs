@@ -2,6 +2,7 @@
 //! between them (framing, the unary fast path, errors, `WithRequireLeader`).
 
 pub mod api;
+pub mod auth;
 pub mod conn;
 pub mod errors;
 pub mod grpc_frame;

@@ -11,4 +11,5 @@ pub mod members;
 pub mod metrics;
 pub mod persist;
 pub mod request_ids;
+pub mod simple_tokens;
 pub mod watch_hub;

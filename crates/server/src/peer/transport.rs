@@ -481,7 +481,7 @@ mod tests {
         }
         assert_eq!(directory.read().unwrap()[&1].client_urls, vec!["http://c"]);
         // A follower's client command for the leader travels the same connection.
-        transport.forward(2, vec![Command { client_id: 7, seq: 3, op: None }]);
+        transport.forward(2, vec![Command { client_id: 7, seq: 3, op: None, ..Default::default() }]);
         let Inbound::Forwarded(cmd) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
         else {
             panic!("expected a forwarded command")

@@ -84,6 +84,9 @@ impl ClusterService {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        // etcd: membership is root's.
+        self.ctx.check_admin(&self.ctx.caller(&request).await?)?;
+        let credentials = request.metadata().clone();
         let req = request.into_inner();
         let change = MembershipRequest::Add { peer_urls: req.peer_ur_ls.clone(), is_learner: req.is_learner };
         match self.change(change).await {
@@ -93,7 +96,7 @@ impl Cluster for ClusterService {
                 members: self.list(&members),
             })),
             Err(status) => match self.leader_client(&status) {
-                Some(client) => client?.member_add(req).await,
+                Some(client) => client?.member_add(self.ctx.forwarded(&credentials, req)).await,
                 None => Err(status),
             },
         }
@@ -103,6 +106,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        // etcd: membership is root's.
+        self.ctx.check_admin(&self.ctx.caller(&request).await?)?;
+        let credentials = request.metadata().clone();
         let req = request.into_inner();
         match self.change(MembershipRequest::Remove { id: req.id }).await {
             Ok((_, members)) => Ok(Response::new(MemberRemoveResponse {
@@ -110,7 +116,7 @@ impl Cluster for ClusterService {
                 members: self.list(&members),
             })),
             Err(status) => match self.leader_client(&status) {
-                Some(client) => client?.member_remove(req).await,
+                Some(client) => client?.member_remove(self.ctx.forwarded(&credentials, req)).await,
                 None => Err(status),
             },
         }
@@ -120,6 +126,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        // etcd: membership is root's.
+        self.ctx.check_admin(&self.ctx.caller(&request).await?)?;
+        let credentials = request.metadata().clone();
         let req = request.into_inner();
         match self.change(MembershipRequest::Update { id: req.id, peer_urls: req.peer_ur_ls.clone() }).await {
             Ok((_, members)) => Ok(Response::new(MemberUpdateResponse {
@@ -127,7 +136,7 @@ impl Cluster for ClusterService {
                 members: self.list(&members),
             })),
             Err(status) => match self.leader_client(&status) {
-                Some(client) => client?.member_update(req).await,
+                Some(client) => client?.member_update(self.ctx.forwarded(&credentials, req)).await,
                 None => Err(status),
             },
         }
@@ -147,6 +156,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        // etcd: membership is root's.
+        self.ctx.check_admin(&self.ctx.caller(&request).await?)?;
+        let credentials = request.metadata().clone();
         let req = request.into_inner();
         match self.change(MembershipRequest::Promote { id: req.id }).await {
             Ok((_, members)) => Ok(Response::new(MemberPromoteResponse {
@@ -154,7 +166,7 @@ impl Cluster for ClusterService {
                 members: self.list(&members),
             })),
             Err(status) => match self.leader_client(&status) {
-                Some(client) => client?.member_promote(req).await,
+                Some(client) => client?.member_promote(self.ctx.forwarded(&credentials, req)).await,
                 None => Err(status),
             },
         }

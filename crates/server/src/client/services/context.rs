@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tally_mvcc::{CommandResponse, StateMachine};
+use tally_mvcc::{AuthInfo, AuthStore, CommandResponse, MvccError, StateMachine};
 use tally_proto::etcdserverpb::{
     alarm_request, request_op, AlarmRequest, AlarmType, RangeRequest, RangeResponse, ResponseHeader, TxnRequest,
     TxnResponse,
@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use super::read_query::{ReadAnswer, ReadQuery};
+use crate::client::auth::Authenticator;
 use crate::client::errors;
 use crate::node::cluster::ClusterSpec;
 use crate::node::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
@@ -47,6 +48,7 @@ pub struct ContextParts {
     pub quota_bytes: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    pub auth: Authenticator,
 }
 
 pub struct Context {
@@ -66,6 +68,8 @@ pub struct Context {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`: the most ops a txn taken here may have.
     pub max_txn_ops: usize,
+    /// Who is calling, and the Auth service's work besides the log.
+    pub auth: Authenticator,
     /// Request ids minted here for clients that bring none: unique per request.
     request_ids: RequestIds,
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
@@ -87,6 +91,7 @@ impl Context {
             quota_bytes,
             max_request_bytes,
             max_txn_ops,
+            auth,
         } = parts;
         Arc::new(Self {
             node,
@@ -100,6 +105,7 @@ impl Context {
             quota_bytes,
             max_request_bytes,
             max_txn_ops,
+            auth,
             request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
         })
@@ -120,9 +126,9 @@ impl Context {
 
     /// Range: linearizable (ReadIndex, retried until the request deadline) unless the request
     /// asks for serializable, which reads the local state.
-    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
+    pub async fn range(&self, req: RangeRequest, who: &AuthInfo) -> Result<RangeResponse, Status> {
         let serializable = req.serializable;
-        match self.read(ReadQuery::Range(req), serializable).await? {
+        match self.read(ReadQuery::Range(req), serializable, who).await? {
             ReadAnswer::Range(resp) => Ok(resp),
             ReadAnswer::Txn(_) => Err(Status::internal("a range was answered with a txn")),
         }
@@ -130,25 +136,27 @@ impl Context {
 
     /// A txn without writes, served like a range instead of through the log (as etcd does):
     /// serializable if every op is a serializable range, else after a ReadIndex.
-    pub async fn read_only_txn(&self, req: TxnRequest) -> Result<TxnResponse, Status> {
+    pub async fn read_only_txn(&self, req: TxnRequest, who: &AuthInfo) -> Result<TxnResponse, Status> {
         // etcd's isTxnSerializable.
         let serializable = req
             .success
             .iter()
             .chain(&req.failure)
             .all(|op| matches!(&op.request, Some(request_op::Request::RequestRange(r)) if r.serializable));
-        match self.read(ReadQuery::Txn(req), serializable).await? {
+        match self.read(ReadQuery::Txn(req), serializable, who).await? {
             ReadAnswer::Txn(resp) => Ok(resp),
             ReadAnswer::Range(_) => Err(Status::internal("a txn was answered with a range")),
         }
     }
 
-    async fn read(&self, query: ReadQuery, serializable: bool) -> Result<ReadAnswer, Status> {
+    /// A read as `who` may make it: permissions checked against the same state it reads
+    /// (etcd's `doSerialize`).
+    async fn read(&self, query: ReadQuery, serializable: bool, who: &AuthInfo) -> Result<ReadAnswer, Status> {
         // Serializable: local state, no round through the driver or the leader.
         if !serializable {
             self.linearizable_barrier().await?;
         }
-        query.answer(&self.sm).map_err(|e| errors::from_mvcc(&e))
+        query.answer(&self.sm, who).map_err(|e| errors::from_mvcc(&e))
     }
 
     /// Returns once this member's state reflects every write acknowledged before the call
@@ -173,6 +181,47 @@ impl Context {
     pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {
         let revision = header.as_ref().map_or(0, |h| h.revision);
         *header = Some(self.header(revision));
+    }
+
+    /// Who sent a request (see [`Authenticator::caller`]).
+    pub async fn caller<T>(&self, request: &tonic::Request<T>) -> Result<AuthInfo, Status> {
+        self.auth.caller(request.metadata(), request.extensions()).await.map_err(|e| errors::from_mvcc(&e))
+    }
+
+    /// Asks the local auth state whether `who` may do something (reads, and what etcd checks
+    /// before proposing).
+    pub fn check_auth(&self, check: impl FnOnce(&AuthStore) -> Result<(), MvccError>) -> Result<(), Status> {
+        check(&self.sm.read().expect("sm lock").auth).map_err(|e| errors::from_mvcc(&e))
+    }
+
+    /// etcd's `IsAdminPermitted`, before proposing.
+    pub fn check_admin(&self, who: &AuthInfo) -> Result<(), Status> {
+        self.check_auth(|auth| auth.check_admin(who))
+    }
+
+    /// etcd's `requireAuthInfo`: with auth on, some credentials (any user's).
+    pub fn require_credentials(&self, who: &AuthInfo) -> Result<(), Status> {
+        self.check_auth(|auth| match auth.is_enabled() && who.revision == 0 {
+            true => Err(MvccError::UserEmpty),
+            false => Ok(()),
+        })
+    }
+
+    /// `message` for another member to answer, with the caller's credentials.
+    pub fn forwarded<T>(&self, from: &MetadataMap, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        for key in crate::client::auth::TOKEN_KEYS {
+            if let Some(token) = from.get(key) {
+                request.metadata_mut().insert(key, token.clone());
+            }
+        }
+        request
+    }
+
+    /// A command for `op` with the client's request identity and `who` sent it.
+    pub fn command(&self, metadata: &MetadataMap, who: &AuthInfo, op: Op) -> Command {
+        let (client_id, seq) = self.request_identity(metadata);
+        Command { client_id, seq, op: Some(op), auth_user: who.user.clone(), auth_revision: who.revision }
     }
 
     /// The client's own (id, seq) from metadata, or a fresh unique id for this request.
@@ -214,7 +263,8 @@ impl Context {
     pub async fn raise_alarm(&self, member_id: NodeId, alarm: AlarmType) {
         let raise =
             AlarmRequest { action: alarm_request::AlarmAction::Activate as i32, member_id, alarm: alarm as i32 };
-        let cmd = Command { client_id: self.request_ids.next(), seq: 1, op: Some(Op::Alarm(raise)) };
+        let cmd =
+            Command { client_id: self.request_ids.next(), seq: 1, op: Some(Op::Alarm(raise)), ..Default::default() };
         if let Err(e) = self.submit(cmd).await {
             tracing::warn!("raising the {} alarm failed: {}", alarm.as_str_name(), e.message());
         }

@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tally_mvcc::Access;
 use tally_proto::etcdserverpb::request_op::Request as Op;
 use tally_proto::etcdserverpb::{DeleteRangeRequest, PutRequest, TxnRequest};
 use tally_proto::mvccpb::KeyValue;
@@ -46,14 +47,16 @@ type ObserveStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<LeaderRespon
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(&self, request: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let req = request.into_inner();
         let (prefix, key) = contender_key(&req.name, req.lease);
-        let (rev, header) = recipe::contend(&self.ctx, &self.hub, &prefix, &key, &req.value, req.lease).await?;
+        let (rev, header) = recipe::contend(&self.ctx, &who, &self.hub, &prefix, &key, &req.value, req.lease).await?;
         let leader = LeaderKey { name: req.name, key, rev, lease: req.lease };
         Ok(Response::new(CampaignResponse { header: Some(header), leader: Some(leader) }))
     }
 
     async fn proclaim(&self, request: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let req = request.into_inner();
         let leader = req.leader.ok_or_else(missing_leader_key)?;
         let put = PutRequest { key: leader.key.clone(), value: req.value, lease: leader.lease, ..Default::default() };
@@ -62,7 +65,7 @@ impl Election for ElectionService {
             success: vec![op(Op::RequestPut(put))],
             failure: vec![],
         };
-        let resp = recipe::txn(&self.ctx, txn).await?;
+        let resp = recipe::txn(&self.ctx, &who, txn).await?;
         if !resp.succeeded {
             return Err(Status::unknown("election: not leader"));
         }
@@ -72,8 +75,9 @@ impl Election for ElectionService {
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
         // Linearizable, as etcd's: right after a Proclaim anywhere, every member answers the new value.
+        let who = self.ctx.caller(&request).await?;
         let (prefix, _) = contender_key(&request.into_inner().name, 0);
-        let found = self.ctx.range(recipe::first_created(&prefix)).await?;
+        let found = self.ctx.range(recipe::first_created(&prefix), &who).await?;
         let revision = found.header.map_or(0, |h| h.revision);
         let kv = found.kvs.into_iter().next().ok_or_else(|| Status::unknown("election: no leader"))?;
         Ok(Response::new(LeaderResponse { header: Some(self.ctx.header(revision)), kv: Some(kv) }))
@@ -82,7 +86,11 @@ impl Election for ElectionService {
     type ObserveStream = ObserveStream;
 
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<Self::ObserveStream>, Status> {
+        // Observing reads the election's keys: refused up front if the caller may not.
+        let who = self.ctx.caller(&request).await?;
         let name = request.into_inner().name;
+        let (prefix, _) = contender_key(&name, 0);
+        self.ctx.check_auth(|auth| auth.check(&who, Access::Read, &prefix, &recipe::prefix_end(&prefix)))?;
         let (tx, rx) = mpsc::channel(16);
         let (ctx, hub) = (self.ctx.clone(), self.hub.clone());
         let this = ElectionService { ctx: ctx.clone(), hub: hub.clone() };
@@ -113,6 +121,7 @@ impl Election for ElectionService {
     }
 
     async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let leader = request.into_inner().leader.ok_or_else(missing_leader_key)?;
         let delete = DeleteRangeRequest { key: leader.key.clone(), ..Default::default() };
         let txn = TxnRequest {
@@ -120,7 +129,7 @@ impl Election for ElectionService {
             success: vec![op(Op::RequestDeleteRange(delete))],
             failure: vec![],
         };
-        let resp = recipe::txn(&self.ctx, txn).await?;
+        let resp = recipe::txn(&self.ctx, &who, txn).await?;
         let revision = resp.header.map_or(0, |h| h.revision);
         Ok(Response::new(ResignResponse { header: Some(self.ctx.header(revision)) }))
     }

@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use tally_mvcc::CommandResponse;
+use tally_mvcc::{AuthInfo, CommandResponse};
 use tally_proto::etcdserverpb::kv_server::Kv;
 use tally_proto::etcdserverpb::{
     request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use tally_proto::tally_v1::command::Op;
-use tally_proto::tally_v1::Command;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
@@ -30,10 +29,14 @@ impl KvService {
         Self { ctx }
     }
 
-    async fn replicate(&self, metadata: &tonic::metadata::MetadataMap, op: Op) -> Result<CommandResponse, Status> {
-        let (client_id, seq) = self.ctx.request_identity(metadata);
-        let cmd = Command { client_id, seq, op: Some(op) };
-        match self.ctx.submit(cmd).await? {
+    /// Replicates a write as `who` sent it; its permissions are checked at apply.
+    async fn replicate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        who: &AuthInfo,
+        op: Op,
+    ) -> Result<CommandResponse, Status> {
+        match self.ctx.submit(self.ctx.command(metadata, who, op)).await? {
             CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
             response => Ok(response),
         }
@@ -61,10 +64,11 @@ fn unexpected(what: &str) -> Status {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let req = request.into_inner();
         check_size(&self.ctx, &req)?;
         tally_mvcc::validate::check_range(&req).map_err(|e| errors::from_mvcc(&e))?;
-        let mut resp = self.ctx.range(req).await?;
+        let mut resp = self.ctx.range(req, &who).await?;
         self.ctx.fill_header(&mut resp.header);
         Ok(Response::new(resp))
     }
@@ -73,8 +77,9 @@ impl Kv for KvService {
         check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_put(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
         self.ctx.check_quota(tally_mvcc::put_cost(request.get_ref())).await?;
+        let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, Op::Put(req)).await? {
+        match self.replicate(&metadata, &who, Op::Put(req)).await? {
             CommandResponse::Put(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -89,8 +94,9 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_delete_range(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
+        let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, Op::DeleteRange(req)).await? {
+        match self.replicate(&metadata, &who, Op::DeleteRange(req)).await? {
             CommandResponse::DeleteRange(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -102,14 +108,15 @@ impl Kv for KvService {
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         check_size(&self.ctx, request.get_ref())?;
         tally_mvcc::validate::check_txn(request.get_ref(), self.ctx.max_txn_ops).map_err(|e| errors::from_mvcc(&e))?;
+        let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
         if is_txn_readonly(&req) {
-            let mut resp = self.ctx.read_only_txn(req).await?;
+            let mut resp = self.ctx.read_only_txn(req, &who).await?;
             self.ctx.fill_header(&mut resp.header);
             return Ok(Response::new(resp));
         }
         self.ctx.check_quota(tally_mvcc::txn_cost(&req)).await?;
-        match self.replicate(&metadata, Op::Txn(req)).await? {
+        match self.replicate(&metadata, &who, Op::Txn(req)).await? {
             CommandResponse::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -119,8 +126,11 @@ impl Kv for KvService {
     }
 
     async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        // etcd: compacting is root's.
+        let who = self.ctx.caller(&request).await?;
+        self.ctx.check_admin(&who)?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, Op::Compaction(req)).await? {
+        match self.replicate(&metadata, &who, Op::Compaction(req)).await? {
             CommandResponse::Compaction(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))

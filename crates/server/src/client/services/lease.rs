@@ -5,15 +5,15 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tally_mvcc::CommandResponse;
+use tally_mvcc::{Access, AuthInfo, CommandResponse, MvccError};
 use tally_proto::etcdserverpb::lease_client::LeaseClient;
 use tally_proto::etcdserverpb::lease_server::Lease;
 use tally_proto::etcdserverpb::*;
 use tally_proto::tally_v1::command::Op;
-use tally_proto::tally_v1::Command;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
@@ -29,24 +29,41 @@ impl LeaseService {
         Self { ctx }
     }
 
-    async fn replicate(&self, metadata: &tonic::metadata::MetadataMap, op: Op) -> Result<CommandResponse, Status> {
-        let (client_id, seq) = self.ctx.request_identity(metadata);
-        match self.ctx.submit(Command { client_id, seq, op: Some(op) }).await? {
+    async fn replicate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        who: &AuthInfo,
+        op: Op,
+    ) -> Result<CommandResponse, Status> {
+        match self.ctx.submit(self.ctx.command(metadata, who, op)).await? {
             CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
             response => Ok(response),
         }
     }
 }
 
-/// Asks the leader: locally if we lead, otherwise over gRPC.
-async fn keep_alive_once(ctx: &Context, id: i64) -> Result<i64, Status> {
+/// etcd's lease checks with auth on: some credentials, and then root, or access to every key
+/// attached to the lease.
+fn check_lease(ctx: &Context, who: &AuthInfo, id: i64, access: Access) -> Result<(), Status> {
+    let sm = ctx.sm.read().expect("sm lock");
+    let checked = match (sm.auth.is_enabled(), access) {
+        (false, _) => Ok(()),
+        (true, _) if who.revision == 0 => Err(MvccError::UserEmpty),
+        (true, Access::Write) => sm.auth.check_lease_writes(who, id, &sm.store),
+        (true, Access::Read) => sm.auth.check_lease_reads(who, id, &sm.store),
+    };
+    checked.map_err(|e| errors::from_mvcc(&e))
+}
+
+/// Asks the leader: locally if we lead, otherwise over gRPC with the caller's credentials.
+async fn keep_alive_once(ctx: &Context, credentials: &MetadataMap, id: i64) -> Result<i64, Status> {
     for _ in 0..50 {
         match ctx.node.keep_alive(id).await {
             Some(LeaseOutcome::KeepAlive(ttl)) => return Ok(ttl),
             Some(LeaseOutcome::NotLeader(Some(leader))) if leader != ctx.member_id => {
                 let mut client = LeaseClient::new(ctx.leader_channel(leader)?);
                 let outbound = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
-                let mut answers = client.lease_keep_alive(outbound).await?.into_inner();
+                let mut answers = client.lease_keep_alive(ctx.forwarded(credentials, outbound)).await?.into_inner();
                 return match answers.next().await {
                     Some(Ok(resp)) => Ok(resp.ttl),
                     Some(Err(status)) => Err(status),
@@ -66,8 +83,9 @@ type KeepAliveStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<LeaseKeepA
 impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
         self.ctx.check_quota(tally_mvcc::LEASE_COST).await?;
+        let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, Op::LeaseGrant(req)).await? {
+        match self.replicate(&metadata, &who, Op::LeaseGrant(req)).await? {
             CommandResponse::LeaseGrant(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -80,8 +98,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, Op::LeaseRevoke(req)).await? {
+        match self.replicate(&metadata, &who, Op::LeaseRevoke(req)).await? {
             CommandResponse::LeaseRevoke(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -96,12 +115,19 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let mut incoming = request.into_inner();
+        let (credentials, extensions, mut incoming) = request.into_parts();
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             while let Ok(Some(req)) = incoming.message().await {
-                let answer = keep_alive_once(&ctx, req.id).await.map(|ttl| {
+                // Credentials are checked again for every renewal, as etcd does.
+                let who = ctx.auth.caller(&credentials, &extensions).await.map_err(|e| errors::from_mvcc(&e));
+                let checked = who.and_then(|who| check_lease(&ctx, &who, req.id, Access::Write));
+                let answer = match checked {
+                    Ok(()) => keep_alive_once(&ctx, &credentials, req.id).await,
+                    Err(refused) => Err(refused),
+                };
+                let answer = answer.map(|ttl| {
                     let revision = ctx.current_revision();
                     LeaseKeepAliveResponse { header: Some(ctx.header(revision)), id: req.id, ttl }
                 });
@@ -117,6 +143,8 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        check_lease(&self.ctx, &self.ctx.caller(&request).await?, request.get_ref().id, Access::Read)?;
+        let credentials = request.metadata().clone();
         let req = request.into_inner();
         for _ in 0..50 {
             match self.ctx.node.time_to_live(req.id).await {
@@ -137,7 +165,7 @@ impl Lease for LeaseService {
                 }
                 Some(LeaseOutcome::NotLeader(Some(leader))) if leader != self.ctx.member_id => {
                     let mut client = LeaseClient::new(self.ctx.leader_channel(leader)?);
-                    let mut resp = client.lease_time_to_live(req).await?.into_inner();
+                    let mut resp = client.lease_time_to_live(self.ctx.forwarded(&credentials, req)).await?.into_inner();
                     self.ctx.fill_header(&mut resp.header);
                     return Ok(Response::new(resp));
                 }
@@ -148,7 +176,15 @@ impl Lease for LeaseService {
         Err(errors::no_leader())
     }
 
-    async fn lease_leases(&self, _: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+    async fn lease_leases(
+        &self,
+        request: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
+        let ids: Vec<i64> = self.ctx.sm.read().expect("sm lock").store.leases().map(|l| l.id).collect();
+        for id in ids {
+            check_lease(&self.ctx, &who, id, Access::Read)?;
+        }
         let (leases, revision) = {
             let sm = self.ctx.sm.read().expect("sm lock");
             let leases: Vec<LeaseStatus> = sm.store.leases().map(|l| LeaseStatus { id: l.id }).collect();

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tally_mvcc::CommandResponse;
 use tally_proto::etcdserverpb::DeleteRangeRequest;
 use tally_proto::tally_v1::command::Op;
-use tally_proto::tally_v1::Command;
 use tally_proto::v3lockpb::lock_server::Lock;
 use tally_proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use tonic::{Request, Response, Status};
@@ -39,17 +38,18 @@ pub fn contender_key(name: &[u8], lease: i64) -> (Vec<u8>, Vec<u8>) {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let req = request.into_inner();
         let (prefix, key) = contender_key(&req.name, req.lease);
-        let (_, header) = recipe::contend(&self.ctx, &self.hub, &prefix, &key, b"", req.lease).await?;
+        let (_, header) = recipe::contend(&self.ctx, &who, &self.hub, &prefix, &key, b"", req.lease).await?;
         Ok(Response::new(LockResponse { header: Some(header), key }))
     }
 
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let who = self.ctx.caller(&request).await?;
         let key = request.into_inner().key;
-        let (client_id, seq) = self.ctx.request_identity(&Default::default());
         let op = Op::DeleteRange(DeleteRangeRequest { key, ..Default::default() });
-        match self.ctx.submit(Command { client_id, seq, op: Some(op) }).await? {
+        match self.ctx.submit(self.ctx.command(&Default::default(), &who, op)).await? {
             CommandResponse::DeleteRange(resp) => {
                 let revision = resp.header.map_or(0, |h| h.revision);
                 Ok(Response::new(UnlockResponse { header: Some(self.ctx.header(revision)) }))

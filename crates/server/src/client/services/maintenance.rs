@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tally_mvcc::CommandResponse;
+use tally_proto::etcdserverpb::alarm_request::AlarmAction;
 use tally_proto::etcdserverpb::maintenance_server::Maintenance;
 use tally_proto::etcdserverpb::*;
-use tally_proto::tally_v1::{command::Op, Command};
+use tally_proto::tally_v1::command::Op;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
@@ -37,6 +38,16 @@ fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!("{what} is not supported by Tally yet"))
 }
 
+impl MaintenanceService {
+    /// Root only, refused as etcd refuses Defragment, Hash, HashKV and Snapshot: with its auth
+    /// package's own error, untranslated (code Unknown, text "auth: ...").
+    async fn admin_untranslated<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let who = self.ctx.auth.caller(request.metadata(), request.extensions()).await;
+        let checked = who.and_then(|who| self.ctx.sm.read().expect("sm lock").auth.check_admin(&who));
+        checked.map_err(|e| Status::unknown(e.auth_package_text()))
+    }
+}
+
 type SnapshotStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -44,8 +55,13 @@ impl Maintenance for MaintenanceService {
     /// Lists, raises or clears alarms through the log, as etcd does (a GET too, so it is
     /// linearizable).
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let (client_id, seq) = self.ctx.request_identity(request.metadata());
-        let cmd = Command { client_id, seq, op: Some(Op::Alarm(request.into_inner())) };
+        // etcd: any user may list alarms; only root raises or clears them.
+        let who = self.ctx.caller(&request).await?;
+        match request.get_ref().action() {
+            AlarmAction::Get => self.ctx.require_credentials(&who)?,
+            _ => self.ctx.check_admin(&who)?,
+        }
+        let cmd = self.ctx.command(request.metadata(), &who, Op::Alarm(*request.get_ref()));
         match self.ctx.submit(cmd).await? {
             CommandResponse::Alarm(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
@@ -56,7 +72,8 @@ impl Maintenance for MaintenanceService {
         }
     }
 
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        self.ctx.require_credentials(&self.ctx.caller(&request).await?)?;
         let status = self.ctx.node.status().await.ok_or_else(|| Status::unavailable("etcdserver: server stopped"))?;
         Ok(Response::new(StatusResponse {
             header: Some(self.ctx.header(0)),
@@ -72,20 +89,23 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        self.admin_untranslated(&request).await?;
         // The state is in memory: there is nothing to defragment.
         Ok(Response::new(DefragmentResponse { header: Some(self.ctx.header(0)) }))
     }
 
     /// etcd hashes its whole database file; Tally has none, so this is the HashKV of the
     /// current revision (the same on every member at the same revision).
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.admin_untranslated(&request).await?;
         let (kv, revision) = self.ctx.hash_kv(0).await?;
         Ok(Response::new(HashResponse { header: Some(self.ctx.header(revision)), hash: kv.hash }))
     }
 
     /// etcd's HashKV: this member's hash of every revision it holds up to `revision` (0: now).
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.admin_untranslated(&request).await?;
         let (kv, revision) = self.ctx.hash_kv(request.into_inner().revision).await?;
         Ok(Response::new(HashKvResponse {
             header: Some(self.ctx.header(revision)),
@@ -98,7 +118,8 @@ impl Maintenance for MaintenanceService {
 
     /// A consistent snapshot of this member's state machine, with its SHA-256 at the end, in
     /// 32 KiB blobs as etcd sends them; `remaining_bytes` counts down to 0 on the last one.
-    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+    async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.admin_untranslated(&request).await?;
         let (copy, revision) = self.ctx.state_copy();
         let file = tokio::task::spawn_blocking(move || backup::encode(&copy))
             .await
@@ -121,6 +142,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        self.ctx.check_admin(&self.ctx.caller(&request).await?)?;
         let target = request.into_inner().target_id;
         if self.ctx.node.shared.leader() != Some(self.ctx.member_id) {
             return Err(errors::not_leader());
@@ -143,7 +165,8 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(MoveLeaderResponse { header: Some(self.ctx.header(0)) }))
     }
 
-    async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+    async fn downgrade(&self, request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+        self.ctx.check_admin(&self.ctx.caller(&request).await?)?;
         Err(not_yet("Downgrade"))
     }
 }

@@ -1,5 +1,6 @@
 //! The etcd v3 gRPC services.
 
+pub mod auth;
 pub mod cluster;
 pub mod context;
 pub mod election;

@@ -4,7 +4,7 @@
 
 use std::sync::RwLock;
 
-use tally_mvcc::{MvccError, StateMachine};
+use tally_mvcc::{AuthInfo, MvccError, StateMachine};
 use tally_proto::etcdserverpb::{RangeRequest, RangeResponse, TxnRequest, TxnResponse};
 
 #[derive(Debug)]
@@ -21,13 +21,20 @@ pub enum ReadAnswer {
 }
 
 impl ReadQuery {
-    pub fn answer(&self, sm: &RwLock<StateMachine>) -> Result<ReadAnswer, MvccError> {
+    /// The answer, if `who` may read what the query reads (checked under the same lock).
+    pub fn answer(&self, sm: &RwLock<StateMachine>, who: &AuthInfo) -> Result<ReadAnswer, MvccError> {
         match self {
-            ReadQuery::Range(req) => sm.read().expect("sm lock").store.range(req).map(ReadAnswer::Range),
+            ReadQuery::Range(req) => {
+                let sm = sm.read().expect("sm lock");
+                sm.auth.check_range(who, req)?;
+                sm.store.range(req).map(ReadAnswer::Range)
+            }
             ReadQuery::Txn(req) => {
+                let mut sm = sm.write().expect("sm lock");
+                sm.auth.check_txn(who, req, &sm.store)?;
                 // The store evaluates txns through its write path; without writes it changes
                 // nothing (no revision, no events).
-                let (resp, events) = sm.write().expect("sm lock").store.txn(req)?;
+                let (resp, events) = sm.store.txn(req)?;
                 debug_assert!(events.is_empty());
                 Ok(ReadAnswer::Txn(resp))
             }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_mvcc::CommandResponse;
+use tally_mvcc::{AuthInfo, CommandResponse};
 use tally_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use tally_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use tally_proto::etcdserverpb::request_op::Request as Op;
@@ -16,7 +16,6 @@ use tally_proto::etcdserverpb::{
 };
 use tally_proto::mvccpb::KeyValue;
 use tally_proto::tally_v1::command::Op as CommandOp;
-use tally_proto::tally_v1::Command;
 use tokio::sync::{mpsc, Notify};
 use tonic::Status;
 
@@ -64,9 +63,9 @@ pub fn first_created(prefix: &[u8]) -> RangeRequest {
     }
 }
 
-pub async fn txn(ctx: &Context, req: TxnRequest) -> Result<TxnResponse, Status> {
-    let (client_id, seq) = ctx.request_identity(&Default::default());
-    match ctx.submit(Command { client_id, seq, op: Some(CommandOp::Txn(req)) }).await? {
+/// A txn made for `who` (the caller of a Lock or Election call), checked as theirs.
+pub async fn txn(ctx: &Context, who: &AuthInfo, req: TxnRequest) -> Result<TxnResponse, Status> {
+    match ctx.submit(ctx.command(&Default::default(), who, CommandOp::Txn(req))).await? {
         CommandResponse::Txn(resp) => Ok(resp),
         CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
         _ => Err(Status::internal("txn answered with another response type")),
@@ -84,6 +83,7 @@ pub fn range_kvs(resp: &TxnResponse, i: usize) -> Vec<KeyValue> {
 /// it is first. Returns the key's create revision and the header of the moment it got there.
 pub async fn contend(
     ctx: &Context,
+    who: &AuthInfo,
     hub: &Arc<WatchHub>,
     prefix: &[u8],
     key: &[u8],
@@ -97,7 +97,7 @@ pub async fn contend(
         success: vec![op(Op::RequestPut(put.clone())), op(Op::RequestRange(first_created(prefix)))],
         failure: vec![op(Op::RequestRange(get_mine)), op(Op::RequestRange(first_created(prefix)))],
     };
-    let resp = txn(ctx, req).await?;
+    let resp = txn(ctx, who, req).await?;
     let header = resp.header.unwrap_or_default();
     let my_rev = if resp.succeeded {
         header.revision
@@ -111,7 +111,7 @@ pub async fn contend(
                 success: vec![op(Op::RequestPut(put))],
                 failure: vec![],
             };
-            txn(ctx, req).await?;
+            txn(ctx, who, req).await?;
         }
         existing.create_revision
     };

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_mvcc::MvccError;
+use tally_mvcc::{Access, MvccError};
 use tally_proto::etcdserverpb::watch_create_request::FilterType;
 use tally_proto::etcdserverpb::watch_request::RequestUnion;
 use tally_proto::etcdserverpb::watch_server::Watch;
@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::context::Context;
 use crate::node::watch_hub::{Outbox, WatchHub, Watcher};
 
 /// Responses buffered per stream before its watchers fall back to catching up from history.
@@ -33,11 +34,37 @@ const CATCH_UP_REVISIONS: i64 = 1000;
 
 pub struct WatchService {
     hub: Arc<WatchHub>,
+    ctx: Arc<Context>,
 }
 
 impl WatchService {
-    pub fn new(hub: Arc<WatchHub>) -> Self {
-        Self { hub }
+    pub fn new(hub: Arc<WatchHub>, ctx: Arc<Context>) -> Self {
+        Self { hub, ctx }
+    }
+}
+
+/// The stream's credentials: each watch created on it is checked with them, as etcd does (a
+/// watch already running is not checked again).
+struct Credentials {
+    ctx: Arc<Context>,
+    metadata: tonic::metadata::MetadataMap,
+    extensions: http::Extensions,
+}
+
+impl Credentials {
+    /// Why `who` may not watch `c`, as etcd's cancel reason says it: the whole text of its gRPC
+    /// error (`rpc error: code = ... desc = ...`).
+    async fn refusal(&self, c: &WatchCreateRequest) -> Option<String> {
+        let checked = match self.ctx.auth.caller(&self.metadata, &self.extensions).await {
+            Ok(who) => self.ctx.sm.read().expect("sm lock").auth.check(&who, Access::Read, &c.key, &c.range_end),
+            Err(e) => Err(e),
+        };
+        let refused = match checked.err()? {
+            e @ (MvccError::InvalidAuthToken | MvccError::AuthOldRevision | MvccError::UserEmpty) => e,
+            _ => MvccError::PermissionDenied,
+        };
+        let code = tonic::Code::from_i32(refused.code().as_i32());
+        Some(format!("rpc error: code = {} desc = {}", go_code_name(code), refused.message()))
     }
 }
 
@@ -46,9 +73,10 @@ impl Watch for WatchService {
     type WatchStream = ReceiverStream<Result<WatchResponse, Status>>;
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
-        let incoming = request.into_inner();
+        let (metadata, extensions, incoming) = request.into_parts();
+        let credentials = Credentials { ctx: self.ctx.clone(), metadata, extensions };
         let (out, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(run_stream(self.hub.clone(), incoming, out));
+        tokio::spawn(run_stream(self.hub.clone(), credentials, incoming, out));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
@@ -63,14 +91,16 @@ struct Stream {
     /// until the client cancels it, as in etcd.
     watches: BTreeMap<i64, u64>,
     next_id: i64,
+    credentials: Credentials,
 }
 
-async fn run_stream(hub: Arc<WatchHub>, mut incoming: Streaming<WatchRequest>, out: Outbox) {
+async fn run_stream(hub: Arc<WatchHub>, credentials: Credentials, mut incoming: Streaming<WatchRequest>, out: Outbox) {
     let period = progress_period(&hub);
     let mut progress = tokio::time::interval_at(Instant::now() + period, period);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let id = hub.new_stream();
-    let mut stream = Stream { hub, id, out, wake: Arc::new(Notify::new()), watches: BTreeMap::new(), next_id: 0 };
+    let mut stream =
+        Stream { hub, id, out, wake: Arc::new(Notify::new()), watches: BTreeMap::new(), next_id: 0, credentials };
     loop {
         let wake = stream.wake.clone();
         tokio::select! {
@@ -104,6 +134,17 @@ fn progress_period(hub: &WatchHub) -> Duration {
     let jitter_range = (interval.as_nanos() / 10) as u64;
     let draw = std::collections::hash_map::RandomState::new().build_hasher().finish();
     interval + Duration::from_nanos(if jitter_range == 0 { 0 } else { draw % jitter_range })
+}
+
+/// grpc-go's name of a status code (`codes.Code.String()`).
+fn go_code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::InvalidArgument => "InvalidArgument",
+        tonic::Code::PermissionDenied => "PermissionDenied",
+        tonic::Code::Unauthenticated => "Unauthenticated",
+        tonic::Code::FailedPrecondition => "FailedPrecondition",
+        _ => "Unknown",
+    }
 }
 
 type Closed = ();
@@ -142,6 +183,17 @@ impl Stream {
     }
 
     async fn create(&mut self, c: WatchCreateRequest) -> Result<(), Closed> {
+        if let Some(reason) = self.credentials.refusal(&c).await {
+            let resp = WatchResponse {
+                header: Some(self.hub.headers.header(self.current_revision())),
+                watch_id: -1,
+                created: true,
+                canceled: true,
+                cancel_reason: reason,
+                ..Default::default()
+            };
+            return self.send(resp).await;
+        }
         let current = self.current_revision();
         if !c.range_end.is_empty() && c.range_end != [0] && c.range_end <= c.key {
             // etcd refuses a watch on a range that can never match anything.

@@ -28,6 +28,7 @@ use crate::node::members::Members;
 use crate::node::metrics::Metrics;
 use crate::node::persist::Disk;
 use crate::node::request_ids::RequestIds;
+use crate::node::simple_tokens::SimpleTokens;
 use crate::node::watch_hub::WatchHub;
 use crate::peer::transport::Transport;
 pub use membership::{peer_addresses, MembershipOutcome, MembershipRequest, Refusal, REMOVED_MARKER};
@@ -154,6 +155,8 @@ pub struct Driver {
     disk: Disk,
     sm: Arc<RwLock<StateMachine>>,
     hub: Option<Arc<WatchHub>>,
+    /// Simple tokens, registered as Authenticate entries apply (absent with JWT tokens).
+    tokens: Option<Arc<SimpleTokens>>,
     leases: LeaseClock,
     election_timeout: Duration,
     /// Request ids for the driver's own proposals (lease revokes).
@@ -219,6 +222,7 @@ impl Driver {
             disk,
             sm: Arc::new(RwLock::new(sm)),
             hub: None,
+            tokens: None,
             leases: LeaseClock::default(),
             election_timeout: cfg.election_timeout,
             own_request_ids,
@@ -249,6 +253,10 @@ impl Driver {
     /// Where the gRPC side queues linearizable reads.
     pub fn read_queue(&self) -> Arc<ReadQueue> {
         self.read_queue.clone()
+    }
+
+    pub fn set_simple_tokens(&mut self, tokens: Arc<SimpleTokens>) {
+        self.tokens = Some(tokens);
     }
 
     pub fn set_watch_hub(&mut self, hub: Arc<WatchHub>) {
@@ -402,7 +410,14 @@ impl Driver {
         for id in self.leases.expired() {
             let op =
                 tally_proto::tally_v1::command::Op::LeaseRevoke(tally_proto::etcdserverpb::LeaseRevokeRequest { id });
-            let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op) };
+            // As root, as etcd's lessor revokes: a lease's keys may be anyone's.
+            let cmd = Command {
+                client_id: self.own_request_ids.next(),
+                seq: 1,
+                op: Some(op),
+                auth_user: "root".into(),
+                auth_revision: u64::MAX,
+            };
             if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
                 return;
             }
@@ -489,6 +504,9 @@ impl Driver {
             }
             if applied.fresh {
                 log_alarm_change(&cmd, &applied.response);
+                if let Some(tokens) = &self.tokens {
+                    tokens.applied(&cmd, &applied.response);
+                }
             }
             if let Some(waiter) = self.waiters.remove(&(cmd.client_id, cmd.seq)) {
                 let _ = waiter.send(ProposeOutcome::Applied(applied.response));

@@ -149,7 +149,7 @@ mod tests {
         let mut sm = StateMachine::default();
         for i in 1..=300u64 {
             let put = PutRequest { key: format!("k{i}").into_bytes(), value: vec![7; 100], ..Default::default() };
-            sm.apply(i, &Command { client_id: i, seq: 1, op: Some(Op::Put(put)) });
+            sm.apply(i, &Command { client_id: i, seq: 1, op: Some(Op::Put(put)), ..Default::default() });
         }
         let members = Members::from_table(tally_proto::tally_v1::MemberTable {
             members: vec![tally_proto::tally_v1::MemberInfo {
