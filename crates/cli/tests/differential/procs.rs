@@ -151,7 +151,13 @@ pub struct Etcd {
 }
 
 impl Etcd {
+    #[allow(dead_code)] // auth_differential starts it with flags only
     pub async fn start() -> Etcd {
+        Etcd::start_with(&[]).await
+    }
+
+    /// `start` with `extra` flags (e.g. `--auth-token-ttl 2`).
+    pub async fn start_with(extra: &[&str]) -> Etcd {
         let bin = etcd_binary();
         let version = Command::new(&bin).arg("--version").output().expect("etcd --version");
         let version = String::from_utf8_lossy(&version.stdout).into_owned();
@@ -175,7 +181,8 @@ impl Etcd {
             .args(["--initial-cluster-token", "tally-diff", "--initial-cluster-state", "new"])
             // Same lease floor as Tally (minimum TTL 2 s follows from these defaults).
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
-            .args(["--unsafe-no-fsync", "--log-level", "warn"]);
+            .args(["--unsafe-no-fsync", "--log-level", "warn"])
+            .args(extra);
         let proc = Proc::spawn("etcd", cmd, dir.path().join("etcd.log"));
         let mut etcd = Etcd { proc, url, _dir: dir };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -221,7 +228,13 @@ pub struct Tally {
 }
 
 impl Tally {
+    #[allow(dead_code)] // auth_differential starts it with flags only
     pub async fn start(n: usize) -> Tally {
+        Tally::start_with(n, &[]).await
+    }
+
+    /// `start` with `extra` flags for every member (etcd's flags, e.g. `--bcrypt-cost 4`).
+    pub async fn start_with(n: usize, extra: &[&str]) -> Tally {
         let dir = tempfile::Builder::new().prefix("tally-diff-").tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
@@ -247,6 +260,7 @@ impl Tally {
                 .args(["--initial-cluster", &initial_cluster, "--initial-cluster-token", &token])
                 // Slower than the defaults: 2 shared cores must not cause leader changes mid-run.
                 .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .args(extra)
                 .env("RUST_LOG", "warn")
                 .env("NO_COLOR", "1");
             procs.push(Proc::spawn(&name, cmd, dir.path().join(format!("{name}.log"))));
