@@ -61,6 +61,12 @@ impl Interval {
     fn overlaps(&self, other: &Interval) -> bool {
         self.begin < other.end && self.end > other.begin
     }
+
+    /// etcd's `Interval.Compare(granted) == 0`, which its coverage check visits by: overlap,
+    /// except that an empty range touches a permission that holds its key.
+    fn touches(&self, granted: &Interval) -> bool {
+        (self.begin >= granted.begin || self.end > granted.begin) && self.begin < granted.end
+    }
 }
 
 /// Permissions of one kind, ordered by where they begin.
@@ -77,7 +83,7 @@ impl Intervals {
     /// etcd's `IntervalTree.Contains`: the permissions that overlap `want`, taken in order, leave
     /// no gap and reach from its beginning to its end.
     fn cover(&self, want: &Interval) -> bool {
-        let mut overlapping = self.0.iter().filter(|i| i.overlaps(want));
+        let mut overlapping = self.0.iter().filter(|i| want.touches(i));
         let Some(first) = overlapping.next() else { return false };
         let mut reach = &first.end;
         for i in overlapping {
@@ -187,6 +193,10 @@ mod tests {
         let q = UserPerms::merge([role(&[(PermType::Read, "a", "")])].iter());
         assert!(!q.permits(Access::Read, b"a", b"b"));
         assert!(q.permits(Access::Read, b"a", b"a\0"));
+        // An empty range is covered by any permission that holds its key (etcd's visit).
+        assert!(q.permits(Access::Read, b"a", b"a"));
+        assert!(!q.permits(Access::Read, b"b", b"b"));
+        assert!(p.permits(Access::Read, b"b", b"b"));
     }
 
     #[test]

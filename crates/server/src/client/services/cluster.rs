@@ -148,6 +148,8 @@ impl Cluster for ClusterService {
         if request.get_ref().linearizable {
             self.ctx.linearizable_barrier().await?;
         }
+        // etcd: any user's, with auth on.
+        self.ctx.require_credentials(&self.ctx.caller(&request).await?)?;
         let members = self.ctx.members.read().expect("members lock").clone();
         Ok(Response::new(MemberListResponse { header: Some(self.ctx.header(0)), members: self.list(&members) }))
     }
