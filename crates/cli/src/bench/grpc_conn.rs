@@ -27,10 +27,36 @@ const REDIAL_EVERY: Duration = Duration::from_millis(100);
 /// Responses are read whole; far above any the bench asks for.
 const RESPONSE_MAX: usize = 64 << 20;
 
+/// `--user name:password`: every connection logs in once and sends its token with each call,
+/// as an etcd client with credentials does.
+static USER: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+pub(super) fn set_user(user: &str) -> Result<(), String> {
+    let (name, password) = user.split_once(':').ok_or("--user takes name:password")?;
+    USER.set((name.to_owned(), password.to_owned())).map_err(|_| "--user given twice".to_owned())
+}
+
+/// A token for `url` with the `--user` credentials (none without them).
+async fn log_in(url: &http::Uri) -> Result<Option<http::HeaderValue>, String> {
+    let Some((name, password)) = USER.get() else { return Ok(None) };
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut auth = tally_proto::etcdserverpb::auth_client::AuthClient::new(channel);
+    let req = tally_proto::etcdserverpb::AuthenticateRequest { name: name.clone(), password: password.clone() };
+    let token = auth.authenticate(req).await.map_err(|s| format!("logging in at {url}: {}", s.message()))?;
+    http::HeaderValue::from_str(&token.into_inner().token).map(Some).map_err(|e| e.to_string())
+}
+
 /// One HTTP/2 connection to an endpoint, shared by the callers on one client thread.
 pub(super) struct Conn {
     address: String,
     authority: Authority,
+    /// The `token` metadata every call sends (with `--user`).
+    token: Option<http::HeaderValue>,
     /// The live connection and how many times it was opened; `None` while broken.
     slot: Mutex<Slot>,
 }
@@ -48,8 +74,9 @@ impl Conn {
         let url: http::Uri = super::url(endpoint).parse().map_err(|e| format!("bad endpoint {endpoint}: {e}"))?;
         let authority = url.authority().cloned().ok_or_else(|| format!("bad endpoint {endpoint}: no host"))?;
         let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(2379));
-        let conn =
-            Arc::new(Conn { address, authority, slot: Mutex::new(Slot { opened: 0, send: None, last_dial: None }) });
+        let token = log_in(&url).await?;
+        let slot = Mutex::new(Slot { opened: 0, send: None, last_dial: None });
+        let conn = Arc::new(Conn { address, authority, token, slot });
         if let Err(e) = conn.redial(0).await {
             eprintln!("tally bench: cannot reach {endpoint} ({}); its requests will count as errors", e.message());
         }
@@ -134,7 +161,7 @@ impl Caller {
                 self.send.insert(send)
             }
         };
-        match call(send, &self.conn.authority, path, req).await {
+        match call(send, &self.conn, path, req).await {
             Err(CallError::Connection(e)) => {
                 // The next call opens it again (or picks up the one another caller opened).
                 self.send = None;
@@ -156,21 +183,24 @@ enum CallError {
 /// Sends one request and returns the response's message.
 async fn call(
     send: &mut SendRequest<Bytes>,
-    authority: &Authority,
+    conn: &Conn,
     path: &'static str,
     req: &impl Message,
 ) -> Result<Bytes, CallError> {
     let uri = http::Uri::builder()
         .scheme(Scheme::HTTP)
-        .authority(authority.clone())
+        .authority(conn.authority.clone())
         .path_and_query(PathAndQuery::from_static(path))
         .build()
         .expect("a valid URI");
-    let request = http::Request::post(uri)
+    let mut request = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers")
         .body(())
         .expect("a valid request");
+    if let Some(token) = &conn.token {
+        request.headers_mut().insert("token", token.clone());
+    }
     let body = grpc_frame::encode(req)
         .map_err(|len| CallError::Status(Status::out_of_range(format!("a request of {len} bytes"))))?;
 

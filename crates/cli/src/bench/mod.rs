@@ -69,6 +69,9 @@ pub struct BenchArgs {
     /// No progress bar on stderr.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// name:password to log in with (auth on): each connection logs in once, as a client does.
+    #[arg(long, global = true)]
+    user: Option<String>,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -426,6 +429,9 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
         if !(rate > 0.0 && rate.is_finite()) {
             return Err("--rate must be a positive number".into());
         }
+    }
+    if let Some(user) = &args.user {
+        grpc_conn::set_user(user)?;
     }
     let clients = args.clients.max(1);
     let plan = match resolve(args.workload, args.total) {

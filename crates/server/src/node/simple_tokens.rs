@@ -21,22 +21,34 @@ struct Token {
     last_used: Instant,
 }
 
+/// How often expired tokens are swept out (etcd's keeper also looks once a second).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Registry {
+    tokens: HashMap<String, Token>,
+    swept: Option<Instant>,
+}
+
 pub struct SimpleTokens {
     ttl: Duration,
-    tokens: Mutex<HashMap<String, Token>>,
+    registry: Mutex<Registry>,
 }
 
 impl SimpleTokens {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, tokens: Mutex::new(HashMap::new()) }
+        Self { ttl, registry: Mutex::new(Registry::default()) }
     }
 
     /// The user a live token belongs to; using it keeps it alive for another TTL.
     pub fn user(&self, token: &str) -> Option<String> {
-        let mut tokens = self.tokens.lock().expect("tokens lock");
+        let mut registry = self.registry.lock().expect("tokens lock");
         let now = Instant::now();
-        tokens.retain(|_, t| now.duration_since(t.last_used) < self.ttl);
-        let t = tokens.get_mut(token)?;
+        if registry.swept.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY) {
+            registry.tokens.retain(|_, t| now.duration_since(t.last_used) < self.ttl);
+            registry.swept = Some(now);
+        }
+        let t = registry.tokens.get_mut(token).filter(|t| now.duration_since(t.last_used) < self.ttl)?;
         t.last_used = now;
         Some(t.user.clone())
     }
@@ -44,7 +56,7 @@ impl SimpleTokens {
     /// What an applied command means for tokens (called by the driver for fresh entries).
     pub fn applied(&self, cmd: &Command, response: &CommandResponse) {
         let (Some(Op::Auth(auth)), CommandResponse::Auth(result)) = (&cmd.op, response) else { return };
-        let mut tokens = self.tokens.lock().expect("tokens lock");
+        let tokens = &mut self.registry.lock().expect("tokens lock").tokens;
         match (&auth.op, &result.result) {
             (Some(AuthOp::Authenticate(a)), Some(Answer::Authenticate(resp))) => {
                 tokens.insert(resp.token.clone(), Token { user: a.name.clone(), last_used: Instant::now() });
