@@ -182,11 +182,25 @@ impl Cluster {
         }
     }
 
-    /// Sends member `i`'s process a signal, as `kill` takes it (`-STOP`, `-CONT`).
+    /// Sends member `i`'s process a signal, as `kill` takes it (`-STOP`, `-CONT`). A `-STOP`
+    /// returns once the process is stopped: delivery is asynchronous, and on a busy machine a
+    /// member could otherwise still answer a message sent after the call.
     pub fn signal(&self, i: usize, signal: &str) {
         let pid = self.members[i].child.as_ref().expect("member running").id();
         let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
         assert!(status.success(), "kill {signal} {pid}");
+        if signal == "-STOP" {
+            let stopped = || {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // The state follows the parenthesized command name.
+                stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !stopped() {
+                assert!(Instant::now() < deadline, "member {i} (pid {pid}) did not stop");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     pub fn stop_all(&mut self) {
