@@ -96,7 +96,7 @@ fn tally_state(file: &[u8], skip_hash_check: bool) -> Result<&[u8], BackupError>
 
 /// etcd's history, revision for revision, as a state machine that has applied entry 1.
 fn from_etcd(etcd: EtcdSnapshot) -> Result<StateMachine, BackupError> {
-    if etcd.auth_enabled {
+    if etcd.auth.enabled {
         return Err(BackupError::EtcdAuth);
     }
     let current_revision = etcd.current_revision();
