@@ -1,7 +1,8 @@
 //! A state machine built from another store's history, revision for revision (an etcd
 //! snapshot's, for a move to Tally), so that clients see the same revisions, versions and
-//! leases after the move, and log in as the same users with the same passwords and permissions. It goes through the snapshot format, so the result passes the same
-//! checks as any snapshot this member restores.
+//! leases after the move, and log in as the same users with the same passwords and
+//! permissions. It goes through the snapshot format, so the result passes the same checks as any
+//! snapshot this member restores.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,8 +97,8 @@ impl StateMachine {
 /// The auth store holding `auth`, in the shape the store's own changes keep.
 fn auth_store(auth: ImportedAuth) -> Result<AuthStore, SnapshotError> {
     // Names are the stores' map keys (text): two names that are not text could collide.
-    let names_are_text = auth.users.iter().map(|u| &u.name).chain(auth.roles.iter().map(|r| &r.name));
-    if names_are_text.into_iter().any(|n| std::str::from_utf8(n).is_err()) {
+    let mut names = auth.users.iter().map(|u| &u.name).chain(auth.roles.iter().map(|r| &r.name));
+    if names.any(|n| std::str::from_utf8(n).is_err()) {
         return Err(SnapshotError::Corrupt("a user or role name is not UTF-8"));
     }
     let mut users = auth.users;
