@@ -2,12 +2,13 @@
 //! `scripts/etcd-ref` builds): `etcdctl snapshot save` of a Tally cluster, `tally snapshot
 //! restore` of it into a new cluster, and the same from a real etcd's snapshot. Either way every
 //! key keeps its value, revisions, version and lease, the history since the compaction stays
-//! readable, and the new cluster takes writes at the next revision.
+//! readable, and the new cluster takes writes at the next revision. From an etcd with auth on,
+//! its users log in to Tally with their etcd passwords and get the permissions etcd gave them.
 
 mod support;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -74,8 +75,16 @@ fn everything(endpoints: &str, compacted: i64) -> (i64, Vec<Vec<Value>>, Vec<Str
     (now, history, leases)
 }
 
-/// Stops `cluster`, empties its members' data directories and restores each from `file`.
+/// Stops `cluster`, empties its members' data directories and restores each from `file`, then
+/// starts them and waits for a leader.
 async fn restore_into(cluster: &mut Cluster, file: &Path) {
+    restore_members(cluster, file);
+    cluster.start_all();
+    cluster.wait_for_leader().await;
+}
+
+/// Stops `cluster`, empties its members' data directories and restores each from `file`.
+fn restore_members(cluster: &mut Cluster, file: &Path) {
     cluster.stop_all();
     let (initial_cluster, token) = cluster.initial_cluster_and_token();
     let (initial_cluster, token) = (initial_cluster.to_string(), token.to_string());
@@ -99,8 +108,6 @@ async fn restore_into(cluster: &mut Cluster, file: &Path) {
             data_dir,
         ]);
     }
-    cluster.start_all();
-    cluster.wait_for_leader().await;
 }
 
 /// The new cluster serves `before` and takes a write at the next revision on every member.
@@ -186,4 +193,96 @@ async fn an_etcd_snapshot_moves_to_tally_with_every_revision() {
 
     restore_into(&mut cluster, &file).await;
     assert_same_and_writable(&cluster, &before, compacted).await;
+}
+
+const ROOT: &str = "--user=root:root-pw";
+const ALICE: &str = "--user=alice:alice-pw";
+
+/// etcdctl (the reference one) against `endpoint`, whatever its outcome.
+fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+    Command::new(etcd_bin_dir().join("etcdctl"))
+        .arg(format!("--endpoints={endpoint}"))
+        .args(["--dial-timeout=3s", "--command-timeout=10s"])
+        .args(args)
+        .output()
+        .expect("run etcdctl")
+}
+
+/// The `Error:` line of an etcdctl call that must fail.
+fn refused(endpoint: &str, args: &[&str]) -> String {
+    let out = etcdctl(endpoint, args);
+    assert!(!out.status.success(), "etcdctl {args:?} at {endpoint} was allowed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().filter(|l| l.starts_with("Error:")).collect::<Vec<_>>().join("\n")
+}
+
+/// (enabled, auth revision) as `auth status` reports them.
+fn auth_status(endpoint: &str) -> (bool, u64) {
+    let v: Value = serde_json::from_str(&ctl(endpoint, &[ROOT, "auth", "status", "-w", "json"])).unwrap();
+    (v["enabled"].as_bool().unwrap_or(false), v["authRevision"].as_u64().expect("authRevision"))
+}
+
+/// root, and alice whose role may read and write under a/ only; auth on; keys on both sides.
+fn write_auth(endpoint: &str) {
+    for args in [
+        &["user", "add", "root:root-pw"][..],
+        &["user", "add", "alice:alice-pw"],
+        &["role", "add", "dev"],
+        &["role", "grant-permission", "dev", "--prefix", "readwrite", "a/"],
+        &["user", "grant-role", "alice", "dev"],
+        &["put", "a/one", "1"],
+        &["put", "b/one", "2"],
+        &["auth", "enable"],
+        &[ALICE, "put", "a/two", "2"],
+    ] {
+        ctl(endpoint, args);
+    }
+}
+
+/// Member `endpoint` lets alice in with her etcd password, to a/ only, and no one in without
+/// credentials.
+fn assert_alice_confined(endpoint: &str, tag: &str) {
+    assert_eq!(ctl(endpoint, &[ALICE, "get", "a/one"]), "a/one\n1\n");
+    assert_eq!(ctl(endpoint, &[ALICE, "get", "--consistency=s", "a/two"]), "a/two\n2\n");
+    ctl(endpoint, &[ALICE, "put", &format!("a/{tag}"), "x"]);
+    let denied = "Error: etcdserver: permission denied";
+    assert_eq!(refused(endpoint, &[ALICE, "put", &format!("b/{tag}"), "x"]), denied);
+    assert_eq!(refused(endpoint, &[ALICE, "get", "b/one"]), denied);
+    assert_eq!(refused(endpoint, &["get", "a/one"]), "Error: etcdserver: user name is empty");
+    assert_eq!(
+        refused(endpoint, &["--user=alice:wrong", "get", "a/one"]),
+        "Error: etcdserver: authentication failed, invalid user ID or password"
+    );
+    assert_eq!(ctl(endpoint, &[ROOT, "get", "b/one"]), "b/one\n2\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_snapshot_with_auth_moves_its_users_passwords_and_permissions() {
+    let mut cluster = Cluster::start(3).await;
+    let etcd = start_etcd(cluster.dir()).await;
+    write_auth(&etcd.endpoint);
+    let etcd_auth = auth_status(&etcd.endpoint);
+    assert!(etcd_auth.0, "etcd has auth on");
+    let file = cluster.dir().join("etcd-auth.db");
+    ctl(&etcd.endpoint, &[ROOT, "snapshot", "save", file.to_str().unwrap()]);
+    drop(etcd);
+
+    restore_members(&mut cluster, &file);
+    // A cost below etcd's (10): etcd's hashes must verify at the cost they carry.
+    let initial_cluster = cluster.initial_cluster_and_token().0.to_string();
+    for i in 0..cluster.len() {
+        cluster.spawn_args(i, &initial_cluster, "new", &["--bcrypt-cost", "4"]);
+    }
+    let first = cluster.members[0].endpoint();
+    eventually(Duration::from_secs(30), "a leader that takes root's writes", || {
+        std::future::ready(etcdctl(&first, &[ROOT, "put", "after-restore", "x"]).status.success().then_some(()))
+    })
+    .await;
+    for (i, m) in cluster.members.iter().enumerate() {
+        let endpoint = m.endpoint();
+        assert_eq!(auth_status(&endpoint), etcd_auth, "auth status on member {i}");
+        assert_alice_confined(&endpoint, &format!("m{i}"));
+    }
+    assert_eq!(ctl(&first, &[ROOT, "user", "list"]), "alice\nroot\n");
+    assert_eq!(ctl(&first, &[ROOT, "user", "get", "alice"]), "User: alice\nRoles: dev\n");
 }

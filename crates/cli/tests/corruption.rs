@@ -30,7 +30,7 @@ fn backup_with(path: &Path, b_value: &str) {
         changes: vec![change("a", 2, "1"), change("b", 3, b_value)],
         leases: vec![],
         current_revision: 3,
-        compact_revision: 0,
+        ..Default::default()
     };
     let sm = StateMachine::import(history, 1).expect("import");
     std::fs::write(path, backup::encode(&sm.copy_for_snapshot())).expect("write backup");

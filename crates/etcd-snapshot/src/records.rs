@@ -35,3 +35,46 @@ pub struct Lease {
     #[prost(int64, tag = "3")]
     pub remaining_ttl: i64,
 }
+
+/// `authpb.User`, as etcd's auth store keeps it in bucket `authUsers`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct User {
+    #[prost(bytes = "vec", tag = "1")]
+    pub name: Vec<u8>,
+    /// The bcrypt hash (e.g. `$2a$10$...`); empty for a user added with `--no-password`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub password: Vec<u8>,
+    /// Sorted: etcd inserts each granted role in order.
+    #[prost(string, repeated, tag = "3")]
+    pub roles: Vec<String>,
+    #[prost(message, optional, tag = "4")]
+    pub options: Option<UserAddOptions>,
+}
+
+/// `authpb.UserAddOptions`.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct UserAddOptions {
+    #[prost(bool, tag = "1")]
+    pub no_password: bool,
+}
+
+/// `authpb.Role`, as etcd keeps it in bucket `authRoles`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Role {
+    #[prost(bytes = "vec", tag = "1")]
+    pub name: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub key_permission: Vec<Permission>,
+}
+
+/// `authpb.Permission`: `perm_type` 0 read, 1 write, 2 readwrite; an empty `range_end` means
+/// the key alone.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Permission {
+    #[prost(int32, tag = "1")]
+    pub perm_type: i32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub range_end: Vec<u8>,
+}

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::auth::{read_auth, EtcdAuth};
 use crate::bolt::Db;
 use crate::buckets::{lookup, pairs, required_pairs};
 use crate::error::SnapshotError;
@@ -46,9 +47,8 @@ pub struct EtcdSnapshot {
     pub cluster_version: Option<String>,
     /// The backend's schema version (etcd 3.6 and later).
     pub storage_version: Option<String>,
-    /// Whether authentication is on. Users and roles are not read: a migration must refuse such
-    /// a snapshot or carry them over by other means.
-    pub auth_enabled: bool,
+    /// Authentication: whether it is on, its revision, users and roles.
+    pub auth: EtcdAuth,
 }
 
 impl EtcdSnapshot {
@@ -64,7 +64,8 @@ impl EtcdSnapshot {
         let db = Db::open(strip_trailer(file, check)?)?;
         let meta = read_meta(&required_pairs(&db, "meta")?)?;
         let cluster = pairs(&db, "cluster")?.unwrap_or_default();
-        let auth = pairs(&db, "auth")?.unwrap_or_default();
+        let bucket = |name| pairs(&db, name).map(Option::unwrap_or_default);
+        let auth = read_auth(&bucket("auth")?, &bucket("authUsers")?, &bucket("authRoles")?)?;
         Ok(EtcdSnapshot {
             revisions: read_revisions(&required_pairs(&db, "key")?)?,
             leases: read_leases(&required_pairs(&db, "lease")?)?,
@@ -77,7 +78,7 @@ impl EtcdSnapshot {
             removed_members: read_removed(&pairs(&db, "members_removed")?.unwrap_or_default())?,
             cluster_version: lookup(&cluster, "clusterVersion").map(|v| String::from_utf8_lossy(v).into_owned()),
             storage_version: meta.storage_version,
-            auth_enabled: lookup(&auth, "authEnabled") == Some(&[1]),
+            auth,
         })
     }
 
@@ -130,7 +131,7 @@ mod tests {
             removed_members: Vec::new(),
             cluster_version: None,
             storage_version: None,
-            auth_enabled: false,
+            auth: EtcdAuth::default(),
         }
     }
 

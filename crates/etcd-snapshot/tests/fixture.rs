@@ -7,7 +7,7 @@
 //! pages, and the page holding `big` has an overflow page.
 
 use proptest::prelude::*;
-use tally_etcd_snapshot::{EtcdSnapshot, HashCheck, SnapshotError};
+use tally_etcd_snapshot::{EtcdAuth, EtcdSnapshot, HashCheck, SnapshotError};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/etcd-3.5.35.snapshot");
 const PAGE_SIZE: usize = 4096;
@@ -51,7 +51,8 @@ fn reads_the_fixture() {
     assert_eq!(snap.members[0].name, "fixture");
     assert_eq!(snap.conf_state.as_ref().unwrap().voters, vec![snap.members[0].id]);
     assert_eq!(snap.cluster_version.as_deref(), Some("3.5.0"));
-    assert!(!snap.auth_enabled);
+    // Auth never used: off, at the revision etcd starts it at, no users or roles.
+    assert_eq!(snap.auth, EtcdAuth { revision: 1, ..EtcdAuth::default() });
 }
 
 #[test]

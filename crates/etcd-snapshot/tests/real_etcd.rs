@@ -10,7 +10,7 @@ use std::path::Path;
 
 use base64::prelude::*;
 use serde_json::Value;
-use tally_etcd_snapshot::{EtcdSnapshot, HashCheck, KeyValue, SnapshotError};
+use tally_etcd_snapshot::{EtcdSnapshot, HashCheck, KeyValue, Permission, SnapshotError};
 
 use support::etcd::Etcd;
 use support::history::{self, Written, BIG_LEN, BULK_KEYS, BULK_PREFIX};
@@ -179,7 +179,8 @@ fn check_cluster(etcd: &Etcd, snap: &EtcdSnapshot) {
     assert_eq!(snap.term, status["raftTerm"].as_u64().expect("raftTerm"));
     assert_eq!(snap.cluster_version.as_deref(), Some("3.5.0"));
     assert_eq!(snap.storage_version, None, "etcd 3.5 writes no storage version");
-    assert!(!snap.auth_enabled);
+    assert!(!snap.auth.enabled);
+    assert_eq!(snap.auth.revision, 1, "etcd writes revision 1 when it first opens its auth store");
 }
 
 /// The big value cannot fit one 4 KiB page, so its leaf has overflow pages; the bulk
@@ -221,4 +222,64 @@ fn compaction_at_a_delete_keeps_its_tombstone() {
     assert_eq!(snap.current_revision(), deleted_at);
     assert_eq!(snap.current_revision(), history::revision(&etcd));
     assert!(snap.live().is_empty());
+}
+
+const ROOT: &str = "--user=root:root-pw";
+
+/// Users (one without a password, one with two roles granted out of order), roles with
+/// permissions, auth enabled: the snapshot holds what etcd reports, hashes as etcd made them.
+#[test]
+fn auth_users_roles_and_revision_match_what_etcd_serves() {
+    let etcd = Etcd::start();
+    for args in [
+        &["user", "add", "root:root-pw"][..],
+        &["user", "add", "alice:alice-pw"],
+        &["user", "add", "bob", "--no-password"],
+        &["role", "add", "ops"],
+        &["role", "add", "dev"],
+        &["role", "grant-permission", "dev", "--prefix", "readwrite", "a/"],
+        &["role", "grant-permission", "dev", "read", "k"],
+        &["role", "grant-permission", "ops", "write", "m", "p"],
+        &["user", "grant-role", "alice", "ops"],
+        &["user", "grant-role", "alice", "dev"],
+        &["user", "grant-role", "root", "root"],
+        &["auth", "enable"],
+    ] {
+        etcd.ctl(args);
+    }
+    let path = etcd.dir.path().join("auth.db");
+    etcd.ctl(&[ROOT, "snapshot", "save", path.to_str().expect("utf-8 temp path")]);
+    let auth = EtcdSnapshot::read_file(&path, HashCheck::Verify).expect("read the snapshot").auth;
+
+    assert!(auth.enabled);
+    let status = etcd.json(&[ROOT, "auth", "status"]);
+    assert_eq!(auth.revision, status["authRevision"].as_u64().expect("authRevision"));
+    let names: Vec<String> = auth.users.iter().map(|u| text(&u.name)).collect();
+    assert_eq!(names.join("\n") + "\n", etcd.ctl(&[ROOT, "user", "list"]));
+    for user in &auth.users {
+        let served = etcd.json(&[ROOT, "user", "get", &text(&user.name)]);
+        // etcdctl's JSON leaves out an empty list.
+        let roles: Vec<&str> = served["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        assert_eq!(user.roles, roles, "roles of {}", text(&user.name));
+    }
+    let alice = &auth.users[0];
+    assert_eq!(alice.roles, ["dev", "ops"], "etcd keeps a user's roles sorted");
+    assert!(alice.password.starts_with(b"$2a$10$") && alice.password.len() == 60, "a bcrypt hash of cost 10");
+    let bob = &auth.users[1];
+    assert!(bob.password.is_empty() && bob.options.is_some_and(|o| o.no_password));
+
+    let role_names: Vec<String> = auth.roles.iter().map(|r| text(&r.name)).collect();
+    assert_eq!(role_names.join("\n") + "\n", etcd.ctl(&[ROOT, "role", "list"]));
+    for role in &auth.roles {
+        let served = etcd.json(&[ROOT, "role", "get", &text(&role.name)]);
+        let perms: Vec<Permission> =
+            served["perm"].as_array().map(|p| p.iter().map(permission).collect()).unwrap_or_default();
+        assert_eq!(role.key_permission, perms, "permissions of {}", text(&role.name));
+    }
+    assert_eq!(auth.roles[0].key_permission.len(), 2, "dev's two permissions");
+}
+
+/// A permission as etcdctl prints it in JSON (zero fields left out).
+fn permission(v: &Value) -> Permission {
+    Permission { perm_type: int(&v["permType"]) as i32, key: bytes(&v["key"]), range_end: bytes(&v["range_end"]) }
 }

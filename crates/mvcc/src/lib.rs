@@ -29,7 +29,7 @@ pub use apply::{Applied, CommandResponse, Session, Sessions, StateMachine};
 pub use auth::{Access, AuthInfo, AuthStore};
 pub use error::{GrpcCode, MvccError};
 pub use hash::KvHash;
-pub use import::{ImportedChange, ImportedHistory};
+pub use import::{ImportedAuth, ImportedChange, ImportedHistory};
 pub use lease::{Lease, MAX_LEASE_TTL};
 pub use revision::{Revision, INITIAL_REVISION, NEVER_COMPACTED};
 pub use snapshot::{SnapshotCopy, SnapshotError};

@@ -6,13 +6,14 @@
 //! Layout: magic `TALLYBAK`, the snapshot's length (u64, little-endian), the snapshot (the mvcc
 //! crate's format), zero padding, SHA-256 of everything before it. `tally snapshot restore` builds the data directory
 //! of one member of a new cluster from such a file, or from an etcd snapshot (a move from etcd:
-//! every key keeps its revisions, version and lease).
+//! every key keeps its revisions, version and lease; users, roles and auth carry over).
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use tally_etcd_snapshot::{EtcdSnapshot, HashCheck};
-use tally_mvcc::{ImportedChange, ImportedHistory, SnapshotCopy, StateMachine};
+use tally_etcd_snapshot::{EtcdAuth, EtcdSnapshot, HashCheck};
+use tally_mvcc::{ImportedAuth, ImportedChange, ImportedHistory, SnapshotCopy, StateMachine};
+use tally_proto::authpb;
 use tally_raft::{ConfState, HardState, Persisted, Snapshot, SnapshotMeta};
 
 use crate::node::cluster::ClusterSpec;
@@ -37,8 +38,6 @@ pub enum BackupError {
     BadTally(#[from] tally_mvcc::SnapshotError),
     #[error("not a readable etcd snapshot either: {0}")]
     BadEtcd(#[from] tally_etcd_snapshot::SnapshotError),
-    #[error("the etcd snapshot has authentication enabled; Tally cannot carry users and roles over yet")]
-    EtcdAuth,
     #[error("data directory {0} exists and is not empty")]
     DataDirInUse(String),
     #[error("{0}")]
@@ -94,11 +93,9 @@ fn tally_state(file: &[u8], skip_hash_check: bool) -> Result<&[u8], BackupError>
     end.map(|end| &body[start..end]).ok_or(BackupError::Truncated(len))
 }
 
-/// etcd's history, revision for revision, as a state machine that has applied entry 1.
+/// etcd's history, revision for revision, and its users and roles, as a state machine that has
+/// applied entry 1.
 fn from_etcd(etcd: EtcdSnapshot) -> Result<StateMachine, BackupError> {
-    if etcd.auth_enabled {
-        return Err(BackupError::EtcdAuth);
-    }
     let current_revision = etcd.current_revision();
     let compact_revision = etcd.compact_revision();
     let changes = etcd
@@ -115,8 +112,34 @@ fn from_etcd(etcd: EtcdSnapshot) -> Result<StateMachine, BackupError> {
         })
         .collect();
     let leases = etcd.leases.iter().map(|l| (l.id, l.ttl)).collect();
-    let history = ImportedHistory { changes, leases, current_revision, compact_revision };
+    let auth = imported_auth(etcd.auth);
+    let history = ImportedHistory { changes, leases, current_revision, compact_revision, auth };
     Ok(StateMachine::import(history, 1)?)
+}
+
+/// etcd's auth store as Tally's: the same messages (authpb), read by the snapshot reader's own
+/// copies of them. Passwords stay etcd's bcrypt hashes, which verify at the cost they were made.
+fn imported_auth(auth: EtcdAuth) -> ImportedAuth {
+    ImportedAuth {
+        enabled: auth.enabled,
+        revision: auth.revision,
+        users: auth.users.into_iter().map(user).collect(),
+        roles: auth.roles.into_iter().map(role).collect(),
+    }
+}
+
+fn user(u: tally_etcd_snapshot::User) -> authpb::User {
+    let options = u.options.map(|o| authpb::UserAddOptions { no_password: o.no_password });
+    authpb::User { name: u.name, password: u.password, roles: u.roles, options }
+}
+
+fn role(r: tally_etcd_snapshot::Role) -> authpb::Role {
+    let perm = |p: tally_etcd_snapshot::Permission| authpb::Permission {
+        perm_type: p.perm_type,
+        key: p.key,
+        range_end: p.range_end,
+    };
+    authpb::Role { name: r.name, key_permission: r.key_permission.into_iter().map(perm).collect() }
 }
 
 /// Writes the data directory of member `name` of the new cluster `spec`: a snapshot of `sm`
@@ -200,6 +223,26 @@ mod tests {
         let digest = Sha256::digest(&long);
         long.extend_from_slice(&digest);
         assert!(matches!(load(&long, false), Err(BackupError::Truncated(u64::MAX))));
+    }
+
+    #[test]
+    fn etcd_users_and_roles_carry_over_field_for_field() {
+        use prost::Message;
+        let user = tally_etcd_snapshot::User {
+            name: b"alice".to_vec(),
+            password: b"$2a$10$hash".to_vec(),
+            roles: vec!["dev".into()],
+            options: Some(tally_etcd_snapshot::UserAddOptions { no_password: true }),
+        };
+        let perm = tally_etcd_snapshot::Permission { perm_type: 2, key: b"a/".to_vec(), range_end: b"a0".to_vec() };
+        let role = tally_etcd_snapshot::Role { name: b"dev".to_vec(), key_permission: vec![perm] };
+        let etcd = EtcdAuth { enabled: true, revision: 9, users: vec![user.clone()], roles: vec![role.clone()] };
+        let ours = imported_auth(etcd);
+        assert!(ours.enabled);
+        assert_eq!(ours.revision, 9);
+        // Both are authpb on the wire: the same bytes mean no field was dropped or moved.
+        assert_eq!(ours.users[0].encode_to_vec(), user.encode_to_vec());
+        assert_eq!(ours.roles[0].encode_to_vec(), role.encode_to_vec());
     }
 
     #[test]
