@@ -24,8 +24,12 @@ func TestMain(m *testing.M) {
 }
 
 func newUserClient(user, password string) (*clientv3.Client, error) {
+	return newUserClientAt(clus.Endpoints(), user, password)
+}
+
+func newUserClientAt(endpoints []string, user, password string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
-		Endpoints:   clus.Endpoints(),
+		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Username:    user,
 		Password:    password,
@@ -107,17 +111,23 @@ func TestAuth(t *testing.T) {
 	_, err = newUserClient("alice", "wrong")
 	cluster.WantErr(t, "a client with a wrong password", err, rpctypes.ErrAuthFailed)
 
-	// A watch on a denied key: created and canceled at once, then the channel closes.
+	// A watch on a denied key: created and canceled at once, then the channel closes. Watches
+	// go through a client of one member: etcd 3.5.35 now and then refuses a watch stream on
+	// another member with "invalid auth token" right after the login (the simple token not
+	// yet registered there), which is not what this checks.
+	watcher, err := newUserClientAt(clus.Endpoints()[:1], "alice", "alicepw")
+	cluster.NoErr(t, "a one-member client as alice", err)
+	defer watcher.Close()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	resp, ok := firstResponse(t, alice.Watch(wctx, "/auth-secret"))
+	resp, ok := firstResponse(t, watcher.Watch(wctx, "/auth-secret"))
 	if !ok || !resp.Canceled || resp.Err() == nil || !strings.Contains(resp.Err().Error(), "etcdserver: permission denied") {
 		t.Errorf("watch on a denied key: ok=%v canceled=%v err=%v", ok, resp.Canceled, resp.Err())
 	}
 
 	// A role's permission revoked while a watch is open: etcd checks permissions only when a
 	// watch is created, so the open watch keeps delivering events on the key.
-	wch := alice.Watch(wctx, p+"w")
+	wch := watcher.Watch(wctx, p+"w")
 	_, err = alice.Put(ctx, p+"w", "1")
 	cluster.NoErr(t, "put before the revoke", err)
 	if resp, _ := firstResponse(t, wch); len(resp.Events) != 1 {
