@@ -5,37 +5,14 @@
 
 mod support;
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::reference_etcd::etcd_bin_dir;
+use support::reference_etcd::{ctl as ok, ctl_output as etcdctl, ctl_refused as refused};
 use support::{eventually, Cluster};
 
 const FLAGS: [&str; 4] = ["--bcrypt-cost", "4", "--snapshot-count", "20"];
 const ROOT: &str = "--user=root:root-pw";
 const ALICE: &str = "--user=alice:alice-pw";
-
-fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(etcd_bin_dir().join("etcdctl"))
-        .arg(format!("--endpoints={endpoint}"))
-        .args(["--dial-timeout=3s", "--command-timeout=10s"])
-        .args(args)
-        .output()
-        .expect("run etcdctl")
-}
-
-fn ok(endpoint: &str, args: &[&str]) -> String {
-    let out = etcdctl(endpoint, args);
-    assert!(out.status.success(), "etcdctl {args:?} at {endpoint}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn refused(endpoint: &str, args: &[&str]) -> String {
-    let out = etcdctl(endpoint, args);
-    assert!(!out.status.success(), "etcdctl {args:?} at {endpoint} was allowed");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr.lines().filter(|l| l.starts_with("Error:")).collect::<Vec<_>>().join("\n")
-}
 
 /// alice may read and write under a/ and nothing else, on member `endpoint` by itself.
 fn assert_alice_confined(endpoint: &str, tag: &str) {

@@ -8,11 +8,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::reference_etcd::{ctl, etcd_bin_dir, start_etcd};
+use support::reference_etcd::{ctl, ctl_output as etcdctl, ctl_refused as refused, etcd_bin_dir, start_etcd};
 use support::{eventually, Cluster};
 
 fn tally(args: &[&str]) -> String {
@@ -197,24 +197,6 @@ async fn an_etcd_snapshot_moves_to_tally_with_every_revision() {
 
 const ROOT: &str = "--user=root:root-pw";
 const ALICE: &str = "--user=alice:alice-pw";
-
-/// etcdctl (the reference one) against `endpoint`, whatever its outcome.
-fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(etcd_bin_dir().join("etcdctl"))
-        .arg(format!("--endpoints={endpoint}"))
-        .args(["--dial-timeout=3s", "--command-timeout=10s"])
-        .args(args)
-        .output()
-        .expect("run etcdctl")
-}
-
-/// The `Error:` line of an etcdctl call that must fail.
-fn refused(endpoint: &str, args: &[&str]) -> String {
-    let out = etcdctl(endpoint, args);
-    assert!(!out.status.success(), "etcdctl {args:?} at {endpoint} was allowed");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr.lines().filter(|l| l.starts_with("Error:")).collect::<Vec<_>>().join("\n")
-}
 
 /// (enabled, auth revision) as `auth status` reports them.
 fn auth_status(endpoint: &str) -> (bool, u64) {

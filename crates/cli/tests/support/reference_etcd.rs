@@ -15,16 +15,29 @@ pub fn etcd_bin_dir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// etcdctl (the reference one) against `endpoints`; panics with its stderr if it fails.
-pub fn ctl(endpoints: &str, args: &[&str]) -> String {
-    let out = Command::new(etcd_bin_dir().join("etcdctl"))
+/// etcdctl (the reference one) against `endpoints`, whatever its outcome.
+pub fn ctl_output(endpoints: &str, args: &[&str]) -> std::process::Output {
+    Command::new(etcd_bin_dir().join("etcdctl"))
         .arg(format!("--endpoints={endpoints}"))
         .args(["--dial-timeout=3s", "--command-timeout=10s"])
         .args(args)
         .output()
-        .expect("run etcdctl");
-    assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("run etcdctl")
+}
+
+/// etcdctl (the reference one) against `endpoints`; panics with its stderr if it fails.
+pub fn ctl(endpoints: &str, args: &[&str]) -> String {
+    let out = ctl_output(endpoints, args);
+    assert!(out.status.success(), "etcdctl {args:?} at {endpoints}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `Error:` line(s) of an etcdctl call that must fail.
+pub fn ctl_refused(endpoints: &str, args: &[&str]) -> String {
+    let out = ctl_output(endpoints, args);
+    assert!(!out.status.success(), "etcdctl {args:?} at {endpoints} was allowed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().filter(|l| l.starts_with("Error:")).collect::<Vec<_>>().join("\n")
 }
 
 /// A real etcd member on free ports, killed when dropped.
