@@ -12,3 +12,4 @@ pub mod node;
 pub mod ops;
 pub mod peer;
 pub mod server;
+pub mod tls;

@@ -7,7 +7,8 @@
 //! which on a healthy link is nearly always. Only what the socket does not take at once (a
 //! full send buffer), frames sent while disconnected, and the connection's life (connect,
 //! hello, reconnect) go through the task, in order: once anything waits in the backlog, new
-//! frames queue behind it.
+//! frames queue behind it. An encrypted link (`--peer-cert-file`, https peer URLs) has every
+//! frame written by its task: one TLS session cannot be written from two places.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,9 +18,12 @@ use std::time::Duration;
 
 use tally_proto::tally_v1::{PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use crate::peer::frame as peer_frame;
 use crate::peer::traffic::SentCounters;
@@ -29,6 +33,8 @@ use crate::peer::traffic::SentCounters;
 const BACKLOG_BYTES_MAX: usize = 64 << 20;
 const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+/// A peer that has not finished the TLS handshake by then is tried again.
+const HANDSHAKE_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct PeerLink {
@@ -127,16 +133,21 @@ impl PeerLink {
 }
 
 /// The connection's life: connect, say hello, write what the senders could not, reconnect
-/// after a failure; `on_lost` hears of every connection that failed or was refused.
+/// after a failure; `on_lost` hears of every connection that failed or was refused. With
+/// `tls`, the connection is encrypted and every frame goes through this task (see
+/// `write_through_tls`).
 pub async fn run_link(
     link: Arc<PeerLink>,
     addr: SocketAddr,
     hello: PeerHello,
+    tls: Option<TlsConnector>,
     on_lost: impl Fn(),
     on_rejected: impl Fn(String) + Clone + Send + 'static,
 ) {
     let hello = peer_frame::encode(&hello);
     let mut delay = RECONNECT_DELAY_MIN;
+    // The last handshake failure logged: a peer that keeps refusing us is reported once.
+    let mut refused: Option<String> = None;
     loop {
         let stream = match TcpStream::connect(addr).await {
             Ok(stream) => stream,
@@ -155,46 +166,120 @@ pub async fn run_link(
                 continue;
             }
         };
-        delay = RECONNECT_DELAY_MIN;
         let _ = stream.set_nodelay(true);
-        let (mut r, w) = stream.into_split();
-        // The only thing a peer ever sends back on our connection is a rejection.
-        let on_rejected = on_rejected.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            if peer_frame::read(&mut r, &mut buf).await.is_ok() {
-                if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
-                    on_rejected(rejection.reason);
-                }
+        let result = match &tls {
+            None => {
+                delay = RECONNECT_DELAY_MIN;
+                write_directly(&link, stream, &hello, on_rejected.clone()).await
             }
-        });
-        let writer = Arc::new(w);
-        let result = async {
-            write_all(&writer, &hello).await?;
-            link.connected(writer.clone());
-            loop {
-                // Registered before looking, so that a frame queued in between still wakes us.
-                let woken = link.wake.notified();
-                match link.take_backlog() {
-                    Some(bytes) => {
-                        write_all(&writer, &bytes).await?;
-                        link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Some(connector) => match handshake(connector, addr, stream).await {
+                Ok(stream) => {
+                    delay = RECONNECT_DELAY_MIN;
+                    refused = None;
+                    write_through_tls(&link, stream, &hello, on_rejected.clone()).await
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    if refused.as_ref() != Some(&error) {
+                        tracing::warn!(%addr, %error, "TLS handshake with a peer failed");
+                        refused = Some(error);
                     }
-                    None if link.is_closing() => return Ok::<(), io::Error>(()),
-                    None => woken.await,
+                    link.sent.failures.fetch_add(1, Ordering::Relaxed);
+                    Err(e)
                 }
-            }
-        }
-        .await;
+            },
+        };
         link.disconnected();
-        reader.abort();
         match result {
             Ok(()) => return,
             Err(e) => {
                 tracing::debug!(%addr, "peer connection lost ({e}); reconnecting");
                 on_lost();
+                if tls.is_some() && !link.is_closing() {
+                    // A refused handshake fails at once: do not knock in a tight loop.
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+                }
             }
         }
+    }
+}
+
+/// A plaintext connection: its writer goes to the link, for senders to write frames directly.
+async fn write_directly(
+    link: &PeerLink,
+    stream: TcpStream,
+    hello: &[u8],
+    on_rejected: impl Fn(String) + Send + 'static,
+) -> io::Result<()> {
+    let (r, w) = stream.into_split();
+    let _reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    let writer = Arc::new(w);
+    write_all(&writer, hello).await?;
+    link.connected(writer.clone());
+    loop {
+        // Registered before looking, so that a frame queued in between still wakes us.
+        let woken = link.wake.notified();
+        match link.take_backlog() {
+            Some(bytes) => {
+                write_all(&writer, &bytes).await?;
+                link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            None if link.is_closing() => return Ok(()),
+            None => woken.await,
+        }
+    }
+}
+
+/// An encrypted connection. Its records must leave in order from one TLS session, so the link
+/// gets no writer: senders queue every frame in the backlog and this task writes them (one
+/// wake-up per frame, which plaintext links avoid).
+async fn write_through_tls(
+    link: &PeerLink,
+    stream: TlsStream<TcpStream>,
+    hello: &[u8],
+    on_rejected: impl Fn(String) + Send + 'static,
+) -> io::Result<()> {
+    let (r, mut w) = tokio::io::split(stream);
+    let _reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    w.write_all(hello).await?;
+    w.flush().await?;
+    loop {
+        let woken = link.wake.notified();
+        match link.take_backlog() {
+            Some(bytes) => {
+                w.write_all(&bytes).await?;
+                w.flush().await?;
+                link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            None if link.is_closing() => return w.shutdown().await,
+            None => woken.await,
+        }
+    }
+}
+
+async fn handshake(connector: &TlsConnector, addr: SocketAddr, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_MAX, connector.connect(crate::tls::server_name_of(addr), stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("no TLS handshake within {HANDSHAKE_MAX:?}"))),
+    }
+}
+
+/// The only thing a peer ever sends back on our connection is a rejection.
+async fn read_rejection(mut r: impl tokio::io::AsyncRead + Unpin, on_rejected: impl Fn(String)) {
+    let mut buf = Vec::new();
+    if peer_frame::read(&mut r, &mut buf).await.is_ok() {
+        if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
+            on_rejected(rejection.reason);
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -226,7 +311,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let link = Arc::new(PeerLink::default());
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        tokio::spawn(run_link(link.clone(), addr, hello.clone(), || {}, |_| {}));
+        tokio::spawn(run_link(link.clone(), addr, hello.clone(), None, || {}, |_| {}));
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
         peer_frame::read(&mut stream, &mut buf).await.unwrap();
@@ -312,6 +397,7 @@ mod tests {
             link.clone(),
             addr,
             hello,
+            None,
             move || {
                 let _ = lost.send(());
             },

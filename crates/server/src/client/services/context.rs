@@ -47,6 +47,7 @@ pub struct ContextParts {
     pub quota_bytes: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    pub member_tls: Option<crate::tls::ChannelConnector>,
 }
 
 pub struct Context {
@@ -71,6 +72,8 @@ pub struct Context {
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
     /// keep-alives and the like).
     channels: Mutex<HashMap<String, Channel>>,
+    /// TLS for the https ones.
+    member_tls: Option<crate::tls::ChannelConnector>,
 }
 
 impl Context {
@@ -87,6 +90,7 @@ impl Context {
             quota_bytes,
             max_request_bytes,
             max_txn_ops,
+            member_tls,
         } = parts;
         Arc::new(Self {
             node,
@@ -102,6 +106,7 @@ impl Context {
             max_txn_ops,
             request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
+            member_tls,
         })
     }
 
@@ -234,7 +239,10 @@ impl Context {
         }
         let endpoint =
             tonic::transport::Endpoint::from_shared(url.clone()).ok()?.connect_timeout(Duration::from_secs(1));
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.member_tls {
+            Some(tls) if crate::tls::is_https(&url) => endpoint.connect_with_connector_lazy(tls.clone()),
+            _ => endpoint.connect_lazy(),
+        };
         channels.insert(url, channel.clone());
         Some(channel)
     }
