@@ -696,6 +696,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn messages_and_snapshots_cross_tls_connections_and_a_plaintext_peer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = crate::tls::test_pki::member_tls(dir.path());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let deliver = move |inbound| {
+            let _ = tx.send(inbound);
+        };
+        let acceptor = Some(TlsAcceptor::from(tls.server_config(&[]).unwrap()));
+        let data_dir = dir.path().to_path_buf();
+        tokio::spawn(listen(
+            listener,
+            acceptor,
+            42,
+            PeerDirectory::default(),
+            data_dir,
+            |_| false,
+            deliver,
+            Arc::default(),
+        ));
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let connector = Some(TlsConnector::from(tls.client_config(&[], None).unwrap()));
+        let report = move |peer, ok| {
+            let _ = done.send((peer, ok));
+        };
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, report, Arc::default(), connector);
+        let wait = Duration::from_secs(10);
+        for round in 0..3 {
+            transport.send_all([Message { from: 1, to: 2, term: 1, body: MessageBody::HeartbeatResp { round } }]);
+        }
+        for round in 0..3 {
+            let Inbound::Message(m) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
+                panic!("expected a message")
+            };
+            assert_eq!(m.body, MessageBody::HeartbeatResp { round });
+        }
+        let data: Vec<u8> = (0..2 * snapshot_stream::CHUNK_BYTES + 777).map(|i| (i % 253) as u8).collect();
+        let meta = tally_raft::SnapshotMeta { index: 9, term: 1, conf: tally_raft::ConfState::with_voters([1, 2]) };
+        let snapshot = tally_raft::Snapshot { meta, data: bytes::Bytes::from(data) };
+        let m = Message { from: 1, to: 2, term: 1, body: MessageBody::Snapshot { snapshot } };
+        transport.send_all([m.clone()]);
+        assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, true)));
+        let Inbound::Message(got) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
+            panic!("expected the snapshot")
+        };
+        assert_eq!(got, m);
+
+        // A plaintext peer gets nothing delivered.
+        let plain = Transport::start(
+            PeerHello { cluster_id: 42, from: 3, ..Default::default() },
+            [(2, addr)].into(),
+            |_| {},
+            |_| {},
+            |_, _| {},
+            Arc::default(),
+            None,
+        );
+        plain.send_all([Message { from: 3, to: 2, term: 1, body: MessageBody::TimeoutNow }]);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(),
+            "a plaintext peer got through"
+        );
+    }
+
+    #[tokio::test]
     async fn a_snapshot_for_an_unknown_peer_fails_at_once() {
         let (transport, mut done_rx) = reporting_transport(BTreeMap::new());
         let body = MessageBody::Snapshot { snapshot: tally_raft::Snapshot::default() };

@@ -10,6 +10,8 @@ mod files;
 mod handshake;
 mod identity;
 mod key_pair;
+#[cfg(test)]
+pub(crate) mod test_pki;
 
 use std::path::PathBuf;
 
