@@ -377,3 +377,39 @@ async fn tls_peers_survive_a_leader_kill_and_a_certificate_rotation() {
         assert!(missing.is_empty(), "member {i} lacks acknowledged writes {missing:?}{}", cluster.logs());
     }
 }
+
+/// The `etcd3` Python client (grpcio) with a CA and a client certificate: it works with them,
+/// and without a client certificate it is refused. (tests/python/run.sh installs etcd3.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_etcd3_over_mutual_tls() {
+    let import = std::process::Command::new("python3").args(["-c", "import etcd3"]).output();
+    assert!(
+        import.is_ok_and(|o| o.status.success()),
+        "python3 with the etcd3 package is needed (tests/python/run.sh installs it with pip)"
+    );
+    let pki = pki();
+    let cluster = tls_cluster(1, &pki, true).await;
+    let script = r#"
+import sys, etcd3
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+client = etcd3.client(host="127.0.0.1", port=port, ca_cert=ca, cert_cert=cert, cert_key=key, timeout=5)
+client.put("py/tls", "secret")
+value, meta = client.get("py/tls")
+assert value == b"secret", value
+bare = etcd3.client(host="127.0.0.1", port=port, ca_cert=ca, timeout=3)
+try:
+    bare.get("py/tls")
+except Exception as e:
+    print("refused:", type(e).__name__)
+else:
+    sys.exit("a client without a certificate got an answer")
+"#;
+    let port = cluster.members[0].client_port.to_string();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &port, &path(&pki.ca.file), &path(&pki.alice.cert), &path(&pki.alice.key)])
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "{}{}", output(&out), cluster.logs());
+    assert!(stdout(&out).contains("refused:"), "{}", output(&out));
+    logged(&cluster, 0, 0, &["rejected client connection", "peer sent no certificates"]).await;
+}
