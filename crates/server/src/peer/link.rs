@@ -35,6 +35,8 @@ const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
 /// A peer that has not finished the TLS handshake by then is tried again.
 const HANDSHAKE_MAX: Duration = Duration::from_secs(5);
+/// A TLS session that ends sooner was refused rather than lost.
+const TLS_SESSION_HEALTHY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct PeerLink {
@@ -167,39 +169,50 @@ pub async fn run_link(
             }
         };
         let _ = stream.set_nodelay(true);
-        let result = match &tls {
-            None => {
-                delay = RECONNECT_DELAY_MIN;
-                write_directly(&link, stream, &hello, on_rejected.clone()).await
-            }
-            Some(connector) => match handshake(connector, addr, stream).await {
-                Ok(stream) => {
-                    delay = RECONNECT_DELAY_MIN;
-                    refused = None;
-                    write_through_tls(&link, stream, &hello, on_rejected.clone()).await
-                }
+        let Some(connector) = &tls else {
+            delay = RECONNECT_DELAY_MIN;
+            let result = write_directly(&link, stream, &hello, on_rejected.clone()).await;
+            link.disconnected();
+            match result {
+                Ok(()) => return,
                 Err(e) => {
-                    let error = e.to_string();
-                    if refused.as_ref() != Some(&error) {
-                        tracing::warn!(%addr, %error, "TLS handshake with a peer failed");
-                        refused = Some(error);
-                    }
-                    link.sent.failures.fetch_add(1, Ordering::Relaxed);
-                    Err(e)
+                    tracing::debug!(%addr, "peer connection lost ({e}); reconnecting");
+                    on_lost();
+                    continue;
                 }
-            },
+            }
+        };
+        let started = std::time::Instant::now();
+        let result = match handshake(connector, addr, stream).await {
+            Ok(stream) => write_through_tls(&link, stream, &hello, on_rejected.clone()).await,
+            Err(e) => Err(e),
         };
         link.disconnected();
         match result {
             Ok(()) => return,
-            Err(e) => {
+            // A session that lasted is a connection lost, as in plaintext.
+            Err(e) if started.elapsed() >= TLS_SESSION_HEALTHY => {
                 tracing::debug!(%addr, "peer connection lost ({e}); reconnecting");
+                delay = RECONNECT_DELAY_MIN;
+                refused = None;
                 on_lost();
-                if tls.is_some() && !link.is_closing() {
-                    // A refused handshake fails at once: do not knock in a tight loop.
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+            }
+            // A refused handshake (in TLS 1.3 the server judges our certificate after we are
+            // done, so it shows as an early end): the peer's process is alive, so no
+            // `on_lost`, which would make us campaign against a leader that is fine; reported
+            // once, and tried again with a growing pause.
+            Err(e) => {
+                let error = e.to_string();
+                if refused.as_ref() != Some(&error) {
+                    tracing::warn!(%addr, %error, "TLS session with a peer failed");
+                    refused = Some(error);
                 }
+                link.sent.failures.fetch_add(1, Ordering::Relaxed);
+                if link.is_closing() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RECONNECT_DELAY_MAX);
             }
         }
     }
@@ -241,7 +254,7 @@ async fn write_through_tls(
     on_rejected: impl Fn(String) + Send + 'static,
 ) -> io::Result<()> {
     let (r, mut w) = tokio::io::split(stream);
-    let _reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    let mut reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
     w.write_all(hello).await?;
     w.flush().await?;
     loop {
@@ -253,7 +266,15 @@ async fn write_through_tls(
                 link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
             None if link.is_closing() => return w.shutdown().await,
-            None => woken.await,
+            // The peer ended the session (a TLS alert says why): do not wait for a write to
+            // find out.
+            None => tokio::select! {
+                _ = woken => {}
+                ended = &mut reader.0 => return Err(match ended {
+                    Ok(Err(e)) => e,
+                    _ => io::Error::new(io::ErrorKind::ConnectionAborted, "the peer ended the session"),
+                }),
+            },
         }
     }
 }
@@ -265,19 +286,20 @@ async fn handshake(connector: &TlsConnector, addr: SocketAddr, stream: TcpStream
     }
 }
 
-/// The only thing a peer ever sends back on our connection is a rejection.
-async fn read_rejection(mut r: impl tokio::io::AsyncRead + Unpin, on_rejected: impl Fn(String)) {
+/// The only thing a peer ever sends back on our connection is a rejection; or the error that
+/// ended the connection.
+async fn read_rejection(mut r: impl tokio::io::AsyncRead + Unpin, on_rejected: impl Fn(String)) -> io::Result<()> {
     let mut buf = Vec::new();
-    if peer_frame::read(&mut r, &mut buf).await.is_ok() {
-        if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
-            on_rejected(rejection.reason);
-        }
+    peer_frame::read(&mut r, &mut buf).await?;
+    if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
+        on_rejected(rejection.reason);
     }
+    Ok(())
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -412,5 +434,42 @@ mod tests {
         link.send_frame(&frame(b"fresh"));
         peer_frame::read(&mut stream, &mut buf).await.unwrap();
         assert_eq!(buf, b"fresh", "the frame queued before the failed connect was not dropped");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_refuses_our_certificate_is_not_taken_for_dead_and_is_tried_less_often() {
+        let (server_dir, client_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server = crate::tls::test_pki::member_tls(server_dir.path());
+        // Trusts the server's CA, presents a certificate of another one.
+        let client = crate::tls::test_pki::member_tls(client_dir.path());
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.server_config(&[]).unwrap());
+        let connector = TlsConnector::from(client.client_config(&[], server.roots()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = refusals.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                assert!(acceptor.accept(stream).await.is_err(), "a certificate of another CA was taken");
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let link = Arc::new(PeerLink::default());
+        let (lost, mut lost_rx) = tokio::sync::mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let on_lost = move || {
+            let _ = lost.send(());
+        };
+        tokio::spawn(run_link(link.clone(), addr, hello, Some(connector), on_lost, |_| {}));
+        // Frames keep coming for a second, as a leader's heartbeats would.
+        for _ in 0..20 {
+            link.send_frame(&frame(b"heartbeat"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refusals = refusals.load(Ordering::Relaxed);
+        // Pauses of 20, 40, 80, 160, 320 ms... fit about six attempts in a second.
+        assert!((2..=8).contains(&refusals), "{refusals} handshakes in a second");
+        assert!(lost_rx.try_recv().is_err(), "a refusal was reported as the peer's death");
     }
 }
