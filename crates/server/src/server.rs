@@ -388,7 +388,7 @@ fn member_channel_connector(sides: &TlsSides) -> Option<crate::tls::ChannelConne
     match tls.client_config(&[b"h2"], sides.peer.as_ref().and_then(|p| p.roots())) {
         Ok(config) => Some(crate::tls::ChannelConnector::new(config)),
         Err(e) => {
-            tracing::warn!("no TLS to other members' client URLs: {e} (set --trusted-ca-file)");
+            tracing::warn!("no TLS to other members' client URLs: {e}");
             None
         }
     }

@@ -45,6 +45,8 @@ pub struct Tls {
     /// be verified (etcd skips the verification then).
     self_signed: bool,
     provider: Arc<CryptoProvider>,
+    /// "--trusted-ca-file" or "--peer-trusted-ca-file", for messages.
+    ca_flag: String,
 }
 
 /// The ring provider: no aws-lc, no OpenSSL.
@@ -98,6 +100,7 @@ impl Tls {
             roots,
             self_signed,
             provider,
+            ca_flag: flag("trusted-ca-file"),
         }))
     }
 
@@ -143,7 +146,10 @@ impl Tls {
         } else if self.self_signed {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(Unverified(self.provider.clone())))
         } else {
-            return Err(TlsError::Flags("no CA to verify other members' certificates against".into()));
+            return Err(TlsError::Flags(format!(
+                "no CA to verify other members' certificates against (set {})",
+                self.ca_flag
+            )));
         };
         let mut config = builder.with_client_cert_resolver(self.key_pair.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -210,4 +216,43 @@ pub fn is_https(url: &str) -> bool {
 pub fn host_of_url(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(dir: &std::path::Path) -> AutoTls<'_> {
+        AutoTls { dir: dir.join("fixtures"), hosts: &[], validity_years: 1 }
+    }
+
+    #[test]
+    fn flags_that_cannot_work_stop_the_start_with_etcds_flag_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |flags: TlsFlags, prefix: &str| Tls::from_flags(&flags, prefix, auto(dir.path())).err().unwrap();
+        let cert_only = TlsFlags { cert_file: Some(dir.path().join("c.pem")), ..Default::default() };
+        assert_eq!(err(cert_only, "peer-").to_string(), "--peer-cert-file and --peer-key-file go together");
+        let no_ca = TlsFlags { auto_tls: true, client_cert_auth: true, ..Default::default() };
+        assert!(err(no_ca, "").to_string().starts_with("--client-cert-auth needs --trusted-ca-file"));
+        assert!(Tls::from_flags(&TlsFlags::default(), "", auto(dir.path())).unwrap().is_none(), "no TLS asked for");
+    }
+
+    #[test]
+    fn a_trusted_ca_alone_requires_client_certificates_as_in_etcd() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = crate::tls::test_pki::member_tls(dir.path());
+        assert!(member.verifies_clients());
+        let flags = TlsFlags {
+            cert_file: Some(dir.path().join("member.pem")),
+            key_file: Some(dir.path().join("member-key.pem")),
+            trusted_ca_file: Some(dir.path().join("ca.pem")),
+            ..Default::default()
+        };
+        assert!(Tls::from_flags(&flags, "", auto(dir.path())).unwrap().unwrap().verifies_clients());
+        let server_only = TlsFlags { trusted_ca_file: None, ..flags };
+        let tls = Tls::from_flags(&server_only, "", auto(dir.path())).unwrap().unwrap();
+        assert!(!tls.verifies_clients());
+        let err = tls.client_config(&[], None).err().unwrap().to_string();
+        assert!(err.contains("set --trusted-ca-file"), "{err}");
+    }
 }
