@@ -110,7 +110,11 @@ async fn logged(cluster: &Cluster, i: usize, offset: u64, parts: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcdctl_and_curl_over_https_and_refusals_that_leave_the_member_serving() {
     let pki = pki();
-    let cluster = tls_cluster(1, &pki, false).await;
+    let metrics_port = support::free_port();
+    let mut flags = member_flags(&pki, false);
+    flags.extend(["--listen-metrics-urls".to_string(), format!("https://127.0.0.1:{metrics_port}")]);
+    let tls = ChannelConnector::new(client_config(&pki.ca.file, None, &[b"h2"]));
+    let cluster = Cluster::start_with(1, Setup { scheme: "https", flags, tls: Some(tls) }).await;
     let ca = path(&pki.ca.file);
     let cacert = ["--cacert", &ca];
     let out = etcdctl(&cluster, 0, &cacert, &["put", "greeting", "hello"]);
@@ -138,6 +142,10 @@ async fn etcdctl_and_curl_over_https_and_refusals_that_leave_the_member_serving(
     assert_eq!(stdout(&curl), r#"{"health":"true","reason":""}"#, "{}", output(&curl));
     let url = format!("{}/metrics", cluster.members[0].client_url());
     let curl = std::process::Command::new("curl").args(["-sS", "--http1.1", "--cacert", &ca, &url]).output().unwrap();
+    assert!(stdout(&curl).contains("etcd_server_has_leader 1"), "{}", output(&curl));
+    // An https metrics URL serves over TLS too.
+    let url = format!("https://127.0.0.1:{metrics_port}/metrics");
+    let curl = std::process::Command::new("curl").args(["-sS", "--cacert", &ca, &url]).output().unwrap();
     assert!(stdout(&curl).contains("etcd_server_has_leader 1"), "{}", output(&curl));
 }
 
