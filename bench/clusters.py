@@ -158,8 +158,38 @@ def _run(cmd):
         raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
 
 
+def make_certs(workdir):
+    """A CA and one certificate for every loopback member (server and client use, as etcd's
+    peers need), made with the openssl command; returns {"ca", "cert", "key"} file paths."""
+    d = os.path.join(workdir, "certs")
+    os.makedirs(d, exist_ok=True)
+    files = {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "member.pem"),
+             "key": os.path.join(d, "member-key.pem")}
+    ext = os.path.join(d, "member.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ca_key, csr = os.path.join(d, "ca-key.pem"), os.path.join(d, "member.csr")
+    _run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", files["ca"], "-days", "7",
+          "-subj", "/CN=bench CA"])
+    _run(["openssl", "req", *ec, "-keyout", files["key"], "-out", csr, "-subj", "/CN=member"])
+    _run(["openssl", "x509", "-req", "-in", csr, "-CA", files["ca"], "-CAkey", ca_key, "-CAcreateserial",
+          "-out", files["cert"], "-days", "7", "-extfile", ext])
+    return files
+
+
+def tls_flags(certs):
+    """etcd's flags (Tally takes the same) for TLS on the client URLs (server certificate only,
+    what most clients use) and mutually authenticated peers."""
+    return ["--cert-file", certs["cert"], "--key-file", certs["key"],
+            "--peer-cert-file", certs["cert"], "--peer-key-file", certs["key"],
+            "--peer-trusted-ca-file", certs["ca"], "--peer-client-cert-auth"]
+
+
 class Cluster:
-    def __init__(self, kind, binary, workdir, n=3, netns=None, name=None):
+    def __init__(self, kind, binary, workdir, n=3, netns=None, name=None, certs=None):
+        """With `certs` (from make_certs), every client and peer URL is https."""
         assert kind in ("tally", "etcd")
         self.kind, self.binary, self.n = kind, binary, n
         self.dir = os.path.join(workdir, f"{name or kind}-cluster")
@@ -169,10 +199,13 @@ class Cluster:
         self.names = [f"{kind}{i + 1}" for i in range(n)]
         hosts = netns.ips if netns else ["127.0.0.1"] * n
         self.endpoints = [f"{hosts[i]}:{p}" for i, p in enumerate(self.client_ports)]
-        initial = ",".join(f"{self.names[i]}=http://{hosts[i]}:{self.peer_ports[i]}" for i in range(n))
+        # What etcdctl and etcd's benchmark need to reach the members.
+        self.client_tls_args = [f"--cacert={certs['ca']}"] if certs else []
+        scheme = "https" if certs else "http"
+        initial = ",".join(f"{self.names[i]}={scheme}://{hosts[i]}:{self.peer_ports[i]}" for i in range(n))
         for i in range(n):
-            client = f"http://{hosts[i]}:{self.client_ports[i]}"
-            peer = f"http://{hosts[i]}:{self.peer_ports[i]}"
+            client = f"{scheme}://{hosts[i]}:{self.client_ports[i]}"
+            peer = f"{scheme}://{hosts[i]}:{self.peer_ports[i]}"
             args = [
                 *(netns.exec_prefix(i) if netns else []),
                 binary,
@@ -191,6 +224,8 @@ class Cluster:
             ]
             if kind == "etcd":
                 args += ["--log-level", "warn"]
+            if certs:
+                args += tls_flags(certs)
             log_path = os.path.join(self.dir, f"member-{i}.log")
             script = (
                 "#!/bin/sh\n"
@@ -263,8 +298,8 @@ class Cluster:
         last = ""
         while time.time() < deadline:
             r = subprocess.run(
-                [etcdctl, "--endpoints", ",".join(self.endpoints), "endpoint", "status", "-w", "json",
-                 "--command-timeout=2s"],
+                [etcdctl, "--endpoints", ",".join(self.endpoints), *self.client_tls_args, "endpoint", "status",
+                 "-w", "json", "--command-timeout=2s"],
                 capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"},
             )
             last = r.stderr.strip() or r.stdout.strip()

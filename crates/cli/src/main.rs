@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tally_server::node::persist::InitialState;
 use tally_server::server::{self, ServerOptions};
+use tally_server::tls::TlsFlags;
 
 #[derive(Parser)]
 #[command(name = "tally", version, about = "A Raft-replicated key-value store that speaks etcd's v3 API")]
@@ -99,9 +100,39 @@ struct ServerArgs {
     /// bcrypt cost of stored passwords (4 to 31).
     #[arg(long, default_value_t = tally_server::client::auth::DEFAULT_BCRYPT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
     bcrypt_cost: u32,
-    /// Require clients to present a certificate; with auth on, its common name is the user.
+    /// TLS certificate of https client URLs (PEM; read again when it changes).
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// CA of client certificates; setting it requires clients to present one, as in etcd.
+    #[arg(long)]
+    trusted_ca_file: Option<PathBuf>,
+    /// Require client certificates signed by --trusted-ca-file; with auth on, a certificate's
+    /// common name is its user.
     #[arg(long)]
     client_cert_auth: bool,
+    /// Without --cert-file: a self-signed certificate in <data-dir>/fixtures/client.
+    #[arg(long)]
+    auto_tls: bool,
+    /// TLS certificate of https peer URLs, presented to other members in both directions.
+    #[arg(long)]
+    peer_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    peer_key_file: Option<PathBuf>,
+    /// CA of the other members' peer certificates.
+    #[arg(long)]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// Require peers to present a certificate signed by --peer-trusted-ca-file.
+    #[arg(long)]
+    peer_client_cert_auth: bool,
+    /// Without --peer-cert-file: a self-signed certificate in <data-dir>/fixtures/peer.
+    #[arg(long)]
+    peer_auto_tls: bool,
+    /// Years an auto-tls certificate is valid.
+    #[arg(long, default_value_t = 1)]
+    self_signed_cert_validity: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,7 +174,7 @@ fn init_logging(level: LogLevel, format: LogFormat) {
 #[derive(Subcommand)]
 enum Command {
     /// Run one cluster member.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Start a local cluster (3 members by default) and stop it on Ctrl-C.
     Dev(dev::DevArgs),
     /// Load-test a cluster (Tally or etcd) through the etcd v3 API.
@@ -188,7 +219,21 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         auth_token: a.auth_token,
         auth_token_ttl: std::time::Duration::from_secs(a.auth_token_ttl),
         bcrypt_cost: a.bcrypt_cost,
-        client_cert_auth: a.client_cert_auth,
+        client_tls: TlsFlags {
+            cert_file: a.cert_file,
+            key_file: a.key_file,
+            trusted_ca_file: a.trusted_ca_file,
+            client_cert_auth: a.client_cert_auth,
+            auto_tls: a.auto_tls,
+        },
+        peer_tls: TlsFlags {
+            cert_file: a.peer_cert_file,
+            key_file: a.peer_key_file,
+            trusted_ca_file: a.peer_trusted_ca_file,
+            client_cert_auth: a.peer_client_cert_auth,
+            auto_tls: a.peer_auto_tls,
+        },
+        self_signed_cert_validity_years: a.self_signed_cert_validity,
     }
 }
 
@@ -198,7 +243,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server(args) => {
             init_logging(args.log_level, args.log_format);
-            match runtime.block_on(server::run(server_options(args))) {
+            match runtime.block_on(server::run(server_options(*args))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tally server: {e}");

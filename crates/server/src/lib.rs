@@ -5,7 +5,8 @@
 //! Three layers, each using only the ones below it: `client` (the etcd API clients call),
 //! `node` (the driver around the Raft core, the log, the state machine and what it publishes),
 //! `peer` (the network between members). `ops` (health, version and metrics over HTTP) reads
-//! the client and node layers. `server` wires them into one process.
+//! the client and node layers; `tls` (rustls configurations from etcd's flags, certificates that
+//! reload) serves the client, ops and peer layers. `server` wires them into one process.
 
 pub mod client;
 pub mod go_duration;
@@ -13,3 +14,4 @@ pub mod node;
 pub mod ops;
 pub mod peer;
 pub mod server;
+pub mod tls;

@@ -41,6 +41,7 @@ use crate::ops::exposition;
 use crate::ops::http::Ops;
 use crate::peer::traffic::PeerTraffic;
 use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
+use crate::tls::{Tls, TlsError, TlsFlags};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -84,8 +85,13 @@ pub struct ServerOptions {
     pub auth_token_ttl: Duration,
     /// etcd's `--bcrypt-cost` for hashing passwords.
     pub bcrypt_cost: u32,
-    /// etcd's `--client-cert-auth`: with auth on, a client certificate's common name is its user.
-    pub client_cert_auth: bool,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`, `--auto-tls`:
+    /// TLS on https client (and metrics) URLs.
+    pub client_tls: TlsFlags,
+    /// Their `--peer-` twins: TLS on https peer URLs.
+    pub peer_tls: TlsFlags,
+    /// etcd's `--self-signed-cert-validity`: years an auto-tls certificate is valid.
+    pub self_signed_cert_validity_years: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +102,8 @@ pub enum ServerError {
     Disk(#[from] crate::node::persist::DiskError),
     #[error("cannot listen on {url}: {source}")]
     Listen { url: String, source: std::io::Error },
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 fn ticks(ms: u64) -> u32 {
@@ -171,7 +179,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         }
     };
     let traffic = Arc::new(PeerTraffic::default());
-    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done, traffic.clone());
+    let sides = tls_sides(&opts)?;
+    let peer_connector = sides.peer.as_ref().map(|tls| tls.client_config(&[], None)).transpose()?;
+    let peer_connector = peer_connector.map(tokio_rustls::TlsConnector::from);
+    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done, traffic.clone(), peer_connector);
 
     let raft = Config {
         heartbeat_tick,
@@ -198,7 +209,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     if let Tokens::Simple(simple) = &tokens {
         driver.set_simple_tokens(simple.clone());
     }
-    let auth = Authenticator::new(tokens, opts.bcrypt_cost, opts.client_cert_auth, sm.clone());
+    let auth = Authenticator::new(tokens, opts.bcrypt_cost, opts.client_tls.client_cert_auth, sm.clone());
     let reads = driver.read_queue();
     let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
     let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
@@ -206,7 +217,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     driver::spawn(driver, inputs_rx);
 
     let directory = PeerDirectory::default();
-    let peer_url = opts.listen_peer_urls.first().cloned().unwrap_or_else(|| mine.peer_urls[0].clone());
+    let peer_url = peer_listen_url(&opts, &mine.peer_urls);
     let peer_addr = transport::url_to_addr(&peer_url).map_err(ServerError::Flags)?;
     let listener =
         TcpListener::bind(peer_addr).await.map_err(|source| ServerError::Listen { url: peer_url.clone(), source })?;
@@ -228,8 +239,18 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     };
     let snapshot_dir = opts.data_dir.clone();
     let cluster_id = spec.cluster_id;
-    let inbound =
-        transport::listen(listener, cluster_id, directory.clone(), snapshot_dir, is_removed, deliver, traffic.clone());
+    let peer_acceptor = sides.peer.as_ref().map(|tls| tls.server_config(&[])).transpose()?;
+    let peer_acceptor = peer_acceptor.map(tokio_rustls::TlsAcceptor::from);
+    let inbound = transport::listen(
+        listener,
+        peer_acceptor,
+        cluster_id,
+        directory.clone(),
+        snapshot_dir,
+        is_removed,
+        deliver,
+        traffic.clone(),
+    );
     tokio::spawn(inbound);
 
     let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
@@ -249,6 +270,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         max_request_bytes,
         max_txn_ops: if opts.max_txn_ops == 0 { TXN_OPS_MAX } else { opts.max_txn_ops },
         auth,
+        member_tls: member_channel_connector(&sides),
     });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
@@ -261,7 +283,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let watch = WatchServer::new(WatchService::new(hub, ctx.clone()));
     let auth_service = AuthServer::new(AuthService::new(ctx.clone()));
     let lease = LeaseServer::new(LeaseService::new(ctx.clone()));
-    let client_url = opts.listen_client_urls.first().cloned().unwrap_or_else(|| "http://127.0.0.1:2379".into());
+    let client_url = client_listen_url(&opts);
     let client_addr = transport::url_to_addr(&client_url).map_err(ServerError::Flags)?;
     let client_listener = TcpListener::bind(client_addr)
         .await
@@ -296,10 +318,12 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         let addr = transport::url_to_addr(url).map_err(ServerError::Flags)?;
         let listener =
             TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { url: url.clone(), source })?;
-        tokio::spawn(crate::ops::http::listen(listener, ops.clone()));
+        let tls = acceptor_for(url, &sides.client, &[b"http/1.1"])?;
+        tokio::spawn(crate::ops::http::listen(listener, ops.clone(), tls));
     }
     let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
-    let serving = tokio::spawn(crate::client::api::serve(client_listener, api));
+    let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
+    let serving = tokio::spawn(crate::client::api::serve(client_listener, api, client_tls));
     stop_requested().await;
     // New connections are refused from here; calls on open ones go on until we exit.
     serving.abort();
@@ -308,6 +332,83 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     drain(&shared, election_timeout).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn client_listen_url(opts: &ServerOptions) -> String {
+    opts.listen_client_urls.first().cloned().unwrap_or_else(|| "http://127.0.0.1:2379".into())
+}
+
+fn peer_listen_url(opts: &ServerOptions, mine: &[String]) -> String {
+    opts.listen_peer_urls.first().cloned().unwrap_or_else(|| mine[0].clone())
+}
+
+/// The TLS of the client and the peer side, as the flags ask.
+struct TlsSides {
+    client: Option<Tls>,
+    peer: Option<Tls>,
+}
+
+/// Loads both sides' certificates (making auto-tls ones), refusing https URLs without any and
+/// ignoring TLS flags on http URLs, with etcd's messages.
+fn tls_sides(opts: &ServerOptions) -> Result<TlsSides, ServerError> {
+    let client_url = client_listen_url(opts);
+    let peer_url = opts.listen_peer_urls.first().cloned().unwrap_or_default();
+    let hosts = |urls: &[String]| urls.iter().map(|u| crate::tls::host_of_url(u)).collect::<Vec<_>>();
+    let client_urls: Vec<String> =
+        std::iter::once(client_url.clone()).chain(opts.listen_metrics_urls.clone()).collect();
+    let side = |flags: &TlsFlags, prefix: &str, urls: &[String], kind: &str| -> Result<Option<Tls>, ServerError> {
+        let fixtures = opts.data_dir.join("fixtures").join(kind);
+        let auto = crate::tls::AutoTls {
+            dir: fixtures,
+            hosts: &hosts(urls),
+            validity_years: opts.self_signed_cert_validity_years,
+        };
+        let https: Vec<&String> = urls.iter().filter(|u| crate::tls::is_https(u)).collect();
+        if https.is_empty() {
+            if flags.cert_file.is_some() || flags.auto_tls {
+                tracing::warn!(urls = ?urls, "{kind} URLs are http; ignoring --{prefix}cert-file, --{prefix}auto-tls");
+            }
+            return Ok(None);
+        }
+        match Tls::from_flags(flags, prefix, auto)? {
+            Some(tls) => Ok(Some(tls)),
+            None => Err(ServerError::Flags(format!(
+                "TLS key/cert (--{prefix}cert-file, --{prefix}key-file) must be provided for {kind} url {} with \
+                 HTTPS scheme",
+                https[0]
+            ))),
+        }
+    };
+    Ok(TlsSides {
+        client: side(&opts.client_tls, "", &client_urls, "client")?,
+        peer: side(&opts.peer_tls, "peer-", std::slice::from_ref(&peer_url), "peer")?,
+    })
+}
+
+/// How `url` is served: over TLS if it is https.
+fn acceptor_for(
+    url: &str,
+    tls: &Option<Tls>,
+    alpn: &[&[u8]],
+) -> Result<Option<tokio_rustls::TlsAcceptor>, ServerError> {
+    match tls {
+        Some(tls) if crate::tls::is_https(url) => Ok(Some(tls.server_config(alpn)?.into())),
+        _ => Ok(None),
+    }
+}
+
+/// TLS for the channels to other members' https client URLs: this member's client certificate,
+/// trusting `--trusted-ca-file` and the peers' CA. Without a CA to trust (or auto-tls), the
+/// channels are not made, and what needs them (lease keep-alives on a follower) fails.
+fn member_channel_connector(sides: &TlsSides) -> Option<crate::tls::ChannelConnector> {
+    let tls = sides.client.as_ref()?;
+    match tls.client_config(&[b"h2"], sides.peer.as_ref().and_then(|p| p.roots())) {
+        Ok(config) => Some(crate::tls::ChannelConnector::new(config)),
+        Err(e) => {
+            tracing::warn!("no TLS to other members' client URLs: {e}");
+            None
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C), what supervisors and people send to stop a member.

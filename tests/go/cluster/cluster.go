@@ -12,6 +12,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,13 +49,24 @@ type Member struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	killed bool
+	// "https" in a TLS cluster, else "" (http).
+	scheme string
 }
 
-// ClientURL is the member's client URL, http://127.0.0.1:port.
-func (m *Member) ClientURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.ClientPort) }
+// ClientURL is the member's client URL, http://127.0.0.1:port (https in a TLS cluster).
+func (m *Member) ClientURL() string {
+	return fmt.Sprintf("%s://127.0.0.1:%d", m.urlScheme(), m.ClientPort)
+}
 
 // PeerURL is the member's peer URL.
-func (m *Member) PeerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.PeerPort) }
+func (m *Member) PeerURL() string { return fmt.Sprintf("%s://127.0.0.1:%d", m.urlScheme(), m.PeerPort) }
+
+func (m *Member) urlScheme() string {
+	if m.scheme == "" {
+		return "http"
+	}
+	return m.scheme
+}
 
 // Endpoint is host:port, the form clientv3 takes.
 func (m *Member) Endpoint() string { return fmt.Sprintf("127.0.0.1:%d", m.ClientPort) }
@@ -82,6 +94,11 @@ type Cluster struct {
 	// ProgressNotify reports whether the servers were given the progress notification
 	// interval flag (always for etcd; for Tally only if it lists the flag).
 	ProgressNotify bool
+
+	// TLS is how clients reach a TLS cluster's members (nil: plaintext).
+	TLS *tls.Config
+	// PKI made the TLS cluster's certificates.
+	PKI *PKI
 
 	extraArgs []string
 	token     string
@@ -113,6 +130,17 @@ func IsTally() bool { k, _, _ := Kind(); return k == "tally" }
 // Start starts a 3-member cluster of the system the environment selects and waits until every
 // member reports a leader.
 func Start() (*Cluster, error) {
+	return start(false)
+}
+
+// StartTLS is Start with TLS on every link and certificates required from clients and peers,
+// with etcd's flags: --cert-file, --key-file, --trusted-ca-file, --client-cert-auth and their
+// --peer- twins. Its clients present a certificate naming "root".
+func StartTLS() (*Cluster, error) {
+	return start(true)
+}
+
+func start(withTLS bool) (*Cluster, error) {
 	kind, bin, err := Kind()
 	if err != nil {
 		return nil, err
@@ -122,6 +150,14 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Kind: kind, Bin: bin, Dir: dir, token: filepath.Base(dir)}
+	scheme := ""
+	if withTLS {
+		scheme = "https"
+		if err := c.setUpTLS(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	flag, ok := progressFlag(kind, bin)
 	if ok {
 		c.ProgressNotify = true
@@ -140,6 +176,7 @@ func Start() (*Cluster, error) {
 			PeerPort:   ports[2*i+1],
 			DataDir:    filepath.Join(dir, name),
 			LogPath:    filepath.Join(dir, name+".log"),
+			scheme:     scheme,
 		})
 	}
 	for i := range c.Members {
@@ -294,6 +331,7 @@ func (c *Cluster) NewClient(endpoints ...string) (*clientv3.Client, error) {
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               zap.NewNop(),
+		TLS:                  c.TLS,
 	})
 }
 
@@ -309,7 +347,32 @@ func (c *Cluster) Client(t testing.TB, endpoints ...string) *clientv3.Client {
 }
 
 // memberStatus asks one member for its Status.
-func memberStatus(ctx context.Context, m *Member) (*clientv3.StatusResponse, error) {
+// setUpTLS makes the cluster's certificates and the flags that use them.
+func (c *Cluster) setUpTLS() error {
+	pki, err := NewPKI(c.Dir, "cluster")
+	if err != nil {
+		return err
+	}
+	cert, key, err := pki.Issue("member", "member")
+	if err != nil {
+		return err
+	}
+	clientCert, clientKey, err := pki.Issue("client-root", "root")
+	if err != nil {
+		return err
+	}
+	if c.TLS, err = pki.ClientConfig(clientCert, clientKey); err != nil {
+		return err
+	}
+	c.PKI = pki
+	c.extraArgs = append(c.extraArgs,
+		"--cert-file", cert, "--key-file", key, "--trusted-ca-file", pki.CAFile, "--client-cert-auth",
+		"--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", pki.CAFile,
+		"--peer-client-cert-auth")
+	return nil
+}
+
+func memberStatus(ctx context.Context, m *Member, tlsConfig *tls.Config) (*clientv3.StatusResponse, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", m.Endpoint())
 	if err != nil {
@@ -320,6 +383,7 @@ func memberStatus(ctx context.Context, m *Member) (*clientv3.StatusResponse, err
 		Endpoints:   []string{m.Endpoint()},
 		DialTimeout: time.Second,
 		Logger:      zap.NewNop(),
+		TLS:         tlsConfig,
 	})
 	if err != nil {
 		return nil, err
@@ -357,7 +421,7 @@ func (c *Cluster) checkReady(ctx context.Context) error {
 		if !m.Running() {
 			return fmt.Errorf("member %s is not running (see %s)", m.Name, m.LogPath)
 		}
-		st, err := memberStatus(ctx, m)
+		st, err := memberStatus(ctx, m, c.TLS)
 		if err != nil {
 			return fmt.Errorf("member %s: %w", m.Name, err)
 		}
@@ -391,7 +455,7 @@ func (c *Cluster) Leader(ctx context.Context) (int, error) {
 			if !m.Running() {
 				continue
 			}
-			st, err := memberStatus(ctx, m)
+			st, err := memberStatus(ctx, m, c.TLS)
 			if err != nil {
 				last = err
 				break
@@ -458,7 +522,16 @@ func (c *Cluster) DumpLogs(w io.Writer) {
 // Main is the body of a package's TestMain: it starts one cluster for the package's tests,
 // hands it to set, runs the tests and stops the cluster.
 func Main(m *testing.M, set func(*Cluster)) {
-	c, err := Start()
+	run(m, set, Start)
+}
+
+// MainTLS is Main with a cluster from StartTLS.
+func MainTLS(m *testing.M, set func(*Cluster)) {
+	run(m, set, StartTLS)
+}
+
+func run(m *testing.M, set func(*Cluster), start func() (*Cluster, error)) {
+	c, err := start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start cluster: %v\n", err)
 		os.Exit(1)

@@ -9,6 +9,7 @@
 
 pub mod etcdctl;
 mod logs;
+pub mod pki;
 mod ports;
 pub mod reference_etcd;
 mod watch_stream;
@@ -42,16 +43,18 @@ pub struct Member {
     pub peer_port: u16,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
+    /// "http", or "https" for both its client and peer URLs.
+    scheme: &'static str,
     child: Option<Child>,
 }
 
 impl Member {
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.peer_port)
     }
 
     /// `host:port`, the form etcdctl's `--endpoints` takes.
@@ -71,15 +74,30 @@ pub struct Cluster {
     ids: Vec<u64>,
     token: String,
     dir: TempDir,
+    setup: Setup,
+}
+
+/// How a cluster's members are reached, beyond the defaults (plain http).
+#[derive(Clone, Default)]
+pub struct Setup {
+    /// "https" for TLS client and peer URLs ("http" when empty).
+    pub scheme: &'static str,
+    /// Flags every member starts with (certificates and the like).
+    pub flags: Vec<String>,
+    /// How the test's gRPC clients reach https URLs.
+    pub tls: Option<tally_server::tls::ChannelConnector>,
 }
 
 /// A channel that connects on first use and gives up quickly on a dead member.
 pub fn channel(url: &str) -> Channel {
+    endpoint(url).connect_lazy()
+}
+
+fn endpoint(url: &str) -> Endpoint {
     Endpoint::from_shared(url.to_string())
         .expect("endpoint url")
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(10))
-        .connect_lazy()
 }
 
 /// Polls `f` until it yields `Some`, or panics with `what` after `timeout`.
@@ -101,6 +119,14 @@ where
 impl Cluster {
     /// Starts `n` members and waits until every one of them knows the same leader.
     pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, Setup::default()).await
+    }
+
+    /// `start`, with the members set up as `setup` says.
+    pub async fn start_with(n: usize, mut setup: Setup) -> Cluster {
+        if setup.scheme.is_empty() {
+            setup.scheme = "http";
+        }
         let dir = tempfile::Builder::new().prefix("tally-it-").tempdir().expect("temp dir");
         let mut members = Vec::new();
         for i in 0..n {
@@ -111,13 +137,14 @@ impl Cluster {
                 data_dir: dir.path().join(&name),
                 log_path: dir.path().join(format!("{name}.log")),
                 name,
+                scheme: setup.scheme,
                 child: None,
             });
         }
         let initial_cluster =
             members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
         let token = dir.path().file_name().expect("temp dir name").to_string_lossy().into_owned();
-        let mut cluster = Cluster { members, initial_cluster, ids: Vec::new(), token, dir };
+        let mut cluster = Cluster { members, initial_cluster, ids: Vec::new(), token, dir, setup };
         cluster.start_all();
         cluster.wait_for_leader().await;
         let mut ids = Vec::new();
@@ -226,12 +253,21 @@ impl Cluster {
         }
     }
 
+    /// A channel to member `i`'s client URL (over TLS for https).
+    pub fn channel(&self, i: usize) -> Channel {
+        let endpoint = endpoint(&self.members[i].client_url());
+        match &self.setup.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+            None => endpoint.connect_lazy(),
+        }
+    }
+
     pub fn kv(&self, i: usize) -> KvClient<Channel> {
-        KvClient::new(channel(&self.members[i].client_url())).max_decoding_message_size(64 << 20)
+        KvClient::new(self.channel(i)).max_decoding_message_size(64 << 20)
     }
 
     pub fn maintenance(&self, i: usize) -> MaintenanceClient<Channel> {
-        MaintenanceClient::new(channel(&self.members[i].client_url()))
+        MaintenanceClient::new(self.channel(i))
     }
 
     /// Status of member `i`, or `None` if it does not answer within a second.
@@ -315,6 +351,7 @@ impl Cluster {
             peer_port: free_port(),
             data_dir: self.dir.path().join(name),
             log_path: self.dir.path().join(format!("{name}.log")),
+            scheme: self.setup.scheme,
             child: None,
         });
         self.ids.push(0);
@@ -359,6 +396,7 @@ impl Cluster {
             // cluster id, so members of two clusters never talk to each other.
             .args(["--initial-cluster-token", &self.token])
             .args(["--heartbeat-interval", "30", "--election-timeout", "150"])
+            .args(&self.setup.flags)
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -434,7 +472,7 @@ impl Cluster {
     }
 
     pub fn cluster_client(&self, i: usize) -> tally_proto::etcdserverpb::cluster_client::ClusterClient<Channel> {
-        tally_proto::etcdserverpb::cluster_client::ClusterClient::new(channel(&self.members[i].client_url()))
+        tally_proto::etcdserverpb::cluster_client::ClusterClient::new(self.channel(i))
     }
 }
 

@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tally_proto::etcdserverpb::kv_server::Kv;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tonic::body::Body;
 use tonic::service::Routes;
 use tonic::Status;
@@ -30,31 +31,43 @@ use crate::client::grpc_unary::{self, Decoded};
 use crate::client::require_leader::{Admission, LeaderGate};
 use crate::client::services::kv::KvService;
 use crate::ops::http::{is_ops_request, Ops};
+use crate::tls::CertCommonName;
 
-/// Serves `api` on every connection `listener` accepts.
-pub async fn serve(listener: TcpListener, api: ClientApi) {
+/// Serves `api` on every connection `listener` accepts, over TLS if `tls` is given.
+pub async fn serve(listener: TcpListener, api: ClientApi, tls: Option<TlsAcceptor>) {
     loop {
         let stream = client_conn::accept(&listener, "client").await;
-        let api = api.clone();
+        let (api, tls) = (api.clone(), tls.clone());
         tokio::spawn(async move {
-            let conn = match client_conn::tuned(stream) {
-                Ok(conn) => conn,
-                Err(e) => return tracing::debug!("client connection lost at once: {e}"),
-            };
-            // tonic's server settings: hyper's defaults, except no limit on concurrent streams
-            // or on locally reset streams, and no adaptive window.
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(None)
-                .max_local_error_reset_streams(None)
-                .adaptive_window(false);
-            let served = builder.serve_connection(TokioIo::new(conn), api).await;
-            if let Err(e) = served {
-                tracing::debug!("client connection ended: {e}");
+            if let Err(e) = stream.set_nodelay(true) {
+                return tracing::debug!("client connection lost at once: {e}");
             }
+            let Some(acceptor) = tls else { return serve_connection(stream, api).await };
+            let Some(stream) = crate::tls::accept(&acceptor, stream, "client").await else { return };
+            let api = ClientApi { cert_common_name: crate::tls::peer_common_name(&stream), ..api };
+            serve_connection(stream, api).await
         });
+    }
+}
+
+/// HTTP/2 or HTTP/1.1 on one connection, its writes coalesced (`client::conn`; under TLS, one
+/// record for what leaves together).
+async fn serve_connection<IO>(io: IO, api: ClientApi)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // tonic's server settings: hyper's defaults, except no limit on concurrent streams or on
+    // locally reset streams, and no adaptive window.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(None)
+        .max_local_error_reset_streams(None)
+        .adaptive_window(false);
+    let conn = TokioIo::new(client_conn::CoalescedWrites::new(io));
+    if let Err(e) = builder.serve_connection(conn, api).await {
+        tracing::debug!("client connection ended: {e}");
     }
 }
 
@@ -70,6 +83,8 @@ pub struct ClientApi {
     grpc_metrics: Arc<GrpcMetrics>,
     /// etcd's HTTP endpoints.
     ops: Arc<Ops>,
+    /// Who the connection's verified client certificate names, for every request on it.
+    cert_common_name: Option<CertCommonName>,
 }
 
 pub struct ClientApiParts {
@@ -90,6 +105,7 @@ impl ClientApi {
             message_max: p.message_max,
             grpc_metrics: p.grpc_metrics,
             ops: p.ops,
+            cert_common_name: None,
         }
     }
 
@@ -145,7 +161,10 @@ impl hyper::service::Service<http::Request<Incoming>> for ClientApi {
     type Error = Infallible;
     type Future = Answer;
 
-    fn call(&self, req: http::Request<Incoming>) -> Answer {
+    fn call(&self, mut req: http::Request<Incoming>) -> Answer {
+        if let Some(name) = &self.cert_common_name {
+            req.extensions_mut().insert(name.clone());
+        }
         if is_ops_request(&req) {
             let ops = self.ops.clone();
             return Box::pin(async move { Ok(ops.serve(req, false).await) });
@@ -217,7 +236,76 @@ fn counted(call: Option<Call>, resp: http::Response<Body>) -> http::Response<Bod
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+    use prost::Message as _;
+    use tally_proto::etcdserverpb::kv_server::KvServer;
+    use tally_proto::etcdserverpb::*;
+    use tally_proto::mvccpb::KeyValue;
+
     use super::*;
+
+    /// Answers a Range with the certificate name its request carries, as its one key.
+    struct NameEcho;
+
+    #[tonic::async_trait]
+    impl Kv for NameEcho {
+        async fn range(&self, req: tonic::Request<RangeRequest>) -> Result<tonic::Response<RangeResponse>, Status> {
+            let name = req.extensions().get::<CertCommonName>().map(|n| n.0.clone()).unwrap_or_default();
+            let kvs = vec![KeyValue { key: name.into_bytes(), ..Default::default() }];
+            Ok(tonic::Response::new(RangeResponse { kvs, ..Default::default() }))
+        }
+        async fn put(&self, _: tonic::Request<PutRequest>) -> Result<tonic::Response<PutResponse>, Status> {
+            Err(Status::unimplemented("put"))
+        }
+        async fn delete_range(
+            &self,
+            _: tonic::Request<DeleteRangeRequest>,
+        ) -> Result<tonic::Response<DeleteRangeResponse>, Status> {
+            Err(Status::unimplemented("delete_range"))
+        }
+        async fn txn(&self, _: tonic::Request<TxnRequest>) -> Result<tonic::Response<TxnResponse>, Status> {
+            Err(Status::unimplemented("txn"))
+        }
+        async fn compact(
+            &self,
+            _: tonic::Request<CompactionRequest>,
+        ) -> Result<tonic::Response<CompactionResponse>, Status> {
+            Err(Status::unimplemented("compact"))
+        }
+    }
+
+    /// A Range call as `ClientApi::call` hands it on for a client whose certificate names alice.
+    fn range_from_alice() -> http::Request<Body> {
+        let message = crate::client::grpc_frame::encode(&RangeRequest::default()).unwrap();
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri("/etcdserverpb.KV/Range")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Body::new(http_body_util::Full::new(message)))
+            .unwrap();
+        req.extensions_mut().insert(CertCommonName("alice".into()));
+        req
+    }
+
+    async fn answered_name(resp: http::Response<Body>) -> String {
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let message = crate::client::grpc_frame::single_message(&body).expect("one message");
+        String::from_utf8(RangeResponse::decode(message).unwrap().kvs[0].key.clone()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_certificate_name_reaches_the_service_on_the_fast_path_and_through_tonic() {
+        let routes = Routes::new(KvServer::new(NameEcho)).prepare();
+        let echo = |r| async move { NameEcho.range(r).await };
+        let fast = unary(range_from_alice(), 1024, routes.clone(), None, echo).await.unwrap();
+        assert_eq!(answered_name(fast).await, "alice");
+        // Over the fast path's limit: replayed to tonic's router.
+        let replayed = unary(range_from_alice(), 0, routes.clone(), None, echo).await.unwrap();
+        assert_eq!(answered_name(replayed).await, "alice");
+        let routed = routes.clone().call(range_from_alice()).await.unwrap();
+        assert_eq!(answered_name(routed).await, "alice");
+    }
 
     fn timeout_of(value: &str) -> Option<Duration> {
         let mut headers = http::HeaderMap::new();

@@ -183,20 +183,34 @@ impl Ops {
 const NO_CREDENTIALS: [&str; 2] = ["etcdserver: user name is empty", "etcdserver: permission denied"];
 
 /// Serves the endpoints alone over HTTP/1.1 on `listener` (`--listen-metrics-urls`).
-pub async fn listen(listener: tokio::net::TcpListener, ops: Arc<Ops>) {
+pub async fn listen(listener: tokio::net::TcpListener, ops: Arc<Ops>, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
         let stream = crate::client::conn::accept(&listener, "metrics").await;
-        let ops = ops.clone();
+        let (ops, tls) = (ops.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let ops = ops.clone();
-                async move { Ok::<_, std::convert::Infallible>(ops.serve(req, true).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-                tracing::debug!("metrics connection ended: {e}");
+            match tls {
+                None => serve_metrics(stream, ops).await,
+                Some(acceptor) => {
+                    if let Some(stream) = crate::tls::accept(&acceptor, stream, "metrics").await {
+                        serve_metrics(stream, ops).await
+                    }
+                }
             }
         });
+    }
+}
+
+async fn serve_metrics<IO>(io: IO, ops: Arc<Ops>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let ops = ops.clone();
+        async move { Ok::<_, std::convert::Infallible>(ops.serve(req, true).await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(io);
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+        tracing::debug!("metrics connection ended: {e}");
     }
 }
 

@@ -7,7 +7,8 @@
 //! which on a healthy link is nearly always. Only what the socket does not take at once (a
 //! full send buffer), frames sent while disconnected, and the connection's life (connect,
 //! hello, reconnect) go through the task, in order: once anything waits in the backlog, new
-//! frames queue behind it.
+//! frames queue behind it. An encrypted link (`--peer-cert-file`, https peer URLs) has every
+//! frame written by its task: one TLS session cannot be written from two places.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,9 +18,12 @@ use std::time::Duration;
 
 use tally_proto::tally_v1::{PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use crate::peer::frame as peer_frame;
 use crate::peer::traffic::SentCounters;
@@ -29,6 +33,10 @@ use crate::peer::traffic::SentCounters;
 const BACKLOG_BYTES_MAX: usize = 64 << 20;
 const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+/// A peer that has not finished the TLS handshake by then is tried again.
+const HANDSHAKE_MAX: Duration = Duration::from_secs(5);
+/// A TLS session that ends sooner was refused rather than lost.
+const TLS_SESSION_HEALTHY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct PeerLink {
@@ -127,16 +135,21 @@ impl PeerLink {
 }
 
 /// The connection's life: connect, say hello, write what the senders could not, reconnect
-/// after a failure; `on_lost` hears of every connection that failed or was refused.
+/// after a failure; `on_lost` hears of every connection that failed or was refused. With
+/// `tls`, the connection is encrypted and every frame goes through this task (see
+/// `write_through_tls`).
 pub async fn run_link(
     link: Arc<PeerLink>,
     addr: SocketAddr,
     hello: PeerHello,
+    tls: Option<TlsConnector>,
     on_lost: impl Fn(),
     on_rejected: impl Fn(String) + Clone + Send + 'static,
 ) {
     let hello = peer_frame::encode(&hello);
     let mut delay = RECONNECT_DELAY_MIN;
+    // The last handshake failure logged: a peer that keeps refusing us is reported once.
+    let mut refused: Option<String> = None;
     loop {
         let stream = match TcpStream::connect(addr).await {
             Ok(stream) => stream,
@@ -155,46 +168,140 @@ pub async fn run_link(
                 continue;
             }
         };
-        delay = RECONNECT_DELAY_MIN;
         let _ = stream.set_nodelay(true);
-        let (mut r, w) = stream.into_split();
-        // The only thing a peer ever sends back on our connection is a rejection.
-        let on_rejected = on_rejected.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            if peer_frame::read(&mut r, &mut buf).await.is_ok() {
-                if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
-                    on_rejected(rejection.reason);
+        let Some(connector) = &tls else {
+            delay = RECONNECT_DELAY_MIN;
+            let result = write_directly(&link, stream, &hello, on_rejected.clone()).await;
+            link.disconnected();
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!(%addr, "peer connection lost ({e}); reconnecting");
+                    on_lost();
+                    continue;
                 }
             }
-        });
-        let writer = Arc::new(w);
-        let result = async {
-            write_all(&writer, &hello).await?;
-            link.connected(writer.clone());
-            loop {
-                // Registered before looking, so that a frame queued in between still wakes us.
-                let woken = link.wake.notified();
-                match link.take_backlog() {
-                    Some(bytes) => {
-                        write_all(&writer, &bytes).await?;
-                        link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    }
-                    None if link.is_closing() => return Ok::<(), io::Error>(()),
-                    None => woken.await,
-                }
-            }
-        }
-        .await;
+        };
+        let started = std::time::Instant::now();
+        let result = match handshake(connector, addr, stream).await {
+            Ok(stream) => write_through_tls(&link, stream, &hello, on_rejected.clone()).await,
+            Err(e) => Err(e),
+        };
         link.disconnected();
-        reader.abort();
         match result {
             Ok(()) => return,
-            Err(e) => {
+            // A session that lasted is a connection lost, as in plaintext.
+            Err(e) if started.elapsed() >= TLS_SESSION_HEALTHY => {
                 tracing::debug!(%addr, "peer connection lost ({e}); reconnecting");
+                delay = RECONNECT_DELAY_MIN;
+                refused = None;
                 on_lost();
             }
+            // A refused handshake (in TLS 1.3 the server judges our certificate after we are
+            // done, so it shows as an early end): the peer's process is alive, so no
+            // `on_lost`, which would make us campaign against a leader that is fine; reported
+            // once, and tried again with a growing pause.
+            Err(e) => {
+                let error = e.to_string();
+                if refused.as_ref() != Some(&error) {
+                    tracing::warn!(%addr, %error, "TLS session with a peer failed");
+                    refused = Some(error);
+                }
+                link.sent.failures.fetch_add(1, Ordering::Relaxed);
+                if link.is_closing() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+            }
         }
+    }
+}
+
+/// A plaintext connection: its writer goes to the link, for senders to write frames directly.
+async fn write_directly(
+    link: &PeerLink,
+    stream: TcpStream,
+    hello: &[u8],
+    on_rejected: impl Fn(String) + Send + 'static,
+) -> io::Result<()> {
+    let (r, w) = stream.into_split();
+    let _reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    let writer = Arc::new(w);
+    write_all(&writer, hello).await?;
+    link.connected(writer.clone());
+    loop {
+        // Registered before looking, so that a frame queued in between still wakes us.
+        let woken = link.wake.notified();
+        match link.take_backlog() {
+            Some(bytes) => {
+                write_all(&writer, &bytes).await?;
+                link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            None if link.is_closing() => return Ok(()),
+            None => woken.await,
+        }
+    }
+}
+
+/// An encrypted connection. Its records must leave in order from one TLS session, so the link
+/// gets no writer: senders queue every frame in the backlog and this task writes them (one
+/// wake-up per frame, which plaintext links avoid).
+async fn write_through_tls(
+    link: &PeerLink,
+    stream: TlsStream<TcpStream>,
+    hello: &[u8],
+    on_rejected: impl Fn(String) + Send + 'static,
+) -> io::Result<()> {
+    let (r, mut w) = tokio::io::split(stream);
+    let mut reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    w.write_all(hello).await?;
+    w.flush().await?;
+    loop {
+        let woken = link.wake.notified();
+        match link.take_backlog() {
+            Some(bytes) => {
+                w.write_all(&bytes).await?;
+                w.flush().await?;
+                link.sent.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            None if link.is_closing() => return w.shutdown().await,
+            // The peer ended the session (a TLS alert says why): do not wait for a write to
+            // find out.
+            None => tokio::select! {
+                _ = woken => {}
+                ended = &mut reader.0 => return Err(match ended {
+                    Ok(Err(e)) => e,
+                    _ => io::Error::new(io::ErrorKind::ConnectionAborted, "the peer ended the session"),
+                }),
+            },
+        }
+    }
+}
+
+async fn handshake(connector: &TlsConnector, addr: SocketAddr, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_MAX, connector.connect(crate::tls::server_name_of(addr), stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("no TLS handshake within {HANDSHAKE_MAX:?}"))),
+    }
+}
+
+/// The only thing a peer ever sends back on our connection is a rejection; or the error that
+/// ended the connection.
+async fn read_rejection(mut r: impl tokio::io::AsyncRead + Unpin, on_rejected: impl Fn(String)) -> io::Result<()> {
+    let mut buf = Vec::new();
+    peer_frame::read(&mut r, &mut buf).await?;
+    if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
+        on_rejected(rejection.reason);
+    }
+    Ok(())
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -226,7 +333,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let link = Arc::new(PeerLink::default());
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        tokio::spawn(run_link(link.clone(), addr, hello.clone(), || {}, |_| {}));
+        tokio::spawn(run_link(link.clone(), addr, hello.clone(), None, || {}, |_| {}));
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
         peer_frame::read(&mut stream, &mut buf).await.unwrap();
@@ -312,6 +419,7 @@ mod tests {
             link.clone(),
             addr,
             hello,
+            None,
             move || {
                 let _ = lost.send(());
             },
@@ -326,5 +434,42 @@ mod tests {
         link.send_frame(&frame(b"fresh"));
         peer_frame::read(&mut stream, &mut buf).await.unwrap();
         assert_eq!(buf, b"fresh", "the frame queued before the failed connect was not dropped");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_refuses_our_certificate_is_not_taken_for_dead_and_is_tried_less_often() {
+        let (server_dir, client_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server = crate::tls::test_pki::member_tls(server_dir.path());
+        // Trusts the server's CA, presents a certificate of another one.
+        let client = crate::tls::test_pki::member_tls(client_dir.path());
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.server_config(&[]).unwrap());
+        let connector = TlsConnector::from(client.client_config(&[], server.roots()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = refusals.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                assert!(acceptor.accept(stream).await.is_err(), "a certificate of another CA was taken");
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let link = Arc::new(PeerLink::default());
+        let (lost, mut lost_rx) = tokio::sync::mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let on_lost = move || {
+            let _ = lost.send(());
+        };
+        tokio::spawn(run_link(link.clone(), addr, hello, Some(connector), on_lost, |_| {}));
+        // Frames keep coming for a second, as a leader's heartbeats would.
+        for _ in 0..20 {
+            link.send_frame(&frame(b"heartbeat"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let refusals = refusals.load(Ordering::Relaxed);
+        // Pauses of 20, 40, 80, 160, 320 ms... fit about six attempts in a second.
+        assert!((2..=8).contains(&refusals), "{refusals} handshakes in a second");
+        assert!(lost_rx.try_recv().is_err(), "a refusal was reported as the peer's death");
     }
 }

@@ -15,14 +15,16 @@ use std::time::Duration;
 use tally_proto::tally_v1::{Command, PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
 use tally_raft::{Message, MessageBody, NodeId};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::node::codec;
 use crate::peer::frame as peer_frame;
 use crate::peer::link::{self as peer_link, PeerLink};
 use crate::peer::snapshot_stream;
 use crate::peer::traffic::PeerTraffic;
+use crate::tls;
 
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;
@@ -120,11 +122,14 @@ pub struct Transport {
     on_rejected: RejectionCallback,
     on_snapshot: SnapshotCallback,
     traffic: Arc<PeerTraffic>,
+    /// Encrypts every connection to a peer (https peer URLs).
+    tls: Option<TlsConnector>,
 }
 
 impl Transport {
     /// Must be called inside the tokio runtime that will run the connections. `on_snapshot`
-    /// hears how each snapshot's transfer ended (peer, whether it received all of it).
+    /// hears how each snapshot's transfer ended (peer, whether it received all of it). With
+    /// `tls`, every connection is encrypted.
     pub fn start(
         hello: PeerHello,
         peers: BTreeMap<NodeId, SocketAddr>,
@@ -132,9 +137,11 @@ impl Transport {
         on_rejected: impl Fn(String) + Send + Sync + 'static,
         on_snapshot: impl Fn(NodeId, bool) + Send + Sync + 'static,
         traffic: Arc<PeerTraffic>,
+        tls: Option<TlsConnector>,
     ) -> Self {
         let transport = Self {
             traffic,
+            tls,
             queues: Arc::new(Mutex::new(BTreeMap::new())),
             hello,
             runtime: tokio::runtime::Handle::current(),
@@ -185,6 +192,7 @@ impl Transport {
                 link.clone(),
                 addr,
                 self.hello.clone(),
+                self.tls.clone(),
                 move || on_lost(id),
                 on_rejected,
             ));
@@ -241,6 +249,7 @@ impl Transport {
             return;
         }
         let (addr, hello) = (queue.addr, PeerHello { snapshot_stream: true, ..self.hello.clone() });
+        let tls = self.tls.clone();
         let report = SnapshotReport { peer: to, report: self.on_snapshot.clone(), ok: false };
         let task = self.runtime.spawn(async move {
             let started = std::time::Instant::now();
@@ -248,7 +257,7 @@ impl Transport {
                 MessageBody::Snapshot { snapshot } => snapshot.data.len(),
                 _ => unreachable!("checked by send"),
             };
-            match stream_snapshot(addr, &hello, m).await {
+            match stream_snapshot(addr, &hello, m, tls).await {
                 Ok(()) => {
                     tracing::info!(peer = %format_args!("{to:x}"), bytes, elapsed = ?started.elapsed(), "sent a snapshot");
                     report.done(true);
@@ -260,13 +269,37 @@ impl Transport {
     }
 }
 
-async fn stream_snapshot(addr: SocketAddr, hello: &PeerHello, m: Message) -> Result<(), snapshot_stream::StreamError> {
+async fn stream_snapshot(
+    addr: SocketAddr,
+    hello: &PeerHello,
+    m: Message,
+    tls: Option<TlsConnector>,
+) -> Result<(), snapshot_stream::StreamError> {
     let stream = match tokio::time::timeout(SNAPSHOT_IDLE_MAX, TcpStream::connect(addr)).await {
         Ok(stream) => stream?,
         Err(_) => return Err(snapshot_stream::StreamError::Stalled(SNAPSHOT_IDLE_MAX)),
     };
     let _ = stream.set_nodelay(true);
-    let (mut r, w) = stream.into_split();
+    let Some(connector) = tls else {
+        let (r, w) = stream.into_split();
+        return write_snapshot_stream(r, w, hello, m).await;
+    };
+    let stream =
+        match tokio::time::timeout(SNAPSHOT_IDLE_MAX, connector.connect(tls::server_name_of(addr), stream)).await {
+            Ok(stream) => stream?,
+            Err(_) => return Err(snapshot_stream::StreamError::Stalled(SNAPSHOT_IDLE_MAX)),
+        };
+    let (r, w) = tokio::io::split(stream);
+    write_snapshot_stream(r, w, hello, m).await
+}
+
+/// The sender's side of a snapshot stream: hello, chunks, trailer, then the receiver's verdict.
+async fn write_snapshot_stream(
+    mut r: impl AsyncRead + Unpin,
+    w: impl AsyncWrite + Unpin,
+    hello: &PeerHello,
+    m: Message,
+) -> Result<(), snapshot_stream::StreamError> {
     // Large writes (the chunks) bypass the buffer; it only gathers the small frame headers.
     let mut w = BufWriter::with_capacity(64 << 10, w);
     w.write_all(&peer_frame::encode(hello)).await?;
@@ -274,11 +307,13 @@ async fn stream_snapshot(addr: SocketAddr, hello: &PeerHello, m: Message) -> Res
     snapshot_stream::read_result(&mut r, SNAPSHOT_RESULT_WAIT_MAX).await
 }
 
-/// Receiving side: accepts peer connections and hands every message, and every connection
-/// that ends, to `deliver`. Snapshots are received through files in `snapshot_dir` (the data
-/// directory); partial ones a crash left there are removed first.
+/// Receiving side: accepts peer connections (over TLS with `tls`) and hands every message, and
+/// every connection that ends, to `deliver`. Snapshots are received through files in
+/// `snapshot_dir` (the data directory); partial ones a crash left there are removed first.
+#[allow(clippy::too_many_arguments)]
 pub async fn listen(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     cluster_id: u64,
     directory: PeerDirectory,
     snapshot_dir: PathBuf,
@@ -300,9 +335,18 @@ pub async fn listen(
         let is_removed = is_removed.clone();
         let snapshot_dir = snapshot_dir.clone();
         let traffic = traffic.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let inbound = serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver, &traffic);
-            if let Err(e) = inbound.await {
+            let result = match tls {
+                None => {
+                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver, &traffic).await
+                }
+                Some(acceptor) => {
+                    let Some(stream) = tls::accept(&acceptor, stream, "peer").await else { return };
+                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver, &traffic).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%remote, "peer connection closed: {e}");
             }
         });
@@ -310,7 +354,7 @@ pub async fn listen(
 }
 
 async fn serve_inbound(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     cluster_id: u64,
     directory: PeerDirectory,
     snapshot_dir: &std::path::Path,
@@ -378,7 +422,7 @@ async fn serve_inbound(
 /// Receives one snapshot stream, hands the message over if it arrived whole, and tells the
 /// sender whether it did.
 async fn receive_snapshot(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     from: NodeId,
     dir: &std::path::Path,
     deliver: impl Fn(Inbound),
@@ -421,7 +465,16 @@ mod tests {
         let deliver = move |inbound| {
             let _ = tx.send(inbound);
         };
-        tokio::spawn(listen(listener, 42, directory, data_dir.to_path_buf(), is_removed, deliver, Arc::default()));
+        tokio::spawn(listen(
+            listener,
+            None,
+            42,
+            directory,
+            data_dir.to_path_buf(),
+            is_removed,
+            deliver,
+            Arc::default(),
+        ));
         (addr, rx)
     }
 
@@ -440,6 +493,7 @@ mod tests {
                 let _ = done.send((peer, ok));
             },
             Arc::default(),
+            None,
         );
         (transport, done_rx)
     }
@@ -463,7 +517,7 @@ mod tests {
             client_urls: vec!["http://c".into()],
             ..Default::default()
         };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default());
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default(), None);
         for round in 0..3 {
             transport.send_all([Message {
                 from: 1,
@@ -503,6 +557,7 @@ mod tests {
             },
             |_, _| {},
             Arc::default(),
+            None,
         );
         removed.send_all([Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
@@ -514,7 +569,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default());
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default(), None);
         transport.send_all([Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(first, Inbound::Message(_)));
@@ -638,6 +693,73 @@ mod tests {
         ];
         kinds.sort();
         assert_eq!(kinds, [Some(false), Some(true)], "a new message stream and a new transfer");
+    }
+
+    #[tokio::test]
+    async fn messages_and_snapshots_cross_tls_connections_and_a_plaintext_peer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = crate::tls::test_pki::member_tls(dir.path());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let deliver = move |inbound| {
+            let _ = tx.send(inbound);
+        };
+        let acceptor = Some(TlsAcceptor::from(tls.server_config(&[]).unwrap()));
+        let data_dir = dir.path().to_path_buf();
+        tokio::spawn(listen(
+            listener,
+            acceptor,
+            42,
+            PeerDirectory::default(),
+            data_dir,
+            |_| false,
+            deliver,
+            Arc::default(),
+        ));
+        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
+        let connector = Some(TlsConnector::from(tls.client_config(&[], None).unwrap()));
+        let report = move |peer, ok| {
+            let _ = done.send((peer, ok));
+        };
+        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, report, Arc::default(), connector);
+        let wait = Duration::from_secs(10);
+        for round in 0..3 {
+            transport.send_all([Message { from: 1, to: 2, term: 1, body: MessageBody::HeartbeatResp { round } }]);
+        }
+        for round in 0..3 {
+            let Inbound::Message(m) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
+                panic!("expected a message")
+            };
+            assert_eq!(m.body, MessageBody::HeartbeatResp { round });
+        }
+        let data: Vec<u8> = (0..2 * snapshot_stream::CHUNK_BYTES + 777).map(|i| (i % 253) as u8).collect();
+        let meta = tally_raft::SnapshotMeta { index: 9, term: 1, conf: tally_raft::ConfState::with_voters([1, 2]) };
+        let snapshot = tally_raft::Snapshot { meta, data: bytes::Bytes::from(data) };
+        let m = Message { from: 1, to: 2, term: 1, body: MessageBody::Snapshot { snapshot } };
+        transport.send_all([m.clone()]);
+        assert_eq!(tokio::time::timeout(wait, done_rx.recv()).await.unwrap(), Some((2, true)));
+        let Inbound::Message(got) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
+            panic!("expected the snapshot")
+        };
+        assert_eq!(got, m);
+
+        // A plaintext peer gets nothing delivered.
+        let plain = Transport::start(
+            PeerHello { cluster_id: 42, from: 3, ..Default::default() },
+            [(2, addr)].into(),
+            |_| {},
+            |_| {},
+            |_, _| {},
+            Arc::default(),
+            None,
+        );
+        plain.send_all([Message { from: 3, to: 2, term: 1, body: MessageBody::TimeoutNow }]);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(),
+            "a plaintext peer got through"
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use tally_mvcc::{AuthInfo, MvccError, StateMachine};
 use tonic::metadata::MetadataMap;
 
 use crate::node::simple_tokens::{self, SimpleTokens};
+use crate::tls::CertCommonName;
 use jwt::Jwt;
 
 /// The metadata keys etcd reads a token from (gRPC clients, and its gRPC gateway).
@@ -39,10 +40,6 @@ impl Tokens {
         }
     }
 }
-
-/// The certificate common name of a TLS client (set by the TLS layer on its requests).
-#[derive(Clone, Debug)]
-pub struct CertCommonName(pub String);
 
 pub struct Authenticator {
     pub tokens: Tokens,

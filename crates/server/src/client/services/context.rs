@@ -49,6 +49,7 @@ pub struct ContextParts {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub auth: Authenticator,
+    pub member_tls: Option<crate::tls::ChannelConnector>,
 }
 
 pub struct Context {
@@ -75,6 +76,8 @@ pub struct Context {
     /// gRPC channels to other members' client URLs, for what only the leader serves (lease
     /// keep-alives and the like).
     channels: Mutex<HashMap<String, Channel>>,
+    /// TLS for the https ones.
+    member_tls: Option<crate::tls::ChannelConnector>,
 }
 
 impl Context {
@@ -92,6 +95,7 @@ impl Context {
             max_request_bytes,
             max_txn_ops,
             auth,
+            member_tls,
         } = parts;
         Arc::new(Self {
             node,
@@ -108,6 +112,7 @@ impl Context {
             auth,
             request_ids: RequestIds::new(member_id),
             channels: Mutex::new(HashMap::new()),
+            member_tls,
         })
     }
 
@@ -284,7 +289,10 @@ impl Context {
         }
         let endpoint =
             tonic::transport::Endpoint::from_shared(url.clone()).ok()?.connect_timeout(Duration::from_secs(1));
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.member_tls {
+            Some(tls) if crate::tls::is_https(&url) => endpoint.connect_with_connector_lazy(tls.clone()),
+            _ => endpoint.connect_lazy(),
+        };
         channels.insert(url, channel.clone());
         Some(channel)
     }
