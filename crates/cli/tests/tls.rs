@@ -219,6 +219,11 @@ async fn a_client_certificates_common_name_is_its_user_when_auth_is_on() {
     }
     let out = etcdctl(&cluster, 0, &alice, &["get", "a/1", "--print-value-only"]);
     assert_eq!(stdout(&out).trim(), "by-alice", "{}", output(&out));
+    // Both: a password login wins over the certificate, as in etcd (the token is read first).
+    let out = etcdctl(&cluster, 0, &alice, &["--user", "root:root-pw", "put", "b", "root-over-tls"]);
+    assert!(out.status.success(), "root's login on alice's certificate: {}", output(&out));
+    let out = etcdctl(&cluster, 0, &root, &["--user", "alice:alice-pw", "put", "b", "x"]);
+    assert!(output(&out).contains("permission denied"), "alice's login on root's certificate: {}", output(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
