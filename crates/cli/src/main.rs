@@ -113,7 +113,7 @@ struct ServerArgs {
     /// common name is its user.
     #[arg(long)]
     client_cert_auth: bool,
-    /// Without --cert-file: a self-signed certificate in <data-dir>/fixtures/client.
+    /// Without --cert-file: a self-signed certificate in the data dir, under fixtures/client.
     #[arg(long)]
     auto_tls: bool,
     /// TLS certificate of https peer URLs, presented to other members in both directions.
@@ -127,7 +127,7 @@ struct ServerArgs {
     /// Require peers to present a certificate signed by --peer-trusted-ca-file.
     #[arg(long)]
     peer_client_cert_auth: bool,
-    /// Without --peer-cert-file: a self-signed certificate in <data-dir>/fixtures/peer.
+    /// Without --peer-cert-file: a self-signed certificate in the data dir, under fixtures/peer.
     #[arg(long)]
     peer_auto_tls: bool,
     /// Years an auto-tls certificate is valid.
