@@ -30,10 +30,8 @@ impl AuthService {
 
     /// Proposes `op` as `who` sent it and waits for its answer.
     async fn run(&self, metadata: &MetadataMap, who: &AuthInfo, op: AuthOp) -> Result<Answer, Status> {
-        let cmd = self.ctx.command(metadata, who, Op::Auth(AuthCommand { op: Some(op) }));
-        match self.ctx.submit(cmd).await? {
+        match self.ctx.replicate(metadata, who, Op::Auth(AuthCommand { op: Some(op) })).await? {
             CommandResponse::Auth(result) => result.result.ok_or_else(|| Status::internal("empty auth answer")),
-            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
             _ => Err(Status::internal("auth request answered with another response type")),
         }
     }

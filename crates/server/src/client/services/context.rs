@@ -238,6 +238,15 @@ impl Context {
         }
     }
 
+    /// Replicates `op` as `who` sent it (its permissions are checked at apply) and waits for
+    /// its result; a refusal is the client's error.
+    pub async fn replicate(&self, metadata: &MetadataMap, who: &AuthInfo, op: Op) -> Result<CommandResponse, Status> {
+        match self.submit(self.command(metadata, who, op)).await? {
+            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
+            response => Ok(response),
+        }
+    }
+
     /// Replicates a command and waits for its result. The driver proposes it here if we lead,
     /// or hands it to the leader over the peer connection; either way the answer comes from our
     /// own apply. Retried (with the same request id) across leader changes and lost attempts.

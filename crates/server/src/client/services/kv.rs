@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tally_mvcc::{AuthInfo, CommandResponse};
+use tally_mvcc::CommandResponse;
 use tally_proto::etcdserverpb::kv_server::Kv;
 use tally_proto::etcdserverpb::{
     request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
@@ -27,19 +27,6 @@ pub struct KvService {
 impl KvService {
     pub fn new(ctx: Arc<Context>) -> Self {
         Self { ctx }
-    }
-
-    /// Replicates a write as `who` sent it; its permissions are checked at apply.
-    async fn replicate(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-        who: &AuthInfo,
-        op: Op,
-    ) -> Result<CommandResponse, Status> {
-        match self.ctx.submit(self.ctx.command(metadata, who, op)).await? {
-            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
-            response => Ok(response),
-        }
     }
 }
 
@@ -79,7 +66,7 @@ impl Kv for KvService {
         self.ctx.check_quota(tally_mvcc::put_cost(request.get_ref())).await?;
         let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, &who, Op::Put(req)).await? {
+        match self.ctx.replicate(&metadata, &who, Op::Put(req)).await? {
             CommandResponse::Put(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -96,7 +83,7 @@ impl Kv for KvService {
         tally_mvcc::validate::check_delete_range(request.get_ref()).map_err(|e| errors::from_mvcc(&e))?;
         let who = self.ctx.caller(&request).await?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, &who, Op::DeleteRange(req)).await? {
+        match self.ctx.replicate(&metadata, &who, Op::DeleteRange(req)).await? {
             CommandResponse::DeleteRange(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -116,7 +103,7 @@ impl Kv for KvService {
             return Ok(Response::new(resp));
         }
         self.ctx.check_quota(tally_mvcc::txn_cost(&req)).await?;
-        match self.replicate(&metadata, &who, Op::Txn(req)).await? {
+        match self.ctx.replicate(&metadata, &who, Op::Txn(req)).await? {
             CommandResponse::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -130,7 +117,7 @@ impl Kv for KvService {
         let who = self.ctx.caller(&request).await?;
         self.ctx.check_admin(&who)?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, &who, Op::Compaction(req)).await? {
+        match self.ctx.replicate(&metadata, &who, Op::Compaction(req)).await? {
             CommandResponse::Compaction(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))

@@ -28,18 +28,6 @@ impl LeaseService {
     pub fn new(ctx: Arc<Context>) -> Self {
         Self { ctx }
     }
-
-    async fn replicate(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-        who: &AuthInfo,
-        op: Op,
-    ) -> Result<CommandResponse, Status> {
-        match self.ctx.submit(self.ctx.command(metadata, who, op)).await? {
-            CommandResponse::Error(e) => Err(errors::from_mvcc(&e)),
-            response => Ok(response),
-        }
-    }
 }
 
 /// etcd's lease checks with auth on: some credentials, and then root, or access to every key
@@ -86,7 +74,7 @@ impl Lease for LeaseService {
         let who = self.ctx.caller(&request).await?;
         self.ctx.require_credentials(&who)?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, &who, Op::LeaseGrant(req)).await? {
+        match self.ctx.replicate(&metadata, &who, Op::LeaseGrant(req)).await? {
             CommandResponse::LeaseGrant(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -102,7 +90,7 @@ impl Lease for LeaseService {
         let who = self.ctx.caller(&request).await?;
         self.ctx.require_credentials(&who)?;
         let (metadata, _, req) = request.into_parts();
-        match self.replicate(&metadata, &who, Op::LeaseRevoke(req)).await? {
+        match self.ctx.replicate(&metadata, &who, Op::LeaseRevoke(req)).await? {
             CommandResponse::LeaseRevoke(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
