@@ -193,13 +193,4 @@ pub fn txn(cmp_key: &[u8], then_key: &[u8], else_key: &[u8]) -> Op {
 }
 
 /// The key right after every key with this prefix (etcd's `GetPrefixRangeEnd`).
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+pub use tally_server::client::services::recipe::prefix_end;
