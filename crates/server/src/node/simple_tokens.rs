@@ -1,6 +1,7 @@
 //! etcd's simple tokens: `<16 random letters>.<log index>`, registered on every member when the
 //! Authenticate entry is applied there (so any member accepts a token any member issued), kept in
-//! memory only (a restart forgets them, as etcd's do), and dropped after `--auth-token-ttl`
+//! memory only (a restarted member knows again only the logins it replays from its log after
+//! its last snapshot; etcd, which replays less, forgets more), and dropped after `--auth-token-ttl`
 //! without use, when their user is deleted or changes password, or when auth is disabled.
 
 use std::collections::HashMap;
