@@ -36,15 +36,35 @@ pub(super) fn set_user(user: &str) -> Result<(), String> {
     USER.set((name.to_owned(), password.to_owned())).map_err(|_| "--user given twice".to_owned())
 }
 
+/// `--cacert`: connections are TLS, verifying the servers' certificates against this CA.
+static TLS: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+pub(super) fn set_ca(path: &std::path::Path) -> Result<(), String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("--cacert {}: {e}", path.display()))? {
+        roots.add(cert.map_err(|e| format!("--cacert {}: {e}", path.display()))?).map_err(|e| e.to_string())?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(tally_server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    TLS.set(Arc::new(config)).map_err(|_| "--cacert given twice".to_owned())
+}
+
 /// A token for `url` with the `--user` credentials (none without them).
 async fn log_in(url: &http::Uri) -> Result<Option<http::HeaderValue>, String> {
     let Some((name, password)) = USER.get() else { return Ok(None) };
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .connect_timeout(Duration::from_secs(2));
+    let channel = match TLS.get() {
+        Some(tls) => endpoint.connect_with_connector(tally_server::tls::ChannelConnector::new(tls.clone())).await,
+        None => endpoint.connect().await,
+    }
+    .map_err(|e| format!("{url}: {e}"))?;
     let mut auth = tally_proto::etcdserverpb::auth_client::AuthClient::new(channel);
     let req = tally_proto::etcdserverpb::AuthenticateRequest { name: name.clone(), password: password.clone() };
     let token = auth.authenticate(req).await.map_err(|s| format!("logging in at {url}: {}", s.message()))?;
@@ -114,22 +134,37 @@ impl Conn {
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        let io = client_conn::tuned(stream).map_err(|e| e.to_string())?;
-        // hyper's defaults, which tonic's channel uses.
-        let (send, connection) = h2::client::Builder::new()
-            .initial_window_size(2 << 20)
-            .initial_connection_window_size(5 << 20)
-            .max_send_buffer_size(400 << 10)
-            .max_header_list_size(16 << 10)
-            .enable_push(false)
-            .handshake::<_, Bytes>(io)
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(send)
+        let Some(tls) = TLS.get() else {
+            return handshake(client_conn::tuned(stream).map_err(|e| e.to_string())?).await;
+        };
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from(self.authority.host().to_owned())
+            .map_err(|e| format!("{}: {e}", self.authority.host()))?;
+        let stream =
+            tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream).await.map_err(|e| e.to_string())?;
+        handshake(client_conn::CoalescedWrites::new(stream)).await
     }
+}
+
+/// HTTP/2 on `io`, with hyper's defaults (which tonic's channel uses); the connection runs on a
+/// task of its own.
+async fn handshake<IO>(io: IO) -> Result<SendRequest<Bytes>, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(2 << 20)
+        .initial_connection_window_size(5 << 20)
+        .max_send_buffer_size(400 << 10)
+        .max_header_list_size(16 << 10)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(send)
 }
 
 /// A client task's handle on its connection.
@@ -188,7 +223,7 @@ async fn call(
     req: &impl Message,
 ) -> Result<Bytes, CallError> {
     let uri = http::Uri::builder()
-        .scheme(Scheme::HTTP)
+        .scheme(if TLS.get().is_some() { Scheme::HTTPS } else { Scheme::HTTP })
         .authority(conn.authority.clone())
         .path_and_query(PathAndQuery::from_static(path))
         .build()

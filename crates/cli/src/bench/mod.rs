@@ -72,6 +72,9 @@ pub struct BenchArgs {
     /// name:password to log in with (auth on): each connection logs in once, as a client does.
     #[arg(long, global = true)]
     user: Option<String>,
+    /// TLS: verify the servers' certificates against this CA (PEM), as etcdctl's --cacert.
+    #[arg(long, global = true)]
+    cacert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -432,6 +435,9 @@ async fn run_inner(args: BenchArgs) -> Result<(), String> {
     }
     if let Some(user) = &args.user {
         grpc_conn::set_user(user)?;
+    }
+    if let Some(ca) = &args.cacert {
+        grpc_conn::set_ca(ca)?;
     }
     let clients = args.clients.max(1);
     let plan = match resolve(args.workload, args.total) {
