@@ -226,6 +226,27 @@ async fn a_client_certificates_common_name_is_its_user_when_auth_is_on() {
     assert!(output(&out).contains("permission denied"), "alice's login on root's certificate: {}", output(&out));
 }
 
+/// The load generator over TLS, logged in as a user (what `bench/compare --tls --auth` runs):
+/// every request answered, none refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tally_bench_over_tls_as_a_user() {
+    let pki = pki();
+    let cluster = tls_cluster(1, &pki, false).await;
+    let ca = path(&pki.ca.file);
+    for args in [&["user", "add", "root:root-pw"][..], &["auth", "enable"]] {
+        let out = etcdctl(&cluster, 0, &["--cacert", &ca], args);
+        assert!(out.status.success(), "{args:?}: {}", output(&out));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["bench", "--json", "--no-progress", "--total", "200", "--clients", "4", "--conns", "2"])
+        .args(["--endpoints", &cluster.members[0].client_url(), "--cacert", &ca, "--user", "root:root-pw", "put"])
+        .output()
+        .expect("run tally bench");
+    assert!(out.status.success(), "{}", output(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!((report["successes"].as_u64(), report["errors"].as_u64()), (Some(200), Some(0)), "{report}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_server_certificate_is_refused_by_the_client() {
     let pki = pki();
