@@ -7,12 +7,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::reference_etcd::{ctl as ok, ctl_output as etcdctl, ctl_refused as refused};
+use support::reference_etcd::{
+    ctl as ok, ctl_output as etcdctl, ctl_refused as refused, enable_auth_with_alice, ALICE, ROOT,
+};
 use support::{eventually, Cluster};
 
 const FLAGS: [&str; 4] = ["--bcrypt-cost", "4", "--snapshot-count", "20"];
-const ROOT: &str = "--user=root:root-pw";
-const ALICE: &str = "--user=alice:alice-pw";
 
 /// alice may read and write under a/ and nothing else, on member `endpoint` by itself.
 fn assert_alice_confined(endpoint: &str, tag: &str) {
@@ -32,16 +32,7 @@ async fn every_member_enforces_the_same_auth_state_across_restarts_and_new_membe
     let mut cluster = Cluster::start(3).await;
     cluster.restart_founders_with(&FLAGS).await;
     let first = cluster.members[0].endpoint();
-    for args in [
-        &["user", "add", "root:root-pw"][..],
-        &["user", "add", "alice:alice-pw"],
-        &["role", "add", "dev"],
-        &["role", "grant-permission", "dev", "--prefix", "readwrite", "a/"],
-        &["user", "grant-role", "alice", "dev"],
-        &["auth", "enable"],
-    ] {
-        ok(&first, args);
-    }
+    enable_auth_with_alice(&first);
     for i in 0..3 {
         assert_alice_confined(&cluster.members[i].endpoint(), &format!("first-{i}"));
     }

@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::reference_etcd::{ctl, ctl_output as etcdctl, ctl_refused as refused, etcd_bin_dir, start_etcd};
+use support::reference_etcd::{
+    ctl, ctl_output as etcdctl, ctl_refused as refused, enable_auth_with_alice, etcd_bin_dir, start_etcd, ALICE, ROOT,
+};
 use support::{eventually, Cluster};
 
 fn tally(args: &[&str]) -> String {
@@ -195,9 +197,6 @@ async fn an_etcd_snapshot_moves_to_tally_with_every_revision() {
     assert_same_and_writable(&cluster, &before, compacted).await;
 }
 
-const ROOT: &str = "--user=root:root-pw";
-const ALICE: &str = "--user=alice:alice-pw";
-
 /// (enabled, auth revision) as `auth status` reports them.
 fn auth_status(endpoint: &str) -> (bool, u64) {
     let v: Value = serde_json::from_str(&ctl(endpoint, &[ROOT, "auth", "status", "-w", "json"])).unwrap();
@@ -206,19 +205,10 @@ fn auth_status(endpoint: &str) -> (bool, u64) {
 
 /// root, and alice whose role may read and write under a/ only; auth on; keys on both sides.
 fn write_auth(endpoint: &str) {
-    for args in [
-        &["user", "add", "root:root-pw"][..],
-        &["user", "add", "alice:alice-pw"],
-        &["role", "add", "dev"],
-        &["role", "grant-permission", "dev", "--prefix", "readwrite", "a/"],
-        &["user", "grant-role", "alice", "dev"],
-        &["put", "a/one", "1"],
-        &["put", "b/one", "2"],
-        &["auth", "enable"],
-        &[ALICE, "put", "a/two", "2"],
-    ] {
-        ctl(endpoint, args);
-    }
+    ctl(endpoint, &["put", "a/one", "1"]);
+    ctl(endpoint, &["put", "b/one", "2"]);
+    enable_auth_with_alice(endpoint);
+    ctl(endpoint, &[ALICE, "put", "a/two", "2"]);
 }
 
 /// Member `endpoint` lets alice in with her etcd password, to a/ only, and no one in without

@@ -40,6 +40,25 @@ pub fn ctl_refused(endpoints: &str, args: &[&str]) -> String {
     stderr.lines().filter(|l| l.starts_with("Error:")).collect::<Vec<_>>().join("\n")
 }
 
+/// etcdctl's credentials of the users `enable_auth_with_alice` creates.
+pub const ROOT: &str = "--user=root:root-pw";
+pub const ALICE: &str = "--user=alice:alice-pw";
+
+/// Through the member at `endpoint` (etcd or Tally): root, and alice whose role may read and
+/// write under `a/` only; then auth on.
+pub fn enable_auth_with_alice(endpoint: &str) {
+    for args in [
+        &["user", "add", "root:root-pw"][..],
+        &["user", "add", "alice:alice-pw"],
+        &["role", "add", "dev"],
+        &["role", "grant-permission", "dev", "--prefix", "readwrite", "a/"],
+        &["user", "grant-role", "alice", "dev"],
+        &["auth", "enable"],
+    ] {
+        ctl(endpoint, args);
+    }
+}
+
 /// A real etcd member on free ports, killed when dropped.
 pub struct Etcd {
     child: Child,
