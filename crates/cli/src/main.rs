@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tally_server::node::persist::InitialState;
+use tally_node::persist::InitialState;
 use tally_server::server::{self, ServerOptions};
 use tally_server::tls::TlsFlags;
 

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use tally_node::cluster::ClusterSpec;
 use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use tally_proto::etcdserverpb::SnapshotRequest;
 use tally_server::node::backup;
-use tally_server::node::cluster::ClusterSpec;
 
 #[derive(Subcommand)]
 pub enum SnapshotCommand {

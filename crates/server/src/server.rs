@@ -32,16 +32,18 @@ use crate::client::services::lock::LockService;
 use crate::client::services::maintenance::MaintenanceService;
 use crate::client::services::quota::DEFAULT_QUOTA_BYTES;
 use crate::client::services::watch::WatchService;
-use crate::node::cluster::ClusterSpec;
-use crate::node::driver::{self, Driver, DriverConfig, Input, NodeHandle, Shared, REMOVED_MARKER};
-use crate::node::members::Members;
-use crate::node::persist::{Disk, InitialState};
+use crate::node::driver::{self, Driver, Input, NodeHandle, ReadQueue, ServerHost, Shared, REMOVED_MARKER};
 use crate::node::watch_hub::{HeaderSource, WatchHub};
 use crate::ops::exposition;
 use crate::ops::http::Ops;
 use crate::peer::traffic::PeerTraffic;
 use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
 use crate::tls::{Tls, TlsError, TlsFlags};
+use tally_node::cluster::ClusterSpec;
+use tally_node::members::Members;
+use tally_node::persist::{Disk, InitialState};
+use tally_node::request_ids::RequestIds;
+use tally_node::{Node, NodeConfig};
 
 /// Length of one core tick; heartbeat and election timeouts are whole numbers of ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -99,7 +101,7 @@ pub enum ServerError {
     #[error("{0}")]
     Flags(String),
     #[error("{0}")]
-    Disk(#[from] crate::node::persist::DiskError),
+    Disk(#[from] tally_node::persist::DiskError),
     #[error("cannot listen on {url}: {source}")]
     Listen { url: String, source: std::io::Error },
     #[error("{0}")]
@@ -194,26 +196,37 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         seed: rand_seed(id),
         ..Config::new(id)
     };
-    let driver_cfg = DriverConfig {
+    let node_cfg = NodeConfig {
         raft,
-        tick: TICK,
         snapshot_count: opts.snapshot_count,
         election_timeout: Duration::from_millis(opts.election_timeout_ms),
         cluster_token: opts.initial_cluster_token.clone(),
-        data_dir: opts.data_dir.clone(),
         members: members.clone(),
+        request_id_seed: RequestIds::boot_seed(id),
     };
-    let mut driver = Driver::new(driver_cfg, disk, persisted, transport, shared.clone());
-    let sm = driver.state_machine();
+    let sm = Node::<ServerHost>::recover_state(&persisted, &members)
+        .map_err(|e| ServerError::Flags(format!("restoring the state machine snapshot: {e}")))?;
+    let sm = Arc::new(RwLock::new(sm));
     let tokens = Tokens::from_flag(&opts.auth_token, opts.auth_token_ttl).map_err(ServerError::Flags)?;
-    if let Tokens::Simple(simple) = &tokens {
-        driver.set_simple_tokens(simple.clone());
-    }
+    let simple_tokens = match &tokens {
+        Tokens::Simple(simple) => Some(simple.clone()),
+        _ => None,
+    };
     let auth = Authenticator::new(tokens, opts.bcrypt_cost, opts.client_tls.client_cert_auth, sm.clone());
-    let reads = driver.read_queue();
     let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
     let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
-    driver.set_watch_hub(hub.clone());
+    let (snapshots_written, snapshots_written_rx) = std::sync::mpsc::channel();
+    let host = ServerHost {
+        id,
+        transport,
+        hub: hub.clone(),
+        tokens: simple_tokens,
+        data_dir: opts.data_dir.clone(),
+        snapshots_written,
+    };
+    let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
+    let reads = Arc::new(ReadQueue::default());
+    let driver = Driver::new(node, TICK, reads.clone(), snapshots_written_rx);
     driver::spawn(driver, inputs_rx);
 
     let directory = PeerDirectory::default();

@@ -24,6 +24,11 @@ pub fn from_mvcc(e: &MvccError) -> Status {
     Status::new(Code::from_i32(e.code().as_i32()), e.message())
 }
 
+/// A membership change refused by the node, in etcd's words.
+pub fn from_refusal(r: &tally_node::Refusal) -> Status {
+    Status::new(Code::from_i32(r.code.as_i32()), r.message)
+}
+
 /// The services Tally serves, by their full gRPC names.
 const SERVICES: [&str; 8] = [
     "etcdserverpb.Auth",

@@ -15,7 +15,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 use tonic::body::Body;
 
-use crate::node::histogram::AtomicHistogram;
+use tally_node::histogram::AtomicHistogram;
 
 /// gRPC status codes by number, as go-grpc-prometheus names them.
 const CODES: [&str; 17] = [

@@ -16,10 +16,10 @@ use tally_mvcc::{ImportedAuth, ImportedChange, ImportedHistory, SnapshotCopy, St
 use tally_proto::authpb;
 use tally_raft::{ConfState, HardState, Persisted, Snapshot, SnapshotMeta};
 
-use crate::node::cluster::ClusterSpec;
-use crate::node::driver::encode_snapshot;
-use crate::node::members::Members;
-use crate::node::persist::{Disk, DiskError};
+use tally_node::cluster::ClusterSpec;
+use tally_node::encode_snapshot;
+use tally_node::members::Members;
+use tally_node::persist::{Disk, DiskError};
 
 const TRAILER_LEN: usize = 32;
 const MAGIC: &[u8; 8] = b"TALLYBAK";

@@ -16,9 +16,9 @@ use tally_mvcc::StateMachine;
 use super::process;
 use crate::client::grpc_metrics::GrpcMetrics;
 use crate::node::driver::Shared;
-use crate::node::histogram::AtomicHistogram;
-use crate::node::metrics::Metrics;
 use crate::peer::traffic::PeerTraffic;
+use tally_node::histogram::AtomicHistogram;
+use tally_node::metrics::Metrics;
 
 /// What a scrape reads: the counters, the state machine for its size, the peers' traffic.
 pub struct Sources {

@@ -27,7 +27,7 @@ use tally_proto::Message as _;
 use tally_raft::{Message, MessageBody, NodeId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::node::codec;
+use tally_node::codec;
 
 /// Data bytes per chunk the sender writes.
 pub const CHUNK_BYTES: usize = 1 << 20;

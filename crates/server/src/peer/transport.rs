@@ -19,12 +19,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::node::codec;
 use crate::peer::frame as peer_frame;
 use crate::peer::link::{self as peer_link, PeerLink};
 use crate::peer::snapshot_stream;
 use crate::peer::traffic::PeerTraffic;
 use crate::tls;
+use tally_node::codec;
 
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use super::context::Context;
 use crate::client::errors;
 use crate::node::driver::{MembershipOutcome, MembershipRequest};
-use crate::node::members::Members;
+use tally_node::members::Members;
 
 /// How long to keep asking while the leader cannot decide yet (a change in flight, member
 /// health not yet known).
@@ -61,9 +61,9 @@ impl ClusterService {
         loop {
             match self.ctx.node.membership(req.clone()).await {
                 Some(MembershipOutcome::Applied { member, members }) => return Ok((member, members)),
-                Some(MembershipOutcome::Refused(r)) => return Err(Status::new(r.code, r.message)),
+                Some(MembershipOutcome::Refused(r)) => return Err(crate::client::errors::from_refusal(&r)),
                 Some(MembershipOutcome::Retry(r)) if Instant::now() >= deadline => {
-                    return Err(Status::new(r.code, r.message))
+                    return Err(crate::client::errors::from_refusal(&r))
                 }
                 Some(MembershipOutcome::NotLeader(Some(leader))) if leader != self.ctx.member_id => {
                     return Err(Status::unavailable(format!("forward:{leader}")));

@@ -20,11 +20,11 @@ use tonic::Status;
 use super::read_query::{ReadAnswer, ReadQuery};
 use crate::client::auth::Authenticator;
 use crate::client::errors;
-use crate::node::cluster::ClusterSpec;
 use crate::node::driver::{NodeHandle, ProposeOutcome, ReadOutcome};
-use crate::node::members::Members;
-use crate::node::request_ids::RequestIds;
 use crate::peer::transport::PeerDirectory;
+use tally_node::cluster::ClusterSpec;
+use tally_node::members::Members;
+use tally_node::request_ids::RequestIds;
 
 /// How long a client request may take, retries and forwarding included (etcd: 5 s + election).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use super::ReadOutcome;
+use tally_node::ReadOutcome;
 
 #[derive(Default)]
 pub struct ReadQueue {

@@ -1,9 +1,10 @@
 //! Lease expiry, decided by the leader alone and carried out through the log: when a lease
 //! runs out the leader proposes its revoke, so every replica deletes the same keys at the same
 //! revision. A new leader restarts every lease's clock with an extra election timeout, so a
-//! failover never makes a lease expire early (etcd's lessor Promote).
+//! failover never makes a lease expire early (etcd's lessor Promote). The time comes from the
+//! caller, so the simulator runs the clock in virtual time.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long a proposed revoke may stay unapplied before it is proposed again.
@@ -11,8 +12,8 @@ const REVOKE_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct LeaseClock {
-    expiry: HashMap<i64, Instant>,
-    revoking: HashMap<i64, Instant>,
+    expiry: BTreeMap<i64, Instant>,
+    revoking: BTreeMap<i64, Instant>,
 }
 
 fn ttl(seconds: i64) -> Duration {
@@ -21,9 +22,14 @@ fn ttl(seconds: i64) -> Duration {
 
 impl LeaseClock {
     /// Became leader: every lease gets its full TTL plus `extend`.
-    pub fn promote(&mut self, leases: impl Iterator<Item = (i64, i64)>, extend: Duration) {
-        let now = Instant::now();
+    pub fn promote(&mut self, now: Instant, leases: impl Iterator<Item = (i64, i64)>, extend: Duration) {
         self.expiry = leases.map(|(id, secs)| (id, now + ttl(secs) + extend)).collect();
+        self.revoking.clear();
+    }
+
+    /// The simulator's canary of a leader that forgets the grace: every lease is due now.
+    pub fn promote_expired(&mut self, now: Instant, leases: impl Iterator<Item = i64>) {
+        self.expiry = leases.map(|id| (id, now)).collect();
         self.revoking.clear();
     }
 
@@ -33,8 +39,8 @@ impl LeaseClock {
         self.revoking.clear();
     }
 
-    pub fn granted(&mut self, id: i64, secs: i64) {
-        self.expiry.insert(id, Instant::now() + ttl(secs));
+    pub fn granted(&mut self, now: Instant, id: i64, secs: i64) {
+        self.expiry.insert(id, now + ttl(secs));
     }
 
     pub fn revoked(&mut self, id: i64) {
@@ -43,18 +49,17 @@ impl LeaseClock {
     }
 
     /// A keep-alive: the lease lives another full TTL.
-    pub fn renew(&mut self, id: i64, secs: i64) {
-        self.expiry.insert(id, Instant::now() + ttl(secs));
+    pub fn renew(&mut self, now: Instant, id: i64, secs: i64) {
+        self.expiry.insert(id, now + ttl(secs));
         self.revoking.remove(&id);
     }
 
-    pub fn remaining(&self, id: i64) -> Option<Duration> {
-        self.expiry.get(&id).map(|at| at.saturating_duration_since(Instant::now()))
+    pub fn remaining(&self, now: Instant, id: i64) -> Option<Duration> {
+        self.expiry.get(&id).map(|at| at.saturating_duration_since(now))
     }
 
     /// Leases past their expiry whose revoke is not already on its way.
-    pub fn expired(&mut self) -> Vec<i64> {
-        let now = Instant::now();
+    pub fn expired(&mut self, now: Instant) -> Vec<i64> {
         let due: Vec<i64> = self
             .expiry
             .iter()
@@ -75,22 +80,25 @@ mod tests {
     #[test]
     fn expiry_is_reported_once_until_retry() {
         let mut clock = LeaseClock::default();
-        clock.granted(1, 0);
-        clock.granted(2, 60);
-        assert_eq!(clock.expired(), vec![1]);
-        assert!(clock.expired().is_empty(), "a revoke is already on its way");
-        clock.renew(1, 60);
-        assert!(clock.expired().is_empty());
+        let now = Instant::now();
+        clock.granted(now, 1, 0);
+        clock.granted(now, 2, 60);
+        assert_eq!(clock.expired(now), vec![1]);
+        assert!(clock.expired(now).is_empty(), "a revoke is already on its way");
+        assert_eq!(clock.expired(now + REVOKE_RETRY), vec![1], "proposed again after the retry delay");
+        clock.renew(now, 1, 60);
+        assert!(clock.expired(now).is_empty());
         clock.revoked(2);
-        assert_eq!(clock.remaining(2), None);
+        assert_eq!(clock.remaining(now, 2), None);
     }
 
     #[test]
     fn promotion_extends_every_lease() {
         let mut clock = LeaseClock::default();
-        clock.promote([(7, 1)].into_iter(), Duration::from_secs(5));
-        assert!(clock.remaining(7).unwrap() > Duration::from_secs(5));
+        let now = Instant::now();
+        clock.promote(now, [(7, 1)].into_iter(), Duration::from_secs(5));
+        assert_eq!(clock.remaining(now, 7), Some(Duration::from_secs(6)));
         clock.demote();
-        assert_eq!(clock.remaining(7), None);
+        assert_eq!(clock.remaining(now, 7), None);
     }
 }

@@ -2,16 +2,12 @@
 //! whose context is the whole new member table. The caller is answered when the change is
 //! applied. Committed changes update the member table and the peer connections everywhere.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-
+use tally_mvcc::GrpcCode;
 use tally_proto::tally_v1::MemberInfo;
 use tally_raft::{ConfChange, ConfChangeOp, Entry, NodeId, ProgressState, Role};
-use tokio::sync::oneshot;
 
-use super::Driver;
-use crate::node::members::Members;
-use crate::peer::transport;
+use crate::members::Members;
+use crate::{Host, Node, Reply};
 
 #[derive(Clone, Debug)]
 pub enum MembershipRequest {
@@ -24,7 +20,7 @@ pub enum MembershipRequest {
 /// A refusal as etcd words it: gRPC code and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: tonic::Code,
+    pub code: GrpcCode,
     pub message: &'static str,
 }
 
@@ -42,56 +38,47 @@ pub enum MembershipOutcome {
 }
 
 const PEER_URLS_EXIST: Refusal =
-    Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: Peer URLs already exists" };
-const MEMBER_NOT_FOUND: Refusal = Refusal { code: tonic::Code::NotFound, message: "etcdserver: member not found" };
-const ID_REMOVED: Refusal = Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: ID removed" };
+    Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: Peer URLs already exists" };
+const MEMBER_NOT_FOUND: Refusal = Refusal { code: GrpcCode::NotFound, message: "etcdserver: member not found" };
+const ID_REMOVED: Refusal = Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: ID removed" };
 const TOO_MANY_LEARNERS: Refusal =
-    Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: too many learner members in cluster" };
-const UNHEALTHY: Refusal = Refusal { code: tonic::Code::Unavailable, message: "etcdserver: unhealthy cluster" };
+    Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: too many learner members in cluster" };
+const UNHEALTHY: Refusal = Refusal { code: GrpcCode::Unavailable, message: "etcdserver: unhealthy cluster" };
 const NOT_ENOUGH_STARTED: Refusal = Refusal {
-    code: tonic::Code::FailedPrecondition,
+    code: GrpcCode::FailedPrecondition,
     message: "etcdserver: re-configuration failed due to not enough started members",
 };
 const NOT_LEARNER: Refusal =
-    Refusal { code: tonic::Code::FailedPrecondition, message: "etcdserver: can only promote a learner member" };
+    Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: can only promote a learner member" };
 const LEARNER_NOT_READY: Refusal = Refusal {
-    code: tonic::Code::FailedPrecondition,
+    code: GrpcCode::FailedPrecondition,
     message: "etcdserver: can only promote a learner member which is in sync with leader",
 };
-const CHANGE_IN_FLIGHT: Refusal = Refusal { code: tonic::Code::Unavailable, message: "etcdserver: request timed out" };
+const CHANGE_IN_FLIGHT: Refusal = Refusal { code: GrpcCode::Unavailable, message: "etcdserver: request timed out" };
 /// etcd promotes a learner only once its log is within 10% of the leader's.
 const LEARNER_READY_FRACTION: f64 = 0.9;
 /// etcd allows one learner at a time.
 const LEARNERS_MAX: usize = 1;
 
-impl Driver {
-    pub(super) fn handle_membership(&mut self, req: MembershipRequest, reply: oneshot::Sender<MembershipOutcome>) {
+impl<H: Host> Node<H> {
+    /// A membership change asked of this member; `reply` is answered once it applies.
+    pub fn membership(&mut self, req: MembershipRequest, reply: H::MembershipReply) {
         if self.raft.role() != Role::Leader {
-            let _ = reply.send(MembershipOutcome::NotLeader(self.raft.leader()));
+            reply.send(MembershipOutcome::NotLeader(self.raft.leader()));
             return;
         }
         let (op, members, concerned) = match self.plan_change(req) {
             Ok(plan) => plan,
-            Err(Undecided::Refused(r)) => {
-                let _ = reply.send(MembershipOutcome::Refused(r));
-                return;
-            }
-            Err(Undecided::Retry(r)) => {
-                let _ = reply.send(MembershipOutcome::Retry(r));
-                return;
-            }
+            Err(Undecided::Refused(r)) => return reply.send(MembershipOutcome::Refused(r)),
+            Err(Undecided::Retry(r)) => return reply.send(MembershipOutcome::Retry(r)),
         };
         let change = ConfChange { ops: vec![op], context: members.encode() };
         match self.raft.propose_conf_change(change) {
             Ok(index) => {
                 self.conf_waiters.insert(index, (concerned, reply));
             }
-            Err(tally_raft::ProposeError::NotLeader { leader }) => {
-                let _ = reply.send(MembershipOutcome::NotLeader(leader));
-            }
-            Err(_) => {
-                let _ = reply.send(MembershipOutcome::Retry(CHANGE_IN_FLIGHT));
-            }
+            Err(tally_raft::ProposeError::NotLeader { leader }) => reply.send(MembershipOutcome::NotLeader(leader)),
+            Err(_) => reply.send(MembershipOutcome::Retry(CHANGE_IN_FLIGHT)),
         }
     }
 
@@ -117,7 +104,7 @@ impl Driver {
                 if members.peer_url_owner(&peer_urls, None).is_some() {
                     return Err(refuse(PEER_URLS_EXIST));
                 }
-                let id = crate::node::cluster::member_id(&self.cluster_token, &peer_urls);
+                let id = crate::cluster::member_id(&self.cluster_token, &peer_urls);
                 if members.removed.contains(&id) {
                     return Err(refuse(ID_REMOVED));
                 }
@@ -174,7 +161,7 @@ impl Driver {
     }
 
     /// A committed configuration change entry: adopt the member table it carries.
-    pub(super) fn apply_membership_entry(&mut self, entry: &Entry) {
+    pub(crate) fn apply_membership_entry(&mut self, entry: &Entry) {
         let Ok(change) = ConfChange::decode(&entry.data) else { return };
         tracing::info!(index = entry.index, ops = ?change.ops, "membership change applied");
         if !change.context.is_empty() {
@@ -185,30 +172,17 @@ impl Driver {
         if let Some((concerned, waiter)) = self.conf_waiters.remove(&entry.index) {
             let members = self.members.read().expect("members lock").clone();
             let member = members.members.get(&concerned).cloned();
-            let _ = waiter.send(MembershipOutcome::Applied { member, members });
+            waiter.send(MembershipOutcome::Applied { member, members });
         }
     }
 
-    pub(super) fn adopt_members(&mut self, members: Members) {
+    pub(crate) fn adopt_members(&mut self, members: Members) {
         let me = self.raft.id();
         if members.removed.contains(&me) {
-            self.stop_removed(&format!("member {me:x} was removed from the cluster"));
+            self.host.removed(&format!("member {me:x} was removed from the cluster"));
         }
-        self.transport.set_peers(peer_addresses(&members, me), &members.removed);
+        self.host.members_changed(&members);
         *self.members.write().expect("members lock") = members;
-    }
-
-    /// This member was removed: remember it in the data directory, then stop.
-    pub(super) fn stop_removed(&self, reason: &str) {
-        let marker = self.data_dir.join(REMOVED_MARKER);
-        let _ = std::fs::write(&marker, format!("{reason}\n"));
-        tracing::warn!("{reason}; stopping");
-        eprintln!("tally: {reason}; this member stops. Delete its data directory to reuse the machine.");
-        // Let the last messages (the leader handing over) leave before the process ends.
-        std::thread::spawn(|| {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            std::process::exit(0);
-        });
     }
 }
 
@@ -220,16 +194,4 @@ enum Undecided {
 
 fn quorum(voters: usize) -> usize {
     voters / 2 + 1
-}
-
-/// File in the data directory recording that this member was removed.
-pub const REMOVED_MARKER: &str = "REMOVED";
-
-pub fn peer_addresses(members: &Members, me: NodeId) -> BTreeMap<NodeId, SocketAddr> {
-    members
-        .members
-        .values()
-        .filter(|m| m.id != me)
-        .filter_map(|m| m.peer_urls.first().and_then(|u| transport::url_to_addr(u).ok()).map(|a| (m.id, a)))
-        .collect()
 }

@@ -12,14 +12,13 @@
 //! message or a leader, or this member cannot catch up) is answered `Lost`, and its callers ask
 //! again. Keeping that deadline here spares every read a timer of its own on the gRPC side.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tally_raft::Index;
-use tokio::sync::oneshot;
 
-use super::ReadOutcome;
+use crate::{ReadOutcome, Reply};
 
 /// How long one ReadIndex may take, from the request to the applied index.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,33 +26,39 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// leader, even one behind its fsync.
 const STALE_AFTER: Duration = Duration::from_millis(100);
 
-struct Batch {
+struct Batch<W> {
     sent: Instant,
-    waiters: Vec<oneshot::Sender<ReadOutcome>>,
+    waiters: Vec<W>,
 }
 
-impl Batch {
+impl<W: Reply<ReadOutcome>> Batch<W> {
     /// Answers every caller; the batch is left empty.
     fn answer(&mut self, outcome: impl Fn() -> ReadOutcome) {
         for w in self.waiters.drain(..) {
-            let _ = w.send(outcome());
+            w.send(outcome());
         }
     }
 }
 
-#[derive(Default)]
-pub struct Reads {
+/// Linearizable reads, each waiting as a `W` for its answer.
+pub struct Reads<W> {
     /// Taken from the queue this turn, to share the next ReadIndex.
-    unsent: Vec<oneshot::Sender<ReadOutcome>>,
+    unsent: Vec<W>,
     /// Waiting for the core to confirm their ReadIndex, by context.
-    by_ctx: HashMap<u64, Batch>,
+    by_ctx: BTreeMap<u64, Batch<W>>,
     /// Confirmed, waiting for this member to apply the index.
-    confirmed: Vec<(Index, Batch)>,
+    confirmed: Vec<(Index, Batch<W>)>,
     next_ctx: u64,
 }
 
-impl Reads {
-    pub fn add(&mut self, waiters: Vec<oneshot::Sender<ReadOutcome>>) {
+impl<W> Default for Reads<W> {
+    fn default() -> Self {
+        Self { unsent: Vec::new(), by_ctx: BTreeMap::new(), confirmed: Vec::new(), next_ctx: 0 }
+    }
+}
+
+impl<W: Reply<ReadOutcome>> Reads<W> {
+    pub fn add(&mut self, waiters: Vec<W>) {
         self.unsent.extend(waiters);
     }
 
@@ -109,7 +114,7 @@ impl Reads {
 
     /// Leadership changed: the reads waiting for a ReadIndex will not get one.
     pub fn fail_unconfirmed(&mut self) {
-        for (_, mut batch) in self.by_ctx.drain() {
+        for (_, mut batch) in std::mem::take(&mut self.by_ctx) {
             batch.answer(|| ReadOutcome::NoLeader);
         }
     }
@@ -118,7 +123,7 @@ impl Reads {
     /// the callers that gave up.
     pub fn expire(&mut self, now: Instant) {
         // Whether the batch still has callers waiting, after the check.
-        let settle = |batch: &mut Batch| {
+        let settle = |batch: &mut Batch<W>| {
             if now.duration_since(batch.sent) >= ATTEMPT_TIMEOUT {
                 batch.answer(|| ReadOutcome::Lost);
             } else {
@@ -134,6 +139,9 @@ impl Reads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::oneshot;
+
+    type Reads = super::Reads<oneshot::Sender<ReadOutcome>>;
 
     fn read() -> (oneshot::Sender<ReadOutcome>, oneshot::Receiver<ReadOutcome>) {
         oneshot::channel()

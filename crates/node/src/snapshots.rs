@@ -8,21 +8,57 @@
 //! the key order is not copied at all (`SnapshotCopy` sorts the keys while encoding).
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tally_mvcc::{SnapshotCopy, StateMachine};
 use tally_proto::Message as _;
 use tally_raft::{Snapshot, SnapshotMeta};
+use tally_storage::fs::FileSystem;
 
-use super::{fatal, Driver};
-use crate::node::members::Members;
+use crate::members::Members;
+use crate::persist::SnapshotFiles;
+use crate::{Host, Node, Shared};
 
-impl Driver {
+/// A snapshot to encode and make durable off the node's thread.
+pub struct SnapshotJob<F: FileSystem> {
+    meta: SnapshotMeta,
+    members: Members,
+    state: SnapshotCopy,
+    files: SnapshotFiles<F>,
+    shared: Arc<Shared>,
+    /// How long copying the state took on the node's thread, for the log line.
+    copied: Duration,
+}
+
+impl<F: FileSystem> SnapshotJob<F> {
+    /// Encodes and syncs the snapshot; hand the result to [`Node::snapshot_written`].
+    pub fn run(self) -> Result<Snapshot, String> {
+        let began = Instant::now();
+        let snapshot = Snapshot { meta: self.meta, data: encode_snapshot(&self.members, &self.state) };
+        drop(self.state);
+        let writing = Instant::now();
+        self.files.write(&snapshot).map_err(|e| e.to_string())?;
+        let metrics = &self.shared.metrics;
+        metrics.snapshot_save.observe(writing.elapsed());
+        metrics.snapshot_bytes.fetch_add(snapshot.data.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            index = snapshot.meta.index,
+            bytes = snapshot.data.len(),
+            "snapshot written: state copied in {:?} on the node's thread, encoded and synced in {:?}",
+            self.copied,
+            began.elapsed()
+        );
+        Ok(snapshot)
+    }
+}
+
+impl<H: Host> Node<H> {
     /// Starts a snapshot once this member's next snapshot point is applied.
-    pub(super) fn maybe_snapshot(&mut self) {
+    pub(crate) fn maybe_snapshot(&mut self) {
         let applied = self.raft.applied();
-        if self.snapshot_in_flight.is_some() || applied <= self.snapshot_index {
+        if self.snapshot_in_flight || applied <= self.snapshot_index {
             return;
         }
         let members = self.raft.conf_state().members();
@@ -35,46 +71,23 @@ impl Driver {
         let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
         let began = Instant::now();
         let members = self.members.read().expect("members lock").clone();
-        let sm = self.sm.read().expect("sm lock").copy_for_snapshot();
-        let copied = began.elapsed();
+        let state = self.sm.read().expect("sm lock").copy_for_snapshot();
         let files = self.disk.snapshot_writer();
-        let shared = self.shared.clone();
-        let (done, written) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-            let snapshot = Snapshot { meta, data: encode_snapshot(&members, &sm) };
-            drop(sm);
-            let writing = Instant::now();
-            let result = files.write(&snapshot);
-            if result.is_ok() {
-                shared.metrics.snapshot_save.observe(writing.elapsed());
-                shared.metrics.snapshot_bytes.fetch_add(snapshot.data.len() as u64, Ordering::Relaxed);
-                tracing::info!(
-                    index = snapshot.meta.index,
-                    bytes = snapshot.data.len(),
-                    "snapshot written: state copied in {copied:?} on the driver thread, encoded and synced in {:?}",
-                    began.elapsed() - copied
-                );
-            }
-            let _ = done.send(result.map(|()| snapshot).map_err(|e| e.to_string()));
-        });
-        if let Err(e) = spawned {
-            fatal("starting the snapshot thread", e);
-        }
-        self.snapshot_in_flight = Some(written);
+        let job = SnapshotJob { meta, members, state, files, shared: self.shared.clone(), copied: began.elapsed() };
+        self.snapshot_in_flight = true;
+        self.host.write_snapshot(job);
     }
 
-    /// Adopts the background snapshot once it is durable.
-    pub(super) fn adopt_written_snapshot(&mut self) {
-        let Some(written) = &self.snapshot_in_flight else { return };
-        let snapshot = match written.try_recv() {
-            Err(std::sync::mpsc::TryRecvError::Empty) => return,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => fatal("saving a snapshot", "the snapshot thread died"),
-            Ok(Err(e)) => fatal("saving a snapshot", e),
-            Ok(Ok(snapshot)) => snapshot,
+    /// The host wrote the snapshot of a [`SnapshotJob`]: adopt it (WAL marker, log compaction,
+    /// `Raft::compact`) unless the leader's newer snapshot was installed meanwhile.
+    pub fn snapshot_written(&mut self, written: Result<Snapshot, String>) {
+        self.snapshot_in_flight = false;
+        let snapshot = match written {
+            Ok(snapshot) => snapshot,
+            Err(e) => self.host.fatal("saving a snapshot", &e),
         };
-        self.snapshot_in_flight = None;
         match self.disk.adopt_snapshot(&snapshot) {
-            Err(e) => fatal("saving a snapshot", e),
+            Err(e) => self.host.fatal("saving a snapshot", &e),
             // The leader's newer snapshot was installed meanwhile.
             Ok(false) => {}
             Ok(true) => {
@@ -102,7 +115,7 @@ fn next_snapshot_at(snapshot_index: u64, count: u64, stagger: u64) -> u64 {
 /// Its framing is written by hand around the state machine's encoding, so the store-sized
 /// bytes are written once instead of encoded and then copied into the message. The state's
 /// length goes in a varint padded to a fixed width, which protobuf decoders accept.
-pub(crate) fn encode_snapshot(members: &Members, sm: &SnapshotCopy) -> Bytes {
+pub fn encode_snapshot(members: &Members, sm: &SnapshotCopy) -> Bytes {
     use prost::encoding::{encode_key, message, WireType};
     let mut buf = Vec::new();
     message::encode(1, &members.to_table(), &mut buf);
@@ -131,7 +144,7 @@ fn padded_varint(mut v: u64) -> [u8; PADDED_VARINT_LEN] {
 
 /// Decoding from `Bytes` lets the state field share the snapshot's buffer; decoding from a
 /// slice would copy it, one more snapshot-sized allocation while installing.
-pub(super) fn decode_snapshot(data: &Bytes) -> Result<(Members, StateMachine), String> {
+pub(crate) fn decode_snapshot(data: &Bytes) -> Result<(Members, StateMachine), String> {
     let snapshot =
         tally_proto::tally_v1::NodeSnapshot::decode(data.clone()).map_err(|e| format!("bad snapshot: {e}"))?;
     let sm = StateMachine::restore(&snapshot.state).map_err(|e| format!("bad state machine snapshot: {e:?}"))?;

@@ -10,7 +10,7 @@ use tally_proto::tally_v1::{MemberInfo, MemberTable};
 use tally_proto::Message as _;
 use tally_raft::NodeId;
 
-use crate::node::cluster::ClusterSpec;
+use crate::cluster::ClusterSpec;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Members {

@@ -20,9 +20,18 @@ fn mix(mut z: u64) -> u64 {
 
 impl RequestIds {
     pub fn new(member_id: u64) -> Self {
+        Self::with_seed(Self::boot_seed(member_id))
+    }
+
+    /// A seed of this boot of this member: its id, the time in ns and the process id.
+    pub fn boot_seed(member_id: u64) -> u64 {
         let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let seed = mix(member_id ^ mix(boot.as_nanos() as u64) ^ mix((std::process::id() as u64) << 17));
-        Self { seed, counter: AtomicU64::new(0) }
+        member_id ^ mix(boot.as_nanos() as u64) ^ mix((std::process::id() as u64) << 17)
+    }
+
+    /// Ids from a given seed: a boot's own ([`RequestIds::new`]), or the simulator's.
+    pub fn with_seed(seed: u64) -> Self {
+        Self { seed: mix(seed), counter: AtomicU64::new(0) }
     }
 
     /// A fresh client id (never 0, which means "no identity").

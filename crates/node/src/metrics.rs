@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tally_raft::NodeId;
 
-use crate::node::histogram::AtomicHistogram;
+use crate::histogram::AtomicHistogram;
 
 #[derive(Debug)]
 pub struct Metrics {

@@ -6,12 +6,15 @@ use std::path::Path;
 
 use bytes::Bytes;
 use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Ready, Snapshot, SnapshotMeta};
+use tally_storage::fs::{FileSystem, RealFs};
 use tally_storage::{LogEntry, Wal, WalOptions, WriteBatch};
 
-use crate::node::codec;
+use crate::codec;
 
-pub struct Disk {
-    wal: Wal,
+/// The log over any file system: the real one in a server, a simulated one that loses
+/// unsynced writes in the simulator.
+pub struct Disk<F: FileSystem = RealFs> {
+    wal: Wal<F>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,32 @@ impl Disk {
         voters: &[NodeId],
         members: Bytes,
     ) -> Result<(Self, Persisted), DiskError> {
-        let (wal, recovered) = Wal::open(dir, WalOptions::default())?;
+        Self::open_with(RealFs, dir, WalOptions::default(), initial, voters, members)
+    }
+
+    /// Writes a fresh data directory that starts from `persisted`'s snapshot and hard state
+    /// (a member restored from a backup); a later `open` recovers exactly that.
+    pub fn restore(dir: &Path, persisted: &Persisted) -> Result<(), DiskError> {
+        let (wal, _) = Wal::open(dir, WalOptions::default())?;
+        let mut disk = Self { wal };
+        disk.save_snapshot(&persisted.snapshot)?;
+        let batch = WriteBatch { hard_state: Some(to_hard_state(persisted.hard_state)), entries: &[] };
+        disk.wal.append(&batch)?;
+        Ok(())
+    }
+}
+
+impl<F: FileSystem> Disk<F> {
+    /// [`Disk::open`] over the file system `fs`.
+    pub fn open_with(
+        fs: F,
+        dir: &Path,
+        opts: WalOptions,
+        initial: InitialState,
+        voters: &[NodeId],
+        members: Bytes,
+    ) -> Result<(Self, Persisted), DiskError> {
+        let (wal, recovered) = Wal::open_with(fs, dir, opts)?;
         if let Some(torn) = &recovered.torn_tail {
             tracing::warn!("cut a torn record off the write-ahead log: {torn:?}");
         }
@@ -101,17 +129,6 @@ impl Disk {
         Ok((disk, Persisted { hard_state, snapshot, entries }))
     }
 
-    /// Writes a fresh data directory that starts from `persisted`'s snapshot and hard state
-    /// (a member restored from a backup); a later `open` recovers exactly that.
-    pub fn restore(dir: &Path, persisted: &Persisted) -> Result<(), DiskError> {
-        let (wal, _) = Wal::open(dir, WalOptions::default())?;
-        let mut disk = Self { wal };
-        disk.save_snapshot(&persisted.snapshot)?;
-        let batch = WriteBatch { hard_state: Some(to_hard_state(persisted.hard_state)), entries: &[] };
-        disk.wal.append(&batch)?;
-        Ok(())
-    }
-
     /// Makes a Ready's snapshot, entries and hard state durable (one fsync for entries and
     /// hard state together). A hard state that moved only its commit index is not written on
     /// its own (etcd's `MustSync`): the commit index is where replay stops on restart, not a
@@ -143,7 +160,7 @@ impl Disk {
     }
 
     /// Writes snapshot files from another thread; see [`Disk::adopt_snapshot`].
-    pub fn snapshot_writer(&self) -> SnapshotFiles {
+    pub fn snapshot_writer(&self) -> SnapshotFiles<F> {
         SnapshotFiles { writer: self.wal.snapshot_writer() }
     }
 
@@ -159,11 +176,11 @@ impl Disk {
 }
 
 /// Writes a node's own snapshots off the driver thread.
-pub struct SnapshotFiles {
-    writer: tally_storage::SnapshotWriter,
+pub struct SnapshotFiles<F: FileSystem = RealFs> {
+    writer: tally_storage::SnapshotWriter<F>,
 }
 
-impl SnapshotFiles {
+impl<F: FileSystem> SnapshotFiles<F> {
     pub fn write(&self, snapshot: &Snapshot) -> Result<(), DiskError> {
         Ok(self.writer.write(&storage_meta(snapshot), &snapshot.data)?)
     }

@@ -1,0 +1,108 @@
+//! The node's host in a server process: the real clock and disk, the peer transport, a
+//! thread per snapshot, the watch hub and the simple tokens.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tally_mvcc::CommandResponse;
+use tally_node::members::Members;
+use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, SnapshotJob};
+use tally_proto::mvccpb::Event;
+use tally_proto::tally_v1::Command;
+use tally_raft::{Message, NodeId, Snapshot};
+use tally_storage::fs::RealFs;
+use tokio::sync::oneshot;
+
+use crate::node::simple_tokens::SimpleTokens;
+use crate::node::watch_hub::WatchHub;
+use crate::peer::transport::{self, Transport};
+
+/// File in the data directory recording that this member was removed.
+pub const REMOVED_MARKER: &str = "REMOVED";
+
+pub struct ServerHost {
+    pub id: NodeId,
+    pub transport: Transport,
+    pub hub: Arc<WatchHub>,
+    /// Simple tokens, registered as Authenticate entries apply (absent with JWT tokens).
+    pub tokens: Option<Arc<SimpleTokens>>,
+    pub data_dir: PathBuf,
+    /// Where snapshot threads hand back what they wrote.
+    pub snapshots_written: Sender<Result<Snapshot, String>>,
+}
+
+impl Host for ServerHost {
+    type Fs = RealFs;
+    type ProposeReply = oneshot::Sender<ProposeOutcome>;
+    type ReadReply = oneshot::Sender<ReadOutcome>;
+    type MembershipReply = oneshot::Sender<MembershipOutcome>;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn send(&mut self, messages: &mut Vec<Message>) {
+        self.transport.send_all(messages.drain(..));
+    }
+
+    fn forward(&mut self, leader: NodeId, commands: Vec<Command>) {
+        self.transport.forward(leader, commands);
+    }
+
+    fn write_snapshot(&mut self, job: SnapshotJob<RealFs>) {
+        let done = self.snapshots_written.clone();
+        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            let _ = done.send(job.run());
+        });
+        if let Err(e) = spawned {
+            self.fatal("starting the snapshot thread", &e);
+        }
+    }
+
+    fn publish(&mut self, batches: Vec<(i64, Vec<Event>)>) {
+        self.hub.publish(batches);
+    }
+
+    fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
+        if let Some(tokens) = &self.tokens {
+            tokens.applied(cmd, response);
+        }
+    }
+
+    fn members_changed(&mut self, members: &Members) {
+        self.transport.set_peers(peer_addresses(members, self.id), &members.removed);
+    }
+
+    /// Remembers the removal in the data directory, then stops the process.
+    fn removed(&mut self, reason: &str) {
+        let marker = self.data_dir.join(REMOVED_MARKER);
+        let _ = std::fs::write(&marker, format!("{reason}\n"));
+        tracing::warn!("{reason}; stopping");
+        eprintln!("tally: {reason}; this member stops. Delete its data directory to reuse the machine.");
+        // Let the last messages (the leader handing over) leave before the process ends.
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::process::exit(0);
+        });
+    }
+
+    fn fatal(&mut self, what: &str, err: &dyn Display) -> ! {
+        tracing::error!("{what}: {err}");
+        eprintln!("tally: fatal: {what}: {err}");
+        std::process::exit(2);
+    }
+}
+
+pub fn peer_addresses(members: &Members, me: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+    members
+        .members
+        .values()
+        .filter(|m| m.id != me)
+        .filter_map(|m| m.peer_urls.first().and_then(|u| transport::url_to_addr(u).ok()).map(|a| (m.id, a)))
+        .collect()
+}
