@@ -51,6 +51,9 @@ pub trait Host {
     fn write_snapshot(&mut self, job: SnapshotJob<Self::Fs>);
     /// The events of the entries applied in one Ready, by revision, for watchers.
     fn publish(&mut self, _batches: Vec<(i64, Vec<Event>)>) {}
+    /// The state machine was replaced by a leader's snapshot: revisions were skipped, so
+    /// watchers must catch up from its history (etcd's watchableStore.Restore).
+    fn state_restored(&mut self) {}
     /// An entry applied for the first time here (not a retry of an applied request).
     fn applied_fresh(&mut self, _cmd: &Command, _response: &CommandResponse) {}
     /// The member table changed: connect to the new peers, drop the removed ones.

@@ -51,6 +51,7 @@ impl<H: Host> Node<H> {
             };
             self.shared.metrics.db_size.store(restored.size_bytes(), Ordering::Relaxed);
             *self.sm.write().expect("sm lock") = restored;
+            self.host.state_restored();
             self.adopt_members(members);
             self.snapshot_index = snapshot.meta.index;
         }

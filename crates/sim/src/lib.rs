@@ -12,6 +12,7 @@ pub mod linearizability;
 pub mod node;
 pub mod rng;
 pub mod sim;
+pub mod whole;
 
 pub use faults::Mix;
 pub use sim::{Coverage, Report, SimOptions, Simulation};

@@ -1,5 +1,8 @@
 //! `tally-sim --seeds N` sweeps seeds 0..N (or `--start S --seeds N` for S..S+N) and ends with
 //! `seeds: N, violations: V`; `--seed S` replays one seed with a trace of every event.
+//! `--whole` does the same with the whole-node simulation (`tally_sim::whole`).
+
+mod whole_cli;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +21,14 @@ struct Args {
     bug: Option<InjectedBug>,
     threads: usize,
     quiet: bool,
+    whole: bool,
+    node_bug: Option<tally_node::NodeBug>,
 }
 
 const USAGE: &str = "usage: tally-sim [--seeds N] [--start S] [--seed S] [--mix calm|lossy|partitions|crashes|membership|chaos] \
-[--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum] [--threads T] [--quiet]";
+[--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum] [--threads T] [--quiet]
+       tally-sim --whole [--seeds N] [--start S] [--seed S] [--nodes 3|5] \
+[--node-bug answer-before-fsync|lazy-vote|drop-forwarded|read-without-read-index|no-lease-grace] [--threads T] [--quiet]";
 
 fn parse_bug(name: &str) -> Option<InjectedBug> {
     Some(match name {
@@ -46,8 +53,18 @@ fn bug_flag(bug: InjectedBug) -> &'static str {
 
 fn parse_args() -> Result<Args, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args =
-        Args { start: 0, seeds: 100, replay: None, mix: None, nodes: None, bug: None, threads, quiet: false };
+    let mut args = Args {
+        start: 0,
+        seeds: 100,
+        replay: None,
+        mix: None,
+        nodes: None,
+        bug: None,
+        threads,
+        quiet: false,
+        whole: false,
+        node_bug: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -60,6 +77,11 @@ fn parse_args() -> Result<Args, String> {
             "--bug" => args.bug = Some(parse_bug(&value()?).ok_or("unknown --bug")?),
             "--threads" => args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--quiet" => args.quiet = true,
+            "--whole" => args.whole = true,
+            "--node-bug" => {
+                args.node_bug = Some(whole_cli::parse_node_bug(&value()?).ok_or("unknown --node-bug")?);
+                args.whole = true;
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -108,6 +130,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.whole {
+        return whole_cli::run(whole_cli::WholeArgs {
+            start: args.start,
+            seeds: args.seeds,
+            replay: args.replay,
+            nodes: args.nodes,
+            bug: args.node_bug,
+            threads: args.threads,
+            quiet: args.quiet,
+        });
+    }
     if let Some(seed) = args.replay {
         let mut opts = options(&args, seed);
         opts.trace = !args.quiet;

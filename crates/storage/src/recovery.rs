@@ -133,10 +133,7 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
             let what = || format!("zeroing torn tail of {}", path.display());
             write_zeros(&file, end as u64, len).ctx(what)?;
             file.sync_data().ctx(what)?;
-            eprintln!(
-                "tally-storage: truncated torn record at the end of {} at byte offset {end} ({reason})",
-                path.display()
-            );
+            // Reported to the caller (`Recovered::torn_tail`), which logs it.
             torn_tail = Some(TornTail { path: path.clone(), offset: end as u64, reason: reason.to_owned() });
         }
         write_offset = end as u64;

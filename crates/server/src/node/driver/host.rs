@@ -68,6 +68,10 @@ impl Host for ServerHost {
         self.hub.publish(batches);
     }
 
+    fn state_restored(&mut self) {
+        self.hub.restored();
+    }
+
     fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
         if let Some(tokens) = &self.tokens {
             tokens.applied(cmd, response);

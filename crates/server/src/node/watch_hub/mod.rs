@@ -137,6 +137,14 @@ impl Registry {
         w.wake.notify_one();
     }
 
+    /// Every synced watcher to its stream, to catch up from history.
+    fn all_fall_behind(&mut self) {
+        let synced: Vec<u64> = self.watchers.iter().filter(|(_, w)| w.synced).map(|(&k, _)| k).collect();
+        for key in synced {
+            self.fall_behind(key);
+        }
+    }
+
     fn remove(&mut self, key: u64) -> Option<Watcher> {
         let w = self.watchers.remove(&key)?;
         self.index.remove(&w.key, &w.range_end, key);
@@ -158,7 +166,14 @@ pub struct WatchHub {
     next_key: AtomicU64,
     next_stream: AtomicU64,
     /// Applied revisions on their way to the dispatcher thread, a Ready's worth at a time.
-    dispatch: std::sync::mpsc::Sender<Vec<(i64, Vec<Event>)>>,
+    dispatch: std::sync::mpsc::Sender<Dispatch>,
+}
+
+/// What the dispatcher thread hears from the apply loop, in apply order.
+enum Dispatch {
+    Applied(Vec<(i64, Vec<Event>)>),
+    /// A leader's snapshot replaced the state: revisions were skipped without events.
+    Restored,
 }
 
 impl WatchHub {
@@ -181,10 +196,15 @@ impl WatchHub {
         std::thread::Builder::new()
             .name("watch-dispatch".into())
             .spawn(move || {
-                for batch in applied {
+                for dispatch in applied {
                     let Some(hub) = weak.upgrade() else { return };
-                    for (revision, events) in batch {
-                        hub.deliver(revision, &events);
+                    match dispatch {
+                        Dispatch::Applied(batch) => {
+                            for (revision, events) in batch {
+                                hub.deliver(revision, &events);
+                            }
+                        }
+                        Dispatch::Restored => hub.lock().all_fall_behind(),
                     }
                 }
             })
@@ -209,7 +229,19 @@ impl WatchHub {
     /// missed read a revision at least as new and does not want them.
     pub fn publish(&self, revisions: Vec<(i64, Vec<Event>)>) {
         if !revisions.is_empty() && self.watcher_count.load(Ordering::SeqCst) > 0 {
-            let _ = self.dispatch.send(revisions);
+            let _ = self.dispatch.send(Dispatch::Applied(revisions));
+        }
+    }
+
+    /// Called by the apply loop when a leader's snapshot replaced the state machine: the
+    /// revisions it skipped were never published, so every synced watcher catches up from the
+    /// new state's history, from the revision after the last one it was given (etcd's
+    /// watchableStore.Restore). One whose revisions were compacted away is canceled, as etcd
+    /// cancels a watcher left behind a compaction. A watcher added meanwhile starts at the new
+    /// state's revision and loses nothing either way.
+    pub fn restored(&self) {
+        if self.watcher_count.load(Ordering::SeqCst) > 0 {
+            let _ = self.dispatch.send(Dispatch::Restored);
         }
     }
 

@@ -1,0 +1,39 @@
+//! Every member that applied index i has the same state at i: the same revision and the same
+//! `HashKV` (etcd's hash of every key-value revision and the compaction point).
+
+use std::collections::BTreeMap;
+
+use tally_mvcc::StateMachine;
+use tally_raft::NodeId;
+
+use super::Violation;
+
+#[derive(Default)]
+pub struct StateHashes {
+    /// Per applied index: (revision, compact revision, hash) and the member that reported it.
+    by_index: BTreeMap<u64, ((i64, i64, u32), NodeId)>,
+}
+
+impl StateHashes {
+    pub fn observe(&mut self, member: NodeId, sm: &StateMachine, now_us: u64, violations: &mut Vec<Violation>) {
+        let index = sm.applied_index();
+        let hash = match sm.copy_for_snapshot().hash_kv(0) {
+            Ok(h) => (h.revision, h.compact_revision, h.hash),
+            Err(e) => {
+                let detail = format!("member {member} at index {index}: HashKV failed: {e}");
+                return violations.push(Violation { property: "state hashes agree", time_us: now_us, detail });
+            }
+        };
+        let (first, by) = self.by_index.entry(index).or_insert((hash, member));
+        if *first != hash {
+            let detail = format!(
+                "index {index}: member {member} has (revision, compacted, hash) {hash:?}, member {by} had {first:?}"
+            );
+            violations.push(Violation { property: "state hashes agree", time_us: now_us, detail });
+        }
+    }
+
+    pub fn indexes(&self) -> usize {
+        self.by_index.len()
+    }
+}

@@ -1,0 +1,138 @@
+//! The node's host in the simulator: virtual time, an in-memory disk that loses what was not
+//! synced, and outboxes the event loop empties after every call into the node.
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Display;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tally_mvcc::CommandResponse;
+use tally_node::members::Members;
+use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, SnapshotJob};
+use tally_proto::mvccpb::Event;
+use tally_proto::tally_v1::Command;
+use tally_raft::{Message, NodeId};
+use tally_storage::simfs::SimFs;
+
+use crate::kv::ClientId;
+
+/// The panic payload of [`Host::fatal`]: the process would exit here. The event loop catches
+/// it and treats the member as crashed.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+/// A caller's answer from the node, for the event loop to deliver.
+#[derive(Debug)]
+pub enum Answer {
+    Propose(ProposeOutcome),
+    Read(ReadOutcome),
+}
+
+/// Who waits for an answer: a client's request (`seq`) and the attempt that sent it here.
+pub struct Waiter {
+    pub client: ClientId,
+    pub seq: u64,
+    answers: Rc<RefCell<Vec<(ClientId, u64, Answer)>>>,
+}
+
+impl Reply<ProposeOutcome> for Waiter {
+    fn send(self, outcome: ProposeOutcome) {
+        self.answers.borrow_mut().push((self.client, self.seq, Answer::Propose(outcome)));
+    }
+}
+
+impl Reply<ReadOutcome> for Waiter {
+    fn send(self, outcome: ReadOutcome) {
+        self.answers.borrow_mut().push((self.client, self.seq, Answer::Read(outcome)));
+    }
+}
+
+impl Reply<MembershipOutcome> for Waiter {
+    fn send(self, _: MembershipOutcome) {}
+}
+
+/// A fresh revoke of a lease, as it was applied.
+#[derive(Clone, Copy, Debug)]
+pub struct Revoke {
+    pub lease: i64,
+    /// By the leader's lease clock (etcd's lessor), not by a client.
+    pub by_expiry: bool,
+}
+
+/// What the node did to the world during one call, drained by the event loop.
+#[derive(Default)]
+pub struct Outbox {
+    pub messages: Vec<Message>,
+    pub forwards: Vec<(NodeId, Vec<Command>)>,
+    pub snapshots: Vec<SnapshotJob<SimFs>>,
+    pub published: Vec<(i64, Vec<Event>)>,
+    pub revokes: Vec<Revoke>,
+    /// A leader's snapshot replaced the state machine.
+    pub restored: bool,
+}
+
+pub struct SimHost {
+    pub fs: SimFs,
+    base: Instant,
+    now_us: Rc<Cell<u64>>,
+    answers: Rc<RefCell<Vec<(ClientId, u64, Answer)>>>,
+    pub out: Outbox,
+}
+
+impl SimHost {
+    pub fn new(fs: SimFs, base: Instant, now_us: Rc<Cell<u64>>) -> Self {
+        Self { fs, base, now_us, answers: Rc::default(), out: Outbox::default() }
+    }
+
+    pub fn waiter(&self, client: ClientId, seq: u64) -> Waiter {
+        Waiter { client, seq, answers: self.answers.clone() }
+    }
+
+    pub fn take_answers(&self) -> Vec<(ClientId, u64, Answer)> {
+        std::mem::take(&mut self.answers.borrow_mut())
+    }
+}
+
+impl Host for SimHost {
+    type Fs = SimFs;
+    type ProposeReply = Waiter;
+    type ReadReply = Waiter;
+    type MembershipReply = Waiter;
+
+    fn now(&self) -> Instant {
+        self.base + Duration::from_micros(self.now_us.get())
+    }
+
+    fn send(&mut self, messages: &mut Vec<Message>) {
+        self.out.messages.append(messages);
+    }
+
+    fn forward(&mut self, leader: NodeId, commands: Vec<Command>) {
+        self.out.forwards.push((leader, commands));
+    }
+
+    fn write_snapshot(&mut self, job: SnapshotJob<SimFs>) {
+        self.out.snapshots.push(job);
+    }
+
+    fn publish(&mut self, batches: Vec<(i64, Vec<Event>)>) {
+        self.out.published.extend(batches);
+    }
+
+    fn applied_fresh(&mut self, cmd: &Command, _response: &CommandResponse) {
+        use tally_proto::tally_v1::command::Op;
+        if let Some(Op::LeaseRevoke(r)) = &cmd.op {
+            self.out.revokes.push(Revoke { lease: r.id, by_expiry: cmd.auth_revision == u64::MAX });
+        }
+    }
+
+    fn state_restored(&mut self) {
+        self.out.restored = true;
+    }
+
+    fn members_changed(&mut self, _members: &Members) {}
+
+    fn fatal(&mut self, what: &str, err: &dyn Display) -> ! {
+        std::panic::panic_any(Fatal(format!("{what}: {err}")))
+    }
+}

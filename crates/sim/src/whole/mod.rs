@@ -1,0 +1,52 @@
+//! Whole-node simulation: the production node (`tally_node::Node`: the Raft core, the WAL over
+//! a simulated disk, the MVCC state machine, proposals and forwarding, ReadIndex reads, the
+//! lease clock, snapshots written in the background) run by many members in virtual time,
+//! with etcd clients, watchers and faults, and checks of what clients can see.
+
+pub mod checks;
+pub mod clients;
+pub mod host;
+pub mod member;
+pub mod plan;
+pub mod requests;
+pub mod world;
+
+pub use world::{WholeCoverage, WholeOptions, WholeReport, WholeSim};
+
+/// A member's disk failure ends its process with a [`host::Fatal`] panic, which the event loop
+/// turns into a crash: it is no news, so the panic message is not printed.
+fn quiet_fatal_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<host::Fatal>().is_none() {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs one seed, turning a panic anywhere in the node into a reported violation.
+pub fn run_whole_seed(opts: WholeOptions) -> WholeReport {
+    quiet_fatal_panics();
+    let (seed, nodes) = (opts.seed, opts.nodes.unwrap_or(0));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| WholeSim::new(opts).run())) {
+        Ok(report) => report,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            WholeReport {
+                seed,
+                nodes,
+                violations: vec![checks::Violation { property: "panic", time_us: 0, detail }],
+                operations: 0,
+                events: 0,
+                coverage: WholeCoverage::default(),
+            }
+        }
+    }
+}

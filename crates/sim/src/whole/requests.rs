@@ -1,0 +1,122 @@
+//! The etcd requests the simulator's clients send, built as the gRPC layer builds its
+//! commands, and what their answers mean for the linearizability history. A key's absence is
+//! recorded as the value 0 (written values start at 1), so deletes are writes of 0.
+
+use tally_mvcc::CommandResponse;
+use tally_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use tally_proto::etcdserverpb::request_op::Request as RequestOpKind;
+use tally_proto::etcdserverpb::{
+    CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
+};
+use tally_proto::tally_v1::command::Op;
+use tally_proto::tally_v1::Command;
+
+use crate::linearizability::Outcome;
+
+pub const KEYS: u64 = 3;
+/// The value the history records for an absent key.
+pub const ABSENT: u64 = 0;
+
+pub fn key_name(key: u64) -> Vec<u8> {
+    format!("k{key}").into_bytes()
+}
+
+/// A write, as one log entry.
+#[derive(Clone, Debug)]
+pub enum Write {
+    Put {
+        key: u64,
+        value: u64,
+    },
+    Delete {
+        key: u64,
+    },
+    /// Sets `key` to `new` if it holds `expected` (`ABSENT`: if it does not exist).
+    Cas {
+        key: u64,
+        expected: u64,
+        new: u64,
+    },
+    Compact {
+        revision: i64,
+    },
+    LeaseGrant {
+        ttl: i64,
+    },
+    /// Puts `key` attached to `lease`.
+    PutWithLease {
+        key: Vec<u8>,
+        lease: i64,
+    },
+    LeaseRevoke {
+        lease: i64,
+    },
+}
+
+impl Write {
+    pub fn command(&self, client_id: u64, seq: u64) -> Command {
+        let op = match self {
+            Write::Put { key, value } => {
+                Op::Put(PutRequest { key: key_name(*key), value: value.to_string().into_bytes(), ..Default::default() })
+            }
+            Write::Delete { key } => Op::DeleteRange(DeleteRangeRequest { key: key_name(*key), ..Default::default() }),
+            Write::Cas { key, expected, new } => Op::Txn(cas(*key, *expected, *new)),
+            Write::Compact { revision } => Op::Compaction(CompactionRequest { revision: *revision, physical: false }),
+            Write::LeaseGrant { ttl } => Op::LeaseGrant(LeaseGrantRequest { ttl: *ttl, id: 0 }),
+            Write::PutWithLease { key, lease } => {
+                Op::Put(PutRequest { key: key.clone(), value: b"alive".to_vec(), lease: *lease, ..Default::default() })
+            }
+            Write::LeaseRevoke { lease } => Op::LeaseRevoke(LeaseRevokeRequest { id: *lease }),
+        };
+        Command { client_id, seq, op: Some(op), auth_user: String::new(), auth_revision: 0 }
+    }
+
+    /// What the history records for an applied answer (`Unknown` if it failed: a failed
+    /// request changed nothing, which "unknown" allows too).
+    pub fn outcome(&self, response: &CommandResponse) -> Outcome {
+        match (self, response) {
+            (Write::Put { .. } | Write::Delete { .. }, CommandResponse::Put(_) | CommandResponse::DeleteRange(_)) => {
+                Outcome::Put
+            }
+            (Write::Cas { .. }, CommandResponse::Txn(t)) => Outcome::Cas(t.succeeded),
+            _ => Outcome::Unknown,
+        }
+    }
+}
+
+fn cas(key: u64, expected: u64, new: u64) -> TxnRequest {
+    let key = key_name(key);
+    let compare = if expected == ABSENT {
+        Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Version as i32,
+            key: key.clone(),
+            target_union: Some(TargetUnion::Version(0)),
+            ..Default::default()
+        }
+    } else {
+        Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Value as i32,
+            key: key.clone(),
+            target_union: Some(TargetUnion::Value(expected.to_string().into_bytes())),
+            ..Default::default()
+        }
+    };
+    let put = PutRequest { key, value: new.to_string().into_bytes(), ..Default::default() };
+    TxnRequest {
+        compare: vec![compare],
+        success: vec![RequestOp { request: Some(RequestOpKind::RequestPut(put)) }],
+        failure: Vec::new(),
+    }
+}
+
+/// A key's value in a state machine, as the history records it.
+pub fn read_value(sm: &tally_mvcc::StateMachine, key: u64) -> u64 {
+    let req = RangeRequest { key: key_name(key), ..Default::default() };
+    let resp = sm.store.range(&req).expect("a range at the current revision");
+    resp.kvs.first().map_or(ABSENT, |kv| {
+        std::str::from_utf8(&kv.value).ok().and_then(|v| v.parse().ok()).expect("values the clients wrote")
+    })
+}

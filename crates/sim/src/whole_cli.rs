@@ -1,0 +1,136 @@
+//! `tally-sim --whole ...`: the whole-node simulation's sweep and replay.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tally_node::NodeBug;
+use tally_sim::whole::{run_whole_seed, WholeCoverage, WholeOptions, WholeReport};
+
+pub struct WholeArgs {
+    pub start: u64,
+    pub seeds: u64,
+    pub replay: Option<u64>,
+    pub nodes: Option<usize>,
+    pub bug: Option<NodeBug>,
+    pub threads: usize,
+    pub quiet: bool,
+}
+
+pub const NODE_BUGS: [(&str, NodeBug); 5] = [
+    ("answer-before-fsync", NodeBug::AnswerBeforeFsync),
+    ("lazy-vote", NodeBug::LazyVote),
+    ("drop-forwarded", NodeBug::DropForwarded),
+    ("read-without-read-index", NodeBug::ReadWithoutReadIndex),
+    ("no-lease-grace", NodeBug::NoLeaseGraceOnPromote),
+];
+
+pub fn parse_node_bug(name: &str) -> Option<NodeBug> {
+    NODE_BUGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+fn bug_flag(bug: NodeBug) -> &'static str {
+    NODE_BUGS.iter().find(|(_, b)| *b == bug).map_or("?", |(n, _)| n)
+}
+
+fn options(args: &WholeArgs, seed: u64) -> WholeOptions {
+    WholeOptions { nodes: args.nodes, bug: args.bug, ..WholeOptions::new(seed) }
+}
+
+fn replay_command(args: &WholeArgs, seed: u64) -> String {
+    let mut cmd = format!("cargo run --release -p tally-sim -- --whole --seed {seed}");
+    if let Some(nodes) = args.nodes {
+        cmd += &format!(" --nodes {nodes}");
+    }
+    if let Some(bug) = args.bug {
+        cmd += &format!(" --node-bug {}", bug_flag(bug));
+    }
+    cmd
+}
+
+fn print_failure(args: &WholeArgs, report: &WholeReport) {
+    for v in &report.violations {
+        println!(
+            "seed {}: VIOLATION of {} at {:.3} ms ({} nodes): {}",
+            report.seed,
+            v.property,
+            v.time_us as f64 / 1000.0,
+            report.nodes,
+            v.detail
+        );
+    }
+    println!("  replay: {}", replay_command(args, report.seed));
+}
+
+fn print_coverage(c: &WholeCoverage) {
+    println!(
+        "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
+{} commands forwarded, {} leases expired, {} watch (re)connects, {} state hashes compared",
+        c.leaders,
+        c.crashes,
+        c.disk_failures,
+        c.snapshots_written,
+        c.snapshots_installed,
+        c.forwarded,
+        c.lease_expiries,
+        c.watch_reconnects,
+        c.state_hashes
+    );
+}
+
+pub fn run(args: WholeArgs) -> ExitCode {
+    if let Some(seed) = args.replay {
+        let mut opts = options(&args, seed);
+        opts.trace = !args.quiet;
+        let report = run_whole_seed(opts);
+        println!("seed {seed}: {} nodes, {} events, {} operations", report.nodes, report.events, report.operations);
+        print_coverage(&report.coverage);
+        if !report.violations.is_empty() {
+            print_failure(&args, &report);
+        }
+        println!("seeds: 1, violations: {}", report.violations.len());
+        return if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let began = Instant::now();
+    let next = AtomicU64::new(args.start);
+    let end = args.start + args.seeds;
+    let failures = Mutex::new(Vec::new());
+    let totals = Mutex::new((0u64, 0u64, WholeCoverage::default()));
+    std::thread::scope(|scope| {
+        for _ in 0..args.threads.max(1) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let report = run_whole_seed(options(&args, seed));
+                let mut t = totals.lock().unwrap();
+                t.0 += report.events;
+                t.1 += report.operations as u64;
+                t.2 += report.coverage;
+                drop(t);
+                if !report.violations.is_empty() {
+                    print_failure(&args, &report);
+                    failures.lock().unwrap().push(report.seed);
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    let (events, operations, coverage) = totals.into_inner().unwrap();
+    let secs = began.elapsed().as_secs_f64();
+    println!(
+        "whole node: events: {events}, client operations: {operations}, {:.1} s ({:.2} s per 1,000 seeds on {} threads)",
+        secs,
+        secs * 1000.0 / args.seeds.max(1) as f64,
+        args.threads.max(1)
+    );
+    print_coverage(&coverage);
+    println!("seeds: {}, violations: {}", args.seeds, failures.len());
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,51 @@
+//! The whole-node simulation: the production node stays correct under faults, and each planted
+//! bug of the node's I/O ordering, forwarding, reads and leases is caught by some check.
+
+use tally_node::NodeBug;
+use tally_sim::whole::{run_whole_seed, WholeOptions};
+
+#[test]
+fn the_production_node_passes_every_check() {
+    for seed in 0..40 {
+        let report = run_whole_seed(WholeOptions::new(seed));
+        assert!(report.violations.is_empty(), "seed {seed}: {:?}", report.violations);
+        assert!(report.operations > 0, "seed {seed} ran no client operation");
+    }
+}
+
+/// The first seed (of at most `seeds`) whose run reports a violation, and what it was.
+fn first_caught(bug: NodeBug, seeds: u64) -> Option<(u64, &'static str)> {
+    (0..seeds).find_map(|seed| {
+        let report = run_whole_seed(WholeOptions { bug: Some(bug), ..WholeOptions::new(seed) });
+        report.violations.first().map(|v| (seed, v.property))
+    })
+}
+
+#[test]
+fn answering_a_write_before_it_is_durable_on_a_quorum_is_caught() {
+    let caught = first_caught(NodeBug::AnswerBeforeFsync, 100);
+    assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
+}
+
+#[test]
+fn leaving_a_changed_vote_unsynced_is_caught() {
+    assert!(first_caught(NodeBug::LazyVote, 200).is_some());
+}
+
+#[test]
+fn a_leader_losing_forwarded_writes_is_caught() {
+    let caught = first_caught(NodeBug::DropForwarded, 20);
+    assert!(matches!(caught, Some((_, "a healthy cluster answers every request"))), "{caught:?}");
+}
+
+#[test]
+fn serving_a_linearizable_read_without_read_index_is_caught() {
+    let caught = first_caught(NodeBug::ReadWithoutReadIndex, 100);
+    assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
+}
+
+#[test]
+fn expiring_leases_early_after_a_leader_change_is_caught() {
+    let caught = first_caught(NodeBug::NoLeaseGraceOnPromote, 50);
+    assert!(matches!(caught, Some((_, "a kept-alive lease never expires"))), "{caught:?}");
+}
