@@ -28,13 +28,6 @@ pub(crate) struct Lessor {
     pub(crate) id_seed: u64,
 }
 
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Lessor {
     pub(crate) fn lookup(&self, id: i64) -> Option<&Lease> {
         self.leases.get(&id)
@@ -45,7 +38,7 @@ impl Lessor {
         let id = if id == 0 {
             loop {
                 self.id_seed = self.id_seed.wrapping_add(1);
-                let candidate = (splitmix64(self.id_seed) & (i64::MAX as u64)) as i64;
+                let candidate = (tally_raft::mix(self.id_seed) & (i64::MAX as u64)) as i64;
                 if candidate != 0 && !self.leases.contains_key(&candidate) {
                     break candidate;
                 }
