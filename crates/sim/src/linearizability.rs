@@ -323,18 +323,10 @@ impl Bits {
     }
 }
 
-fn mix64(mut x: u64) -> u64 {
-    // splitmix64 finalizer
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 fn state_hash(state: Option<u64>) -> u64 {
     match state {
-        None => mix64(u64::MAX ^ 0x5555),
-        Some(v) => mix64(v.rotate_left(17) ^ 0xabcd_ef01),
+        None => tally_raft::mix(u64::MAX ^ 0x5555),
+        Some(v) => tally_raft::mix(v.rotate_left(17) ^ 0xabcd_ef01),
     }
 }
 
@@ -502,7 +494,7 @@ fn check_key(ops: &[&Operation], steps_max: u64) -> KeyResult {
         }
     }
 
-    let zobrist: Vec<u64> = (0..ops.len()).map(|i| mix64(i as u64 + 1)).collect();
+    let zobrist: Vec<u64> = (0..ops.len()).map(|i| tally_raft::mix(i as u64 + 1)).collect();
     let mut known = Bits::new(n_known);
     let mut unknown = Bits::new(unknown_nodes.len());
     let mut set_hash = 0u64;
@@ -1044,19 +1036,12 @@ mod tests {
 
     // ----- randomized tests -----
 
-    /// Small deterministic PRNG (splitmix64) for non-proptest generators.
-    struct Rng(u64);
+    /// The core's deterministic generator, for the non-proptest generators.
+    struct Rng(tally_raft::SplitMix64);
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
+            self.0.next_u64() % n
         }
     }
 
@@ -1102,7 +1087,7 @@ mod tests {
     }
 
     fn concurrent_history_with(seed: u64, n: usize, clients: u64, values: u64, timeout_one_in: u64) -> Vec<Operation> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng(tally_raft::SplitMix64::new(seed));
         // (linearization point, op) with outcome filled in later.
         let mut ops: Vec<(u64, bool, Operation)> = Vec::with_capacity(n);
         let mut next_free = vec![0u64; clients as usize];
