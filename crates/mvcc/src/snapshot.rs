@@ -287,112 +287,158 @@ pub(crate) fn write_snapshot<'a>(
 impl StateMachine {
     /// Rebuilds a state machine from [`StateMachine::snapshot`] output. Corrupt input is an error.
     pub fn restore(data: &[u8]) -> Result<StateMachine, SnapshotError> {
-        if data.len() < MAGIC.len() + 8 || &data[..MAGIC.len()] != MAGIC {
-            return Err(SnapshotError::BadMagic);
-        }
-        let (body, crc) = data.split_at(data.len() - 4);
-        let mut r = Reader { buf: &body[MAGIC.len()..] };
-        let version = r.u32()?;
-        if !(1..=FORMAT_VERSION).contains(&version) {
-            return Err(SnapshotError::UnsupportedVersion(version));
-        }
-        if crc32c::crc32c(body).to_le_bytes() != crc {
-            return Err(SnapshotError::Checksum);
-        }
+        let (mut r, version) = open(data)?;
         let applied_index = r.u64()?;
-        let config = StoreConfig {
-            max_txn_ops: r.u64()? as usize,
-            min_lease_ttl: r.i64()?,
-            sessions_max: (r.u64()? as usize).max(1),
-        };
-        let mut store = Store::new(config);
-        store.current_rev = r.i64()?;
-        store.compact_rev = r.i64()?;
-        store.lessor.id_seed = r.u64()?;
-        if store.current_rev < 1 || store.compact_rev > store.current_rev {
-            return Err(SnapshotError::Corrupt("revisions"));
-        }
-        let nkeys = r.len()?;
-        let mut prev_key: Option<Arc<[u8]>> = None;
-        let mut attachments: Vec<(i64, Arc<[u8]>)> = Vec::new();
-        for _ in 0..nkeys {
-            let key: Arc<[u8]> = Arc::from(r.bytes()?);
-            if key.is_empty() || prev_key.as_ref().is_some_and(|p| *p >= key) {
-                return Err(SnapshotError::Corrupt("key order"));
-            }
-            let n = r.len()?;
-            if n == 0 {
-                return Err(SnapshotError::Corrupt("empty key history"));
-            }
-            let mut entries = Vec::with_capacity(n);
-            for _ in 0..n {
-                let rev = Revision::new(r.i64()?, r.i64()?);
-                let (create, version, lease) = (r.i64()?, r.i64()?, r.i64()?);
-                let value = match r.u8()? {
-                    0 => None,
-                    1 => Some(Box::<[u8]>::from(r.bytes()?)),
-                    _ => return Err(SnapshotError::Corrupt("entry kind")),
-                };
-                let e = Entry { rev, create, version, lease, value };
-                if rev.main < 1 || rev.main > store.current_rev || entries.last().is_some_and(|p: &Entry| p.rev >= rev)
-                {
-                    return Err(SnapshotError::Corrupt("revision order"));
-                }
-                store.approx_bytes += e.cost(key.len());
-                entries.push(e);
-            }
-            let h = KeyHistory { entries };
-            if let Some(e) = h.current() {
-                store.live_keys += 1;
-                if e.lease != 0 {
-                    attachments.push((e.lease, key.clone()));
-                }
-            }
-            store.index.insert(key.clone(), h);
-            prev_key = Some(key);
-        }
-        let nleases = r.len()?;
-        let mut leases = BTreeMap::new();
-        for _ in 0..nleases {
-            let (id, ttl) = (r.i64()?, r.i64()?);
-            if id == 0 || leases.insert(id, Lease { id, ttl, keys: Default::default() }).is_some() {
-                return Err(SnapshotError::Corrupt("lease ids"));
-            }
-        }
-        let mut lessor = Lessor { leases, id_seed: store.lessor.id_seed };
-        for (id, key) in &attachments {
-            if lessor.lookup(*id).is_none() {
-                return Err(SnapshotError::Corrupt("key attached to a missing lease"));
-            }
-            lessor.attach(*id, key);
-        }
-        store.lessor = lessor;
-        let nsessions = r.len()?;
-        let mut sessions = Sessions::new(config.sessions_max);
-        for _ in 0..nsessions {
-            let (client, seq, last_index) = (r.u64()?, r.u64()?, r.u64()?);
-            let response = read_response(&mut r)?;
-            if !sessions.restore(client, Session { seq, response, last_index }) {
-                return Err(SnapshotError::Corrupt("sessions"));
-            }
-        }
-        if !sessions.finish_restore() {
-            return Err(SnapshotError::Corrupt("sessions"));
-        }
-        let mut alarms = Alarms::default();
-        if version >= 2 {
-            for _ in 0..r.len()? {
-                let (alarm, member) = (r.i64()?, r.u64()?);
-                let alarm = i32::try_from(alarm).map_err(|_| SnapshotError::Corrupt("alarm type"))?;
-                alarms.raised.insert((alarm, member));
-            }
-        }
+        let mut store = read_store_header(&mut r)?;
+        let attachments = read_keys(&mut r, &mut store)?;
+        store.lessor = read_leases(&mut r, store.lessor.id_seed, &attachments)?;
+        let sessions = read_sessions(&mut r, store.config.sessions_max)?;
+        // Sections added by later formats: older snapshots restore with them empty.
+        let alarms = if version >= 2 { read_alarms(&mut r)? } else { Alarms::default() };
         let auth = if version >= 3 { read_auth(&mut r)? } else { AuthStore::default() };
         if !r.buf.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));
         }
         Ok(StateMachine { store, sessions, applied_index, alarms, auth })
     }
+}
+
+/// Checks the framing (magic, a version this build reads, checksum); returns a reader over the
+/// body after the version, and the version.
+fn open(data: &[u8]) -> R<(Reader<'_>, u32)> {
+    if data.len() < MAGIC.len() + 8 || &data[..MAGIC.len()] != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    let mut r = Reader { buf: &body[MAGIC.len()..] };
+    let version = r.u32()?;
+    if !(1..=FORMAT_VERSION).contains(&version) {
+        return Err(SnapshotError::UnsupportedVersion(version));
+    }
+    if crc32c::crc32c(body).to_le_bytes() != crc {
+        return Err(SnapshotError::Checksum);
+    }
+    Ok((r, version))
+}
+
+/// An empty store with the snapshot's config, revisions and lease id seed.
+fn read_store_header(r: &mut Reader<'_>) -> R<Store> {
+    let config = StoreConfig {
+        max_txn_ops: r.u64()? as usize,
+        min_lease_ttl: r.i64()?,
+        sessions_max: (r.u64()? as usize).max(1),
+    };
+    let mut store = Store::new(config);
+    store.current_rev = r.i64()?;
+    store.compact_rev = r.i64()?;
+    store.lessor.id_seed = r.u64()?;
+    if store.current_rev < 1 || store.compact_rev > store.current_rev {
+        return Err(SnapshotError::Corrupt("revisions"));
+    }
+    Ok(store)
+}
+
+/// Reads the keys (strictly ascending) and their histories into `store`, with its live-key count
+/// and size. Returns the (lease, key) pairs of live keys with a lease: the snapshot stores no
+/// attachments, they are rebuilt from these once the leases are read.
+fn read_keys(r: &mut Reader<'_>, store: &mut Store) -> R<Vec<(i64, Arc<[u8]>)>> {
+    let nkeys = r.len()?;
+    let mut prev_key: Option<Arc<[u8]>> = None;
+    let mut attachments = Vec::new();
+    for _ in 0..nkeys {
+        let key: Arc<[u8]> = Arc::from(r.bytes()?);
+        if key.is_empty() || prev_key.as_ref().is_some_and(|p| *p >= key) {
+            return Err(SnapshotError::Corrupt("key order"));
+        }
+        let h = read_history(r, store.current_rev)?;
+        store.approx_bytes += h.entries.iter().map(|e| e.cost(key.len())).sum::<u64>();
+        if let Some(e) = h.current() {
+            store.live_keys += 1;
+            if e.lease != 0 {
+                attachments.push((e.lease, key.clone()));
+            }
+        }
+        store.index.insert(key.clone(), h);
+        prev_key = Some(key);
+    }
+    Ok(attachments)
+}
+
+/// One key's history: at least one entry, revisions strictly ascending and within
+/// `1..=current_rev`.
+fn read_history(r: &mut Reader<'_>, current_rev: i64) -> R<KeyHistory> {
+    let n = r.len()?;
+    if n == 0 {
+        return Err(SnapshotError::Corrupt("empty key history"));
+    }
+    let mut entries: Vec<Entry> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let e = read_entry(r)?;
+        if e.rev.main < 1 || e.rev.main > current_rev || entries.last().is_some_and(|p| p.rev >= e.rev) {
+            return Err(SnapshotError::Corrupt("revision order"));
+        }
+        entries.push(e);
+    }
+    Ok(KeyHistory { entries })
+}
+
+fn read_entry(r: &mut Reader<'_>) -> R<Entry> {
+    let rev = Revision::new(r.i64()?, r.i64()?);
+    let (create, version, lease) = (r.i64()?, r.i64()?, r.i64()?);
+    let value = match r.u8()? {
+        0 => None,
+        1 => Some(Box::<[u8]>::from(r.bytes()?)),
+        _ => return Err(SnapshotError::Corrupt("entry kind")),
+    };
+    Ok(Entry { rev, create, version, lease, value })
+}
+
+/// The leases (unique, non-zero ids), with the live keys in `attachments` attached: each must
+/// name a lease that exists.
+fn read_leases(r: &mut Reader<'_>, id_seed: u64, attachments: &[(i64, Arc<[u8]>)]) -> R<Lessor> {
+    let nleases = r.len()?;
+    let mut leases = BTreeMap::new();
+    for _ in 0..nleases {
+        let (id, ttl) = (r.i64()?, r.i64()?);
+        if id == 0 || leases.insert(id, Lease { id, ttl, keys: Default::default() }).is_some() {
+            return Err(SnapshotError::Corrupt("lease ids"));
+        }
+    }
+    let mut lessor = Lessor { leases, id_seed };
+    for (id, key) in attachments {
+        if lessor.lookup(*id).is_none() {
+            return Err(SnapshotError::Corrupt("key attached to a missing lease"));
+        }
+        lessor.attach(*id, key);
+    }
+    Ok(lessor)
+}
+
+/// The client sessions (the retry cache), back in recency order once all are read.
+fn read_sessions(r: &mut Reader<'_>, sessions_max: usize) -> R<Sessions> {
+    let nsessions = r.len()?;
+    let mut sessions = Sessions::new(sessions_max);
+    for _ in 0..nsessions {
+        let (client, seq, last_index) = (r.u64()?, r.u64()?, r.u64()?);
+        let response = read_response(r)?;
+        if !sessions.restore(client, Session { seq, response, last_index }) {
+            return Err(SnapshotError::Corrupt("sessions"));
+        }
+    }
+    if !sessions.finish_restore() {
+        return Err(SnapshotError::Corrupt("sessions"));
+    }
+    Ok(sessions)
+}
+
+fn read_alarms(r: &mut Reader<'_>) -> R<Alarms> {
+    let mut alarms = Alarms::default();
+    for _ in 0..r.len()? {
+        let (alarm, member) = (r.i64()?, r.u64()?);
+        let alarm = i32::try_from(alarm).map_err(|_| SnapshotError::Corrupt("alarm type"))?;
+        alarms.raised.insert((alarm, member));
+    }
+    Ok(alarms)
 }
 
 fn write_auth(w: &mut Writer<'_>, auth: &AuthStore) {

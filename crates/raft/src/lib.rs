@@ -48,5 +48,5 @@ pub use message::{ConflictHint, Message, MessageBody};
 pub use progress::{Progress, ProgressState};
 pub use raft::Raft;
 pub use ready::{ReadState, Ready, Role, SoftState};
-pub use rng::SplitMix64;
+pub use rng::{mix, SplitMix64};
 pub use types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term};

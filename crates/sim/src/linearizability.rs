@@ -37,7 +37,7 @@
 //!   already visited one (same known ops and state) is pruned (dominance);
 //! - only "normal form" linearizations are searched, in which every unknown
 //!   op is immediately followed by an op that needs its effect (see
-//!   `check_key`);
+//!   `breaks_normal_form`);
 //! - register values that no op ever compares against (not read by a `Get`
 //!   nor expected by a `Cas`) are merged into one abstract value, and
 //!   unknown ops with identical abstract effects are used in invocation
@@ -323,18 +323,10 @@ impl Bits {
     }
 }
 
-fn mix64(mut x: u64) -> u64 {
-    // splitmix64 finalizer
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 fn state_hash(state: Option<u64>) -> u64 {
     match state {
-        None => mix64(u64::MAX ^ 0x5555),
-        Some(v) => mix64(v.rotate_left(17) ^ 0xabcd_ef01),
+        None => tally_raft::mix(u64::MAX ^ 0x5555),
+        Some(v) => tally_raft::mix(v.rotate_left(17) ^ 0xabcd_ef01),
     }
 }
 
@@ -348,7 +340,7 @@ struct CacheEntry {
 }
 
 /// If the last linearized op had an unknown outcome: the state before it.
-/// This restricts which op may come next (see `check_key`).
+/// This restricts which op may come next (see `breaks_normal_form`).
 type AfterUnknown = Option<Option<u64>>;
 
 /// Visited configurations, keyed by a Zobrist hash of the linearized set
@@ -420,10 +412,63 @@ fn check_key(ops: &[&Operation], steps_max: u64) -> KeyResult {
     if n_known == 0 {
         return KeyResult::Ok;
     }
+    Search::new(ops, n_known).run(steps_max)
+}
 
-    // Events sorted by time, calls before returns at equal times (closed
-    // intervals).
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * ops.len());
+/// The entries of one key's history, in time order.
+struct Entries {
+    /// The WGL list: call and return entries of the known-outcome ops.
+    list: EntryList,
+    /// Call nodes of the unknown-outcome ops, in invocation order.
+    unknown_nodes: Vec<usize>,
+    /// Each op's bit: its index among the known-outcome calls or in `unknown_nodes`.
+    bit: Vec<usize>,
+}
+
+impl Entries {
+    /// Node indices follow event order. Known-outcome ops have a call and a
+    /// return entry, linked into the WGL list. Unknown-outcome ops only have a
+    /// call node, kept out of the list in `unknown_nodes` (sorted by
+    /// invocation): such an op is a candidate iff its call node precedes the
+    /// first remaining return entry. Keeping them separate lets the search
+    /// try every known-outcome candidate before any unknown one, which makes
+    /// the dominance pruning in `Cache::visit` effective.
+    fn build(ops: &[&Operation]) -> Entries {
+        let events = sorted_events(ops);
+        let mut nodes = Vec::with_capacity(events.len() + 1);
+        nodes.push(Entry { op: NIL, is_call: false, ret: NIL, prev: NIL, next: NIL });
+        let mut call_node = vec![NIL; ops.len()];
+        let mut unknown_nodes = Vec::new();
+        let mut bit = vec![NIL; ops.len()];
+        let mut last = HEAD;
+        let mut n_calls = 0;
+        for &(_, is_ret, i) in &events {
+            let idx = nodes.len();
+            nodes.push(Entry { op: i, is_call: !is_ret, ret: NIL, prev: NIL, next: NIL });
+            if ops[i].complete.is_none() {
+                bit[i] = unknown_nodes.len();
+                unknown_nodes.push(idx);
+                continue;
+            }
+            nodes[last].next = idx;
+            nodes[idx].prev = last;
+            last = idx;
+            if is_ret {
+                nodes[call_node[i]].ret = idx;
+            } else {
+                bit[i] = n_calls;
+                n_calls += 1;
+                call_node[i] = idx;
+            }
+        }
+        Entries { list: EntryList { nodes }, unknown_nodes, bit }
+    }
+}
+
+/// Calls and returns as (time, is_return, op), sorted by time with calls
+/// before returns at equal times (closed intervals).
+fn sorted_events(ops: &[&Operation]) -> Vec<(u64, bool, usize)> {
+    let mut events = Vec::with_capacity(2 * ops.len());
     for (i, op) in ops.iter().enumerate() {
         events.push((op.invoke, false, i));
         if let Some(c) = op.complete {
@@ -431,236 +476,359 @@ fn check_key(ops: &[&Operation], steps_max: u64) -> KeyResult {
         }
     }
     events.sort_unstable();
+    events
+}
 
-    // Node indices follow event order. Known-outcome ops have a call and a
-    // return entry, linked into the WGL list. Unknown-outcome ops only have a
-    // call node, kept out of the list in `unknown_nodes` (sorted by
-    // invocation): such an op is a candidate iff its call node precedes the
-    // first remaining return entry. Keeping them separate lets the search
-    // try every known-outcome candidate before any unknown one, which makes
-    // the dominance pruning in `Cache::visit` effective.
-    let mut nodes = Vec::with_capacity(events.len() + 1);
-    nodes.push(Entry { op: NIL, is_call: false, ret: NIL, prev: NIL, next: NIL });
-    let mut call_node = vec![NIL; ops.len()];
-    let mut unknown_nodes = Vec::new();
-    let mut bit = vec![NIL; ops.len()];
-    let mut last = HEAD;
-    let mut n_calls = 0;
-    for &(_, is_ret, i) in &events {
-        let idx = nodes.len();
-        nodes.push(Entry { op: i, is_call: !is_ret, ret: NIL, prev: NIL, next: NIL });
-        if ops[i].complete.is_none() {
-            bit[i] = unknown_nodes.len();
-            unknown_nodes.push(idx);
-            continue;
-        }
-        nodes[last].next = idx;
-        nodes[idx].prev = last;
-        last = idx;
-        if is_ret {
-            nodes[call_node[i]].ret = idx;
-        } else {
-            bit[i] = n_calls;
-            n_calls += 1;
-            call_node[i] = idx;
-        }
-    }
-    let mut list = EntryList { nodes };
+/// State abstraction: ops only ever compare the register against values
+/// that are read (`Get`) or expected (`Cas`). Any other value is
+/// indistinguishable from any other, so all of them are mapped to one
+/// representative `other`. This makes e.g. all timed-out writes of values
+/// nobody observed lead to the same state.
+struct Canon {
+    observable: HashSet<u64>,
+    other: u64,
+}
 
-    // State abstraction: ops only ever compare the register against values
-    // that are read (`Get`) or expected (`Cas`). Any other value is
-    // indistinguishable from any other, so all of them are mapped to one
-    // representative `other`. This makes e.g. all timed-out writes of values
-    // nobody observed lead to the same state.
-    let mut observable: HashSet<u64> = HashSet::new();
-    for op in ops {
-        match (op.kind, op.outcome) {
-            (_, Outcome::Get(Some(v))) | (OpKind::Cas { expected: Some(v), .. }, _) => {
-                observable.insert(v);
+impl Canon {
+    fn new(ops: &[&Operation]) -> Canon {
+        let mut observable: HashSet<u64> = HashSet::new();
+        for op in ops {
+            match (op.kind, op.outcome) {
+                (_, Outcome::Get(Some(v))) | (OpKind::Cas { expected: Some(v), .. }, _) => {
+                    observable.insert(v);
+                }
+                _ => {}
             }
-            _ => {}
+        }
+        let other =
+            (0..=u64::MAX).rev().find(|v| !observable.contains(v)).expect("at most ops.len() observable values");
+        Canon { observable, other }
+    }
+
+    fn value(&self, v: u64) -> u64 {
+        if self.observable.contains(&v) {
+            v
+        } else {
+            self.other
         }
     }
-    let other = (0..=u64::MAX).rev().find(|v| !observable.contains(v)).expect("at most ops.len() observable values");
-    let canon = |v: u64| if observable.contains(&v) { v } else { other };
-    let step = |op: &Operation, state: Option<u64>| step(op, state).map(|s| s.map(canon));
 
-    // Symmetry reduction: unknown-outcome ops with the same (abstract)
-    // effect are interchangeable once invoked, so only use them in
-    // invocation order: the j-th unknown op is a candidate only if the
-    // previous one of its class (`prev_same[j]`) is already linearized.
-    let mut prev_same = vec![NIL; unknown_nodes.len()];
+    /// [`step`] on abstract states.
+    fn step(&self, op: &Operation, state: Option<u64>) -> Option<Option<u64>> {
+        step(op, state).map(|s| s.map(|v| self.value(v)))
+    }
+}
+
+/// Symmetry reduction: unknown-outcome ops with the same (abstract) effect
+/// are interchangeable once invoked, so only use them in invocation order.
+/// Returns, for the j-th unknown op, the previous one of its class (NIL if
+/// none): the j-th is a candidate only once that one is linearized.
+fn same_effect_predecessors(ops: &[&Operation], entries: &Entries, canon: &Canon) -> Vec<usize> {
+    let mut prev_same = vec![NIL; entries.unknown_nodes.len()];
     let mut last_of_class: HashMap<(Option<u64>, u64, bool), usize> = HashMap::new();
-    for (j, &node) in unknown_nodes.iter().enumerate() {
-        let class = match ops[list.nodes[node].op].kind {
-            OpKind::Put { value } => (None, canon(value), false),
-            OpKind::Cas { expected, new } => (expected, canon(new), true),
+    for (j, &node) in entries.unknown_nodes.iter().enumerate() {
+        let class = match ops[entries.list.nodes[node].op].kind {
+            OpKind::Put { value } => (None, canon.value(value), false),
+            OpKind::Cas { expected, new } => (expected, canon.value(new), true),
             OpKind::Get => unreachable!("unknown gets are filtered out"),
         };
         if let Some(prev) = last_of_class.insert(class, j) {
             prev_same[j] = prev;
         }
     }
+    prev_same
+}
 
-    let zobrist: Vec<u64> = (0..ops.len()).map(|i| mix64(i as u64 + 1)).collect();
-    let mut known = Bits::new(n_known);
-    let mut unknown = Bits::new(unknown_nodes.len());
-    let mut set_hash = 0u64;
-    let mut state: Option<u64> = None;
-    // Set iff the last linearized op has an unknown outcome (see below).
-    let mut after_unknown: AfterUnknown = None;
-    let mut cache = Cache::default();
-    cache.visit(set_hash ^ state_hash(state), &known, &unknown, state, None);
-
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut remaining_known = n_known;
-    // Longest linearized prefix seen (by number of known ops), for the report.
-    let mut best_prefix: Vec<usize> = Vec::new();
-    let mut best_known = 0usize;
-    let mut low_water = 0usize; // stack[..low_water] matches best_prefix[..low_water]
-
-    // Unused unknown-outcome ops, as a linked list over `j + 1` (node 0 is
-    // the sentinel) in invocation order.
-    let mut ulist = EntryList {
-        nodes: (0..=unknown_nodes.len())
+/// The unused unknown-outcome ops (all of them, to start with), as a linked
+/// list over `j + 1` (node 0 is the sentinel) in invocation order, so that
+/// using one and undoing that are O(1).
+fn unused_unknown_list(n: usize) -> EntryList {
+    EntryList {
+        nodes: (0..=n)
             .map(|u| Entry {
                 op: u.wrapping_sub(1),
                 is_call: true,
                 ret: NIL,
                 prev: u.wrapping_sub(1),
-                next: if u < unknown_nodes.len() { u + 1 } else { NIL },
+                next: if u < n { u + 1 } else { NIL },
             })
             .collect(),
-    };
+    }
+}
 
-    // Steps = linearization attempts + backtracks.
-    let mut steps = 0u64;
-    let mut cursor = Cursor::Main(list.nodes[HEAD].next);
-    while remaining_known > 0 {
-        if steps >= steps_max {
-            return KeyResult::OutOfBudget;
+/// Whether `op` may not come right after an unknown-outcome op that left the
+/// register changed from `s0` (`after_unknown == Some(s0)`).
+///
+/// Normal form. Any linearization can be rewritten into one where
+/// every unknown-outcome op `u` (taking state s0 to s1 != s0) is
+/// immediately followed by an op that needs s1:
+/// - if `u` does not change the state, drop it;
+/// - if `u` is followed by a Put (which overwrites the state
+///   regardless), drop it;
+/// - if `u` is followed by a known failed Cas whose expected value is
+///   not s0, that Cas also fails from s0 (and it was already a
+///   candidate before `u`, which has no return), so swap the two.
+///
+/// (Each rewrite shortens the linearization or moves an unknown op
+/// later, so this terminates.) Searching only for normal-form
+/// linearizations is therefore complete, and avoids exploring the
+/// many ways of placing timed-out writes that nobody observed.
+fn breaks_normal_form(op: &Operation, after_unknown: AfterUnknown) -> bool {
+    match after_unknown {
+        None => false,
+        Some(s0) => match (op.kind, op.outcome) {
+            (OpKind::Put { .. }, _) => true,
+            (OpKind::Cas { expected, .. }, Outcome::Cas(false)) => expected != s0,
+            _ => false,
+        },
+    }
+}
+
+/// The longest linearized prefix seen (by number of known ops), for the report.
+#[derive(Default)]
+struct BestPrefix {
+    ops: Vec<usize>,
+    known: usize,
+    /// The search stack's first `low_water` frames are `ops[..low_water]`, so
+    /// a better prefix only copies the frames above.
+    low_water: usize,
+}
+
+impl BestPrefix {
+    /// Keeps `stack` if its `known` known-outcome ops beat the best so far.
+    fn offer(&mut self, known: usize, stack: &[Frame], list: &EntryList) {
+        if known > self.known {
+            self.known = known;
+            self.ops.truncate(self.low_water);
+            self.ops.extend(stack[self.low_water..].iter().map(|f| list.nodes[f.node].op));
+            self.low_water = stack.len();
         }
-        // Pick the next candidate, or backtrack.
-        let (node, on_failure) = match cursor {
+    }
+}
+
+/// What [`Search::next_candidate`] found at a cursor.
+enum Next {
+    /// Try linearizing the op whose call node is `node`; on failure, continue
+    /// at `on_failure`.
+    Try { node: usize, on_failure: Cursor },
+    /// Nothing to try here; continue at this cursor (not a search step).
+    Skip(Cursor),
+    /// No candidate left, and an op returned without being linearized.
+    Backtrack,
+}
+
+/// The depth-first search over one key's history (see the module docs),
+/// with everything that backtracking restores.
+struct Search<'a> {
+    ops: &'a [&'a Operation],
+    canon: Canon,
+    list: EntryList,
+    unknown_nodes: Vec<usize>,
+    bit: Vec<usize>,
+    prev_same: Vec<usize>,
+    ulist: EntryList,
+    zobrist: Vec<u64>,
+    cache: Cache,
+    /// The linearized known-outcome ops (by `bit`).
+    known: Bits,
+    /// The linearized unknown-outcome ops (by `bit`).
+    unknown: Bits,
+    /// Zobrist hash of both sets, for the cache.
+    set_hash: u64,
+    state: Option<u64>,
+    /// Set iff the last linearized op has an unknown outcome (see `breaks_normal_form`).
+    after_unknown: AfterUnknown,
+    stack: Vec<Frame>,
+    n_known: usize,
+    remaining_known: usize,
+    best: BestPrefix,
+}
+
+impl<'a> Search<'a> {
+    fn new(ops: &'a [&'a Operation], n_known: usize) -> Self {
+        let entries = Entries::build(ops);
+        let canon = Canon::new(ops);
+        let prev_same = same_effect_predecessors(ops, &entries, &canon);
+        let Entries { list, unknown_nodes, bit } = entries;
+        let known = Bits::new(n_known);
+        let unknown = Bits::new(unknown_nodes.len());
+        let mut cache = Cache::default();
+        // The start: nothing linearized (set hash 0), register unset.
+        cache.visit(state_hash(None), &known, &unknown, None, None);
+        Search {
+            ops,
+            canon,
+            list,
+            ulist: unused_unknown_list(unknown_nodes.len()),
+            unknown_nodes,
+            bit,
+            prev_same,
+            zobrist: (0..ops.len()).map(|i| tally_raft::mix(i as u64 + 1)).collect(),
+            cache,
+            known,
+            unknown,
+            set_hash: 0,
+            state: None,
+            after_unknown: None,
+            stack: Vec::new(),
+            n_known,
+            remaining_known: n_known,
+            best: BestPrefix::default(),
+        }
+    }
+
+    /// Searches until every known-outcome op is linearized, the search space
+    /// is exhausted (a violation) or `steps_max` steps are spent.
+    fn run(mut self, steps_max: u64) -> KeyResult {
+        // Steps = linearization attempts + backtracks.
+        let mut steps = 0u64;
+        let mut cursor = Cursor::Main(self.list.nodes[HEAD].next);
+        while self.remaining_known > 0 {
+            if steps >= steps_max {
+                return KeyResult::OutOfBudget;
+            }
+            match self.next_candidate(cursor) {
+                Next::Skip(next) => cursor = next,
+                Next::Try { node, on_failure } => {
+                    steps += 1;
+                    cursor = if self.try_linearize(node, cursor) {
+                        Cursor::Main(self.list.nodes[HEAD].next)
+                    } else {
+                        on_failure
+                    };
+                }
+                Next::Backtrack => {
+                    steps += 1;
+                    match self.backtrack() {
+                        Some(next) => cursor = next,
+                        None => return KeyResult::Violation(explain(self.ops, &self.best.ops)),
+                    }
+                }
+            }
+        }
+        KeyResult::Ok
+    }
+
+    /// Known-outcome calls are tried in list order up to the first remaining
+    /// return entry; then the unused unknown-outcome ops invoked before it.
+    fn next_candidate(&self, cursor: Cursor) -> Next {
+        match cursor {
             Cursor::Main(e) => {
                 assert!(e != NIL, "linearizability: entry list ended unexpectedly");
-                if list.nodes[e].is_call {
-                    (e, Cursor::Main(list.nodes[e].next))
+                if self.list.nodes[e].is_call {
+                    Next::Try { node: e, on_failure: Cursor::Main(self.list.nodes[e].next) }
                 } else {
-                    cursor = Cursor::Unknown { u: ulist.nodes[HEAD].next, limit: e };
-                    continue;
+                    Next::Skip(Cursor::Unknown { u: self.ulist.nodes[HEAD].next, limit: e })
                 }
             }
             Cursor::Unknown { u, limit } => {
-                if u != NIL && unknown_nodes[u - 1] < limit {
+                if u != NIL && self.unknown_nodes[u - 1] < limit {
                     let j = u - 1;
-                    let next = Cursor::Unknown { u: ulist.nodes[u].next, limit };
-                    if prev_same[j] != NIL && !unknown.get(prev_same[j]) {
-                        cursor = next;
-                        continue;
+                    let next = Cursor::Unknown { u: self.ulist.nodes[u].next, limit };
+                    if self.prev_same[j] != NIL && !self.unknown.get(self.prev_same[j]) {
+                        Next::Skip(next)
+                    } else {
+                        Next::Try { node: self.unknown_nodes[j], on_failure: next }
                     }
-                    (unknown_nodes[j], next)
                 } else {
-                    steps += 1;
-                    // No candidate left, and an op returned without being
-                    // linearized: backtrack.
-                    let Some(frame) = stack.pop() else {
-                        return KeyResult::Violation(explain(ops, &best_prefix));
-                    };
-                    low_water = low_water.min(stack.len());
-                    let op = list.nodes[frame.node].op;
-                    set_hash ^= zobrist[op];
-                    state = frame.state;
-                    after_unknown = frame.after_unknown;
-                    match frame.unknown {
-                        Some((u, limit)) => {
-                            unknown.clear(u - 1);
-                            ulist.relink(u);
-                            cursor = Cursor::Unknown { u: ulist.nodes[u].next, limit };
-                        }
-                        None => {
-                            known.clear(bit[op]);
-                            list.unlift(frame.node);
-                            remaining_known += 1;
-                            cursor = Cursor::Main(list.nodes[frame.node].next);
-                        }
-                    }
-                    continue;
+                    Next::Backtrack
                 }
             }
-        };
-
-        steps += 1;
-        let op = list.nodes[node].op;
-        let is_unknown = ops[op].complete.is_none();
-        // Normal form. Any linearization can be rewritten into one where
-        // every unknown-outcome op `u` (taking state s0 to s1 != s0) is
-        // immediately followed by an op that needs s1:
-        // - if `u` does not change the state, drop it;
-        // - if `u` is followed by a Put (which overwrites the state
-        //   regardless), drop it;
-        // - if `u` is followed by a known failed Cas whose expected value is
-        //   not s0, that Cas also fails from s0 (and it was already a
-        //   candidate before `u`, which has no return), so swap the two.
-        // (Each rewrite shortens the linearization or moves an unknown op
-        // later, so this terminates.) Searching only for normal-form
-        // linearizations is therefore complete, and avoids exploring the
-        // many ways of placing timed-out writes that nobody observed.
-        let forbidden = match after_unknown {
-            None => false,
-            Some(s0) => match (ops[op].kind, ops[op].outcome) {
-                (OpKind::Put { .. }, _) => true,
-                (OpKind::Cas { expected, .. }, Outcome::Cas(false)) => expected != s0,
-                _ => false,
-            },
-        };
-        let new_state =
-            if forbidden { None } else { step(ops[op], state).filter(|&new| !(is_unknown && new == state)) };
-        let Some(new_state) = new_state else {
-            cursor = on_failure;
-            continue;
-        };
-        let bits = if is_unknown { &mut unknown } else { &mut known };
-        bits.set(bit[op]);
-        let new_set_hash = set_hash ^ zobrist[op];
-        let fresh =
-            cache.visit(new_set_hash ^ state_hash(new_state), &known, &unknown, new_state, is_unknown.then_some(state));
-        if !fresh {
-            let bits = if is_unknown { &mut unknown } else { &mut known };
-            bits.clear(bit[op]);
-            cursor = on_failure;
-            continue;
         }
-        stack.push(Frame {
+    }
+
+    /// Linearizes the op at call node `node` (reached at `cursor`) if the
+    /// model and normal form allow it and the configuration it leads to is
+    /// new. Returns whether it did.
+    fn try_linearize(&mut self, node: usize, cursor: Cursor) -> bool {
+        let op = self.list.nodes[node].op;
+        let is_unknown = self.ops[op].complete.is_none();
+        let Some(new_state) = self.state_after(op, is_unknown) else {
+            return false;
+        };
+        if !self.mark_visited(op, is_unknown, new_state) {
+            return false;
+        }
+        self.push(node, cursor, is_unknown, new_state);
+        true
+    }
+
+    /// The register after linearizing `op` next, or None if that is not
+    /// allowed. An unknown-outcome op that leaves the state as it is could
+    /// as well not have happened, so it is not tried.
+    fn state_after(&self, op: usize, is_unknown: bool) -> Option<Option<u64>> {
+        if breaks_normal_form(self.ops[op], self.after_unknown) {
+            return None;
+        }
+        self.canon.step(self.ops[op], self.state).filter(|&new| !(is_unknown && new == self.state))
+    }
+
+    /// Adds `op` to the linearized set and records the configuration that
+    /// gives with `new_state`; if it was visited before, takes `op` out again
+    /// and returns false.
+    fn mark_visited(&mut self, op: usize, is_unknown: bool, new_state: Option<u64>) -> bool {
+        let bits = if is_unknown { &mut self.unknown } else { &mut self.known };
+        bits.set(self.bit[op]);
+        let hash = self.set_hash ^ self.zobrist[op] ^ state_hash(new_state);
+        let fresh = self.cache.visit(hash, &self.known, &self.unknown, new_state, is_unknown.then_some(self.state));
+        if !fresh {
+            let bits = if is_unknown { &mut self.unknown } else { &mut self.known };
+            bits.clear(self.bit[op]);
+        }
+        fresh
+    }
+
+    /// Commits the linearization of the op at `node` (its bit is already set
+    /// by `mark_visited`): pushes what `backtrack` needs to undo it, then takes it
+    /// out of the candidates.
+    fn push(&mut self, node: usize, cursor: Cursor, is_unknown: bool, new_state: Option<u64>) {
+        let op = self.list.nodes[node].op;
+        self.stack.push(Frame {
             node,
             unknown: match cursor {
                 Cursor::Unknown { u, limit } => Some((u, limit)),
                 Cursor::Main(_) => None,
             },
-            state,
-            after_unknown,
+            state: self.state,
+            after_unknown: self.after_unknown,
         });
-        set_hash = new_set_hash;
-        after_unknown = is_unknown.then_some(state);
-        state = new_state;
+        self.set_hash ^= self.zobrist[op];
+        self.after_unknown = is_unknown.then_some(self.state);
+        self.state = new_state;
         if is_unknown {
             if let Cursor::Unknown { u, .. } = cursor {
-                ulist.unlink(u);
+                self.ulist.unlink(u);
             }
         } else {
-            list.lift(node);
-            remaining_known -= 1;
-            let done = n_known - remaining_known;
-            if done > best_known {
-                best_known = done;
-                best_prefix.truncate(low_water);
-                best_prefix.extend(stack[low_water..].iter().map(|f| list.nodes[f.node].op));
-                low_water = stack.len();
-            }
+            self.list.lift(node);
+            self.remaining_known -= 1;
+            self.best.offer(self.n_known - self.remaining_known, &self.stack, &self.list);
         }
-        cursor = Cursor::Main(list.nodes[HEAD].next);
     }
-    KeyResult::Ok
+
+    /// Undoes the last linearized op. Returns the cursor just past it (its
+    /// alternatives are still to be tried), or None if nothing is linearized.
+    fn backtrack(&mut self) -> Option<Cursor> {
+        let frame = self.stack.pop()?;
+        self.best.low_water = self.best.low_water.min(self.stack.len());
+        let op = self.list.nodes[frame.node].op;
+        self.set_hash ^= self.zobrist[op];
+        self.state = frame.state;
+        self.after_unknown = frame.after_unknown;
+        Some(match frame.unknown {
+            Some((u, limit)) => {
+                self.unknown.clear(u - 1);
+                self.ulist.relink(u);
+                Cursor::Unknown { u: self.ulist.nodes[u].next, limit }
+            }
+            None => {
+                self.known.clear(self.bit[op]);
+                self.list.unlift(frame.node);
+                self.remaining_known += 1;
+                Cursor::Main(self.list.nodes[frame.node].next)
+            }
+        })
+    }
 }
 
 /// Builds a human-readable report from the longest linearizable prefix.
@@ -1044,19 +1212,12 @@ mod tests {
 
     // ----- randomized tests -----
 
-    /// Small deterministic PRNG (splitmix64) for non-proptest generators.
-    struct Rng(u64);
+    /// The core's deterministic generator, for the non-proptest generators.
+    struct Rng(tally_raft::SplitMix64);
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
+            self.0.next_u64() % n
         }
     }
 
@@ -1102,7 +1263,7 @@ mod tests {
     }
 
     fn concurrent_history_with(seed: u64, n: usize, clients: u64, values: u64, timeout_one_in: u64) -> Vec<Operation> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng(tally_raft::SplitMix64::new(seed));
         // (linearization point, op) with outcome filled in later.
         let mut ops: Vec<(u64, bool, Operation)> = Vec::with_capacity(n);
         let mut next_free = vec![0u64; clients as usize];
