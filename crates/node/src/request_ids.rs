@@ -7,15 +7,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tally_raft::mix;
+
 pub struct RequestIds {
     seed: u64,
     counter: AtomicU64,
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl RequestIds {
