@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tally_mvcc::CommandResponse;
@@ -12,6 +13,7 @@ use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, Sn
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
 use tally_raft::{Message, NodeId};
+use tally_server::node::watch_hub::WatchHub;
 use tally_storage::simfs::SimFs;
 
 use crate::kv::ClientId;
@@ -73,6 +75,8 @@ pub struct Outbox {
 
 pub struct SimHost {
     pub fs: SimFs,
+    /// The production watch hub, delivering as entries apply.
+    pub hub: Arc<WatchHub>,
     base: Instant,
     now_us: Rc<Cell<u64>>,
     answers: Rc<RefCell<Vec<(ClientId, u64, Answer)>>>,
@@ -80,8 +84,8 @@ pub struct SimHost {
 }
 
 impl SimHost {
-    pub fn new(fs: SimFs, base: Instant, now_us: Rc<Cell<u64>>) -> Self {
-        Self { fs, base, now_us, answers: Rc::default(), out: Outbox::default() }
+    pub fn new(fs: SimFs, hub: Arc<WatchHub>, base: Instant, now_us: Rc<Cell<u64>>) -> Self {
+        Self { fs, hub, base, now_us, answers: Rc::default(), out: Outbox::default() }
     }
 
     pub fn waiter(&self, client: ClientId, seq: u64) -> Waiter {
@@ -116,7 +120,8 @@ impl Host for SimHost {
     }
 
     fn publish(&mut self, batches: Vec<(i64, Vec<Event>)>) {
-        self.out.published.extend(batches);
+        self.out.published.extend(batches.iter().cloned());
+        self.hub.publish(batches);
     }
 
     fn applied_fresh(&mut self, cmd: &Command, _response: &CommandResponse) {
@@ -128,6 +133,7 @@ impl Host for SimHost {
 
     fn state_restored(&mut self) {
         self.out.restored = true;
+        self.hub.restored();
     }
 
     fn members_changed(&mut self, _members: &Members) {}

@@ -12,6 +12,7 @@ use tally_node::persist::{Disk, InitialState};
 use tally_node::{Node, NodeBug, NodeConfig, Shared};
 use tally_proto::tally_v1::MemberInfo;
 use tally_raft::{Config, NodeId};
+use tally_server::node::watch_hub::{HeaderSource, WatchHub};
 use tally_storage::simfs::{SimFs, SimRng};
 use tally_storage::{Prepare, WalOptions};
 
@@ -102,9 +103,12 @@ impl Member {
             members,
             request_id_seed: self.id << 32 | self.incarnation,
         };
-        let host = SimHost::new(self.fs.clone(), base, now_us);
         let sm = Arc::new(RwLock::new(sm));
-        let mut node = Node::new(cfg, disk, persisted, sm, host, Arc::new(Shared::default()));
+        let shared = Arc::new(Shared::default());
+        let headers = HeaderSource { cluster_id: 1, member_id: self.id, term: shared.term_handle() };
+        let hub = WatchHub::inline(sm.clone(), headers, Duration::from_secs(3600));
+        let host = SimHost::new(self.fs.clone(), hub, base, now_us);
+        let mut node = Node::new(cfg, disk, persisted, sm, host, shared);
         if let Some(bug) = self.setup.bug {
             node.inject_bug(bug);
         }

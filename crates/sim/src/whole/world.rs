@@ -18,7 +18,7 @@ use tally_storage::simfs::{SimFs, SimRng};
 use super::checks::leases::Leases;
 use super::checks::revisions::Revisions;
 use super::checks::state_hashes::StateHashes;
-use super::checks::watches::Watcher;
+use super::checks::watches::Watch;
 use super::clients::{Answer, Client, Request, LEASE_TTL_S};
 use super::host::{self, Fatal};
 use super::member::{Member, MemberSetup};
@@ -173,7 +173,7 @@ pub struct WholeSim {
     ids: Vec<NodeId>,
     blocked: BTreeSet<(NodeId, NodeId)>,
     clients: Vec<ClientState>,
-    watchers: Vec<Watcher>,
+    watchers: Vec<Watch>,
     history: Vec<Operation>,
     checker: Checker,
     revisions: Revisions,
@@ -261,7 +261,7 @@ impl WholeSim {
             sim.schedule(at, Event::ClientStart { client });
         }
         for _ in 0..sim.plan.watchers {
-            sim.watchers.push(Watcher::new());
+            sim.watchers.push(Watch::new());
         }
         if sim.plan.partitions || sim.plan.crashes {
             let at = sim.plan.fault_every_us;
@@ -314,7 +314,7 @@ impl WholeSim {
         self.trace(|| format!("start member {id} (incarnation {incarnation})"));
         self.call(id, |_| {});
         for w in 0..self.watchers.len() {
-            if self.watchers[w].member.is_none() {
+            if self.watchers[w].member().is_none() {
                 self.connect_watcher(w);
             }
         }
@@ -360,7 +360,8 @@ impl WholeSim {
             }
         }
         for w in 0..self.watchers.len() {
-            if self.watchers[w].member.is_some_and(|(m, _)| m == id) {
+            if self.watchers[w].member().is_some_and(|(m, _)| m == id) {
+                self.watchers[w].disconnect();
                 self.connect_watcher(w);
             }
         }
@@ -400,18 +401,15 @@ impl WholeSim {
             let at = now + self.rng.range(1_000, 50_000);
             self.schedule(at, Event::SnapshotWritten { node: id, incarnation, job: Box::new(job) });
         }
-        let sm = sm.read().expect("sm lock");
-        if out.restored {
-            self.coverage.snapshots_installed += 1;
-            for w in &mut self.watchers {
-                w.restored(id, incarnation, &sm);
+        self.coverage.snapshots_installed += u64::from(out.restored);
+        for w in &mut self.watchers {
+            if w.member() == Some((id, incarnation)) {
+                w.pump();
             }
         }
+        let sm = sm.read().expect("sm lock");
         let violations = &mut self.checker.violations;
         self.revisions.observe(id, incarnation, &out.published, now, violations);
-        for w in &mut self.watchers {
-            w.published(id, incarnation, &out.published);
-        }
         for r in out.revokes {
             self.leases.revoked(r.lease, r.by_expiry, now, violations);
         }
@@ -610,14 +608,13 @@ impl WholeSim {
     fn connect_watcher(&mut self, w: usize) {
         let up: Vec<NodeId> = self.ids.iter().copied().filter(|id| self.members[id].is_up()).collect();
         if up.is_empty() {
-            self.watchers[w].member = None;
-            return;
+            return self.watchers[w].disconnect();
         }
         let id = self.rng.pick(&up);
         let member = self.members.get_mut(&id).expect("exists");
         let incarnation = member.incarnation;
-        let sm = member.node().state_machine();
-        self.watchers[w].connect(id, incarnation, &sm.read().expect("sm lock"));
+        let hub = member.node().host().hub.clone();
+        self.watchers[w].connect(id, incarnation, hub);
         self.coverage.watch_reconnects += 1;
     }
 
@@ -840,7 +837,8 @@ impl WholeSim {
             return;
         }
         let now = self.now();
-        for w in &self.watchers {
+        for w in &mut self.watchers {
+            w.pump();
             w.check(self.revisions.events(), now, &mut self.checker.violations);
         }
         if let linearizability::CheckResult::NotLinearizable { key, explanation } =

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
-use crate::node::watch_hub::{Outbox, WatchHub, Watcher};
+use crate::node::watch_hub::{CatchUpStep, Outbox, WatchHub, Watcher};
 
 /// Responses buffered per stream before its watchers fall back to catching up from history.
 const STREAM_BUFFER: usize = 1024;
@@ -27,10 +27,6 @@ const STREAM_BUFFER: usize = 1024;
 /// Unsynced watchers caught up per turn of a stream's loop, so that its requests are not kept
 /// waiting behind a long catch-up (etcd's `syncWatchers` batches too).
 const CATCH_UP_BATCH: usize = 256;
-
-/// Revisions read from history per step of one watcher's catch-up, so that no read holds the
-/// state machine's lock for long (etcd reads `watchBatchMaxRevs`, 1000, at a time).
-const CATCH_UP_REVISIONS: i64 = 1000;
 
 pub struct WatchService {
     hub: Arc<WatchHub>,
@@ -264,25 +260,17 @@ impl Stream {
     async fn catch_up(&mut self) -> Result<(), Closed> {
         let behind = self.hub.behind(self.id, CATCH_UP_BATCH);
         for &key in &behind {
-            let Some(id) = self.hub.with_watcher(key, |w| w.watch_id) else { continue };
             match self.catch_up_one(key).await? {
                 Ok(()) => {}
                 Err(MvccError::Compacted) => {
                     // As in etcd, the canceled watch keeps its id on the stream until the client
                     // cancels it (the Go client does): till then it holds the stream's progress
                     // notifications back and a cancel request for it is answered.
-                    self.hub.remove(key);
-                    let compact_revision = self.hub.sm.read().expect("sm lock").store.compact_revision();
-                    let resp = WatchResponse {
-                        header: Some(self.hub.headers.header(0)),
-                        watch_id: id,
-                        compact_revision,
-                        canceled: true,
-                        ..Default::default()
-                    };
-                    self.send(resp).await?;
+                    if let Some(resp) = self.hub.cancel_compacted(key) {
+                        self.send(resp).await?;
+                    }
                 }
-                Err(other) => tracing::warn!("watch {id}: catching up failed: {other}"),
+                Err(other) => tracing::warn!("watch {key}: catching up failed: {other}"),
             }
         }
         if behind.len() == CATCH_UP_BATCH {
@@ -293,44 +281,10 @@ impl Stream {
 
     async fn catch_up_one(&self, key: u64) -> Result<Result<(), MvccError>, Closed> {
         loop {
-            let Some(state) =
-                self.hub.with_watcher(key, |w| (w.synced, w.next_rev, w.key.clone(), w.range_end.clone(), w.watch_id))
-            else {
-                return Ok(Ok(()));
-            };
-            let (synced, next_rev, k, end, id) = state;
-            if synced {
-                return Ok(Ok(()));
-            }
-            // History a window at a time without the hub lock, so the apply loop never waits on us.
-            let (events, current, upto) = {
-                let sm = self.hub.sm.read().expect("sm lock");
-                let current = sm.store.revision();
-                let upto = current.min(next_rev.saturating_add(CATCH_UP_REVISIONS - 1));
-                (sm.store.events(&k, &end, next_rev, upto), current, upto)
-            };
-            let events = match events {
-                Ok(events) => events,
-                Err(e) => return Ok(Err(e)),
-            };
-            let selected = self.hub.with_watcher(key, |w| w.select(&events)).unwrap_or_default();
-            if !selected.is_empty() {
-                let resp = WatchResponse {
-                    header: Some(self.hub.headers.header(current)),
-                    watch_id: id,
-                    events: selected,
-                    ..Default::default()
-                };
-                self.send(resp).await?;
-                self.hub.with_watcher(key, |w| w.sent_events = true);
-            }
-            self.hub.with_watcher(key, |w| w.next_rev = w.next_rev.max(upto + 1));
-            if upto < current {
-                continue;
-            }
-            match self.hub.try_sync(key) {
-                Ok(true) => return Ok(Ok(())),
-                Ok(false) => tokio::task::yield_now().await,
+            match self.hub.catch_up_step(key) {
+                Ok(CatchUpStep::Done) => return Ok(Ok(())),
+                Ok(CatchUpStep::Send(resp)) => self.send(resp).await?,
+                Ok(CatchUpStep::Yield) => tokio::task::yield_now().await,
                 Err(e) => return Ok(Err(e)),
             }
         }

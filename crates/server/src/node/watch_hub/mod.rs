@@ -165,9 +165,25 @@ pub struct WatchHub {
     watcher_count: AtomicUsize,
     next_key: AtomicU64,
     next_stream: AtomicU64,
-    /// Applied revisions on their way to the dispatcher thread, a Ready's worth at a time.
-    dispatch: std::sync::mpsc::Sender<Dispatch>,
+    /// Applied revisions on their way to the dispatcher thread, a Ready's worth at a time;
+    /// `None`: delivered on the caller's thread (the simulator's hubs).
+    dispatch: Option<std::sync::mpsc::Sender<Dispatch>>,
 }
+
+/// One step of catching a watcher up from history ([`WatchHub::catch_up_step`]).
+#[derive(Debug)]
+pub enum CatchUpStep {
+    /// Synced (or gone): nothing more to do.
+    Done,
+    /// Send this to the watcher's client, then take the next step.
+    Send(WatchResponse),
+    /// Caught up, but its buffer is full: let the stream drain it, then step again.
+    Yield,
+}
+
+/// Revisions read from history per catch-up step, so that no read holds the state machine's
+/// lock (and the apply loop) for long (etcd reads `watchBatchMaxRevs`, 1000, at a time).
+pub const CATCH_UP_REVISIONS: i64 = 1_000;
 
 /// What the dispatcher thread hears from the apply loop, in apply order.
 enum Dispatch {
@@ -179,16 +195,7 @@ enum Dispatch {
 impl WatchHub {
     pub fn new(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource, progress_interval: Duration) -> Arc<Self> {
         let (dispatch, applied) = std::sync::mpsc::channel();
-        let hub = Arc::new(Self {
-            sm,
-            headers,
-            progress_interval,
-            registry: Mutex::new(Registry::default()),
-            watcher_count: AtomicUsize::new(0),
-            next_key: AtomicU64::new(1),
-            next_stream: AtomicU64::new(1),
-            dispatch,
-        });
+        let hub = Arc::new(Self::with_dispatch(sm, headers, progress_interval, Some(dispatch)));
         // Fan-out runs on its own thread so the apply loop never pays for it. One thread keeps
         // revisions in order; `next_rev` makes a late delivery of a revision a caught-up
         // watcher already has a no-op.
@@ -212,6 +219,44 @@ impl WatchHub {
         hub
     }
 
+    /// A hub that delivers on the publishing thread: the simulator's, where everything happens
+    /// on one thread in a replayable order.
+    pub fn inline(sm: Arc<RwLock<StateMachine>>, headers: HeaderSource, progress_interval: Duration) -> Arc<Self> {
+        Arc::new(Self::with_dispatch(sm, headers, progress_interval, None))
+    }
+
+    fn with_dispatch(
+        sm: Arc<RwLock<StateMachine>>,
+        headers: HeaderSource,
+        progress_interval: Duration,
+        dispatch: Option<std::sync::mpsc::Sender<Dispatch>>,
+    ) -> Self {
+        Self {
+            sm,
+            headers,
+            progress_interval,
+            registry: Mutex::new(Registry::default()),
+            watcher_count: AtomicUsize::new(0),
+            next_key: AtomicU64::new(1),
+            next_stream: AtomicU64::new(1),
+            dispatch,
+        }
+    }
+
+    fn dispatch(&self, dispatch: Dispatch) {
+        match (&self.dispatch, dispatch) {
+            (Some(thread), dispatch) => {
+                let _ = thread.send(dispatch);
+            }
+            (None, Dispatch::Applied(batch)) => {
+                for (revision, events) in batch {
+                    self.deliver(revision, &events);
+                }
+            }
+            (None, Dispatch::Restored) => self.lock().all_fall_behind(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().expect("hub lock")
     }
@@ -229,7 +274,7 @@ impl WatchHub {
     /// missed read a revision at least as new and does not want them.
     pub fn publish(&self, revisions: Vec<(i64, Vec<Event>)>) {
         if !revisions.is_empty() && self.watcher_count.load(Ordering::SeqCst) > 0 {
-            let _ = self.dispatch.send(Dispatch::Applied(revisions));
+            self.dispatch(Dispatch::Applied(revisions));
         }
     }
 
@@ -241,7 +286,7 @@ impl WatchHub {
     /// state's revision and loses nothing either way.
     pub fn restored(&self) {
         if self.watcher_count.load(Ordering::SeqCst) > 0 {
-            let _ = self.dispatch.send(Dispatch::Restored);
+            self.dispatch(Dispatch::Restored);
         }
     }
 
@@ -332,6 +377,65 @@ impl WatchHub {
     /// What a catch-up needs to know: (range, filters, next_rev) of an unsynced watcher.
     pub fn with_watcher<T>(&self, key: u64, f: impl FnOnce(&mut Watcher) -> T) -> Option<T> {
         self.lock().watchers.get_mut(&key).map(f)
+    }
+
+    /// One step of catching watcher `key` up from history: reads the next window of revisions
+    /// (without the hub lock, so the apply loop never waits on a catch-up) and returns what to
+    /// send; once the window reaches the current revision, marks it synced. `Err(Compacted)`:
+    /// its revisions are gone; the stream cancels it ([`WatchHub::cancel_compacted`]).
+    pub fn catch_up_step(&self, key: u64) -> Result<CatchUpStep, tally_mvcc::MvccError> {
+        loop {
+            let Some(state) =
+                self.with_watcher(key, |w| (w.synced, w.next_rev, w.key.clone(), w.range_end.clone(), w.watch_id))
+            else {
+                return Ok(CatchUpStep::Done);
+            };
+            let (synced, next_rev, k, end, watch_id) = state;
+            if synced {
+                return Ok(CatchUpStep::Done);
+            }
+            let (events, current, upto) = {
+                let sm = self.sm.read().expect("sm lock");
+                let current = sm.store.revision();
+                let upto = current.min(next_rev.saturating_add(CATCH_UP_REVISIONS - 1));
+                (sm.store.events(&k, &end, next_rev, upto)?, current, upto)
+            };
+            let selected = self
+                .with_watcher(key, |w| {
+                    w.next_rev = w.next_rev.max(upto + 1);
+                    let selected = w.select(&events);
+                    w.sent_events |= !selected.is_empty();
+                    selected
+                })
+                .unwrap_or_default();
+            if !selected.is_empty() {
+                let header = Some(self.headers.header(current));
+                return Ok(CatchUpStep::Send(WatchResponse {
+                    header,
+                    watch_id,
+                    events: selected,
+                    ..Default::default()
+                }));
+            }
+            if upto < current {
+                continue;
+            }
+            return Ok(if self.try_sync(key)? { CatchUpStep::Done } else { CatchUpStep::Yield });
+        }
+    }
+
+    /// Removes a watcher whose catch-up found its revisions compacted, and returns etcd's
+    /// cancellation for it: the compact revision, from which the client may watch again.
+    pub fn cancel_compacted(&self, key: u64) -> Option<WatchResponse> {
+        let watch_id = self.remove(key)?.watch_id;
+        let compact_revision = self.sm.read().expect("sm lock").store.compact_revision();
+        Some(WatchResponse {
+            header: Some(self.headers.header(0)),
+            watch_id,
+            compact_revision,
+            canceled: true,
+            ..Default::default()
+        })
     }
 
     /// Final step of a catch-up: under the hub lock, deliver whatever was applied since and
