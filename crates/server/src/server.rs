@@ -36,8 +36,9 @@ use crate::node::driver::{self, Driver, Input, NodeHandle, ReadQueue, ServerHost
 use crate::node::watch_hub::{HeaderSource, WatchHub};
 use crate::ops::exposition;
 use crate::ops::http::Ops;
+use crate::peer::events::{Inbound, PeerEvents};
 use crate::peer::traffic::PeerTraffic;
-use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
+use crate::peer::transport::{self, PeerDirectory, Transport};
 use crate::tls::{Tls, TlsError, TlsFlags};
 use tally_node::cluster::ClusterSpec;
 use tally_node::members::Members;
@@ -162,29 +163,12 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     };
     let shared = Arc::new(Shared::default());
     let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
-    let lost = {
-        let inputs = inputs.clone();
-        move |peer| {
-            let _ = inputs.send(Input::PeerLost(peer));
-        }
-    };
-    let rejected = {
-        let inputs = inputs.clone();
-        move |reason| {
-            let _ = inputs.send(Input::Rejected(reason));
-        }
-    };
-    let snapshot_done = {
-        let inputs = inputs.clone();
-        move |peer, ok| {
-            let _ = inputs.send(Input::SnapshotDone { peer, ok });
-        }
-    };
+    let events = peer_events(inputs.clone());
     let traffic = Arc::new(PeerTraffic::default());
     let sides = tls_sides(&opts)?;
     let peer_connector = sides.peer.as_ref().map(|tls| tls.client_config(&[], None)).transpose()?;
     let peer_connector = peer_connector.map(tokio_rustls::TlsConnector::from);
-    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done, traffic.clone(), peer_connector);
+    let transport = Transport::start(hello, peers, events.clone(), traffic.clone(), peer_connector);
 
     let raft = Config {
         heartbeat_tick,
@@ -234,18 +218,6 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let peer_addr = transport::url_to_addr(&peer_url).map_err(ServerError::Flags)?;
     let listener =
         TcpListener::bind(peer_addr).await.map_err(|source| ServerError::Listen { url: peer_url.clone(), source })?;
-    let deliver = {
-        let inputs = inputs.clone();
-        move |inbound| {
-            let input = match inbound {
-                Inbound::Message(m) => Input::Peer(m),
-                Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
-                Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
-                Inbound::Rejected(reason) => Input::Rejected(reason),
-            };
-            let _ = inputs.send(input);
-        }
-    };
     let is_removed = {
         let members = members.clone();
         move |peer| members.read().expect("members lock").removed.contains(&peer)
@@ -261,7 +233,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         directory.clone(),
         snapshot_dir,
         is_removed,
-        deliver,
+        events,
         traffic.clone(),
     );
     tokio::spawn(inbound);
@@ -345,6 +317,22 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     drain(&shared, election_timeout).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The driver hears the peer network on its input channel, as it happens: the one place an
+/// [`Inbound`] becomes an [`Input`].
+fn peer_events(inputs: std::sync::mpsc::Sender<Input>) -> PeerEvents {
+    PeerEvents::new(move |inbound| {
+        let input = match inbound {
+            Inbound::Message(m) => Input::Peer(m),
+            Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
+            Inbound::Rejected(reason) => Input::Rejected(reason),
+            Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
+            Inbound::SnapshotDone { peer, ok } => Input::SnapshotDone { peer, ok },
+        };
+        // Fails only once the driver has stopped, when nobody listens.
+        let _ = inputs.send(input);
+    })
 }
 
 fn client_listen_url(opts: &ServerOptions) -> String {
