@@ -1,10 +1,14 @@
 //! Starting a node from etcd-style options: disk, transport, driver, peer listener, and the
 //! etcd v3 gRPC services on the client URLs.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tally_mvcc::StateMachine;
 use tally_proto::etcdserverpb::auth_server::AuthServer;
 use tally_proto::etcdserverpb::cluster_server::ClusterServer;
 use tally_proto::etcdserverpb::kv_server::KvServer;
@@ -14,8 +18,10 @@ use tally_proto::etcdserverpb::watch_server::WatchServer;
 use tally_proto::tally_v1::PeerHello;
 use tally_proto::v3electionpb::election_server::ElectionServer;
 use tally_proto::v3lockpb::lock_server::LockServer;
-use tally_raft::Config;
+use tally_raft::{Config, NodeId, Persisted};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::service::Routes;
 
 use crate::client::api::{ClientApi, ClientApiParts};
@@ -36,8 +42,9 @@ use crate::node::driver::{self, Driver, Input, NodeHandle, ReadQueue, ServerHost
 use crate::node::watch_hub::{HeaderSource, WatchHub};
 use crate::ops::exposition;
 use crate::ops::http::Ops;
+use crate::peer::events::{Inbound, PeerEvents};
 use crate::peer::traffic::PeerTraffic;
-use crate::peer::transport::{self, Inbound, PeerDirectory, Transport};
+use crate::peer::transport::{self, PeerDirectory, Transport};
 use crate::tls::{Tls, TlsError, TlsFlags};
 use tally_node::cluster::ClusterSpec;
 use tally_node::members::Members;
@@ -114,6 +121,41 @@ fn ticks(ms: u64) -> u32 {
 
 /// Runs a node until the process ends.
 pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
+    let me = check_flags(&opts)?;
+    let opened = open_disk(&opts, &me.spec)?;
+    let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
+    let events = peer_events(inputs.clone());
+    let traffic = Arc::new(PeerTraffic::default());
+    let peers = initial_peers(&me)?;
+    let sides = tls_sides(&opts)?;
+    let transport = start_transport(&opts, &me, peers, &sides, events.clone(), traffic.clone())?;
+    let core = start_node(&opts, &me, opened, transport, inputs, inputs_rx)?;
+    let (directory, peer_url) = serve_peers(&opts, &me, &sides, &core.members, events, traffic.clone()).await?;
+    let node = core.node.clone();
+    let serving = serve_clients(&opts, &me, core, directory, &sides, traffic, &peer_url).await?;
+    stop_requested().await;
+    shut_down(serving, &node, me.id, Duration::from_millis(opts.election_timeout_ms)).await;
+    Ok(())
+}
+
+/// This member as the flags describe it.
+struct ThisMember {
+    spec: ClusterSpec,
+    id: u64,
+    heartbeat_tick: u32,
+    election_tick: u32,
+}
+
+impl ThisMember {
+    /// Its peer URLs, as `--initial-cluster` gives them.
+    fn peer_urls(&self) -> &[String] {
+        &self.spec.members[&self.id].peer_urls
+    }
+}
+
+/// Refuses flags that contradict each other, and a data directory whose member was removed,
+/// before anything is written.
+fn check_flags(opts: &ServerOptions) -> Result<ThisMember, ServerError> {
     let spec = ClusterSpec::parse(&opts.initial_cluster, &opts.initial_cluster_token)
         .map_err(|e| ServerError::Flags(e.to_string()))?;
     let id = spec.id_of(&opts.name).map_err(|e| ServerError::Flags(e.to_string()))?;
@@ -141,69 +183,87 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
             opts.data_dir.display()
         )));
     }
-    let founders = Members::from_spec(&spec);
+    Ok(ThisMember { spec, id, heartbeat_tick, election_tick })
+}
+
+/// The data directory, opened (created for a new member) and read back.
+struct Opened {
+    disk: Disk,
+    persisted: Persisted,
+    /// Until the log says otherwise, the members are the ones the flags name.
+    members: Arc<RwLock<Members>>,
+}
+
+fn open_disk(opts: &ServerOptions, spec: &ClusterSpec) -> Result<Opened, ServerError> {
+    let founders = Members::from_spec(spec);
     let voters: Vec<u64> = spec.members.keys().copied().collect();
     let (disk, persisted) = Disk::open(&opts.data_dir, opts.initial_cluster_state, &voters, founders.encode())?;
-    // Until the log says otherwise, the peers are the ones the flags name.
-    let members = Arc::new(RwLock::new(founders));
+    Ok(Opened { disk, persisted, members: Arc::new(RwLock::new(founders)) })
+}
 
-    let mut peers = std::collections::BTreeMap::new();
-    for member in spec.members.values().filter(|m| m.id != id) {
-        let url = &member.peer_urls[0];
-        let addr = transport::url_to_addr(url).map_err(ServerError::Flags)?;
-        peers.insert(member.id, addr);
-    }
+/// The driver hears the peer network on its input channel, as it happens: the one place an
+/// [`Inbound`] becomes an [`Input`].
+fn peer_events(inputs: Sender<Input>) -> PeerEvents {
+    PeerEvents::new(move |inbound| {
+        let input = match inbound {
+            Inbound::Message(m) => Input::Peer(m),
+            Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
+            Inbound::Rejected(reason) => Input::Rejected(reason),
+            Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
+            Inbound::SnapshotDone { peer, ok } => Input::SnapshotDone { peer, ok },
+        };
+        // Fails only once the driver has stopped, when nobody listens.
+        let _ = inputs.send(input);
+    })
+}
+
+/// The other members' peer addresses, as `--initial-cluster` gives them.
+fn initial_peers(me: &ThisMember) -> Result<BTreeMap<NodeId, SocketAddr>, ServerError> {
+    let others = me.spec.members.values().filter(|m| m.id != me.id);
+    others.map(|m| Ok((m.id, transport::url_to_addr(&m.peer_urls[0]).map_err(ServerError::Flags)?))).collect()
+}
+
+/// Connects to `peers` (over TLS with https peer URLs), introducing this member to each.
+fn start_transport(
+    opts: &ServerOptions,
+    me: &ThisMember,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    sides: &TlsSides,
+    events: PeerEvents,
+    traffic: Arc<PeerTraffic>,
+) -> Result<Transport, ServerError> {
     let hello = PeerHello {
-        cluster_id: spec.cluster_id,
-        from: id,
+        cluster_id: me.spec.cluster_id,
+        from: me.id,
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.clone(),
         snapshot_stream: false,
     };
-    let shared = Arc::new(Shared::default());
-    let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
-    let lost = {
-        let inputs = inputs.clone();
-        move |peer| {
-            let _ = inputs.send(Input::PeerLost(peer));
-        }
-    };
-    let rejected = {
-        let inputs = inputs.clone();
-        move |reason| {
-            let _ = inputs.send(Input::Rejected(reason));
-        }
-    };
-    let snapshot_done = {
-        let inputs = inputs.clone();
-        move |peer, ok| {
-            let _ = inputs.send(Input::SnapshotDone { peer, ok });
-        }
-    };
-    let traffic = Arc::new(PeerTraffic::default());
-    let sides = tls_sides(&opts)?;
-    let peer_connector = sides.peer.as_ref().map(|tls| tls.client_config(&[], None)).transpose()?;
-    let peer_connector = peer_connector.map(tokio_rustls::TlsConnector::from);
-    let transport = Transport::start(hello, peers, lost, rejected, snapshot_done, traffic.clone(), peer_connector);
+    let connector = sides.peer.as_ref().map(|tls| tls.client_config(&[], None)).transpose()?;
+    Ok(Transport::start(hello, peers, events, traffic, connector.map(TlsConnector::from)))
+}
 
-    let raft = Config {
-        heartbeat_tick,
-        election_tick,
-        compaction_lag_entries: COMPACTION_LAG_ENTRIES,
-        fast_election_ticks: FAST_ELECTION_TICKS,
-        // A silent leader is suspected within one heartbeat of the minimum timeout.
-        leader_silence_jitter_ticks: heartbeat_tick,
-        seed: rand_seed(id),
-        ..Config::new(id)
-    };
-    let node_cfg = NodeConfig {
-        raft,
-        snapshot_count: opts.snapshot_count,
-        election_timeout: Duration::from_millis(opts.election_timeout_ms),
-        cluster_token: opts.initial_cluster_token.clone(),
-        members: members.clone(),
-        request_id_seed: RequestIds::boot_seed(id),
-    };
+/// What the client side is served from: the driver's handle and what the node publishes.
+struct Core {
+    node: NodeHandle,
+    sm: Arc<RwLock<StateMachine>>,
+    hub: Arc<WatchHub>,
+    auth: Authenticator,
+    members: Arc<RwLock<Members>>,
+}
+
+/// Restores the state machine from the disk's snapshot and starts the driver's thread, which
+/// handles `inputs` until every sender is gone.
+fn start_node(
+    opts: &ServerOptions,
+    me: &ThisMember,
+    opened: Opened,
+    transport: Transport,
+    inputs: Sender<Input>,
+    inputs_rx: Receiver<Input>,
+) -> Result<Core, ServerError> {
+    let Opened { disk, persisted, members } = opened;
+    let node_cfg = node_config(opts, me, members.clone());
     let sm = Node::<ServerHost>::recover_state(&persisted, &members)
         .map_err(|e| ServerError::Flags(format!("restoring the state machine snapshot: {e}")))?;
     let sm = Arc::new(RwLock::new(sm));
@@ -213,11 +273,12 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         _ => None,
     };
     let auth = Authenticator::new(tokens, opts.bcrypt_cost, opts.client_tls.client_cert_auth, sm.clone());
-    let headers = HeaderSource { cluster_id: spec.cluster_id, member_id: id, term: shared.term_handle() };
+    let shared = Arc::new(Shared::default());
+    let headers = HeaderSource { cluster_id: me.spec.cluster_id, member_id: me.id, term: shared.term_handle() };
     let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
     let (snapshots_written, snapshots_written_rx) = std::sync::mpsc::channel();
     let host = ServerHost {
-        id,
+        id: me.id,
         transport,
         hub: hub.clone(),
         tokens: simple_tokens,
@@ -226,125 +287,194 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     };
     let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
     let reads = Arc::new(ReadQueue::default());
-    let driver = Driver::new(node, TICK, reads.clone(), snapshots_written_rx);
-    driver::spawn(driver, inputs_rx);
+    driver::spawn(Driver::new(node, TICK, reads.clone(), snapshots_written_rx), inputs_rx);
+    Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members })
+}
 
-    let directory = PeerDirectory::default();
-    let peer_url = peer_listen_url(&opts, &mine.peer_urls);
-    let peer_addr = transport::url_to_addr(&peer_url).map_err(ServerError::Flags)?;
-    let listener =
-        TcpListener::bind(peer_addr).await.map_err(|source| ServerError::Listen { url: peer_url.clone(), source })?;
-    let deliver = {
-        let inputs = inputs.clone();
-        move |inbound| {
-            let input = match inbound {
-                Inbound::Message(m) => Input::Peer(m),
-                Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
-                Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
-                Inbound::Rejected(reason) => Input::Rejected(reason),
-            };
-            let _ = inputs.send(input);
-        }
+fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Members>>) -> NodeConfig {
+    let raft = Config {
+        heartbeat_tick: me.heartbeat_tick,
+        election_tick: me.election_tick,
+        compaction_lag_entries: COMPACTION_LAG_ENTRIES,
+        fast_election_ticks: FAST_ELECTION_TICKS,
+        // A silent leader is suspected within one heartbeat of the minimum timeout.
+        leader_silence_jitter_ticks: me.heartbeat_tick,
+        seed: rand_seed(me.id),
+        ..Config::new(me.id)
     };
+    NodeConfig {
+        raft,
+        snapshot_count: opts.snapshot_count,
+        election_timeout: Duration::from_millis(opts.election_timeout_ms),
+        cluster_token: opts.initial_cluster_token.clone(),
+        members,
+        request_id_seed: RequestIds::boot_seed(me.id),
+    }
+}
+
+/// Accepts the other members' connections on the peer URL. Returns what they say about
+/// themselves as they connect, and the URL.
+async fn serve_peers(
+    opts: &ServerOptions,
+    me: &ThisMember,
+    sides: &TlsSides,
+    members: &Arc<RwLock<Members>>,
+    events: PeerEvents,
+    traffic: Arc<PeerTraffic>,
+) -> Result<(PeerDirectory, String), ServerError> {
+    let directory = PeerDirectory::default();
+    let peer_url = peer_listen_url(opts, me.peer_urls());
+    let listener = bind(&peer_url).await?;
     let is_removed = {
         let members = members.clone();
         move |peer| members.read().expect("members lock").removed.contains(&peer)
     };
-    let snapshot_dir = opts.data_dir.clone();
-    let cluster_id = spec.cluster_id;
-    let peer_acceptor = sides.peer.as_ref().map(|tls| tls.server_config(&[])).transpose()?;
-    let peer_acceptor = peer_acceptor.map(tokio_rustls::TlsAcceptor::from);
-    let inbound = transport::listen(
+    let acceptor = sides.peer.as_ref().map(|tls| tls.server_config(&[])).transpose()?;
+    tokio::spawn(transport::listen(
         listener,
-        peer_acceptor,
-        cluster_id,
+        acceptor.map(TlsAcceptor::from),
+        me.spec.cluster_id,
         directory.clone(),
-        snapshot_dir,
+        opts.data_dir.clone(),
         is_removed,
-        deliver,
-        traffic.clone(),
-    );
-    tokio::spawn(inbound);
+        events,
+        traffic,
+    ));
+    Ok((directory, peer_url))
+}
 
-    let leader_gate = LeaderGate::start(shared.clone(), Duration::from_millis(opts.election_timeout_ms));
-    let node = NodeHandle { inputs, reads, shared: shared.clone() };
-    let max_request_bytes = if opts.max_request_bytes == 0 { REQUEST_BYTES_MAX } else { opts.max_request_bytes };
-    let quota_bytes = if opts.quota_backend_bytes == 0 { DEFAULT_QUOTA_BYTES } else { opts.quota_backend_bytes };
+/// Serves the etcd v3 API on the client URL, and metrics and health on it and the metrics
+/// URLs. Returns the client URL's task.
+async fn serve_clients(
+    opts: &ServerOptions,
+    me: &ThisMember,
+    core: Core,
+    directory: PeerDirectory,
+    sides: &TlsSides,
+    traffic: Arc<PeerTraffic>,
+    peer_url: &str,
+) -> Result<JoinHandle<()>, ServerError> {
+    let leader_gate = LeaderGate::start(core.node.shared.clone(), Duration::from_millis(opts.election_timeout_ms));
+    let Core { node, sm, hub, auth, members } = core;
     let ctx = Context::new(ContextParts {
         node: node.clone(),
         sm: sm.clone(),
         members,
-        member_id: id,
+        member_id: me.id,
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.clone(),
-        spec,
+        spec: me.spec.clone(),
         directory,
-        quota_bytes,
-        max_request_bytes,
+        quota_bytes: quota_bytes(opts),
+        max_request_bytes: max_request_bytes(opts),
         max_txn_ops: if opts.max_txn_ops == 0 { TXN_OPS_MAX } else { opts.max_txn_ops },
         auth,
-        member_tls: member_channel_connector(&sides),
+        member_tls: member_channel_connector(sides),
     });
     // Far above etcd's 1.5 MiB request limit, so that oversized requests reach our own check
     // and get etcd's "request is too large" rather than a transport error.
-    let max_message = 4 * max_request_bytes;
+    let max_message = 4 * max_request_bytes(opts);
     let kv = Arc::new(KvService::new(ctx.clone()));
+    let routes = client_routes(&ctx, hub, &kv, max_message);
+    let client_url = client_listen_url(opts);
+    let client_listener = bind(&client_url).await?;
+    tracing::info!(name = %opts.name, id = format!("{:x}", me.id), %client_url, %peer_url, "tally member started");
+    if let Some(interval) = opts.corrupt_check_interval {
+        tokio::spawn(crate::ops::corruption::check_periodically(ctx.clone(), interval));
+    }
+    let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
+    let ops = ops_endpoints(opts, node, sm, &kv, &grpc_metrics, traffic);
+    serve_metrics(opts, &ops, sides).await?;
+    let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
+    let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
+    Ok(tokio::spawn(crate::client::api::serve(client_listener, api, client_tls)))
+}
+
+/// What `/metrics` and the health endpoints read.
+fn ops_endpoints(
+    opts: &ServerOptions,
+    node: NodeHandle,
+    sm: Arc<RwLock<StateMachine>>,
+    kv: &Arc<KvService>,
+    grpc_metrics: &Arc<GrpcMetrics>,
+    traffic: Arc<PeerTraffic>,
+) -> Arc<Ops> {
+    let sources = exposition::Sources {
+        shared: node.shared.clone(),
+        grpc: grpc_metrics.clone(),
+        sm: sm.clone(),
+        traffic,
+        quota_bytes: quota_bytes(opts),
+    };
+    Arc::new(Ops {
+        registry: exposition::registry(sources),
+        sm,
+        kv: kv.clone(),
+        node,
+        request_timeout: Duration::from_secs(5) + 2 * Duration::from_millis(opts.election_timeout_ms),
+    })
+}
+
+/// etcd's `--max-request-bytes`, 0 meaning etcd's default.
+fn max_request_bytes(opts: &ServerOptions) -> usize {
+    if opts.max_request_bytes == 0 {
+        REQUEST_BYTES_MAX
+    } else {
+        opts.max_request_bytes
+    }
+}
+
+/// etcd's `--quota-backend-bytes`, 0 meaning etcd's default.
+fn quota_bytes(opts: &ServerOptions) -> u64 {
+    if opts.quota_backend_bytes == 0 {
+        DEFAULT_QUOTA_BYTES
+    } else {
+        opts.quota_backend_bytes
+    }
+}
+
+/// The etcd v3 gRPC services; KV is served on its own as well (see `ClientApi`).
+fn client_routes(ctx: &Arc<Context>, hub: Arc<WatchHub>, kv: &Arc<KvService>, max_message: usize) -> Routes {
     let maintenance = MaintenanceServer::new(MaintenanceService::new(ctx.clone()));
     let cluster = ClusterServer::new(ClusterService::new(ctx.clone()));
     let lock = LockServer::new(LockService::new(ctx.clone(), hub.clone()));
     let election = ElectionServer::new(ElectionService::new(ctx.clone(), hub.clone()));
     let watch = WatchServer::new(WatchService::new(hub, ctx.clone()));
-    let auth_service = AuthServer::new(AuthService::new(ctx.clone()));
+    let auth = AuthServer::new(AuthService::new(ctx.clone()));
     let lease = LeaseServer::new(LeaseService::new(ctx.clone()));
-    let client_url = client_listen_url(&opts);
-    let client_addr = transport::url_to_addr(&client_url).map_err(ServerError::Flags)?;
-    let client_listener = TcpListener::bind(client_addr)
-        .await
-        .map_err(|source| ServerError::Listen { url: client_url.clone(), source })?;
-    tracing::info!(name = %opts.name, id = format!("{id:x}"), %client_url, %peer_url, "tally member started");
-    let routes = Routes::new(KvServer::from_arc(kv.clone()).max_decoding_message_size(max_message))
+    Routes::new(KvServer::from_arc(kv.clone()).max_decoding_message_size(max_message))
         .add_service(maintenance)
         .add_service(cluster)
         .add_service(watch)
         .add_service(lease)
         .add_service(lock)
         .add_service(election)
-        .add_service(auth_service);
-    if let Some(interval) = opts.corrupt_check_interval {
-        tokio::spawn(crate::ops::corruption::check_periodically(ctx.clone(), interval));
-    }
-    let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
-    let ops = Arc::new(Ops {
-        registry: exposition::registry(exposition::Sources {
-            shared: shared.clone(),
-            grpc: grpc_metrics.clone(),
-            sm: sm.clone(),
-            traffic,
-            quota_bytes,
-        }),
-        sm,
-        kv: kv.clone(),
-        node: node.clone(),
-        request_timeout: Duration::from_secs(5) + 2 * Duration::from_millis(opts.election_timeout_ms),
-    });
+        .add_service(auth)
+}
+
+/// Serves `/metrics` and the health endpoints on each `--listen-metrics-urls` URL.
+async fn serve_metrics(opts: &ServerOptions, ops: &Arc<Ops>, sides: &TlsSides) -> Result<(), ServerError> {
     for url in &opts.listen_metrics_urls {
-        let addr = transport::url_to_addr(url).map_err(ServerError::Flags)?;
-        let listener =
-            TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { url: url.clone(), source })?;
+        let listener = bind(url).await?;
         let tls = acceptor_for(url, &sides.client, &[b"http/1.1"])?;
         tokio::spawn(crate::ops::http::listen(listener, ops.clone(), tls));
     }
-    let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
-    let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
-    let serving = tokio::spawn(crate::client::api::serve(client_listener, api, client_tls));
-    stop_requested().await;
+    Ok(())
+}
+
+async fn bind(url: &str) -> Result<TcpListener, ServerError> {
+    let addr = transport::url_to_addr(url).map_err(ServerError::Flags)?;
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { url: url.to_string(), source })
+}
+
+/// Stops as etcd does: no new client connections, leadership handed over if we hold it, and
+/// writes in flight given time to be answered.
+async fn shut_down(serving: JoinHandle<()>, node: &NodeHandle, me: u64, election_timeout: Duration) {
     // New connections are refused from here; calls on open ones go on until we exit.
     serving.abort();
-    let election_timeout = Duration::from_millis(opts.election_timeout_ms);
-    hand_over(&node, id, election_timeout).await;
-    drain(&shared, election_timeout).await;
+    hand_over(node, me, election_timeout).await;
+    drain(&node.shared, election_timeout).await;
     tracing::info!("stopped");
-    Ok(())
 }
 
 fn client_listen_url(opts: &ServerOptions) -> String {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tally_proto::tally_v1::{PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
+use tally_raft::NodeId;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -25,6 +26,7 @@ use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use crate::peer::events::{Inbound, PeerEvents};
 use crate::peer::frame as peer_frame;
 use crate::peer::traffic::SentCounters;
 
@@ -135,17 +137,18 @@ impl PeerLink {
 }
 
 /// The connection's life: connect, say hello, write what the senders could not, reconnect
-/// after a failure; `on_lost` hears of every connection that failed or was refused. With
-/// `tls`, the connection is encrypted and every frame goes through this task (see
-/// `write_through_tls`).
+/// after a failure. `events` hears of every connection to `peer` that failed or was refused
+/// (`ConnectionLost`), and of the peer saying we were removed (`Rejected`). With `tls`, the
+/// connection is encrypted and every frame goes through this task (see `write_through_tls`).
 pub async fn run_link(
     link: Arc<PeerLink>,
     addr: SocketAddr,
     hello: PeerHello,
     tls: Option<TlsConnector>,
-    on_lost: impl Fn(),
-    on_rejected: impl Fn(String) + Clone + Send + 'static,
+    peer: NodeId,
+    events: PeerEvents,
 ) {
+    let on_lost = || events.report(Inbound::ConnectionLost(peer));
     let hello = peer_frame::encode(&hello);
     let mut delay = RECONNECT_DELAY_MIN;
     // The last handshake failure logged: a peer that keeps refusing us is reported once.
@@ -171,7 +174,7 @@ pub async fn run_link(
         let _ = stream.set_nodelay(true);
         let Some(connector) = &tls else {
             delay = RECONNECT_DELAY_MIN;
-            let result = write_directly(&link, stream, &hello, on_rejected.clone()).await;
+            let result = write_directly(&link, stream, &hello, events.clone()).await;
             link.disconnected();
             match result {
                 Ok(()) => return,
@@ -184,7 +187,7 @@ pub async fn run_link(
         };
         let started = std::time::Instant::now();
         let result = match handshake(connector, addr, stream).await {
-            Ok(stream) => write_through_tls(&link, stream, &hello, on_rejected.clone()).await,
+            Ok(stream) => write_through_tls(&link, stream, &hello, events.clone()).await,
             Err(e) => Err(e),
         };
         link.disconnected();
@@ -199,8 +202,8 @@ pub async fn run_link(
             }
             // A refused handshake (in TLS 1.3 the server judges our certificate after we are
             // done, so it shows as an early end): the peer's process is alive, so no
-            // `on_lost`, which would make us campaign against a leader that is fine; reported
-            // once, and tried again with a growing pause.
+            // `ConnectionLost`, which would make us campaign against a leader that is fine;
+            // reported once, and tried again with a growing pause.
             Err(e) => {
                 let error = e.to_string();
                 if refused.as_ref() != Some(&error) {
@@ -219,14 +222,9 @@ pub async fn run_link(
 }
 
 /// A plaintext connection: its writer goes to the link, for senders to write frames directly.
-async fn write_directly(
-    link: &PeerLink,
-    stream: TcpStream,
-    hello: &[u8],
-    on_rejected: impl Fn(String) + Send + 'static,
-) -> io::Result<()> {
+async fn write_directly(link: &PeerLink, stream: TcpStream, hello: &[u8], events: PeerEvents) -> io::Result<()> {
     let (r, w) = stream.into_split();
-    let _reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    let _reader = AbortOnDrop(tokio::spawn(read_rejection(r, events)));
     let writer = Arc::new(w);
     write_all(&writer, hello).await?;
     link.connected(writer.clone());
@@ -251,10 +249,10 @@ async fn write_through_tls(
     link: &PeerLink,
     stream: TlsStream<TcpStream>,
     hello: &[u8],
-    on_rejected: impl Fn(String) + Send + 'static,
+    events: PeerEvents,
 ) -> io::Result<()> {
     let (r, mut w) = tokio::io::split(stream);
-    let mut reader = AbortOnDrop(tokio::spawn(read_rejection(r, on_rejected)));
+    let mut reader = AbortOnDrop(tokio::spawn(read_rejection(r, events)));
     w.write_all(hello).await?;
     w.flush().await?;
     loop {
@@ -288,11 +286,11 @@ async fn handshake(connector: &TlsConnector, addr: SocketAddr, stream: TcpStream
 
 /// The only thing a peer ever sends back on our connection is a rejection; or the error that
 /// ended the connection.
-async fn read_rejection(mut r: impl tokio::io::AsyncRead + Unpin, on_rejected: impl Fn(String)) -> io::Result<()> {
+async fn read_rejection(mut r: impl tokio::io::AsyncRead + Unpin, events: PeerEvents) -> io::Result<()> {
     let mut buf = Vec::new();
     peer_frame::read(&mut r, &mut buf).await?;
     if let Ok(rejection) = PeerRejection::decode(buf.as_slice()) {
-        on_rejected(rejection.reason);
+        events.report(Inbound::Rejected(rejection.reason));
     }
     Ok(())
 }
@@ -333,12 +331,23 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let link = Arc::new(PeerLink::default());
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        tokio::spawn(run_link(link.clone(), addr, hello.clone(), None, || {}, |_| {}));
+        tokio::spawn(run_link(link.clone(), addr, hello.clone(), None, 2, PeerEvents::new(|_| {})));
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
         peer_frame::read(&mut stream, &mut buf).await.unwrap();
         assert_eq!(PeerHello::decode(buf.as_slice()).unwrap(), hello);
         (link, stream)
+    }
+
+    /// A sink that passes on only the connections lost.
+    fn losses() -> (PeerEvents, tokio::sync::mpsc::UnboundedReceiver<NodeId>) {
+        let (lost, lost_rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = PeerEvents::new(move |event| {
+            if let Inbound::ConnectionLost(peer) = event {
+                let _ = lost.send(peer);
+            }
+        });
+        (events, lost_rx)
     }
 
     /// A length-prefixed frame of raw bytes.
@@ -412,20 +421,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let link = Arc::new(PeerLink::default());
-        let (lost, mut lost_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events, mut lost_rx) = losses();
         link.send_frame(&frame(b"stale"));
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        tokio::spawn(run_link(
-            link.clone(),
-            addr,
-            hello,
-            None,
-            move || {
-                let _ = lost.send(());
-            },
-            |_| {},
-        ));
-        tokio::time::timeout(Duration::from_secs(5), lost_rx.recv()).await.unwrap();
+        tokio::spawn(run_link(link.clone(), addr, hello, None, 2, events));
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), lost_rx.recv()).await.unwrap(), Some(2));
         let listener = TcpListener::bind(addr).await.unwrap();
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
@@ -456,12 +456,9 @@ mod tests {
             }
         });
         let link = Arc::new(PeerLink::default());
-        let (lost, mut lost_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events, mut lost_rx) = losses();
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let on_lost = move || {
-            let _ = lost.send(());
-        };
-        tokio::spawn(run_link(link.clone(), addr, hello, Some(connector), on_lost, |_| {}));
+        tokio::spawn(run_link(link.clone(), addr, hello, Some(connector), 2, events));
         // Frames keep coming for a second, as a leader's heartbeats would.
         for _ in 0..20 {
             link.send_frame(&frame(b"heartbeat"));

@@ -1,7 +1,9 @@
-//! The network between members: connections, message framing, and snapshot streams.
+//! The network between members: connections, message framing, and snapshot streams. All it
+//! tells the node goes through one sink (`events`).
 
-pub mod frame;
-pub mod link;
-pub mod snapshot_stream;
-pub mod traffic;
-pub mod transport;
+pub(crate) mod events;
+pub(crate) mod frame;
+pub(crate) mod link;
+pub(crate) mod snapshot_stream;
+pub(crate) mod traffic;
+pub(crate) mod transport;

@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::peer::events::{Inbound, PeerEvents};
 use crate::peer::frame as peer_frame;
 use crate::peer::link::{self as peer_link, PeerLink};
 use crate::peer::snapshot_stream;
@@ -52,22 +53,6 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, String> {
     hostport.parse().map_err(|e| format!("bad URL {url:?}: {e} (expected http://ip:port)"))
 }
 
-/// What the receiving side hands to the node.
-pub enum Inbound {
-    Message(Message),
-    /// A follower's client command, for us to propose if we lead.
-    Forwarded(Command),
-    /// The peer says we were removed from the cluster.
-    Rejected(String),
-    /// The peer's connection closed or reset (its process died, or it restarted the
-    /// connection). A silent network says nothing; only the election timeout notices that.
-    ConnectionLost(NodeId),
-}
-
-type PeerCallback = Arc<dyn Fn(NodeId) + Send + Sync>;
-type RejectionCallback = Arc<dyn Fn(String) + Send + Sync>;
-type SnapshotCallback = Arc<dyn Fn(NodeId, bool) + Send + Sync>;
-
 struct Queue {
     addr: SocketAddr,
     link: Arc<PeerLink>,
@@ -96,7 +81,7 @@ impl Drop for Queue {
 /// `done` (the transfer task was aborted, or never ran).
 struct SnapshotReport {
     peer: NodeId,
-    report: SnapshotCallback,
+    events: PeerEvents,
     ok: bool,
 }
 
@@ -108,7 +93,7 @@ impl SnapshotReport {
 
 impl Drop for SnapshotReport {
     fn drop(&mut self) {
-        (self.report)(self.peer, self.ok);
+        self.events.report(Inbound::SnapshotDone { peer: self.peer, ok: self.ok });
     }
 }
 
@@ -118,24 +103,20 @@ pub struct Transport {
     queues: Arc<Mutex<BTreeMap<NodeId, Queue>>>,
     hello: PeerHello,
     runtime: tokio::runtime::Handle,
-    on_lost: PeerCallback,
-    on_rejected: RejectionCallback,
-    on_snapshot: SnapshotCallback,
+    events: PeerEvents,
     traffic: Arc<PeerTraffic>,
     /// Encrypts every connection to a peer (https peer URLs).
     tls: Option<TlsConnector>,
 }
 
 impl Transport {
-    /// Must be called inside the tokio runtime that will run the connections. `on_snapshot`
-    /// hears how each snapshot's transfer ended (peer, whether it received all of it). With
-    /// `tls`, every connection is encrypted.
+    /// Must be called inside the tokio runtime that will run the connections. `events` hears
+    /// of connections lost, of peers saying we were removed, and how each snapshot's transfer
+    /// ended. With `tls`, every connection is encrypted.
     pub fn start(
         hello: PeerHello,
         peers: BTreeMap<NodeId, SocketAddr>,
-        on_lost: impl Fn(NodeId) + Send + Sync + 'static,
-        on_rejected: impl Fn(String) + Send + Sync + 'static,
-        on_snapshot: impl Fn(NodeId, bool) + Send + Sync + 'static,
+        events: PeerEvents,
         traffic: Arc<PeerTraffic>,
         tls: Option<TlsConnector>,
     ) -> Self {
@@ -145,9 +126,7 @@ impl Transport {
             queues: Arc::new(Mutex::new(BTreeMap::new())),
             hello,
             runtime: tokio::runtime::Handle::current(),
-            on_lost: Arc::new(on_lost),
-            on_rejected: Arc::new(on_rejected),
-            on_snapshot: Arc::new(on_snapshot),
+            events,
         };
         transport.set_peers(peers, &BTreeSet::new());
         transport
@@ -186,15 +165,13 @@ impl Transport {
                 continue;
             }
             let link = Arc::new(PeerLink::counted(self.traffic.to(id)));
-            let (on_lost, on_rejected) = (self.on_lost.clone(), self.on_rejected.clone());
-            let on_rejected = move |reason| on_rejected(reason);
             let task = self.runtime.spawn(peer_link::run_link(
                 link.clone(),
                 addr,
                 self.hello.clone(),
                 self.tls.clone(),
-                move || on_lost(id),
-                on_rejected,
+                id,
+                self.events.clone(),
             ));
             queues.insert(id, Queue { addr, link, task: task.abort_handle(), snapshot: None });
         }
@@ -242,7 +219,7 @@ impl Transport {
         let Some(queue) = queues.get_mut(&to) else {
             drop(queues);
             tracing::debug!(peer = %format_args!("{to:x}"), "snapshot for an unknown peer: failed");
-            return (self.on_snapshot)(to, false);
+            return self.events.report(Inbound::SnapshotDone { peer: to, ok: false });
         };
         if queue.snapshot.as_ref().is_some_and(|t| !t.is_finished()) {
             tracing::debug!(peer = %format_args!("{to:x}"), "a snapshot transfer is already running; dropped another");
@@ -250,7 +227,7 @@ impl Transport {
         }
         let (addr, hello) = (queue.addr, PeerHello { snapshot_stream: true, ..self.hello.clone() });
         let tls = self.tls.clone();
-        let report = SnapshotReport { peer: to, report: self.on_snapshot.clone(), ok: false };
+        let report = SnapshotReport { peer: to, events: self.events.clone(), ok: false };
         let task = self.runtime.spawn(async move {
             let started = std::time::Instant::now();
             let bytes = match &m.body {
@@ -307,9 +284,10 @@ async fn write_snapshot_stream(
     snapshot_stream::read_result(&mut r, SNAPSHOT_RESULT_WAIT_MAX).await
 }
 
-/// Receiving side: accepts peer connections (over TLS with `tls`) and hands every message, and
-/// every connection that ends, to `deliver`. Snapshots are received through files in
-/// `snapshot_dir` (the data directory); partial ones a crash left there are removed first.
+/// Receiving side: accepts peer connections (over TLS with `tls`) and reports every message,
+/// forwarded command and rejection, and every connection that ends, to `events`. Snapshots are
+/// received through files in `snapshot_dir` (the data directory); partial ones a crash left
+/// there are removed first.
 #[allow(clippy::too_many_arguments)]
 pub async fn listen(
     listener: TcpListener,
@@ -318,7 +296,7 @@ pub async fn listen(
     directory: PeerDirectory,
     snapshot_dir: PathBuf,
     is_removed: impl Fn(NodeId) -> bool + Clone + Send + Sync + 'static,
-    deliver: impl Fn(Inbound) + Clone + Send + Sync + 'static,
+    events: PeerEvents,
     traffic: Arc<PeerTraffic>,
 ) {
     match snapshot_stream::remove_partial_files(&snapshot_dir) {
@@ -331,7 +309,7 @@ pub async fn listen(
         let Ok((stream, remote)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
         let directory = directory.clone();
-        let deliver = deliver.clone();
+        let events = events.clone();
         let is_removed = is_removed.clone();
         let snapshot_dir = snapshot_dir.clone();
         let traffic = traffic.clone();
@@ -339,11 +317,11 @@ pub async fn listen(
         tokio::spawn(async move {
             let result = match tls {
                 None => {
-                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver, &traffic).await
+                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, &events, &traffic).await
                 }
                 Some(acceptor) => {
                     let Some(stream) = tls::accept(&acceptor, stream, "peer").await else { return };
-                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, deliver, &traffic).await
+                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, &events, &traffic).await
                 }
             };
             if let Err(e) = result {
@@ -359,7 +337,7 @@ async fn serve_inbound(
     directory: PeerDirectory,
     snapshot_dir: &std::path::Path,
     is_removed: impl Fn(NodeId) -> bool,
-    deliver: impl Fn(Inbound),
+    events: &PeerEvents,
     traffic: &PeerTraffic,
 ) -> std::io::Result<()> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
@@ -379,7 +357,7 @@ async fn serve_inbound(
     }
     if hello.snapshot_stream {
         // Its end says nothing about the peer's process: no ConnectionLost.
-        return receive_snapshot(stream, hello.from, snapshot_dir, deliver).await;
+        return receive_snapshot(stream, hello.from, snapshot_dir, events).await;
     }
     directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
     let received = traffic.from(hello.from);
@@ -391,7 +369,7 @@ async fn serve_inbound(
             received.fetch_add(peer_frame::HEADER_BYTES + buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
             if let Some(rejection) = batch.rejected {
-                deliver(Inbound::Rejected(rejection.reason));
+                events.report(Inbound::Rejected(rejection.reason));
                 return Ok(());
             }
             if is_removed(hello.from) {
@@ -404,18 +382,18 @@ async fn serve_inbound(
             }
             for m in batch.messages {
                 match codec::message_from_pb(m) {
-                    Some(m) if m.from == hello.from => deliver(Inbound::Message(m)),
+                    Some(m) if m.from == hello.from => events.report(Inbound::Message(m)),
                     _ => return Err(invalid("message without a body or from another sender".into())),
                 }
             }
             for cmd in batch.forwarded {
-                deliver(Inbound::Forwarded(cmd));
+                events.report(Inbound::Forwarded(cmd));
             }
         }
     }
     .await;
     // EOF or a reset: the kernel of a dead process closes its sockets at once.
-    deliver(Inbound::ConnectionLost(hello.from));
+    events.report(Inbound::ConnectionLost(hello.from));
     result
 }
 
@@ -425,7 +403,7 @@ async fn receive_snapshot(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     from: NodeId,
     dir: &std::path::Path,
-    deliver: impl Fn(Inbound),
+    events: &PeerEvents,
 ) -> std::io::Result<()> {
     let started = std::time::Instant::now();
     let result = snapshot_stream::read_snapshot(&mut stream, from, dir, SNAPSHOT_IDLE_MAX).await;
@@ -435,7 +413,7 @@ async fn receive_snapshot(
                 let (index, bytes) = (snapshot.meta.index, snapshot.data.len());
                 tracing::info!(from = %format_args!("{from:x}"), index, bytes, elapsed = ?started.elapsed(), "received a snapshot");
             }
-            deliver(Inbound::Message(m));
+            events.report(Inbound::Message(m));
             Ok(())
         }
         Err(e) => {
@@ -461,41 +439,52 @@ mod tests {
     ) -> (SocketAddr, mpsc::UnboundedReceiver<Inbound>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let deliver = move |inbound| {
-            let _ = tx.send(inbound);
-        };
-        tokio::spawn(listen(
-            listener,
-            None,
-            42,
-            directory,
-            data_dir.to_path_buf(),
-            is_removed,
-            deliver,
-            Arc::default(),
-        ));
+        let (events, rx) = everything();
+        tokio::spawn(listen(listener, None, 42, directory, data_dir.to_path_buf(), is_removed, events, Arc::default()));
         (addr, rx)
+    }
+
+    /// A sink that passes every event on to the returned channel.
+    fn everything() -> (PeerEvents, mpsc::UnboundedReceiver<Inbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = PeerEvents::new(move |event| {
+            let _ = tx.send(event);
+        });
+        (events, rx)
+    }
+
+    /// A sink that passes on what `pick` picks from each event.
+    fn picking<T: Send + 'static>(
+        pick: impl Fn(Inbound) -> Option<T> + Send + Sync + 'static,
+    ) -> (PeerEvents, mpsc::UnboundedReceiver<T>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = PeerEvents::new(move |event| {
+            if let Some(picked) = pick(event) {
+                let _ = tx.send(picked);
+            }
+        });
+        (events, rx)
+    }
+
+    /// A sink that passes on how each snapshot transfer ended: (peer, ok).
+    fn snapshot_reports() -> (PeerEvents, mpsc::UnboundedReceiver<(NodeId, bool)>) {
+        picking(|event| match event {
+            Inbound::SnapshotDone { peer, ok } => Some((peer, ok)),
+            _ => None,
+        })
+    }
+
+    fn ignored() -> PeerEvents {
+        PeerEvents::new(|_| {})
     }
 
     /// Node 1's transport to `peers`, with its snapshot reports on the returned channel.
     fn reporting_transport(
         peers: BTreeMap<NodeId, SocketAddr>,
     ) -> (Transport, mpsc::UnboundedReceiver<(NodeId, bool)>) {
-        let (done, done_rx) = mpsc::unbounded_channel();
+        let (events, done_rx) = snapshot_reports();
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(
-            hello,
-            peers,
-            |_| {},
-            |_| {},
-            move |peer, ok| {
-                let _ = done.send((peer, ok));
-            },
-            Arc::default(),
-            None,
-        );
-        (transport, done_rx)
+        (Transport::start(hello, peers, events, Arc::default(), None), done_rx)
     }
 
     #[test]
@@ -517,7 +506,7 @@ mod tests {
             client_urls: vec!["http://c".into()],
             ..Default::default()
         };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default(), None);
+        let transport = Transport::start(hello, [(2, addr)].into(), ignored(), Arc::default(), None);
         for round in 0..3 {
             transport.send_all([Message {
                 from: 1,
@@ -546,19 +535,12 @@ mod tests {
         let lost = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(lost, Inbound::ConnectionLost(1)));
         // A removed member (id 9) that connects is told so.
-        let (told, mut told_rx) = mpsc::unbounded_channel();
+        let (events, mut told_rx) = picking(|event| match event {
+            Inbound::Rejected(reason) => Some(reason),
+            _ => None,
+        });
         let hello = PeerHello { cluster_id: 42, from: 9, ..Default::default() };
-        let removed = Transport::start(
-            hello,
-            [(2, addr)].into(),
-            |_| {},
-            move |reason| {
-                let _ = told.send(reason);
-            },
-            |_, _| {},
-            Arc::default(),
-            None,
-        );
+        let removed = Transport::start(hello, [(2, addr)].into(), events, Arc::default(), None);
         removed.send_all([Message { from: 9, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let reason = tokio::time::timeout(Duration::from_secs(5), told_rx.recv()).await.unwrap().unwrap();
         assert!(reason.contains("removed"), "{reason}");
@@ -569,7 +551,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, |_, _| {}, Arc::default(), None);
+        let transport = Transport::start(hello, [(2, addr)].into(), ignored(), Arc::default(), None);
         transport.send_all([Message { from: 1, to: 2, term: 1, body: tally_raft::MessageBody::TimeoutNow }]);
         let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert!(matches!(first, Inbound::Message(_)));
@@ -701,10 +683,7 @@ mod tests {
         let tls = crate::tls::test_pki::member_tls(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let deliver = move |inbound| {
-            let _ = tx.send(inbound);
-        };
+        let (events, mut rx) = everything();
         let acceptor = Some(TlsAcceptor::from(tls.server_config(&[]).unwrap()));
         let data_dir = dir.path().to_path_buf();
         tokio::spawn(listen(
@@ -714,16 +693,13 @@ mod tests {
             PeerDirectory::default(),
             data_dir,
             |_| false,
-            deliver,
+            events,
             Arc::default(),
         ));
-        let (done, mut done_rx) = mpsc::unbounded_channel();
+        let (events, mut done_rx) = snapshot_reports();
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
         let connector = Some(TlsConnector::from(tls.client_config(&[], None).unwrap()));
-        let report = move |peer, ok| {
-            let _ = done.send((peer, ok));
-        };
-        let transport = Transport::start(hello, [(2, addr)].into(), |_| {}, |_| {}, report, Arc::default(), connector);
+        let transport = Transport::start(hello, [(2, addr)].into(), events, Arc::default(), connector);
         let wait = Duration::from_secs(10);
         for round in 0..3 {
             transport.send_all([Message { from: 1, to: 2, term: 1, body: MessageBody::HeartbeatResp { round } }]);
@@ -746,15 +722,8 @@ mod tests {
         assert_eq!(got, m);
 
         // A plaintext peer gets nothing delivered.
-        let plain = Transport::start(
-            PeerHello { cluster_id: 42, from: 3, ..Default::default() },
-            [(2, addr)].into(),
-            |_| {},
-            |_| {},
-            |_, _| {},
-            Arc::default(),
-            None,
-        );
+        let hello = PeerHello { cluster_id: 42, from: 3, ..Default::default() };
+        let plain = Transport::start(hello, [(2, addr)].into(), ignored(), Arc::default(), None);
         plain.send_all([Message { from: 3, to: 2, term: 1, body: MessageBody::TimeoutNow }]);
         assert!(
             tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(),
