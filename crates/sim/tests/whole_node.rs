@@ -49,3 +49,15 @@ fn expiring_leases_early_after_a_leader_change_is_caught() {
     let caught = first_caught(NodeBug::NoLeaseGraceOnPromote, 50);
     assert!(matches!(caught, Some((_, "a kept-alive lease never expires"))), "{caught:?}");
 }
+
+/// Bugs the whole-node simulation found, replayed by their seeds.
+#[test]
+fn found_a_write_covered_by_a_leader_snapshot_still_answers_its_caller() {
+    // A follower got entry 66, then the leader's snapshot at 67 instead of entries 66-67 and
+    // their commit: its callers of 66 and 67 were never answered (fixed: answered from the
+    // snapshot's client sessions).
+    for seed in [3790, 3938] {
+        let report = run_whole_seed(WholeOptions::new(seed));
+        assert!(report.violations.is_empty(), "seed {seed}: {:?}", report.violations);
+    }
+}
