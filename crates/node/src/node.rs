@@ -145,6 +145,11 @@ impl<H: Host> Node<H> {
         self.sm.clone()
     }
 
+    /// Whether the member table says `id` was removed (the transport refuses its connections).
+    pub fn knows_removed(&self, id: NodeId) -> bool {
+        self.members.read().expect("members lock").removed.contains(&id)
+    }
+
     pub fn raft(&self) -> &Raft {
         &self.raft
     }

@@ -66,7 +66,8 @@ fn print_failure(args: &WholeArgs, report: &WholeReport) {
 fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
-{} commands forwarded, {} leases expired, {} watch (re)connects, {} state hashes compared",
+{} commands forwarded, {} leases expired, {} watch (re)connects, {} state hashes compared, {} members added, \
+{} removed, {} leadership transfers",
         c.leaders,
         c.crashes,
         c.disk_failures,
@@ -75,7 +76,10 @@ fn print_coverage(c: &WholeCoverage) {
         c.forwarded,
         c.lease_expiries,
         c.watch_reconnects,
-        c.state_hashes
+        c.state_hashes,
+        c.members_added,
+        c.members_removed,
+        c.transfers
     );
 }
 

@@ -71,6 +71,8 @@ pub struct Outbox {
     pub revokes: Vec<Revoke>,
     /// A leader's snapshot replaced the state machine.
     pub restored: bool,
+    /// This member learned it was removed from the cluster.
+    pub removed: bool,
 }
 
 pub struct SimHost {
@@ -137,6 +139,10 @@ impl Host for SimHost {
     }
 
     fn members_changed(&mut self, _members: &Members) {}
+
+    fn removed(&mut self, _reason: &str) {
+        self.out.removed = true;
+    }
 
     fn fatal(&mut self, what: &str, err: &dyn Display) -> ! {
         std::panic::panic_any(Fatal(format!("{what}: {err}")))

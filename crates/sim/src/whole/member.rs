@@ -39,6 +39,8 @@ pub struct MemberSetup {
     pub snapshot_count: u64,
     pub election_timeout: Duration,
     pub bug: Option<NodeBug>,
+    /// Founding member, or one added later that learns everything from the leader.
+    pub initial: InitialState,
 }
 
 pub struct Member {
@@ -47,7 +49,14 @@ pub struct Member {
     pub node: Option<Node<SimHost>>,
     pub incarnation: u64,
     pub tick_us: u64,
+    /// Removed from the cluster: its process stopped for good.
+    pub removed: bool,
     setup: MemberSetup,
+}
+
+/// The peer URL of the founding member `id`.
+pub fn founder_url(id: NodeId) -> String {
+    format!("http://n{id}:2380")
 }
 
 fn founders(voters: &[NodeId]) -> Members {
@@ -56,7 +65,7 @@ fn founders(voters: &[NodeId]) -> Members {
         let info = MemberInfo {
             id,
             name: format!("n{id}"),
-            peer_urls: vec![format!("http://n{id}:2380")],
+            peer_urls: vec![founder_url(id)],
             client_urls: vec![format!("http://n{id}:2379")],
             is_learner: false,
         };
@@ -66,8 +75,13 @@ fn founders(voters: &[NodeId]) -> Members {
 }
 
 impl Member {
+    /// What every incarnation of this member is configured with.
+    pub fn setup(&self) -> &MemberSetup {
+        &self.setup
+    }
+
     pub fn new(id: NodeId, setup: MemberSetup, tick_us: u64) -> Self {
-        Self { id, fs: SimFs::new(), node: None, incarnation: 0, tick_us, setup }
+        Self { id, fs: SimFs::new(), node: None, incarnation: 0, tick_us, removed: false, setup }
     }
 
     pub fn is_up(&self) -> bool {
@@ -86,7 +100,7 @@ impl Member {
             self.fs.clone(),
             Path::new(DATA_DIR),
             wal_options(),
-            InitialState::New,
+            self.setup.initial,
             &self.setup.voters,
             founders.encode(),
         )

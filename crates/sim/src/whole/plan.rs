@@ -10,6 +10,10 @@ pub struct Plan {
     pub delay_jitter_us: u64,
     pub partitions: bool,
     pub crashes: bool,
+    /// Members added (as learners, then promoted) and removed through the node's API.
+    pub membership: bool,
+    /// Leadership handed over (transfer, and a stopping leader's step-down).
+    pub transfers: bool,
     /// Chance, per call into a member, that its disk fails within the next few writes.
     pub disk_failures: f64,
     /// Chance, per connection reset announcement, that a live leader's link resets.
@@ -31,6 +35,8 @@ impl Plan {
             delay_jitter_us: rng.pick(&[100, 2_000, 10_000]),
             partitions: rng.chance(0.5),
             crashes: rng.chance(0.6),
+            membership: rng.chance(0.3),
+            transfers: rng.chance(0.3),
             disk_failures: if rng.chance(0.3) { 0.01 } else { 0.0 },
             spurious_resets: rng.chance(0.3),
             fault_every_us: rng.pick(&[150_000, 400_000, 1_000_000]),

@@ -11,7 +11,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tally_node::{LeaseOutcome, NodeBug, ProposeOutcome, ReadOutcome, SnapshotJob};
+use tally_node::persist::InitialState;
+use tally_node::{LeaseOutcome, MembershipRequest, NodeBug, ProposeOutcome, ReadOutcome, SnapshotJob};
 use tally_raft::{Config, Message, MessageBody, NodeId, Role};
 use tally_storage::simfs::{SimFs, SimRng};
 
@@ -68,6 +69,9 @@ pub struct WholeCoverage {
     pub lease_expiries: u64,
     pub watch_reconnects: u64,
     pub state_hashes: u64,
+    pub members_added: u64,
+    pub members_removed: u64,
+    pub transfers: u64,
 }
 
 impl std::ops::AddAssign for WholeCoverage {
@@ -81,6 +85,9 @@ impl std::ops::AddAssign for WholeCoverage {
         self.lease_expiries += o.lease_expiries;
         self.watch_reconnects += o.watch_reconnects;
         self.state_hashes += o.state_hashes;
+        self.members_added += o.members_added;
+        self.members_removed += o.members_removed;
+        self.transfers += o.transfers;
     }
 }
 
@@ -103,17 +110,56 @@ enum Reply {
 }
 
 enum Event {
-    Tick { node: NodeId, incarnation: u64 },
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
     Deliver(Message),
-    Forward { to: NodeId, commands: Vec<tally_proto::tally_v1::Command> },
-    Request { client: usize, seq: u64, to: NodeId },
-    Response { client: usize, seq: u64, reply: Reply },
-    ClientStart { client: usize },
-    ClientTimeout { client: usize, seq: u64, attempt: u32 },
-    SnapshotWritten { node: NodeId, incarnation: u64, job: Box<SnapshotJob<SimFs>> },
-    SnapshotStatus { node: NodeId, incarnation: u64, peer: NodeId, ok: bool },
-    Reset { node: NodeId, peer: NodeId },
-    Restart { node: NodeId },
+    Forward {
+        from: NodeId,
+        to: NodeId,
+        commands: Vec<tally_proto::tally_v1::Command>,
+    },
+    /// A peer refused `node`'s connection: the member table says it was removed.
+    Rejected {
+        node: NodeId,
+    },
+    Request {
+        client: usize,
+        seq: u64,
+        to: NodeId,
+    },
+    Response {
+        client: usize,
+        seq: u64,
+        reply: Reply,
+    },
+    ClientStart {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        seq: u64,
+        attempt: u32,
+    },
+    SnapshotWritten {
+        node: NodeId,
+        incarnation: u64,
+        job: Box<SnapshotJob<SimFs>>,
+    },
+    SnapshotStatus {
+        node: NodeId,
+        incarnation: u64,
+        peer: NodeId,
+        ok: bool,
+    },
+    Reset {
+        node: NodeId,
+        peer: NodeId,
+    },
+    Restart {
+        node: NodeId,
+    },
     Fault,
     Heal,
 }
@@ -245,6 +291,7 @@ impl WholeSim {
                 snapshot_count: sim.plan.snapshot_count,
                 election_timeout,
                 bug: sim.opts.bug,
+                initial: InitialState::New,
             };
             let tick_us = TICK_US + sim.rng.range(0, TICK_US / 20);
             sim.members.insert(id, Member::new(id, setup, tick_us));
@@ -263,7 +310,7 @@ impl WholeSim {
         for _ in 0..sim.plan.watchers {
             sim.watchers.push(Watch::new());
         }
-        if sim.plan.partitions || sim.plan.crashes {
+        if sim.plan.partitions || sim.plan.crashes || sim.plan.membership || sim.plan.transfers {
             let at = sim.plan.fault_every_us;
             sim.schedule(at, Event::Fault);
         }
@@ -385,6 +432,7 @@ impl WholeSim {
             if term > self.newest_leader_term {
                 self.newest_leader_term = term;
                 self.coverage.leaders += 1;
+                self.trace(|| format!("member {id} leads in term {term}"));
             }
         }
         for m in out.messages {
@@ -394,8 +442,11 @@ impl WholeSim {
             self.coverage.forwarded += commands.len() as u64;
             if !self.link_drops(id, to) {
                 let at = now + self.net_delay();
-                self.schedule(at, Event::Forward { to, commands });
+                self.schedule(at, Event::Forward { from: id, to, commands });
             }
+        }
+        if out.removed {
+            self.remove_member(id);
         }
         for job in out.snapshots {
             let at = now + self.rng.range(1_000, 50_000);
@@ -432,6 +483,22 @@ impl WholeSim {
         drop(sm);
         for (client, seq, reply) in answers {
             self.respond(client, seq, reply);
+        }
+    }
+
+    /// A member that learned it was removed stops for good (the server's process exits).
+    fn remove_member(&mut self, id: NodeId) {
+        self.trace(|| format!("member {id} was removed: stops"));
+        self.coverage.members_removed += 1;
+        let member = self.members.get_mut(&id).expect("exists");
+        member.removed = true;
+        member.node = None;
+        self.ids.retain(|&m| m != id);
+        for w in 0..self.watchers.len() {
+            if self.watchers[w].member().is_some_and(|(m, _)| m == id) {
+                self.watchers[w].disconnect();
+                self.connect_watcher(w);
+            }
         }
     }
 
@@ -533,6 +600,7 @@ impl WholeSim {
         }
         let request = p.request.clone();
         let client_id = CLIENT_ID_BASE + client as u64;
+        self.trace(|| format!("member {to} gets client {client}'s #{seq} {request:?}"));
         match request {
             Request::Write(w) => {
                 let cmd = w.command(client_id, seq);
@@ -564,6 +632,16 @@ impl WholeSim {
     }
 
     fn client_response(&mut self, client: usize, seq: u64, reply: Reply) {
+        self.trace(|| {
+            format!(
+                "client {client} gets #{seq}: {}",
+                match &reply {
+                    Reply::Final(a) => format!("{a:?}"),
+                    Reply::NotLeader(h) => format!("not leader, try {h:?}"),
+                    Reply::Retry => "ask again".into(),
+                }
+            )
+        });
         let Some(attempt) = self.clients[client].pending.as_ref().filter(|p| p.seq == seq).map(|p| p.attempt) else {
             return;
         };
@@ -628,8 +706,16 @@ impl WholeSim {
         if self.plan.crashes {
             kinds.push(1);
         }
+        if self.plan.membership {
+            kinds.push(2);
+        }
+        if self.plan.transfers {
+            kinds.push(3);
+        }
         match self.rng.pick(&kinds) {
             0 => self.partition(),
+            2 => self.change_membership(),
+            3 => self.transfer(),
             _ => {
                 let up: Vec<NodeId> = self.ids.iter().copied().filter(|id| self.members[id].is_up()).collect();
                 if up.len() > self.ids.len() / 2 {
@@ -655,6 +741,70 @@ impl WholeSim {
                 }
             }
         }
+    }
+
+    /// Asks the leader, through the node's membership API, to add a learner (a new member that
+    /// starts empty), promote one, or remove a member, keeping at least three voters.
+    fn change_membership(&mut self) {
+        let Some(leader) = self.leader() else { return };
+        let conf = self.members[&leader].node.as_ref().expect("leads").raft().conf_state().clone();
+        let (voters, learners): (Vec<NodeId>, Vec<NodeId>) =
+            (conf.voters.iter().copied().collect(), conf.learners.iter().copied().collect());
+        let request = match self.rng.range(0, 3) {
+            0 if voters.len() + learners.len() < 6 => {
+                self.coverage.members_added += 1;
+                let url = format!("http://added{}:2380", self.coverage.members_added);
+                let id = tally_node::cluster::member_id("sim", std::slice::from_ref(&url));
+                self.add_member(id, leader);
+                MembershipRequest::Add { peer_urls: vec![url], is_learner: true }
+            }
+            1 if !learners.is_empty() => MembershipRequest::Promote { id: self.rng.pick(&learners) },
+            2 if voters.len() > 3 || !learners.is_empty() => {
+                let candidates = if voters.len() > 3 { [voters, learners].concat() } else { learners };
+                MembershipRequest::Remove { id: self.rng.pick(&candidates) }
+            }
+            _ => return,
+        };
+        self.trace(|| format!("leader {leader}: {request:?}"));
+        self.call(leader, |n| {
+            let waiter = n.host().waiter(u64::MAX, 0);
+            n.membership(request, waiter);
+        });
+    }
+
+    /// A member the leader is about to add: it starts with an empty disk, to learn everything.
+    fn add_member(&mut self, id: NodeId, like: NodeId) {
+        if self.members.contains_key(&id) {
+            return;
+        }
+        let mut setup = self.members[&like].setup().clone();
+        setup.raft.id = id;
+        setup.raft.seed = self.opts.seed.wrapping_mul(1_000_003).wrapping_add(id);
+        setup.initial = InitialState::Existing;
+        let tick_us = TICK_US + self.rng.range(0, TICK_US / 20);
+        self.members.insert(id, Member::new(id, setup, tick_us));
+        self.ids.push(id);
+        self.start_member(id);
+    }
+
+    /// The leader hands over to a random voter, or steps down as a stopping member does.
+    fn transfer(&mut self) {
+        let Some(leader) = self.leader() else { return };
+        let voters: Vec<NodeId> =
+            self.members[&leader].node.as_ref().expect("leads").raft().conf_state().voters.iter().copied().collect();
+        let target = self.rng.pick(&voters);
+        let step_down = self.rng.chance(0.3);
+        self.coverage.transfers += 1;
+        self.trace(|| {
+            format!("leader {leader}: {}", if step_down { "step down".into() } else { format!("transfer to {target}") })
+        });
+        self.call(leader, |n| {
+            if step_down {
+                n.step_down();
+            } else {
+                let _ = n.transfer(target);
+            }
+        });
     }
 
     fn partition(&mut self) {
@@ -701,7 +851,7 @@ impl WholeSim {
         self.healed_at = Some(self.now());
         self.blocked.clear();
         for id in self.ids.clone() {
-            if !self.members[&id].is_up() {
+            if !self.members[&id].is_up() && !self.members[&id].removed {
                 self.start_member(id);
             }
         }
@@ -728,16 +878,25 @@ impl WholeSim {
                     }
                     return;
                 }
+                if self.refuses_removed(to, from) {
+                    return;
+                }
                 self.call(to, |n| n.step(m));
                 if snapshot {
                     self.snapshot_status(from, to, true);
                 }
             }
-            Event::Forward { to, commands } => self.call(to, |n| {
-                for cmd in commands {
-                    n.forwarded(cmd);
+            Event::Forward { from, to, commands } => {
+                self.trace(|| format!("member {to} gets {} commands forwarded by {from}", commands.len()));
+                if self.members.get(&to).is_some_and(|m| m.is_up()) && !self.refuses_removed(to, from) {
+                    self.call(to, |n| {
+                        for cmd in commands {
+                            n.forwarded(cmd);
+                        }
+                    });
                 }
-            }),
+            }
+            Event::Rejected { node } => self.call(node, |n| n.rejected("removed from the cluster")),
             Event::Request { client, seq, to } => self.deliver_request(client, seq, to),
             Event::Response { client, seq, reply } => self.client_response(client, seq, reply),
             Event::ClientStart { client } => self.start_client(client),
@@ -748,8 +907,12 @@ impl WholeSim {
                 };
                 let settled = self.healed_at.is_some_and(|h| p.sent >= h + SETTLE_US);
                 if settled && self.now() >= p.sent + REQUEST_TIMEOUT_US {
-                    let detail =
-                        format!("client {client}'s {:?} sent at {:.3}s got no answer", p.request, p.sent as f64 / 1e6);
+                    let detail = format!(
+                        "client {client}'s {:?} sent at {:.3}s got no answer; members: {}",
+                        p.request,
+                        p.sent as f64 / 1e6,
+                        self.members_state()
+                    );
                     return self.violation("a healthy cluster answers every request", detail);
                 }
                 self.send_request(client);
@@ -771,7 +934,7 @@ impl WholeSim {
             }
             Event::Reset { node, peer } => self.call(node, |n| n.peer_lost(peer)),
             Event::Restart { node } => {
-                if !self.members[&node].is_up() {
+                if !self.members[&node].is_up() && !self.members[&node].removed {
                     self.start_member(node);
                 }
             }
@@ -785,6 +948,35 @@ impl WholeSim {
             }
             Event::Heal => self.heal(),
         }
+    }
+
+    /// Each live member's role, term, leader, commit and applied index, for a violation's detail.
+    fn members_state(&self) -> String {
+        let state = |m: &Member| {
+            m.node.as_ref().map_or("down".to_string(), |n| {
+                let r = n.raft();
+                format!(
+                    "{:?} t{} leader {:?} commit {} applied {} last {}",
+                    r.role(),
+                    r.term(),
+                    r.leader(),
+                    r.committed(),
+                    r.applied(),
+                    r.last_index()
+                )
+            })
+        };
+        self.ids.iter().map(|id| format!("{id}: {}", state(&self.members[id]))).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The transport of `to` refuses a member it knows was removed, and tells it so.
+    fn refuses_removed(&mut self, to: NodeId, from: NodeId) -> bool {
+        let refused = self.members[&to].node.as_ref().is_some_and(|n| n.knows_removed(from));
+        if refused {
+            let at = self.now() + self.net_delay();
+            self.schedule(at, Event::Rejected { node: from });
+        }
+        refused
     }
 
     fn snapshot_status(&mut self, from: NodeId, to: NodeId, ok: bool) {
