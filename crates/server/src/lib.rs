@@ -11,7 +11,7 @@
 pub mod client;
 pub mod go_duration;
 pub mod node;
-pub mod ops;
-pub mod peer;
+pub(crate) mod ops;
+pub(crate) mod peer;
 pub mod server;
 pub mod tls;

@@ -206,6 +206,35 @@ struct ClientState {
     seq: u64,
 }
 
+/// The core's configuration, as a server sets it (pre-vote, check-quorum), with the seed's
+/// choice of batching, compaction lag and fast elections.
+fn raft_config(rng: &mut Rng) -> Config {
+    let mut raft = Config::new(1);
+    raft.pre_vote = true;
+    raft.check_quorum = true;
+    raft.compaction_lag_entries = rng.pick(&[0, 5, 50]);
+    raft.entries_per_msg_max = rng.pick(&[4, 64, 1024]);
+    if rng.chance(0.5) {
+        raft.fast_election_ticks = 3;
+        raft.leader_silence_jitter_ticks = 1;
+    }
+    raft
+}
+
+/// The synthetic first write of the history: every key starts absent.
+fn initial_history() -> Vec<Operation> {
+    (0..KEYS)
+        .map(|key| Operation {
+            client: 0,
+            key,
+            kind: OpKind::Put { value: ABSENT },
+            invoke: 0,
+            complete: Some(0),
+            outcome: Outcome::Put,
+        })
+        .collect()
+}
+
 pub struct WholeSim {
     opts: WholeOptions,
     rng: Rng,
@@ -237,16 +266,7 @@ impl WholeSim {
         let plan = Plan::draw(&mut rng.fork());
         let size = opts.nodes.unwrap_or([3, 5][(opts.seed % 2) as usize]);
         let ids: Vec<NodeId> = (1..=size as u64).collect();
-        let mut raft = Config::new(1);
-        raft.pre_vote = true;
-        raft.check_quorum = true;
-        raft.compaction_lag_entries = rng.pick(&[0, 5, 50]);
-        raft.entries_per_msg_max = rng.pick(&[4, 64, 1024]);
-        if rng.chance(0.5) {
-            raft.fast_election_ticks = 3;
-            raft.leader_silence_jitter_ticks = 1;
-        }
-        let election_timeout = Duration::from_micros(TICK_US * raft.election_tick as u64);
+        let raft = raft_config(&mut rng);
         let mut sim = Self {
             disk_rng: SimRng::new(rng.next_u64()),
             plan,
@@ -259,17 +279,7 @@ impl WholeSim {
             blocked: BTreeSet::new(),
             clients: Vec::new(),
             watchers: Vec::new(),
-            // The synthetic first write: every key starts absent.
-            history: (0..KEYS)
-                .map(|key| Operation {
-                    client: 0,
-                    key,
-                    kind: OpKind::Put { value: ABSENT },
-                    invoke: 0,
-                    complete: Some(0),
-                    outcome: Outcome::Put,
-                })
-                .collect(),
+            history: initial_history(),
             checker: Checker::default(),
             revisions: Revisions::default(),
             hashes: StateHashes::default(),
@@ -281,35 +291,8 @@ impl WholeSim {
             rng,
             opts,
         };
-        for &id in &ids {
-            let mut cfg = raft.clone();
-            cfg.id = id;
-            cfg.seed = sim.opts.seed.wrapping_mul(1_000_003).wrapping_add(id);
-            let setup = MemberSetup {
-                raft: cfg,
-                voters: ids.clone(),
-                snapshot_count: sim.plan.snapshot_count,
-                election_timeout,
-                bug: sim.opts.bug,
-                initial: InitialState::New,
-            };
-            let tick_us = TICK_US + sim.rng.range(0, TICK_US / 20);
-            sim.members.insert(id, Member::new(id, setup, tick_us));
-            sim.start_member(id);
-        }
-        for i in 0..sim.plan.kv_clients {
-            sim.clients.push(ClientState { client: Client::kv(i + 1), pending: None, target: None, seq: 0 });
-        }
-        for _ in 0..sim.plan.lease_clients {
-            sim.clients.push(ClientState { client: Client::lease(), pending: None, target: None, seq: 0 });
-        }
-        for client in 0..sim.clients.len() {
-            let at = sim.rng.range(1, 200_000);
-            sim.schedule(at, Event::ClientStart { client });
-        }
-        for _ in 0..sim.plan.watchers {
-            sim.watchers.push(Watch::new());
-        }
+        sim.start_founders(&raft, &ids);
+        sim.start_clients();
         if sim.plan.partitions || sim.plan.crashes || sim.plan.membership || sim.plan.transfers {
             let at = sim.plan.fault_every_us;
             sim.schedule(at, Event::Fault);
@@ -317,6 +300,42 @@ impl WholeSim {
         let heal_at = sim.opts.safety_us;
         sim.schedule(heal_at, Event::Heal);
         sim
+    }
+
+    fn start_founders(&mut self, raft: &Config, ids: &[NodeId]) {
+        let election_timeout = Duration::from_micros(TICK_US * raft.election_tick as u64);
+        for &id in ids {
+            let mut cfg = raft.clone();
+            cfg.id = id;
+            cfg.seed = self.opts.seed.wrapping_mul(1_000_003).wrapping_add(id);
+            let setup = MemberSetup {
+                raft: cfg,
+                voters: ids.to_vec(),
+                snapshot_count: self.plan.snapshot_count,
+                election_timeout,
+                bug: self.opts.bug,
+                initial: InitialState::New,
+            };
+            let tick_us = TICK_US + self.rng.range(0, TICK_US / 20);
+            self.members.insert(id, Member::new(id, setup, tick_us));
+            self.start_member(id);
+        }
+    }
+
+    fn start_clients(&mut self) {
+        for i in 0..self.plan.kv_clients {
+            self.clients.push(ClientState { client: Client::kv(i + 1), pending: None, target: None, seq: 0 });
+        }
+        for _ in 0..self.plan.lease_clients {
+            self.clients.push(ClientState { client: Client::lease(), pending: None, target: None, seq: 0 });
+        }
+        for client in 0..self.clients.len() {
+            let at = self.rng.range(1, 200_000);
+            self.schedule(at, Event::ClientStart { client });
+        }
+        for _ in 0..self.plan.watchers {
+            self.watchers.push(Watch::new());
+        }
     }
 
     fn now(&self) -> u64 {
@@ -869,23 +888,7 @@ impl WholeSim {
                 self.call(node, |n| n.tick());
                 self.schedule(self.now() + tick_us, Event::Tick { node, incarnation });
             }
-            Event::Deliver(m) => {
-                let (from, to) = (m.from, m.to);
-                let snapshot = matches!(m.body, MessageBody::Snapshot { .. });
-                if !self.members.get(&to).is_some_and(|n| n.is_up()) {
-                    if snapshot {
-                        self.snapshot_status(from, to, false);
-                    }
-                    return;
-                }
-                if self.refuses_removed(to, from) {
-                    return;
-                }
-                self.call(to, |n| n.step(m));
-                if snapshot {
-                    self.snapshot_status(from, to, true);
-                }
-            }
+            Event::Deliver(m) => self.deliver(m),
             Event::Forward { from, to, commands } => {
                 self.trace(|| format!("member {to} gets {} commands forwarded by {from}", commands.len()));
                 if self.members.get(&to).is_some_and(|m| m.is_up()) && !self.refuses_removed(to, from) {
@@ -900,23 +903,7 @@ impl WholeSim {
             Event::Request { client, seq, to } => self.deliver_request(client, seq, to),
             Event::Response { client, seq, reply } => self.client_response(client, seq, reply),
             Event::ClientStart { client } => self.start_client(client),
-            Event::ClientTimeout { client, seq, attempt } => {
-                let Some(p) = self.clients[client].pending.as_ref().filter(|p| p.seq == seq && p.attempt == attempt)
-                else {
-                    return;
-                };
-                let settled = self.healed_at.is_some_and(|h| p.sent >= h + SETTLE_US);
-                if settled && self.now() >= p.sent + REQUEST_TIMEOUT_US {
-                    let detail = format!(
-                        "client {client}'s {:?} sent at {:.3}s got no answer; members: {}",
-                        p.request,
-                        p.sent as f64 / 1e6,
-                        self.members_state()
-                    );
-                    return self.violation("a healthy cluster answers every request", detail);
-                }
-                self.send_request(client);
-            }
+            Event::ClientTimeout { client, seq, attempt } => self.client_timeout(client, seq, attempt),
             Event::SnapshotWritten { node, incarnation, job } => {
                 // The thread died with its process.
                 if self.members.get(&node).is_some_and(|m| m.is_up() && m.incarnation == incarnation) {
@@ -967,6 +954,44 @@ impl WholeSim {
             })
         };
         self.ids.iter().map(|id| format!("{id}: {}", state(&self.members[id]))).collect::<Vec<_>>().join("; ")
+    }
+
+    /// A client's attempt went unanswered: it asks again, unless the cluster had settled,
+    /// which must answer every request.
+    fn client_timeout(&mut self, client: usize, seq: u64, attempt: u32) {
+        let Some(p) = self.clients[client].pending.as_ref().filter(|p| p.seq == seq && p.attempt == attempt) else {
+            return;
+        };
+        let settled = self.healed_at.is_some_and(|h| p.sent >= h + SETTLE_US);
+        if settled && self.now() >= p.sent + REQUEST_TIMEOUT_US {
+            let detail = format!(
+                "client {client}'s {:?} sent at {:.3}s got no answer; members: {}",
+                p.request,
+                p.sent as f64 / 1e6,
+                self.members_state()
+            );
+            return self.violation("a healthy cluster answers every request", detail);
+        }
+        self.send_request(client);
+    }
+
+    /// A peer message arrives (a snapshot's sender then hears how its transfer ended).
+    fn deliver(&mut self, m: Message) {
+        let (from, to) = (m.from, m.to);
+        let snapshot = matches!(m.body, MessageBody::Snapshot { .. });
+        if !self.members.get(&to).is_some_and(|n| n.is_up()) {
+            if snapshot {
+                self.snapshot_status(from, to, false);
+            }
+            return;
+        }
+        if self.refuses_removed(to, from) {
+            return;
+        }
+        self.call(to, |n| n.step(m));
+        if snapshot {
+            self.snapshot_status(from, to, true);
+        }
     }
 
     /// The transport of `to` refuses a member it knows was removed, and tells it so.
