@@ -1,4 +1,7 @@
-//! Errors with etcd's exact client-visible messages and gRPC status codes.
+//! The one catalogue of the errors Tally answers clients with: etcd's, each with its exact
+//! gRPC status code and message (etcd's `api/v3rpc/rpctypes`), whichever part of Tally refuses
+//! (the state machine, the member's membership logic or the server). The server only turns
+//! them into gRPC statuses.
 
 /// gRPC status codes (numbering as in `google.golang.org/grpc/codes`), so that callers can build a status
 /// without this crate depending on tonic.
@@ -48,7 +51,9 @@ impl GrpcCode {
     }
 }
 
-/// An error returned to a client. `Display` (and [`MvccError::message`]) is etcd's exact gRPC status message.
+/// An error returned to a client, from etcd's catalogue (and one of Tally's own,
+/// [`MvccError::StaleSequence`]). `Display` (and [`MvccError::message`]) is etcd's exact gRPC
+/// status message; [`MvccError::code`] its status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum MvccError {
     /// `rpctypes.ErrGRPCEmptyKey`.
@@ -148,10 +153,56 @@ pub enum MvccError {
     /// `rpctypes.ErrGRPCAuthOldRevision`: the credentials predate a change of users or roles.
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
+    /// `rpctypes.ErrGRPCRequestTooLarge`: a request past `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// `rpctypes.ErrGRPCNoLeader`.
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// `rpctypes.ErrGRPCNotLeader`: what only the leader does, asked of another member.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// `rpctypes.ErrGRPCTimeout`: also a membership change asked while another is in flight.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// `rpctypes.ErrGRPCStopped`.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// `rpctypes.ErrGRPCUnhealthy`: adding a voter would leave too few started members.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    /// `rpctypes.ErrGRPCBadLeaderTransferee`.
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// etcd's `ErrTimeoutLeaderTransfer`: a leadership transfer that did not complete in time.
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
+    /// `rpctypes.ErrGRPCPeerURLExist`.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    /// `rpctypes.ErrGRPCMemberNotFound`.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// etcd's `ErrIDRemoved`: a member id once removed cannot come back.
+    #[error("etcdserver: ID removed")]
+    IdRemoved,
+    /// `rpctypes.ErrGRPCTooManyLearners`.
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// `rpctypes.ErrGRPCMemberNotEnoughStarted`: removing a voter would leave too few started members.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
+    /// `rpctypes.ErrGRPCMemberNotLearner`.
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// `rpctypes.ErrGRPCLearnerNotReady`.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
 }
 
-/// Every error, in tag order (tags are 1-based positions).
-const ALL: [MvccError; 32] = [
+/// Every error, in tag order (tags are 1-based positions; new errors go at the end, so that
+/// snapshots keep their meaning). Only the state machine's errors are ever written.
+const ALL: [MvccError; 47] = [
     MvccError::EmptyKey,
     MvccError::KeyNotFound,
     MvccError::ValueProvided,
@@ -184,6 +235,21 @@ const ALL: [MvccError; 32] = [
     MvccError::InvalidAuthToken,
     MvccError::InvalidAuthMgmt,
     MvccError::AuthOldRevision,
+    MvccError::RequestTooLarge,
+    MvccError::NoLeader,
+    MvccError::NotLeader,
+    MvccError::Timeout,
+    MvccError::Stopped,
+    MvccError::Unhealthy,
+    MvccError::BadLeaderTransferee,
+    MvccError::TimeoutLeaderTransfer,
+    MvccError::PeerUrlExist,
+    MvccError::MemberNotFound,
+    MvccError::IdRemoved,
+    MvccError::TooManyLearners,
+    MvccError::MemberNotEnoughStarted,
+    MvccError::MemberNotLearner,
+    MvccError::LearnerNotReady,
 ];
 
 impl MvccError {
@@ -213,9 +279,10 @@ impl MvccError {
             | MvccError::ValueProvided
             | MvccError::LeaseProvided
             | MvccError::TooManyOps
-            | MvccError::DuplicateKey => GrpcCode::InvalidArgument,
+            | MvccError::DuplicateKey
+            | MvccError::RequestTooLarge => GrpcCode::InvalidArgument,
             MvccError::Compacted | MvccError::FutureRev | MvccError::LeaseTtlTooLarge => GrpcCode::OutOfRange,
-            MvccError::LeaseNotFound => GrpcCode::NotFound,
+            MvccError::LeaseNotFound | MvccError::MemberNotFound => GrpcCode::NotFound,
             MvccError::LeaseExists | MvccError::StaleSequence => GrpcCode::FailedPrecondition,
             MvccError::NoSpace => GrpcCode::ResourceExhausted,
             MvccError::Corrupt => GrpcCode::DataLoss,
@@ -237,6 +304,18 @@ impl MvccError {
             MvccError::NoPasswordUser => GrpcCode::Unknown,
             MvccError::PermissionDenied => GrpcCode::PermissionDenied,
             MvccError::InvalidAuthToken => GrpcCode::Unauthenticated,
+            MvccError::NoLeader | MvccError::Timeout | MvccError::Stopped | MvccError::Unhealthy => {
+                GrpcCode::Unavailable
+            }
+            MvccError::NotLeader
+            | MvccError::BadLeaderTransferee
+            | MvccError::PeerUrlExist
+            | MvccError::IdRemoved
+            | MvccError::TooManyLearners
+            | MvccError::MemberNotEnoughStarted
+            | MvccError::MemberNotLearner
+            | MvccError::LearnerNotReady => GrpcCode::FailedPrecondition,
+            MvccError::TimeoutLeaderTransfer => GrpcCode::DeadlineExceeded,
         }
     }
 
@@ -268,5 +347,51 @@ mod tests {
         assert_eq!(MvccError::Compacted.code().as_i32(), 11);
         assert_eq!(MvccError::LeaseNotFound.code().as_i32(), 5);
         assert_eq!(MvccError::KeyNotFound.code(), GrpcCode::InvalidArgument);
+    }
+
+    /// Messages and codes the server and the membership logic answered with before they came
+    /// here, as etcd words them (clients match on them).
+    #[test]
+    fn server_and_membership_errors_keep_etcds_words() {
+        use GrpcCode::{DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, Unavailable};
+        for (e, code, message) in [
+            (MvccError::RequestTooLarge, InvalidArgument, "etcdserver: request is too large"),
+            (MvccError::NoLeader, Unavailable, "etcdserver: no leader"),
+            (MvccError::NotLeader, FailedPrecondition, "etcdserver: not leader"),
+            (MvccError::Timeout, Unavailable, "etcdserver: request timed out"),
+            (MvccError::Stopped, Unavailable, "etcdserver: server stopped"),
+            (MvccError::Unhealthy, Unavailable, "etcdserver: unhealthy cluster"),
+            (MvccError::BadLeaderTransferee, FailedPrecondition, "etcdserver: bad leader transferee"),
+            (
+                MvccError::TimeoutLeaderTransfer,
+                DeadlineExceeded,
+                "etcdserver: request timed out, leader transfer took too long",
+            ),
+            (MvccError::PeerUrlExist, FailedPrecondition, "etcdserver: Peer URLs already exists"),
+            (MvccError::MemberNotFound, NotFound, "etcdserver: member not found"),
+            (MvccError::IdRemoved, FailedPrecondition, "etcdserver: ID removed"),
+            (MvccError::TooManyLearners, FailedPrecondition, "etcdserver: too many learner members in cluster"),
+            (
+                MvccError::MemberNotEnoughStarted,
+                FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            (MvccError::MemberNotLearner, FailedPrecondition, "etcdserver: can only promote a learner member"),
+            (
+                MvccError::LearnerNotReady,
+                FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+        ] {
+            assert_eq!((e.code(), e.message().as_str()), (code, message), "{e:?}");
+        }
+    }
+
+    /// Snapshots store errors by tag: the state machine's must keep theirs.
+    #[test]
+    fn state_machine_tags_are_stable() {
+        assert_eq!(MvccError::EmptyKey.tag(), 1);
+        assert_eq!(MvccError::StaleSequence.tag(), 12);
+        assert_eq!(MvccError::AuthOldRevision.tag(), 32);
     }
 }

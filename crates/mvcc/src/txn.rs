@@ -1,5 +1,6 @@
 //! Transactions: etcd's `applierV3backend.Txn` — compares evaluated up front against the state before the
-//! txn (nested ones too), checks, then the chosen branches applied as one write transaction.
+//! txn (nested ones too), checks, then the chosen branches applied as one write transaction; or, for a
+//! txn without writes, read on a shared borrow ([`Store::read_only_txn`]).
 
 use std::cmp::Ordering;
 
@@ -167,6 +168,51 @@ impl Store {
         Ok((resp, events))
     }
 
+    /// Evaluates a txn without writes (no put or delete range, nested txns included) on a shared
+    /// borrow, so that reads may serve it under the state machine's read lock: the same response
+    /// as [`Store::txn`] gives it (header revision, compares, range responses, nested txns) and the
+    /// same errors, in the same order (validation, then a range at a future or compacted revision
+    /// in the chosen branches).
+    ///
+    /// # Panics
+    ///
+    /// If the txn has a put or a delete range anywhere (the caller decides it is read-only first).
+    pub fn read_only_txn(&self, rt: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        assert!(is_txn_readonly(rt), "read_only_txn: the txn writes");
+        validate::check_txn(rt, i64::MAX as usize)?;
+        let path = self.compare_to_path(rt);
+        self.check_requests(rt, &path, &|s, op| s.check_request_range(op))?;
+        let mut resp = self.read_txn(rt, &path);
+        // Without writes, reads in a write transaction see the current revision.
+        resp.header = header(self.current_rev);
+        Ok(resp)
+    }
+
+    /// `apply_txn` for a txn without writes.
+    fn read_txn(&self, rt: &TxnRequest, path: &Path) -> TxnResponse {
+        let mut children = path.children.iter();
+        let ops = branch(rt, path.succeeded);
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let response = match &op.request {
+                Some(Request::RequestRange(r)) => {
+                    // checked above; cannot fail
+                    Some(Response::ResponseRange(self.range_at(r, self.current_rev).unwrap_or_default()))
+                }
+                Some(Request::RequestTxn(t)) => {
+                    let child = children.next().expect("path has one entry per nested txn");
+                    Some(Response::ResponseTxn(self.read_txn(t, child)))
+                }
+                Some(Request::RequestPut(_) | Request::RequestDeleteRange(_)) => {
+                    unreachable!("read_only_txn checked that the txn has no writes")
+                }
+                None => None,
+            };
+            responses.push(ResponseOp { response });
+        }
+        TxnResponse { header: Some(ResponseHeader::default()), succeeded: path.succeeded, responses }
+    }
+
     fn apply_txn(&mut self, txn: &mut WriteTxn, rt: &TxnRequest, path: &Path) -> TxnResponse {
         let mut children = path.children.iter();
         let ops = branch(rt, path.succeeded);
@@ -193,3 +239,6 @@ impl Store {
         TxnResponse { header: Some(ResponseHeader::default()), succeeded: path.succeeded, responses }
     }
 }
+
+#[cfg(test)]
+mod tests;

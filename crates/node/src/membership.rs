@@ -2,7 +2,7 @@
 //! whose context is the whole new member table. The caller is answered when the change is
 //! applied. Committed changes update the member table and the peer connections everywhere.
 
-use tally_mvcc::GrpcCode;
+use tally_mvcc::MvccError;
 use tally_proto::tally_v1::MemberInfo;
 use tally_raft::{ConfChange, ConfChangeOp, Entry, NodeId, ProgressState, Role};
 
@@ -17,12 +17,8 @@ pub enum MembershipRequest {
     Update { id: NodeId, peer_urls: Vec<String> },
 }
 
-/// A refusal as etcd words it: gRPC code and message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: GrpcCode,
-    pub message: &'static str,
-}
+/// A refusal: an error of etcd's catalogue, with its gRPC code and message.
+pub type Refusal = MvccError;
 
 #[derive(Debug)]
 pub enum MembershipOutcome {
@@ -37,24 +33,6 @@ pub enum MembershipOutcome {
     Retry(Refusal),
 }
 
-const PEER_URLS_EXIST: Refusal =
-    Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: Peer URLs already exists" };
-const MEMBER_NOT_FOUND: Refusal = Refusal { code: GrpcCode::NotFound, message: "etcdserver: member not found" };
-const ID_REMOVED: Refusal = Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: ID removed" };
-const TOO_MANY_LEARNERS: Refusal =
-    Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: too many learner members in cluster" };
-const UNHEALTHY: Refusal = Refusal { code: GrpcCode::Unavailable, message: "etcdserver: unhealthy cluster" };
-const NOT_ENOUGH_STARTED: Refusal = Refusal {
-    code: GrpcCode::FailedPrecondition,
-    message: "etcdserver: re-configuration failed due to not enough started members",
-};
-const NOT_LEARNER: Refusal =
-    Refusal { code: GrpcCode::FailedPrecondition, message: "etcdserver: can only promote a learner member" };
-const LEARNER_NOT_READY: Refusal = Refusal {
-    code: GrpcCode::FailedPrecondition,
-    message: "etcdserver: can only promote a learner member which is in sync with leader",
-};
-const CHANGE_IN_FLIGHT: Refusal = Refusal { code: GrpcCode::Unavailable, message: "etcdserver: request timed out" };
 /// etcd promotes a learner only once its log is within 10% of the leader's.
 const LEARNER_READY_FRACTION: f64 = 0.9;
 /// etcd allows one learner at a time.
@@ -78,7 +56,7 @@ impl<H: Host> Node<H> {
                 self.conf_waiters.insert(index, (concerned, reply));
             }
             Err(tally_raft::ProposeError::NotLeader { leader }) => reply.send(MembershipOutcome::NotLeader(leader)),
-            Err(_) => reply.send(MembershipOutcome::Retry(CHANGE_IN_FLIGHT)),
+            Err(_) => reply.send(MembershipOutcome::Retry(MvccError::Timeout)),
         }
     }
 
@@ -102,17 +80,17 @@ impl<H: Host> Node<H> {
         match req {
             MembershipRequest::Add { peer_urls, is_learner } => {
                 if members.peer_url_owner(&peer_urls, None).is_some() {
-                    return Err(refuse(PEER_URLS_EXIST));
+                    return Err(refuse(MvccError::PeerUrlExist));
                 }
                 let id = crate::cluster::member_id(&self.cluster_token, &peer_urls);
                 if members.removed.contains(&id) {
-                    return Err(refuse(ID_REMOVED));
+                    return Err(refuse(MvccError::IdRemoved));
                 }
                 if is_learner && members.learners() >= LEARNERS_MAX {
-                    return Err(refuse(TOO_MANY_LEARNERS));
+                    return Err(refuse(MvccError::TooManyLearners));
                 }
                 if !is_learner && active.len() < quorum(voters + 1) {
-                    return Err(Undecided::Retry(UNHEALTHY));
+                    return Err(Undecided::Retry(MvccError::Unhealthy));
                 }
                 let info = MemberInfo { id, name: String::new(), peer_urls, client_urls: Vec::new(), is_learner };
                 members.members.insert(id, info);
@@ -120,20 +98,20 @@ impl<H: Host> Node<H> {
                 Ok((op, members, id))
             }
             MembershipRequest::Remove { id } => {
-                let Some(info) = members.members.remove(&id) else { return Err(refuse(MEMBER_NOT_FOUND)) };
+                let Some(info) = members.members.remove(&id) else { return Err(refuse(MvccError::MemberNotFound)) };
                 if !info.is_learner {
                     let remaining = active.iter().filter(|&&a| a != id).count();
                     if remaining < quorum(voters - 1) {
-                        return Err(Undecided::Retry(NOT_ENOUGH_STARTED));
+                        return Err(Undecided::Retry(MvccError::MemberNotEnoughStarted));
                     }
                 }
                 members.removed.insert(id);
                 Ok((ConfChangeOp::Remove(id), members, id))
             }
             MembershipRequest::Promote { id } => {
-                let Some(info) = members.members.get_mut(&id) else { return Err(refuse(MEMBER_NOT_FOUND)) };
+                let Some(info) = members.members.get_mut(&id) else { return Err(refuse(MvccError::MemberNotFound)) };
                 if !info.is_learner {
-                    return Err(refuse(NOT_LEARNER));
+                    return Err(refuse(MvccError::MemberNotLearner));
                 }
                 let progress = self.raft.progress();
                 let leader_match = progress.get(&self.raft.id()).map_or(0, |p| p.matched) as f64;
@@ -142,16 +120,16 @@ impl<H: Host> Node<H> {
                     p.state == ProgressState::Replicate && p.matched as f64 >= leader_match * LEARNER_READY_FRACTION
                 });
                 if !in_sync {
-                    return Err(refuse(LEARNER_NOT_READY));
+                    return Err(refuse(MvccError::LearnerNotReady));
                 }
                 info.is_learner = false;
                 Ok((ConfChangeOp::AddVoter(id), members, id))
             }
             MembershipRequest::Update { id, peer_urls } => {
                 if members.peer_url_owner(&peer_urls, Some(id)).is_some() {
-                    return Err(refuse(PEER_URLS_EXIST));
+                    return Err(refuse(MvccError::PeerUrlExist));
                 }
-                let Some(info) = members.members.get_mut(&id) else { return Err(refuse(MEMBER_NOT_FOUND)) };
+                let Some(info) = members.members.get_mut(&id) else { return Err(refuse(MvccError::MemberNotFound)) };
                 info.peer_urls = peer_urls;
                 // Re-stating the member's current role changes nothing but carries the table.
                 let op = if info.is_learner { ConfChangeOp::AddLearner(id) } else { ConfChangeOp::AddVoter(id) };

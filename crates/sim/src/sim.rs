@@ -426,127 +426,164 @@ impl Simulation {
 
     fn step(&mut self, event: Event) {
         match event {
-            Event::Tick { node, incarnation } => {
-                let Some(n) = self.nodes.get_mut(&node) else {
-                    return;
-                };
-                if !n.is_up() || n.incarnation != incarnation {
-                    return;
-                }
-                n.raft_mut().tick();
-                let tick_us = n.tick_us;
-                self.handle_ready(node);
-                self.schedule(self.now + tick_us, Event::Tick { node, incarnation });
-            }
-            Event::Deliver(m) => {
-                let to = m.to;
-                if !self.nodes.get(&to).is_some_and(|n| n.is_up()) {
-                    self.report_snapshot(&m, false);
-                    return;
-                }
-                self.trace(|| format!("deliver {m:?}"));
-                // The receiver acknowledges a snapshot once it holds all of it.
-                let delivered_snapshot = matches!(m.body, MessageBody::Snapshot { .. }).then(|| m.clone());
-                let n = self.nodes.get_mut(&to).expect("checked");
-                n.raft_mut().step(m).expect("routed to its recipient");
-                if let Some(m) = delivered_snapshot {
-                    self.report_snapshot(&m, true);
-                }
-                self.handle_ready(to);
-            }
-            Event::Request { to, request } => {
-                if !self.nodes.get(&to).is_some_and(|n| n.is_up()) {
-                    return;
-                }
-                self.trace(|| format!("node {to} gets {request:?}"));
-                let n = self.nodes.get_mut(&to).expect("checked");
-                let (client, immediate) = match request {
-                    Request::Write(cmd) => (cmd.client, n.write(cmd)),
-                    Request::Read { client, seq, key } => (client, n.read(client, seq, key)),
-                };
-                let mut out = Outputs::default();
-                out.responses.extend(immediate.map(|r| (client, r)));
-                self.dispatch(out);
-                self.handle_ready(to);
-            }
-            Event::Response { client, response } => {
-                self.trace(|| format!("client {client} gets {response:?}"));
-                let ids = self.node_ids.clone();
-                let c = &mut self.clients[client as usize - 1];
-                let action = c.on_response(response, &mut self.rng, &ids, self.now, &mut self.history);
-                let idle = !c.is_busy();
-                self.client_action(action);
-                if idle && self.healed_at.is_none() {
-                    let at = self.now + self.rng.range(0, 20_000);
-                    self.schedule(at, Event::ClientStart { client });
-                }
-            }
-            Event::ClientStart { client } => {
-                let ids = self.node_ids.clone();
-                let c = &mut self.clients[client as usize - 1];
-                if c.is_busy() || self.healed_at.is_some() {
-                    return;
-                }
-                let action = c.start(&mut self.rng, &ids, self.now, &mut self.history);
-                self.client_action(action);
-            }
-            Event::ClientTimeout { client, attempt } => {
-                let ids = self.node_ids.clone();
-                let action = self.clients[client as usize - 1].on_timeout(attempt, &mut self.rng, &ids);
-                self.client_action(action);
-            }
-            Event::Fault => {
-                if self.healed_at.is_none() {
-                    self.inject_fault();
-                    let every = self.plan.fault_every_us;
-                    let at = self.now + self.rng.range(every / 2, every * 3 / 2);
-                    self.schedule(at, Event::Fault);
-                }
-            }
-            Event::Crash { node, incarnation } => {
-                let n = self.nodes.get_mut(&node).expect("exists");
-                if n.is_up() && n.incarnation == incarnation && self.healed_at.is_none() {
-                    n.crash();
-                    self.coverage.crashes += 1;
-                    self.announce_crash(node);
-                    self.trace(|| format!("crash new leader {node}"));
-                    let at = self.now + self.rng.range(10_000, 500_000);
-                    self.schedule(at, Event::Restart { node });
-                }
-            }
-            Event::Reset { node, peer } => {
-                if self.nodes.get(&node).is_some_and(|n| n.is_up()) {
-                    self.trace(|| format!("node {node}: connection to {peer} reset"));
-                    self.nodes.get_mut(&node).expect("exists").raft_mut().report_unreachable(peer);
-                    self.handle_ready(node);
-                }
-            }
+            Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
+            Event::Deliver(m) => self.on_deliver(m),
+            Event::Request { to, request } => self.on_request(to, request),
+            Event::Response { client, response } => self.on_response(client, response),
+            Event::ClientStart { client } => self.on_client_start(client),
+            Event::ClientTimeout { client, attempt } => self.on_client_timeout(client, attempt),
+            Event::Fault => self.on_fault(),
+            Event::Crash { node, incarnation } => self.on_crash(node, incarnation),
+            Event::Reset { node, peer } => self.on_reset(node, peer),
             Event::SnapshotStatus { node, incarnation, peer, ok } => {
-                if self.nodes.get(&node).is_some_and(|n| n.is_up() && n.incarnation == incarnation) {
-                    self.trace(|| format!("node {node}: snapshot to {peer} {}", if ok { "sent" } else { "failed" }));
-                    self.nodes.get_mut(&node).expect("exists").raft_mut().report_snapshot(peer, ok);
-                    self.handle_ready(node);
-                }
+                self.on_snapshot_status(node, incarnation, peer, ok)
             }
-            Event::SpuriousReset => {
-                if self.healed_at.is_none() {
-                    let up: Vec<NodeId> = self.nodes.values().filter(|n| n.is_up()).map(|n| n.id).collect();
-                    if !up.is_empty() {
-                        let node = self.rng.pick(&up);
-                        if let Some(peer) = self.nodes[&node].raft().leader() {
-                            self.schedule(self.now, Event::Reset { node, peer });
-                        }
-                    }
-                    let at = self.next_spurious_reset();
-                    self.schedule(at, Event::SpuriousReset);
-                }
-            }
+            Event::SpuriousReset => self.on_spurious_reset(),
             Event::Restart { node } => {
                 if !self.nodes[&node].is_up() {
                     self.start_node(node);
                 }
             }
             Event::Heal => self.heal(),
+        }
+    }
+
+    /// A node's clock ticks (if it is still the incarnation that scheduled the tick).
+    fn on_tick(&mut self, node: NodeId, incarnation: u64) {
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        if !n.is_up() || n.incarnation != incarnation {
+            return;
+        }
+        n.raft_mut().tick();
+        let tick_us = n.tick_us;
+        self.handle_ready(node);
+        self.schedule(self.now + tick_us, Event::Tick { node, incarnation });
+    }
+
+    /// A message reaches its recipient, if it is up; a snapshot's sender learns how it went.
+    fn on_deliver(&mut self, m: Message) {
+        let to = m.to;
+        if !self.nodes.get(&to).is_some_and(|n| n.is_up()) {
+            self.report_snapshot(&m, false);
+            return;
+        }
+        self.trace(|| format!("deliver {m:?}"));
+        // The receiver acknowledges a snapshot once it holds all of it.
+        let delivered_snapshot = matches!(m.body, MessageBody::Snapshot { .. }).then(|| m.clone());
+        let n = self.nodes.get_mut(&to).expect("checked");
+        n.raft_mut().step(m).expect("routed to its recipient");
+        if let Some(m) = delivered_snapshot {
+            self.report_snapshot(&m, true);
+        }
+        self.handle_ready(to);
+    }
+
+    /// A client's request reaches a node, if it is up.
+    fn on_request(&mut self, to: NodeId, request: Request) {
+        if !self.nodes.get(&to).is_some_and(|n| n.is_up()) {
+            return;
+        }
+        self.trace(|| format!("node {to} gets {request:?}"));
+        let n = self.nodes.get_mut(&to).expect("checked");
+        let (client, immediate) = match request {
+            Request::Write(cmd) => (cmd.client, n.write(cmd)),
+            Request::Read { client, seq, key } => (client, n.read(client, seq, key)),
+        };
+        let mut out = Outputs::default();
+        out.responses.extend(immediate.map(|r| (client, r)));
+        self.dispatch(out);
+        self.handle_ready(to);
+    }
+
+    /// A response reaches its client; an idle client starts again a little later (until healing).
+    fn on_response(&mut self, client: ClientId, response: ClientResponse) {
+        self.trace(|| format!("client {client} gets {response:?}"));
+        let ids = self.node_ids.clone();
+        let c = &mut self.clients[client as usize - 1];
+        let action = c.on_response(response, &mut self.rng, &ids, self.now, &mut self.history);
+        let idle = !c.is_busy();
+        self.client_action(action);
+        if idle && self.healed_at.is_none() {
+            let at = self.now + self.rng.range(0, 20_000);
+            self.schedule(at, Event::ClientStart { client });
+        }
+    }
+
+    /// An idle client starts its next operation (not after healing).
+    fn on_client_start(&mut self, client: ClientId) {
+        let ids = self.node_ids.clone();
+        let c = &mut self.clients[client as usize - 1];
+        if c.is_busy() || self.healed_at.is_some() {
+            return;
+        }
+        let action = c.start(&mut self.rng, &ids, self.now, &mut self.history);
+        self.client_action(action);
+    }
+
+    /// A client's attempt timed out: it retries elsewhere (if still waiting on that attempt).
+    fn on_client_timeout(&mut self, client: ClientId, attempt: u32) {
+        let ids = self.node_ids.clone();
+        let action = self.clients[client as usize - 1].on_timeout(attempt, &mut self.rng, &ids);
+        self.client_action(action);
+    }
+
+    /// Until healing: a fault, and the next one scheduled.
+    fn on_fault(&mut self) {
+        if self.healed_at.is_none() {
+            self.inject_fault();
+            let every = self.plan.fault_every_us;
+            let at = self.now + self.rng.range(every / 2, every * 3 / 2);
+            self.schedule(at, Event::Fault);
+        }
+    }
+
+    /// A scheduled crash of a new leader (if it is still that incarnation, and not after
+    /// healing), and its restart.
+    fn on_crash(&mut self, node: NodeId, incarnation: u64) {
+        let n = self.nodes.get_mut(&node).expect("exists");
+        if n.is_up() && n.incarnation == incarnation && self.healed_at.is_none() {
+            n.crash();
+            self.coverage.crashes += 1;
+            self.announce_crash(node);
+            self.trace(|| format!("crash new leader {node}"));
+            let at = self.now + self.rng.range(10_000, 500_000);
+            self.schedule(at, Event::Restart { node });
+        }
+    }
+
+    /// `node`'s transport reports its connection to `peer` closed.
+    fn on_reset(&mut self, node: NodeId, peer: NodeId) {
+        if self.nodes.get(&node).is_some_and(|n| n.is_up()) {
+            self.trace(|| format!("node {node}: connection to {peer} reset"));
+            self.nodes.get_mut(&node).expect("exists").raft_mut().report_unreachable(peer);
+            self.handle_ready(node);
+        }
+    }
+
+    /// `node`'s transport reports how sending a snapshot to `peer` ended.
+    fn on_snapshot_status(&mut self, node: NodeId, incarnation: u64, peer: NodeId, ok: bool) {
+        if self.nodes.get(&node).is_some_and(|n| n.is_up() && n.incarnation == incarnation) {
+            self.trace(|| format!("node {node}: snapshot to {peer} {}", if ok { "sent" } else { "failed" }));
+            self.nodes.get_mut(&node).expect("exists").raft_mut().report_snapshot(peer, ok);
+            self.handle_ready(node);
+        }
+    }
+
+    /// Until healing: a random up node's connection to its leader resets, and the next such
+    /// reset is scheduled.
+    fn on_spurious_reset(&mut self) {
+        if self.healed_at.is_none() {
+            let up: Vec<NodeId> = self.nodes.values().filter(|n| n.is_up()).map(|n| n.id).collect();
+            if !up.is_empty() {
+                let node = self.rng.pick(&up);
+                if let Some(peer) = self.nodes[&node].raft().leader() {
+                    self.schedule(self.now, Event::Reset { node, peer });
+                }
+            }
+            let at = self.next_spurious_reset();
+            self.schedule(at, Event::SpuriousReset);
         }
     }
 

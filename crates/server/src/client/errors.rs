@@ -1,32 +1,38 @@
-//! etcd's gRPC errors, with its exact codes and messages (api/v3rpc/rpctypes), so client
-//! retry logic behaves the same against Tally.
+//! etcd's errors as gRPC statuses: the catalogue ([`MvccError`], with etcd's exact codes and
+//! messages) turned into tonic's [`Status`], so client retry logic behaves the same against
+//! Tally. Besides it only grpc-go's own answer to an unknown method.
 
 use tally_mvcc::MvccError;
 use tonic::{Code, Status};
 
-pub fn no_leader() -> Status {
-    Status::unavailable("etcdserver: no leader")
-}
-
-pub fn timeout() -> Status {
-    Status::unavailable("etcdserver: request timed out")
-}
-
-pub fn not_leader() -> Status {
-    Status::failed_precondition("etcdserver: not leader")
-}
-
-pub fn request_too_large() -> Status {
-    Status::invalid_argument("etcdserver: request is too large")
-}
-
+/// The gRPC status of an error of etcd's catalogue.
 pub fn from_mvcc(e: &MvccError) -> Status {
     Status::new(Code::from_i32(e.code().as_i32()), e.message())
 }
 
-/// A membership change refused by the node, in etcd's words.
-pub fn from_refusal(r: &tally_node::Refusal) -> Status {
-    Status::new(Code::from_i32(r.code.as_i32()), r.message)
+/// [`MvccError::NoLeader`].
+pub fn no_leader() -> Status {
+    from_mvcc(&MvccError::NoLeader)
+}
+
+/// [`MvccError::Timeout`].
+pub fn timeout() -> Status {
+    from_mvcc(&MvccError::Timeout)
+}
+
+/// [`MvccError::NotLeader`].
+pub fn not_leader() -> Status {
+    from_mvcc(&MvccError::NotLeader)
+}
+
+/// [`MvccError::RequestTooLarge`].
+pub fn request_too_large() -> Status {
+    from_mvcc(&MvccError::RequestTooLarge)
+}
+
+/// [`MvccError::Stopped`].
+pub fn stopped() -> Status {
+    from_mvcc(&MvccError::Stopped)
 }
 
 /// The services Tally serves, by their full gRPC names.
@@ -49,5 +55,26 @@ pub fn unknown_method(path: &str) -> Status {
         Status::unimplemented(format!("unknown method {method} for service {service}"))
     } else {
         Status::unimplemented(format!("unknown service {service}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What these statuses were, spelled out, before they came from the catalogue.
+    #[test]
+    fn statuses_keep_etcds_codes_and_messages() {
+        for (status, code, message) in [
+            (no_leader(), Code::Unavailable, "etcdserver: no leader"),
+            (timeout(), Code::Unavailable, "etcdserver: request timed out"),
+            (not_leader(), Code::FailedPrecondition, "etcdserver: not leader"),
+            (request_too_large(), Code::InvalidArgument, "etcdserver: request is too large"),
+            (stopped(), Code::Unavailable, "etcdserver: server stopped"),
+            (from_mvcc(&MvccError::MemberNotFound), Code::NotFound, "etcdserver: member not found"),
+            (from_mvcc(&MvccError::InvalidAuthToken), Code::Unauthenticated, "etcdserver: invalid auth token"),
+        ] {
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
     }
 }

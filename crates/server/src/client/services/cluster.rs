@@ -61,16 +61,14 @@ impl ClusterService {
         loop {
             match self.ctx.node.membership(req.clone()).await {
                 Some(MembershipOutcome::Applied { member, members }) => return Ok((member, members)),
-                Some(MembershipOutcome::Refused(r)) => return Err(crate::client::errors::from_refusal(&r)),
-                Some(MembershipOutcome::Retry(r)) if Instant::now() >= deadline => {
-                    return Err(crate::client::errors::from_refusal(&r))
-                }
+                Some(MembershipOutcome::Refused(r)) => return Err(errors::from_mvcc(&r)),
+                Some(MembershipOutcome::Retry(r)) if Instant::now() >= deadline => return Err(errors::from_mvcc(&r)),
                 Some(MembershipOutcome::NotLeader(Some(leader))) if leader != self.ctx.member_id => {
                     return Err(Status::unavailable(format!("forward:{leader}")));
                 }
                 Some(MembershipOutcome::NotLeader(_)) if Instant::now() >= deadline => return Err(errors::no_leader()),
                 Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                None => return Err(Status::unavailable("etcdserver: server stopped")),
+                None => return Err(errors::stopped()),
             }
         }
     }

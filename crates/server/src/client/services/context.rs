@@ -177,7 +177,7 @@ impl Context {
                 }
                 Some(ReadOutcome::NoLeader) => return Err(errors::no_leader()),
                 Some(ReadOutcome::Lost) => return Err(errors::timeout()),
-                None => return Err(Status::unavailable("etcdserver: server stopped")),
+                None => return Err(errors::stopped()),
             }
         }
     }
@@ -265,7 +265,7 @@ impl Context {
                     last_leader = leader;
                     tokio::time::sleep(RETRY_DELAY).await;
                 }
-                Ok(None) => return Err(Status::unavailable("etcdserver: server stopped")),
+                Ok(None) => return Err(errors::stopped()),
                 Err(_elapsed) => {}
             }
         }
