@@ -24,7 +24,7 @@ pub mod request_ids;
 pub mod snapshots;
 
 pub use host::{Host, Reply};
-pub use membership::{MembershipOutcome, MembershipRequest, Refusal};
+pub use membership::{MembershipOutcome, MembershipRequest};
 pub use node::{Node, NodeBug, NodeConfig};
 pub use outcomes::{LeaseOutcome, ProposeOutcome, ReadOutcome, Shared, StatusInfo};
 pub use snapshots::{encode_snapshot, SnapshotJob};

@@ -17,9 +17,6 @@ pub enum MembershipRequest {
     Update { id: NodeId, peer_urls: Vec<String> },
 }
 
-/// A refusal: an error of etcd's catalogue, with its gRPC code and message.
-pub type Refusal = MvccError;
-
 #[derive(Debug)]
 pub enum MembershipOutcome {
     /// Applied: the member concerned and the table after the change.
@@ -28,9 +25,9 @@ pub enum MembershipOutcome {
         members: Members,
     },
     NotLeader(Option<NodeId>),
-    Refused(Refusal),
+    Refused(MvccError),
     /// Cannot be decided right now (another change in flight, health not yet known): ask again.
-    Retry(Refusal),
+    Retry(MvccError),
 }
 
 /// etcd promotes a learner only once its log is within 10% of the leader's.
@@ -166,8 +163,8 @@ impl<H: Host> Node<H> {
 
 /// Why a change was not planned.
 enum Undecided {
-    Refused(Refusal),
-    Retry(Refusal),
+    Refused(MvccError),
+    Retry(MvccError),
 }
 
 fn quorum(voters: usize) -> usize {

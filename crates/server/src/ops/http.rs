@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use prometheus_client::registry::Registry;
+use tally_mvcc::MvccError;
 use tally_proto::etcdserverpb::kv_server::Kv;
 use tally_proto::etcdserverpb::{AlarmType, RangeRequest};
 use tonic::body::Body;
@@ -138,7 +139,7 @@ impl Ops {
             "non_learner" => match self.node.status().await {
                 Some(status) if status.is_learner => Err("not supported for learner".into()),
                 Some(_) => Ok(()),
-                None => Err("etcdserver: server stopped".into()),
+                None => Err(MvccError::Stopped.to_string()),
             },
             "data_corruption" => match self.alarm_raised(AlarmType::Corrupt) {
                 true => Err("alarm activated: CORRUPT".into()),
@@ -173,14 +174,14 @@ impl Ops {
             Ok(Ok(_)) => Ok(()),
             // With auth on, the probe has no credentials; a refusal still proves the read path
             // works (etcd's health check accepts the same two errors).
-            Ok(Err(status)) if NO_CREDENTIALS.contains(&status.message()) => Ok(()),
+            Ok(Err(status)) if NO_CREDENTIALS.iter().any(|e| e.message() == status.message()) => Ok(()),
             Ok(Err(status)) => Err(status.message().to_string()),
             Err(_) => Err("context deadline exceeded".into()),
         }
     }
 }
 
-const NO_CREDENTIALS: [&str; 2] = ["etcdserver: user name is empty", "etcdserver: permission denied"];
+const NO_CREDENTIALS: [MvccError; 2] = [MvccError::UserEmpty, MvccError::PermissionDenied];
 
 /// Serves the endpoints alone over HTTP/1.1 on `listener` (`--listen-metrics-urls`).
 pub async fn listen(listener: tokio::net::TcpListener, ops: Arc<Ops>, tls: Option<tokio_rustls::TlsAcceptor>) {

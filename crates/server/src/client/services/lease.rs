@@ -59,7 +59,7 @@ async fn keep_alive_once(ctx: &Context, credentials: &MetadataMap, id: i64) -> R
                 };
             }
             Some(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            None => return Err(Status::unavailable("etcdserver: server stopped")),
+            None => return Err(errors::stopped()),
         }
     }
     Err(errors::no_leader())
@@ -165,7 +165,7 @@ impl Lease for LeaseService {
                     return Ok(Response::new(resp));
                 }
                 Some(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                None => return Err(Status::unavailable("etcdserver: server stopped")),
+                None => return Err(errors::stopped()),
             }
         }
         Err(errors::no_leader())

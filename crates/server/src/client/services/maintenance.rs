@@ -74,7 +74,7 @@ impl Maintenance for MaintenanceService {
 
     async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         self.ctx.require_credentials(&self.ctx.caller(&request).await?)?;
-        let status = self.ctx.node.status().await.ok_or_else(|| Status::unavailable("etcdserver: server stopped"))?;
+        let status = self.ctx.node.status().await.ok_or_else(errors::stopped)?;
         Ok(Response::new(StatusResponse {
             header: Some(self.ctx.header(0)),
             version: ETCD_API_VERSION.to_string(),
@@ -148,17 +148,17 @@ impl Maintenance for MaintenanceService {
             return Err(errors::not_leader());
         }
         if !self.ctx.spec.members.contains_key(&target) {
-            return Err(Status::failed_precondition("etcdserver: bad leader transferee"));
+            return Err(errors::from_mvcc(&tally_mvcc::MvccError::BadLeaderTransferee));
         }
         match self.ctx.node.transfer(target).await {
             Some(Ok(())) => {}
-            Some(Err(_)) => return Err(Status::failed_precondition("etcdserver: bad leader transferee")),
-            None => return Err(Status::unavailable("etcdserver: server stopped")),
+            Some(Err(_)) => return Err(errors::from_mvcc(&tally_mvcc::MvccError::BadLeaderTransferee)),
+            None => return Err(errors::stopped()),
         }
         let deadline = Instant::now() + TRANSFER_TIMEOUT;
         while self.ctx.node.shared.leader() != Some(target) {
             if Instant::now() > deadline {
-                return Err(Status::deadline_exceeded("etcdserver: request timed out, leader transfer took too long"));
+                return Err(errors::from_mvcc(&tally_mvcc::MvccError::TimeoutLeaderTransfer));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

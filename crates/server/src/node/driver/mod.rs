@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 pub use host::{peer_addresses, ServerHost, REMOVED_MARKER};
 pub use read_queue::ReadQueue;
 pub use tally_node::{
-    LeaseOutcome, MembershipOutcome, MembershipRequest, ProposeOutcome, ReadOutcome, Refusal, Shared, StatusInfo,
+    LeaseOutcome, MembershipOutcome, MembershipRequest, ProposeOutcome, ReadOutcome, Shared, StatusInfo,
 };
 
 /// Inputs drained per loop turn before the next Ready (bounds the latency of one turn).
