@@ -10,6 +10,7 @@ pub mod faults;
 pub mod kv;
 pub mod linearizability;
 pub mod node;
+pub mod queue;
 pub mod rng;
 pub mod sim;
 pub mod whole;
@@ -24,11 +25,7 @@ pub fn run_seed(opts: SimOptions) -> Report {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Simulation::new(opts).run())) {
         Ok(report) => report,
         Err(panic) => {
-            let detail = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let detail = queue::panic_message(panic.as_ref());
             Report {
                 seed,
                 mix: mix.unwrap_or(Mix::Calm),

@@ -2,8 +2,7 @@
 //! A safety phase with the seed's faults, then a liveness phase with every fault healed, in
 //! which a leader must emerge and every client request must complete within a bound.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use tally_raft::{ConfChange, ConfChangeOp, Config, Index, InjectedBug, Message, MessageBody, NodeId, Persisted, Role};
 
@@ -13,6 +12,7 @@ use crate::faults::{FaultPlan, Mix, MIXES};
 use crate::kv::ClientId;
 use crate::linearizability::{self, CheckResult, Operation};
 use crate::node::{ClientResponse, Outputs, SimNode};
+use crate::queue::EventQueue;
 use crate::rng::Rng;
 
 /// Virtual length of a tick before skew; with the core's default election_tick of 10 the
@@ -119,37 +119,12 @@ enum Event {
     Heal,
 }
 
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 pub struct Simulation {
     opts: SimOptions,
     rng: Rng,
     plan: FaultPlan,
     now: u64,
-    seq: u64,
-    queue: BinaryHeap<Scheduled>,
+    queue: EventQueue<Event>,
     nodes: BTreeMap<NodeId, SimNode>,
     node_ids: Vec<NodeId>,
     spare_ids: Vec<NodeId>,
@@ -205,8 +180,7 @@ impl Simulation {
             rng,
             plan,
             now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             nodes: BTreeMap::new(),
             node_ids: node_ids.clone(),
             spare_ids,
@@ -283,8 +257,7 @@ impl Simulation {
     }
 
     fn schedule(&mut self, at: u64, event: Event) {
-        self.seq += 1;
-        self.queue.push(Scheduled { at, seq: self.seq, event });
+        self.queue.schedule(at, event);
     }
 
     fn trace(&self, what: impl FnOnce() -> String) {
@@ -379,7 +352,7 @@ impl Simulation {
 
     /// Runs to the end and reports.
     pub fn run(mut self) -> Report {
-        while let Some(Scheduled { at, event, .. }) = self.queue.pop() {
+        while let Some((at, event)) = self.queue.pop() {
             self.now = at;
             self.checker.now_us = at;
             self.events += 1;

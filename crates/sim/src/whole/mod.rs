@@ -34,11 +34,7 @@ pub fn run_whole_seed(opts: WholeOptions) -> WholeReport {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| WholeSim::new(opts).run())) {
         Ok(report) => report,
         Err(panic) => {
-            let detail = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let detail = crate::queue::panic_message(panic.as_ref());
             WholeReport {
                 seed,
                 nodes,

@@ -5,8 +5,7 @@
 //! client request must complete.
 
 use std::cell::Cell;
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use super::plan::Plan;
 use super::requests::{read_value, Write, ABSENT, KEYS};
 use crate::checker::{Checker, Violation};
 use crate::linearizability::{self, OpKind, Operation, Outcome};
+use crate::queue::EventQueue;
 use crate::rng::Rng;
 
 const TICK_US: u64 = 10_000;
@@ -164,30 +164,6 @@ enum Event {
     Heal,
 }
 
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    // Reversed: BinaryHeap is a max-heap and the earliest event goes first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// A client's request in flight.
 struct Pending {
     seq: u64,
@@ -242,8 +218,7 @@ pub struct WholeSim {
     plan: Plan,
     now: Rc<Cell<u64>>,
     base: Instant,
-    seq: u64,
-    queue: BinaryHeap<Scheduled>,
+    queue: EventQueue<Event>,
     members: BTreeMap<NodeId, Member>,
     ids: Vec<NodeId>,
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -272,8 +247,7 @@ impl WholeSim {
             plan,
             now: Rc::new(Cell::new(0)),
             base: Instant::now(),
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             members: BTreeMap::new(),
             ids: ids.clone(),
             blocked: BTreeSet::new(),
@@ -343,8 +317,7 @@ impl WholeSim {
     }
 
     fn schedule(&mut self, at: u64, event: Event) {
-        self.seq += 1;
-        self.queue.push(Scheduled { at, seq: self.seq, event });
+        self.queue.schedule(at, event);
     }
 
     fn trace(&self, what: impl FnOnce() -> String) {
@@ -1015,7 +988,7 @@ impl WholeSim {
     }
 
     pub fn run(mut self) -> WholeReport {
-        while let Some(Scheduled { at, event, .. }) = self.queue.pop() {
+        while let Some((at, event)) = self.queue.pop() {
             self.now.set(at);
             self.checker.now_us = at;
             self.events += 1;
