@@ -1,5 +1,7 @@
 //! Every member that applied index i has the same state at i: the same revision and the same
-//! `HashKV` (etcd's hash of every key-value revision and the compaction point).
+//! `HashKV` (etcd's hash of every key-value revision and the compaction point), and the same
+//! whole state machine (leases, client sessions, auth, alarms too), compared by a hash of its
+//! snapshot encoding.
 
 use std::collections::BTreeMap;
 
@@ -10,15 +12,22 @@ use super::Violation;
 
 #[derive(Default)]
 pub struct StateHashes {
-    /// Per applied index: (revision, compact revision, hash) and the member that reported it.
-    by_index: BTreeMap<u64, ((i64, i64, u32), NodeId)>,
+    /// Per applied index: (revision, compact revision, HashKV, hash of the whole state) and the
+    /// member that reported it.
+    by_index: BTreeMap<u64, ((i64, i64, u32, u64), NodeId)>,
 }
 
 impl StateHashes {
     pub fn observe(&mut self, member: NodeId, sm: &StateMachine, now_us: u64, violations: &mut Vec<Violation>) {
         let index = sm.applied_index();
+        let whole = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            sm.snapshot().hash(&mut hasher);
+            hasher.finish()
+        };
         let hash = match sm.copy_for_snapshot().hash_kv(0) {
-            Ok(h) => (h.revision, h.compact_revision, h.hash),
+            Ok(h) => (h.revision, h.compact_revision, h.hash, whole),
             Err(e) => {
                 let detail = format!("member {member} at index {index}: HashKV failed: {e}");
                 return violations.push(Violation { property: "state hashes agree", time_us: now_us, detail });
@@ -27,7 +36,7 @@ impl StateHashes {
         let (first, by) = self.by_index.entry(index).or_insert((hash, member));
         if *first != hash {
             let detail = format!(
-                "index {index}: member {member} has (revision, compacted, hash) {hash:?}, member {by} had {first:?}"
+                "index {index}: member {member} has (revision, compacted, HashKV, state hash) {hash:?}, member {by} had {first:?}"
             );
             violations.push(Violation { property: "state hashes agree", time_us: now_us, detail });
         }
