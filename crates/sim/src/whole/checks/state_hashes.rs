@@ -10,11 +10,13 @@ use tally_raft::NodeId;
 
 use super::Violation;
 
+/// What is compared: (revision, compact revision, HashKV, hash of the whole state).
+type Fingerprint = (i64, i64, u32, u64);
+
 #[derive(Default)]
 pub struct StateHashes {
-    /// Per applied index: (revision, compact revision, HashKV, hash of the whole state) and the
-    /// member that reported it.
-    by_index: BTreeMap<u64, ((i64, i64, u32, u64), NodeId)>,
+    /// Per applied index: its fingerprint and the member that reported it.
+    by_index: BTreeMap<u64, (Fingerprint, NodeId)>,
 }
 
 impl StateHashes {
