@@ -55,8 +55,9 @@ fn expiring_leases_early_after_a_leader_change_is_caught() {
 fn found_a_write_covered_by_a_leader_snapshot_still_answers_its_caller() {
     // A follower got entry 66, then the leader's snapshot at 67 instead of entries 66-67 and
     // their commit: its callers of 66 and 67 were never answered (fixed: answered from the
-    // snapshot's client sessions).
-    for seed in [3790, 3938] {
+    // snapshot's client sessions). Found as seeds 3790 and 3938; since the simulator's clients
+    // changed, seed 2962 is the one of 0..5000 that fails without the fix.
+    for seed in [2962] {
         let report = run_whole_seed(WholeOptions::new(seed));
         assert!(report.violations.is_empty(), "seed {seed}: {:?}", report.violations);
     }

@@ -5,7 +5,7 @@
 
 use tally_mvcc::CommandResponse;
 
-use super::requests::{Write, ABSENT, KEYS};
+use super::requests::{Write, ABSENT, AUTH_SCRIPT, KEYS};
 use crate::linearizability::{OpKind, Outcome};
 use crate::rng::Rng;
 
@@ -33,6 +33,10 @@ pub enum Answer {
 pub enum Client {
     Kv(KvClient),
     Lease(LeaseClient),
+    /// Runs the auth script once, then reads now and then.
+    Admin {
+        step: usize,
+    },
 }
 
 pub struct KvClient {
@@ -69,6 +73,10 @@ impl Client {
         match self {
             Client::Kv(c) => c.next(rng, revision_hint),
             Client::Lease(c) => c.next(),
+            Client::Admin { step } if *step < AUTH_SCRIPT => {
+                Next { request: Request::Write(Write::Auth(*step)), history: None }
+            }
+            Client::Admin { .. } => Next { request: Request::Read { key: 0, serializable: true }, history: None },
         }
     }
 
@@ -78,6 +86,12 @@ impl Client {
             Client::Kv(c) => c.done(request, answer),
             Client::Lease(c) => {
                 c.done(request, answer);
+                None
+            }
+            Client::Admin { step } => {
+                // A step refused (say, after a crash replayed it) is not retried: the next one
+                // or the checks will show what that did.
+                *step += usize::from(matches!(request, Request::Write(Write::Auth(_))));
                 None
             }
         }

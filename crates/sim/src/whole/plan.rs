@@ -23,6 +23,8 @@ pub struct Plan {
     pub kv_clients: u64,
     pub lease_clients: u64,
     pub watchers: u64,
+    /// An administrator enables auth early on; clients then write as a user with permissions.
+    pub auth: bool,
 }
 
 impl Plan {
@@ -44,6 +46,7 @@ impl Plan {
             kv_clients: rng.range(2, 6),
             lease_clients: rng.range(0, 3),
             watchers: rng.range(1, 3),
+            auth: rng.chance(0.5),
         }
     }
 }

@@ -52,6 +52,47 @@ pub enum Write {
     LeaseRevoke {
         lease: i64,
     },
+    /// One step of the administrator's script ([`AUTH_SCRIPT`]).
+    Auth(usize),
+}
+
+/// The user the KV and lease clients act as once auth is on, and the administrator.
+pub const USER: &str = "alice";
+pub const ROOT: &str = "root";
+
+/// Users without passwords (the simulator names its callers directly, as a verified token or
+/// certificate would), alice allowed to read and write the clients' keys and lease keys, then
+/// auth enabled: from then on every write is checked at apply on every member.
+pub const AUTH_SCRIPT: usize = 9;
+
+fn auth_step(step: usize) -> tally_proto::tally_v1::auth_command::Op {
+    use tally_proto::authpb::{permission::Type, Permission, UserAddOptions};
+    use tally_proto::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest, AuthUserAddRequest,
+        AuthUserGrantRoleRequest,
+    };
+    use tally_proto::tally_v1::auth_command::Op as A;
+    let user = |name: &str| {
+        let options = Some(UserAddOptions { no_password: true });
+        A::UserAdd(AuthUserAddRequest { name: name.into(), options, ..Default::default() })
+    };
+    let grant =
+        |user: &str, role: &str| A::UserGrantRole(AuthUserGrantRoleRequest { user: user.into(), role: role.into() });
+    let permit = |key: &[u8], range_end: &[u8]| {
+        let perm = Permission { perm_type: Type::Readwrite as i32, key: key.to_vec(), range_end: range_end.to_vec() };
+        A::RoleGrantPermission(AuthRoleGrantPermissionRequest { name: "rw".into(), perm: Some(perm) })
+    };
+    match step {
+        0 => user(ROOT),
+        1 => A::RoleAdd(AuthRoleAddRequest { name: ROOT.into() }),
+        2 => grant(ROOT, ROOT),
+        3 => user(USER),
+        4 => A::RoleAdd(AuthRoleAddRequest { name: "rw".into() }),
+        5 => permit(b"k", b"l"),
+        6 => permit(b"lease/", b"lease0"),
+        7 => grant(USER, "rw"),
+        _ => A::Enable(AuthEnableRequest {}),
+    }
 }
 
 impl Write {
@@ -68,8 +109,17 @@ impl Write {
                 Op::Put(PutRequest { key: key.clone(), value: b"alive".to_vec(), lease: *lease, ..Default::default() })
             }
             Write::LeaseRevoke { lease } => Op::LeaseRevoke(LeaseRevokeRequest { id: *lease }),
+            Write::Auth(step) => Op::Auth(tally_proto::tally_v1::AuthCommand { op: Some(auth_step(*step)) }),
         };
-        Command { client_id, seq, op: Some(op), auth_user: String::new(), auth_revision: 0 }
+        Command { client_id, seq, op: Some(op), auth_user: self.user().into(), auth_revision: 0 }
+    }
+
+    /// Who sends it: compactions and the auth script need root.
+    pub fn user(&self) -> &'static str {
+        match self {
+            Write::Compact { .. } | Write::Auth(_) => ROOT,
+            _ => USER,
+        }
     }
 
     /// What the history records for an applied answer (`Unknown` if it failed: a failed

@@ -303,6 +303,9 @@ impl WholeSim {
         for _ in 0..self.plan.lease_clients {
             self.clients.push(ClientState { client: Client::lease(), pending: None, target: None, seq: 0 });
         }
+        if self.plan.auth {
+            self.clients.push(ClientState { client: Client::Admin { step: 0 }, pending: None, target: None, seq: 0 });
+        }
         for client in 0..self.clients.len() {
             let at = self.rng.range(1, 200_000);
             self.schedule(at, Event::ClientStart { client });
@@ -595,7 +598,10 @@ impl WholeSim {
         self.trace(|| format!("member {to} gets client {client}'s #{seq} {request:?}"));
         match request {
             Request::Write(w) => {
-                let cmd = w.command(client_id, seq);
+                let mut cmd = w.command(client_id, seq);
+                // As the member resolves a caller: its auth store's revision now.
+                let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
+                cmd.auth_revision = sm.read().expect("sm lock").auth.revision();
                 self.call(to, |node| {
                     let waiter = node.host().waiter(client as u64, seq);
                     node.propose(cmd, waiter);
