@@ -9,6 +9,7 @@ pub mod client;
 pub mod faults;
 pub mod kv;
 pub mod linearizability;
+pub mod links;
 pub mod node;
 pub mod queue;
 pub mod rng;

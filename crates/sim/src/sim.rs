@@ -11,6 +11,7 @@ use crate::client::{Client, ClientAction, Request, REQUEST_TIMEOUT_US};
 use crate::faults::{FaultPlan, Mix, MIXES};
 use crate::kv::ClientId;
 use crate::linearizability::{self, CheckResult, Operation};
+use crate::links;
 use crate::node::{ClientResponse, Outputs, SimNode};
 use crate::queue::EventQueue;
 use crate::rng::Rng;
@@ -128,7 +129,7 @@ pub struct Simulation {
     nodes: BTreeMap<NodeId, SimNode>,
     node_ids: Vec<NodeId>,
     spare_ids: Vec<NodeId>,
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    blocked: links::Cuts,
     clients: Vec<Client>,
     history: Vec<Operation>,
     checker: Checker,
@@ -675,24 +676,13 @@ impl Simulation {
             0 => {
                 if let Some(leader) = self.leader() {
                     self.trace(|| format!("partition: isolate leader {leader}"));
-                    for &other in &ids {
-                        if other != leader {
-                            self.blocked.insert((leader, other));
-                            self.blocked.insert((other, leader));
-                        }
-                    }
+                    links::isolate(&mut self.blocked, leader, &ids);
                 }
             }
             1 => {
-                let side: BTreeSet<NodeId> = ids.iter().copied().filter(|_| self.rng.chance(0.5)).collect();
+                let side = links::draw_side(&mut self.rng, &ids);
                 self.trace(|| format!("partition: split {side:?} from the rest"));
-                for &a in &ids {
-                    for &b in &ids {
-                        if side.contains(&a) != side.contains(&b) {
-                            self.blocked.insert((a, b));
-                        }
-                    }
-                }
+                links::split(&mut self.blocked, &side, &ids);
             }
             2 => {
                 // Asymmetric: one node cannot send to some others but still hears them.

@@ -26,6 +26,7 @@ use super::plan::Plan;
 use super::requests::{read_value, Write, ABSENT, KEYS};
 use crate::checker::{Checker, Violation};
 use crate::linearizability::{self, OpKind, Operation, Outcome};
+use crate::links;
 use crate::queue::EventQueue;
 use crate::rng::Rng;
 
@@ -221,7 +222,7 @@ pub struct WholeSim {
     queue: EventQueue<Event>,
     members: BTreeMap<NodeId, Member>,
     ids: Vec<NodeId>,
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    blocked: links::Cuts,
     clients: Vec<ClientState>,
     watchers: Vec<Watch>,
     history: Vec<Operation>,
@@ -812,24 +813,13 @@ impl WholeSim {
             0 => {
                 if let Some(leader) = self.leader() {
                     self.trace(|| format!("partition: isolate leader {leader}"));
-                    for &other in &ids {
-                        if other != leader {
-                            self.blocked.insert((leader, other));
-                            self.blocked.insert((other, leader));
-                        }
-                    }
+                    links::isolate(&mut self.blocked, leader, &ids);
                 }
             }
             1 => {
-                let side: BTreeSet<NodeId> = ids.iter().copied().filter(|_| self.rng.chance(0.5)).collect();
+                let side = links::draw_side(&mut self.rng, &ids);
                 self.trace(|| format!("partition: split {side:?} from the rest"));
-                for &a in &ids {
-                    for &b in &ids {
-                        if side.contains(&a) != side.contains(&b) {
-                            self.blocked.insert((a, b));
-                        }
-                    }
-                }
+                links::split(&mut self.blocked, &side, &ids);
             }
             _ => self.trace(|| "partition: heal".to_string()),
         }
