@@ -2,11 +2,10 @@
 //! `seeds: N, violations: V`; `--seed S` replays one seed with a trace of every event.
 //! `--whole` does the same with the whole-node simulation (`tally_sim::whole`).
 
+mod sweep;
 mod whole_cli;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use tally_raft::InjectedBug;
 use tally_sim::linearizability::CheckResult;
@@ -108,18 +107,8 @@ fn replay_command(args: &Args, seed: u64) -> String {
 }
 
 fn print_failure(args: &Args, report: &Report) {
-    for v in &report.violations {
-        println!(
-            "seed {}: VIOLATION of {} at {:.3} ms ({:?}, {} nodes): {}",
-            report.seed,
-            v.property,
-            v.time_us as f64 / 1000.0,
-            report.mix,
-            report.nodes,
-            v.detail
-        );
-    }
-    println!("  replay: {}", replay_command(args, report.seed));
+    let run = format!("{:?}, {} nodes", report.mix, report.nodes);
+    sweep::print_failure(report.seed, &run, &report.violations, &replay_command(args, report.seed));
 }
 
 fn main() -> ExitCode {
@@ -162,34 +151,25 @@ fn main() -> ExitCode {
         return if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
 
-    let next = AtomicU64::new(args.start);
-    let end = args.start + args.seeds;
-    let failures = Mutex::new(Vec::new());
-    let stats = Mutex::new((0u64, 0u64, Vec::new(), 0u64, Coverage::default()));
-    std::thread::scope(|scope| {
-        for _ in 0..args.threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= end {
-                    break;
-                }
-                let report = run_seed(options(&args, seed));
-                let mut s = stats.lock().unwrap();
-                s.0 += report.events;
-                s.1 += report.operations as u64;
-                s.2.extend(report.elect_after_heal_us);
-                s.4 += report.coverage;
-                s.3 += u64::from(matches!(report.linearizability, CheckResult::Inconclusive { .. }));
-                drop(s);
-                if !report.violations.is_empty() {
-                    print_failure(&args, &report);
-                    failures.lock().unwrap().push(report.seed);
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    let (events, operations, mut elect, inconclusive, coverage) = stats.into_inner().unwrap();
+    let mut stats = (0u64, 0u64, Vec::new(), 0u64, Coverage::default());
+    let failures = sweep::sweep(
+        args.start,
+        args.seeds,
+        args.threads,
+        |seed| run_seed(options(&args, seed)),
+        |report| {
+            stats.0 += report.events;
+            stats.1 += report.operations as u64;
+            stats.2.extend(report.elect_after_heal_us);
+            stats.4 += report.coverage;
+            stats.3 += u64::from(matches!(report.linearizability, CheckResult::Inconclusive { .. }));
+            if !report.violations.is_empty() {
+                print_failure(&args, &report);
+            }
+            !report.violations.is_empty()
+        },
+    );
+    let (events, operations, mut elect, inconclusive, coverage) = stats;
     elect.sort_unstable();
     let pct = |p: usize| elect.get((elect.len().saturating_sub(1)) * p / 100).map_or(0.0, |&us| us as f64 / 1000.0);
     println!(
@@ -208,8 +188,8 @@ time to leader after heal (ms): median {:.1}, p99 {:.1}, max {:.1}",
         coverage.follower_reads,
         coverage.conf_changes_proposed
     );
-    println!("seeds: {}, violations: {}", args.seeds, failures.len());
-    if failures.is_empty() {
+    println!("seeds: {}, violations: {}", args.seeds, failures);
+    if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

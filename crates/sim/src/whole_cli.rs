@@ -1,8 +1,6 @@
 //! `tally-sim --whole ...`: the whole-node simulation's sweep and replay.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use tally_node::NodeBug;
@@ -50,17 +48,8 @@ fn replay_command(args: &WholeArgs, seed: u64) -> String {
 }
 
 fn print_failure(args: &WholeArgs, report: &WholeReport) {
-    for v in &report.violations {
-        println!(
-            "seed {}: VIOLATION of {} at {:.3} ms ({} nodes): {}",
-            report.seed,
-            v.property,
-            v.time_us as f64 / 1000.0,
-            report.nodes,
-            v.detail
-        );
-    }
-    println!("  replay: {}", replay_command(args, report.seed));
+    let run = format!("{} nodes", report.nodes);
+    crate::sweep::print_failure(report.seed, &run, &report.violations, &replay_command(args, report.seed));
 }
 
 fn print_coverage(c: &WholeCoverage) {
@@ -97,32 +86,22 @@ pub fn run(args: WholeArgs) -> ExitCode {
         return if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let began = Instant::now();
-    let next = AtomicU64::new(args.start);
-    let end = args.start + args.seeds;
-    let failures = Mutex::new(Vec::new());
-    let totals = Mutex::new((0u64, 0u64, WholeCoverage::default()));
-    std::thread::scope(|scope| {
-        for _ in 0..args.threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= end {
-                    break;
-                }
-                let report = run_whole_seed(options(&args, seed));
-                let mut t = totals.lock().unwrap();
-                t.0 += report.events;
-                t.1 += report.operations as u64;
-                t.2 += report.coverage;
-                drop(t);
-                if !report.violations.is_empty() {
-                    print_failure(&args, &report);
-                    failures.lock().unwrap().push(report.seed);
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    let (events, operations, coverage) = totals.into_inner().unwrap();
+    let (mut events, mut operations, mut coverage) = (0u64, 0u64, WholeCoverage::default());
+    let failures = crate::sweep::sweep(
+        args.start,
+        args.seeds,
+        args.threads,
+        |seed| run_whole_seed(options(&args, seed)),
+        |report| {
+            events += report.events;
+            operations += report.operations as u64;
+            coverage += report.coverage;
+            if !report.violations.is_empty() {
+                print_failure(&args, &report);
+            }
+            !report.violations.is_empty()
+        },
+    );
     let secs = began.elapsed().as_secs_f64();
     println!(
         "whole node: events: {events}, client operations: {operations}, {:.1} s ({:.2} s per 1,000 seeds on {} threads)",
@@ -131,8 +110,8 @@ pub fn run(args: WholeArgs) -> ExitCode {
         args.threads.max(1)
     );
     print_coverage(&coverage);
-    println!("seeds: {}, violations: {}", args.seeds, failures.len());
-    if failures.is_empty() {
+    println!("seeds: {}, violations: {}", args.seeds, failures);
+    if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
