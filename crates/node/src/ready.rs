@@ -86,16 +86,12 @@ impl<H: Host> Node<H> {
     /// carries (each session keeps its last request's response). Found by the whole-node
     /// simulator (seed 3938): such callers waited for a 2 s attempt timeout and a retry.
     fn answer_from_sessions(&mut self) {
-        let sm = self.sm.clone();
-        let sm = sm.read().expect("sm lock");
-        let done: Vec<(u64, u64)> = self
-            .waiters
-            .keys()
-            .filter(|&&(client, seq)| sm.sessions().get(client).is_some_and(|s| s.seq == seq))
-            .copied()
-            .collect();
-        for id in done {
-            let response = sm.sessions().get(id.0).expect("found above").response.clone();
+        let done: Vec<((u64, u64), CommandResponse)> = {
+            let sm = self.sm.read().expect("sm lock");
+            let session_of = |&(client, seq): &(u64, u64)| sm.sessions().get(client).filter(|s| s.seq == seq);
+            self.waiters.keys().filter_map(|id| session_of(id).map(|s| (*id, s.response.clone()))).collect()
+        };
+        for (id, response) in done {
             if let Some(waiter) = self.waiters.remove(&id) {
                 waiter.send(ProposeOutcome::Applied(response));
             }

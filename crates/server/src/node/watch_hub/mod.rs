@@ -183,7 +183,7 @@ pub enum CatchUpStep {
 
 /// Revisions read from history per catch-up step, so that no read holds the state machine's
 /// lock (and the apply loop) for long (etcd reads `watchBatchMaxRevs`, 1000, at a time).
-pub const CATCH_UP_REVISIONS: i64 = 1_000;
+const CATCH_UP_REVISIONS: i64 = 1_000;
 
 /// What the dispatcher thread hears from the apply loop, in apply order.
 enum Dispatch {
