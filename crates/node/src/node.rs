@@ -162,11 +162,6 @@ impl<H: Host> Node<H> {
         &mut self.host
     }
 
-    /// Takes the node apart, keeping what a restart on the same disk needs from the host.
-    pub fn into_host(self) -> H {
-        self.host
-    }
-
     pub fn step(&mut self, m: Message) {
         self.time_heartbeat_answer(&m);
         if let Err(e) = self.raft.step(m) {
