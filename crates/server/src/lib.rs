@@ -1,9 +1,9 @@
-//! The Tally node: a real server process around the sans-IO core. It persists the core's
-//! Ready batches in the write-ahead log, carries messages over TCP to its peers, applies
-//! committed commands to the MVCC state machine, and serves the etcd v3 gRPC API.
+//! The Tally process: a member's deterministic logic (`tally_node::Node`: the core, the log, the
+//! state machine) run on a thread with the real clock and disk, TCP to its peers, and the etcd
+//! v3 gRPC API for clients.
 //!
 //! Three layers, each using only the ones below it: `client` (the etcd API clients call),
-//! `node` (the driver around the Raft core, the log, the state machine and what it publishes),
+//! `node` (the driver thread running the `Node`, the watch hub it publishes to, backups),
 //! `peer` (the network between members). `ops` (health, version and metrics over HTTP) reads
 //! the client and node layers; `tls` (rustls configurations from etcd's flags, certificates that
 //! reload) serves the client, ops and peer layers. `server` wires them into one process.
