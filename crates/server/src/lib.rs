@@ -15,3 +15,4 @@ pub(crate) mod ops;
 pub(crate) mod peer;
 pub mod server;
 pub mod tls;
+pub mod ui;
