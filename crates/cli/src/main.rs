@@ -65,6 +65,10 @@ struct ServerArgs {
     /// (a Go duration, at least 100ms; etcd 3.6 also names it --watch-progress-notify-interval).
     #[arg(long, alias = "watch-progress-notify-interval", default_value = "10m0s", value_parser = go_duration::parse)]
     experimental_watch_progress_notify_interval: std::time::Duration,
+    /// Serve the live view of Raft at /ui on the client URLs, and its event stream at
+    /// /ui/events (`tally dev` turns it on).
+    #[arg(long)]
+    enable_ui: bool,
     /// More URLs to serve /metrics and the health endpoints on, over HTTP/1.1 (the client
     /// URLs serve them too).
     #[arg(long, value_delimiter = ',')]
@@ -211,6 +215,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         // etcd raises shorter intervals to its minimum.
         watch_progress_notify_interval: a.experimental_watch_progress_notify_interval.max(MIN_WATCH_PROGRESS_INTERVAL),
         listen_metrics_urls: a.listen_metrics_urls,
+        enable_ui: a.enable_ui,
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
         quota_backend_bytes: a.quota_backend_bytes,
         max_request_bytes: a.max_request_bytes,

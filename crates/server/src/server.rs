@@ -101,6 +101,8 @@ pub struct ServerOptions {
     pub peer_tls: TlsFlags,
     /// etcd's `--self-signed-cert-validity`: years an auto-tls certificate is valid.
     pub self_signed_cert_validity_years: u32,
+    /// `--enable-ui`: serve the live view of Raft (`/ui`, its event stream) on the client URLs.
+    pub enable_ui: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
