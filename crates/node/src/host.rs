@@ -11,6 +11,7 @@ use tally_storage::fs::FileSystem;
 
 use crate::members::Members;
 use crate::membership::MembershipOutcome;
+use crate::observe::Observation;
 use crate::outcomes::{ProposeOutcome, ReadOutcome};
 use crate::snapshots::SnapshotJob;
 
@@ -60,6 +61,12 @@ pub trait Host {
     fn members_changed(&mut self, _members: &Members) {}
     /// This member was removed from the cluster.
     fn removed(&mut self, _reason: &str) {}
+    /// Whether anyone watches this node's inner workings; [`Host::observe`] is called only then.
+    fn observing(&self) -> bool {
+        false
+    }
+    /// Something the node did or saw, for whoever watches (the live view).
+    fn observe(&mut self, _observation: Observation) {}
     /// The node cannot go on (its disk failed, a committed entry does not decode).
     fn fatal(&mut self, what: &str, err: &dyn Display) -> !;
 }

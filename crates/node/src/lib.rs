@@ -16,6 +16,7 @@ pub mod members;
 pub mod membership;
 pub mod metrics;
 mod node;
+pub mod observe;
 mod outcomes;
 pub mod persist;
 pub mod reads;

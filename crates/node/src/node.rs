@@ -17,6 +17,7 @@ use tally_raft::{Config, Index, Message, MessageBody, NodeId, Persisted, Raft, R
 use crate::histogram::AtomicHistogram;
 use crate::leases::LeaseClock;
 use crate::members::Members;
+use crate::observe::{Observation, Observed};
 use crate::persist::Disk;
 use crate::reads::Reads;
 use crate::request_ids::RequestIds;
@@ -80,6 +81,8 @@ pub struct Node<H: Host> {
     /// Each follower's round-trip histogram, looked up once.
     round_trips: HashMap<NodeId, Arc<AtomicHistogram>>,
     pub(crate) bug: Option<NodeBug>,
+    /// What watchers were last told (see `observe.rs`).
+    pub(crate) observed: Observed,
 }
 
 impl<H: Host> Node<H> {
@@ -132,6 +135,7 @@ impl<H: Host> Node<H> {
             heartbeats: HashMap::new(),
             round_trips: HashMap::new(),
             bug: None,
+            observed: Observed::default(),
         }
     }
 
@@ -164,6 +168,7 @@ impl<H: Host> Node<H> {
 
     pub fn step(&mut self, m: Message) {
         self.time_heartbeat_answer(&m);
+        self.observed.heard.insert(m.from, self.host.now());
         if let Err(e) = self.raft.step(m) {
             tracing::warn!("dropped a peer message: {e}");
         }
@@ -171,10 +176,12 @@ impl<H: Host> Node<H> {
 
     /// The transport saw this peer's connection close or reset.
     pub fn peer_lost(&mut self, peer: NodeId) {
-        if self.raft.report_unreachable(peer) {
+        let campaign = self.raft.report_unreachable(peer);
+        if campaign {
             self.shared.metrics.fast_elections.fetch_add(1, Ordering::Relaxed);
             tracing::info!(leader = %format_args!("{peer:x}"), "the leader's connection reset: campaigning early");
         }
+        self.observe(Observation::PeerLost { peer, campaign });
     }
 
     /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.

@@ -19,8 +19,10 @@ impl<H: Host> Node<H> {
     pub fn handle_readies(&mut self) {
         while self.raft.has_ready() {
             let ready = self.raft.ready();
+            self.observe_ready(&ready);
             self.handle_ready(ready);
             self.raft.advance();
+            self.observe_advance();
             self.reads.serve(self.raft.applied());
             self.maybe_snapshot();
         }

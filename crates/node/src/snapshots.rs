@@ -92,6 +92,8 @@ impl<H: Host> Node<H> {
             Ok(false) => {}
             Ok(true) => {
                 self.snapshot_index = self.snapshot_index.max(snapshot.meta.index);
+                let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+                self.observe(crate::observe::Observation::Snapshot { taken: true, index, term });
                 self.raft.compact(snapshot);
             }
         }

@@ -47,6 +47,6 @@ pub use error::{ConfChangeError, ConfigError, ProposeError, ReadIndexError, Step
 pub use message::{ConflictHint, Message, MessageBody};
 pub use progress::{Progress, ProgressState};
 pub use raft::Raft;
-pub use ready::{ReadState, Ready, Role, SoftState};
+pub use ready::{ReadState, Ready, RefusalReason, Role, SoftState, VoteRefusal};
 pub use rng::{mix, SplitMix64};
 pub use types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term};

@@ -28,6 +28,29 @@ pub struct ReadState {
     pub ctx: Bytes,
 }
 
+/// Why a vote (or pre-vote) was refused, for whoever watches the cluster (nothing to act on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The candidate's term is older than ours.
+    StaleTerm,
+    /// We still hear from a leader (its lease, check-quorum's promise not to disrupt it).
+    LeaderLease,
+    /// We voted for someone else in this term.
+    AlreadyVoted,
+    /// The candidate's log is behind ours (the election restriction, Raft section 5.4.1).
+    StaleLog,
+    /// Both of us stood after the leader died; our own claim (newer log, then higher id) is better.
+    BetterClaim,
+}
+
+/// A refused vote answer among a `Ready`'s messages, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoteRefusal {
+    pub to: NodeId,
+    pub pre: bool,
+    pub reason: RefusalReason,
+}
+
 /// Work for the driver. Handle it in this order, then call [`crate::Raft::advance`]:
 ///
 /// 1. Send `messages`. They may go out before or while step 2 runs: they are the leader's
@@ -58,4 +81,7 @@ pub struct Ready {
     pub persisted_messages: Vec<Message>,
     pub committed_entries: Vec<Entry>,
     pub read_states: Vec<ReadState>,
+    /// Why each refused vote in `messages` and `persisted_messages` was refused; for
+    /// observers only.
+    pub vote_refusals: Vec<VoteRefusal>,
 }

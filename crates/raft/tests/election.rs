@@ -76,6 +76,33 @@ fn one_vote_per_term() {
         vec![(1, MessageBody::VoteResp { reject: false }), (2, MessageBody::VoteResp { reject: true })]
     );
     assert!(ready.messages.is_empty(), "a vote must not leave before it is durable");
+    assert_eq!(ready.vote_refusals, vec![VoteRefusal { to: 2, pre: false, reason: RefusalReason::AlreadyVoted }]);
+}
+
+#[test]
+fn refusals_say_why() {
+    let mut node = Raft::new(no_prevote_no_lease(3), Persisted::bootstrap([1, 2, 3])).unwrap();
+    node.ready();
+    node.advance();
+    let request = |from, term, last_index, pre| Message {
+        from,
+        to: 3,
+        term,
+        body: if pre {
+            MessageBody::PreVote { last_index, last_term: 0 }
+        } else {
+            MessageBody::Vote { last_index, last_term: 0, transfer: false }
+        },
+    };
+    // Our log holds the bootstrap entries at term 1: a log ending at term 0 is behind it.
+    node.step(request(1, 2, 0, false)).unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.vote_refusals, vec![VoteRefusal { to: 1, pre: false, reason: RefusalReason::StaleLog }]);
+    node.advance();
+    node.step(request(2, 1, 9, true)).unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.vote_refusals, vec![VoteRefusal { to: 2, pre: true, reason: RefusalReason::StaleTerm }]);
+    node.advance();
 }
 
 #[test]

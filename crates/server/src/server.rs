@@ -46,6 +46,8 @@ use crate::peer::events::{Inbound, PeerEvents};
 use crate::peer::traffic::PeerTraffic;
 use crate::peer::transport::{self, PeerDirectory, Transport};
 use crate::tls::{Tls, TlsError, TlsFlags};
+use crate::ui::events::{UiEvents, UiPublisher};
+use crate::ui::http::UiRoutes;
 use tally_node::cluster::ClusterSpec;
 use tally_node::members::Members;
 use tally_node::persist::{Disk, InitialState};
@@ -252,6 +254,8 @@ struct Core {
     hub: Arc<WatchHub>,
     auth: Authenticator,
     members: Arc<RwLock<Members>>,
+    /// The live view's event stream (`--enable-ui`).
+    ui: Option<Arc<UiEvents>>,
 }
 
 /// Restores the state machine from the disk's snapshot and starts the driver's thread, which
@@ -279,6 +283,7 @@ fn start_node(
     let headers = HeaderSource { cluster_id: me.spec.cluster_id, member_id: me.id, term: shared.term_handle() };
     let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
     let (snapshots_written, snapshots_written_rx) = std::sync::mpsc::channel();
+    let ui = opts.enable_ui.then(|| UiEvents::new(me.id, opts.name.clone()));
     let host = ServerHost {
         id: me.id,
         transport,
@@ -286,11 +291,12 @@ fn start_node(
         tokens: simple_tokens,
         data_dir: opts.data_dir.clone(),
         snapshots_written,
+        ui: ui.clone().map(UiPublisher::new),
     };
     let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
     let reads = Arc::new(ReadQueue::default());
     driver::spawn(Driver::new(node, TICK, reads.clone(), snapshots_written_rx), inputs_rx);
-    Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members })
+    Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members, ui })
 }
 
 fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Members>>) -> NodeConfig {
@@ -357,7 +363,9 @@ async fn serve_clients(
     peer_url: &str,
 ) -> Result<JoinHandle<()>, ServerError> {
     let leader_gate = LeaderGate::start(core.node.shared.clone(), Duration::from_millis(opts.election_timeout_ms));
-    let Core { node, sm, hub, auth, members } = core;
+    let Core { node, sm, hub, auth, members, ui } = core;
+    let client_url = opts.advertise_client_urls.first().cloned().unwrap_or_default();
+    let ui = ui.map(|events| Arc::new(UiRoutes { events, members: members.clone(), client_url }));
     let ctx = Context::new(ContextParts {
         node: node.clone(),
         sm: sm.clone(),
@@ -385,7 +393,7 @@ async fn serve_clients(
         tokio::spawn(crate::ops::corruption::check_periodically(ctx.clone(), interval));
     }
     let grpc_metrics = Arc::new(GrpcMetrics::new(opts.metrics_extensive));
-    let ops = ops_endpoints(opts, node, sm, &kv, &grpc_metrics, traffic);
+    let ops = ops_endpoints(opts, node, sm, &kv, &grpc_metrics, traffic, ui);
     serve_metrics(opts, &ops, sides).await?;
     let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
     let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
@@ -400,6 +408,7 @@ fn ops_endpoints(
     kv: &Arc<KvService>,
     grpc_metrics: &Arc<GrpcMetrics>,
     traffic: Arc<PeerTraffic>,
+    ui: Option<Arc<UiRoutes>>,
 ) -> Arc<Ops> {
     let sources = exposition::Sources {
         shared: node.shared.clone(),
@@ -414,6 +423,7 @@ fn ops_endpoints(
         kv: kv.clone(),
         node,
         request_timeout: Duration::from_secs(5) + 2 * Duration::from_millis(opts.election_timeout_ms),
+        ui,
     })
 }
 

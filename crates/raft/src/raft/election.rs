@@ -5,7 +5,7 @@ use crate::config::InjectedBug;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::quorum::{self, VoteResult};
-use crate::ready::Role;
+use crate::ready::{RefusalReason, Role};
 use crate::types::{EntryKind, NodeId};
 
 use super::Raft;
@@ -153,7 +153,8 @@ impl Raft {
             MessageBody::PreVote { .. } if self.in_leader_lease() => {
                 // Refused at our own term, which changes nobody's: the pre-candidate learns it
                 // should not stand in the way of others (see handle_vote_request).
-                self.send(m.from, MessageBody::PreVoteResp { reject: true });
+                let refusal = self.refusal(m.from, true, RefusalReason::LeaderLease);
+                self.send(m.from, refusal);
                 return false;
             }
             MessageBody::Vote { transfer: false, .. } if self.in_leader_lease() => return false,
@@ -173,7 +174,8 @@ impl Raft {
         if (self.config.check_quorum || self.config.pre_vote) && m.body.is_from_leader() {
             self.send(m.from, MessageBody::AppendResp { index: 0, reject: None });
         } else if matches!(m.body, MessageBody::PreVote { .. }) {
-            self.send(m.from, MessageBody::PreVoteResp { reject: true });
+            let refusal = self.refusal(m.from, true, RefusalReason::StaleTerm);
+            self.send(m.from, refusal);
         }
     }
 
@@ -201,7 +203,8 @@ impl Raft {
             let ours = (self.log.last_term(), self.log.last_index(), self.id());
             let refused = self.votes.values().any(|&granted| !granted);
             if !refused && (last_term, last_index, m.from) < ours {
-                return self.send_vote_response(m.from, self.term, MessageBody::PreVoteResp { reject: true });
+                let refusal = self.refusal(m.from, true, RefusalReason::BetterClaim);
+                return self.send_vote_response(m.from, self.term, refusal);
             }
             let term = self.term;
             self.become_follower(term, None);
@@ -216,9 +219,13 @@ impl Raft {
             }
             self.send_vote_response(m.from, m.term, body);
         } else {
-            let body =
-                if pre { MessageBody::PreVoteResp { reject: true } } else { MessageBody::VoteResp { reject: true } };
-            self.send_vote_response(m.from, self.term, body);
+            let reason = match (can_vote, self.vote) {
+                (true, _) => RefusalReason::StaleLog,
+                (false, 0) => RefusalReason::LeaderLease,
+                (false, _) => RefusalReason::AlreadyVoted,
+            };
+            let refusal = self.refusal(m.from, pre, reason);
+            self.send_vote_response(m.from, self.term, refusal);
         }
     }
 

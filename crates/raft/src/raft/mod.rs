@@ -15,7 +15,7 @@ use crate::error::{ConfigError, ProposeError, StepError, TransferError};
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::ready::{ReadState, Ready, Role, SoftState};
+use crate::ready::{ReadState, Ready, RefusalReason, Role, SoftState, VoteRefusal};
 use crate::rng::SplitMix64;
 use crate::types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
 use read_index::PendingRead;
@@ -57,6 +57,7 @@ pub struct Raft {
     read_states: Vec<ReadState>,
     messages: Vec<Message>,
     persisted_messages: Vec<Message>,
+    vote_refusals: Vec<VoteRefusal>,
     /// Leader: proposals were appended since the last broadcast (sent together in `ready`).
     broadcast_pending: bool,
     last_hard_state: HardState,
@@ -111,6 +112,7 @@ impl Raft {
             read_states: Vec::new(),
             messages: Vec::new(),
             persisted_messages: Vec::new(),
+            vote_refusals: Vec::new(),
             broadcast_pending: false,
             last_hard_state: hard_state,
             last_soft_state: SoftState { role: Role::Follower, leader: None },
@@ -305,6 +307,7 @@ impl Raft {
         ready.messages = std::mem::take(&mut self.messages);
         ready.persisted_messages = std::mem::take(&mut self.persisted_messages);
         ready.read_states = std::mem::take(&mut self.read_states);
+        ready.vote_refusals = std::mem::take(&mut self.vote_refusals);
         self.in_progress = Some(InProgress {
             last_entry: ready.entries.last().map(|e| (e.index, e.term)),
             snapshot_index: ready.snapshot.as_ref().map(|s| s.meta.index),
@@ -349,6 +352,16 @@ impl Raft {
     /// Queues a message. Only a leader's messages may leave before the pending Ready is durable.
     fn send(&mut self, to: NodeId, body: MessageBody) {
         self.send_at_term(to, self.term, body);
+    }
+
+    /// A refusal of `to`'s (pre-)vote request, noting why for observers.
+    fn refusal(&mut self, to: NodeId, pre: bool, reason: RefusalReason) -> MessageBody {
+        self.vote_refusals.push(VoteRefusal { to, pre, reason });
+        if pre {
+            MessageBody::PreVoteResp { reject: true }
+        } else {
+            MessageBody::VoteResp { reject: true }
+        }
     }
 
     fn send_at_term(&mut self, to: NodeId, term: Term, body: MessageBody) {

@@ -17,6 +17,7 @@ use tonic::body::Body;
 use crate::client::services::kv::KvService;
 use crate::client::services::maintenance::ETCD_API_VERSION;
 use crate::node::driver::NodeHandle;
+use crate::ui::http::{is_ui_path, not_found, UiRoutes};
 
 /// The cluster version etcd 3.5 members report.
 const ETCD_CLUSTER_VERSION: &str = "3.5.0";
@@ -30,6 +31,8 @@ pub struct Ops {
     pub node: NodeHandle,
     /// etcd's request timeout (5 s plus two election timeouts), for the health check's read.
     pub request_timeout: Duration,
+    /// The live view of Raft, with `--enable-ui`.
+    pub ui: Option<Arc<UiRoutes>>,
 }
 
 /// Whether `req` is for these endpoints rather than a gRPC call: not gRPC, and one of their
@@ -37,6 +40,7 @@ pub struct Ops {
 pub fn is_ops_request<B>(req: &Request<B>) -> bool {
     let path = req.uri().path();
     let ours = matches!(path, "/health" | "/livez" | "/readyz" | "/version" | "/metrics")
+        || is_ui_path(path)
         || path.strip_prefix("/livez/").is_some_and(|check| LIVEZ.contains(&check))
         || path.strip_prefix("/readyz/").is_some_and(|check| READYZ.contains(&check));
     // Every gRPC call takes this early way out, without a header lookup.
@@ -55,6 +59,9 @@ impl Ops {
     /// which serves `/metrics` and the health endpoints but not `/version`, as etcd's does.
     pub async fn serve<B>(&self, req: Request<B>, metrics_only: bool) -> Response<Body> {
         let path = req.uri().path().to_owned();
+        if is_ui_path(&path) {
+            return self.ui.as_ref().map_or_else(not_found, |ui| ui.serve(req.method(), &path));
+        }
         let query = parse_query(req.uri().query().unwrap_or(""));
         // etcd's metrics handler takes any method; the others only GET.
         if req.method() != Method::GET && path != "/metrics" {

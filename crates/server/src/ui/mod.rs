@@ -35,3 +35,6 @@
 //!     sent, so the page stays smooth under heavy load).
 
 pub mod assets;
+pub mod events;
+pub mod http;
+mod json;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
+use tally_node::observe::Observation;
 use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
@@ -73,6 +74,8 @@ pub struct Outbox {
     pub restored: bool,
     /// This member learned it was removed from the cluster.
     pub removed: bool,
+    /// What the node reported to its watchers.
+    pub observations: Vec<Observation>,
 }
 
 pub struct SimHost {
@@ -139,6 +142,15 @@ impl Host for SimHost {
     }
 
     fn members_changed(&mut self, _members: &Members) {}
+
+    /// Always watched, so every report is checked against what the node did.
+    fn observing(&self) -> bool {
+        true
+    }
+
+    fn observe(&mut self, observation: Observation) {
+        self.out.observations.push(observation);
+    }
 
     fn removed(&mut self, _reason: &str) {
         self.out.removed = true;

@@ -16,6 +16,7 @@ use tally_raft::{Config, Message, MessageBody, NodeId, Role};
 use tally_storage::simfs::{SimFs, SimRng};
 
 use super::checks::leases::Leases;
+use super::checks::observations::Observations;
 use super::checks::revisions::Revisions;
 use super::checks::state_hashes::StateHashes;
 use super::checks::watches::Watch;
@@ -228,6 +229,7 @@ pub struct WholeSim {
     history: Vec<Operation>,
     checker: Checker,
     revisions: Revisions,
+    observations: Observations,
     hashes: StateHashes,
     leases: Leases,
     healed_at: Option<u64>,
@@ -257,6 +259,7 @@ impl WholeSim {
             history: initial_history(),
             checker: Checker::default(),
             revisions: Revisions::default(),
+            observations: Observations::default(),
             hashes: StateHashes::default(),
             leases: Leases::default(),
             healed_at: None,
@@ -378,7 +381,7 @@ impl WholeSim {
             node.flush();
             node.handle_readies();
         }));
-        self.drain(id);
+        self.drain(id, result.is_ok());
         if let Err(panic) = result {
             self.died(id, panic);
         }
@@ -413,7 +416,8 @@ impl WholeSim {
     }
 
     /// Carries out what a member's node did: messages, forwards, snapshot jobs, events, answers.
-    fn drain(&mut self, id: NodeId) {
+    /// `completed`: the call returned (rather than ending the process partway).
+    fn drain(&mut self, id: NodeId, completed: bool) {
         let member = self.members.get_mut(&id).expect("exists");
         let incarnation = member.incarnation;
         let Some(node) = member.node.as_mut() else { return };
@@ -422,6 +426,10 @@ impl WholeSim {
         let sm = node.state_machine();
         let (role, term) = (node.raft().role(), node.raft().term());
         let now = self.now();
+        let raft = self.members[&id].node.as_ref().expect("up").raft();
+        let violations = &mut self.checker.violations;
+        let sent = &out.messages;
+        self.observations.observe(id, incarnation, &out.observations, (sent, completed), raft, now, violations);
         if role == Role::Leader {
             self.checker.now_us = now;
             self.checker.observe_leader(term, id);

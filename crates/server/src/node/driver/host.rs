@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 use crate::node::simple_tokens::SimpleTokens;
 use crate::node::watch_hub::WatchHub;
 use crate::peer::transport::{self, Transport};
+use crate::ui::events::UiPublisher;
+use tally_node::observe::{NodeView, Observation};
 
 /// File in the data directory recording that this member was removed.
 pub const REMOVED_MARKER: &str = "REMOVED";
@@ -34,6 +36,21 @@ pub struct ServerHost {
     pub data_dir: PathBuf,
     /// Where snapshot threads hand back what they wrote.
     pub snapshots_written: Sender<Result<Snapshot, String>>,
+    /// The live view's publisher, with `--enable-ui`.
+    pub ui: Option<UiPublisher>,
+}
+
+impl ServerHost {
+    /// Whether the live view's next whole-state view is due.
+    pub fn view_due(&self, now: Instant) -> bool {
+        self.ui.as_ref().is_some_and(|ui| ui.view_due(now))
+    }
+
+    pub fn publish_view(&mut self, view: &NodeView, now: Instant) {
+        if let Some(ui) = &mut self.ui {
+            ui.publish_view(view, now);
+        }
+    }
 }
 
 impl Host for ServerHost {
@@ -44,6 +61,16 @@ impl Host for ServerHost {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn observing(&self) -> bool {
+        self.ui.as_ref().is_some_and(|ui| ui.watched())
+    }
+
+    fn observe(&mut self, observation: Observation) {
+        if let Some(ui) = &mut self.ui {
+            ui.publish(&observation);
+        }
     }
 
     fn send(&mut self, messages: &mut Vec<Message>) {

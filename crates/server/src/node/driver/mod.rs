@@ -121,6 +121,10 @@ impl Driver {
                 self.node.snapshot_written(written);
             }
             let now = Instant::now();
+            if self.node.host().view_due(now) {
+                let view = self.node.view();
+                self.node.host_mut().publish_view(&view, now);
+            }
             if now >= next_tick {
                 self.node.tick();
                 // After a stall, resume ticking from now instead of firing a burst of ticks.

@@ -3,6 +3,7 @@
 //! WGL checker in `crate::linearizability`.
 
 pub mod leases;
+pub mod observations;
 pub mod revisions;
 pub mod state_hashes;
 pub mod watches;

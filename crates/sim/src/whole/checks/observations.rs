@@ -1,0 +1,98 @@
+//! The live view tells the truth: what a node reports to its watchers (`tally_node::observe`)
+//! agrees with what it did. Every message it sent is reported, and every refused vote says
+//! why; terms and commit marks never go back within a process; applied never passes commit;
+//! the log entries it reports are the ones its log holds; and no two members report leading
+//! in the same term.
+
+use std::collections::BTreeMap;
+
+use tally_node::observe::{Observation, Sent};
+use tally_raft::{Message, NodeId, Raft, Role, Term};
+
+use super::Violation;
+
+#[derive(Default)]
+pub struct Observations {
+    /// Per member: its incarnation, the last term and commit index it reported.
+    last: BTreeMap<NodeId, (u64, Term, u64)>,
+    /// Who reported leading each term.
+    leaders: BTreeMap<Term, NodeId>,
+}
+
+impl Observations {
+    /// Checks what member `id` (its `raft` as it is now) reported during one call, in which
+    /// it sent `sent`; a call that ended the process partway (a disk failure) may have
+    /// reported messages it never got to send.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        id: NodeId,
+        incarnation: u64,
+        observations: &[Observation],
+        (sent, completed): (&[Message], bool),
+        raft: &Raft,
+        now_us: u64,
+        violations: &mut Vec<Violation>,
+    ) {
+        let mut fail = |detail: String| {
+            violations.push(Violation { property: "the view tells the truth", time_us: now_us, detail })
+        };
+        let last = self.last.entry(id).or_insert((incarnation, 0, 0));
+        if last.0 != incarnation {
+            *last = (incarnation, 0, 0);
+        }
+        let mut reported_sent = 0;
+        for o in observations {
+            match o {
+                Observation::Role { role: Role::Leader, term, .. } => {
+                    if let Some(other) = self.leaders.insert(*term, id).filter(|&other| other != id) {
+                        fail(format!("members {other} and {id} both reported leading term {term}"));
+                    }
+                }
+                Observation::Term { term, .. } => {
+                    if *term < last.1 {
+                        fail(format!("member {id} reported term {term} after term {}", last.1));
+                    }
+                    last.1 = *term;
+                }
+                Observation::Commit { commit, applied } => {
+                    if *commit < last.2 || applied > commit {
+                        fail(format!(
+                            "member {id} reported commit {commit}, applied {applied} after commit {}",
+                            last.2
+                        ));
+                    }
+                    last.2 = *commit;
+                }
+                Observation::Log { runs, .. } => {
+                    for &(first, last_index, term) in runs {
+                        for index in first..=last_index {
+                            // Compacted since is fine; a different term is not.
+                            if raft.log_term(index).is_some_and(|t| t != term) && index >= raft.first_index() {
+                                fail(format!(
+                                    "member {id} reported entry {index} at term {term}, its log holds another"
+                                ));
+                            }
+                        }
+                    }
+                }
+                Observation::Sent { what, .. } => {
+                    reported_sent += 1;
+                    let (granted, reason) = match what {
+                        Sent::PreVoteResp { granted, reason } | Sent::VoteResp { granted, reason } => {
+                            (*granted, *reason)
+                        }
+                        _ => continue,
+                    };
+                    if granted == reason.is_some() {
+                        fail(format!("member {id} reported a vote answer granted={granted} with reason {reason:?}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if reported_sent < sent.len() || (completed && reported_sent > sent.len()) {
+            fail(format!("member {id} sent {} messages and reported {reported_sent}", sent.len()));
+        }
+    }
+}
