@@ -96,3 +96,41 @@ impl Observations {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_raft::{Config, MessageBody, Persisted, RefusalReason};
+
+    fn raft() -> Raft {
+        Raft::new(Config::new(1), Persisted::bootstrap([1, 2, 3])).unwrap()
+    }
+
+    fn check(obs: &mut Observations, id: NodeId, reported: &[Observation], sent: &[Message]) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        obs.observe(id, 1, reported, (sent, true), &raft(), 0, &mut violations);
+        violations
+    }
+
+    #[test]
+    fn false_reports_are_caught() {
+        let mut obs = Observations::default();
+        let leads = Observation::Role { role: Role::Leader, term: 4, leader: Some(1) };
+        assert!(check(&mut obs, 1, &[leads.clone()], &[]).is_empty());
+        assert_eq!(check(&mut obs, 2, &[leads], &[]).len(), 1, "two leaders reported in term 4");
+
+        let refusal = Observation::Sent { to: 2, term: 4, what: Sent::VoteResp { granted: false, reason: None } };
+        let m = Message { from: 1, to: 2, term: 4, body: MessageBody::VoteResp { reject: true } };
+        assert_eq!(check(&mut obs, 1, &[refusal], std::slice::from_ref(&m)).len(), 1, "a refusal without reason");
+        let unreported = check(&mut obs, 1, &[], std::slice::from_ref(&m));
+        assert_eq!(unreported.len(), 1, "a message sent and not reported");
+        let reason = Some(RefusalReason::StaleLog);
+        let honest = Observation::Sent { to: 2, term: 4, what: Sent::VoteResp { granted: false, reason } };
+        assert!(check(&mut obs, 1, &[honest], &[m]).is_empty());
+
+        let commit = |commit, applied| Observation::Commit { commit, applied };
+        assert!(check(&mut obs, 3, &[commit(5, 5)], &[]).is_empty());
+        assert_eq!(check(&mut obs, 3, &[commit(4, 4)], &[]).len(), 1, "commit went back");
+        assert_eq!(check(&mut obs, 3, &[commit(6, 7)], &[]).len(), 1, "applied past commit");
+    }
+}
