@@ -116,7 +116,7 @@ mod tests {
     fn false_reports_are_caught() {
         let mut obs = Observations::default();
         let leads = Observation::Role { role: Role::Leader, term: 4, leader: Some(1) };
-        assert!(check(&mut obs, 1, &[leads.clone()], &[]).is_empty());
+        assert!(check(&mut obs, 1, std::slice::from_ref(&leads), &[]).is_empty());
         assert_eq!(check(&mut obs, 2, &[leads], &[]).len(), 1, "two leaders reported in term 4");
 
         let refusal = Observation::Sent { to: 2, term: 4, what: Sent::VoteResp { granted: false, reason: None } };
