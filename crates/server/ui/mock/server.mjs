@@ -68,7 +68,6 @@ class Member {
     this.progress = new Map();
     this.votes = new Map();
     this.heard = new Map();
-    this.sentThisSec = 0;
     this.leftOut = 0;
   }
 
@@ -133,8 +132,12 @@ class Member {
 
   send(to, kind, body = {}) {
     const msg = { kind, from: this.id, term: body.term ?? this.term, ...body };
-    if (this.sentThisSec < MSG_PER_SEC) {
-      this.sentThisSec++;
+    // At most MSG_PER_SEC shown, spread evenly (a token bucket holding a tenth of a second).
+    const now = Date.now();
+    this.tokens = Math.min(MSG_PER_SEC / 10, (this.tokens ?? 0) + ((now - (this.tokenAt ?? now)) * MSG_PER_SEC) / 1000);
+    this.tokenAt = now;
+    if (this.tokens >= 1) {
+      this.tokens--;
       const { from: _from, ...shown } = msg;
       this.emit({ type: 'msg', to: to.id, ...shown, entries: kind === 'append' ? msg.entries.length : undefined });
     } else this.leftOut++;
@@ -496,7 +499,6 @@ setInterval(() => {
 setInterval(() => {
   for (const m of members) {
     if (m.leftOut) m.emit({ type: 'sampled', count: m.leftOut });
-    m.sentThisSec = 0;
     m.leftOut = 0;
   }
 }, 1000);

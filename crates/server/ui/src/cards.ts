@@ -117,7 +117,9 @@ export class Cards {
     );
     let heard = '—';
     const since = Math.max(0, f.t - st.heardAt);
-    if (st.role === 'leader' && st.heard.length) {
+    if (role === 'down') {
+      heard = '—';
+    } else if (st.role === 'leader' && st.heard.length) {
       heard = st.heard
         .filter((x) => x.id !== f.members.list[i].id)
         .map((x) => `${f.members.name(x.id)} ${age(x.ms + stale(since))}`)

@@ -32,8 +32,7 @@ export function notable(r: Rec): boolean {
       return true;
     case 'msg':
       switch (e.kind) {
-        case 'pre-vote':
-        case 'vote':
+        // Requests show as shapes in flight; the role change says the member asks for votes.
         case 'pre-vote-resp':
         case 'vote-resp':
         case 'snapshot':

@@ -79,7 +79,7 @@ export class Graph {
   private dotLayer: SVGGElement;
   private n = -1;
 
-  constructor(svg: SVGSVGElement) {
+  constructor(private svg: SVGSVGElement) {
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     this.linkLayer = s('g', { class: 'links' });
     this.dotLayer = s('g', { class: 'dots', 'aria-hidden': 'true' });
@@ -122,6 +122,16 @@ export class Graph {
       this.nodeLayer.append(g);
       this.nodes.push({ g, ring, halo, name, role, term, status, x, y });
     }
+    // Fit the view to the drawing (nodes, halos and the status lines above or below them).
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const nd of this.nodes) {
+      const below = nd.y > CY + 1 || n === 1;
+      x0 = Math.min(x0, nd.x - 64);
+      x1 = Math.max(x1, nd.x + 64);
+      y0 = Math.min(y0, nd.y - NODE_R - 9 - (below ? 0 : 24));
+      y1 = Math.max(y1, nd.y + NODE_R + 9 + (below ? 20 : 0));
+    }
+    if (n) this.svg.setAttribute('viewBox', `${(x0 - 4).toFixed(0)} ${(y0 - 4).toFixed(0)} ${(x1 - x0 + 8).toFixed(0)} ${(y1 - y0 + 8).toFixed(0)}`);
     for (let a = 0; a < n; a++) {
       for (let b = a + 1; b < n; b++) {
         const [x1, y1, x2, y2] = this.ends(a, b, 0);

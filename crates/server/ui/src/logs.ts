@@ -90,7 +90,8 @@ export class Logs {
     const { states } = f;
     let hi = 0;
     for (const s of states) hi = Math.max(hi, s.lastIndex);
-    const lo = Math.max(1, hi - n + 1);
+    // One empty column past the longest log: where the next entry goes (and next indexes point).
+    const lo = Math.max(1, hi + 2 - n);
     for (let k = 0; k < n; k++) {
       const idx = lo + k;
       setText(this.heads[k], idx % 5 === 0 || k === 0 ? String(idx) : '');
@@ -121,36 +122,37 @@ export class Logs {
         setAttr(cell, 'class', cls);
         setText(cell, text);
       }
-      this.mark(r.c, s.commit, lo, n, s.known);
-      this.mark(r.a, s.applied, lo, n, s.known && s.applied !== s.commit);
+      this.mark(r.c, 'C', 0, 0, s.commit, lo, n, s.known);
+      this.mark(r.a, 'A', 0, 1, s.applied, lo, n, s.known && s.applied !== s.commit);
       const pr = leader && leader !== s ? leader.progress.find((p) => p.id === f.members.list[i].id) : undefined;
-      this.mark(r.m, pr ? pr.match : 0, lo, n, !!pr);
-      this.mark(r.n, pr ? pr.next : 0, lo, n, !!pr);
+      this.mark(r.m, 'M', 1, 0, pr ? pr.match : 0, lo, n, !!pr);
+      this.mark(r.n, 'N', 1, 1, pr ? pr.next : 0, lo, n, !!pr);
       const info = s.known
         ? `last ${s.lastIndex} · commit ${s.commit}\napplied ${s.applied}` +
-          (pr ? `\nleader: match ${pr.match} · next ${pr.next}${pr.state ? ` (${pr.state})` : ''}${pr.active === false ? ', inactive' : ''}` : '')
+          (pr ? `\nmatch ${pr.match} · next ${pr.next}${pr.state && pr.state !== 'replicate' ? ` · ${pr.state}` : ''}${pr.active === false ? ' · inactive' : ''}` : '')
         : 'no data';
       setText(r.info, info);
     }
   }
 
-  /** Places a mark under index `idx` (at the window's edge, with an arrow, when outside it). */
-  private mark(el: HTMLElement, idx: number, lo: number, n: number, show: boolean): void {
+  /** Places a mark under index `idx`; outside the window, at its edge with an arrow and the
+   * index (`slot` keeps two such marks of a line apart). */
+  private mark(el: HTMLElement, letter: string, line: number, slot: number, idx: number, lo: number, n: number, show: boolean): void {
     if (!show || idx <= 0) {
       setAttr(el, 'style', 'display:none');
       return;
     }
     const k = idx - lo;
-    const base = el.classList.contains('mk-m') || el.classList.contains('mk-n') ? 'top:16px;' : 'top:2px;';
+    const top = `top:${line * 14 + 2}px;`;
     if (k < 0) {
-      setAttr(el, 'style', `${base}left:-4px`);
-      setText(el, `◀${el.className.slice(-1).toUpperCase()}`);
+      setAttr(el, 'style', `${top}left:${slot * 66}px`);
+      setText(el, `◀ ${letter} ${idx}`);
     } else if (k >= n) {
-      setAttr(el, 'style', `${base}left:${n * CELL - 14}px`);
-      setText(el, `${el.className.slice(-1).toUpperCase()}▶`);
+      setAttr(el, 'style', `${top}right:${(1 - slot) * 66}px`);
+      setText(el, `${letter} ${idx} ▶`);
     } else {
-      setAttr(el, 'style', `${base}left:${k * CELL + (el.classList.contains('mk-a') || el.classList.contains('mk-n') ? 13 : 3)}px`);
-      setText(el, el.className.slice(-1).toUpperCase());
+      setAttr(el, 'style', `${top}left:${k * CELL + slot * 11 + 2}px`);
+      setText(el, letter);
     }
   }
 }

@@ -195,7 +195,7 @@ function frame(): void {
   const f: Frame = { members, states, t, live: timeline.live, leader, flights };
   const leaderName = leader >= 0 ? members.list[leader].name : '';
   setText(leaderEl, leaderName);
-  setText(leaderTerm, leader >= 0 ? `term ${states[leader].term}` : 'no leader');
+  setText(leaderTerm, leader >= 0 ? `term ${states[leader].term}` : 'none');
   const said = leader >= 0 ? `${leaderName} is the leader, term ${states[leader].term}` : 'No leader';
   if (timeline.live && said !== lastLeader) {
     lastLeader = said;
