@@ -31,7 +31,6 @@ export class ClientPanel {
       try {
         const r = await put(key.value, value.value);
         this.say(this.result, `Written ${key.value} at revision ${r.revision}.`, false);
-        this.onAction(`you wrote ${key.value} (revision ${r.revision})`);
       } catch (err) {
         this.say(this.result, `Write failed: ${(err as Error).message}`, true);
       } finally {
@@ -70,7 +69,7 @@ export class ClientPanel {
     this.running = s.running;
     setText(this.written, s.written.toLocaleString('en'));
     setText(this.loadState, s.running ? `running at ${s.rate.toLocaleString('en')} writes/s` : 'stopped');
-    this.stop.disabled = !this.running;
-    this.start.textContent = this.running ? 'Set rate' : 'Start';
+    if (this.stop.disabled === this.running) this.stop.disabled = !this.running;
+    setText(this.start, this.running ? 'Set rate' : 'Start');
   }
 }

@@ -104,7 +104,7 @@ export function sentence(r: Rec, members: Members): [string, Tone] | null {
         case 'append-resp':
           return [`${me} rejected ${to}'s append (log doesn't match at ${num(e.index)})`, 'refuse'];
         case 'append':
-          return [`${me} → ${to}: append ${num(e.entries)} after ${num(e.prev_index)}@${num(e.prev_term)}`, 'info'];
+          return [`${me} → ${to}: append ${Array.isArray(e.entries) ? e.entries.length : num(e.entries)} entries after ${num(e.prev_index)}@${num(e.prev_term)}`, 'info'];
         default:
           return [`${me} → ${to}: ${String(e.kind)} (term ${term})`, 'info'];
       }

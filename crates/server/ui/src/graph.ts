@@ -1,5 +1,6 @@
-// The cluster drawn as in the Raft paper: members around a circle, the links between them, and
-// each message as a shape travelling from sender to receiver.
+// The cluster drawn as in the Raft paper: members around a circle (SVG), the links between them,
+// and each message as a shape travelling from sender to receiver (on a canvas laid over the
+// SVG: hundreds of shapes move every frame, which as SVG elements would cost a layout each).
 
 import { age, stale, s, setAttr, setText } from './dom';
 import { FLIGHT_MS, MAX_FLIGHTS, type Flight, type Frame } from './frame';
@@ -39,10 +40,35 @@ function triangle(r: number): string {
   return `M0,${-r}L${r * 0.9},${r * 0.6}L${-r * 0.9},${r * 0.6}Z`;
 }
 
-/** The CSS class of a flight (its colour and fill). */
-function flightClass(f: Flight): string {
-  if (f.bad) return 'dot k-bad';
-  return `dot k-${f.kind}`;
+/** How each kind of message is drawn (colours resolved from the CSS variables at start). */
+interface Paint {
+  fill?: string;
+  stroke?: string;
+  width?: number;
+}
+
+function paints(): Record<string, Paint> {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name: string) => css.getPropertyValue(name).trim() || '#888';
+  const follower = v('--follower');
+  const ok = v('--ok');
+  const candidate = v('--candidate');
+  return {
+    append: { fill: follower },
+    heartbeat: { stroke: follower, width: 1.5 },
+    'append-resp': { fill: ok },
+    'heartbeat-resp': { fill: ok },
+    'pre-vote': { stroke: candidate, width: 2 },
+    vote: { fill: candidate },
+    'pre-vote-resp': { fill: ok, stroke: v('--bg'), width: 1.5 },
+    'vote-resp': { fill: ok, stroke: v('--bg'), width: 1.5 },
+    bad: { stroke: v('--bad'), width: 3 },
+    snapshot: { fill: v('--t5') },
+    'timeout-now': { fill: '#ffffff' },
+    'read-index': { stroke: '#aab6c6', width: 1.5 },
+    'read-index-resp': { stroke: '#aab6c6', width: 1.5 },
+    other: { fill: '#aab6c6' },
+  };
 }
 
 function shapeOf(f: Flight): string {
@@ -71,31 +97,43 @@ interface LinkEls {
 export class Graph {
   private nodes: NodeEls[] = [];
   private links: LinkEls[] = [];
-  private dots: SVGPathElement[] = [];
-  private dotState: string[] = [];
-  private labels: SVGTextElement[] = [];
   private linkLayer: SVGGElement;
   private nodeLayer: SVGGElement;
-  private dotLayer: SVGGElement;
   private n = -1;
+  private canvas: HTMLCanvasElement;
+  private ctx: CanvasRenderingContext2D | null;
+  private paths = new Map<string, Path2D>();
+  private paint: Record<string, Paint> | null = null;
+  private box = { x: 0, y: 0, w: W, h: H };
+  private size = { w: 0, h: 0, dpr: 1 };
+  private drawn = false;
+  private still = matchMedia('(prefers-reduced-motion: reduce)');
 
   constructor(private svg: SVGSVGElement) {
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     this.linkLayer = s('g', { class: 'links' });
-    this.dotLayer = s('g', { class: 'dots', 'aria-hidden': 'true' });
     this.nodeLayer = s('g', { class: 'nodes' });
-    svg.append(this.linkLayer, this.nodeLayer, this.dotLayer);
-    for (let i = 0; i < MAX_FLIGHTS; i++) {
-      const d = s('path', { class: 'dot', visibility: 'hidden' });
-      this.dots.push(d);
-      this.dotState.push('');
-      this.dotLayer.append(d);
-    }
-    for (let i = 0; i < 12; i++) {
-      const t = s('text', { class: 'dot-label', visibility: 'hidden' });
-      this.labels.push(t);
-      this.dotLayer.append(t);
-    }
+    svg.append(this.linkLayer, this.nodeLayer);
+    this.canvas = document.createElement('canvas');
+    this.canvas.className = 'flights';
+    this.canvas.setAttribute('aria-hidden', 'true');
+    svg.after(this.canvas);
+    this.ctx = this.canvas.getContext('2d');
+    new ResizeObserver(() => this.resize()).observe(svg);
+  }
+
+  private resize(): void {
+    const r = this.svg.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.size = { w: r.width, h: r.height, dpr };
+    const parent = (this.canvas.offsetParent ?? document.body).getBoundingClientRect();
+    this.canvas.style.left = `${r.left - parent.left - (this.canvas.offsetParent?.clientLeft ?? 0)}px`;
+    this.canvas.style.top = `${r.top - parent.top - (this.canvas.offsetParent?.clientTop ?? 0)}px`;
+    this.canvas.style.width = `${r.width}px`;
+    this.canvas.style.height = `${r.height}px`;
+    this.canvas.width = Math.round(r.width * dpr);
+    this.canvas.height = Math.round(r.height * dpr);
+    this.drawn = true;
   }
 
   private layout(f: Frame): void {
@@ -131,7 +169,10 @@ export class Graph {
       y0 = Math.min(y0, nd.y - NODE_R - 9 - (below ? 0 : 24));
       y1 = Math.max(y1, nd.y + NODE_R + 9 + (below ? 20 : 0));
     }
-    if (n) this.svg.setAttribute('viewBox', `${(x0 - 4).toFixed(0)} ${(y0 - 4).toFixed(0)} ${(x1 - x0 + 8).toFixed(0)} ${(y1 - y0 + 8).toFixed(0)}`);
+    if (n) {
+      this.box = { x: Math.round(x0 - 4), y: Math.round(y0 - 4), w: Math.round(x1 - x0 + 8), h: Math.round(y1 - y0 + 8) };
+      this.svg.setAttribute('viewBox', `${this.box.x} ${this.box.y} ${this.box.w} ${this.box.h}`);
+    }
     for (let a = 0; a < n; a++) {
       for (let b = a + 1; b < n; b++) {
         const [x1, y1, x2, y2] = this.ends(a, b, 0);
@@ -195,41 +236,62 @@ export class Graph {
   }
 
   private renderFlights(f: Frame): void {
-    let d = 0;
-    let l = 0;
+    const ctx = this.ctx;
+    if (!ctx || !this.size.w) return;
+    const { w, h, dpr } = this.size;
     const list = f.flights;
-    for (let k = Math.max(0, list.length - MAX_FLIGHTS); k < list.length; k++) {
-      const fl = list[k];
+    if (!list.length && !this.drawn) return;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.drawn = false;
+    if (this.still.matches) return;
+    // The SVG's viewBox, fitted as preserveAspectRatio="xMidYMid meet" does.
+    const b = this.box;
+    const k = Math.min(w / b.w, h / b.h);
+    const ox = (w - b.w * k) / 2 - b.x * k;
+    const oy = (h - b.h * k) / 2 - b.y * k;
+    ctx.setTransform(dpr * k, 0, 0, dpr * k, dpr * ox, dpr * oy);
+    this.paint ??= paints();
+    ctx.lineJoin = 'round';
+    ctx.lineCap = 'round';
+    ctx.font = '600 11px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    let labels = 0;
+    for (let i = Math.max(0, list.length - MAX_FLIGHTS); i < list.length; i++) {
+      const fl = list[i];
       const p = (f.t - fl.at) / FLIGHT_MS;
       if (p < 0 || p > 1 || fl.to < 0 || fl.to >= this.nodes.length || fl.from >= this.nodes.length) continue;
-      const [x1, y1, x2, y2] = this.ends(fl.from, fl.to, 5);
+      const [x1, y1, x2, y2] = this.ends(fl.from, fl.to, 8);
       const e = p < 0.5 ? 2 * p * p : 1 - 2 * (1 - p) * (1 - p);
       const x = x1 + (x2 - x1) * e;
       const y = y1 + (y2 - y1) * e;
-      const dot = this.dots[d];
-      const key = `${flightClass(fl)}|${fl.kind}`;
-      if (this.dotState[d] !== key) {
-        this.dotState[d] = key;
-        dot.setAttribute('class', flightClass(fl));
-        dot.setAttribute('d', shapeOf(fl));
+      const d = shapeOf(fl);
+      let path = this.paths.get(d);
+      if (!path) this.paths.set(d, (path = new Path2D(d)));
+      const pt = this.paint[fl.bad ? 'bad' : fl.kind] ?? this.paint.other;
+      ctx.translate(x, y);
+      if (pt.fill) {
+        ctx.fillStyle = pt.fill;
+        ctx.fill(path);
       }
-      dot.setAttribute('transform', `translate(${x.toFixed(1)},${y.toFixed(1)})`);
-      dot.setAttribute('visibility', 'visible');
-      d++;
-      if (fl.label && l < this.labels.length) {
-        const t = this.labels[l++];
-        setText(t, fl.label);
-        t.setAttribute('x', (x + 9).toFixed(1));
-        t.setAttribute('y', (y - 8).toFixed(1));
-        t.setAttribute('visibility', 'visible');
+      if (pt.stroke) {
+        ctx.strokeStyle = pt.stroke;
+        ctx.lineWidth = pt.width ?? 1.5;
+        ctx.stroke(path);
       }
-      if (d >= this.dots.length) break;
+      ctx.translate(-x, -y);
+      if (fl.label && labels++ < 12) {
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = getBg(this.paint);
+        ctx.strokeText(fl.label, x, y - 11);
+        ctx.fillStyle = this.paint.bad.stroke ?? '#f66';
+        ctx.fillText(fl.label, x, y - 11);
+      }
+      this.drawn = true;
     }
-    for (let k = d; k < this.dots.length; k++) {
-      if (this.dotState[k] === 'hidden') continue;
-      this.dotState[k] = 'hidden';
-      this.dots[k].setAttribute('visibility', 'hidden');
-    }
-    for (let k = l; k < this.labels.length; k++) this.labels[k].setAttribute('visibility', 'hidden');
   }
+}
+
+function getBg(p: Record<string, Paint>): string {
+  return p['vote-resp'].stroke ?? '#000';
 }

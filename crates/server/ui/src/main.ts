@@ -88,7 +88,8 @@ function connect(m: number): void {
     },
     status(up, why) {
       const st = store.live[m];
-      if (up ? st.known && !st.up : st.up) record(m, { type: 'x-stream', t: Date.now(), up, why });
+      // A stream coming back with a hello says so itself; one resuming (a paused member) does not.
+      if (up ? why !== 'hello' && st.known && !st.up : st.up) record(m, { type: 'x-stream', t: Date.now(), up, why });
     },
   });
 }
@@ -169,8 +170,17 @@ function flightsBefore(seq: number, at: number): Flight[] {
   return out.reverse();
 }
 
+let timelineAt = 0;
+let timelineVersion = -1;
+
 function frame(): void {
-  timeline.render();
+  // The timeline's controls move with every frame when live: four times a second is enough.
+  const ms = performance.now();
+  if (!timeline.live || timeline.version !== timelineVersion || ms - timelineAt > 250) {
+    timelineAt = ms;
+    timelineVersion = timeline.version;
+    timeline.render();
+  }
   let states: MState[];
   let flights: Flight[];
   const t = timeline.shownAt();

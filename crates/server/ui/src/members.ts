@@ -33,6 +33,7 @@ export class Members {
 
   setId(i: number, id: string): void {
     if (!id) return;
+    if (this.list[i].id) this.byId.delete(this.list[i].id);
     this.list[i].id = id;
     this.byId.set(id, i);
   }

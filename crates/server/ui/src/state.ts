@@ -64,7 +64,7 @@ const NO_ID = /^0*$/;
 
 /** An id field as a string ('' for none: absent, null, 0 or all zeros). */
 export function idOf(v: unknown): string {
-  if (typeof v === 'string') return NO_ID.test(v) ? '' : v.toLowerCase();
+  if (typeof v === 'string') return NO_ID.test(v) ? '' : v.toLowerCase().padStart(16, '0');
   if (typeof v === 'number') return v === 0 ? '' : v.toString(16).padStart(16, '0');
   return '';
 }

@@ -14,7 +14,7 @@ const RETRY_MAX_MS = 1000;
 export interface StreamSink {
   event(e: Ev): void;
   /** The stream went up (an event came) or down (error, silence). */
-  status(up: boolean, why: 'event' | 'error' | 'silent'): void;
+  status(up: boolean, why: 'hello' | 'event' | 'error' | 'silent'): void;
 }
 
 export class Stream {
@@ -50,7 +50,7 @@ export class Stream {
       if (typeof e.t !== 'number') e.t = Date.now();
       if (!this.up) {
         this.up = true;
-        this.sink.status(true, 'event');
+        this.sink.status(true, e.type === 'hello' ? 'hello' : 'event');
       }
       this.sink.event(e);
     };

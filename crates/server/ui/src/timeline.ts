@@ -103,8 +103,8 @@ export class Timeline {
       if (els.slider.value !== v) els.slider.value = v;
     }
     setAttr(els.slider, 'aria-valuetext', this.live ? 'live' : `${age(end - at)} ago, at ${clock(Date.now() - (end - at))}`);
-    els.live.setAttribute('aria-pressed', String(this.live));
-    els.pause.setAttribute('aria-pressed', String(!this.live));
+    setAttr(els.live, 'aria-pressed', String(this.live));
+    setAttr(els.pause, 'aria-pressed', String(!this.live));
     const canBack = (this.live ? store.end - 1 : this.cursor) > store.base;
     const canFwd = !this.live && this.cursor < store.end - 1;
     if (els.back.disabled === canBack) els.back.disabled = !canBack;
