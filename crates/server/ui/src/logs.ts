@@ -59,7 +59,8 @@ export class Logs {
     for (const m of f.members.list) {
       const role = h('span', { class: 'lg-role' });
       const label = h('span', { class: 'lg-label' }, h('b', {}, m.name), role);
-      const cellsEl = h('div', { class: 'lg-cells' });
+      // The cells are for the eye; the numbers beside them say the same in words.
+      const cellsEl = h('div', { class: 'lg-cells', 'aria-hidden': 'true' });
       const cells: HTMLElement[] = [];
       for (let k = 0; k < n; k++) {
         const c = h('span', { class: 'cell' });
