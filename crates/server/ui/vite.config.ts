@@ -3,9 +3,15 @@
 // built files are committed and `scripts/test` checks they match a rebuild.
 import { defineConfig } from 'vite';
 
+// `npm run dev` serves the sources with live reload at http://localhost:5173/ui/ and passes the
+// API to a running `tally dev` (or `npm run mock`): TALLY_DEV_URL, by default port 2378.
+declare const process: { env: Record<string, string | undefined> };
+const api = process.env.TALLY_DEV_URL ?? 'http://127.0.0.1:2378';
+
 export default defineConfig({
   base: '/ui/',
   publicDir: false,
+  server: { proxy: { '/ui/cluster': api, '/dev': api } },
   build: {
     outDir: 'dist',
     emptyOutDir: true,
