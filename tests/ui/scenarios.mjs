@@ -89,7 +89,9 @@ function settled(ms) {
 
 async function click(page, testid) {
   const b = page.locator(`[data-testid="${testid}"]`);
-  await b.waitFor({ state: 'visible', timeout: 5000 });
+  await b.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {
+    throw new Error(`button ${testid} not shown (is the page served by \`tally dev\`, with controls?)`);
+  });
   // Enabled once the page knows the process state the action needs.
   const deadline = Date.now() + 5000;
   while (await b.isDisabled()) {

@@ -2,7 +2,7 @@
 // events, and draws the cluster as of now (or of any moment on the timeline).
 
 import './style.css';
-import { ApiError, getCluster, memberAction, type MemberAction } from './api';
+import { getCluster, memberAction, type MemberAction } from './api';
 import { Cards } from './cards';
 import { ClientPanel } from './client';
 import { REASONS, notable } from './describe';
@@ -46,9 +46,10 @@ const timeline = new Timeline(store, members, {
 });
 
 /** Adds an event to the timeline (m = -1: the page's own, filed under the first member). */
-function record(m: number, e: Ev): Rec {
+function record(m: number, e: Ev): void {
+  if (!store.live.length) return;
   dirty = true;
-  return store.push(Math.max(0, m), e, notable({ seq: 0, at: 0, m, e }));
+  store.push(Math.max(0, m), e, notable({ seq: 0, at: 0, m, e }));
 }
 
 function flightOf(r: Rec): Flight | null {
@@ -97,7 +98,6 @@ function connect(m: number): void {
 function applyCluster(c: Cluster): void {
   controls = c.controls === true;
   cards.controls = controls;
-  document.body.classList.toggle('controls', controls);
   ($('client') as HTMLElement).hidden = !controls;
   for (const cm of c.members) {
     let m = members.indexOfName(cm.name);
@@ -138,12 +138,7 @@ async function poll(): Promise<void> {
 async function act(name: string, action: MemberAction): Promise<void> {
   const m = members.indexOfName(name);
   record(m, { type: 'x-action', t: Date.now(), text: `you asked to ${action} ${name}` });
-  try {
-    applyCluster(await memberAction(name, action));
-  } catch (err) {
-    if (err instanceof ApiError) throw err;
-    throw new ApiError(String(err));
-  }
+  applyCluster(await memberAction(name, action));
 }
 
 // --- drawing ---

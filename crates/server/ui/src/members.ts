@@ -4,8 +4,6 @@ export interface Member {
   name: string;
   id: string;
   clientUrl: string;
-  /** Whether `/ui/cluster` still lists it. */
-  listed: boolean;
 }
 
 export class Members {
@@ -24,7 +22,7 @@ export class Members {
   /** Adds a member (returns -1 if known already, by name). */
   add(name: string, id: string, clientUrl: string): number {
     if (this.byName.has(name)) return -1;
-    this.list.push({ name, id: id.toLowerCase(), clientUrl, listed: true });
+    this.list.push({ name, id: id.toLowerCase(), clientUrl });
     const i = this.list.length - 1;
     this.byName.set(name, i);
     if (id) this.byId.set(id.toLowerCase(), i);
