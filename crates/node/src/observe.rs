@@ -13,7 +13,7 @@ use tally_raft::{
 use crate::{Host, Node};
 
 /// Entries of the log's tail a [`NodeView`] carries.
-pub const VIEW_LOG_ENTRIES: usize = 48;
+pub const VIEW_LOG_ENTRIES: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {

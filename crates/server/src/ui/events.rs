@@ -1,8 +1,10 @@
 //! The member's event stream: the driver publishes the node's observations, each encoded once,
 //! to every open `/ui/events` stream. Publishing never waits: each stream has a bounded buffer,
 //! and one that falls behind loses the oldest events and is told how many (`dropped`). Nothing
-//! is encoded while no stream is open. Messages are sampled (at most [`MESSAGES_PER_SECOND`]),
-//! so a busy leader's thousands of appends a second cost the driver and the page little.
+//! is encoded while no stream is open. Messages are sampled (a token bucket refilled at
+//! [`MESSAGES_PER_SECOND`], so the ones shown are spread over the second rather than the first
+//! hundred of it), so a busy leader's thousands of appends a second cost the driver and the page
+//! little.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,8 +17,10 @@ use super::json;
 
 /// Events a stream may fall behind by before it loses the oldest.
 const STREAM_BUFFER: usize = 4096;
-/// `msg` events sent per second; the others are counted in a `sampled` event.
+/// `msg` events sent per second; the others are counted in a `sampled` event once a second.
 pub const MESSAGES_PER_SECOND: u32 = 100;
+/// Messages sent at once after a quiet spell (an election's votes all show).
+const MESSAGE_BURST: f64 = 20.0;
 /// How often open streams get the node's whole state.
 pub const VIEW_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -61,16 +65,19 @@ impl UiEvents {
 /// The driver's side: encodes, samples and publishes.
 pub struct UiPublisher {
     events: Arc<UiEvents>,
-    window_start: Instant,
-    messages_in_window: u32,
+    /// Messages that may be sent now, and when the bucket was last refilled.
+    tokens: f64,
+    refilled: Instant,
+    /// Messages left out since the last `sampled` event, sent at `sampled_at`.
     sampled_out: u64,
+    sampled_at: Instant,
     next_view: Instant,
 }
 
 impl UiPublisher {
     pub fn new(events: Arc<UiEvents>) -> Self {
         let now = Instant::now();
-        Self { events, window_start: now, messages_in_window: 0, sampled_out: 0, next_view: now }
+        Self { events, tokens: MESSAGE_BURST, refilled: now, sampled_out: 0, sampled_at: now, next_view: now }
     }
 
     pub fn watched(&self) -> bool {
@@ -78,18 +85,30 @@ impl UiPublisher {
     }
 
     pub fn publish(&mut self, observation: &Observation) {
-        let now = Instant::now();
-        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.end_window(now);
-        }
-        if matches!(observation, Observation::Sent { .. }) {
-            if self.messages_in_window >= MESSAGES_PER_SECOND {
-                self.sampled_out += 1;
-                return;
-            }
-            self.messages_in_window += 1;
+        if matches!(observation, Observation::Sent { .. }) && !self.take_token(Instant::now()) {
+            return;
         }
         self.events.send(json::observation(now_ms(), observation));
+    }
+
+    /// Whether a message may be shown now; counts the ones left out, and says so once a second.
+    fn take_token(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.refilled).as_secs_f64() * f64::from(MESSAGES_PER_SECOND);
+        self.tokens = (self.tokens + refill).min(MESSAGE_BURST);
+        self.refilled = now;
+        if self.sampled_out > 0 && now.duration_since(self.sampled_at) >= Duration::from_secs(1) {
+            self.events.send(json::counted("sampled", now_ms(), std::mem::take(&mut self.sampled_out)));
+            self.sampled_at = now;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return true;
+        }
+        if self.sampled_out == 0 {
+            self.sampled_at = now;
+        }
+        self.sampled_out += 1;
+        false
     }
 
     /// Whether the next view is due (every [`VIEW_INTERVAL`] while anyone watches).
@@ -102,14 +121,6 @@ impl UiPublisher {
         let encoded: Arc<str> = Arc::from(json::view(now_ms(), view));
         *self.events.latest_view.lock().expect("view lock") = Some(encoded.clone());
         let _ = self.events.sender.send(encoded);
-    }
-
-    fn end_window(&mut self, now: Instant) {
-        if self.sampled_out > 0 {
-            self.events.send(json::counted("sampled", now_ms(), std::mem::take(&mut self.sampled_out)));
-        }
-        self.window_start = now;
-        self.messages_in_window = 0;
     }
 }
 
@@ -145,19 +156,21 @@ mod tests {
         let events = UiEvents::new(1, "n1".into());
         let (_, mut live) = events.subscribe();
         let mut publisher = UiPublisher::new(events.clone());
-        for _ in 0..MESSAGES_PER_SECOND + 50 {
-            publisher.publish(&message(2));
-        }
+        // A burst: the bucket's worth goes out, the rest is counted.
+        let now = Instant::now();
+        let shown = (0..MESSAGE_BURST as usize + 50).filter(|_| publisher.take_token(now)).count();
+        assert_eq!(shown, MESSAGE_BURST as usize);
+        // A second later: a second's worth (capped by the burst) may go, and the count is told.
+        let later = now + Duration::from_secs(1);
+        let shown = (0..MESSAGES_PER_SECOND).filter(|_| publisher.take_token(later)).count();
+        assert_eq!(shown, MESSAGE_BURST as usize);
         // Other observations are never sampled.
         publisher.publish(&Observation::Commit { commit: 9, applied: 9 });
-        publisher.window_start -= Duration::from_secs(1);
-        publisher.publish(&message(3));
         let mut received = Vec::new();
         while let Ok(event) = live.try_recv() {
             received.push(event);
         }
         let count = |kind: &str| received.iter().filter(|e| e.contains(&format!(r#""type":"{kind}""#))).count();
-        assert_eq!(count("msg"), MESSAGES_PER_SECOND as usize + 1);
         assert_eq!(count("commit"), 1);
         let sampled: Vec<_> = received.iter().filter(|e| e.contains(r#""type":"sampled""#)).collect();
         assert_eq!(sampled.len(), 1);
