@@ -1,12 +1,31 @@
 //! `tally dev`: a local cluster in one command. Each member is a `tally server` child process
 //! with its own data directory and log file; Ctrl-C, SIGTERM or SIGHUP stops them all.
+//!
+//! `tally dev` also serves the live view of Raft with controls (`control`): members can be
+//! killed and restarted (`members`), paused, and cut off from each other by the peer proxy
+//! every member-to-member connection passes through (`proxy`); keys can be written, one or
+//! at a steady rate (`load`).
+//!
+//! Ports, for the member with client port C (2379, 22379, 32379, ...): C serves clients, C+1
+//! is where it listens for peers, and C+2 is where it is advertised to them: the proxy's port.
+//! The control server listens on `--ui-port` (the first client port minus one: 2378).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+mod control;
+mod load;
+mod members;
+mod proxy;
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tally_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use tally_proto::etcdserverpb::StatusRequest;
+
+use members::Members;
 
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -17,9 +36,14 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 3)]
     nodes: u16,
     /// The first member's client port; the others follow the same pattern (P, 20000+P,
-    /// 30000+P, ...), each member's peer port is its client port plus one.
-    #[arg(long, default_value_t = 2379, value_parser = clap::value_parser!(u16).range(1..=5534))]
+    /// 30000+P, ...). Each member listens for peers on its client port plus one, and is
+    /// advertised to them through tally dev's proxy at its client port plus two.
+    #[arg(long, default_value_t = 2379, value_parser = clap::value_parser!(u16).range(2..=5533))]
     client_port: u16,
+    /// Where the live view and its controls are served (default: the first client port minus
+    /// one).
+    #[arg(long)]
+    ui_port: Option<u16>,
 }
 
 fn client_port(first: u16, i: u16) -> u16 {
@@ -46,15 +70,33 @@ fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-struct Members(Vec<Child>);
+/// The file in `--dir` that records the cluster its members were created for.
+const LAYOUT_FILE: &str = "dev-cluster";
 
-impl Drop for Members {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
+/// Member ids derive from the advertised peer URLs, so data directories made for other URLs
+/// (another `--client-port` or `--nodes`, or a `tally dev` from before the proxy) cannot be
+/// reused: refused with a message rather than left to fail in the members' logs.
+fn check_layout(dir: &Path, names: &[String], initial_cluster: &str) -> Result<(), String> {
+    let path = dir.join(LAYOUT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(recorded) if recorded.trim() == initial_cluster => return Ok(()),
+        Ok(recorded) => {
+            return Err(format!(
+                "{} holds a cluster made as {}, not {initial_cluster}; use another --dir, the same flags, or \
+                 remove it",
+                dir.display(),
+                recorded.trim()
+            ))
         }
+        Err(_) => {}
     }
+    if let Some(name) = names.iter().find(|name| dir.join(name).exists()) {
+        return Err(format!(
+            "{} was made by an older tally dev (advertised without the proxy); use another --dir or remove it",
+            dir.join(name).display()
+        ));
+    }
+    std::fs::write(&path, format!("{initial_cluster}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 pub async fn run(args: DevArgs) -> ExitCode {
@@ -75,74 +117,124 @@ pub async fn run(args: DevArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let names: Vec<String> = (1..=args.nodes).map(|i| format!("n{i}")).collect();
-    let peer = |i: u16| format!("http://127.0.0.1:{}", client_port(args.client_port, i) + 1);
-    let client = |i: u16| format!("http://127.0.0.1:{}", client_port(args.client_port, i));
-    let initial_cluster: Vec<String> = (0..args.nodes).map(|i| format!("{}={}", names[i as usize], peer(i))).collect();
-    let exe = std::env::current_exe().expect("own executable");
-    let mut members = Members(Vec::new());
-    for i in 0..args.nodes {
-        let name = &names[i as usize];
-        let log_path = dir.join(format!("{name}.log"));
-        let log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("tally dev: cannot open {}: {e}", log_path.display());
-                return ExitCode::from(1);
+    let n = args.nodes;
+    let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let client = |i: u16| client_port(args.client_port, i);
+    let (peer, advertised) = (|i: u16| client(i) + 1, |i: u16| client(i) + 2);
+    let client_urls: Vec<String> = (0..n).map(|i| url(client(i))).collect();
+    let advertised_urls: Vec<String> = (0..n).map(|i| url(advertised(i))).collect();
+    let initial_cluster: Vec<String> =
+        (0..n).map(|i| format!("{}={}", names[i as usize], advertised_urls[i as usize])).collect();
+    let initial_cluster = initial_cluster.join(",");
+    if let Err(e) = check_layout(&dir, &names, &initial_cluster) {
+        eprintln!("tally dev: {e}");
+        return ExitCode::from(1);
+    }
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    // A lone member has no peers to dial it: no proxy.
+    let mut routes = Vec::new();
+    for i in (0..n).filter(|_| n > 1) {
+        match tokio::net::TcpListener::bind(loopback(advertised(i))).await {
+            Ok(listener) => {
+                routes.push(proxy::Route { listener, advertised: loopback(advertised(i)), member: loopback(peer(i)) })
             }
-        };
-        let mut command = Command::new(&exe);
-        stop_with_parent(&mut command);
-        let child = command
-            .arg("server")
-            .args(["--name", name])
-            .arg("--data-dir")
-            .arg(dir.join(name))
-            .args(["--listen-client-urls", &client(i)])
-            .args(["--listen-peer-urls", &peer(i)])
-            .args(["--initial-advertise-peer-urls", &peer(i)])
-            .args(["--initial-cluster", &initial_cluster.join(",")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn();
-        match child {
-            Ok(child) => members.0.push(child),
             Err(e) => {
-                eprintln!("tally dev: cannot start {name}: {e}");
+                eprintln!(
+                    "tally dev: cannot listen on port {} (the peer proxy for {}): {e}",
+                    advertised(i),
+                    names[i as usize]
+                );
                 return ExitCode::from(1);
             }
         }
     }
-    let endpoints: Vec<String> =
-        (0..args.nodes).map(|i| format!("127.0.0.1:{}", client_port(args.client_port, i))).collect();
-    println!("tally dev: {} members, data and logs in {}", args.nodes, dir.display());
+    let proxy = proxy::Proxy::start(names.clone(), routes);
+    let exe = std::env::current_exe().expect("own executable");
+    let mut members = Members::new(exe);
+    for i in 0..n {
+        let name = &names[i as usize];
+        let mut args: Vec<OsString> = vec!["server".into(), "--name".into(), name.into(), "--data-dir".into()];
+        args.push(dir.join(name).into());
+        args.extend(
+            [
+                "--listen-client-urls",
+                &client_urls[i as usize],
+                "--listen-peer-urls",
+                &url(peer(i)),
+                "--initial-advertise-peer-urls",
+                &advertised_urls[i as usize],
+                "--initial-cluster",
+                &initial_cluster,
+                "--enable-ui",
+            ]
+            .map(OsString::from),
+        );
+        if let Err(e) = members.add(name, args, dir.join(format!("{name}.log"))) {
+            eprintln!("tally dev: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let (requests, mut requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dev = Arc::new(control::Dev::new(names.clone(), client_urls.clone(), advertised_urls.clone(), proxy, requests));
+    dev.publish(members.states());
+    let ui_port = args.ui_port.unwrap_or(args.client_port - 1);
+    let ui = match tokio::net::TcpListener::bind(loopback(ui_port)).await {
+        Ok(listener) => {
+            tokio::spawn(control::serve(listener, dev.clone()));
+            true
+        }
+        Err(e) => {
+            eprintln!("tally dev: cannot serve the UI on port {ui_port}: {e}");
+            false
+        }
+    };
+    let endpoints: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", client(i))).collect();
+    println!("tally dev: {n} members, data and logs in {}", dir.display());
     for (i, name) in names.iter().enumerate() {
-        println!("  {name}  client {}  peer {}", client(i as u16), peer(i as u16));
+        let i = i as u16;
+        let proxied = if n > 1 { format!(" (proxied at {})", url(advertised(i))) } else { String::new() };
+        println!("  {name}  client {}  peer {}{proxied}", url(client(i)), url(peer(i)));
     }
-    match wait_for_leader(&endpoints[0], Duration::from_secs(15)).await {
-        Some(leader) => println!("cluster is up (leader {leader:x})."),
-        None => println!("no leader yet; see the logs in {}", dir.display()),
+    if ui {
+        println!("UI: http://127.0.0.1:{ui_port}/ui");
     }
-    println!(
-        "\nTry:\n  etcdctl --endpoints={} put foo bar\n  etcdctl --endpoints={} get foo",
-        endpoints.join(","),
-        endpoints[0]
-    );
-    println!("Ctrl-C (or SIGTERM) stops every member.");
-    // A member that dies (say, killed to watch a failover) is reported once; the rest go on.
-    let mut reported = vec![false; members.0.len()];
+    {
+        let (dev, dir) = (dev.clone(), dir.clone());
+        tokio::spawn(async move {
+            match wait_for_leader(&endpoints[0], Duration::from_secs(15)).await {
+                Some(leader) => println!("cluster is up (leader {leader:x})."),
+                None => println!("no leader yet; see the logs in {}", dir.display()),
+            }
+            println!(
+                "\nTry:\n  etcdctl --endpoints={} put foo bar\n  etcdctl --endpoints={} get foo",
+                endpoints.join(","),
+                endpoints[0]
+            );
+            println!("Ctrl-C (or SIGTERM) stops every member.");
+            dev.learn_ids().await;
+        });
+    }
+    // Kills, restarts and pauses are carried out here, on the thread the members were started
+    // from (see `members`). A member that dies unasked (say, killed from a shell to watch a
+    // failover) is reported once and stays dead until restarted.
     let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                for (i, child) in members.0.iter_mut().enumerate() {
-                    if let (Ok(Some(status)), false) = (child.try_wait(), reported[i]) {
-                        reported[i] = true;
-                        let log = dir.join(format!("{}.log", names[i]));
-                        eprintln!("tally dev: member {} exited ({status}); see {}", names[i], log.display());
-                    }
+            Some(request) = requests_rx.recv() => {
+                let control::ProcessRequest { member, action, reply } = request;
+                let outcome = members.apply(member, action);
+                dev.publish(members.states());
+                let _ = reply.send(outcome);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                let ended = members.reap();
+                if !ended.is_empty() {
+                    dev.publish(members.states());
+                }
+                for (_, name, status, log) in ended {
+                    eprintln!("tally dev: member {name} exited ({status}); see {}", log.display());
                 }
             }
         }
