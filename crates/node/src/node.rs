@@ -169,6 +169,7 @@ impl<H: Host> Node<H> {
     pub fn step(&mut self, m: Message) {
         self.time_heartbeat_answer(&m);
         self.observed.heard.insert(m.from, self.host.now());
+        self.observed.lost.remove(&m.from);
         if let Err(e) = self.raft.step(m) {
             tracing::warn!("dropped a peer message: {e}");
         }
@@ -181,7 +182,9 @@ impl<H: Host> Node<H> {
             self.shared.metrics.fast_elections.fetch_add(1, Ordering::Relaxed);
             tracing::info!(leader = %format_args!("{peer:x}"), "the leader's connection reset: campaigning early");
         }
-        self.observe(Observation::PeerLost { peer, campaign });
+        if self.observed.lost.insert(peer) || campaign {
+            self.observe(Observation::PeerLost { peer, campaign });
+        }
     }
 
     /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.

@@ -3,7 +3,7 @@
 //! [`Observation`]s handed to [`Host::observe`], plus a [`NodeView`] of its whole state on
 //! demand. Built only while [`Host::observing`] says someone watches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tally_raft::{
@@ -53,8 +53,8 @@ pub enum Observation {
         voters: Vec<NodeId>,
         learners: Vec<NodeId>,
     },
-    /// A peer's connection closed or reset; `campaign` if it was our leader's and we stood for
-    /// election at once.
+    /// A peer's connection closed or reset (reported again only once we heard from it since);
+    /// `campaign` if it was our leader's and we stood for election at once.
     PeerLost {
         peer: NodeId,
         campaign: bool,
@@ -147,6 +147,9 @@ pub(crate) struct Observed {
     conf: ConfState,
     /// When each peer last sent us a message.
     pub(crate) heard: HashMap<NodeId, Instant>,
+    /// Peers reported lost and not heard from since: the transport reports each failed
+    /// reconnection too, which says nothing new.
+    pub(crate) lost: HashSet<NodeId>,
 }
 
 impl<H: Host> Node<H> {

@@ -34,6 +34,8 @@ const HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Largest hello accepted (it holds a name and a few URLs).
 const HELLO_BYTES_MAX: usize = 64 << 10;
 /// How long connecting to a member may take (a paused member's kernel still accepts).
+/// How long a connection waits for a (re)starting member to listen.
+const MEMBER_START_WAIT: Duration = Duration::from_secs(5);
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
 
 /// Which members are cut off, by index.
@@ -144,6 +146,22 @@ async fn serve(to: usize, route: Route, links: Arc<Links>, mut alive: watch::Rec
     }
 }
 
+/// Connects to the member itself. A restarted member opens its peer port a moment after its
+/// proxy port reopens: until then the dialer's connection waits, as on a slow network, rather
+/// than being reset (which the dialer would report as the peer lost, every few milliseconds).
+async fn connect_member(member: SocketAddr) -> Option<TcpStream> {
+    let deadline = tokio::time::Instant::now() + MEMBER_START_WAIT;
+    loop {
+        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(member)).await {
+            return Some(stream);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Closes `stream` with a reset (SO_LINGER 0) rather than an orderly end.
 fn reset(stream: TcpStream) {
     let _ = stream.set_zero_linger();
@@ -177,10 +195,9 @@ async fn relay(mut dialer: TcpStream, to: usize, member: SocketAddr, links: Arc<
     if hello.snapshot_stream && blocked() {
         return reset(dialer);
     }
-    let mut upstream = match tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(member)).await {
-        Ok(Ok(stream)) => stream,
-        // The member's process is gone (or not listening yet): as if it had refused.
-        _ => return reset(dialer),
+    let Some(mut upstream) = connect_member(member).await else {
+        // The member's process is gone: as if it had refused.
+        return reset(dialer);
     };
     let _ = upstream.set_nodelay(true);
     if upstream.write_all(&hello_frame).await.is_err() {

@@ -28,8 +28,9 @@
 //!   - `commit` `{commit, applied}`.
 //!   - `snapshot` `{what: "taken"|"installed", index, term}`.
 //!   - `members` `{voters, learners}`.
-//!   - `peer-lost` `{peer, campaign}`: a peer's connection reset; `campaign` when it was our
-//!     leader's and we stood for election at once (the fast failover).
+//!   - `peer-lost` `{peer, campaign}`: a peer's connection reset (again only after we heard
+//!     from it since); `campaign` when it was our leader's and we stood for election at once
+//!     (the fast failover).
 //!   - `dropped` `{count}`: events this stream lost because its reader fell behind.
 //!   - `sampled` `{count}`: `msg` events left out in the last second (at most 100 a second are
 //!     sent, so the page stays smooth under heavy load).
