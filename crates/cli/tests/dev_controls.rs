@@ -1,7 +1,8 @@
 //! `tally dev`'s controls, driven over its HTTP API as the live view's buttons would, with the
 //! outcome checked through the cluster itself: the Raft paper's scenarios (leader crash, a
 //! partitioned follower repaired after it fell behind, a partitioned leader replaced and told
-//! so on heal, a paused follower) and the write load.
+//! so on heal, a partitioned leader's uncommitted write overwritten on heal, a paused follower)
+//! and the write load.
 
 mod support;
 
@@ -327,6 +328,33 @@ async fn dev_controls_reproduce_raft_scenarios() {
         status(&urls[l]).await.filter(|s| s.leader == new_leader)
     })
     .await;
+
+    // A write through a partitioned old leader stays in its log uncommitted; a new leader
+    // writes other entries at those indexes, and on heal the old leader's are overwritten
+    // (the paper's figure 7: a follower repaired after its log diverged).
+    let (leader, term) = eventually(FAILOVER, "a leader", || agreed_leader(&all)).await;
+    let l = index_of(leader);
+    post(ui, &format!("/dev/members/{}/cut", names[l]), None).await;
+    let stranded = json!({"key": "stranded", "value": "lost", "member": names[l]});
+    let stranded = tokio::spawn(async move { http(ui, "POST", "/dev/put", Some(stranded)).await });
+    let (new_leader, _) = eventually(FAILOVER, "a new leader beside the cut one", || async {
+        agreed_leader(&others(l)).await.filter(|&(id, t)| id != leader && t > term)
+    })
+    .await;
+    post(ui, "/dev/put", Some(json!({"key": "after-divergence", "value": "kept"}))).await;
+    let stranded = stranded.await.expect("the stranded put");
+    assert_eq!(stranded.status, 503, "a write to a cut leader cannot commit: {}", stranded.json());
+    post(ui, &format!("/dev/members/{}/heal", names[l]), None).await;
+    eventually(FAILOVER, "the old leader to take the new leader's log", || async {
+        let s = status(&urls[l]).await.filter(|s| s.leader == new_leader)?;
+        (read_locally(&urls[l], "after-divergence").await? == b"kept").then_some(s)
+    })
+    .await;
+    for url in &urls {
+        let request = RangeRequest { key: b"stranded".to_vec(), serializable: true, ..Default::default() };
+        let found = KvClient::new(channel(url)).range(request).await.expect("a local read").into_inner().count;
+        assert_eq!(found, 0, "the uncommitted write survived on {url}");
+    }
 
     // A paused follower: writes go on without it.
     let (leader, _) = eventually(FAILOVER, "a leader", || agreed_leader(&all)).await;

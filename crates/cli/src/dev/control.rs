@@ -6,7 +6,9 @@
 //!   "load":{"running","rate","written"}}`, `process` one of `running`, `paused`, `killed`.
 //! - `POST /dev/members/{name}/{kill|restart|pause|resume|cut|heal}`: the cluster afterwards;
 //!   404 for an unknown member or action, 409 when the process is not in a state to do it.
-//! - `POST /dev/put` `{"key","value"}`: `{"revision"}`, or 503 if no member took it.
+//! - `POST /dev/put` `{"key","value"}`: `{"revision"}`, or 503 if no member took it. With
+//!   `"member": "n1"`, through that member alone, once, cut or not: written to a partitioned
+//!   old leader, the entry stays uncommitted in its log until a new leader overwrites it.
 //! - `POST /dev/load` `{"rate"}`: puts a second (0 stops): `{"running","rate","written"}`.
 //!
 //! Errors are `{"error": "..."}`. Other methods get 405 (HEAD is served where GET is).
@@ -192,7 +194,14 @@ impl Dev {
             return error(StatusCode::BAD_REQUEST, "expected {\"key\": \"...\", \"value\": \"...\"}");
         };
         let value = body.get("value").and_then(Value::as_str).unwrap_or_default();
-        match load::put_anywhere(|| self.targets(true), key.as_bytes(), value.as_bytes()).await {
+        let result = match body.get("member").and_then(Value::as_str) {
+            Some(name) => match self.names.iter().position(|n| n == name) {
+                Some(i) => load::put(self.channels[i].clone(), key.into(), value.into()).await,
+                None => return error(StatusCode::NOT_FOUND, &format!("no member {name}")),
+            },
+            None => load::put_anywhere(|| self.targets(true), key.as_bytes(), value.as_bytes()).await,
+        };
+        match result {
             Ok(revision) => json_response(StatusCode::OK, &json!({ "revision": revision })),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
         }
