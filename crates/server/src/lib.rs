@@ -5,8 +5,10 @@
 //! Three layers, each using only the ones below it: `client` (the etcd API clients call),
 //! `node` (the driver thread running the `Node`, the watch hub it publishes to, backups),
 //! `peer` (the network between members). `ops` (health, version and metrics over HTTP) reads
-//! the client and node layers; `tls` (rustls configurations from etcd's flags, certificates that
-//! reload) serves the client, ops and peer layers. `server` wires them into one process.
+//! the client and node layers; `ui` (the live view of Raft: the embedded page and the event
+//! stream the driver publishes to) is served beside it; `tls` (rustls configurations from
+//! etcd's flags, certificates that reload) serves the client, ops and peer layers. `server`
+//! wires them into one process.
 
 pub mod client;
 pub mod go_duration;
