@@ -8,8 +8,8 @@
 // Drives /usr/bin/chromium (headless) through playwright-core: every scenario clicks the page's
 // own controls and asserts what the page then shows (the data-* hooks of the member cards), so
 // it tests the page, the members' event streams and `tally dev`'s controls together. Each
-// scenario saves `<out>/<nn>-<name>.png` (on failure too); `<out>/readme.png` is the page under
-// load. Prints one line per scenario; exits 1 if any failed. `--only a,b` runs just those.
+// scenario saves `<out>/<nn>-<name>.png` (on failure too), some also `<out>/<nn>-<name>-<what>.png`
+// on the way; `<out>/readme.png` is the page under load. Prints one line per scenario; exits 1 if any failed. `--only a,b` runs just those.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -116,19 +116,46 @@ async function dev(page, p, body) {
   );
 }
 
-async function putViaForm(page, key, value) {
+/** Fills the put form and submits it, through `member` ('' for any member), without waiting
+ * for the answer: each put gets its own line in put-result, `[data-key=<key>]`. */
+async function startPut(page, key, value, member = '') {
   await page.fill('[data-testid="put-key"]', key);
   await page.fill('[data-testid="put-value"]', value);
+  await page.selectOption('[data-testid="put-member"]', member);
   await page.click('[data-testid="put-submit"]');
-  const result = page.locator('[data-testid="put-result"]');
-  const deadline = Date.now() + 10_000;
+}
+
+/** The answer the page shows for the put of `key`: `{state: waiting|ok|error, text}`. */
+async function putLine(page, key) {
+  return page.evaluate((key) => {
+    const el = [...document.querySelectorAll('[data-testid="put-result"] [data-key]')].find((e) => e.getAttribute('data-key') === key);
+    return el ? { state: el.getAttribute('data-state'), text: el.textContent ?? '' } : { state: '', text: '' };
+  }, key);
+}
+
+/** Waits until the put of `key` is answered (not "waiting…"), for at most `ms`. */
+async function putAnswer(page, key, ms) {
+  const deadline = Date.now() + ms;
   for (;;) {
-    const text = (await result.textContent()) ?? '';
-    if (/revision \d+/.test(text) && text.includes(key)) return;
-    if (/failed/i.test(text)) throw new Error(`put ${key}: ${text}`);
-    if (Date.now() > deadline) throw new Error(`put ${key}: no result (${text})`);
+    const line = await putLine(page, key);
+    if (line.state === 'ok' || line.state === 'error') return line;
+    const all = (await page.textContent('[data-testid="put-result"]')) ?? '';
+    if (Date.now() > deadline) throw new Error(`put ${key}: no answer within ${ms / 1000} s (put-result: ${all})`);
     await sleep(20);
   }
+}
+
+async function putViaForm(page, key, value, member = '') {
+  await startPut(page, key, value, member);
+  const line = await putAnswer(page, key, 10_000);
+  if (line.state !== 'ok' || !/revision \d+/.test(line.text)) throw new Error(`put ${key}: ${line.text}`);
+}
+
+/** The terms in `name`'s log row by index (only the indexes the logs panel shows). */
+async function logTerms(page, name) {
+  return page.$$eval(`[data-testid="log-${name}"] .cell[data-index]`, (els) =>
+    Object.fromEntries(els.map((el) => [el.getAttribute('data-index'), { term: el.getAttribute('data-term'), replaced: el.classList.contains('rp') }])),
+  );
 }
 
 /** Back to a healthy cluster: nothing cut, paused or killed, one leader followed by all. */
@@ -256,6 +283,106 @@ scenario('old-leader-steps-down', async (page) => {
   return `${L.name} cut in term ${T} (${staleSeen ? 'still claiming leadership' : 'already stepped down'} when ${N.name} won term ${N.term})`;
 });
 
+/** Cuts leader `L` off and at once writes a key through it alone, with the page's form (the
+ * write must reach L after the cut, else it commits, and before L, cut off, steps down:
+ * check-quorum, from about one election timeout on, 150 ms by default). So the form is filled
+ * beforehand and Put clicked, in the page, as soon as the page shows L cut; the answer is not
+ * waited for (it comes when tally dev gives up, ~2 s). Returns the key, the delay between the
+ * two clicks and L's card once its log holds the write past its commit; null if L stepped down
+ * first (nothing stranded: the caller heals and tries again). */
+async function strandWrite(page, L) {
+  const key = `ui-stranded-${Date.now()}`;
+  await page.fill('[data-testid="put-key"]', key);
+  await page.fill('[data-testid="put-value"]', 'lost');
+  await page.selectOption('[data-testid="put-member"]', L);
+  await page.waitForSelector(`[data-testid="cut-${L}"]:not([disabled])`, { timeout: 5000 });
+  const gap = await page.evaluate(async (name) => {
+    const card = document.querySelector(`[data-testid="member-${name}"]`);
+    const t0 = performance.now();
+    document.querySelector(`[data-testid="cut-${name}"]`).click();
+    while (card.getAttribute('data-cut') !== 'true') {
+      if (performance.now() - t0 > 3000) return -1;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    document.querySelector('[data-testid="put-submit"]').click();
+    return Math.round(performance.now() - t0);
+  }, L);
+  if (gap < 0) throw new Error(`${L} not shown cut within 3 s of clicking cut-${L}`);
+  const card = await until(page, `${L}'s log to hold the write past its commit, or ${L} to step down`, 1500, (ms, get) => {
+    const m = get(L);
+    return m.last > m.commit ? m : null;
+  }).catch(() => null);
+  return card && { key, gap, card };
+}
+
+scenario('follower-repair', async (page, { shot }) => {
+  let L;
+  let T;
+  let d = null;
+  let tries = 0;
+  while (!d) {
+    if (++tries > 3) throw new Error(`the write through the cut-off leader never stayed in its log (${tries - 1} tries)`);
+    if (tries > 1) await tidy(page);
+    L = await until(page, 'a settled cluster', 10_000, settled);
+    T = L.term;
+    d = await strandWrite(page, L.name);
+  }
+  const { key: stranded, gap } = d;
+  const S = d.card.last;
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const cell = (await logTerms(page, L.name))[S];
+    if (cell && Number(cell.term) === T) break;
+    if (Date.now() > deadline) throw new Error(`${L.name}'s log cell ${S} shows term ${cell?.term}, expected ${T}`);
+    await sleep(50);
+  }
+  await page.screenshot({ path: shot('diverged') });
+  const N = await until(page, `the others to elect a leader with a term above ${T}`, 5000, (ms) =>
+    ms.find((m) => m.name !== L.name && m.role === 'leader' && m.term > T),
+  );
+  for (let i = 0; i < 3; i++) await putViaForm(page, `ui-repair-${Date.now()}-${i}`, `v${i}`);
+  // Healed before it gave up, L would pass the write on to the new leader, where it commits.
+  const answer = await putAnswer(page, stranded, 5000);
+  if (answer.state !== 'error' || !/failed/.test(answer.text)) throw new Error(`the put through cut-off ${L.name} did not fail: ${answer.text}`);
+  await click(page, `heal-${L.name}`);
+  const t0 = Date.now();
+  let highlighted = false;
+  let now = null;
+  for (;;) {
+    const ms = await cards(page);
+    const l = by(ms, L.name);
+    const n = by(ms, N.name);
+    const mine = (await logTerms(page, L.name))[S];
+    const theirs = (await logTerms(page, N.name))[S];
+    if (mine?.replaced) highlighted = true;
+    const repaired =
+      l.role === 'follower' && l.leader === N.name && n.role === 'leader' && l.term === n.term && l.last === n.last &&
+      mine && theirs && mine.term === theirs.term && Number(mine.term) > T;
+    if (repaired) {
+      now = Number(mine.term);
+      break;
+    }
+    if (Date.now() - t0 > 5000) {
+      throw new Error(
+        `not within 5 s of healing: ${L.name} following ${N.name} with its log, cell ${S} in a term above ${T} ` +
+          `(cards: ${show(ms)}; cell ${S}: ${L.name} ${mine?.term}, ${N.name} ${theirs?.term})`,
+      );
+    }
+    await sleep(50);
+  }
+  const repairMs = Date.now() - t0;
+  // The highlight lasts 2.5 s: seen by now, or on the next few polls.
+  for (let k = 0; !highlighted && k < 20; k++) {
+    highlighted = !!(await logTerms(page, L.name))[S]?.replaced;
+    if (!highlighted) await sleep(25);
+  }
+  if (!highlighted) throw new Error(`${L.name}'s cell ${S} was never shown as replaced (no .rp highlight)`);
+  const said = `${L.name}: entries from ${S} replaced (term ${T} → ${now})`;
+  const events = (await page.textContent('[data-testid="events"]')) ?? '';
+  if (!events.includes(said)) throw new Error(`the event list does not say "${said}"`);
+  return `${L.name} cut, written through ${gap} ms later${tries > 1 ? ` (try ${tries})` : ''}: stranded ${S}@${T}; ${N.name} led term ${N.term}; repaired to ${S}@${now} ${repairMs} ms after heal; put said "${answer.text}"`;
+});
+
 scenario('quorum-loss', async (page) => {
   const L = await until(page, 'a settled cluster', 10_000, settled);
   const followers = (await cards(page)).filter((m) => m.name !== L.name);
@@ -306,7 +433,7 @@ try {
     const t0 = Date.now();
     try {
       if (sc.name !== 'three-members' && sc.name !== 'timeline-rewind') await tidy(page);
-      const said = await sc.run(page);
+      const said = await sc.run(page, { shot: (what) => path.join(OUT, `${String(n).padStart(2, '0')}-${sc.name}-${what}.png`) });
       if (errors.length) throw new Error(`page errors: ${errors.splice(0).join(' | ')}`);
       await page.screenshot({ path: shot });
       console.log(`ok    ${sc.name.padEnd(22)} ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s  ${said ?? ''}`);

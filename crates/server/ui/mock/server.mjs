@@ -607,6 +607,21 @@ async function serveDev(req, res) {
   if (p === '/dev/put') {
     const b = await body(req);
     if (!b || typeof b.key !== 'string' || !b.key) return json(res, 400, { error: 'body must be {"key","value"}' });
+    if (typeof b.member === 'string') {
+      // Through that member alone, once (as `tally dev`): cut off, its entry never commits.
+      const m = members.find((x) => x.name === b.member);
+      if (!m) return json(res, 404, { error: `no member ${b.member}` });
+      if (m.process !== 'running' || m.role !== 'leader') return json(res, 503, { error: `${m.name} is not the leader` });
+      const until = Date.now() + 2000;
+      const term = m.term;
+      const index = m.propose(1);
+      while (m.commit < index) {
+        if (m.term !== term || m.role !== 'leader') return json(res, 503, { error: `${m.name} stepped down` });
+        if (Date.now() > until) return json(res, 503, { error: 'no answer within 2s' });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return json(res, 200, { revision: index });
+    }
     const deadline = Date.now() + 3000;
     let l;
     while (!(l = leader()) || l.cut) {

@@ -36,6 +36,9 @@ export type MemberAction = 'kill' | 'restart' | 'pause' | 'resume' | 'cut' | 'he
 export const memberAction = (name: string, action: MemberAction) =>
   call<Cluster>('POST', `/dev/members/${encodeURIComponent(name)}/${action}`);
 
-export const put = (key: string, value: string) => call<{ revision: number }>('POST', '/dev/put', { key, value });
+/** A put through any member that takes it, or through `member` alone (once, cut off or not:
+ * through a partitioned old leader it waits until that member gives up). */
+export const put = (key: string, value: string, member = '') =>
+  call<{ revision: number }>('POST', '/dev/put', member ? { key, value, member } : { key, value });
 
 export const setLoad = (rate: number) => call<LoadState>('POST', '/dev/load', { rate });

@@ -13,7 +13,7 @@ export const REASONS: Record<string, string> = {
 };
 
 /** The tone of an event in the list (its colour and icon). */
-export type Tone = 'elect' | 'vote' | 'refuse' | 'fault' | 'info' | 'you';
+export type Tone = 'elect' | 'vote' | 'refuse' | 'fault' | 'repair' | 'info' | 'you';
 
 export function notable(r: Rec): boolean {
   const e = r.e;
@@ -30,6 +30,9 @@ export function notable(r: Rec): boolean {
       return true;
     case 'term':
       return true;
+    case 'log':
+      // Only entries overwritten (the page notes them: `replacement` in state.ts).
+      return typeof e.replaced === 'object' && e.replaced !== null;
     case 'msg':
       switch (e.kind) {
         // Requests show as shapes in flight; the role change says the member asks for votes.
@@ -126,8 +129,17 @@ export function sentence(r: Rec, members: Members): [string, Tone] | null {
       return [`${me}'s stream dropped ${num(e.count)} events (the page fell behind)`, 'fault'];
     case 'commit':
       return [`${me} committed ${num(e.commit)}, applied ${num(e.applied)}`, 'info'];
-    case 'log':
+    case 'log': {
+      const rp = e.replaced as { from?: unknown; was?: unknown; now?: unknown } | null | undefined;
+      if (rp && typeof rp === 'object') {
+        const from = num(rp.from);
+        const was = num(rp.was);
+        const now = num(rp.now);
+        if (!now) return [`${me}: entries from ${from} dropped${was ? ` (term ${was})` : ''}`, 'repair'];
+        return [`${me}: entries from ${from} replaced (${was ? `term ${was} → ${now}` : `now term ${now}`})`, 'repair'];
+      }
       return [`${me} wrote entries ${num(e.from)}–${num(e.to)}`, 'info'];
+    }
     case 'view':
       return [`${me}: view (term ${num(e.term)}, ${String(e.role)})`, 'info'];
     case 'sampled':

@@ -1,7 +1,9 @@
 // The logs, as in the Raft paper's figure 7: one row per member, one cell per entry (its term
 // written in it, coloured by term), aligned by index across members. Committed entries are
 // solid, uncommitted ones outlined; marks show commit (C) and applied (A), and under each
-// follower where the leader thinks its log ends (M: match, N: next).
+// follower where the leader thinks its log ends (M: match, N: next). Entries overwritten (a
+// diverged log repaired by a new leader) are ringed in white for REPLACED_MS after it happened.
+// Each cell carries data-index and data-term ('' where no entry is known) for tests.
 
 import { h, setAttr, setText } from './dom';
 import type { Frame } from './frame';
@@ -12,6 +14,8 @@ const LABEL = 92; // px of the row label, as in the CSS
 const INFO = 170; // px kept for the numbers right of the cells
 const MIN_CELLS = 10;
 const MAX_CELLS = 60;
+/** How long overwritten entries stay highlighted (ms, at the moment shown). */
+export const REPLACED_MS = 2500;
 
 interface RowEls {
   row: HTMLElement;
@@ -32,6 +36,9 @@ export class Logs {
   private heads: HTMLElement[] = [];
   private body: HTMLElement;
   private cellsN = 0;
+  /** When a highlight drawn last goes out (page clock; Infinity: none shown): the page
+   * should draw the logs again then. */
+  expires = Infinity;
 
   constructor(private root: HTMLElement) {
     this.header = h('div', { class: 'lg-head', 'aria-hidden': 'true' });
@@ -98,10 +105,13 @@ export class Logs {
       setText(this.heads[k], idx % 5 === 0 || k === 0 ? String(idx) : '');
     }
     const leader = f.leader >= 0 ? states[f.leader] : null;
+    this.expires = Infinity;
     for (let i = 0; i < this.rows.length; i++) {
       const r = this.rows[i];
       const s = states[i];
       const role = shownRole(s);
+      const rp = s.replaced && f.t >= s.replaced.at && f.t - s.replaced.at < REPLACED_MS ? s.replaced : null;
+      if (rp) this.expires = Math.min(this.expires, rp.at + REPLACED_MS);
       setAttr(r.row, 'class', `lg-row r-${role}`);
       setText(r.role, role);
       for (let k = 0; k < n; k++) {
@@ -109,6 +119,7 @@ export class Logs {
         const cell = r.cells[k];
         let cls: string;
         let text = '';
+        let termAttr = '';
         if (idx > s.lastIndex || !s.known) cls = 'cell none';
         else {
           const term = s.log.get(idx);
@@ -118,10 +129,14 @@ export class Logs {
           } else {
             cls = `cell t${term % 8}${idx <= s.commit ? '' : ' uc'}${idx <= s.applied ? ' ap' : ''}`;
             text = String(term);
+            termAttr = text;
           }
+          if (rp && idx >= rp.from && idx <= rp.to) cls += ' rp';
         }
         setAttr(cell, 'class', cls);
         setText(cell, text);
+        setAttr(cell, 'data-index', String(idx));
+        setAttr(cell, 'data-term', termAttr);
       }
       this.mark(r.c, 'C', 0, 0, s.commit, lo, n, s.known);
       this.mark(r.a, 'A', 0, 1, s.applied, lo, n, s.known && s.applied !== s.commit);
@@ -130,6 +145,7 @@ export class Logs {
       this.mark(r.n, 'N', 1, 1, pr ? pr.next : 0, lo, n, !!pr);
       const info = s.known
         ? `last ${s.lastIndex} · commit ${s.commit}\napplied ${s.applied}` +
+          (rp ? ` · replaced ${rp.from}${rp.to > rp.from ? `–${rp.to}` : ''}` : '') +
           (pr ? `\nmatch ${pr.match} · next ${pr.next}${pr.state && pr.state !== 'replicate' ? ` · ${pr.state}` : ''}${pr.active === false ? ' · inactive' : ''}` : '')
         : 'no data';
       setText(r.info, info);

@@ -12,7 +12,7 @@ import { FLIGHT_MS, MAX_FLIGHTS, findLeader, type Flight, type Frame } from './f
 import { Graph } from './graph';
 import { Logs } from './logs';
 import { Members } from './members';
-import { idOf, num, type MState } from './state';
+import { idOf, num, replacement, type MState } from './state';
 import { Store } from './store';
 import { Stream } from './streams';
 import { Timeline } from './timeline';
@@ -34,7 +34,9 @@ const cards = new Cards($('cards'), act);
 const graph = new Graph(document.getElementById('graph') as unknown as SVGSVGElement);
 const logs = new Logs($('logs'));
 const events = new EventList($('events') as HTMLOListElement, store, members);
-const client = new ClientPanel((text) => record(-1, { type: 'x-action', t: Date.now(), text }));
+const client = new ClientPanel((text, member) =>
+  record(member ? members.indexOfName(member) : -1, { type: 'x-action', t: Date.now(), text }),
+);
 const timeline = new Timeline(store, members, {
   slider: $('timeline-slider') as HTMLInputElement,
   live: $('timeline-live') as HTMLButtonElement,
@@ -84,6 +86,11 @@ function connect(m: number): void {
         sampled[m] = { count: num(e.count), at: performance.now() };
       } else if (e.type === 'dropped') {
         dropped += num(e.count);
+      } else if (e.type === 'log') {
+        // Entries overwritten (a diverged log repaired): noted on the event, for the event
+        // list's sentence and the logs panel's highlight.
+        const rp = replacement(store.live[m], e);
+        if (rp) e.replaced = rp;
       }
       record(m, e);
     },
@@ -122,6 +129,7 @@ function applyCluster(c: Cluster): void {
       }
     }
   }
+  client.setMembers(members.list.map((m) => m.name));
   client.show(c.load);
 }
 
@@ -208,6 +216,7 @@ function frame(): void {
   }
   graph.render(f);
   cards.render(f, store.live);
+  if (t >= logs.expires) dirty = true; // a highlight of overwritten entries goes out
   if (dirty) {
     dirty = false;
     logs.render(f);

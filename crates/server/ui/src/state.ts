@@ -30,6 +30,19 @@ export interface MState {
   heardAt: number;
   process: Process;
   cut: boolean;
+  /** The last time entries of this log were overwritten (by a leader's entries of another
+   * term): what the logs panel highlights for a moment. */
+  replaced: Replaced | null;
+}
+
+/** Entries `from..=to` overwritten: the term at `from` was `was` (0: not known) and is now
+ * `now` (0: dropped, nothing written there), at `at` (page clock). */
+export interface Replaced {
+  from: number;
+  to: number;
+  was: number;
+  now: number;
+  at: number;
 }
 
 export function emptyState(): MState {
@@ -53,6 +66,7 @@ export function emptyState(): MState {
     heardAt: 0,
     process: 'unknown',
     cut: false,
+    replaced: null,
   };
 }
 
@@ -94,6 +108,28 @@ function trimLog(s: MState): void {
 
 function dropFrom(log: Map<number, number>, from: number): void {
   for (const i of log.keys()) if (i >= from) log.delete(i);
+}
+
+/** What a `log` event about to be applied to `s` overwrites: entries at or after `from` that
+ * the log had (`from` <= its last index) in another term; null if it only appends. (The page
+ * notes it on the event, as `replaced`, for the event list and for `apply`.) */
+export function replacement(s: MState, e: Ev): Omit<Replaced, 'at'> | null {
+  if (e.type !== 'log' || !s.known) return null;
+  const from = num(e.from);
+  if (from <= 0 || from > s.lastIndex) return null;
+  const was = s.log.get(from) ?? 0;
+  let now = 0;
+  if (Array.isArray(e.runs)) {
+    for (const run of e.runs as unknown[]) {
+      if (Array.isArray(run) && run.length >= 3 && num(run[0]) <= from && from <= num(run[1])) {
+        now = num(run[2]);
+        break;
+      }
+    }
+  }
+  // Same index, same term: the same entry (Log Matching), nothing diverged.
+  if (was !== 0 && was === now) return null;
+  return { from, to: Math.min(num(e.to, from - 1), s.lastIndex), was, now };
 }
 
 /** Applies one event (of this member's stream, or the page's own about it) to its state. */
@@ -152,6 +188,8 @@ export function apply(s: MState, r: Rec): void {
       s.vote = idOf(e.vote);
       break;
     case 'log': {
+      const rp = e.replaced as Omit<Replaced, 'at'> | undefined;
+      if (rp && typeof rp === 'object') s.replaced = { ...rp, at: r.at };
       const from = num(e.from);
       const to = num(e.to, from - 1);
       if (from > 0) dropFrom(s.log, from);
