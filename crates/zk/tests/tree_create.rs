@@ -155,9 +155,9 @@ fn containers_and_ttl_nodes_carry_their_marks() {
 #[test]
 fn create_triggers_created_then_parents_children_changed() {
     let mut r = Replica::new();
-    let applied = r.txn(r.session, &[], tally_zk::Write::One(create("/a", OPEN)));
+    let applied = r.txn(r.session, vec![], tally_zk::Write::One(create("/a", OPEN)));
     assert_eq!(events(&applied), [ev("/a", EventType::NodeCreated), ev("/", EventType::NodeChildrenChanged)]);
-    let failed = r.txn(r.session, &[], tally_zk::Write::One(create("/a", OPEN)));
+    let failed = r.txn(r.session, vec![], tally_zk::Write::One(create("/a", OPEN)));
     assert!(failed.events.is_empty());
 }
 
@@ -168,9 +168,9 @@ fn a_closed_sessions_writes_are_session_expired() {
     r.close_session(other);
     for op in [create("/a", EPHEMERAL), create("/a", OPEN), set_data("/", b"", -1), delete("/zookeeper", -1)] {
         assert_eq!(tally_zk::tree::Outcome::Reply(Err(ZkError::SessionExpired)), {
-            r.txn(other, &[], tally_zk::Write::One(op)).outcome
+            r.txn(other, vec![], tally_zk::Write::One(op)).outcome
         });
     }
     // Bad flags are refused before the session is looked at.
-    assert_eq!(reply(r.txn(other, &[], tally_zk::Write::One(create("/a", 9)))), Err(ZkError::BadArguments));
+    assert_eq!(reply(r.txn(other, vec![], tally_zk::Write::One(create("/a", 9)))), Err(ZkError::BadArguments));
 }

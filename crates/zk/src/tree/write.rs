@@ -211,3 +211,18 @@ fn check_version(current: i32, expected: i32) -> Result<i32, ZkError> {
     }
     Ok(current.wrapping_add(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_match_exactly_or_any_and_wrap_as_javas_int() {
+        assert_eq!(check_version(3, 3), Ok(4));
+        assert_eq!(check_version(3, -1), Ok(4));
+        assert_eq!(check_version(3, 2), Err(ZkError::BadVersion));
+        // ZooKeeper 3.8 adds one to an int: after i32::MAX comes i32::MIN, then on to -1.
+        assert_eq!(check_version(i32::MAX, -1), Ok(i32::MIN));
+        assert_eq!(check_version(-2, -1), Ok(-1));
+    }
+}

@@ -50,17 +50,17 @@ impl Replica {
         self.apply(ZkCommand::CloseSession { session })
     }
 
-    pub fn txn(&mut self, session: i64, auth: &[Id], write: Write) -> Applied {
-        self.apply(ZkCommand::Txn { session, auth: auth.to_vec(), write })
+    pub fn txn(&mut self, session: i64, auth: Vec<Id>, write: Write) -> Applied {
+        self.apply(ZkCommand::Txn { session, auth, write })
     }
 
     /// One op by the default session, without identities; its reply.
     pub fn write(&mut self, op: WriteOp) -> Result<Response, ZkError> {
-        reply(self.txn(self.session, &[], Write::One(op)))
+        reply(self.txn(self.session, vec![], Write::One(op)))
     }
 
     pub fn multi(&mut self, ops: Vec<WriteOp>) -> Applied {
-        self.txn(self.session, &[], Write::Multi(ops))
+        self.txn(self.session, vec![], Write::Multi(ops))
     }
 
     pub fn create(&mut self, path: &str, flags: i32) -> Result<Response, ZkError> {
