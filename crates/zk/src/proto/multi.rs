@@ -142,14 +142,11 @@ pub fn read_write_ops(r: &mut Reader<'_>) -> Result<Vec<WriteOp>, DecodeError> {
             op::SET_ACL => None,
             _ => WriteOp::get_body(op_code, r)?,
         };
-        match &op {
-            Some(WriteOp::Create(c) | WriteOp::Create2(c) | WriteOp::CreateContainer(c)) => {
-                CreateMode::from_flags(c.flags)?;
-            }
-            Some(_) => {}
-            None => return Err(DecodeError::BadMultiOp(op_code)),
+        let op = op.ok_or(DecodeError::BadMultiOp(op_code))?;
+        if let WriteOp::Create(c) | WriteOp::Create2(c) | WriteOp::CreateContainer(c) = &op {
+            CreateMode::from_flags(c.flags)?;
         }
-        Ok(op.expect("checked above"))
+        Ok(op)
     })
 }
 

@@ -157,10 +157,23 @@ mod tests {
     }
 
     #[test]
-    fn a_node_without_its_parent_is_corrupt() {
+    fn nodes_without_a_parent_or_a_valid_path_are_corrupt() {
+        for path in ["/a/b", "abc", "/a/"] {
+            let mut state = ZkState::new();
+            state.nodes.insert(path.into(), Znode::default());
+            let decoded = ZkState::decode_snapshot(&state.encode_snapshot());
+            assert!(matches!(decoded, Err(SnapshotError::Corrupt(_))), "{path}: {decoded:?}");
+        }
+    }
+
+    #[test]
+    fn ephemerals_of_a_session_not_in_the_snapshot_are_corrupt() {
         let mut state = ZkState::new();
-        let orphan = Znode::default();
-        state.nodes.insert("/a/b".into(), orphan);
+        let ephemeral = Znode {
+            stat: NodeStat { ephemeral_owner: 0x0100_0000_0000_0001, ..NodeStat::default() },
+            ..Znode::default()
+        };
+        state.restore_node("/e".into(), ephemeral);
         assert!(matches!(ZkState::decode_snapshot(&state.encode_snapshot()), Err(SnapshotError::Corrupt(_))));
     }
 }

@@ -124,19 +124,20 @@ impl ZkState {
         self.nodes.get_mut(path).expect("a changed node exists")
     }
 
-    /// Adds a node read from a snapshot, whose parent came before it.
+    /// Adds a node read from a snapshot, whose parent came before it. False if the path is invalid
+    /// or taken, or its parent is missing.
     pub(crate) fn restore_node(&mut self, path: String, node: Znode) -> bool {
-        match path::split(&path) {
-            Some((parent, name)) if path != "/" => match self.nodes.get_mut(parent) {
-                Some(parent) => {
-                    parent.children.insert(name.to_string());
-                }
-                None => return false,
-            },
-            _ => {}
+        if !path::is_valid(&path) || self.nodes.contains_key(&path) {
+            return false;
+        }
+        if path != "/" {
+            let (parent, name) = path::split(&path).expect("a valid path has a slash");
+            let Some(parent) = self.nodes.get_mut(parent) else { return false };
+            parent.children.insert(name.to_string());
         }
         self.index(&path, node.kind(), true);
-        self.nodes.insert(path, node).is_none()
+        self.nodes.insert(path, node);
+        true
     }
 
     fn index(&mut self, path: &str, kind: NodeKind, add: bool) {
