@@ -1,0 +1,123 @@
+//! Undoable changes to the tree: a multi applies its ops one by one, each seeing the ones before
+//! (as ZooKeeper's leader checks them against its pending changes), and undoes them all if one
+//! fails. Each change records its inverse; old values are moved, not copied, so a change costs
+//! the same whether or not it is ever undone.
+
+use super::apply::WatchEvent;
+use super::node::{NodeStat, Znode};
+use super::state::ZkState;
+use crate::proto::{Acl, EventType};
+
+/// The inverse of one change.
+enum Undo {
+    Stat { path: String, old: NodeStat },
+    Data { path: String, old: Option<Vec<u8>> },
+    Acl { path: String, old: Vec<Acl> },
+    Attach { path: String },
+    Detach { path: String, node: Znode },
+}
+
+/// Changes in progress on a state, with the watch events they trigger.
+pub(crate) struct Tx<'a> {
+    state: &'a mut ZkState,
+    undo: Vec<Undo>,
+    events: Vec<WatchEvent>,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(state: &'a mut ZkState) -> Tx<'a> {
+        Tx { state, undo: Vec::new(), events: Vec::new() }
+    }
+
+    /// The state with the changes so far.
+    pub fn state(&self) -> &ZkState {
+        self.state
+    }
+
+    pub fn attach(&mut self, path: String, node: Znode) {
+        self.state.attach(path.clone(), node);
+        self.undo.push(Undo::Attach { path });
+    }
+
+    pub fn detach(&mut self, path: &str) {
+        let node = self.state.detach(path);
+        self.undo.push(Undo::Detach { path: path.to_string(), node });
+    }
+
+    pub fn update_stat(&mut self, path: &str, change: impl FnOnce(&mut NodeStat)) {
+        let stat = &mut self.state.node_mut(path).stat;
+        let old = *stat;
+        change(stat);
+        self.undo.push(Undo::Stat { path: path.to_string(), old });
+    }
+
+    pub fn set_data(&mut self, path: &str, data: Option<Vec<u8>>) {
+        let old = std::mem::replace(&mut self.state.node_mut(path).data, data);
+        self.undo.push(Undo::Data { path: path.to_string(), old });
+    }
+
+    pub fn set_acl(&mut self, path: &str, acl: Vec<Acl>) {
+        let old = std::mem::replace(&mut self.state.node_mut(path).acl, acl);
+        self.undo.push(Undo::Acl { path: path.to_string(), old });
+    }
+
+    pub fn event(&mut self, path: &str, event_type: EventType) {
+        self.events.push(WatchEvent { path: path.to_string(), event_type });
+    }
+
+    /// Keeps the changes; their events, in the order they happened.
+    pub fn commit(self) -> Vec<WatchEvent> {
+        self.events
+    }
+
+    /// Undoes every change, newest first; no event is kept.
+    pub fn rollback(self) {
+        for undo in self.undo.into_iter().rev() {
+            match undo {
+                Undo::Stat { path, old } => self.state.node_mut(&path).stat = old,
+                Undo::Data { path, old } => self.state.node_mut(&path).data = old,
+                Undo::Acl { path, old } => self.state.node_mut(&path).acl = old,
+                Undo::Attach { path } => {
+                    self.state.detach(&path);
+                }
+                Undo::Detach { path, node } => self.state.attach(path, node),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_the_state_exactly() {
+        let mut state = ZkState::new();
+        let before = state.clone();
+        let mut tx = Tx::new(&mut state);
+        tx.attach("/a".into(), Znode::default());
+        tx.update_stat("/", |s| s.cversion += 1);
+        tx.set_data("/zookeeper", Some(b"x".to_vec()));
+        tx.set_acl("/zookeeper", vec![]);
+        tx.detach("/a");
+        tx.detach("/zookeeper/quota");
+        tx.event("/a", EventType::NodeCreated);
+        tx.rollback();
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn commit_keeps_changes_and_events_in_order() {
+        let mut state = ZkState::new();
+        let mut tx = Tx::new(&mut state);
+        tx.attach("/a".into(), Znode::default());
+        tx.event("/a", EventType::NodeCreated);
+        tx.event("/", EventType::NodeChildrenChanged);
+        let events = tx.commit();
+        assert_eq!(
+            events.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+            [EventType::NodeCreated, EventType::NodeChildrenChanged]
+        );
+        assert!(state.node("/a").is_some());
+    }
+}
