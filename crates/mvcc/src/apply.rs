@@ -35,6 +35,8 @@ pub enum CommandResponse {
     Alarm(AlarmResponse),
     /// An Auth service request's response.
     Auth(AuthResult),
+    /// A ZooKeeper command's outcome and the watch events it triggers.
+    Zk(tally_zk::Applied),
     /// The request failed; nothing was changed.
     Error(MvccError),
     /// A command without an operation, or a log index already applied: nothing happened.
@@ -52,6 +54,17 @@ pub struct Applied {
     pub events: Vec<Event>,
     /// The store's revision after this entry.
     pub revision: i64,
+}
+
+/// What a client's session keeps of a response: all of it, but a ZooKeeper write's watch events,
+/// which fired when it was applied (a retry's answer fires nothing).
+fn cached(response: &CommandResponse) -> CommandResponse {
+    match response {
+        CommandResponse::Zk(applied) => {
+            CommandResponse::Zk(tally_zk::Applied { outcome: applied.outcome.clone(), events: Vec::new() })
+        }
+        other => other.clone(),
+    }
 }
 
 /// A client's last applied request.
@@ -174,6 +187,8 @@ pub struct StateMachine {
     pub alarms: Alarms,
     /// Users, roles and whether auth is on (replicated: changed through the log).
     pub auth: AuthStore,
+    /// ZooKeeper's znodes and sessions: a namespace of their own (see `tally_zk`).
+    pub zk: tally_zk::ZkState,
 }
 
 impl Default for StateMachine {
@@ -191,6 +206,7 @@ impl StateMachine {
             applied_index: 0,
             alarms: Alarms::default(),
             auth: AuthStore::default(),
+            zk: tally_zk::ZkState::default(),
         }
     }
 
@@ -237,7 +253,7 @@ impl StateMachine {
         let who = AuthInfo { user: cmd.auth_user.clone(), revision: cmd.auth_revision };
         let (response, events) = self.execute(cmd.op.as_ref(), &who, index);
         if cmd.client_id != 0 {
-            self.sessions.record(cmd.client_id, cmd.seq, response.clone(), index);
+            self.sessions.record(cmd.client_id, cmd.seq, cached(&response), index);
         }
         Applied { response, fresh: true, events, revision: self.store.revision() }
     }
@@ -273,9 +289,22 @@ impl StateMachine {
             Op::Txn(t) => auth.check_txn(who, t, store),
             Op::LeaseRevoke(l) => auth.check_lease_writes(who, l.id, store),
             // Auth requests check their own; the rest are checked before they are proposed.
-            Op::Auth(_) | Op::Compaction(_) | Op::LeaseGrant(_) | Op::Alarm(_) => Ok(()),
+            // ZooKeeper's requests have ACLs of their own, checked in the tree.
+            Op::Auth(_) | Op::Compaction(_) | Op::LeaseGrant(_) | Op::Alarm(_) | Op::Zk(_) => Ok(()),
         }
         .err()
+    }
+
+    /// A ZooKeeper command, at the entry's index (its zxid). One that does not decode was never
+    /// proposed by a member of this build: answered as ZooKeeper answers what it cannot read.
+    fn apply_zk(&mut self, z: &tally_proto::tally_v1::ZkCommand, index: u64) -> tally_zk::Applied {
+        match tally_zk::ZkCommand::decode(&z.command) {
+            Ok(command) => self.zk.apply(index as i64, z.now_ms, &command),
+            Err(_) => tally_zk::Applied {
+                outcome: tally_zk::Outcome::Reply(Err(tally_zk::ZkError::MarshallingError)),
+                events: Vec::new(),
+            },
+        }
     }
 
     fn execute(&mut self, op: Option<&Op>, who: &AuthInfo, index: u64) -> (CommandResponse, Vec<Event>) {
@@ -296,6 +325,7 @@ impl StateMachine {
             Some(Op::Compaction(c)) => s.compact(c.revision).map(|r| (CommandResponse::Compaction(r), Vec::new())),
             Some(Op::LeaseGrant(g)) => s.lease_grant(g.id, g.ttl).map(|r| (CommandResponse::LeaseGrant(r), Vec::new())),
             Some(Op::LeaseRevoke(l)) => s.lease_revoke(l.id).map(|(r, e)| (CommandResponse::LeaseRevoke(r), e)),
+            Some(Op::Zk(z)) => Ok((CommandResponse::Zk(self.apply_zk(z, index)), Vec::new())),
         };
         r.unwrap_or_else(|e| (CommandResponse::Error(e), Vec::new()))
     }

@@ -87,6 +87,7 @@ impl StateMachine {
             applied_index,
             alarms: Default::default(),
             auth: auth_store(history.auth)?,
+            zk: Default::default(),
         };
         let mut buf = Vec::new();
         write_snapshot(&sm, keys.len(), keys.iter(), &mut buf);

@@ -4,7 +4,8 @@
 //! preceding bytes. Body: applied index; config; current and compacted revisions; lease id seed; keys in
 //! order with their histories; leases (id, ttl; attachments are rebuilt from the live keys); sessions;
 //! alarms (format 2 on; format 1 had none); auth: enabled, revision, users and roles as authpb
-//! messages (format 3 on).
+//! messages (format 3 on); the ZooKeeper tree and sessions as `tally_zk` encodes them (format 4
+//! on).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +23,9 @@ use crate::revision::Revision;
 use crate::store::{Store, StoreConfig};
 
 const MAGIC: &[u8; 8] = b"TALLYMVC";
-/// 2: alarms after the sessions; 3: auth after the alarms. Versions 1 and 2 are still read.
-const FORMAT_VERSION: u32 = 3;
+/// 2: alarms after the sessions; 3: auth after the alarms; 4: the ZooKeeper tree after auth.
+/// Versions 1 to 3 are still read.
+const FORMAT_VERSION: u32 = 4;
 
 /// Why a snapshot could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +148,11 @@ fn write_response(w: &mut Writer<'_>, r: &CommandResponse) {
             w.u8(e.tag());
         }
         CommandResponse::Noop => w.u8(8),
+        // Cached without its watch events (see `StateMachine::apply`).
+        CommandResponse::Zk(applied) => {
+            w.u8(11);
+            w.bytes(&applied.outcome.to_bytes());
+        }
     }
 }
 
@@ -162,6 +169,10 @@ fn read_response(r: &mut Reader<'_>) -> R<CommandResponse> {
         8 => CommandResponse::Noop,
         9 => CommandResponse::Alarm(Message::decode(r.bytes()?).map_err(|_| BAD)?),
         10 => CommandResponse::Auth(Message::decode(r.bytes()?).map_err(|_| BAD)?),
+        11 => {
+            let outcome = tally_zk::Outcome::from_bytes(r.bytes()?).ok_or(BAD)?;
+            CommandResponse::Zk(tally_zk::Applied { outcome, events: Vec::new() })
+        }
         _ => return Err(BAD),
     })
 }
@@ -218,6 +229,7 @@ impl StateMachine {
             applied_index: self.applied_index,
             alarms: self.alarms.clone(),
             auth: self.auth.clone(),
+            zk: self.zk.clone(),
         };
         SnapshotCopy { histories, rest }
     }
@@ -280,6 +292,7 @@ pub(crate) fn write_snapshot<'a>(
         w.u64(member);
     }
     write_auth(&mut w, &sm.auth);
+    w.bytes(&sm.zk.encode_snapshot());
     let crc = crc32c::crc32c(&w.buf[start..]);
     w.u32(crc);
 }
@@ -296,10 +309,15 @@ impl StateMachine {
         // Sections added by later formats: older snapshots restore with them empty.
         let alarms = if version >= 2 { read_alarms(&mut r)? } else { Alarms::default() };
         let auth = if version >= 3 { read_auth(&mut r)? } else { AuthStore::default() };
+        let zk = match version {
+            4.. => tally_zk::ZkState::decode_snapshot(r.bytes()?)
+                .map_err(|_| SnapshotError::Corrupt("the ZooKeeper tree does not decode"))?,
+            _ => tally_zk::ZkState::default(),
+        };
         if !r.buf.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));
         }
-        Ok(StateMachine { store, sessions, applied_index, alarms, auth })
+        Ok(StateMachine { store, sessions, applied_index, alarms, auth, zk })
     }
 }
 

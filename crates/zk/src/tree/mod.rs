@@ -7,6 +7,7 @@ mod command;
 mod expiry;
 mod hash;
 mod node;
+mod outcome_bytes;
 pub mod path;
 mod read;
 mod session;

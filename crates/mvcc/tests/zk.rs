@@ -1,0 +1,63 @@
+//! ZooKeeper's tree as part of the replicated state machine: its commands apply at their log
+//! index (the zxid), their answers are cached for retries like etcd's, and snapshots carry the
+//! tree, its sessions and those cached answers.
+
+use tally_mvcc::{CommandResponse, StateMachine};
+use tally_proto::tally_v1::{command::Op, Command, ZkCommand as LogZk};
+use tally_zk::proto::{Acl, CreateRequest, Response, WriteOp};
+use tally_zk::{Outcome, Write, ZkCommand, ZkError};
+
+fn zk(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
+    Command {
+        client_id,
+        seq,
+        op: Some(Op::Zk(LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000 })),
+        ..Default::default()
+    }
+}
+
+fn create(session: i64, path: &str) -> ZkCommand {
+    let request = CreateRequest { path: path.into(), data: Some(b"v".to_vec()), acl: Acl::open_unsafe(), flags: 0 };
+    ZkCommand::Txn { session, auth: Vec::new(), write: Write::One(WriteOp::Create(request)) }
+}
+
+fn outcome(response: &CommandResponse) -> &Outcome {
+    match response {
+        CommandResponse::Zk(applied) => &applied.outcome,
+        other => panic!("not a ZooKeeper answer: {other:?}"),
+    }
+}
+
+#[test]
+fn zookeeper_commands_apply_at_their_index_and_survive_a_snapshot() {
+    let mut sm = StateMachine::default();
+    let opened = sm.apply(5, &zk(1, 1, &ZkCommand::CreateSession { timeout_ms: 10_000, password: [7; 16] }));
+    let Outcome::SessionCreated { session } = *outcome(&opened.response) else { panic!("{opened:?}") };
+    let created = sm.apply(6, &zk(1, 2, &create(session, "/app")));
+    assert_eq!(outcome(&created.response), &Outcome::Reply(Ok(Response::Create { path: "/app".into() })));
+    let CommandResponse::Zk(applied) = &created.response else { unreachable!() };
+    assert!(!applied.events.is_empty(), "a create fires watches");
+    assert_eq!(sm.zk.exists("/app", &[]).map(|s| s.czxid), Ok(6), "the zxid is the log index");
+
+    // A retry of the same request gets the cached answer, and fires nothing again.
+    let retried = sm.apply(7, &zk(1, 2, &create(session, "/app")));
+    assert!(!retried.fresh);
+    assert_eq!(outcome(&retried.response), outcome(&created.response));
+    let CommandResponse::Zk(again) = &retried.response else { unreachable!() };
+    assert!(again.events.is_empty());
+    // A new request for the same path is refused by the tree.
+    let twice = sm.apply(8, &zk(1, 3, &create(session, "/app")));
+    assert_eq!(outcome(&twice.response), &Outcome::Reply(Err(ZkError::NodeExists)));
+
+    let restored = StateMachine::restore(&sm.snapshot()).expect("restore");
+    assert_eq!(restored, sm);
+    assert_eq!(restored.zk.hash(), sm.zk.hash());
+    assert_eq!(restored.sessions().get(1).map(|s| s.seq), Some(3));
+}
+
+#[test]
+fn a_command_that_does_not_decode_is_a_marshalling_error() {
+    let mut sm = StateMachine::default();
+    let bad = Command { op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0 })), ..Default::default() };
+    assert_eq!(outcome(&sm.apply(1, &bad).response), &Outcome::Reply(Err(ZkError::MarshallingError)));
+}
