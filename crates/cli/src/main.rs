@@ -65,6 +65,9 @@ struct ServerArgs {
     /// (a Go duration, at least 100ms; etcd 3.6 also names it --watch-progress-notify-interval).
     #[arg(long, alias = "watch-progress-notify-interval", default_value = "10m0s", value_parser = go_duration::parse)]
     experimental_watch_progress_notify_interval: std::time::Duration,
+    /// Serve ZooKeeper's client protocol on these URLs (plain TCP, e.g. tcp://127.0.0.1:2181).
+    #[arg(long, value_delimiter = ',')]
+    listen_zk_urls: Vec<String>,
     /// Serve the live view of Raft at /ui on the client URLs, and its event stream at
     /// /ui/events (`tally dev` turns it on).
     #[arg(long)]
@@ -216,6 +219,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         watch_progress_notify_interval: a.experimental_watch_progress_notify_interval.max(MIN_WATCH_PROGRESS_INTERVAL),
         listen_metrics_urls: a.listen_metrics_urls,
         enable_ui: a.enable_ui,
+        listen_zk_urls: a.listen_zk_urls,
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
         quota_backend_bytes: a.quota_backend_bytes,
         max_request_bytes: a.max_request_bytes,

@@ -18,3 +18,4 @@ pub(crate) mod peer;
 pub mod server;
 pub mod tls;
 pub mod ui;
+pub mod zk;

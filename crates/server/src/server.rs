@@ -105,6 +105,8 @@ pub struct ServerOptions {
     pub self_signed_cert_validity_years: u32,
     /// `--enable-ui`: serve the live view of Raft (`/ui`, its event stream) on the client URLs.
     pub enable_ui: bool,
+    /// `--listen-zk-urls`: where ZooKeeper's clients connect (plain TCP).
+    pub listen_zk_urls: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +398,9 @@ async fn serve_clients(
     let ops = ops_endpoints(opts, node, sm, &kv, &grpc_metrics, traffic, ui);
     serve_metrics(opts, &ops, sides).await?;
     let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
+    for url in &opts.listen_zk_urls {
+        tokio::spawn(crate::zk::serve(bind(url).await?, ctx.clone()));
+    }
     let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
     Ok(tokio::spawn(crate::client::api::serve(client_listener, api, client_tls)))
 }

@@ -223,6 +223,11 @@ impl Context {
         request
     }
 
+    /// A request id minted here, unique across the cluster.
+    pub fn new_request_id(&self) -> u64 {
+        self.request_ids.next()
+    }
+
     /// A command for `op` with the client's request identity and `who` sent it.
     pub fn command(&self, metadata: &MetadataMap, who: &AuthInfo, op: Op) -> Command {
         let (client_id, seq) = self.request_identity(metadata);

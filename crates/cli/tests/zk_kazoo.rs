@@ -1,0 +1,12 @@
+//! kazoo, ZooKeeper's Python client, against a 3-member Tally cluster serving ZooKeeper's
+//! protocol: runs `tests/zk/run.sh` with this build's `tally` binary. The script installs kazoo
+//! and pytest with pip when missing, starts the cluster and runs `tests/zk/test_kazoo.py`:
+//! nodes, versions and errors, sequential names, multi, ephemerals ending with their session on
+//! every member, a session resumed on another member, digest ACLs.
+
+mod support;
+
+#[test]
+fn kazoo_against_tally() {
+    support::run_client_suite("tests/zk/run.sh");
+}

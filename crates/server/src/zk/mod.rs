@@ -1,0 +1,38 @@
+//! ZooKeeper's client protocol (`--listen-zk-urls`), over the same log and state machine as
+//! the etcd API: each connection is a task reading length-prefixed jute frames. Writes become
+//! `ZkCommand`s in the Raft log (their zxid is the entry's index); reads are answered from this
+//! member's copy of the tree, as a ZooKeeper server answers from its own; `sync` waits for a
+//! ReadIndex. Requests on a connection are handled one at a time, in order: ZooKeeper's FIFO
+//! guarantee for a session.
+//!
+//! Not yet: watches, the leader's session clock (sessions end only when their client closes
+//! them), the four-letter words.
+
+mod connection;
+mod frames;
+mod handshake;
+mod requests;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::client::services::context::Context;
+
+/// Serves ZooKeeper clients on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection::run(stream, &ctx).await {
+                        tracing::debug!(%peer, "ZooKeeper connection ended: {e}");
+                    }
+                });
+            }
+            // Out of file descriptors, say: try again shortly.
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}

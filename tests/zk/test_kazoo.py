@@ -1,0 +1,167 @@
+"""kazoo, ZooKeeper's Python client, against a 3-member Tally cluster (see run.sh)."""
+
+import os
+import time
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    BadVersionError,
+    NoChildrenForEphemeralsError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    RolledBackError,
+)
+
+HOSTS = os.environ["TALLY_ZK_HOSTS"].split(",")
+
+
+def connect(host, **kw):
+    """A started client; the first members may still be electing a leader."""
+    deadline = time.time() + 30
+    while True:
+        zk = KazooClient(hosts=host, timeout=10, **kw)
+        try:
+            zk.start(timeout=10)
+            return zk
+        except Exception:
+            zk.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def zk():
+    client = connect(HOSTS[0])
+    yield client
+    client.stop()
+    client.close()
+
+
+def test_nodes_versions_and_errors(zk):
+    assert zk.create("/crud", b"hello") == "/crud"
+    data, stat = zk.get("/crud")
+    assert data == b"hello" and stat.version == 0 and stat.czxid == stat.mzxid
+    stat2 = zk.set("/crud", b"world", version=0)
+    assert stat2.version == 1 and stat2.mzxid > stat.mzxid and stat2.czxid == stat.czxid
+    with pytest.raises(BadVersionError):
+        zk.set("/crud", b"again", version=0)
+    with pytest.raises(NodeExistsError):
+        zk.create("/crud")
+    with pytest.raises(NoNodeError):
+        zk.create("/missing/child")
+    zk.create("/crud/a")
+    with pytest.raises(NotEmptyError):
+        zk.delete("/crud")
+    zk.delete("/crud", recursive=True)
+    assert zk.exists("/crud") is None
+
+
+def test_sequential_names_follow_the_parents_cversion(zk):
+    zk.create("/seq")
+    first = zk.create("/seq/n-", sequence=True)
+    second = zk.create("/seq/n-", sequence=True)
+    assert (first, second) == ("/seq/n-0000000000", "/seq/n-0000000001")
+    _, stat = zk.get("/seq")
+    assert stat.cversion == 2 and stat.numChildren == 2
+    assert sorted(zk.get_children("/seq")) == ["n-0000000000", "n-0000000001"]
+
+
+def test_multi_is_all_or_nothing(zk):
+    t = zk.transaction()
+    t.create("/multi-a", b"1")
+    t.create("/multi-a", b"2")
+    results = t.commit()
+    assert isinstance(results[0], RolledBackError) and isinstance(results[1], NodeExistsError)
+    assert zk.exists("/multi-a") is None
+    t = zk.transaction()
+    t.create("/multi-b", b"1")
+    t.set_data("/multi-b", b"2")
+    assert t.commit()[0] == "/multi-b"
+    assert zk.get("/multi-b")[0] == b"2"
+
+
+def test_ephemerals_end_with_their_session_on_every_member():
+    owner = connect(HOSTS[0])
+    owner.create("/eph-parent")
+    owner.create("/eph-parent/mine", ephemeral=True)
+    with pytest.raises(NoChildrenForEphemeralsError):
+        owner.create("/eph-parent/mine/child")
+    session = owner.client_id
+    others = [connect(h) for h in HOSTS[1:]]
+    for other in others:
+        other.sync("/")
+        _, stat = other.get("/eph-parent/mine")
+        assert stat.ephemeralOwner == session[0]
+    owner.stop()
+    owner.close()
+    for other in others:
+        other.sync("/")
+        assert other.exists("/eph-parent/mine") is None
+        other.stop()
+        other.close()
+
+
+def test_a_session_moves_to_another_member_with_its_ephemerals():
+    first = connect(HOSTS[0])
+    first.create("/moving", ephemeral=True)
+    session_id, password = first.client_id
+    # The same session, resumed on another member with its id and password.
+    resumed = connect(HOSTS[1], client_id=(session_id, password))
+    assert resumed.client_id[0] == session_id
+    resumed.sync("/")
+    assert resumed.get("/moving")[1].ephemeralOwner == session_id
+    resumed.stop()
+    resumed.close()
+    first.sync("/")
+    assert first.exists("/moving") is None, "closing the session through either member ends it"
+    first.stop()
+    first.close()
+    # An ended session cannot be resumed: the client is told it expired and starts a new one.
+    again = connect(HOSTS[2], client_id=(session_id, password))
+    assert again.client_id[0] != session_id
+    again.stop()
+    again.close()
+
+
+def test_a_wrong_password_does_not_resume_a_session():
+    owner = connect(HOSTS[0])
+    session_id, _ = owner.client_id
+    intruder = connect(HOSTS[1], client_id=(session_id, b"x" * 16))
+    assert intruder.client_id[0] != session_id
+    intruder.stop()
+    intruder.close()
+    owner.stop()
+    owner.close()
+
+
+def test_writes_through_any_member_are_seen_after_sync():
+    clients = [connect(h) for h in HOSTS]
+    for i, c in enumerate(clients):
+        c.create(f"/from-{i}", str(i).encode())
+    for c in clients:
+        c.sync("/")
+        assert sorted(x for x in c.get_children("/") if x.startswith("from-")) == ["from-0", "from-1", "from-2"]
+    for c in clients:
+        c.stop()
+        c.close()
+
+
+def test_digest_acls(zk):
+    from kazoo.security import make_digest_acl
+
+    acl = make_digest_acl("alice", "secret", all=True)
+    zk.create("/guarded", b"x", acl=[acl])
+    stranger = connect(HOSTS[1])
+    from kazoo.exceptions import NoAuthError
+
+    with pytest.raises(NoAuthError):
+        stranger.get("/guarded")
+    stranger.stop()
+    stranger.close()
+    alice = connect(HOSTS[2], auth_data=[("digest", "alice:secret")])
+    assert alice.get("/guarded")[0] == b"x"
+    alice.stop()
+    alice.close()
