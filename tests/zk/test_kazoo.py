@@ -165,3 +165,105 @@ def test_digest_acls(zk):
     assert alice.get("/guarded")[0] == b"x"
     alice.stop()
     alice.close()
+
+
+def test_watches_fire_once_for_changes_made_through_another_member():
+    import threading
+
+    watcher, writer = connect(HOSTS[0]), connect(HOSTS[1])
+    writer.create("/watched", b"0")
+    watcher.sync("/")
+    seen = []
+    fired = threading.Event()
+
+    def on_event(event):
+        seen.append((event.type, event.path))
+        fired.set()
+
+    assert watcher.get("/watched", watch=on_event)[0] == b"0"
+    writer.set("/watched", b"1")
+    assert fired.wait(5), "the data watch did not fire"
+    writer.set("/watched", b"2")
+    time.sleep(0.3)
+    assert seen == [("CHANGED", "/watched")], "a watch fires once"
+
+    fired.clear()
+    watcher.get_children("/watched", watch=on_event)
+    writer.create("/watched/kid")
+    assert fired.wait(5), "the child watch did not fire"
+    fired.clear()
+    assert watcher.exists("/absent", watch=on_event) is None
+    writer.create("/absent")
+    assert fired.wait(5), "the exists watch did not fire"
+    assert seen[1:] == [("CHILD", "/watched"), ("CREATED", "/absent")]
+    for c in (watcher, writer):
+        c.stop()
+        c.close()
+
+
+def test_recipes_lock_election_counter_barrier_party():
+    import threading
+
+    clients = [connect(h) for h in HOSTS]
+    # Lock: three contenders, one holder at a time.
+    holders, inside, worst = [], [0], [0]
+    guard = threading.Lock()
+
+    def contend(c, i):
+        with c.Lock("/recipes/lock", f"c{i}"):
+            with guard:
+                inside[0] += 1
+                worst[0] = max(worst[0], inside[0])
+            time.sleep(0.05)
+            holders.append(i)
+            with guard:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=contend, args=(c, i)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(holders) == [0, 1, 2] and worst[0] == 1
+
+    # Counter: increments through every member add up.
+    for c in clients:
+        counter = c.Counter("/recipes/counter")
+        for _ in range(5):
+            counter += 1
+    clients[0].sync("/")
+    assert clients[0].Counter("/recipes/counter").value == 15
+
+    # Election: exactly one leader runs at a time; when it leaves, another is elected.
+    elected = []
+    done = threading.Event()
+
+    def lead(i):
+        elected.append(i)
+        done.set()
+
+    election = clients[1].Election("/recipes/election", "c1")
+    t = threading.Thread(target=election.run, args=(lead, 1))
+    t.start()
+    assert done.wait(10) and elected == [1]
+    t.join(10)
+
+    # Barrier: waiters pass once it is removed (from another member).
+    barrier = clients[2].Barrier("/recipes/barrier")
+    barrier.create()
+    passed = threading.Event()
+    threading.Thread(target=lambda: barrier.wait(10) and passed.set()).start()
+    time.sleep(0.2)
+    assert not passed.is_set()
+    clients[0].Barrier("/recipes/barrier").remove()
+    assert passed.wait(10)
+
+    # Party: members joining through every member are all seen.
+    parties = [c.Party("/recipes/party", f"p{i}") for i, c in enumerate(clients)]
+    for p in parties:
+        p.join()
+    clients[0].sync("/")
+    assert len(clients[0].Party("/recipes/party")) == 3
+    for c in clients:
+        c.stop()
+        c.close()

@@ -2,7 +2,8 @@
 //! protocol: runs `tests/zk/run.sh` with this build's `tally` binary. The script installs kazoo
 //! and pytest with pip when missing, starts the cluster and runs `tests/zk/test_kazoo.py`:
 //! nodes, versions and errors, sequential names, multi, ephemerals ending with their session on
-//! every member, a session resumed on another member, digest ACLs.
+//! every member, a session resumed on another member, digest ACLs, one-shot watches fired by
+//! writes through another member, and kazoo's lock, counter, election, barrier and party recipes.
 
 mod support;
 

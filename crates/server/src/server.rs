@@ -48,6 +48,7 @@ use crate::peer::transport::{self, PeerDirectory, Transport};
 use crate::tls::{Tls, TlsError, TlsFlags};
 use crate::ui::events::{UiEvents, UiPublisher};
 use crate::ui::http::UiRoutes;
+use crate::zk::watches::ZkWatches;
 use tally_node::cluster::ClusterSpec;
 use tally_node::members::Members;
 use tally_node::persist::{Disk, InitialState};
@@ -258,6 +259,8 @@ struct Core {
     members: Arc<RwLock<Members>>,
     /// The live view's event stream (`--enable-ui`).
     ui: Option<Arc<UiEvents>>,
+    /// ZooKeeper clients' watches on this member.
+    zk_watches: Arc<ZkWatches>,
 }
 
 /// Restores the state machine from the disk's snapshot and starts the driver's thread, which
@@ -286,6 +289,7 @@ fn start_node(
     let hub = WatchHub::new(sm.clone(), headers, opts.watch_progress_notify_interval);
     let (snapshots_written, snapshots_written_rx) = std::sync::mpsc::channel();
     let ui = opts.enable_ui.then(|| UiEvents::new(me.id, opts.name.clone()));
+    let zk_watches = Arc::new(ZkWatches::default());
     let host = ServerHost {
         id: me.id,
         transport,
@@ -294,11 +298,12 @@ fn start_node(
         data_dir: opts.data_dir.clone(),
         snapshots_written,
         ui: ui.clone().map(UiPublisher::new),
+        zk_watches: zk_watches.clone(),
     };
     let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
     let reads = Arc::new(ReadQueue::default());
     driver::spawn(Driver::new(node, TICK, reads.clone(), snapshots_written_rx), inputs_rx);
-    Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members, ui })
+    Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members, ui, zk_watches })
 }
 
 fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Members>>) -> NodeConfig {
@@ -365,7 +370,7 @@ async fn serve_clients(
     peer_url: &str,
 ) -> Result<JoinHandle<()>, ServerError> {
     let leader_gate = LeaderGate::start(core.node.shared.clone(), Duration::from_millis(opts.election_timeout_ms));
-    let Core { node, sm, hub, auth, members, ui } = core;
+    let Core { node, sm, hub, auth, members, ui, zk_watches } = core;
     let client_url = opts.advertise_client_urls.first().cloned().unwrap_or_default();
     let ui = ui.map(|events| Arc::new(UiRoutes { events, members: members.clone(), client_url }));
     let ctx = Context::new(ContextParts {
@@ -399,7 +404,7 @@ async fn serve_clients(
     serve_metrics(opts, &ops, sides).await?;
     let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
     for url in &opts.listen_zk_urls {
-        tokio::spawn(crate::zk::serve(bind(url).await?, ctx.clone()));
+        tokio::spawn(crate::zk::serve(bind(url).await?, ctx.clone(), zk_watches.clone()));
     }
     let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
     Ok(tokio::spawn(crate::client::api::serve(client_listener, api, client_tls)))

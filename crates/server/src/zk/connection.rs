@@ -1,12 +1,16 @@
-//! One client connection: the handshake, then its requests one at a time, in order.
+//! One client connection: the handshake, then its requests one at a time, in order, with the
+//! notifications of its watches written between replies, never after a reply they precede.
 
 use std::io;
 
-use tally_zk::proto::{encode, xid, Id, Reader, ReplyHeader, Request, RequestHeader};
+use tally_zk::proto::{encode, xid, Id, Reader, ReplyHeader, Request, RequestHeader, WatcherEvent};
 use tally_zk::ZkError;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use super::handshake::{self, Attached};
+use super::watches::{ConnectionId, ZkWatches};
 use super::{frames, requests};
 use crate::client::services::context::Context;
 
@@ -15,20 +19,47 @@ pub struct Client {
     pub session: i64,
     /// Identities the client added (`addauth`), and its address: checked against ACLs.
     pub auth: Vec<Id>,
+    /// Its watches' registration on this member.
+    pub connection: ConnectionId,
 }
 
-pub async fn run(mut stream: TcpStream, ctx: &Context) -> io::Result<()> {
+pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let Some(Attached { session, timeout_ms }) = handshake::attach(&mut stream, ctx).await? else { return Ok(()) };
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let connection = watches.connect(events_tx);
+    let mut client = Client { session, auth: vec![Id { scheme: "ip".into(), id: peer_ip }], connection };
+    let (read, write) = stream.into_split();
+    let result = serve(read, write, events, ctx, watches, &mut client, timeout_ms).await;
+    watches.disconnect(connection);
+    result
+}
+
+async fn serve(
+    read: OwnedReadHalf,
+    mut write: OwnedWriteHalf,
+    mut events: mpsc::UnboundedReceiver<WatcherEvent>,
+    ctx: &Context,
+    watches: &ZkWatches,
+    client: &mut Client,
+    timeout_ms: i32,
+) -> io::Result<()> {
+    let mut packets = read_packets(read);
     // A client silent for its whole session timeout is gone (it pings every third of it).
     let idle_max = std::time::Duration::from_millis(timeout_ms as u64);
-    let mut client = Client { session, auth: vec![Id { scheme: "ip".into(), id: peer_ip }] };
     loop {
-        let packet = match tokio::time::timeout(idle_max, frames::read(&mut stream)).await {
-            Ok(Ok(Some(packet))) => packet,
-            Ok(Ok(None)) | Err(_) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
+        let packet = tokio::select! {
+            biased;
+            Some(event) = events.recv() => {
+                write_notification(&mut write, &event).await?;
+                continue;
+            }
+            packet = tokio::time::timeout(idle_max, packets.recv()) => match packet {
+                Ok(Some(Ok(packet))) => packet,
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) | Err(_) => return Ok(()),
+            },
         };
         let mut r = Reader::new(&packet);
         let header: RequestHeader = r.read().map_err(|e| invalid(format!("request header: {e}")))?;
@@ -36,22 +67,51 @@ pub async fn run(mut stream: TcpStream, ctx: &Context) -> io::Result<()> {
         let request = Request::decode(header.op, body);
         let closing = matches!(request, Ok(Request::CloseSession));
         let (err, reply) = match request {
-            Ok(request) => match requests::handle(ctx, &mut client, request).await {
+            Ok(request) => match requests::handle(ctx, watches, client, request).await {
                 Ok(Some(body)) => (0, body),
                 Ok(None) => (0, Vec::new()),
                 Err(e) => (e.code(), Vec::new()),
             },
             Err(_) => (ZkError::MarshallingError.code(), Vec::new()),
         };
+        // Notifications of changes this reply may reflect go first.
+        while let Ok(event) = events.try_recv() {
+            write_notification(&mut write, &event).await?;
+        }
         let zxid = ctx.sm.read().expect("sm lock").zk.last_zxid();
         // Pings are answered with their own xid; everything else with the request's.
         let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
         let reply_header = encode(&ReplyHeader { xid: reply_xid, zxid, err });
-        frames::write(&mut stream, &[&reply_header, &reply]).await?;
+        frames::write(&mut write, &[&reply_header, &reply]).await?;
         if closing {
             return Ok(());
         }
     }
+}
+
+/// The connection's packets, read by a task of their own (so that waiting for one never
+/// delays a notification, and no read is ever cut short).
+fn read_packets(mut read: OwnedReadHalf) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let packet = match frames::read(&mut read).await {
+                Ok(Some(packet)) => Ok(packet),
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            let failed = packet.is_err();
+            if tx.send(packet).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn write_notification(write: &mut OwnedWriteHalf, event: &WatcherEvent) -> io::Result<()> {
+    let header = encode(&ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 });
+    frames::write(write, &[&header, &encode(event)]).await
 }
 
 fn invalid(what: String) -> io::Error {

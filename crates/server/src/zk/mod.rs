@@ -5,28 +5,32 @@
 //! ReadIndex. Requests on a connection are handled one at a time, in order: ZooKeeper's FIFO
 //! guarantee for a session.
 //!
-//! Not yet: watches, the leader's session clock (sessions end only when their client closes
-//! them), the four-letter words.
+//! Watches are one-shot data and child watches (`watches.rs`), fired as this member applies the
+//! changes. Not yet: persistent and recursive watches (refused with Unimplemented), the
+//! leader's session clock (sessions end only when their client closes them), the four-letter
+//! words.
 
 mod connection;
 mod frames;
 mod handshake;
 mod requests;
+pub mod watches;
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::client::services::context::Context;
+use watches::ZkWatches;
 
 /// Serves ZooKeeper clients on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, watches: Arc<ZkWatches>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let ctx = ctx.clone();
+                let (ctx, watches) = (ctx.clone(), watches.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection::run(stream, &ctx).await {
+                    if let Err(e) = connection::run(stream, &ctx, &watches).await {
                         tracing::debug!(%peer, "ZooKeeper connection ended: {e}");
                     }
                 });

@@ -1,14 +1,20 @@
 //! A request's answer: writes through the log, reads from this member's tree.
 
-use tally_zk::proto::{Id, Request, Response};
-use tally_zk::{Outcome, Write, ZkCommand, ZkError};
+use tally_zk::proto::{EventType, Id, Request, Response, SetWatches};
+use tally_zk::{Outcome, Write, ZkCommand, ZkError, ZkState};
 
 use super::connection::Client;
 use super::handshake::propose;
+use super::watches::{Kind, ZkWatches};
 use crate::client::services::context::Context;
 
 /// The reply body (None: header only), or the error code for the reply header.
-pub async fn handle(ctx: &Context, client: &mut Client, request: Request) -> Result<Option<Vec<u8>>, ZkError> {
+pub async fn handle(
+    ctx: &Context,
+    watches: &ZkWatches,
+    client: &mut Client,
+    request: Request,
+) -> Result<Option<Vec<u8>>, ZkError> {
     if let Some(write) = Write::from_request(&request) {
         let command = ZkCommand::Txn { session: client.session, auth: client.auth.clone(), write };
         return reply(replicate(ctx, &command).await?);
@@ -29,22 +35,64 @@ pub async fn handle(ctx: &Context, client: &mut Client, request: Request) -> Res
             ctx.linearizable_barrier().await.map_err(|_| ZkError::OperationTimeout)?;
             Ok(Some(Response::Sync { path: r.path }.encode()))
         }
-        // Watches are not served yet: a read that asks for one is refused rather than answered
-        // without it.
-        Request::Exists(ref r)
-        | Request::GetData(ref r)
-        | Request::GetChildren(ref r)
-        | Request::GetChildren2(ref r)
-            if r.watch =>
-        {
+        Request::SetWatches(w) => {
+            let sm = ctx.sm.read().expect("sm lock");
+            set_watches(&sm.zk, watches, client, &w);
+            Ok(None)
+        }
+        // Persistent and recursive watches (3.6+) are not served yet: refused, not ignored.
+        Request::SetWatches2(_) | Request::AddWatch(_) | Request::CheckWatches(_) | Request::RemoveWatches(_) => {
             Err(ZkError::Unimplemented)
         }
         read => {
+            // The watch is set under the same read lock as the read, so no change applied
+            // between the two is missed (the driver fires watches after it applies).
             let sm = ctx.sm.read().expect("sm lock");
-            match sm.zk.read(&read, client.session, &client.auth) {
-                Some(answer) => Ok(Some(answer?.encode())),
-                None => Err(ZkError::Unimplemented),
+            let answer = sm.zk.read(&read, client.session, &client.auth).ok_or(ZkError::Unimplemented)?;
+            if let Some((kind, path)) = watch_to_set(&read, &answer) {
+                watches.add(client.connection, kind, path);
             }
+            Ok(Some(answer?.encode()))
+        }
+    }
+}
+
+/// The watch a read sets, as ZooKeeper sets them: exists watches a node whether or not it
+/// exists; getData and getChildren only a node that exists.
+fn watch_to_set<'a>(read: &'a Request, answer: &Result<Response, ZkError>) -> Option<(Kind, &'a str)> {
+    let exists_or_not = matches!(answer, Ok(_) | Err(ZkError::NoNode));
+    match read {
+        Request::Exists(r) if r.watch && exists_or_not => Some((Kind::Data, &r.path)),
+        Request::GetData(r) if r.watch && answer.is_ok() => Some((Kind::Data, &r.path)),
+        Request::GetChildren(r) | Request::GetChildren2(r) if r.watch && answer.is_ok() => Some((Kind::Child, &r.path)),
+        _ => None,
+    }
+}
+
+/// A reconnected client's watches (ZooKeeper's DataTree.setWatches): those whose change
+/// happened after `relative_zxid`, the last zxid the client saw, fire at once; the others are
+/// set here.
+fn set_watches(tree: &ZkState, watches: &ZkWatches, client: &Client, w: &SetWatches) {
+    let (id, auth) = (client.connection, &client.auth);
+    let stat = |path: &str| tree.exists(path, auth).ok();
+    for path in &w.data_watches {
+        match stat(path) {
+            None => watches.notify(id, EventType::NodeDeleted, path),
+            Some(s) if s.mzxid > w.relative_zxid => watches.notify(id, EventType::NodeDataChanged, path),
+            Some(_) => watches.add(id, Kind::Data, path),
+        }
+    }
+    for path in &w.exist_watches {
+        match stat(path) {
+            Some(_) => watches.notify(id, EventType::NodeCreated, path),
+            None => watches.add(id, Kind::Data, path),
+        }
+    }
+    for path in &w.child_watches {
+        match stat(path) {
+            None => watches.notify(id, EventType::NodeDeleted, path),
+            Some(s) if s.pzxid > w.relative_zxid => watches.notify(id, EventType::NodeChildrenChanged, path),
+            Some(_) => watches.add(id, Kind::Child, path),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::node::simple_tokens::SimpleTokens;
 use crate::node::watch_hub::WatchHub;
 use crate::peer::transport::{self, Transport};
 use crate::ui::events::UiPublisher;
+use crate::zk::watches::ZkWatches;
 use tally_node::observe::{NodeView, Observation};
 
 /// File in the data directory recording that this member was removed.
@@ -38,6 +39,8 @@ pub struct ServerHost {
     pub snapshots_written: Sender<Result<Snapshot, String>>,
     /// The live view's publisher, with `--enable-ui`.
     pub ui: Option<UiPublisher>,
+    /// ZooKeeper clients' watches, fired as the tree's changes apply.
+    pub zk_watches: Arc<ZkWatches>,
 }
 
 impl ServerHost {
@@ -102,6 +105,9 @@ impl Host for ServerHost {
     fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
         if let Some(tokens) = &self.tokens {
             tokens.applied(cmd, response);
+        }
+        if let CommandResponse::Zk(applied) = response {
+            self.zk_watches.fire(&applied.events);
         }
     }
 

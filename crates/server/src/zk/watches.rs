@@ -1,0 +1,147 @@
+//! This member's ZooKeeper watches: one-shot data and child watches set by reads on its
+//! connections, fired as the tree's changes are applied here. The driver fires them while it
+//! applies an entry, before the entry's writer is answered, so a connection always has a
+//! change's notification queued before any reply that follows the change (ZooKeeper's order:
+//! a client sees the event before it can see the new data).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use tally_zk::proto::{state, EventType, WatcherEvent};
+use tally_zk::WatchEvent;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub type ConnectionId = u64;
+
+#[derive(Default)]
+pub struct ZkWatches {
+    inner: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: ConnectionId,
+    connections: BTreeMap<ConnectionId, UnboundedSender<WatcherEvent>>,
+    /// Watches on a node's data and existence (getData, exists), by path.
+    data: BTreeMap<String, BTreeSet<ConnectionId>>,
+    /// Watches on a node's children (getChildren), by path.
+    child: BTreeMap<String, BTreeSet<ConnectionId>>,
+}
+
+/// Which kind of watch a read sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Data,
+    Child,
+}
+
+impl ZkWatches {
+    /// A connection's id; its notifications go to `events`.
+    pub fn connect(&self, events: UnboundedSender<WatcherEvent>) -> ConnectionId {
+        let mut r = self.inner.lock().expect("watches lock");
+        r.next_id += 1;
+        let id = r.next_id;
+        r.connections.insert(id, events);
+        id
+    }
+
+    /// The connection closed: its watches go with it.
+    pub fn disconnect(&self, id: ConnectionId) {
+        let mut guard = self.inner.lock().expect("watches lock");
+        let r = &mut *guard;
+        r.connections.remove(&id);
+        for watchers in r.data.values_mut().chain(r.child.values_mut()) {
+            watchers.remove(&id);
+        }
+        r.data.retain(|_, w| !w.is_empty());
+        r.child.retain(|_, w| !w.is_empty());
+    }
+
+    pub fn add(&self, id: ConnectionId, kind: Kind, path: &str) {
+        let mut r = self.inner.lock().expect("watches lock");
+        let map = match kind {
+            Kind::Data => &mut r.data,
+            Kind::Child => &mut r.child,
+        };
+        map.entry(path.to_string()).or_default().insert(id);
+    }
+
+    /// Sends `event` to connection `id` now (a watch SetWatches finds already triggered).
+    pub fn notify(&self, id: ConnectionId, event_type: EventType, path: &str) {
+        let r = self.inner.lock().expect("watches lock");
+        if let Some(events) = r.connections.get(&id) {
+            let _ = events.send(notification(event_type, path));
+        }
+    }
+
+    /// Fires the watches the applied changes trigger, each once (ZooKeeper's WatchManager):
+    /// created, deleted and data changed reach data watches; deleted and children changed reach
+    /// child watches.
+    pub fn fire(&self, changes: &[WatchEvent]) {
+        let mut r = self.inner.lock().expect("watches lock");
+        for change in changes {
+            let (data, child) = match change.event_type {
+                EventType::NodeCreated | EventType::NodeDataChanged => (true, false),
+                EventType::NodeDeleted => (true, true),
+                EventType::NodeChildrenChanged => (false, true),
+                _ => (false, false),
+            };
+            let mut reached = BTreeSet::new();
+            if data {
+                reached.extend(r.data.remove(&change.path).unwrap_or_default());
+            }
+            if child {
+                reached.extend(r.child.remove(&change.path).unwrap_or_default());
+            }
+            for id in reached {
+                if let Some(events) = r.connections.get(&id) {
+                    let _ = events.send(notification(change.event_type, &change.path));
+                }
+            }
+        }
+    }
+}
+
+fn notification(event_type: EventType, path: &str) -> WatcherEvent {
+    WatcherEvent { event_type: event_type.code(), state: state::SYNC_CONNECTED, path: path.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    fn change(path: &str, event_type: EventType) -> WatchEvent {
+        WatchEvent { path: path.into(), event_type }
+    }
+
+    #[test]
+    fn watches_fire_once_for_the_changes_they_watch() {
+        let watches = ZkWatches::default();
+        let (tx, mut rx) = unbounded_channel();
+        let id = watches.connect(tx);
+        watches.add(id, Kind::Data, "/a");
+        watches.add(id, Kind::Child, "/");
+        // A child change on /a does not reach a data watch on it.
+        watches.fire(&[change("/a", EventType::NodeChildrenChanged)]);
+        assert!(rx.try_recv().is_err());
+        watches.fire(&[change("/a", EventType::NodeDataChanged), change("/", EventType::NodeChildrenChanged)]);
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).map(|e| (e.event_type, e.path)).collect();
+        assert_eq!(got, vec![(3, "/a".to_string()), (4, "/".to_string())]);
+        // One-shot: the same changes again reach nobody.
+        watches.fire(&[change("/a", EventType::NodeDataChanged), change("/", EventType::NodeChildrenChanged)]);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_closed_connection_loses_its_watches() {
+        let watches = ZkWatches::default();
+        let (tx, mut rx) = unbounded_channel();
+        let id = watches.connect(tx);
+        watches.add(id, Kind::Data, "/a");
+        watches.disconnect(id);
+        watches.fire(&[change("/a", EventType::NodeDeleted)]);
+        assert!(rx.try_recv().is_err());
+        assert!(watches.inner.lock().unwrap().data.is_empty());
+    }
+}
