@@ -267,3 +267,44 @@ def test_recipes_lock_election_counter_barrier_party():
     for c in clients:
         c.stop()
         c.close()
+
+
+def test_a_silent_clients_session_expires_and_its_ephemerals_go():
+    import subprocess
+    import sys
+
+    # A client that creates an ephemeral and dies without closing its session.
+    script = (
+        "import os, sys\n"
+        "from kazoo.client import KazooClient\n"
+        f"zk = KazooClient(hosts='{HOSTS[1]}', timeout=4)\n"
+        "zk.start(timeout=10)\n"
+        "zk.create('/orphan', ephemeral=True)\n"
+        "print(zk.client_id[0], flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    observer = connect(HOSTS[0])
+    observer.sync("/")
+    assert observer.exists("/orphan") is not None
+    deadline = time.time() + 15
+    while observer.exists("/orphan") is not None:
+        assert time.time() < deadline, "the dead client's session never expired"
+        time.sleep(0.2)
+        observer.sync("/")
+    observer.stop()
+    observer.close()
+
+
+def test_a_pinging_client_keeps_its_session_past_its_timeout():
+    keeper = KazooClient(hosts=HOSTS[2], timeout=4)
+    keeper.start(timeout=10)
+    keeper.create("/kept", ephemeral=True)
+    time.sleep(7)
+    observer = connect(HOSTS[0])
+    observer.sync("/")
+    assert observer.exists("/kept") is not None, "an idle but pinging client lost its session"
+    for c in (keeper, observer):
+        c.stop()
+        c.close()

@@ -3,7 +3,8 @@
 //! and pytest with pip when missing, starts the cluster and runs `tests/zk/test_kazoo.py`:
 //! nodes, versions and errors, sequential names, multi, ephemerals ending with their session on
 //! every member, a session resumed on another member, digest ACLs, one-shot watches fired by
-//! writes through another member, and kazoo's lock, counter, election, barrier and party recipes.
+//! writes through another member, kazoo's lock, counter, election, barrier and party recipes, a
+//! dead client's session expiring (its ephemeral removed) and a pinging client's living on.
 
 mod support;
 

@@ -290,7 +290,7 @@ impl StateMachine {
             Op::LeaseRevoke(l) => auth.check_lease_writes(who, l.id, store),
             // Auth requests check their own; the rest are checked before they are proposed.
             // ZooKeeper's requests have ACLs of their own, checked in the tree.
-            Op::Auth(_) | Op::Compaction(_) | Op::LeaseGrant(_) | Op::Alarm(_) | Op::Zk(_) => Ok(()),
+            Op::Auth(_) | Op::Compaction(_) | Op::LeaseGrant(_) | Op::Alarm(_) | Op::Zk(_) | Op::ZkTouch(_) => Ok(()),
         }
         .err()
     }
@@ -326,6 +326,8 @@ impl StateMachine {
             Some(Op::LeaseGrant(g)) => s.lease_grant(g.id, g.ttl).map(|r| (CommandResponse::LeaseGrant(r), Vec::new())),
             Some(Op::LeaseRevoke(l)) => s.lease_revoke(l.id).map(|(r, e)| (CommandResponse::LeaseRevoke(r), e)),
             Some(Op::Zk(z)) => Ok((CommandResponse::Zk(self.apply_zk(z, index)), Vec::new())),
+            // Touches renew the leader's session clock and are never proposed.
+            Some(Op::ZkTouch(_)) => Ok((CommandResponse::Noop, Vec::new())),
         };
         r.unwrap_or_else(|e| (CommandResponse::Error(e), Vec::new()))
     }

@@ -23,7 +23,12 @@ fn ttl(seconds: i64) -> Duration {
 impl LeaseClock {
     /// Became leader: every lease gets its full TTL plus `extend`.
     pub fn promote(&mut self, now: Instant, leases: impl Iterator<Item = (i64, i64)>, extend: Duration) {
-        self.expiry = leases.map(|(id, secs)| (id, now + ttl(secs) + extend)).collect();
+        self.promote_for(now, leases.map(|(id, secs)| (id, ttl(secs))), extend);
+    }
+
+    /// [`LeaseClock::promote`] with each life given as a duration.
+    pub fn promote_for(&mut self, now: Instant, lives: impl Iterator<Item = (i64, Duration)>, extend: Duration) {
+        self.expiry = lives.map(|(id, life)| (id, now + life + extend)).collect();
         self.revoking.clear();
     }
 
@@ -40,7 +45,13 @@ impl LeaseClock {
     }
 
     pub fn granted(&mut self, now: Instant, id: i64, secs: i64) {
-        self.expiry.insert(id, now + ttl(secs));
+        self.granted_for(now, id, ttl(secs));
+    }
+
+    /// A lease (or ZooKeeper session) that lives `life` from now.
+    pub fn granted_for(&mut self, now: Instant, id: i64, life: Duration) {
+        self.expiry.insert(id, now + life);
+        self.revoking.remove(&id);
     }
 
     pub fn revoked(&mut self, id: i64) {
@@ -50,8 +61,7 @@ impl LeaseClock {
 
     /// A keep-alive: the lease lives another full TTL.
     pub fn renew(&mut self, now: Instant, id: i64, secs: i64) {
-        self.expiry.insert(id, now + ttl(secs));
-        self.revoking.remove(&id);
+        self.granted_for(now, id, ttl(secs));
     }
 
     pub fn remaining(&self, now: Instant, id: i64) -> Option<Duration> {

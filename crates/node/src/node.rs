@@ -58,9 +58,11 @@ pub struct Node<H: Host> {
     pub(crate) host: H,
     pub(crate) sm: Arc<RwLock<StateMachine>>,
     pub(crate) leases: LeaseClock,
+    /// The leader's clock of ZooKeeper sessions (see `zk_sessions.rs`).
+    pub(crate) zk_sessions: LeaseClock,
     pub(crate) election_timeout: Duration,
     /// Request ids for the node's own proposals (lease revokes).
-    own_request_ids: RequestIds,
+    pub(crate) own_request_ids: RequestIds,
     pub(crate) shared: Arc<Shared>,
     pub(crate) members: Arc<RwLock<Members>>,
     /// Membership changes waiting to be applied, by log index, with the member concerned.
@@ -75,7 +77,7 @@ pub struct Node<H: Host> {
     /// Linearizable reads, from their ReadIndex to their answer.
     pub(crate) reads: Reads<H::ReadReply>,
     /// Client commands of this turn, by the leader they go to, one frame each.
-    forwards: BTreeMap<NodeId, Vec<Command>>,
+    pub(crate) forwards: BTreeMap<NodeId, Vec<Command>>,
     /// The last heartbeat round sent to each follower and when, to time its answer.
     heartbeats: HashMap<NodeId, (u64, Instant)>,
     /// Each follower's round-trip histogram, looked up once.
@@ -120,6 +122,7 @@ impl<H: Host> Node<H> {
             host,
             sm,
             leases: LeaseClock::default(),
+            zk_sessions: LeaseClock::default(),
             election_timeout: cfg.election_timeout,
             own_request_ids: RequestIds::with_seed(cfg.request_id_seed),
             shared,
@@ -235,6 +238,9 @@ impl<H: Host> Node<H> {
         // Not the leader (any more): drop it. The follower learns of the new leader and
         // fails its waiter, or its attempt times out; either way its caller retries.
         if self.raft.role() == Role::Leader && self.bug != Some(NodeBug::DropForwarded) {
+            if let Some(Op::ZkTouch(touch)) = &cmd.op {
+                return self.renew_zk_sessions(&touch.sessions);
+            }
             let _ = self.raft.propose(Bytes::from(cmd.encode_to_vec()));
         }
     }
@@ -275,6 +281,7 @@ impl<H: Host> Node<H> {
     pub fn tick(&mut self) {
         self.raft.tick();
         self.expire_leases();
+        self.expire_zk_sessions();
         let now = self.host.now();
         self.reads.expire(now);
     }

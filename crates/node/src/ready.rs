@@ -36,8 +36,10 @@ impl<H: Host> Node<H> {
             self.reads.fail_unconfirmed();
             if soft.role == Role::Leader {
                 self.promote_leases();
+                self.promote_zk_sessions();
             } else {
                 self.leases.demote();
+                self.zk_sessions.demote();
                 self.fail_proposals(soft.leader);
             }
         }
@@ -126,6 +128,7 @@ impl<H: Host> Node<H> {
         }
         if self.raft.role() == Role::Leader {
             self.track_lease(&cmd, &applied.response);
+            self.track_zk_session(&cmd, &applied.response);
         }
         if applied.fresh {
             log_alarm_change(&cmd, &applied.response);

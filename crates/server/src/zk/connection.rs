@@ -14,6 +14,10 @@ use super::watches::{ConnectionId, ZkWatches};
 use super::{frames, requests};
 use crate::client::services::context::Context;
 
+/// How often a busy connection tells the leader its session is alive (well within the 4 s
+/// shortest session timeout).
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a connection knows of its client.
 pub struct Client {
     pub session: i64,
@@ -46,6 +50,7 @@ async fn serve(
     timeout_ms: i32,
 ) -> io::Result<()> {
     let mut packets = read_packets(read);
+    let mut touched = std::time::Instant::now() - TOUCH_EVERY;
     // A client silent for its whole session timeout is gone (it pings every third of it).
     let idle_max = std::time::Duration::from_millis(timeout_ms as u64);
     loop {
@@ -61,6 +66,11 @@ async fn serve(
                 Ok(None) | Err(_) => return Ok(()),
             },
         };
+        // The client is alive: its session lives on (told the leader at most so often).
+        if touched.elapsed() >= TOUCH_EVERY {
+            touched = std::time::Instant::now();
+            ctx.node.zk_touch(client.session);
+        }
         let mut r = Reader::new(&packet);
         let header: RequestHeader = r.read().map_err(|e| invalid(format!("request header: {e}")))?;
         let body = &packet[packet.len() - r.remaining()..];

@@ -55,6 +55,9 @@ pub async fn attach(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option<
             read_only: false,
         },
     };
+    if let Some((session, _, _)) = &attached {
+        ctx.node.zk_touch(*session);
+    }
     frames::write(stream, &[&encode(&response)]).await?;
     Ok(attached.map(|(session, _, timeout_ms)| Attached { session, timeout_ms }))
 }

@@ -6,9 +6,10 @@
 //! guarantee for a session.
 //!
 //! Watches are one-shot data and child watches (`watches.rs`), fired as this member applies the
-//! changes. Not yet: persistent and recursive watches (refused with Unimplemented), the
-//! leader's session clock (sessions end only when their client closes them), the four-letter
-//! words.
+//! changes. Sessions live while their clients are heard from on any member: each connection
+//! tells the node, which tells the leader, whose session clock closes a silent session through
+//! the log (`tally_node`'s `zk_sessions.rs`). Not yet: persistent and recursive watches
+//! (refused with Unimplemented), the four-letter words.
 
 mod connection;
 mod frames;

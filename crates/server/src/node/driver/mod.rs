@@ -66,6 +66,8 @@ pub enum Input {
     },
     /// A peer told us we were removed from the cluster.
     Rejected(String),
+    /// ZooKeeper clients of these sessions were heard from here.
+    ZkTouch(Vec<i64>),
 }
 
 pub struct Driver {
@@ -143,6 +145,7 @@ impl Driver {
             Input::Rejected(reason) => node.rejected(&reason),
             Input::Propose { cmd, reply } => node.propose(cmd, reply),
             Input::Forwarded(cmd) => node.forwarded(cmd),
+            Input::ZkTouch(sessions) => node.zk_touch(sessions),
             Input::ReadsQueued => {}
             Input::Transfer { target, reply } => {
                 let _ = reply.send(node.transfer(target));
@@ -208,6 +211,12 @@ impl NodeHandle {
 
     pub async fn status(&self) -> Option<StatusInfo> {
         self.call(|reply| Input::Status { reply }).await.ok()
+    }
+
+    /// A ZooKeeper client of `session` was heard from (its session lives on).
+    pub fn zk_touch(&self, session: i64) {
+        // The driver gone, the process is stopping: nothing to keep alive.
+        let _ = self.inputs.send(Input::ZkTouch(vec![session]));
     }
 
     pub async fn keep_alive(&self, id: i64) -> Option<LeaseOutcome> {
