@@ -6,7 +6,8 @@
 //! `node` (the driver thread running the `Node`, the watch hub it publishes to, backups),
 //! `peer` (the network between members). `ops` (health, version and metrics over HTTP) reads
 //! the client and node layers; `ui` (the live view of Raft: the embedded page and the event
-//! stream the driver publishes to) is served beside it; `tls` (rustls configurations from
+//! stream the driver publishes to) and `zk` (ZooKeeper's client protocol over the same log) are
+//! served beside it; `tls` (rustls configurations from
 //! etcd's flags, certificates that reload) serves the client, ops and peer layers. `server`
 //! wires them into one process.
 
