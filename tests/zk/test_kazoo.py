@@ -308,3 +308,15 @@ def test_a_pinging_client_keeps_its_session_past_its_timeout():
     for c in (keeper, observer):
         c.stop()
         c.close()
+
+
+def test_four_letter_words(zk):
+    assert zk.command(b"ruok") == "imok"
+    assert zk.command(b"isro") == "rw"
+    srvr = dict(line.split(": ", 1) for line in zk.command(b"srvr").splitlines() if ": " in line)
+    assert srvr["Mode"] in ("leader", "follower") and int(srvr["Zxid"], 16) > 0
+    assert int(srvr["Node count"]) >= 4, srvr
+    mntr = dict(line.split("\t", 1) for line in zk.command(b"mntr").splitlines())
+    assert int(mntr["zk_znode_count"]) == int(srvr["Node count"])
+    assert int(mntr["zk_num_alive_connections"]) >= 1
+    assert "clientPort=" in zk.command(b"conf")

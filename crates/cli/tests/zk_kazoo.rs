@@ -4,7 +4,8 @@
 //! nodes, versions and errors, sequential names, multi, ephemerals ending with their session on
 //! every member, a session resumed on another member, digest ACLs, one-shot watches fired by
 //! writes through another member, kazoo's lock, counter, election, barrier and party recipes, a
-//! dead client's session expiring (its ephemeral removed) and a pinging client's living on.
+//! dead client's session expiring (its ephemeral removed) and a pinging client's living on, and
+//! the four-letter words.
 
 mod support;
 

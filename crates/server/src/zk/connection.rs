@@ -11,8 +11,9 @@ use tokio::sync::mpsc;
 
 use super::handshake::{self, Attached};
 use super::watches::{ConnectionId, ZkWatches};
-use super::{frames, requests};
+use super::{four_letter, frames, requests};
 use crate::client::services::context::Context;
+use tokio::io::AsyncWriteExt;
 
 /// How often a busy connection tells the leader its session is alive (well within the 4 s
 /// shortest session timeout).
@@ -30,7 +31,16 @@ pub struct Client {
 pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let Some(Attached { session, timeout_ms }) = handshake::attach(&mut stream, ctx).await? else { return Ok(()) };
+    let Some(header) = frames::read_header(&mut stream).await? else { return Ok(()) };
+    if let Some(word) = four_letter::word(header) {
+        let port = stream.local_addr().map_or(0, |a| a.port());
+        stream.write_all(four_letter::answer(word, ctx, watches, port).as_bytes()).await?;
+        return stream.shutdown().await;
+    }
+    let packet = frames::read_body(&mut stream, header).await?;
+    let Some(Attached { session, timeout_ms }) = handshake::attach(&mut stream, ctx, packet).await? else {
+        return Ok(());
+    };
     let (events_tx, events) = mpsc::unbounded_channel();
     let connection = watches.connect(events_tx);
     let mut client = Client { session, auth: vec![Id { scheme: "ip".into(), id: peer_ip }], connection };

@@ -9,19 +9,31 @@ pub const PACKET_BYTES_MAX: usize = 0xfffff;
 
 /// The next packet, or None at a clean end of the stream.
 pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    match read_header(r).await? {
+        Some(header) => read_body(r, header).await.map(Some),
+        None => Ok(None),
     }
-    let len = i32::from_be_bytes(len);
+}
+
+/// A packet's length prefix (or a four-letter word), or None at a clean end of the stream.
+pub async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<[u8; 4]>> {
+    let mut header = [0u8; 4];
+    match r.read_exact(&mut header).await {
+        Ok(_) => Ok(Some(header)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The packet whose length prefix was `header`.
+pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, header: [u8; 4]) -> io::Result<Vec<u8>> {
+    let len = i32::from_be_bytes(header);
     if len < 0 || len as usize > PACKET_BYTES_MAX {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("packet of {len} bytes")));
     }
     let mut packet = vec![0; len as usize];
     r.read_exact(&mut packet).await?;
-    Ok(Some(packet))
+    Ok(packet)
 }
 
 /// Writes `parts` as one packet.

@@ -21,10 +21,9 @@ pub struct Attached {
     pub timeout_ms: i32,
 }
 
-/// Reads the client's ConnectRequest and answers it; None if the session is gone (the client
+/// Answers the client's ConnectRequest (`packet`); None if the session is gone (the client
 /// was told so and the connection should close).
-pub async fn attach(stream: &mut TcpStream, ctx: &Context) -> io::Result<Option<Attached>> {
-    let Some(packet) = frames::read(stream).await? else { return Ok(None) };
+pub async fn attach(stream: &mut TcpStream, ctx: &Context, packet: Vec<u8>) -> io::Result<Option<Attached>> {
     let request: ConnectRequest = decode(&packet).map_err(|e| invalid(format!("connect request: {e}")))?;
     let last_zxid = ctx.sm.read().expect("sm lock").zk.last_zxid();
     if request.last_zxid_seen > last_zxid {

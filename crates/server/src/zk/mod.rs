@@ -8,10 +8,12 @@
 //! Watches are one-shot data and child watches (`watches.rs`), fired as this member applies the
 //! changes. Sessions live while their clients are heard from on any member: each connection
 //! tells the node, which tells the leader, whose session clock closes a silent session through
-//! the log (`tally_node`'s `zk_sessions.rs`). Not yet: persistent and recursive watches
-//! (refused with Unimplemented), the four-letter words.
+//! the log (`tally_node`'s `zk_sessions.rs`). The four-letter words ruok, isro, srvr, stat,
+//! mntr and conf are answered (`four_letter.rs`). Not yet: persistent and recursive watches
+//! (refused with Unimplemented).
 
 mod connection;
+mod four_letter;
 mod frames;
 mod handshake;
 mod requests;

@@ -45,6 +45,11 @@ impl ZkWatches {
         id
     }
 
+    /// Open client connections.
+    pub fn connections(&self) -> usize {
+        self.inner.lock().expect("watches lock").connections.len()
+    }
+
     /// The connection closed: its watches go with it.
     pub fn disconnect(&self, id: ConnectionId) {
         let mut guard = self.inner.lock().expect("watches lock");
