@@ -71,4 +71,4 @@ for i in 0 1 2; do
 done
 
 cd "$here"
-TALLY_ZK_HOSTS="$zk_hosts" "$python" -m pytest -q -p no:cacheprovider test_kazoo.py "${@:2}"
+TALLY_ZK_HOSTS="$zk_hosts" TALLY_PIDS="${pids[*]}" "$python" -m pytest -q -p no:cacheprovider test_kazoo.py "${@:2}"

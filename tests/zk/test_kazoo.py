@@ -320,3 +320,48 @@ def test_four_letter_words(zk):
     assert int(mntr["zk_znode_count"]) == int(srvr["Node count"])
     assert int(mntr["zk_num_alive_connections"]) >= 1
     assert "clientPort=" in zk.command(b"conf")
+
+
+def four_letter(host, word):
+    import socket
+
+    h, port = host.split(":")
+    with socket.create_connection((h, int(port)), timeout=5) as s:
+        s.sendall(word)
+        return b"".join(iter(lambda: s.recv(4096), b"")).decode()
+
+
+def test_sessions_and_writes_survive_a_leader_killed():
+    """Runs last: it kills the leader's process (kill -9) under clients connected to it."""
+    import signal
+
+    pids = [int(p) for p in os.environ["TALLY_PIDS"].split()]
+    modes = [four_letter(h, b"srvr") for h in HOSTS]
+    leader = next(i for i, m in enumerate(modes) if "Mode: leader" in m)
+    # Clients on the leader itself, with the other members to fall back on.
+    hosts = ",".join([HOSTS[leader]] + [h for i, h in enumerate(HOSTS) if i != leader])
+    clients = [KazooClient(hosts=hosts, timeout=10, randomize_hosts=False) for _ in range(3)]
+    for i, c in enumerate(clients):
+        c.start(timeout=10)
+        c.create(f"/survivor-{i}", ephemeral=True)
+    sessions = [c.client_id[0] for c in clients]
+    os.kill(pids[leader], signal.SIGKILL)
+    started = time.time()
+    for i, c in enumerate(clients):
+        deadline = time.time() + 20
+        while True:
+            try:
+                c.create(f"/after-kill-{i}", b"x")
+                break
+            except Exception:
+                assert time.time() < deadline, "writes did not resume after the leader was killed"
+                time.sleep(0.1)
+    resumed = time.time() - started
+    for i, c in enumerate(clients):
+        assert c.client_id[0] == sessions[i], "the session was lost with the leader"
+        c.sync("/")
+        assert c.exists(f"/survivor-{i}") is not None, "an ephemeral went with the leader"
+    print(f"writes resumed {resumed * 1000:.0f} ms after the leader's kill")
+    for c in clients:
+        c.stop()
+        c.close()

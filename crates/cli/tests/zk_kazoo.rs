@@ -5,7 +5,8 @@
 //! every member, a session resumed on another member, digest ACLs, one-shot watches fired by
 //! writes through another member, kazoo's lock, counter, election, barrier and party recipes, a
 //! dead client's session expiring (its ephemeral removed) and a pinging client's living on, and
-//! the four-letter words.
+//! the four-letter words; last, the leader killed (kill -9) under clients connected to it, whose
+//! sessions, ephemerals and writes carry on through another member.
 
 mod support;
 
