@@ -5,7 +5,7 @@
 
 use tally_mvcc::CommandResponse;
 
-use super::requests::{Write, ABSENT, AUTH_SCRIPT, KEYS};
+use super::requests::{Write, ZkOp, ABSENT, AUTH_SCRIPT, KEYS};
 use crate::linearizability::{OpKind, Outcome};
 use crate::rng::Rng;
 
@@ -44,6 +44,9 @@ pub struct KvClient {
     seq: u64,
     /// The last value seen per key, so compare-and-swaps may succeed.
     seen: [u64; KEYS as usize],
+    /// Its ZooKeeper session, for its znode writes: never kept alive, so the leader's session
+    /// clock expires it (removing its ephemerals) and the client opens another.
+    zk_session: Option<i64>,
 }
 
 pub struct LeaseClient {
@@ -62,7 +65,7 @@ pub struct Next {
 
 impl Client {
     pub fn kv(id: u64) -> Self {
-        Client::Kv(KvClient { id, seq: 0, seen: [ABSENT; KEYS as usize] })
+        Client::Kv(KvClient { id, seq: 0, seen: [ABSENT; KEYS as usize], zk_session: None })
     }
 
     pub fn lease() -> Self {
@@ -108,6 +111,13 @@ impl KvClient {
             7 => (Request::Read { key, serializable: true }, None),
             8..=11 => (Request::Write(Write::Put { key, value }), Some((key, OpKind::Put { value }))),
             12..=13 => (Request::Write(Write::Delete { key }), Some((key, OpKind::Put { value: ABSENT }))),
+            19 => match self.zk_session {
+                None => (Request::Write(Write::ZkSession), None),
+                Some(session) => {
+                    let ops = [ZkOp::Create, ZkOp::CreateEphemeral, ZkOp::SetData, ZkOp::Delete];
+                    (Request::Write(Write::Zk { session, key, op: ops[rng.range(0, 4) as usize] }), None)
+                }
+            },
             14 if revision_hint > 2 => {
                 let revision = revision_hint - rng.range(0, 3) as i64;
                 (Request::Write(Write::Compact { revision }), None)
@@ -136,8 +146,24 @@ impl KvClient {
                 Some(outcome)
             }
             (Request::Write(Write::Compact { .. }), _) => None,
+            (Request::Write(Write::ZkSession | Write::Zk { .. }), answer) => {
+                self.zk_done(answer);
+                None
+            }
             (Request::Write(w), Answer::Applied(r)) => Some(w.outcome(r)),
             _ => Some(Outcome::Unknown),
+        }
+    }
+}
+
+impl KvClient {
+    fn zk_done(&mut self, answer: &Answer) {
+        use tally_zk::{Outcome as Zk, ZkError};
+        let Answer::Applied(CommandResponse::Zk(applied)) = answer else { return };
+        match applied.outcome {
+            Zk::SessionCreated { session } => self.zk_session = Some(session),
+            Zk::Reply(Err(ZkError::SessionExpired)) => self.zk_session = None,
+            _ => {}
         }
     }
 }

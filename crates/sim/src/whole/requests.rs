@@ -54,6 +54,23 @@ pub enum Write {
     },
     /// One step of the administrator's script ([`AUTH_SCRIPT`]).
     Auth(usize),
+    /// A ZooKeeper session for the client's znode writes (4 s, ZooKeeper's shortest).
+    ZkSession,
+    /// A ZooKeeper client's write of znode `/k<key>` in `session`, so that the tree beside the
+    /// store (sessions, ephemerals, their expiry) is replicated, snapshotted and compared too.
+    Zk {
+        session: i64,
+        key: u64,
+        op: ZkOp,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum ZkOp {
+    Create,
+    CreateEphemeral,
+    SetData,
+    Delete,
 }
 
 /// The user the KV and lease clients act as once auth is on, and the administrator.
@@ -110,6 +127,10 @@ impl Write {
             }
             Write::LeaseRevoke { lease } => Op::LeaseRevoke(LeaseRevokeRequest { id: *lease }),
             Write::Auth(step) => Op::Auth(tally_proto::tally_v1::AuthCommand { op: Some(auth_step(*step)) }),
+            Write::ZkSession => {
+                zk_command(tally_zk::ZkCommand::CreateSession { timeout_ms: 4000, password: [7; 16] }, seq)
+            }
+            Write::Zk { session, key, op } => zk_op(*session, *key, *op, client_id ^ seq),
         };
         Command { client_id, seq, op: Some(op), auth_user: self.user().into(), auth_revision: 0 }
     }
@@ -133,6 +154,24 @@ impl Write {
             _ => Outcome::Unknown,
         }
     }
+}
+
+fn zk_op(session: i64, key: u64, op: ZkOp, stamp: u64) -> Op {
+    use tally_zk::proto::{Acl, CreateRequest, DeleteRequest, SetDataRequest, WriteOp};
+    let path = format!("/k{key}");
+    let data = Some(stamp.to_be_bytes().to_vec());
+    let write = match op {
+        ZkOp::Create => WriteOp::Create(CreateRequest { path, data, acl: Acl::open_unsafe(), flags: 0 }),
+        ZkOp::CreateEphemeral => WriteOp::Create(CreateRequest { path, data, acl: Acl::open_unsafe(), flags: 1 }),
+        ZkOp::SetData => WriteOp::SetData(SetDataRequest { path, data, version: -1 }),
+        ZkOp::Delete => WriteOp::Delete(DeleteRequest { path, version: -1 }),
+    };
+    zk_command(tally_zk::ZkCommand::Txn { session, auth: Vec::new(), write: tally_zk::Write::One(write) }, stamp)
+}
+
+/// `command` as the log carries it; `stamp` stands for the proposer's clock (ctime, mtime).
+fn zk_command(command: tally_zk::ZkCommand, stamp: u64) -> Op {
+    Op::Zk(tally_proto::tally_v1::ZkCommand { command: command.encode().into(), now_ms: stamp as i64 })
 }
 
 fn cas(key: u64, expected: u64, new: u64) -> TxnRequest {

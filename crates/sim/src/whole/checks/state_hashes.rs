@@ -22,6 +22,12 @@ pub struct StateHashes {
 impl StateHashes {
     pub fn observe(&mut self, member: NodeId, sm: &StateMachine, now_us: u64, violations: &mut Vec<Violation>) {
         let index = sm.applied_index();
+        // The ZooKeeper tree's own invariants: children and parents agree, every ephemeral's
+        // session exists (no ephemeral outlives its session), stats match the nodes.
+        if let Err(e) = sm.zk.check_invariants() {
+            let detail = format!("member {member} at index {index}: ZooKeeper tree: {e}");
+            violations.push(Violation { property: "the ZooKeeper tree is consistent", time_us: now_us, detail });
+        }
         let whole = {
             use std::hash::{Hash, Hasher};
             let mut hasher = std::hash::DefaultHasher::new();
