@@ -9,6 +9,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::frames::invalid;
 use super::handshake::{self, Attached};
 use super::watches::{ConnectionId, ZkWatches};
 use super::{four_letter, frames, requests};
@@ -132,8 +133,4 @@ fn read_packets(mut read: OwnedReadHalf) -> mpsc::Receiver<io::Result<Vec<u8>>> 
 async fn write_notification(write: &mut OwnedWriteHalf, event: &WatcherEvent) -> io::Result<()> {
     let header = encode(&ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 });
     frames::write(write, &[&header, &encode(event)]).await
-}
-
-fn invalid(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what)
 }

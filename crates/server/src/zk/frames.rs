@@ -29,7 +29,7 @@ pub async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<[
 pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, header: [u8; 4]) -> io::Result<Vec<u8>> {
     let len = i32::from_be_bytes(header);
     if len < 0 || len as usize > PACKET_BYTES_MAX {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("packet of {len} bytes")));
+        return Err(invalid(format!("packet of {len} bytes")));
     }
     let mut packet = vec![0; len as usize];
     r.read_exact(&mut packet).await?;
@@ -45,4 +45,9 @@ pub async fn write<W: AsyncWrite + Unpin>(w: &mut W, parts: &[&[u8]]) -> io::Res
         frame.extend_from_slice(p);
     }
     w.write_all(&frame).await
+}
+
+/// A malformed packet: the connection ends.
+pub fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
 }

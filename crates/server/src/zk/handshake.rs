@@ -10,7 +10,7 @@ use tally_zk::proto::{decode, encode, ConnectRequest, ConnectResponse, PASSWORD_
 use tally_zk::{Outcome, ZkCommand};
 use tokio::net::TcpStream;
 
-use super::frames;
+use super::frames::{self, invalid};
 use crate::client::services::context::Context;
 
 /// ZooKeeper's default tickTime: negotiated session timeouts lie within 2 and 20 ticks.
@@ -93,8 +93,4 @@ pub async fn propose(ctx: &Context, command: &ZkCommand) -> io::Result<Outcome> 
         Ok(other) => Err(invalid(format!("a ZooKeeper command answered {other:?}"))),
         Err(status) => Err(io::Error::other(status.message().to_string())),
     }
-}
-
-fn invalid(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what)
 }
