@@ -5,6 +5,7 @@ import time
 
 import pytest
 from kazoo.client import KazooClient
+from rawzk import ANY, DATA, PERSISTENT, PERSISTENT_RECURSIVE, PERSISTENT_TYPE, RECURSIVE_TYPE, RawSession
 from kazoo.exceptions import (
     BadVersionError,
     NoChildrenForEphemeralsError,
@@ -15,6 +16,7 @@ from kazoo.exceptions import (
 )
 
 HOSTS = os.environ["TALLY_ZK_HOSTS"].split(",")
+NO_WATCHER = -121
 
 
 def connect(host, **kw):
@@ -199,6 +201,61 @@ def test_watches_fire_once_for_changes_made_through_another_member():
     for c in (watcher, writer):
         c.stop()
         c.close()
+
+
+def test_persistent_and_recursive_watches():
+    """addWatch (ZooKeeper 3.6+) through a bare client, as kazoo 2.11 has no addWatch; the
+    changes are made through another member."""
+    watcher, writer = RawSession(HOSTS[0]), connect(HOSTS[1])
+    try:
+        assert watcher.add_watch("/pw", PERSISTENT) == 0
+        assert watcher.add_watch("/rw", PERSISTENT_RECURSIVE) == 0
+        for _ in range(2):  # persistent: the same events again
+            writer.create("/pw", b"a")
+            writer.set("/pw", b"b")
+            writer.create("/pw/c")
+            writer.delete("/pw/c")
+            writer.delete("/pw")
+            assert watcher.sync() == 0
+            assert watcher.take_events() == [
+                ("created", "/pw"),
+                ("changed", "/pw"),
+                ("child", "/pw"),
+                ("child", "/pw"),
+                ("deleted", "/pw"),
+            ]
+        writer.create("/rw/a/b", b"x", makepath=True)
+        writer.set("/rw/a/b", b"y")
+        writer.create("/rwx")  # a sibling, not below /rw
+        writer.delete("/rw", recursive=True)
+        assert watcher.sync() == 0
+        # No children-changed events for a recursive watch; the creations and deletions
+        # of everything below it instead.
+        assert watcher.take_events() == [
+            ("created", "/rw"),
+            ("created", "/rw/a"),
+            ("created", "/rw/a/b"),
+            ("changed", "/rw/a/b"),
+            ("deleted", "/rw/a/b"),
+            ("deleted", "/rw/a"),
+            ("deleted", "/rw"),
+        ]
+        assert watcher.check_watches("/pw", PERSISTENT_TYPE) == 0
+        assert watcher.check_watches("/pw", DATA) == NO_WATCHER
+        assert watcher.remove_watches("/pw", PERSISTENT_TYPE) == 0
+        assert watcher.remove_watches("/pw", ANY) == NO_WATCHER
+        assert watcher.remove_watches("/rw", RECURSIVE_TYPE) == 0
+        writer.create("/pw")
+        writer.create("/rw")
+        assert watcher.sync() == 0
+        assert watcher.take_events() == []
+        writer.delete("/pw")
+        writer.delete("/rw")
+        writer.delete("/rwx")
+    finally:
+        watcher.close()
+        writer.stop()
+        writer.close()
 
 
 def test_recipes_lock_election_counter_barrier_party():

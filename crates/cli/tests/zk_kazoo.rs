@@ -3,7 +3,8 @@
 //! and pytest with pip when missing, starts the cluster and runs `tests/zk/test_kazoo.py`:
 //! nodes, versions and errors, sequential names, multi, ephemerals ending with their session on
 //! every member, a session resumed on another member, digest ACLs, one-shot watches fired by
-//! writes through another member, kazoo's lock, counter, election, barrier and party recipes, a
+//! writes through another member, persistent and recursive watches (through `rawzk.py`, as
+//! kazoo has no addWatch), kazoo's lock, counter, election, barrier and party recipes, a
 //! dead client's session expiring (its ephemeral removed) and a pinging client's living on, and
 //! the four-letter words; last, the leader killed (kill -9) under clients connected to it, whose
 //! sessions, ephemerals and writes carry on through another member.

@@ -5,12 +5,11 @@
 //! ReadIndex. Requests on a connection are handled one at a time, in order: ZooKeeper's FIFO
 //! guarantee for a session.
 //!
-//! Watches are one-shot data and child watches (`watches.rs`), fired as this member applies the
+//! Watches, one-shot and persistent (`watches/`), are fired as this member applies the
 //! changes. Sessions live while their clients are heard from on any member: each connection
 //! tells the node, which tells the leader, whose session clock closes a silent session through
 //! the log (`tally_node`'s `zk_sessions.rs`). The four-letter words ruok, isro, srvr, stat,
-//! mntr and conf are answered (`four_letter.rs`). Not yet: persistent and recursive watches
-//! (refused with Unimplemented).
+//! mntr and conf are answered (`four_letter.rs`).
 
 mod connection;
 mod four_letter;

@@ -1,11 +1,11 @@
 //! A request's answer: writes through the log, reads from this member's tree.
 
-use tally_zk::proto::{EventType, Id, Request, Response, SetWatches};
+use tally_zk::proto::{add_watch_mode, EventType, Id, Request, Response, SetWatches2};
 use tally_zk::{Outcome, Write, ZkCommand, ZkError, ZkState};
 
 use super::connection::Client;
 use super::handshake::propose;
-use super::watches::{Kind, ZkWatches};
+use super::watches::{Kind, WatcherType, ZkWatches};
 use crate::client::services::context::Context;
 
 /// The reply body (None: header only), or the error code for the reply header.
@@ -37,12 +37,34 @@ pub async fn handle(
         }
         Request::SetWatches(w) => {
             let sm = ctx.sm.read().expect("sm lock");
+            let w = SetWatches2 {
+                relative_zxid: w.relative_zxid,
+                data_watches: w.data_watches,
+                exist_watches: w.exist_watches,
+                child_watches: w.child_watches,
+                persistent_watches: Vec::new(),
+                persistent_recursive_watches: Vec::new(),
+            };
             set_watches(&sm.zk, watches, client, &w);
             Ok(None)
         }
-        // Persistent and recursive watches (3.6+) are not served yet: refused, not ignored.
-        Request::SetWatches2(_) | Request::AddWatch(_) | Request::CheckWatches(_) | Request::RemoveWatches(_) => {
-            Err(ZkError::Unimplemented)
+        Request::SetWatches2(w) => {
+            let sm = ctx.sm.read().expect("sm lock");
+            set_watches(&sm.zk, watches, client, &w);
+            Ok(None)
+        }
+        // Neither the path's existence nor its ACL is checked, as in ZooKeeper.
+        Request::AddWatch(r) => {
+            watches.add_persistent(client.connection, &r.path, r.mode)?;
+            Ok(Some(Response::AddWatch.encode()))
+        }
+        Request::CheckWatches(r) => {
+            watches.check(client.connection, &r.path, WatcherType::from_code(r.watcher_type)?)?;
+            Ok(None)
+        }
+        Request::RemoveWatches(r) => {
+            watches.remove(client.connection, &r.path, WatcherType::from_code(r.watcher_type)?)?;
+            Ok(None)
         }
         read => {
             // The watch is set under the same read lock as the read, so no change applied
@@ -69,10 +91,10 @@ fn watch_to_set<'a>(read: &'a Request, answer: &Result<Response, ZkError>) -> Op
     }
 }
 
-/// A reconnected client's watches (ZooKeeper's DataTree.setWatches): those whose change
-/// happened after `relative_zxid`, the last zxid the client saw, fire at once; the others are
-/// set here.
-fn set_watches(tree: &ZkState, watches: &ZkWatches, client: &Client, w: &SetWatches) {
+/// A reconnected client's watches (ZooKeeper's DataTree.setWatches): one-shot watches whose
+/// change happened after `relative_zxid`, the last zxid the client saw, fire at once; the
+/// others are set here, as are the persistent ones.
+fn set_watches(tree: &ZkState, watches: &ZkWatches, client: &Client, w: &SetWatches2) {
     let (id, auth) = (client.connection, &client.auth);
     let stat = |path: &str| tree.exists(path, auth).ok();
     for path in &w.data_watches {
@@ -94,6 +116,12 @@ fn set_watches(tree: &ZkState, watches: &ZkWatches, client: &Client, w: &SetWatc
             Some(s) if s.pzxid > w.relative_zxid => watches.notify(id, EventType::NodeChildrenChanged, path),
             Some(_) => watches.add(id, Kind::Child, path),
         }
+    }
+    for path in &w.persistent_watches {
+        let _ = watches.add_persistent(id, path, add_watch_mode::PERSISTENT);
+    }
+    for path in &w.persistent_recursive_watches {
+        let _ = watches.add_persistent(id, path, add_watch_mode::PERSISTENT_RECURSIVE);
     }
 }
 

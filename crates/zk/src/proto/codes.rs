@@ -84,6 +84,9 @@ pub mod watcher_type {
     pub const CHILDREN: i32 = 1;
     pub const DATA: i32 = 2;
     pub const ANY: i32 = 3;
+    /// 3.9+: addWatch's watches.
+    pub const PERSISTENT: i32 = 4;
+    pub const PERSISTENT_RECURSIVE: i32 = 5;
 }
 
 /// `ZooDefs.AddWatchModes`: the `mode` of addWatch.
