@@ -7,6 +7,8 @@ import socket
 import struct
 
 ADD_WATCH, CHECK_WATCHES, REMOVE_WATCHES, SYNC, PING = 106, 17, 18, 9, 11
+CREATE_CONTAINER, CREATE_TTL = 19, 21
+CONTAINER_FLAGS, PERSISTENT_WITH_TTL_FLAGS = 4, 5
 PERSISTENT, PERSISTENT_RECURSIVE = 0, 1
 # WatcherType
 CHILDREN, DATA, ANY, PERSISTENT_TYPE, RECURSIVE_TYPE = 1, 2, 3, 4, 5
@@ -69,6 +71,18 @@ class RawSession:
 
     def remove_watches(self, path, watcher_type):
         return self.call(REMOVE_WATCHES, _string(path) + struct.pack(">i", watcher_type))[0]
+
+    def create_container(self, path, data=b""):
+        return self._create(CREATE_CONTAINER, path, data, CONTAINER_FLAGS, b"")
+
+    def create_ttl(self, path, ttl_ms, data=b""):
+        return self._create(CREATE_TTL, path, data, PERSISTENT_WITH_TTL_FLAGS, struct.pack(">q", ttl_ms))
+
+    def _create(self, op, path, data, flags, tail):
+        """Open to everyone (world:anyone, all permissions); returns the error code."""
+        acl = struct.pack(">ii", 1, 31) + _string("world") + _string("anyone")
+        body = _string(path) + struct.pack(">i", len(data)) + data + acl + struct.pack(">i", flags) + tail
+        return self.call(op, body)[0]
 
     def sync(self, path="/"):
         """After it, every change committed before it has been applied (and notified) here."""

@@ -258,6 +258,30 @@ def test_persistent_and_recursive_watches():
         writer.close()
 
 
+def test_the_leader_deletes_emptied_containers_and_expired_ttl_nodes():
+    raw, zk = RawSession(HOSTS[0]), connect(HOSTS[1])
+    try:
+        assert raw.create_container("/ctr") == 0
+        assert raw.create_container("/ctr-fresh") == 0
+        assert raw.create_ttl("/ttl", 300) == 0
+        assert raw.create_ttl("/ttl-kept", 300) == 0
+        zk.create("/ctr/child")
+        zk.create("/ttl-kept/child")
+        zk.delete("/ctr/child")
+        deadline = time.time() + 10
+        while zk.exists("/ctr") or zk.exists("/ttl"):
+            assert time.time() < deadline, "an emptied container or expired TTL node was not deleted"
+            time.sleep(0.1)
+        # A container that never had a child, and a TTL node with one, stay.
+        assert zk.exists("/ctr-fresh") and zk.exists("/ttl-kept")
+        zk.delete("/ttl-kept", recursive=True)
+        zk.delete("/ctr-fresh")
+    finally:
+        raw.close()
+        zk.stop()
+        zk.close()
+
+
 def test_recipes_lock_election_counter_barrier_party():
     import threading
 

@@ -43,6 +43,8 @@ pub trait Host {
     type MembershipReply: Reply<MembershipOutcome>;
 
     fn now(&self) -> Instant;
+    /// Milliseconds since the Unix epoch: the clock of ZooKeeper's ctime, mtime and TTLs.
+    fn wall_clock_ms(&self) -> i64;
     /// Sends messages to peers, in order, leaving `messages` empty.
     fn send(&mut self, messages: &mut Vec<Message>);
     /// Hands client commands to the leader (etcd's MsgProp).

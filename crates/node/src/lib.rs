@@ -23,6 +23,7 @@ pub mod reads;
 mod ready;
 pub mod request_ids;
 pub mod snapshots;
+mod zk_nodes;
 mod zk_sessions;
 
 pub use host::{Host, Reply};

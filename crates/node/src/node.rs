@@ -60,6 +60,8 @@ pub struct Node<H: Host> {
     pub(crate) leases: LeaseClock,
     /// The leader's clock of ZooKeeper sessions (see `zk_sessions.rs`).
     pub(crate) zk_sessions: LeaseClock,
+    /// When the leader last looked for expired containers and TTL nodes (`zk_nodes.rs`).
+    pub(crate) zk_nodes_checked: Option<Instant>,
     pub(crate) election_timeout: Duration,
     /// Request ids for the node's own proposals (lease revokes).
     pub(crate) own_request_ids: RequestIds,
@@ -123,6 +125,7 @@ impl<H: Host> Node<H> {
             sm,
             leases: LeaseClock::default(),
             zk_sessions: LeaseClock::default(),
+            zk_nodes_checked: None,
             election_timeout: cfg.election_timeout,
             own_request_ids: RequestIds::with_seed(cfg.request_id_seed),
             shared,
@@ -282,6 +285,7 @@ impl<H: Host> Node<H> {
         self.raft.tick();
         self.expire_leases();
         self.expire_zk_sessions();
+        self.delete_expired_zk_nodes();
         let now = self.host.now();
         self.reads.expire(now);
     }

@@ -51,6 +51,9 @@ impl Host for TestHost {
     fn now(&self) -> Instant {
         Instant::now()
     }
+    fn wall_clock_ms(&self) -> i64 {
+        0
+    }
     fn send(&mut self, messages: &mut Vec<Message>) {
         messages.clear();
     }

@@ -55,7 +55,7 @@ fn print_failure(args: &WholeArgs, report: &WholeReport) {
 fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
-{} commands forwarded, {} leases expired, {} watch (re)connects, {} state hashes compared, {} members added, \
+{} commands forwarded, {} leases expired, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
 {} removed, {} leadership transfers",
         c.leaders,
         c.crashes,
@@ -64,6 +64,7 @@ fn print_coverage(c: &WholeCoverage) {
         c.snapshots_installed,
         c.forwarded,
         c.lease_expiries,
+        c.znodes_expired,
         c.watch_reconnects,
         c.state_hashes,
         c.members_added,

@@ -85,8 +85,7 @@ fn random_password() -> io::Result<[u8; PASSWORD_LEN]> {
 
 /// Replicates `command` and returns what applying it answered.
 pub async fn propose(ctx: &Context, command: &ZkCommand) -> io::Result<Outcome> {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let op = Op::Zk(LogZk { command: command.encode().into(), now_ms });
+    let op = Op::Zk(LogZk { command: command.encode().into(), now_ms: super::unix_ms() });
     let cmd = Command { client_id: ctx.new_request_id(), seq: 1, op: Some(op), ..Default::default() };
     match ctx.submit(cmd).await {
         Ok(CommandResponse::Zk(applied)) => Ok(applied.outcome),

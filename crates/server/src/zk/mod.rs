@@ -25,6 +25,11 @@ use tokio::net::TcpListener;
 use crate::client::services::context::Context;
 use watches::ZkWatches;
 
+/// The clock of ZooKeeper's ctime and mtime: the proposing member's, as in ZooKeeper.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Serves ZooKeeper clients on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, watches: Arc<ZkWatches>) {
     loop {

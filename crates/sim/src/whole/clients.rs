@@ -114,8 +114,8 @@ impl KvClient {
             19 => match self.zk_session {
                 None => (Request::Write(Write::ZkSession), None),
                 Some(session) => {
-                    let ops = [ZkOp::Create, ZkOp::CreateEphemeral, ZkOp::SetData, ZkOp::Delete];
-                    (Request::Write(Write::Zk { session, key, op: ops[rng.range(0, 4) as usize] }), None)
+                    let ops = [ZkOp::Create, ZkOp::CreateEphemeral, ZkOp::CreateTtl, ZkOp::SetData, ZkOp::Delete];
+                    (Request::Write(Write::Zk { session, key, op: ops[rng.range(0, 5) as usize] }), None)
                 }
             },
             14 if revision_hint > 2 => {

@@ -70,6 +70,8 @@ pub struct Outbox {
     pub snapshots: Vec<SnapshotJob<SimFs>>,
     pub published: Vec<(i64, Vec<Event>)>,
     pub revokes: Vec<Revoke>,
+    /// Expired TTL znodes this member deleted (a leader's `DeleteIfExpired` applied).
+    pub znodes_expired: u64,
     /// A leader's snapshot replaced the state machine.
     pub restored: bool,
     /// This member learned it was removed from the cluster.
@@ -112,6 +114,11 @@ impl Host for SimHost {
         self.base + Duration::from_micros(self.now_us.get())
     }
 
+    /// Virtual time, which is also what the simulated clients stamp their writes with.
+    fn wall_clock_ms(&self) -> i64 {
+        (self.now_us.get() / 1000) as i64
+    }
+
     fn send(&mut self, messages: &mut Vec<Message>) {
         self.out.messages.append(messages);
     }
@@ -129,10 +136,20 @@ impl Host for SimHost {
         self.hub.publish(batches);
     }
 
-    fn applied_fresh(&mut self, cmd: &Command, _response: &CommandResponse) {
+    fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
         use tally_proto::tally_v1::command::Op;
-        if let Some(Op::LeaseRevoke(r)) = &cmd.op {
-            self.out.revokes.push(Revoke { lease: r.id, by_expiry: cmd.auth_revision == u64::MAX });
+        match (&cmd.op, response) {
+            (Some(Op::LeaseRevoke(r)), _) => {
+                self.out.revokes.push(Revoke { lease: r.id, by_expiry: cmd.auth_revision == u64::MAX });
+            }
+            (Some(Op::Zk(z)), CommandResponse::Zk(applied)) => {
+                let expiry =
+                    matches!(tally_zk::ZkCommand::decode(&z.command), Ok(tally_zk::ZkCommand::DeleteIfExpired { .. }));
+                if expiry && matches!(applied.outcome, tally_zk::Outcome::Reply(Ok(_))) {
+                    self.out.znodes_expired += 1;
+                }
+            }
+            _ => {}
         }
     }
 

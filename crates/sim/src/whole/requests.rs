@@ -69,6 +69,8 @@ pub enum Write {
 pub enum ZkOp {
     Create,
     CreateEphemeral,
+    /// A TTL node of 50 ms, which the leader deletes once it has been unmodified that long.
+    CreateTtl,
     SetData,
     Delete,
 }
@@ -113,7 +115,8 @@ fn auth_step(step: usize) -> tally_proto::tally_v1::auth_command::Op {
 }
 
 impl Write {
-    pub fn command(&self, client_id: u64, seq: u64) -> Command {
+    /// The command `now_ms` (the receiving member's clock) stamps.
+    pub fn command(&self, client_id: u64, seq: u64, now_ms: i64) -> Command {
         let op = match self {
             Write::Put { key, value } => {
                 Op::Put(PutRequest { key: key_name(*key), value: value.to_string().into_bytes(), ..Default::default() })
@@ -128,9 +131,9 @@ impl Write {
             Write::LeaseRevoke { lease } => Op::LeaseRevoke(LeaseRevokeRequest { id: *lease }),
             Write::Auth(step) => Op::Auth(tally_proto::tally_v1::AuthCommand { op: Some(auth_step(*step)) }),
             Write::ZkSession => {
-                zk_command(tally_zk::ZkCommand::CreateSession { timeout_ms: 4000, password: [7; 16] }, seq)
+                zk_command(tally_zk::ZkCommand::CreateSession { timeout_ms: 4000, password: [7; 16] }, now_ms)
             }
-            Write::Zk { session, key, op } => zk_op(*session, *key, *op, client_id ^ seq),
+            Write::Zk { session, key, op } => zk_op(*session, *key, *op, client_id ^ seq, now_ms),
         };
         Command { client_id, seq, op: Some(op), auth_user: self.user().into(), auth_revision: 0 }
     }
@@ -156,22 +159,25 @@ impl Write {
     }
 }
 
-fn zk_op(session: i64, key: u64, op: ZkOp, stamp: u64) -> Op {
-    use tally_zk::proto::{Acl, CreateRequest, DeleteRequest, SetDataRequest, WriteOp};
+fn zk_op(session: i64, key: u64, op: ZkOp, value: u64, now_ms: i64) -> Op {
+    use tally_zk::proto::{Acl, CreateRequest, CreateTtlRequest, DeleteRequest, SetDataRequest, WriteOp};
     let path = format!("/k{key}");
-    let data = Some(stamp.to_be_bytes().to_vec());
+    let data = Some(value.to_be_bytes().to_vec());
     let write = match op {
         ZkOp::Create => WriteOp::Create(CreateRequest { path, data, acl: Acl::open_unsafe(), flags: 0 }),
         ZkOp::CreateEphemeral => WriteOp::Create(CreateRequest { path, data, acl: Acl::open_unsafe(), flags: 1 }),
+        ZkOp::CreateTtl => {
+            WriteOp::CreateTtl(CreateTtlRequest { path, data, acl: Acl::open_unsafe(), flags: 5, ttl: 50 })
+        }
         ZkOp::SetData => WriteOp::SetData(SetDataRequest { path, data, version: -1 }),
         ZkOp::Delete => WriteOp::Delete(DeleteRequest { path, version: -1 }),
     };
-    zk_command(tally_zk::ZkCommand::Txn { session, auth: Vec::new(), write: tally_zk::Write::One(write) }, stamp)
+    zk_command(tally_zk::ZkCommand::Txn { session, auth: Vec::new(), write: tally_zk::Write::One(write) }, now_ms)
 }
 
-/// `command` as the log carries it; `stamp` stands for the proposer's clock (ctime, mtime).
-fn zk_command(command: tally_zk::ZkCommand, stamp: u64) -> Op {
-    Op::Zk(tally_proto::tally_v1::ZkCommand { command: command.encode().into(), now_ms: stamp as i64 })
+/// `command` as the log carries it, with the proposer's clock (ctime, mtime).
+fn zk_command(command: tally_zk::ZkCommand, now_ms: i64) -> Op {
+    Op::Zk(tally_proto::tally_v1::ZkCommand { command: command.encode().into(), now_ms })
 }
 
 fn cas(key: u64, expected: u64, new: u64) -> TxnRequest {

@@ -69,6 +69,7 @@ pub struct WholeCoverage {
     pub leaders: u64,
     pub forwarded: u64,
     pub lease_expiries: u64,
+    pub znodes_expired: u64,
     pub watch_reconnects: u64,
     pub state_hashes: u64,
     pub members_added: u64,
@@ -85,6 +86,7 @@ impl std::ops::AddAssign for WholeCoverage {
         self.leaders += o.leaders;
         self.forwarded += o.forwarded;
         self.lease_expiries += o.lease_expiries;
+        self.znodes_expired += o.znodes_expired;
         self.watch_reconnects += o.watch_reconnects;
         self.state_hashes += o.state_hashes;
         self.members_added += o.members_added;
@@ -457,6 +459,7 @@ impl WholeSim {
             self.schedule(at, Event::SnapshotWritten { node: id, incarnation, job: Box::new(job) });
         }
         self.coverage.snapshots_installed += u64::from(out.restored);
+        self.coverage.znodes_expired += out.znodes_expired;
         for w in &mut self.watchers {
             if w.member() == Some((id, incarnation)) {
                 w.pump();
@@ -607,7 +610,7 @@ impl WholeSim {
         self.trace(|| format!("member {to} gets client {client}'s #{seq} {request:?}"));
         match request {
             Request::Write(w) => {
-                let mut cmd = w.command(client_id, seq);
+                let mut cmd = w.command(client_id, seq, (self.now() / 1000) as i64);
                 // As the member resolves a caller: its auth store's revision now.
                 let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
                 cmd.auth_revision = sm.read().expect("sm lock").auth.revision();

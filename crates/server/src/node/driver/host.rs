@@ -66,6 +66,10 @@ impl Host for ServerHost {
         Instant::now()
     }
 
+    fn wall_clock_ms(&self) -> i64 {
+        crate::zk::unix_ms()
+    }
+
     fn observing(&self) -> bool {
         self.ui.as_ref().is_some_and(|ui| ui.watched())
     }

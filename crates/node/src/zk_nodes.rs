@@ -1,0 +1,42 @@
+//! ZooKeeper's containers and TTL nodes past their time, deleted through the log by the
+//! leader, as ZooKeeper's `ContainerManager` does on its leader (there every 60 s; here every
+//! second, so a recipe's empty container goes soon). Each deletion is a `DeleteIfExpired`
+//! entry stamped with the leader's clock; applying it checks the node is still expired then,
+//! so a child created meanwhile saves it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tally_proto::tally_v1::command::Op;
+use tally_proto::tally_v1::{Command, ZkCommand as LogZk};
+use tally_proto::Message as _;
+use tally_raft::Role;
+use tally_zk::ZkCommand;
+
+use crate::{Host, Node};
+
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+impl<H: Host> Node<H> {
+    /// Leader, at most every [`CHECK_EVERY`]: proposes the deletion of every expired node.
+    pub(crate) fn delete_expired_zk_nodes(&mut self) {
+        if self.raft.role() != Role::Leader {
+            return;
+        }
+        let now = self.host.now();
+        if self.zk_nodes_checked.is_some_and(|at| now.saturating_duration_since(at) < CHECK_EVERY) {
+            return;
+        }
+        self.zk_nodes_checked = Some(now);
+        let now_ms = self.host.wall_clock_ms();
+        let expired = self.sm.read().expect("sm lock").zk.expired_nodes(now_ms);
+        for path in expired {
+            let command = ZkCommand::DeleteIfExpired { path }.encode();
+            let op = Op::Zk(LogZk { command: command.into(), now_ms });
+            let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op), ..Default::default() };
+            if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
+                return;
+            }
+        }
+    }
+}
