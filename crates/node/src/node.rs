@@ -46,6 +46,8 @@ pub enum NodeBug {
     ReadWithoutReadIndex,
     /// Drop a new leader's grace period: leases expire as if the old leader's clock ran on.
     NoLeaseGraceOnPromote,
+    /// The same for ZooKeeper sessions: a new leader expires every session it has not heard.
+    NoZkSessionGraceOnPromote,
     /// A leader loses the commands forwarded to it (the follower's caller is never answered).
     DropForwarded,
     /// Leave a changed vote unsynced, as if only the commit index had moved.

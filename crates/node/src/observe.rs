@@ -59,6 +59,10 @@ pub enum Observation {
         peer: NodeId,
         campaign: bool,
     },
+    /// As leader, we closed a ZooKeeper session whose client went silent for its timeout.
+    ZkSessionExpired {
+        session: i64,
+    },
 }
 
 /// A sent message, without its payload.

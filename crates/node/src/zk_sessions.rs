@@ -51,6 +51,10 @@ impl<H: Host> Node<H> {
         let now = self.host.now();
         let sm = self.sm.clone();
         let sm = sm.read().expect("sm lock");
+        if self.bug == Some(crate::NodeBug::NoZkSessionGraceOnPromote) {
+            // The canary: a leader that trusts a clock which ran on while no one led.
+            return self.zk_sessions.promote_expired(now, sm.zk.sessions().map(|(id, _)| id));
+        }
         let lives = sm.zk.sessions().map(|(id, s)| (id, timeout(s.timeout_ms)));
         self.zk_sessions.promote_for(now, lives, self.election_timeout);
     }
@@ -79,6 +83,7 @@ impl<H: Host> Node<H> {
                 return;
             }
             tracing::info!(session = %format_args!("{session:#x}"), "ZooKeeper session expired; closing it");
+            self.observe(crate::observe::Observation::ZkSessionExpired { session });
         }
     }
 }

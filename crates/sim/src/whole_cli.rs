@@ -16,12 +16,13 @@ pub struct WholeArgs {
     pub quiet: bool,
 }
 
-pub const NODE_BUGS: [(&str, NodeBug); 5] = [
+pub const NODE_BUGS: [(&str, NodeBug); 6] = [
     ("answer-before-fsync", NodeBug::AnswerBeforeFsync),
     ("lazy-vote", NodeBug::LazyVote),
     ("drop-forwarded", NodeBug::DropForwarded),
     ("read-without-read-index", NodeBug::ReadWithoutReadIndex),
     ("no-lease-grace", NodeBug::NoLeaseGraceOnPromote),
+    ("no-zk-session-grace", NodeBug::NoZkSessionGraceOnPromote),
 ];
 
 pub fn parse_node_bug(name: &str) -> Option<NodeBug> {
@@ -55,7 +56,7 @@ fn print_failure(args: &WholeArgs, report: &WholeReport) {
 fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
-{} commands forwarded, {} leases expired, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
+{} commands forwarded, {} leases expired, {} ZooKeeper sessions expired, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
 {} removed, {} leadership transfers",
         c.leaders,
         c.crashes,
@@ -64,6 +65,7 @@ fn print_coverage(c: &WholeCoverage) {
         c.snapshots_installed,
         c.forwarded,
         c.lease_expiries,
+        c.zk_session_expiries,
         c.znodes_expired,
         c.watch_reconnects,
         c.state_hashes,

@@ -50,6 +50,12 @@ fn expiring_leases_early_after_a_leader_change_is_caught() {
     assert!(matches!(caught, Some((_, "a kept-alive lease never expires"))), "{caught:?}");
 }
 
+#[test]
+fn expiring_zookeeper_sessions_after_a_leader_change_is_caught() {
+    let caught = first_caught(NodeBug::NoZkSessionGraceOnPromote, 50);
+    assert!(matches!(caught, Some((_, "a session never expires while its client is heard from"))), "{caught:?}");
+}
+
 /// Bugs the whole-node simulation found, replayed by their seeds.
 #[test]
 fn found_a_write_covered_by_a_leader_snapshot_still_answers_its_caller() {

@@ -91,6 +91,9 @@ pub fn observation(t: u64, observation: &Observation) -> String {
         Observation::PeerLost { peer, campaign } => {
             event("peer-lost", t, json!({ "peer": id(*peer), "campaign": campaign }))
         }
+        Observation::ZkSessionExpired { session } => {
+            event("zk-session-expired", t, json!({ "session": format!("{session:#x}") }))
+        }
     }
 }
 

@@ -16,8 +16,17 @@ const KEEP_ALIVES_PER_LEASE: u32 = 6;
 #[derive(Clone, Debug)]
 pub enum Request {
     Write(Write),
-    Read { key: u64, serializable: bool },
-    KeepAlive { lease: i64 },
+    Read {
+        key: u64,
+        serializable: bool,
+    },
+    KeepAlive {
+        lease: i64,
+    },
+    /// A ZooKeeper client's ping: its member tells the leader the session is alive.
+    ZkPing {
+        session: i64,
+    },
 }
 
 /// A request's answer, once it is final.
@@ -28,6 +37,7 @@ pub enum Answer {
     Value(u64),
     /// A keep-alive's TTL; 0: the lease no longer exists.
     KeptAlive(i64),
+    Pinged,
 }
 
 pub enum Client {
@@ -44,9 +54,11 @@ pub struct KvClient {
     seq: u64,
     /// The last value seen per key, so compare-and-swaps may succeed.
     seen: [u64; KEYS as usize],
-    /// Its ZooKeeper session, for its znode writes: never kept alive, so the leader's session
-    /// clock expires it (removing its ephemerals) and the client opens another.
+    /// Its ZooKeeper session, for its znode writes. Half the clients ping theirs (the session
+    /// must then live while the leader hears them); the others never do, so the leader's
+    /// session clock expires it (removing its ephemerals) and the client opens another.
     zk_session: Option<i64>,
+    pings: bool,
 }
 
 pub struct LeaseClient {
@@ -65,7 +77,13 @@ pub struct Next {
 
 impl Client {
     pub fn kv(id: u64) -> Self {
-        Client::Kv(KvClient { id, seq: 0, seen: [ABSENT; KEYS as usize], zk_session: None })
+        Client::Kv(KvClient {
+            id,
+            seq: 0,
+            seen: [ABSENT; KEYS as usize],
+            zk_session: None,
+            pings: id.is_multiple_of(2),
+        })
     }
 
     pub fn lease() -> Self {
@@ -106,6 +124,11 @@ impl KvClient {
         self.seq += 1;
         let key = rng.range(0, KEYS);
         let value = self.id * 1_000_000 + self.seq;
+        if let (true, Some(session)) = (self.pings, self.zk_session) {
+            if rng.range(0, 4) == 0 {
+                return Next { request: Request::ZkPing { session }, history: None };
+            }
+        }
         let (request, history) = match rng.range(0, 20) {
             0..=6 => (Request::Read { key, serializable: false }, Some((key, OpKind::Get))),
             7 => (Request::Read { key, serializable: true }, None),
@@ -133,7 +156,7 @@ impl KvClient {
 
     fn done(&mut self, request: &Request, answer: &Answer) -> Option<Outcome> {
         match (request, answer) {
-            (Request::Read { serializable: true, .. }, _) => None,
+            (Request::Read { serializable: true, .. } | Request::ZkPing { .. }, _) => None,
             (Request::Read { key, .. }, Answer::Value(v)) => {
                 self.seen[*key as usize] = *v;
                 Some(Outcome::Get(Some(*v)))

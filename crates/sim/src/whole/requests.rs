@@ -65,6 +65,9 @@ pub enum Write {
     },
 }
 
+/// The simulated ZooKeeper clients' session timeout.
+pub const ZK_SESSION_TIMEOUT_MS: i32 = 4000;
+
 #[derive(Clone, Copy, Debug)]
 pub enum ZkOp {
     Create,
@@ -130,9 +133,10 @@ impl Write {
             }
             Write::LeaseRevoke { lease } => Op::LeaseRevoke(LeaseRevokeRequest { id: *lease }),
             Write::Auth(step) => Op::Auth(tally_proto::tally_v1::AuthCommand { op: Some(auth_step(*step)) }),
-            Write::ZkSession => {
-                zk_command(tally_zk::ZkCommand::CreateSession { timeout_ms: 4000, password: [7; 16] }, now_ms)
-            }
+            Write::ZkSession => zk_command(
+                tally_zk::ZkCommand::CreateSession { timeout_ms: ZK_SESSION_TIMEOUT_MS, password: [7; 16] },
+                now_ms,
+            ),
             Write::Zk { session, key, op } => zk_op(*session, *key, *op, client_id ^ seq, now_ms),
         };
         Command { client_id, seq, op: Some(op), auth_user: self.user().into(), auth_revision: 0 }

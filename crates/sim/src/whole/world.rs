@@ -20,11 +20,12 @@ use super::checks::observations::Observations;
 use super::checks::revisions::Revisions;
 use super::checks::state_hashes::StateHashes;
 use super::checks::watches::Watch;
+use super::checks::zk_sessions::ZkSessions;
 use super::clients::{Answer, Client, Request, LEASE_TTL_S};
 use super::host::{self, Fatal};
 use super::member::{Member, MemberSetup};
 use super::plan::Plan;
-use super::requests::{read_value, Write, ABSENT, KEYS};
+use super::requests::{read_value, Write, ABSENT, KEYS, ZK_SESSION_TIMEOUT_MS};
 use crate::checker::{Checker, Violation};
 use crate::linearizability::{self, OpKind, Operation, Outcome};
 use crate::links;
@@ -70,6 +71,7 @@ pub struct WholeCoverage {
     pub forwarded: u64,
     pub lease_expiries: u64,
     pub znodes_expired: u64,
+    pub zk_session_expiries: u64,
     pub watch_reconnects: u64,
     pub state_hashes: u64,
     pub members_added: u64,
@@ -87,6 +89,7 @@ impl std::ops::AddAssign for WholeCoverage {
         self.forwarded += o.forwarded;
         self.lease_expiries += o.lease_expiries;
         self.znodes_expired += o.znodes_expired;
+        self.zk_session_expiries += o.zk_session_expiries;
         self.watch_reconnects += o.watch_reconnects;
         self.state_hashes += o.state_hashes;
         self.members_added += o.members_added;
@@ -234,6 +237,7 @@ pub struct WholeSim {
     observations: Observations,
     hashes: StateHashes,
     leases: Leases,
+    zk_sessions: ZkSessions,
     healed_at: Option<u64>,
     newest_leader_term: u64,
     events: u64,
@@ -264,6 +268,7 @@ impl WholeSim {
             observations: Observations::default(),
             hashes: StateHashes::default(),
             leases: Leases::default(),
+            zk_sessions: ZkSessions::default(),
             healed_at: None,
             newest_leader_term: 0,
             events: 0,
@@ -432,6 +437,11 @@ impl WholeSim {
         let violations = &mut self.checker.violations;
         let sent = &out.messages;
         self.observations.observe(id, incarnation, &out.observations, (sent, completed), raft, now, violations);
+        for o in &out.observations {
+            if let tally_node::observe::Observation::ZkSessionExpired { session } = o {
+                self.zk_sessions.expired(*session, ZK_SESSION_TIMEOUT_MS, now, violations);
+            }
+        }
         if role == Role::Leader {
             self.checker.now_us = now;
             self.checker.observe_leader(term, id);
@@ -628,6 +638,13 @@ impl WholeSim {
                 let waiter = node.host().waiter(client as u64, seq);
                 node.add_reads(vec![waiter]);
             }),
+            Request::ZkPing { session } => {
+                if self.leads_newest_term(to) {
+                    self.zk_sessions.heard(session, self.now());
+                }
+                self.call(to, |node| node.zk_touch(vec![session]));
+                self.respond(client, seq, Reply::Final(Answer::Pinged));
+            }
             Request::KeepAlive { lease } => {
                 let mut outcome = None;
                 self.call(to, |node| outcome = Some(node.keep_alive(lease)));
@@ -872,6 +889,13 @@ impl WholeSim {
             Event::Forward { from, to, commands } => {
                 self.trace(|| format!("member {to} gets {} commands forwarded by {from}", commands.len()));
                 if self.members.get(&to).is_some_and(|m| m.is_up()) && !self.refuses_removed(to, from) {
+                    if self.leads_newest_term(to) {
+                        for cmd in &commands {
+                            if let Some(tally_proto::tally_v1::command::Op::ZkTouch(touch)) = &cmd.op {
+                                touch.sessions.iter().for_each(|&s| self.zk_sessions.heard(s, self.now()));
+                            }
+                        }
+                    }
                     self.call(to, |n| {
                         for cmd in commands {
                             n.forwarded(cmd);
@@ -1024,7 +1048,11 @@ impl WholeSim {
             nodes: self.ids.len(),
             operations: self.history.len(),
             events: self.events,
-            coverage: WholeCoverage { lease_expiries: self.leases.expiries, ..self.coverage },
+            coverage: WholeCoverage {
+                lease_expiries: self.leases.expiries,
+                zk_session_expiries: self.zk_sessions.expiries,
+                ..self.coverage
+            },
             violations: self.checker.violations,
         }
     }
@@ -1043,5 +1071,15 @@ impl WholeSim {
         {
             self.violation("linearizability", format!("key k{key}: {explanation}"));
         }
+    }
+}
+
+impl WholeSim {
+    /// Whether `id` leads, in the newest term any running member knows: a leader that has
+    /// not been deposed yet, whose successor (if any) is promoted after this moment.
+    fn leads_newest_term(&self, id: NodeId) -> bool {
+        let terms = self.members.values().filter_map(|m| m.node.as_ref()).map(|n| n.raft().term());
+        let newest = terms.max().unwrap_or(0);
+        self.members[&id].node.as_ref().is_some_and(|n| n.raft().role() == Role::Leader && n.raft().term() == newest)
     }
 }
