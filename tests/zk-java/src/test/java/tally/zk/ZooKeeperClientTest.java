@@ -88,7 +88,7 @@ class ZooKeeperClientTest {
             zk.delete(s1, -1);
             Stat afterDeletes = zk.exists("/j-crud", false);
             assertEquals(0, afterDeletes.getNumChildren());
-            assertEquals(3, afterDeletes.getCversion(), "as in ZooKeeper, deletes move the parent's pzxid, not its cversion");
+            // (ZooKeeper reports cversion 6 here, Tally 3: KnownDifferencesTest.cversionCountsChildDeletionsToo.)
             assertTrue(afterDeletes.getPzxid() > parent.getPzxid());
             zk.delete("/j-crud", 1);
             assertNull(zk.exists("/j-crud", false));
@@ -180,7 +180,17 @@ class ZooKeeperClientTest {
         try (Tally.Zk intruder = new Tally.Zk(HOSTS.get(2), id, wrong)) {
             assertEquals(Watcher.Event.KeeperState.Expired, intruder.awaitState(10, TimeUnit.SECONDS));
         }
-        assertEquals(id, resumed.exists("/j-moving-2", false).getEphemeralOwner(), "the intruder did not end it");
+        // (ZooKeeper closes the owner's connection when any handle, even a wrong password's,
+        // claims the session on the same server; the owner reconnects. Tally leaves it alone.)
+        Tally.eventually(Duration.ofSeconds(10), "the intruder did not end the session", () -> {
+            try {
+                return resumed.exists("/j-moving-2", false).getEphemeralOwner() == id;
+            } catch (KeeperException.ConnectionLossException e) {
+                return false;
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
 
         // Closing it through the member it moved to ends it everywhere.
         resumed.close();
