@@ -226,6 +226,9 @@ class CuratorRecipesTest {
     @Test
     void barrierHoldsWaitersUntilRemovedThroughAnotherMember() throws Exception {
         new DistributedBarrier(client(0), "/j-barrier").setBarrier();
+        // Reads are local, as in ZooKeeper: the waiter's member must have applied the barrier's
+        // creation (made through another member) before the waiter looks for it.
+        client(1).sync().forPath("/j-barrier");
         DistributedBarrier waiter = new DistributedBarrier(client(1), "/j-barrier");
         CompletableFuture<Boolean> passed = CompletableFuture.supplyAsync(
                 () -> quietly(() -> waiter.waitOnBarrier(WAIT.toSeconds(), TimeUnit.SECONDS)), pool);
