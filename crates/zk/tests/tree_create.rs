@@ -135,6 +135,23 @@ fn bad_flags_and_ttls_are_bad_arguments() {
     assert!(r.state.node("/a").is_none() && r.state.node("/t").is_none());
 }
 
+/// A createTTL whose mode is no TTL mode, with a negative TTL, gets ZooKeeper 3.8's answer
+/// wherever ZooKeeper answers: its prep accepts the TTL, so NoNode, NoAuth, NodeExists come first
+/// (seen in the differential test). Where ZooKeeper's apply would throw (and stop the server), it
+/// is BadArguments.
+#[test]
+fn create_ttl_without_a_ttl_mode_fails_every_other_check_first() {
+    let mut r = Replica::new();
+    let ttl = |path: &str, flags| {
+        WriteOp::CreateTtl(CreateTtlRequest { path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl: -1 })
+    };
+    assert_eq!(r.write(ttl("/zookeeper", OPEN)), Err(ZkError::NodeExists));
+    assert_eq!(r.write(ttl("/missing/x", EPHEMERAL)), Err(ZkError::NoNode));
+    assert_eq!(r.write(ttl("/zookeeper/config/x", OPEN)), Err(ZkError::NoAuth));
+    assert_eq!(r.write(ttl("/t", OPEN)), Err(ZkError::BadArguments));
+    assert!(r.state.node("/t").is_none());
+}
+
 #[test]
 fn containers_and_ttl_nodes_carry_their_marks() {
     let mut r = Replica::new();
