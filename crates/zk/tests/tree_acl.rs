@@ -82,6 +82,8 @@ fn the_auth_scheme_becomes_the_callers_digest_identities() {
     assert_eq!(r.state.get_acl("/mine", &[bob]).unwrap().0, vec![Acl::new(ALL, digest("bob:secret"))]);
 }
 
+/// A client that ran the same addauth twice holds that identity once, as a ZooKeeper connection
+/// does: `auth` expands to each identity once (seen in the differential test).
 #[test]
 fn the_auth_scheme_expands_each_identity_once() {
     let mut r = Replica::new();
