@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use tally_zk::proto::{state, EventType, WatcherEvent};
+use tally_zk::proto::{perms, state, EventType, Id, WatcherEvent};
+use tally_zk::tree::acl;
 use tally_zk::WatchEvent;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -22,6 +23,9 @@ pub struct ZkWatches {
 struct Registry {
     next_id: ConnectionId,
     connections: BTreeMap<ConnectionId, UnboundedSender<WatcherEvent>>,
+    /// Each connection's identities (its address, its addauths): an event reaches a watcher
+    /// only with READ on the changed node, as in ZooKeeper 3.8.0.
+    auth: BTreeMap<ConnectionId, Vec<Id>>,
     /// Watches on a node's data and existence (getData, exists), by path.
     data: BTreeMap<String, BTreeSet<ConnectionId>>,
     /// Watches on a node's children (getChildren), by path.
@@ -45,6 +49,11 @@ impl ZkWatches {
         id
     }
 
+    /// The connection's identities now (set at connect and after each addauth).
+    pub fn authenticate(&self, id: ConnectionId, auth: &[Id]) {
+        self.inner.lock().expect("watches lock").auth.insert(id, auth.to_vec());
+    }
+
     /// Open client connections.
     pub fn connections(&self) -> usize {
         self.inner.lock().expect("watches lock").connections.len()
@@ -55,6 +64,7 @@ impl ZkWatches {
         let mut guard = self.inner.lock().expect("watches lock");
         let r = &mut *guard;
         r.connections.remove(&id);
+        r.auth.remove(&id);
         for watchers in r.data.values_mut().chain(r.child.values_mut()) {
             watchers.remove(&id);
         }
@@ -81,7 +91,7 @@ impl ZkWatches {
 
     /// Fires the watches the applied changes trigger, each once (ZooKeeper's WatchManager):
     /// created, deleted and data changed reach data watches; deleted and children changed reach
-    /// child watches.
+    /// child watches. A watcher without READ on the changed node loses its watch unseen.
     pub fn fire(&self, changes: &[WatchEvent]) {
         let mut r = self.inner.lock().expect("watches lock");
         for change in changes {
@@ -99,6 +109,10 @@ impl ZkWatches {
                 reached.extend(r.child.remove(&change.path).unwrap_or_default());
             }
             for id in reached {
+                let auth = r.auth.get(&id).map_or(&[][..], Vec::as_slice);
+                if acl::check(&change.acl, perms::READ, auth).is_err() {
+                    continue;
+                }
                 if let Some(events) = r.connections.get(&id) {
                     let _ = events.send(notification(change.event_type, &change.path));
                 }
@@ -117,7 +131,7 @@ mod tests {
     use tokio::sync::mpsc::unbounded_channel;
 
     fn change(path: &str, event_type: EventType) -> WatchEvent {
-        WatchEvent { path: path.into(), event_type }
+        WatchEvent { path: path.into(), event_type, acl: tally_zk::proto::Acl::open_unsafe() }
     }
 
     #[test]
@@ -136,6 +150,23 @@ mod tests {
         // One-shot: the same changes again reach nobody.
         watches.fire(&[change("/a", EventType::NodeDataChanged), change("/", EventType::NodeChildrenChanged)]);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_watcher_without_read_loses_its_watch_unseen() {
+        let watches = ZkWatches::default();
+        let (tx, mut rx) = unbounded_channel();
+        let id = watches.connect(tx);
+        let bob = Id { scheme: "digest".into(), id: "bob:hash".into() };
+        let bobs = vec![tally_zk::proto::Acl { perms: perms::ALL, id: bob.clone() }];
+        watches.add(id, Kind::Data, "/a");
+        watches.fire(&[WatchEvent { acl: bobs.clone(), ..change("/a", EventType::NodeDataChanged) }]);
+        watches.fire(&[change("/a", EventType::NodeDataChanged)]);
+        assert!(rx.try_recv().is_err(), "not delivered, and the watch is gone");
+        watches.authenticate(id, &[bob]);
+        watches.add(id, Kind::Data, "/a");
+        watches.fire(&[WatchEvent { acl: bobs, ..change("/a", EventType::NodeDataChanged) }]);
+        assert_eq!(rx.try_recv().map(|e| e.path), Ok("/a".to_string()));
     }
 
     #[test]
