@@ -33,14 +33,17 @@ fn create_bumps_the_parents_cversion_and_pzxid() {
 }
 
 #[test]
-fn delete_moves_pzxid_but_not_cversion() {
+fn delete_moves_pzxid_and_the_reported_cversion() {
     let mut r = Replica::new();
     r.mk("/p", OPEN);
     r.mk("/p/a", OPEN);
     let zxid = r.zxid;
     assert_eq!(r.write(delete("/p/a", -1)), Ok(Response::Empty));
     let parent = r.stat("/p");
-    assert_eq!((parent.cversion, parent.num_children, parent.pzxid), (1, 0, zxid));
+    // ZooKeeper 3.8 reports creations plus deletions (2), but numbers sequential nodes by the
+    // creations alone (1).
+    assert_eq!((parent.cversion, parent.num_children, parent.pzxid), (2, 0, zxid));
+    assert_eq!(r.mk("/p/s-", SEQUENTIAL), "/p/s-0000000001");
 }
 
 #[test]
@@ -89,8 +92,9 @@ fn the_parent_must_exist_and_the_node_must_not() {
     r.mk("/a", OPEN);
     assert_eq!(r.create("/a", OPEN), Err(ZkError::NodeExists));
     assert_eq!(r.create("/zookeeper", OPEN), Err(ZkError::NodeExists));
-    // A failed create changes nothing, the parent's cversion included.
-    assert_eq!(r.stat("/").cversion, 1);
+    // A failed create changes nothing, the parent's cversion included: one creation under a
+    // root that reported -1 when fresh.
+    assert_eq!(r.stat("/").cversion, 0);
 }
 
 #[test]
@@ -131,18 +135,38 @@ fn bad_flags_and_ttls_are_bad_arguments() {
     assert!(r.state.node("/a").is_none() && r.state.node("/t").is_none());
 }
 
+/// A createTTL whose mode is no TTL mode, with a negative TTL, gets ZooKeeper 3.8's answer
+/// wherever ZooKeeper answers: its prep accepts the TTL, so NoNode, NoAuth, NodeExists come first
+/// (seen in the differential test). Where ZooKeeper's apply would throw (and stop the server), it
+/// is BadArguments.
+#[test]
+fn create_ttl_without_a_ttl_mode_fails_every_other_check_first() {
+    let mut r = Replica::new();
+    let ttl = |path: &str, flags| {
+        WriteOp::CreateTtl(CreateTtlRequest { path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl: -1 })
+    };
+    assert_eq!(r.write(ttl("/zookeeper", OPEN)), Err(ZkError::NodeExists));
+    assert_eq!(r.write(ttl("/missing/x", EPHEMERAL)), Err(ZkError::NoNode));
+    assert_eq!(r.write(ttl("/zookeeper/config/x", OPEN)), Err(ZkError::NoAuth));
+    assert_eq!(r.write(ttl("/t", OPEN)), Err(ZkError::BadArguments));
+    assert!(r.state.node("/t").is_none());
+}
+
 #[test]
 fn containers_and_ttl_nodes_carry_their_marks() {
     let mut r = Replica::new();
     let container = CreateRequest { path: "/c".into(), data: None, acl: Acl::open_unsafe(), flags: CONTAINER };
     assert!(matches!(r.write(WriteOp::CreateContainer(container)), Ok(Response::Create2 { .. })));
-    assert_eq!(r.stat("/c").ephemeral_owner, CONTAINER_OWNER);
+    assert_eq!(r.state.node("/c").unwrap().stat.ephemeral_owner, CONTAINER_OWNER);
+    // Clients see no owner on containers and TTL nodes (ZooKeeper's getClientEphemeralOwner).
+    assert_eq!(r.stat("/c").ephemeral_owner, 0);
     let ttl = CreateTtlRequest { path: "/t".into(), data: None, acl: Acl::open_unsafe(), flags: 6, ttl: 5000 };
     assert_eq!(
         r.write(WriteOp::CreateTtl(ttl)).unwrap(),
         Response::Create2 { path: "/t0000000001".into(), stat: r.stat("/t0000000001") }
     );
-    assert_eq!(r.stat("/t0000000001").ephemeral_owner, 0xff00_0000_0000_1388_u64 as i64);
+    assert_eq!(r.state.node("/t0000000001").unwrap().stat.ephemeral_owner, 0xff00_0000_0000_1388_u64 as i64);
+    assert_eq!(r.stat("/t0000000001").ephemeral_owner, 0);
     assert_eq!(r.state.node("/t0000000001").unwrap().kind(), NodeKind::Ttl { ttl_ms: 5000 });
     // Containers and TTL nodes may have children.
     r.mk("/c/x", OPEN);

@@ -87,3 +87,22 @@ fn multi_read_answers_each_op_on_its_own() {
     assert_eq!(results[1], OpResult::Error { err: ZkError::NoNode.code() });
     assert_eq!(results[2], OpResult::GetData { data: Some(b"d".to_vec()), stat: r.stat("/a") });
 }
+
+/// ZooKeeper 3.8's node map holds the root under "" too: reads of the empty path read the root
+/// (seen in the differential test), and getAllChildrenNumber("") counts every path starting with
+/// "/", the root's included. Writes still refuse the empty path.
+#[test]
+fn the_empty_path_reads_the_root() {
+    let mut r = Replica::new();
+    r.mk("/a", OPEN);
+    assert_eq!(r.state.exists("", &[]), r.state.exists("/", &[]));
+    assert_eq!(r.state.get_data("", &[]), r.state.get_data("/", &[]));
+    assert_eq!(r.state.get_children("", &[]).unwrap(), ["a", "zookeeper"]);
+    assert_eq!(r.state.get_children2("", &[]), r.state.get_children2("/", &[]));
+    assert_eq!(r.state.get_acl("", &[]), r.state.get_acl("/", &[]));
+    assert_eq!(r.state.get_all_children_number("/", &[]), Ok(4));
+    assert_eq!(r.state.get_all_children_number("", &[]), Ok(5));
+    assert_eq!(r.write(set_data("", b"x", -1)), Err(ZkError::BadArguments));
+    assert_eq!(r.create("", OPEN), Err(ZkError::BadArguments));
+    assert_eq!(r.write(delete("", -1)), Err(ZkError::BadArguments));
+}

@@ -45,6 +45,7 @@ pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches) -> i
     let (events_tx, events) = mpsc::unbounded_channel();
     let connection = watches.connect(events_tx);
     let mut client = Client { session, auth: vec![Id { scheme: "ip".into(), id: peer_ip }], connection };
+    watches.authenticate(connection, &client.auth);
     let (read, write) = stream.into_split();
     let result = serve(read, write, events, ctx, watches, &mut client, timeout_ms).await;
     watches.disconnect(connection);

@@ -27,6 +27,7 @@ pub async fn handle(
         }
         Request::Auth(packet) if packet.scheme == "digest" => {
             client.auth.push(Id { scheme: "digest".into(), id: tally_zk::tree::digest_id(&packet.auth) });
+            watches.authenticate(client.connection, &client.auth);
             Ok(None)
         }
         Request::Auth(_) => Err(ZkError::AuthFailed),

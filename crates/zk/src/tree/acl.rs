@@ -43,13 +43,21 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ZkError> {
     if unique.is_empty() {
         return Err(ZkError::InvalidAcl);
     }
+    // A connection's identities are a set in ZooKeeper (`ServerCnxn.addAuthInfo` adds an id
+    // once), so the same addauth twice still expands an `auth` entry once.
+    let mut digests: Vec<&Id> = Vec::new();
+    for id in auth.iter().filter(|id| id.scheme == "digest") {
+        if !digests.contains(&id) {
+            digests.push(id);
+        }
+    }
     let mut fixed = Vec::with_capacity(unique.len());
     for entry in unique {
         if is_anyone(&entry.id) {
             fixed.push(entry.clone());
         } else if entry.id.scheme == "auth" {
             let before = fixed.len();
-            fixed.extend(auth.iter().filter(|id| id.scheme == "digest").map(|id| Acl::new(entry.perms, id.clone())));
+            fixed.extend(digests.iter().map(|&id| Acl::new(entry.perms, id.clone())));
             if fixed.len() == before {
                 return Err(ZkError::InvalidAcl);
             }

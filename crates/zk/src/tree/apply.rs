@@ -7,7 +7,7 @@ use super::state::ZkState;
 use super::tx::Tx;
 use super::write::{apply_op, remove, Caller, Done};
 use crate::error::{ZkError, OK};
-use crate::proto::{EventType, OpResult, Response, WriteOp};
+use crate::proto::{Acl, EventType, OpResult, Response, WriteOp};
 
 /// What applying one entry produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,11 @@ pub enum Outcome {
 pub struct WatchEvent {
     pub path: String,
     pub event_type: EventType,
+    /// The ACL of the node at `path` when it changed (the parent's, for NodeChildrenChanged; the
+    /// deleted node's, for NodeDeleted). ZooKeeper 3.8.0 delivers an event only to watchers
+    /// with READ in it; the others' watches are gone all the same (seen in the differential
+    /// test).
+    pub acl: Vec<Acl>,
 }
 
 impl ZkState {

@@ -101,20 +101,32 @@ impl Znode {
         NodeKind::of_owner(self.stat.ephemeral_owner)
     }
 
-    /// The Stat clients see.
+    /// The Stat clients see. Its cversion is not the stored count of child creations but
+    /// ZooKeeper's "v3 semantics" (`DataNode.copyStat`): `cversion * 2 - numChildren`, the
+    /// number of creations plus deletions, as if each child gone was deleted once. So a fresh
+    /// root (one child, /zookeeper) reports -1, and a delete moves the parent's cversion although
+    /// the stored count, which names sequential nodes, stays.
+    ///
+    /// Its ephemeralOwner is the owning session's for an ephemeral and 0 for every other kind:
+    /// containers and TTL nodes keep their mark in the tree but do not show it
+    /// (`DataNode.getClientEphemeralOwner`).
     pub fn stat(&self) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            ephemeral_owner: match self.kind() {
+                NodeKind::Ephemeral { session } => session,
+                NodeKind::Persistent | NodeKind::Container | NodeKind::Ttl { .. } => 0,
+            },
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
-            num_children: self.children.len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -148,5 +160,36 @@ mod tests {
         assert_eq!(node.stat().num_children, 1);
         node.data = None;
         assert_eq!(node.stat().data_length, 0);
+    }
+
+    /// Seen on ZooKeeper 3.8: clients see the owner of an ephemeral only.
+    #[test]
+    fn clients_see_no_owner_on_containers_and_ttl_nodes() {
+        for (kind, seen) in [
+            (NodeKind::Ephemeral { session: 0x0100_0000_0000_0007 }, 0x0100_0000_0000_0007),
+            (NodeKind::Container, 0),
+            (NodeKind::Ttl { ttl_ms: 5000 }, 0),
+            (NodeKind::Persistent, 0),
+        ] {
+            let node = Znode { stat: NodeStat::created(1, 1, kind.owner()), ..Znode::default() };
+            assert_eq!((node.stat().ephemeral_owner, node.kind()), (seen, kind));
+        }
+    }
+
+    /// Seen on ZooKeeper 3.8: a fresh root reports cversion -1, /zookeeper -2; after a create
+    /// and a delete under the root its cversion is 1 (-1, plus one creation, plus one deletion),
+    /// while the stored count of creations, which numbers sequential nodes, is 1.
+    #[test]
+    fn reported_cversion_counts_creations_and_deletions() {
+        let mut node = Znode::default();
+        node.children.insert("zookeeper".into());
+        assert_eq!(node.stat().cversion, -1);
+        node.stat.cversion = 1;
+        node.children.insert("a".into());
+        assert_eq!(node.stat().cversion, 0);
+        node.children.remove("a");
+        assert_eq!((node.stat().cversion, node.stat.cversion), (1, 1));
+        node.stat.cversion = i32::MAX;
+        assert_eq!(node.stat().cversion, -2 - 1, "wraps as Java's int does");
     }
 }

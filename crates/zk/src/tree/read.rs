@@ -10,19 +10,24 @@ use crate::error::ZkError;
 use crate::proto::{perms, Acl, Id, OpResult, ReadOp, Request, Response, Stat};
 
 impl ZkState {
+    /// The node a read names. ZooKeeper's node map has the root under "" as well as "/", so a
+    /// read of the empty path (which the Java client refuses to send, but others do) reads the root.
     fn readable(&self, path: &str, perm: i32, auth: &[Id]) -> Result<&Znode, ZkError> {
+        let path = if path.is_empty() { "/" } else { path };
         let node = self.node(path).ok_or(ZkError::NoNode)?;
         acl::check(&node.acl, perm, auth)?;
         Ok(node)
     }
 
     /// exists: the node's Stat. A path with a null character is BadArguments; a missing node is
-    /// NoNode (an exists watch is still left on it, which is the server's business).
-    pub fn exists(&self, path: &str, auth: &[Id]) -> Result<Stat, ZkError> {
+    /// NoNode (an exists watch is still left on it, which is the server's business). No ACL is
+    /// checked: ZooKeeper 3.8.0 answers any caller.
+    pub fn exists(&self, path: &str, _auth: &[Id]) -> Result<Stat, ZkError> {
         if path.contains('\0') {
             return Err(ZkError::BadArguments);
         }
-        Ok(self.readable(path, perms::READ, auth)?.stat())
+        let path = if path.is_empty() { "/" } else { path };
+        Ok(self.node(path).ok_or(ZkError::NoNode)?.stat())
     }
 
     pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<Vec<u8>>, Stat), ZkError> {
@@ -41,10 +46,13 @@ impl ZkState {
     }
 
     /// Every descendant, at any depth; for `/`, every node but the root (ZooKeeper's own included).
+    /// For "" ZooKeeper counts the paths that start with "/": every node, the root too.
     pub fn get_all_children_number(&self, path: &str, auth: &[Id]) -> Result<i32, ZkError> {
         self.readable(path, perms::READ, auth)?;
         let count = if path == "/" {
             self.nodes.len() - 1
+        } else if path.is_empty() {
+            self.nodes.len()
         } else {
             let prefix = format!("{path}/");
             self.nodes.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).count()

@@ -61,8 +61,22 @@ impl<'a> Tx<'a> {
         self.undo.push(Undo::Acl { path: path.to_string(), old });
     }
 
+    /// A watch event on `path`, with the ACL of the node there: as it is now, or as it was when
+    /// it was detached (a NodeDeleted).
     pub fn event(&mut self, path: &str, event_type: EventType) {
-        self.events.push(WatchEvent { path: path.to_string(), event_type });
+        let acl = match self.state.node(path) {
+            Some(node) => node.acl.clone(),
+            None => self
+                .undo
+                .iter()
+                .rev()
+                .find_map(|undo| match undo {
+                    Undo::Detach { path: detached, node } if detached == path => Some(node.acl.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+        };
+        self.events.push(WatchEvent { path: path.to_string(), event_type, acl });
     }
 
     /// Keeps the changes; their events, in the order they happened.
@@ -119,5 +133,18 @@ mod tests {
             [EventType::NodeCreated, EventType::NodeChildrenChanged]
         );
         assert!(state.node("/a").is_some());
+    }
+
+    #[test]
+    fn events_carry_the_acl_of_their_node_deleted_or_not() {
+        let mut state = ZkState::new();
+        let mut tx = Tx::new(&mut state);
+        tx.attach("/a".into(), Znode { acl: Acl::read_unsafe(), ..Znode::default() });
+        tx.event("/a", EventType::NodeCreated);
+        tx.event("/", EventType::NodeChildrenChanged);
+        tx.detach("/a");
+        tx.event("/a", EventType::NodeDeleted);
+        let acls: Vec<_> = tx.commit().into_iter().map(|e| e.acl).collect();
+        assert_eq!(acls, [Acl::read_unsafe(), Acl::open_unsafe(), Acl::read_unsafe()]);
     }
 }

@@ -4,8 +4,9 @@
 //! Versions: an expected version of -1 matches any; a new version is the old plus one, wrapping
 //! as Java's int does (ZooKeeper 3.8; 3.9 skips -1).
 //!
-//! cversion counts child creations only, and pzxid moves on every child creation and deletion:
-//! ZooKeeper's delete does not touch the parent's cversion.
+//! The stored cversion counts child creations only (it numbers sequential nodes), and pzxid moves
+//! on every child creation and deletion: ZooKeeper's delete does not touch the parent's stored
+//! cversion. (The Stat clients see counts deletions too: `Znode::stat`.)
 
 use super::acl;
 use super::node::{NodeKind, NodeStat, Znode, TTL_MAX};
@@ -66,7 +67,8 @@ fn create(
     ttl: i64,
 ) -> Result<Done, ZkError> {
     let mode = CreateMode::from_flags(r.flags).map_err(|_| ZkError::BadArguments)?;
-    let ttl_ok = if mode.is_ttl() { (1..=TTL_MAX).contains(&ttl) } else { ttl < 0 && created != Created::Ttl };
+    // ZooKeeper's `EphemeralType.validateTTL`: a TTL mode needs a TTL in range, other modes none.
+    let ttl_ok = if mode.is_ttl() { (1..=TTL_MAX).contains(&ttl) } else { ttl < 0 };
     if !ttl_ok {
         return Err(ZkError::BadArguments);
     }
@@ -90,6 +92,12 @@ fn create(
     }
     if parent_is_ephemeral {
         return Err(ZkError::NoChildrenForEphemerals);
+    }
+    // A createTTL with a mode that is no TTL (and so a negative TTL) passes every check of
+    // ZooKeeper's, whose apply then throws on the TTL and stops the server; here it is refused
+    // once every earlier check has passed, so all other answers stay ZooKeeper's.
+    if created == Created::Ttl && !mode.is_ttl() {
+        return Err(ZkError::BadArguments);
     }
     let kind = match created {
         Created::Container => NodeKind::Container,

@@ -14,7 +14,8 @@ mod manager;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use tally_zk::proto::{add_watch_mode, state, watcher_type, EventType, WatcherEvent};
+use tally_zk::proto::{add_watch_mode, perms, state, watcher_type, EventType, Id, WatcherEvent};
+use tally_zk::tree::acl;
 use tally_zk::{WatchEvent, ZkError};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -31,6 +32,9 @@ pub struct ZkWatches {
 struct Registry {
     next_id: ConnectionId,
     connections: BTreeMap<ConnectionId, UnboundedSender<WatcherEvent>>,
+    /// Each connection's identities (its address, its addauths): an event reaches a watcher
+    /// only with READ on the changed node, as in ZooKeeper 3.8.0.
+    auth: BTreeMap<ConnectionId, Vec<Id>>,
     data: Manager,
     child: Manager,
 }
@@ -76,6 +80,11 @@ impl ZkWatches {
         id
     }
 
+    /// The connection's identities now (set at connect and after each addauth).
+    pub fn authenticate(&self, id: ConnectionId, auth: &[Id]) {
+        self.inner.lock().expect("watches lock").auth.insert(id, auth.to_vec());
+    }
+
     /// Open client connections.
     pub fn connections(&self) -> usize {
         self.inner.lock().expect("watches lock").connections.len()
@@ -85,6 +94,7 @@ impl ZkWatches {
     pub fn disconnect(&self, id: ConnectionId) {
         let mut r = self.inner.lock().expect("watches lock");
         r.connections.remove(&id);
+        r.auth.remove(&id);
         r.data.remove_connection(id);
         r.child.remove_connection(id);
     }
@@ -155,7 +165,8 @@ impl ZkWatches {
 
     /// Fires the watches the applied changes trigger (ZooKeeper's `DataTree`): created and
     /// data changed reach the data table; deleted both tables; children changed the child
-    /// table. Each change reaches a connection once.
+    /// table. Each change reaches a connection once; a watcher without READ on the changed
+    /// node (its parent, for children changed) loses a one-shot watch unseen.
     pub fn fire(&self, changes: &[WatchEvent]) {
         let mut guard = self.inner.lock().expect("watches lock");
         let r = &mut *guard;
@@ -174,6 +185,10 @@ impl ZkWatches {
                 r.child.trigger(&change.path, &mut reached);
             }
             for id in reached {
+                let auth = r.auth.get(&id).map_or(&[][..], Vec::as_slice);
+                if acl::check(&change.acl, perms::READ, auth).is_err() {
+                    continue;
+                }
                 if let Some(events) = r.connections.get(&id) {
                     let _ = events.send(notification(change.event_type, &change.path));
                 }
@@ -192,7 +207,7 @@ mod tests {
     use tokio::sync::mpsc::unbounded_channel;
 
     fn change(path: &str, event_type: EventType) -> WatchEvent {
-        WatchEvent { path: path.into(), event_type }
+        WatchEvent { path: path.into(), event_type, acl: tally_zk::proto::Acl::open_unsafe() }
     }
 
     #[test]
@@ -211,6 +226,23 @@ mod tests {
         // One-shot: the same changes again reach nobody.
         watches.fire(&[change("/a", EventType::NodeDataChanged), change("/", EventType::NodeChildrenChanged)]);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_watcher_without_read_loses_its_watch_unseen() {
+        let watches = ZkWatches::default();
+        let (tx, mut rx) = unbounded_channel();
+        let id = watches.connect(tx);
+        let bob = Id { scheme: "digest".into(), id: "bob:hash".into() };
+        let bobs = vec![tally_zk::proto::Acl { perms: perms::ALL, id: bob.clone() }];
+        watches.add(id, Kind::Data, "/a");
+        watches.fire(&[WatchEvent { acl: bobs.clone(), ..change("/a", EventType::NodeDataChanged) }]);
+        watches.fire(&[change("/a", EventType::NodeDataChanged)]);
+        assert!(rx.try_recv().is_err(), "not delivered, and the watch is gone");
+        watches.authenticate(id, &[bob]);
+        watches.add(id, Kind::Data, "/a");
+        watches.fire(&[WatchEvent { acl: bobs, ..change("/a", EventType::NodeDataChanged) }]);
+        assert_eq!(rx.try_recv().map(|e| e.path), Ok("/a".to_string()));
     }
 
     #[test]
