@@ -7,8 +7,8 @@ import socket
 import struct
 
 ADD_WATCH, CHECK_WATCHES, REMOVE_WATCHES, SYNC, PING = 106, 17, 18, 9, 11
-CREATE_CONTAINER, CREATE_TTL = 19, 21
-CONTAINER_FLAGS, PERSISTENT_WITH_TTL_FLAGS = 4, 5
+CREATE, CREATE_CONTAINER, CREATE_TTL = 1, 19, 21
+EPHEMERAL_FLAGS, CONTAINER_FLAGS, PERSISTENT_WITH_TTL_FLAGS = 1, 4, 5
 PERSISTENT, PERSISTENT_RECURSIVE = 0, 1
 # WatcherType
 CHILDREN, DATA, ANY, PERSISTENT_TYPE, RECURSIVE_TYPE = 1, 2, 3, 4, 5
@@ -29,7 +29,8 @@ class RawSession:
         connect = struct.pack(">iqiq", 0, 0, timeout_ms, 0) + struct.pack(">i", 16) + b"\0" * 16 + b"\0"
         self._send(connect)
         body = self._frame()
-        _, self.timeout_ms, self.session_id = struct.unpack(">iiq", body[:16])
+        _, self.timeout_ms, self.session_id, length = struct.unpack(">iiqi", body[:20])
+        self.password = body[20 : 20 + length]
         assert self.session_id != 0, "the server refused the session"
 
     def _send(self, payload):
@@ -71,6 +72,9 @@ class RawSession:
 
     def remove_watches(self, path, watcher_type):
         return self.call(REMOVE_WATCHES, _string(path) + struct.pack(">i", watcher_type))[0]
+
+    def create_ephemeral(self, path, data=b""):
+        return self._create(CREATE, path, data, EPHEMERAL_FLAGS, b"")
 
     def create_container(self, path, data=b""):
         return self._create(CREATE_CONTAINER, path, data, CONTAINER_FLAGS, b"")

@@ -107,20 +107,28 @@ def test_ephemerals_end_with_their_session_on_every_member():
 
 
 def test_a_session_moves_to_another_member_with_its_ephemerals():
-    first = connect(HOSTS[0])
-    first.create("/moving", ephemeral=True)
-    session_id, password = first.client_id
+    # A bare client, which does not reconnect by itself (kazoo would move the session back).
+    first = RawSession(HOSTS[0])
+    assert first.create_ephemeral("/moving") == 0
+    session_id, password = first.session_id, first.password
     # The same session, resumed on another member with its id and password.
     resumed = connect(HOSTS[1], client_id=(session_id, password))
     assert resumed.client_id[0] == session_id
     resumed.sync("/")
     assert resumed.get("/moving")[1].ephemeralOwner == session_id
+    # The old connection is closed, as ZooKeeper refuses a moved session's old connection.
+    with pytest.raises(ConnectionError):
+        for _ in range(50):
+            first.sync()
+            time.sleep(0.1)
+    first.close()
     resumed.stop()
     resumed.close()
-    first.sync("/")
-    assert first.exists("/moving") is None, "closing the session through either member ends it"
-    first.stop()
-    first.close()
+    observer = connect(HOSTS[2])
+    observer.sync("/")
+    assert observer.exists("/moving") is None, "closing the session through another member ends it"
+    observer.stop()
+    observer.close()
     # An ended session cannot be resumed: the client is told it expired and starts a new one.
     again = connect(HOSTS[2], client_id=(session_id, password))
     assert again.client_id[0] != session_id

@@ -68,6 +68,10 @@ struct ServerArgs {
     /// Serve ZooKeeper's client protocol on these URLs (plain TCP, e.g. tcp://127.0.0.1:2181).
     #[arg(long, value_delimiter = ',')]
     listen_zk_urls: Vec<String>,
+    /// How often the leader deletes emptied ZooKeeper containers and expired TTL nodes (a Go
+    /// duration; ZooKeeper's znode.container.checkIntervalMs, whose default is a minute).
+    #[arg(long, default_value = "1s", value_parser = go_duration::parse)]
+    zk_container_check_interval: std::time::Duration,
     /// Serve the live view of Raft at /ui on the client URLs, and its event stream at
     /// /ui/events (`tally dev` turns it on).
     #[arg(long)]
@@ -220,6 +224,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         listen_metrics_urls: a.listen_metrics_urls,
         enable_ui: a.enable_ui,
         listen_zk_urls: a.listen_zk_urls,
+        zk_container_check_interval: a.zk_container_check_interval,
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
         quota_backend_bytes: a.quota_backend_bytes,
         max_request_bytes: a.max_request_bytes,

@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub members: Arc<RwLock<Members>>,
     /// Seeds the ids of the node's own proposals (lease revokes); must differ across boots.
     pub request_id_seed: u64,
+    /// How often the leader looks for expired containers and TTL nodes (`zk_nodes.rs`).
+    pub zk_container_check_interval: Duration,
 }
 
 /// Deliberate bugs the simulator must catch, one at a time (never set outside it).
@@ -64,6 +66,7 @@ pub struct Node<H: Host> {
     pub(crate) zk_sessions: LeaseClock,
     /// When the leader last looked for expired containers and TTL nodes (`zk_nodes.rs`).
     pub(crate) zk_nodes_checked: Option<Instant>,
+    pub(crate) zk_container_check_interval: Duration,
     pub(crate) election_timeout: Duration,
     /// Request ids for the node's own proposals (lease revokes).
     pub(crate) own_request_ids: RequestIds,
@@ -128,6 +131,7 @@ impl<H: Host> Node<H> {
             leases: LeaseClock::default(),
             zk_sessions: LeaseClock::default(),
             zk_nodes_checked: None,
+            zk_container_check_interval: cfg.zk_container_check_interval,
             election_timeout: cfg.election_timeout,
             own_request_ids: RequestIds::with_seed(cfg.request_id_seed),
             shared,

@@ -1,10 +1,8 @@
 //! ZooKeeper's containers and TTL nodes past their time, deleted through the log by the
 //! leader, as ZooKeeper's `ContainerManager` does on its leader (there every 60 s; here every
-//! second, so a recipe's empty container goes soon). Each deletion is a `DeleteIfExpired`
+//! second by default, `--zk-container-check-interval`, so a recipe's empty container goes soon). Each deletion is a `DeleteIfExpired`
 //! entry stamped with the leader's clock; applying it checks the node is still expired then,
 //! so a child created meanwhile saves it.
-
-use std::time::Duration;
 
 use bytes::Bytes;
 use tally_proto::tally_v1::command::Op;
@@ -15,16 +13,15 @@ use tally_zk::ZkCommand;
 
 use crate::{Host, Node};
 
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-
 impl<H: Host> Node<H> {
-    /// Leader, at most every [`CHECK_EVERY`]: proposes the deletion of every expired node.
+    /// Leader, at most every `zk_container_check_interval`: proposes the deletion of every expired node.
     pub(crate) fn delete_expired_zk_nodes(&mut self) {
         if self.raft.role() != Role::Leader {
             return;
         }
         let now = self.host.now();
-        if self.zk_nodes_checked.is_some_and(|at| now.saturating_duration_since(at) < CHECK_EVERY) {
+        if self.zk_nodes_checked.is_some_and(|at| now.saturating_duration_since(at) < self.zk_container_check_interval)
+        {
             return;
         }
         self.zk_nodes_checked = Some(now);

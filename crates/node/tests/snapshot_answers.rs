@@ -92,6 +92,7 @@ fn a_request_covered_by_a_leaders_snapshot_is_answered_from_its_sessions() {
         cluster_token: "t".into(),
         members,
         request_id_seed: 7,
+        zk_container_check_interval: Duration::from_secs(1),
     };
     let mut node = Node::new(cfg, disk, persisted, sm, TestHost::default(), Arc::new(Shared::default()));
     // Member 1 leads term 2: the follower learns it from a heartbeat.

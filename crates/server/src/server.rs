@@ -108,6 +108,9 @@ pub struct ServerOptions {
     pub enable_ui: bool,
     /// `--listen-zk-urls`: where ZooKeeper's clients connect (plain TCP).
     pub listen_zk_urls: Vec<String>,
+    /// `--zk-container-check-interval`: how often the leader deletes emptied containers and
+    /// expired TTL nodes.
+    pub zk_container_check_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +327,7 @@ fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Member
         cluster_token: opts.initial_cluster_token.clone(),
         members,
         request_id_seed: RequestIds::boot_seed(me.id),
+        zk_container_check_interval: opts.zk_container_check_interval,
     }
 }
 

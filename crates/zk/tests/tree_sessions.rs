@@ -89,3 +89,17 @@ fn sessions_are_listed_by_id() {
     let ids: Vec<i64> = r.state.sessions().map(|(id, _)| id).collect();
     assert_eq!(ids, [r.session, second]);
 }
+
+#[test]
+fn attaching_changes_nothing_and_needs_a_live_session() {
+    let mut r = Replica::new();
+    let session = r.open_session();
+    let root = r.state.node("/").unwrap().stat;
+    let applied = r.apply(ZkCommand::Attach { session, owner: 42 });
+    assert_eq!((applied.outcome, applied.events.len()), (Outcome::Reply(Ok(Response::Empty)), 0));
+    assert_eq!(r.state.node("/").unwrap().stat, root);
+    assert!(r.state.session(session).is_some());
+    r.apply(ZkCommand::CloseSession { session });
+    let gone = r.apply(ZkCommand::Attach { session, owner: 42 }).outcome;
+    assert_eq!(gone, Outcome::Reply(Err(ZkError::SessionExpired)));
+}

@@ -39,11 +39,11 @@ pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches) -> i
         return stream.shutdown().await;
     }
     let packet = frames::read_body(&mut stream, header).await?;
-    let Some(Attached { session, timeout_ms }) = handshake::attach(&mut stream, ctx, packet).await? else {
+    let Some(Attached { session, timeout_ms, owner }) = handshake::attach(&mut stream, ctx, packet).await? else {
         return Ok(());
     };
     let (events_tx, events) = mpsc::unbounded_channel();
-    let connection = watches.connect(events_tx);
+    let connection = watches.connect(events_tx, session, owner);
     let mut client = Client { session, auth: vec![Id { scheme: "ip".into(), id: peer_ip }], connection };
     watches.authenticate(connection, &client.auth);
     let (read, write) = stream.into_split();
@@ -68,10 +68,14 @@ async fn serve(
     loop {
         let packet = tokio::select! {
             biased;
-            Some(event) = events.recv() => {
-                write_notification(&mut write, &event).await?;
-                continue;
-            }
+            event = events.recv() => match event {
+                Some(event) => {
+                    write_notification(&mut write, &event).await?;
+                    continue;
+                }
+                // The session was reattached on another connection: this one is closed.
+                None => return Ok(()),
+            },
             packet = tokio::time::timeout(idle_max, packets.recv()) => match packet {
                 Ok(Some(Ok(packet))) => packet,
                 Ok(Some(Err(e))) => return Err(e),

@@ -19,6 +19,8 @@ const TICK_MS: i32 = 2000;
 pub struct Attached {
     pub session: i64,
     pub timeout_ms: i32,
+    /// This connection's number in the session's replicated attach (`ZkCommand::Attach`).
+    pub owner: u64,
 }
 
 /// Answers the client's ConnectRequest (`packet`); None if the session is gone (the client
@@ -35,8 +37,12 @@ pub async fn attach(stream: &mut TcpStream, ctx: &Context, packet: Vec<u8>) -> i
         )));
     }
     let timeout_ms = request.timeout_ms.clamp(2 * TICK_MS, 20 * TICK_MS);
-    let attached =
-        if request.session_id == 0 { Some(create_session(ctx, timeout_ms).await?) } else { reattach(ctx, &request) };
+    let owner = u64::from_be_bytes(random_bytes()?);
+    let attached = if request.session_id == 0 {
+        Some(create_session(ctx, timeout_ms).await?)
+    } else {
+        reattach(ctx, &request, owner).await?
+    };
     let response = match &attached {
         Some((session, password, timeout_ms)) => ConnectResponse {
             protocol_version: 0,
@@ -58,7 +64,7 @@ pub async fn attach(stream: &mut TcpStream, ctx: &Context, packet: Vec<u8>) -> i
         ctx.node.zk_touch(*session);
     }
     frames::write(stream, &[&encode(&response)]).await?;
-    Ok(attached.map(|(session, _, timeout_ms)| Attached { session, timeout_ms }))
+    Ok(attached.map(|(session, _, timeout_ms)| Attached { session, timeout_ms, owner }))
 }
 
 async fn create_session(ctx: &Context, timeout_ms: i32) -> io::Result<(i64, [u8; PASSWORD_LEN], i32)> {
@@ -70,17 +76,36 @@ async fn create_session(ctx: &Context, timeout_ms: i32) -> io::Result<(i64, [u8;
     }
 }
 
-fn reattach(ctx: &Context, request: &ConnectRequest) -> Option<(i64, [u8; PASSWORD_LEN], i32)> {
-    let sm = ctx.sm.read().expect("sm lock");
-    let session = sm.zk.session(request.session_id)?;
-    (session.password[..] == request.password[..]).then_some((request.session_id, session.password, session.timeout_ms))
+/// The session if the password is right, attached to this connection through the log so that
+/// its other connections, on any member, are closed.
+async fn reattach(
+    ctx: &Context,
+    request: &ConnectRequest,
+    owner: u64,
+) -> io::Result<Option<(i64, [u8; PASSWORD_LEN], i32)>> {
+    let found = {
+        let sm = ctx.sm.read().expect("sm lock");
+        sm.zk.session(request.session_id).map(|s| (s.password, s.timeout_ms))
+    };
+    let Some((password, timeout_ms)) = found.filter(|(password, _)| password[..] == request.password[..]) else {
+        return Ok(None);
+    };
+    let session = request.session_id;
+    Ok(match propose(ctx, &ZkCommand::Attach { session, owner }).await? {
+        Outcome::Reply(Ok(_)) => Some((session, password, timeout_ms)),
+        _ => None,
+    })
 }
 
 fn random_password() -> io::Result<[u8; PASSWORD_LEN]> {
+    random_bytes()
+}
+
+fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     use ring::rand::SecureRandom;
-    let mut password = [0u8; PASSWORD_LEN];
-    ring::rand::SystemRandom::new().fill(&mut password).map_err(|_| io::Error::other("no system randomness"))?;
-    Ok(password)
+    let mut bytes = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| io::Error::other("no system randomness"))?;
+    Ok(bytes)
 }
 
 /// Replicates `command` and returns what applying it answered.

@@ -116,6 +116,7 @@ impl Member {
             cluster_token: "sim".into(),
             members,
             request_id_seed: self.id << 32 | self.incarnation,
+            zk_container_check_interval: Duration::from_millis(100),
         };
         let sm = Arc::new(RwLock::new(sm));
         let shared = Arc::new(Shared::default());

@@ -68,6 +68,14 @@ impl ZkState {
                 }
             }
             ZkCommand::DeleteIfExpired { path } => self.delete_if_expired(path, zxid, now_ms),
+            ZkCommand::Attach { session, .. } => {
+                let reply = if self.sessions.contains_key(session) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ZkError::SessionExpired)
+                };
+                Applied { outcome: Outcome::Reply(reply), events: Vec::new() }
+            }
         }
     }
 

@@ -21,6 +21,11 @@ pub enum ZkCommand {
     /// The leader's deletion of a container or TTL node it found expired; the rule is checked
     /// again when applied, against the entry's own time.
     DeleteIfExpired { path: String },
+    /// A client reattached to its session on the connection `owner` (a number its member drew
+    /// at random): every other connection of the session, on any member, is closed when this
+    /// applies, as ZooKeeper refuses a moved session's old connection. The tree is unchanged;
+    /// an unknown session answers SessionExpired.
+    Attach { session: i64, owner: u64 },
 }
 
 /// A client's write: one op, or a multi applied all or nothing.
@@ -45,6 +50,7 @@ const CREATE_SESSION: u8 = 1;
 const CLOSE_SESSION: u8 = 2;
 const TXN: u8 = 3;
 const DELETE_IF_EXPIRED: u8 = 4;
+const ATTACH: u8 = 5;
 const ONE: u8 = 0;
 const MULTI: u8 = 1;
 
@@ -80,6 +86,11 @@ impl ZkCommand {
                 w.byte(DELETE_IF_EXPIRED);
                 w.ustring(path);
             }
+            ZkCommand::Attach { session, owner } => {
+                w.byte(ATTACH);
+                w.long(*session);
+                w.long(*owner as i64);
+            }
         }
         w.into_bytes()
     }
@@ -102,6 +113,7 @@ impl ZkCommand {
                 },
             },
             DELETE_IF_EXPIRED => ZkCommand::DeleteIfExpired { path: r.ustring()? },
+            ATTACH => ZkCommand::Attach { session: r.long()?, owner: r.long()? as u64 },
             tag => return Err(DecodeError::BadTag(tag)),
         })
     }
@@ -128,6 +140,7 @@ mod tests {
             WriteOp::Create(CreateRequest { path: "/a".into(), data: None, acl: Acl::open_unsafe(), flags: 3 });
         let commands = [
             ZkCommand::CreateSession { timeout_ms: 30_000, password: [7; 16] },
+            ZkCommand::Attach { session: 0x1_0000_0000_0001, owner: u64::MAX - 3 },
             ZkCommand::CloseSession { session: 0x0100_0000_0000_0001 },
             ZkCommand::Txn { session: 5, auth: vec![Id::new("digest", "bob:x")], write: Write::One(create.clone()) },
             ZkCommand::Txn {

@@ -112,6 +112,7 @@ impl Host for ServerHost {
         }
         if let CommandResponse::Zk(applied) = response {
             self.zk_watches.fire(&applied.events);
+            self.zk_session_moved(cmd, applied);
         }
     }
 
@@ -146,4 +147,17 @@ pub fn peer_addresses(members: &Members, me: NodeId) -> BTreeMap<NodeId, SocketA
         .filter(|m| m.id != me)
         .filter_map(|m| m.peer_urls.first().and_then(|u| transport::url_to_addr(u).ok()).map(|a| (m.id, a)))
         .collect()
+}
+
+impl ServerHost {
+    /// A session reattached somewhere: this member closes its other connections.
+    fn zk_session_moved(&self, cmd: &Command, applied: &tally_zk::Applied) {
+        use tally_proto::tally_v1::command::Op;
+        let Some(Op::Zk(z)) = &cmd.op else { return };
+        if let (Ok(tally_zk::ZkCommand::Attach { session, owner }), tally_zk::Outcome::Reply(Ok(_))) =
+            (tally_zk::ZkCommand::decode(&z.command), &applied.outcome)
+        {
+            self.zk_watches.attached(session, owner);
+        }
+    }
 }

@@ -31,12 +31,20 @@ pub struct ZkWatches {
 #[derive(Default)]
 struct Registry {
     next_id: ConnectionId,
-    connections: BTreeMap<ConnectionId, UnboundedSender<WatcherEvent>>,
+    connections: BTreeMap<ConnectionId, Connection>,
     /// Each connection's identities (its address, its addauths): an event reaches a watcher
     /// only with READ on the changed node, as in ZooKeeper 3.8.0.
     auth: BTreeMap<ConnectionId, Vec<Id>>,
     data: Manager,
     child: Manager,
+}
+
+struct Connection {
+    /// Dropped to close the connection (its session moved to another connection).
+    events: UnboundedSender<WatcherEvent>,
+    session: i64,
+    /// The number the connection's attach was replicated with (see `ZkCommand::Attach`).
+    owner: u64,
 }
 
 /// Which kind of one-shot watch a read sets.
@@ -71,13 +79,21 @@ impl WatcherType {
 }
 
 impl ZkWatches {
-    /// A connection's id; its notifications go to `events`.
-    pub fn connect(&self, events: UnboundedSender<WatcherEvent>) -> ConnectionId {
+    /// A connection's id; its notifications go to `events`, which is dropped if `session`
+    /// moves to a connection other than `owner`.
+    pub fn connect(&self, events: UnboundedSender<WatcherEvent>, session: i64, owner: u64) -> ConnectionId {
         let mut r = self.inner.lock().expect("watches lock");
         r.next_id += 1;
         let id = r.next_id;
-        r.connections.insert(id, events);
+        r.connections.insert(id, Connection { events, session, owner });
         id
+    }
+
+    /// `session` was reattached on connection `owner`, here or on another member: its other
+    /// connections here are closed (ZooKeeper refuses a moved session's old connection).
+    pub fn attached(&self, session: i64, owner: u64) {
+        let mut r = self.inner.lock().expect("watches lock");
+        r.connections.retain(|_, c| c.session != session || c.owner == owner);
     }
 
     /// The connection's identities now (set at connect and after each addauth).
@@ -158,8 +174,8 @@ impl ZkWatches {
     /// Sends `event` to connection `id` now (a watch SetWatches finds already triggered).
     pub fn notify(&self, id: ConnectionId, event_type: EventType, path: &str) {
         let r = self.inner.lock().expect("watches lock");
-        if let Some(events) = r.connections.get(&id) {
-            let _ = events.send(notification(event_type, path));
+        if let Some(c) = r.connections.get(&id) {
+            let _ = c.events.send(notification(event_type, path));
         }
     }
 
@@ -189,8 +205,8 @@ impl ZkWatches {
                 if acl::check(&change.acl, perms::READ, auth).is_err() {
                     continue;
                 }
-                if let Some(events) = r.connections.get(&id) {
-                    let _ = events.send(notification(change.event_type, &change.path));
+                if let Some(c) = r.connections.get(&id) {
+                    let _ = c.events.send(notification(change.event_type, &change.path));
                 }
             }
         }
@@ -214,7 +230,7 @@ mod tests {
     fn watches_fire_once_for_the_changes_they_watch() {
         let watches = ZkWatches::default();
         let (tx, mut rx) = unbounded_channel();
-        let id = watches.connect(tx);
+        let id = watches.connect(tx, 1, 1);
         watches.add(id, Kind::Data, "/a");
         watches.add(id, Kind::Child, "/");
         // A child change on /a does not reach a data watch on it.
@@ -232,7 +248,7 @@ mod tests {
     fn a_watcher_without_read_loses_its_watch_unseen() {
         let watches = ZkWatches::default();
         let (tx, mut rx) = unbounded_channel();
-        let id = watches.connect(tx);
+        let id = watches.connect(tx, 1, 1);
         let bob = Id { scheme: "digest".into(), id: "bob:hash".into() };
         let bobs = vec![tally_zk::proto::Acl { perms: perms::ALL, id: bob.clone() }];
         watches.add(id, Kind::Data, "/a");
@@ -249,7 +265,7 @@ mod tests {
     fn a_closed_connection_loses_its_watches() {
         let watches = ZkWatches::default();
         let (tx, mut rx) = unbounded_channel();
-        let id = watches.connect(tx);
+        let id = watches.connect(tx, 1, 1);
         watches.add(id, Kind::Data, "/a");
         watches.disconnect(id);
         watches.fire(&[change("/a", EventType::NodeDeleted)]);
@@ -265,7 +281,7 @@ mod tests {
     fn persistent_watches_see_every_event_on_their_path() {
         let watches = ZkWatches::default();
         let (tx, mut rx) = unbounded_channel();
-        let id = watches.connect(tx);
+        let id = watches.connect(tx, 1, 1);
         watches.add_persistent(id, "/a", add_watch_mode::PERSISTENT).unwrap();
         for _ in 0..2 {
             watches.fire(&[
@@ -290,7 +306,7 @@ mod tests {
     fn recursive_watches_see_the_subtree_but_not_children_changed() {
         let watches = ZkWatches::default();
         let (tx, mut rx) = unbounded_channel();
-        let id = watches.connect(tx);
+        let id = watches.connect(tx, 1, 1);
         watches.add_persistent(id, "/a", add_watch_mode::PERSISTENT_RECURSIVE).unwrap();
         watches.add(id, Kind::Child, "/a");
         watches.fire(&[
@@ -309,5 +325,19 @@ mod tests {
         watches.disconnect(id);
         let r = watches.inner.lock().unwrap();
         assert!(r.data.is_empty() && r.child.is_empty());
+    }
+
+    #[test]
+    fn a_session_attached_elsewhere_closes_its_other_connections() {
+        let watches = ZkWatches::default();
+        let (old_tx, mut old_rx) = unbounded_channel();
+        let (other_tx, mut other_rx) = unbounded_channel::<WatcherEvent>();
+        watches.connect(old_tx, 7, 100);
+        watches.connect(other_tx, 8, 100);
+        watches.attached(7, 100);
+        assert_eq!(watches.connections(), 2, "its own attach closes nothing");
+        watches.attached(7, 200);
+        assert!(matches!(old_rx.try_recv(), Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)));
+        assert!(matches!(other_rx.try_recv(), Err(tokio::sync::mpsc::error::TryRecvError::Empty)));
     }
 }

@@ -22,8 +22,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Persistent recursive watches (addWatch, ZooKeeper 3.6+) and Curator's CuratorCache, which is
- * built on them. Left out of the default run (pom.xml excludes it) until Tally answers addWatch;
- * run it alone with {@code tests/zk-java/run.sh TALLY -Dtest=CuratorCacheTest}.
+ * built on them.
  */
 @Order(3)
 class CuratorCacheTest {

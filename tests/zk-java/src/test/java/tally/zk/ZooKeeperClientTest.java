@@ -88,7 +88,6 @@ class ZooKeeperClientTest {
             zk.delete(s1, -1);
             Stat afterDeletes = zk.exists("/j-crud", false);
             assertEquals(0, afterDeletes.getNumChildren());
-            // (ZooKeeper reports cversion 6 here, Tally 3: KnownDifferencesTest.cversionCountsChildDeletionsToo.)
             assertTrue(afterDeletes.getPzxid() > parent.getPzxid());
             zk.delete("/j-crud", 1);
             assertNull(zk.exists("/j-crud", false));

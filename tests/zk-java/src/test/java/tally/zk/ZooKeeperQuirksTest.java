@@ -16,18 +16,17 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 
 /**
- * Where Tally answers differently from ZooKeeper (3.8.0, Debian's, as scripts/zk-ref runs it):
- * each test passes against ZooKeeper and fails against Tally today. Left out of the default run
- * (pom.xml excludes it); run it with {@code tests/zk-java/run.sh TALLY -Dtest=KnownDifferencesTest}.
+ * Behaviours where Tally first answered differently from ZooKeeper (3.8.0, Debian's, as
+ * scripts/zk-ref runs it), found by this suite: each passes against ZooKeeper and now Tally.
  */
 @Order(4)
-class KnownDifferencesTest {
+class ZooKeeperQuirksTest {
     private static final Duration WAIT = Duration.ofSeconds(5);
 
     /**
      * ZooKeeper stores a parent's cversion as its count of child creations (which numbers
      * sequential children) but reports cversion * 2 - numChildren (DataNode.copyStat): creations
-     * plus deletions. Tally reports the stored count.
+     * plus deletions.
      */
     @Test
     void cversionCountsChildDeletionsToo() throws Exception {
