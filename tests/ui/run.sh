@@ -34,7 +34,7 @@ ports_free() {
     local p=$1 base
     in_use $((p - 1)) && return 1
     for base in $p $((20000 + p)) $((30000 + p)); do
-        in_use "$base" || in_use $((base + 1)) || in_use $((base + 2)) || continue
+        in_use "$base" || in_use $((base + 1)) || in_use $((base + 2)) || in_use $((base - 198)) || continue
         return 1
     done
 }

@@ -29,7 +29,8 @@ fn layout(p: u16) -> Vec<u16> {
     (0..NODES as u16)
         .flat_map(|i| {
             let client = if i == 0 { p } else { (i + 1) * 10000 + p };
-            [client, client + 1, client + 2]
+            // Client, peer, proxy, and ZooKeeper (the client port minus 198).
+            [client, client + 1, client + 2, client - 198]
         })
         .collect()
 }
@@ -223,7 +224,7 @@ async fn dev_controls_reproduce_raft_scenarios() {
     let (p, ui) = free_layout();
     let mut dev = start_dev(p, ui);
     let ports = layout(p);
-    let urls: Vec<String> = (0..NODES).map(|i| format!("http://127.0.0.1:{}", ports[i * 3])).collect();
+    let urls: Vec<String> = (0..NODES).map(|i| format!("http://127.0.0.1:{}", ports[i * 4])).collect();
     let names: Vec<String> = (1..=NODES).map(|i| format!("n{i}")).collect();
 
     // The page, the redirect to it, the cluster, and what is refused.
@@ -249,6 +250,10 @@ async fn dev_controls_reproduce_raft_scenarios() {
     })
     .await;
     assert_eq!(view["controls"], true);
+    // Every member serves ZooKeeper's clients too.
+    for i in 0..NODES {
+        assert_eq!(four_letter(ports[i * 4 + 3], b"ruok"), "imok", "n{}'s ZooKeeper port", i + 1);
+    }
     assert_eq!(view["load"], json!({"running": false, "rate": 0, "written": 0}));
     let mut ids = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -388,4 +393,13 @@ async fn dev_controls_reproduce_raft_scenarios() {
     // SIGTERM to the group stops tally dev and every member.
     dev.signal_group(libc::SIGTERM);
     wait_gone(&mut dev, &ports);
+}
+
+fn four_letter(port: u16, word: &[u8; 4]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the ZooKeeper port");
+    stream.write_all(word).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
 }

@@ -9,6 +9,8 @@
 //! Ports, for the member with client port C (2379, 22379, 32379, ...): C serves clients, C+1
 //! is where it listens for peers, and C+2 is where it is advertised to them: the proxy's port.
 //! The control server listens on `--ui-port` (the first client port minus one: 2378).
+//! ZooKeeper's clients connect to `--zk-port` (the first client port minus 198: 2181, then
+//! 22181, 32181, ... for the other members).
 
 mod control;
 mod load;
@@ -44,6 +46,10 @@ pub struct DevArgs {
     /// one).
     #[arg(long)]
     ui_port: Option<u16>,
+    /// The first member's port for ZooKeeper's clients (default: the first client port minus
+    /// 198, so 2181 beside 2379); the others follow the client ports' pattern. 0: none.
+    #[arg(long)]
+    zk_port: Option<u16>,
 }
 
 fn client_port(first: u16, i: u16) -> u16 {
@@ -122,6 +128,8 @@ pub async fn run(args: DevArgs) -> ExitCode {
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let client = |i: u16| client_port(args.client_port, i);
     let (peer, advertised) = (|i: u16| client(i) + 1, |i: u16| client(i) + 2);
+    let zk_first = args.zk_port.unwrap_or(args.client_port.saturating_sub(198));
+    let zk = |i: u16| (zk_first != 0).then(|| client_port(zk_first, i));
     let client_urls: Vec<String> = (0..n).map(|i| url(client(i))).collect();
     let advertised_urls: Vec<String> = (0..n).map(|i| url(advertised(i))).collect();
     let initial_cluster: Vec<String> =
@@ -170,6 +178,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
             ]
             .map(OsString::from),
         );
+        if let Some(port) = zk(i) {
+            args.extend(["--listen-zk-urls".into(), format!("tcp://127.0.0.1:{port}").into()]);
+        }
         if let Err(e) = members.add(name, args, dir.join(format!("{name}.log"))) {
             eprintln!("tally dev: {e}");
             return ExitCode::from(1);
@@ -190,11 +201,14 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     };
     let endpoints: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", client(i))).collect();
+    let zk_hosts: Option<String> =
+        (zk_first != 0).then(|| (0..n).filter_map(zk).map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(","));
     println!("tally dev: {n} members, data and logs in {}", dir.display());
     for (i, name) in names.iter().enumerate() {
         let i = i as u16;
         let proxied = if n > 1 { format!(" (proxied at {})", url(advertised(i))) } else { String::new() };
-        println!("  {name}  client {}  peer {}{proxied}", url(client(i)), url(peer(i)));
+        let zk = zk(i).map(|port| format!("  zookeeper 127.0.0.1:{port}")).unwrap_or_default();
+        println!("  {name}  client {}  peer {}{proxied}{zk}", url(client(i)), url(peer(i)));
     }
     if ui {
         println!("UI: http://127.0.0.1:{ui_port}/ui");
@@ -211,6 +225,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
                 endpoints.join(","),
                 endpoints[0]
             );
+            if let Some(zk_hosts) = &zk_hosts {
+                println!("  python3 -c \"from kazoo.client import KazooClient; z = KazooClient('{zk_hosts}'); z.start(); print(z.get_children('/'))\"");
+            }
             println!("Ctrl-C (or SIGTERM) stops every member.");
             dev.learn_ids().await;
         });
