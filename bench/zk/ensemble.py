@@ -13,6 +13,8 @@ writes DIR/pid-N), so that the failover driver can kill -9 and restart a member 
 both are killed at exit through bench/clusters.py's registry.
 
     python3 bench/zk/ensemble.py zk|tally [--tally-bin PATH]   # start one, print it, wait for Ctrl-C
+    python3 bench/zk/ensemble.py leader|ready zk HOST:PORT,...  # the leader's index; exit 0 once ready
+    python3 bench/zk/ensemble.py leader|ready tally TALLY_BIN CLIENT_HOST:PORT,...
 """
 
 import os
@@ -210,8 +212,42 @@ def four_letter(endpoint, word, timeout=1.0):
         return None
 
 
+def _cli_leader_ready(argv):
+    """`ensemble.py leader|ready zk ZK_HOSTS` or `ensemble.py leader|ready tally TALLY_BIN CLIENT_ENDPOINTS`,
+    for zkload's failover commands: `leader` prints the leader's index (exit 1 if none); `ready`
+    exits 0 once every member answers and agrees on a leader (Tally: and every member applied
+    to within 1,000 entries of the newest index; ZooKeeper: the other members are followers,
+    which serve only once synced with the leader)."""
+    what, kind = argv[0], argv[1]
+    if kind == "zk":
+        c = object.__new__(ZkEnsemble)
+        c.zk_endpoints, c.n = argv[2].split(","), len(argv[2].split(","))
+        modes = c.modes()
+        lead = modes.index("leader") if modes.count("leader") == 1 else None
+        ok = lead is not None and modes.count("follower") == c.n - 1
+    else:
+        c = object.__new__(TallyZk)
+        c.binary, c.endpoints = argv[2], argv[3].split(",")
+        st = c.status()
+        ids = {s["member"]: i for i, s in enumerate(st) if s}
+        leaders = {s["leader"] for s in st if s}
+        lead = ids.get(next(iter(leaders))) if len(leaders) == 1 else None
+        ok = lead is not None and all(st) and \
+            min(s["applied"] for s in st) >= max(s["index"] for s in st) - 1000
+    if what == "leader":
+        if lead is None:
+            sys.exit(1)
+        print(lead)
+    else:
+        sys.exit(0 if ok else 1)
+
+
 if __name__ == "__main__":
     import argparse
+
+    if len(sys.argv) > 1 and sys.argv[1] in ("leader", "ready"):
+        _cli_leader_ready(sys.argv[1:])
+        sys.exit(0)
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("system", choices=["zk", "tally"])

@@ -174,6 +174,12 @@ func prepare(c *zk.Conn, value []byte, nkeys int) {
 	ensure(c, *root, nil)
 	ensure(c, *root+"/k", nil)
 	ensure(c, *root+"/c", nil)
+	if nkeys == 0 {
+		return
+	}
+	if ok, _, err := c.Exists(keyPath(nkeys - 1)); err == nil && ok {
+		return // made by an earlier run
+	}
 	var wg sync.WaitGroup
 	ch := make(chan int)
 	for w := 0; w < 32; w++ {
