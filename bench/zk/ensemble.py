@@ -30,6 +30,8 @@ import clusters  # noqa: E402
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 ZK_CONF_DIR = "/etc/zookeeper/conf"
+# The package ships slf4j-api without a binding, so ZooKeeper logs nothing; slf4j-simple logs to stderr.
+SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
 
 
 def _write_start_script(path, args, log_path, pid_file, env=None):
@@ -133,7 +135,7 @@ class TallyZk(_Members):
 
 
 class ZkEnsemble(_Members):
-    def __init__(self, workdir, n=3, name="zookeeper", heap="1g"):
+    def __init__(self, workdir, n=3, name="zookeeper", heap="1g", log_level="warn"):
         super().__init__()
         self.kind, self.n = "zookeeper", n
         self.dir = os.path.join(workdir, f"{name}-cluster")
@@ -156,14 +158,16 @@ class ZkEnsemble(_Members):
                         f"dataDir={data}\nclientPort={self.zk_ports[i]}\nclientPortAddress=127.0.0.1\n"
                         "4lw.commands.whitelist=*\nadmin.enableServer=false\n" + servers)
             # scripts/zk-ref's command line, with QuorumPeerMain and a config file instead of
-            # ZooKeeperServerMain PORT DIR; WARN logging to the member's log (INFO logs every
-            # session's connect), and a 1 GiB heap as ZooKeeper's zkEnv.sh gives.
+            # ZooKeeperServerMain PORT DIR; logging (warn: info logs every session's connect) to
+            # the member's log through slf4j-simple, and a 1 GiB heap as ZooKeeper's zkEnv.sh gives.
             args = [
                 "java", f"-Xmx{heap}",
                 "-Dzookeeper.4lw.commands.whitelist=*",
                 "-Dzookeeper.admin.enableServer=false",
-                "-Dzookeeper.root.logger=WARN,CONSOLE",
-                "-cp", f"{ZK_CONF_DIR}:{ZK_JAR}",
+                f"-Dorg.slf4j.simpleLogger.defaultLogLevel={log_level}",
+                "-Dorg.slf4j.simpleLogger.showDateTime=true",
+                "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+                "-cp", f"{ZK_CONF_DIR}:{ZK_JAR}:{SLF4J_SIMPLE}",
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg,
             ]
             _write_start_script(self.start_script(i), args, os.path.join(self.dir, f"member-{i}.log"),
