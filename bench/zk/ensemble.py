@@ -60,7 +60,7 @@ class _Members(clusters.Cluster):
 
 
 class TallyZk(_Members):
-    def __init__(self, binary, workdir, n=3, name="tally"):
+    def __init__(self, binary, workdir, n=3, name="tally", log_level="warn"):
         super().__init__()
         self.kind, self.binary, self.n = "tally", binary, n
         self.dir = os.path.join(workdir, f"{name}-cluster")
@@ -91,7 +91,7 @@ class TallyZk(_Members):
                 "--listen-zk-urls", f"tcp://127.0.0.1:{self.zk_ports[i]}",
             ]
             _write_start_script(self.start_script(i), args, os.path.join(self.dir, f"member-{i}.log"),
-                                self.pid_file(i), env={"RUST_LOG": "warn", "NO_COLOR": "1"})
+                                self.pid_file(i), env={"RUST_LOG": log_level, "NO_COLOR": "1"})
 
     def status(self):
         """etcd's Maintenance.Status of every member, through `tally status` (Tally serves etcd's

@@ -426,6 +426,7 @@ type foRound struct {
 	Expired    int64   `json:"sessions_expired"` // sessions ended by the server during the round
 	NewLeader  int     `json:"new_leader"`       // as the leader command saw it once ready again
 	LoadBefore string  `json:"loadavg_before"`
+	KilledAt   string  `json:"killed_at"` // wall clock, to line up with the servers' logs
 }
 
 func runFailover(list []string) {
@@ -552,7 +553,8 @@ func runFailover(list []string) {
 				gap = ts[i] - ts[i-1]
 			}
 		}
-		res := foRound{Round: r, Leader: leader, LoadBefore: load, MaxGapMs: float64(gap) / 1e6}
+		res := foRound{Round: r, Leader: leader, LoadBefore: load, MaxGapMs: float64(gap) / 1e6,
+			KilledAt: time.Unix(0, kill).UTC().Format("15:04:05.000000")}
 		if first != 0 {
 			res.FirstMs = float64(first-kill) / 1e6
 		}
@@ -573,8 +575,8 @@ func runFailover(list []string) {
 		}
 		results = append(results, res)
 		fmt.Fprintf(os.Stderr, "round %d: leader %d killed; first write after %.1f ms, all %d writers after %.1f ms; "+
-			"failed writes %d, expired sessions %d (load %s)\n", r, leader, res.FirstMs, *writers, res.AllMs,
-			res.Failed, res.Expired, load)
+			"failed writes %d, expired sessions %d (killed at %s UTC, load %s)\n", r, leader, res.FirstMs, *writers,
+			res.AllMs, res.Failed, res.Expired, res.KilledAt, load)
 	}
 	stop.Store(true)
 	for _, c := range conns {
