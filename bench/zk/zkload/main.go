@@ -427,6 +427,23 @@ type foRound struct {
 	NewLeader  int     `json:"new_leader"`       // as the leader command saw it once ready again
 	LoadBefore string  `json:"loadavg_before"`
 	KilledAt   string  `json:"killed_at"` // wall clock, to line up with the servers' logs
+	// The killed leader's resident memory: the kernel unmaps it before it closes the dead
+	// process's sockets, so the survivors see the connection reset that much later.
+	LeaderRSSMB float64 `json:"leader_rss_mb"`
+}
+
+func rssMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func runFailover(list []string) {
@@ -507,6 +524,7 @@ func runFailover(list []string) {
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidText)))
 		load := loadAvg()
+		rss := rssMB(pid)
 		failed0 := failed.Load()
 		expired0 := expiredSessions.Load()
 		mu.Lock()
@@ -554,7 +572,7 @@ func runFailover(list []string) {
 			}
 		}
 		res := foRound{Round: r, Leader: leader, LoadBefore: load, MaxGapMs: float64(gap) / 1e6,
-			KilledAt: time.Unix(0, kill).UTC().Format("15:04:05.000000")}
+			KilledAt: time.Unix(0, kill).UTC().Format("15:04:05.000000"), LeaderRSSMB: rss}
 		if first != 0 {
 			res.FirstMs = float64(first-kill) / 1e6
 		}
@@ -575,8 +593,8 @@ func runFailover(list []string) {
 		}
 		results = append(results, res)
 		fmt.Fprintf(os.Stderr, "round %d: leader %d killed; first write after %.1f ms, all %d writers after %.1f ms; "+
-			"failed writes %d, expired sessions %d (killed at %s UTC, load %s)\n", r, leader, res.FirstMs, *writers,
-			res.AllMs, res.Failed, res.Expired, res.KilledAt, load)
+			"failed writes %d, expired sessions %d (leader RSS %.0f MB, killed at %s UTC, load %s)\n", r, leader,
+			res.FirstMs, *writers, res.AllMs, res.Failed, res.Expired, rss, res.KilledAt, load)
 	}
 	stop.Store(true)
 	for _, c := range conns {
