@@ -23,55 +23,9 @@ for tool in java mvn python3; do
     fi
 done
 
-dir="$(mktemp -d "${TMPDIR:-/tmp}/tally-zkj-XXXXXX")"
-pids=()
-cleanup() {
-    local status=$?
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ $status -ne 0 ]]; then
-        for log in "$dir"/*.log; do
-            [[ -f "$log" ]] || continue
-            echo "----- $log (tail) -----" >&2
-            tail -c 4000 "$log" >&2 || true
-        done
-    fi
-    rm -rf "$dir"
-    exit $status
-}
-trap cleanup EXIT INT TERM
-
-# Nine free loopback ports (client, peer and ZooKeeper for each member).
-read -r -a ports <<<"$(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(9)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PY
-)"
-initial=""
-for i in 0 1 2; do
-    initial+="${initial:+,}n$((i + 1))=http://127.0.0.1:${ports[$((3 * i + 1))]}"
-done
-zk_hosts=""
-client_urls=""
-for i in 0 1 2; do
-    name="n$((i + 1))"
-    client="http://127.0.0.1:${ports[$((3 * i))]}"
-    peer="http://127.0.0.1:${ports[$((3 * i + 1))]}"
-    zk="127.0.0.1:${ports[$((3 * i + 2))]}"
-    zk_hosts+="${zk_hosts:+,}$zk"
-    client_urls+="${client_urls:+,}$client"
-    RUST_LOG="${RUST_LOG:-warn}" NO_COLOR=1 "$bin" server --name "$name" --data-dir "$dir/$name" \
-        --listen-client-urls "$client" --advertise-client-urls "$client" \
-        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
-        --initial-cluster "$initial" --initial-cluster-token "$(basename "$dir")" \
-        --listen-zk-urls "tcp://$zk" >"$dir/$name.log" 2>&1 </dev/null &
-    pids+=($!)
-done
+source "$root/tests/zk/cluster.sh"
+zk_workdir tally-zkj
+zk_cluster "$bin"
 
 cd "$here"
 rm -rf target/surefire-reports
