@@ -4,10 +4,6 @@
 //! entry stamped with the leader's clock; applying it checks the node is still expired then,
 //! so a child created meanwhile saves it.
 
-use bytes::Bytes;
-use tally_proto::tally_v1::command::Op;
-use tally_proto::tally_v1::{Command, ZkCommand as LogZk};
-use tally_proto::Message as _;
 use tally_raft::Role;
 use tally_zk::ZkCommand;
 
@@ -28,10 +24,7 @@ impl<H: Host> Node<H> {
         let now_ms = self.host.wall_clock_ms();
         let expired = self.sm.read().expect("sm lock").zk.expired_nodes(now_ms);
         for path in expired {
-            let command = ZkCommand::DeleteIfExpired { path }.encode();
-            let op = Op::Zk(LogZk { command: command.into(), now_ms });
-            let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op), ..Default::default() };
-            if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
+            if !self.propose_own_zk(&ZkCommand::DeleteIfExpired { path }, now_ms) {
                 return;
             }
         }

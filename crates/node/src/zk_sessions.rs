@@ -76,14 +76,18 @@ impl<H: Host> Node<H> {
     pub(crate) fn expire_zk_sessions(&mut self) {
         let now = self.host.now();
         for session in self.zk_sessions.expired(now) {
-            let command = ZkCommand::CloseSession { session }.encode();
-            let op = Op::Zk(LogZk { command: command.into(), now_ms: 0 });
-            let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op), ..Default::default() };
-            if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
+            if !self.propose_own_zk(&ZkCommand::CloseSession { session }, 0) {
                 return;
             }
             tracing::info!(session = %format_args!("{session:#x}"), "ZooKeeper session expired; closing it");
             self.observe(crate::observe::Observation::ZkSessionExpired { session });
         }
+    }
+
+    /// Proposes the node's own ZooKeeper command, stamped `now_ms`; false if not leader.
+    pub(crate) fn propose_own_zk(&mut self, command: &ZkCommand, now_ms: i64) -> bool {
+        let op = Op::Zk(LogZk { command: command.encode().into(), now_ms });
+        let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op), ..Default::default() };
+        self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_ok()
     }
 }
