@@ -2,7 +2,7 @@
 //! tick is (15 ms makes the default election timeout 150-300 ms, as in the Raft paper).
 
 use crate::error::ConfigError;
-use crate::types::NodeId;
+use tally_consensus::NodeId;
 
 /// A deliberately wrong behaviour, switched on only by tests, to prove that the simulator's
 /// checkers catch real safety bugs. Never set outside tests.

@@ -29,24 +29,24 @@
 //!
 //! See [`Ready`] for exactly what must be durable before which messages leave.
 
-mod confchange;
 mod config;
 mod error;
 mod log;
 mod message;
 mod progress;
-pub mod quorum;
 mod raft;
 mod ready;
-mod rng;
-mod types;
 
-pub use confchange::{ConfChange, ConfChangeOp};
 pub use config::{Config, InjectedBug};
-pub use error::{ConfChangeError, ConfigError, ProposeError, ReadIndexError, StepError, TransferError};
+pub use error::ConfigError;
 pub use message::{ConflictHint, Message, MessageBody};
 pub use progress::{Progress, ProgressState};
 pub use raft::Raft;
-pub use ready::{ReadState, Ready, RefusalReason, Role, SoftState, VoteRefusal};
-pub use rng::{mix, SplitMix64};
-pub use types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term};
+pub use ready::{Ready, RefusalReason, VoteRefusal};
+// The vocabulary shared with the driver and the other engine, re-exported so callers of the
+// core need one import.
+pub use tally_consensus::{
+    mix, quorum, ConfChange, ConfChangeError, ConfChangeOp, ConfState, Entry, EntryKind, HardState, Index, NodeId,
+    Persisted, ProposeError, ReadIndexError, ReadState, Role, Snapshot, SnapshotMeta, SoftState, SplitMix64, StepError,
+    Term, TransferError,
+};

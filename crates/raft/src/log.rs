@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::{Entry, Index, Term};
+use tally_consensus::{Entry, Index, Term};
 
 #[derive(Debug)]
 pub struct RaftLog {
@@ -233,7 +233,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::types::EntryKind;
+    use tally_consensus::EntryKind;
 
     fn ent(index: Index, term: Term) -> Entry {
         Entry { index, term, kind: EntryKind::Normal, data: Bytes::new() }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::types::{Entry, Index, NodeId, Snapshot, Term};
+use tally_consensus::{Entry, Index, NodeId, Snapshot, Term};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::Index;
+use tally_consensus::Index;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressState {

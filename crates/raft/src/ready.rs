@@ -1,32 +1,7 @@
 //! The batch of work the core hands to its driver, and the contract for handling it.
 
-use bytes::Bytes;
-
 use crate::message::Message;
-use crate::types::{Entry, HardState, Index, NodeId, Snapshot};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    PreCandidate,
-    Candidate,
-    Leader,
-}
-
-/// Volatile state worth reporting (not persisted).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SoftState {
-    pub role: Role,
-    pub leader: Option<NodeId>,
-}
-
-/// A linearizable read point: once the state machine has applied `index`, a read tagged `ctx`
-/// may be served from it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadState {
-    pub index: Index,
-    pub ctx: Bytes,
-}
+use tally_consensus::{Entry, HardState, NodeId, ReadState, Snapshot, SoftState};
 
 /// Why a vote (or pre-vote) was refused, for whoever watches the cluster (nothing to act on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,10 @@
 use crate::config::InjectedBug;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::quorum::{self, VoteResult};
-use crate::ready::{RefusalReason, Role};
-use crate::types::{EntryKind, NodeId};
+use crate::ready::RefusalReason;
+use tally_consensus::quorum::{self, VoteResult};
+use tally_consensus::Role;
+use tally_consensus::{EntryKind, NodeId};
 
 use super::Raft;
 

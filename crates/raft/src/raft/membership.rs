@@ -2,11 +2,11 @@
 //! when committed entries are applied, leaving the joint configuration automatically, and
 //! stepping down when the leader is no longer a voter.
 
-use crate::confchange::ConfChange;
-use crate::error::ProposeError;
 use crate::progress::Progress;
-use crate::ready::Role;
-use crate::types::{Entry, EntryKind, Index};
+use tally_consensus::ConfChange;
+use tally_consensus::ProposeError;
+use tally_consensus::Role;
+use tally_consensus::{Entry, EntryKind, Index};
 
 use super::Raft;
 

@@ -11,14 +11,16 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::error::{ConfigError, ProposeError, StepError, TransferError};
+use crate::error::ConfigError;
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::ready::{ReadState, Ready, RefusalReason, Role, SoftState, VoteRefusal};
-use crate::rng::SplitMix64;
-use crate::types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
+use crate::ready::{Ready, RefusalReason, VoteRefusal};
 use read_index::PendingRead;
+use tally_consensus::SplitMix64;
+use tally_consensus::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
+use tally_consensus::{ProposeError, StepError, TransferError};
+use tally_consensus::{ReadState, Role, SoftState};
 
 /// Committed entry bytes handed out per `Ready`.
 const APPLY_BYTES_MAX: u64 = 64 * 1024 * 1024;

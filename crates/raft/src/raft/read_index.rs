@@ -19,11 +19,11 @@
 use bytes::Bytes;
 
 use crate::config::InjectedBug;
-use crate::error::ReadIndexError;
 use crate::message::MessageBody;
-use crate::quorum;
-use crate::ready::{ReadState, Role};
-use crate::types::{Index, NodeId};
+use tally_consensus::quorum;
+use tally_consensus::ReadIndexError;
+use tally_consensus::{Index, NodeId};
+use tally_consensus::{ReadState, Role};
 
 use super::Raft;
 

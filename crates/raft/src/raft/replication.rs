@@ -5,9 +5,9 @@
 use crate::config::InjectedBug;
 use crate::message::{ConflictHint, Message, MessageBody};
 use crate::progress::ProgressState;
-use crate::quorum;
-use crate::ready::Role;
-use crate::types::{Entry, Index, NodeId, Snapshot, Term};
+use tally_consensus::quorum;
+use tally_consensus::Role;
+use tally_consensus::{Entry, Index, NodeId, Snapshot, Term};
 
 use super::Raft;
 
