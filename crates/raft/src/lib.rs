@@ -30,6 +30,7 @@
 //! See [`Ready`] for exactly what must be durable before which messages leave.
 
 mod config;
+mod consensus;
 mod error;
 mod log;
 mod message;
@@ -40,13 +41,13 @@ mod ready;
 pub use config::{Config, InjectedBug};
 pub use error::ConfigError;
 pub use message::{ConflictHint, Message, MessageBody};
-pub use progress::{Progress, ProgressState};
+pub use progress::Progress;
 pub use raft::Raft;
-pub use ready::{Ready, RefusalReason, VoteRefusal};
+pub use ready::Ready;
 // The vocabulary shared with the driver and the other engine, re-exported so callers of the
 // core need one import.
 pub use tally_consensus::{
-    mix, quorum, ConfChange, ConfChangeError, ConfChangeOp, ConfState, Entry, EntryKind, HardState, Index, NodeId,
-    Persisted, ProposeError, ReadIndexError, ReadState, Role, Snapshot, SnapshotMeta, SoftState, SplitMix64, StepError,
-    Term, TransferError,
+    mix, quorum, ConfChange, ConfChangeError, ConfChangeOp, ConfState, Consensus, Entry, EntryKind, HardState, Index,
+    NodeId, Persisted, ProgressState, ProposeError, ReadIndexError, ReadState, RefusalReason, Replication, Role,
+    Snapshot, SnapshotMeta, SoftState, SplitMix64, StepError, Term, TransferError, VoteRefusal,
 };

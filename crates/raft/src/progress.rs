@@ -7,14 +7,7 @@
 
 use std::collections::VecDeque;
 
-use tally_consensus::Index;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProgressState {
-    Probe,
-    Replicate,
-    Snapshot,
-}
+use tally_consensus::{Index, ProgressState};
 
 #[derive(Clone, Debug)]
 pub struct Progress {

@@ -1,62 +1,6 @@
-//! The batch of work the core hands to its driver, and the contract for handling it.
+//! Raft's Ready: the shared batch of work, carrying Raft's messages.
 
 use crate::message::Message;
-use tally_consensus::{Entry, HardState, NodeId, ReadState, Snapshot, SoftState};
 
-/// Why a vote (or pre-vote) was refused, for whoever watches the cluster (nothing to act on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusalReason {
-    /// The candidate's term is older than ours.
-    StaleTerm,
-    /// We still hear from a leader (its lease, check-quorum's promise not to disrupt it).
-    LeaderLease,
-    /// We voted for someone else in this term.
-    AlreadyVoted,
-    /// The candidate's log is behind ours (the election restriction, Raft section 5.4.1).
-    StaleLog,
-    /// Both of us stood after the leader died; our own claim (newer log, then higher id) is better.
-    BetterClaim,
-}
-
-/// A refused vote answer among a `Ready`'s messages, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VoteRefusal {
-    pub to: NodeId,
-    pub pre: bool,
-    pub reason: RefusalReason,
-}
-
-/// Work for the driver. Handle it in this order, then call [`crate::Raft::advance`]:
-///
-/// 1. Send `messages`. They may go out before or while step 2 runs: they are the leader's
-///    Appends, heartbeats and snapshots, which never claim that anything of ours is durable (the
-///    leader counts its own log towards commit only once `advance` confirms it).
-/// 2. Persist `snapshot` (if any), then `entries` (replacing every durable entry at or after
-///    `entries[0].index`: this is how a follower's conflicting suffix is truncated), then
-///    `hard_state`; make all of it durable (fsync). A `hard_state` that differs from the
-///    durable one only in `commit`, with no entries, may be left unwritten (etcd's `MustSync`):
-///    the commit index is only where replay stops on restart.
-/// 3. Send `persisted_messages`: votes and append acknowledgements promise durable state, so
-///    they may only leave after step 2.
-/// 4. Apply `snapshot` to the state machine, then `committed_entries` in order; serve
-///    `read_states` once their index is applied.
-///
-/// Every `Snapshot` message (in `messages`) must later be answered with
-/// [`crate::Raft::report_snapshot`] once its transfer has ended, successfully or not: the core
-/// sends that peer nothing else until then, and never gives up on the transfer by itself.
-///
-/// No other call may be made on the core between taking a `Ready` and `advance`.
-#[derive(Debug, Default)]
-pub struct Ready {
-    pub soft_state: Option<SoftState>,
-    pub hard_state: Option<HardState>,
-    pub snapshot: Option<Snapshot>,
-    pub entries: Vec<Entry>,
-    pub messages: Vec<Message>,
-    pub persisted_messages: Vec<Message>,
-    pub committed_entries: Vec<Entry>,
-    pub read_states: Vec<ReadState>,
-    /// Why each refused vote in `messages` and `persisted_messages` was refused; for
-    /// observers only.
-    pub vote_refusals: Vec<VoteRefusal>,
-}
+/// See [`tally_consensus::Ready`] for the contract.
+pub type Ready = tally_consensus::Ready<Message>;

@@ -6,7 +6,7 @@
 //! chosen. An Accept must start within or just after that run, or the acceptor asks for the
 //! slots it misses (the catch-up of a lagging acceptor).
 
-use tally_consensus::{Entry, Index, NodeId, Role, Snapshot};
+use tally_consensus::{Entry, Index, NodeId, RefusalReason, Role, Snapshot, VoteRefusal};
 
 use super::{Ballot, MessageBody, MultiPaxos, PaxosBug};
 
@@ -25,6 +25,14 @@ impl MultiPaxos {
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, commit: Index, force: bool) {
         let lease = !force && self.leader != Some(from) && self.in_lease();
         if !ballot.admitted_by(self.promised) || lease {
+            let reason = if lease {
+                RefusalReason::LeaderLease
+            } else if ballot.round == self.promised.round {
+                RefusalReason::AlreadyVoted
+            } else {
+                RefusalReason::StaleTerm
+            };
+            self.refusals_sent.push(VoteRefusal { to: from, pre: false, reason });
             let promised = self.promised;
             self.send(from, ballot, MessageBody::Nack { promised });
             return;

@@ -20,6 +20,7 @@
 mod acceptor;
 mod ballot;
 mod config;
+mod consensus;
 mod log;
 mod membership;
 mod message;
@@ -34,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use tally_consensus::{
     ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, ProposeError, ReadState, Role, Snapshot,
-    SoftState, SplitMix64, StepError, Term, TransferError,
+    SoftState, SplitMix64, StepError, Term, TransferError, VoteRefusal,
 };
 
 pub use ballot::Ballot;
@@ -70,6 +71,8 @@ pub struct MultiPaxos {
     promises: BTreeMap<NodeId, Promise>,
     /// Candidate: the acceptors that refused our ballot.
     refusals: BTreeSet<NodeId>,
+    /// Prepares refused since the last Ready, for observers.
+    refusals_sent: Vec<VoteRefusal>,
     /// Candidate: a quorum promised, and our own promise waits to be durable.
     won: bool,
     /// Leader: one entry per member, ourselves included.
@@ -149,6 +152,7 @@ impl MultiPaxos {
             promises: BTreeMap::new(),
             refusals: BTreeSet::new(),
             won: false,
+            refusals_sent: Vec::new(),
             progress: BTreeMap::new(),
             ballot_start: 0,
             election_elapsed: 0,
@@ -335,7 +339,7 @@ impl MultiPaxos {
         if std::mem::take(&mut self.broadcast_pending) && self.role == Role::Leader {
             self.broadcast_accept();
         }
-        let mut ready = Ready::default();
+        let mut ready = Ready { vote_refusals: std::mem::take(&mut self.refusals_sent), ..Ready::default() };
         let soft = self.soft_state();
         if soft != self.last_soft_state {
             ready.soft_state = Some(soft);

@@ -4,8 +4,8 @@
 use crate::config::InjectedBug;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::ready::RefusalReason;
 use tally_consensus::quorum::{self, VoteResult};
+use tally_consensus::RefusalReason;
 use tally_consensus::Role;
 use tally_consensus::{EntryKind, NodeId};
 

@@ -15,12 +15,13 @@ use crate::error::ConfigError;
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
-use crate::ready::{Ready, RefusalReason, VoteRefusal};
+use crate::ready::Ready;
 use read_index::PendingRead;
 use tally_consensus::SplitMix64;
 use tally_consensus::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
 use tally_consensus::{ProposeError, StepError, TransferError};
 use tally_consensus::{ReadState, Role, SoftState};
+use tally_consensus::{RefusalReason, VoteRefusal};
 
 /// Committed entry bytes handed out per `Ready`.
 const APPLY_BYTES_MAX: u64 = 64 * 1024 * 1024;

@@ -4,8 +4,8 @@
 
 use crate::config::InjectedBug;
 use crate::message::{ConflictHint, Message, MessageBody};
-use crate::progress::ProgressState;
 use tally_consensus::quorum;
+use tally_consensus::ProgressState;
 use tally_consensus::Role;
 use tally_consensus::{Entry, Index, NodeId, Snapshot, Term};
 
