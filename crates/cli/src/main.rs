@@ -72,6 +72,10 @@ struct ServerArgs {
     /// duration; ZooKeeper's znode.container.checkIntervalMs, whose default is a minute).
     #[arg(long, default_value = "1s", value_parser = go_duration::parse)]
     zk_container_check_interval: std::time::Duration,
+    /// The algorithm that replicates the log: raft, or paxos (Multi-Paxos). A data directory
+    /// keeps the one it was created with.
+    #[arg(long, value_enum, default_value_t = Consensus::Raft)]
+    consensus: Consensus,
     /// Serve the live view of Raft at /ui on the client URLs, and its event stream at
     /// /ui/events (`tally dev` turns it on).
     #[arg(long)]
@@ -152,6 +156,22 @@ enum MetricsLevel {
     Extensive,
 }
 
+/// `--consensus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Consensus {
+    Raft,
+    Paxos,
+}
+
+impl From<Consensus> for tally_node::ConsensusKind {
+    fn from(c: Consensus) -> Self {
+        match c {
+            Consensus::Raft => Self::Raft,
+            Consensus::Paxos => Self::Paxos,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogLevel {
     Debug,
@@ -225,6 +245,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         enable_ui: a.enable_ui,
         listen_zk_urls: a.listen_zk_urls,
         zk_container_check_interval: a.zk_container_check_interval,
+        consensus: a.consensus.into(),
         metrics_extensive: a.metrics == MetricsLevel::Extensive,
         quota_backend_bytes: a.quota_backend_bytes,
         max_request_bytes: a.max_request_bytes,

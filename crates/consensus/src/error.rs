@@ -50,4 +50,6 @@ pub enum TransferError {
 pub enum StepError {
     #[error("message for node {to} delivered to node {me}")]
     WrongRecipient { to: NodeId, me: NodeId },
+    #[error("a {0} message reached a member running another consensus engine")]
+    WrongEngine(&'static str),
 }

@@ -30,7 +30,7 @@ pub fn decode_conf_state(data: &[u8]) -> Option<ConfState> {
     pb::ConfState::decode(data).ok().map(conf_from_pb)
 }
 
-fn entry_to_pb(e: Entry) -> pb::Entry {
+pub(crate) fn entry_to_pb(e: Entry) -> pb::Entry {
     let kind = match e.kind {
         EntryKind::Normal => pb::EntryKind::Normal,
         EntryKind::ConfChange => pb::EntryKind::ConfChange,
@@ -38,17 +38,17 @@ fn entry_to_pb(e: Entry) -> pb::Entry {
     pb::Entry { term: e.term, index: e.index, kind: kind as i32, data: e.data }
 }
 
-fn entry_from_pb(e: pb::Entry) -> Entry {
+pub(crate) fn entry_from_pb(e: pb::Entry) -> Entry {
     let kind = if e.kind == pb::EntryKind::ConfChange as i32 { EntryKind::ConfChange } else { EntryKind::Normal };
     Entry { term: e.term, index: e.index, kind, data: e.data }
 }
 
-fn snapshot_to_pb(s: Snapshot) -> pb::Snapshot {
+pub(crate) fn snapshot_to_pb(s: Snapshot) -> pb::Snapshot {
     let meta = pb::SnapshotMeta { index: s.meta.index, term: s.meta.term, conf: Some(conf_to_pb(&s.meta.conf)) };
     pb::Snapshot { meta: Some(meta), data: s.data }
 }
 
-fn snapshot_from_pb(s: pb::Snapshot) -> Snapshot {
+pub(crate) fn snapshot_from_pb(s: pb::Snapshot) -> Snapshot {
     let meta = s.meta.unwrap_or_default();
     let conf = conf_from_pb(meta.conf.unwrap_or_default());
     Snapshot { meta: SnapshotMeta { index: meta.index, term: meta.term, conf }, data: s.data }

@@ -6,9 +6,10 @@ use std::time::Instant;
 use tally_mvcc::CommandResponse;
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
-use tally_raft::{Message, NodeId};
+use tally_raft::NodeId;
 use tally_storage::fs::FileSystem;
 
+use crate::engine::PeerMessage;
 use crate::members::Members;
 use crate::membership::MembershipOutcome;
 use crate::observe::Observation;
@@ -46,7 +47,7 @@ pub trait Host {
     /// Milliseconds since the Unix epoch: the clock of ZooKeeper's ctime, mtime and TTLs.
     fn wall_clock_ms(&self) -> i64;
     /// Sends messages to peers, in order, leaving `messages` empty.
-    fn send(&mut self, messages: &mut Vec<Message>);
+    fn send(&mut self, messages: &mut Vec<PeerMessage>);
     /// Hands client commands to the leader (etcd's MsgProp).
     fn forward(&mut self, leader: NodeId, commands: Vec<Command>);
     /// Encodes and writes `job` off the node's thread, then hands the result to

@@ -1,4 +1,5 @@
-//! One Tally member as a deterministic state machine. [`Node`] owns the Raft core, the
+//! One Tally member as a deterministic state machine. [`Node`] owns the consensus engine (Raft,
+//! or Multi-Paxos; see [`engine`]), the
 //! write-ahead log, the MVCC state machine, the callers waiting for their writes and reads,
 //! the leader's lease clock and the member's snapshots, and handles each Ready in the order
 //! the core's contract requires: send the leader's messages, persist, send the rest, apply,
@@ -9,6 +10,7 @@
 
 pub mod cluster;
 pub mod codec;
+pub mod engine;
 pub mod histogram;
 mod host;
 pub mod leases;
@@ -18,6 +20,7 @@ pub mod metrics;
 mod node;
 pub mod observe;
 mod outcomes;
+pub mod paxos_codec;
 pub mod persist;
 pub mod reads;
 mod ready;
@@ -26,6 +29,7 @@ pub mod snapshots;
 mod zk_nodes;
 mod zk_sessions;
 
+pub use engine::{ConsensusKind, Engine, PeerMessage};
 pub use host::{Host, Reply};
 pub use membership::{MembershipOutcome, MembershipRequest};
 pub use node::{Node, NodeBug, NodeConfig};

@@ -2,6 +2,7 @@
 //! whose context is the whole new member table. The caller is answered when the change is
 //! applied. Committed changes update the member table and the peer connections everywhere.
 
+use tally_consensus::Consensus;
 use tally_mvcc::MvccError;
 use tally_proto::tally_v1::MemberInfo;
 use tally_raft::{ConfChange, ConfChangeOp, Entry, NodeId, ProgressState, Role};
@@ -38,8 +39,8 @@ const LEARNERS_MAX: usize = 1;
 impl<H: Host> Node<H> {
     /// A membership change asked of this member; `reply` is answered once it applies.
     pub fn membership(&mut self, req: MembershipRequest, reply: H::MembershipReply) {
-        if self.raft.role() != Role::Leader {
-            reply.send(MembershipOutcome::NotLeader(self.raft.leader()));
+        if self.engine.role() != Role::Leader {
+            reply.send(MembershipOutcome::NotLeader(self.engine.leader()));
             return;
         }
         let (op, members, concerned) = match self.plan_change(req) {
@@ -48,7 +49,7 @@ impl<H: Host> Node<H> {
             Err(Undecided::Retry(r)) => return reply.send(MembershipOutcome::Retry(r)),
         };
         let change = ConfChange { ops: vec![op], context: members.encode() };
-        match self.raft.propose_conf_change(change) {
+        match self.engine.propose_conf_change(change) {
             Ok(index) => {
                 self.conf_waiters.insert(index, (concerned, reply));
             }
@@ -59,10 +60,10 @@ impl<H: Host> Node<H> {
 
     /// Voters the leader has heard from lately ("started" members, in etcd's words).
     fn active_voters(&self) -> Vec<NodeId> {
-        let me = self.raft.id();
-        let conf = self.raft.conf_state();
-        self.raft
-            .progress()
+        let me = self.engine.id();
+        let conf = self.engine.conf_state();
+        self.engine
+            .replication()
             .iter()
             .filter(|(&id, pr)| conf.voters.contains(&id) && (id == me || pr.recent_active))
             .map(|(&id, _)| id)
@@ -71,7 +72,7 @@ impl<H: Host> Node<H> {
 
     fn plan_change(&self, req: MembershipRequest) -> Result<(ConfChangeOp, Members, NodeId), Undecided> {
         let mut members = self.members.read().expect("members lock").clone();
-        let voters = self.raft.conf_state().voters.len();
+        let voters = self.engine.conf_state().voters.len();
         let active = self.active_voters();
         let refuse = Undecided::Refused;
         match req {
@@ -110,8 +111,8 @@ impl<H: Host> Node<H> {
                 if !info.is_learner {
                     return Err(refuse(MvccError::MemberNotLearner));
                 }
-                let progress = self.raft.progress();
-                let leader_match = progress.get(&self.raft.id()).map_or(0, |p| p.matched) as f64;
+                let progress = self.engine.replication();
+                let leader_match = progress.get(&self.engine.id()).map_or(0, |p| p.matched) as f64;
                 let learner = progress.get(&id);
                 let in_sync = learner.is_some_and(|p| {
                     p.state == ProgressState::Replicate && p.matched as f64 >= leader_match * LEARNER_READY_FRACTION
@@ -152,7 +153,7 @@ impl<H: Host> Node<H> {
     }
 
     pub(crate) fn adopt_members(&mut self, members: Members) {
-        let me = self.raft.id();
+        let me = self.engine.id();
         if members.removed.contains(&me) {
             self.host.removed(&format!("member {me:x} was removed from the cluster"));
         }

@@ -8,11 +8,15 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tally_consensus::Consensus;
 use tally_mvcc::StateMachine;
+use tally_paxos::multi;
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
-use tally_raft::{Config, Index, Message, MessageBody, NodeId, Persisted, Raft, Role};
+use tally_raft::{Config, Index, MessageBody, NodeId, Persisted, Role};
+
+use crate::engine::{ConsensusKind, Engine, PeerMessage};
 
 use crate::histogram::AtomicHistogram;
 use crate::leases::LeaseClock;
@@ -25,7 +29,9 @@ use crate::snapshots::decode_snapshot;
 use crate::{Host, LeaseOutcome, MembershipOutcome, ProposeOutcome, Reply, Shared, StatusInfo};
 
 pub struct NodeConfig {
+    /// The engine's settings (Raft's; Multi-Paxos takes the ones it has).
     pub raft: Config,
+    pub consensus: ConsensusKind,
     /// Applied entries between state machine snapshots.
     pub snapshot_count: u64,
     /// Extra life a new leader gives every lease.
@@ -57,7 +63,7 @@ pub enum NodeBug {
 }
 
 pub struct Node<H: Host> {
-    pub(crate) raft: Raft,
+    pub(crate) engine: Engine,
     pub(crate) disk: Disk<H::Fs>,
     pub(crate) host: H,
     pub(crate) sm: Arc<RwLock<StateMachine>>,
@@ -119,12 +125,12 @@ impl<H: Host> Node<H> {
     ) -> Self {
         shared.metrics.db_size.store(sm.read().expect("sm lock").size_bytes(), Ordering::Relaxed);
         let snapshot_index = persisted.snapshot.meta.index;
-        let raft = match Raft::new(cfg.raft, persisted) {
-            Ok(raft) => raft,
-            Err(e) => host.fatal("starting raft", &e),
+        let engine = match Engine::new(cfg.consensus, cfg.raft, persisted) {
+            Ok(engine) => engine,
+            Err(e) => host.fatal("starting the consensus engine", &e),
         };
         Self {
-            raft,
+            engine,
             disk,
             host,
             sm,
@@ -166,8 +172,14 @@ impl<H: Host> Node<H> {
         self.members.read().expect("members lock").removed.contains(&id)
     }
 
-    pub fn raft(&self) -> &Raft {
-        &self.raft
+    /// The consensus engine (Raft or Multi-Paxos).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Plants one of the simulator's deliberate Multi-Paxos bugs (on a Paxos node only).
+    pub fn inject_paxos_bug(&mut self, bug: tally_paxos::multi::PaxosBug) {
+        self.engine.inject_paxos_bug(bug);
     }
 
     pub fn host(&self) -> &H {
@@ -178,18 +190,18 @@ impl<H: Host> Node<H> {
         &mut self.host
     }
 
-    pub fn step(&mut self, m: Message) {
+    pub fn step(&mut self, m: PeerMessage) {
         self.time_heartbeat_answer(&m);
-        self.observed.heard.insert(m.from, self.host.now());
-        self.observed.lost.remove(&m.from);
-        if let Err(e) = self.raft.step(m) {
+        self.observed.heard.insert(m.from(), self.host.now());
+        self.observed.lost.remove(&m.from());
+        if let Err(e) = self.engine.step(m) {
             tracing::warn!("dropped a peer message: {e}");
         }
     }
 
     /// The transport saw this peer's connection close or reset.
     pub fn peer_lost(&mut self, peer: NodeId) {
-        let campaign = self.raft.report_unreachable(peer);
+        let campaign = self.engine.report_unreachable(peer);
         if campaign {
             self.shared.metrics.fast_elections.fetch_add(1, Ordering::Relaxed);
             tracing::info!(leader = %format_args!("{peer:x}"), "the leader's connection reset: campaigning early");
@@ -201,7 +213,7 @@ impl<H: Host> Node<H> {
 
     /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.
     pub fn snapshot_done(&mut self, peer: NodeId, ok: bool) {
-        self.raft.report_snapshot(peer, ok);
+        self.engine.report_snapshot(peer, ok);
     }
 
     /// Proposes a client command, or, on a follower, hands it to the leader over the peer
@@ -209,12 +221,12 @@ impl<H: Host> Node<H> {
     /// answered when this member applies the entry with the command's request id.
     pub fn propose(&mut self, cmd: Command, reply: H::ProposeReply) {
         let request_id = (cmd.client_id, cmd.seq);
-        let handed_on = match (self.raft.role(), self.raft.leader()) {
+        let handed_on = match (self.engine.role(), self.engine.leader()) {
             (Role::Leader, _) if self.bug == Some(NodeBug::AnswerBeforeFsync) => {
                 return self.answer_speculatively(cmd, reply);
             }
-            (Role::Leader, _) => self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_ok(),
-            (_, Some(leader)) if leader != self.raft.id() => {
+            (Role::Leader, _) => self.engine.propose(Bytes::from(cmd.encode_to_vec())).is_ok(),
+            (_, Some(leader)) if leader != self.engine.id() => {
                 self.forwards.entry(leader).or_default().push(cmd);
                 true
             }
@@ -222,23 +234,23 @@ impl<H: Host> Node<H> {
         };
         if !handed_on {
             self.shared.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
-            reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
+            reply.send(ProposeOutcome::NotLeader(self.engine.leader()));
             return;
         }
         if let Some(old) = self.waiters.insert(request_id, reply) {
             // A retry of the same request: the newest caller gets the answer.
-            old.send(ProposeOutcome::NotLeader(self.raft.leader()));
+            old.send(ProposeOutcome::NotLeader(self.engine.leader()));
         }
     }
 
     /// The `AnswerBeforeFsync` bug: propose, and answer at once with what applying the command
     /// to a copy of the state would answer.
     fn answer_speculatively(&mut self, cmd: Command, reply: H::ProposeReply) {
-        if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
-            return reply.send(ProposeOutcome::NotLeader(self.raft.leader()));
+        if self.engine.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
+            return reply.send(ProposeOutcome::NotLeader(self.engine.leader()));
         }
         let mut copy = self.sm.read().expect("sm lock").clone();
-        let applied = copy.apply(self.raft.last_index(), &cmd);
+        let applied = copy.apply(self.engine.last_index(), &cmd);
         reply.send(ProposeOutcome::Applied(applied.response));
     }
 
@@ -246,11 +258,11 @@ impl<H: Host> Node<H> {
     pub fn forwarded(&mut self, cmd: Command) {
         // Not the leader (any more): drop it. The follower learns of the new leader and
         // fails its waiter, or its attempt times out; either way its caller retries.
-        if self.raft.role() == Role::Leader && self.bug != Some(NodeBug::DropForwarded) {
+        if self.engine.role() == Role::Leader && self.bug != Some(NodeBug::DropForwarded) {
             if let Some(Op::ZkTouch(touch)) = &cmd.op {
                 return self.renew_zk_sessions(&touch.sessions);
             }
-            let _ = self.raft.propose(Bytes::from(cmd.encode_to_vec()));
+            let _ = self.engine.propose(Bytes::from(cmd.encode_to_vec()));
         }
     }
 
@@ -277,7 +289,7 @@ impl<H: Host> Node<H> {
             self.host.forward(leader, cmds);
         }
         let now = self.host.now();
-        let raft = &mut self.raft;
+        let raft = &mut self.engine;
         let reads = self.reads.send(now, |ctx| raft.read_index(ctx));
         if reads > 0 {
             let metrics = &self.shared.metrics;
@@ -288,7 +300,7 @@ impl<H: Host> Node<H> {
 
     /// One tick of the core's clock; the leader also revokes the leases that ran out.
     pub fn tick(&mut self) {
-        self.raft.tick();
+        self.engine.tick();
         self.expire_leases();
         self.expire_zk_sessions();
         self.delete_expired_zk_nodes();
@@ -297,37 +309,37 @@ impl<H: Host> Node<H> {
     }
 
     pub fn transfer(&mut self, target: NodeId) -> Result<(), String> {
-        self.raft.transfer_leader(target).map_err(|e| e.to_string())
+        self.engine.transfer_leader(target).map_err(|e| e.to_string())
     }
 
     /// Stopping: if we lead, hand leadership to the voter whose log matches ours furthest
     /// (etcd's `longestConnected` is its equivalent). Returns it; None if we do not lead or
     /// lead alone.
     pub fn step_down(&mut self) -> Option<NodeId> {
-        if self.raft.role() != Role::Leader {
+        if self.engine.role() != Role::Leader {
             return None;
         }
-        let me = self.raft.id();
-        let voters = &self.raft.conf_state().voters;
+        let me = self.engine.id();
+        let voters = &self.engine.conf_state().voters;
         let target = self
-            .raft
-            .progress()
+            .engine
+            .replication()
             .iter()
             .filter(|(id, _)| **id != me && voters.contains(id))
             .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id)?;
-        self.raft.transfer_leader(target).ok().map(|()| target)
+        self.engine.transfer_leader(target).ok().map(|()| target)
     }
 
     pub fn status(&self) -> StatusInfo {
-        let conf = self.raft.conf_state();
+        let conf = self.engine.conf_state();
         StatusInfo {
-            leader: self.raft.leader(),
-            term: self.raft.term(),
-            committed: self.raft.committed(),
-            applied: self.raft.applied(),
+            leader: self.engine.leader(),
+            term: self.engine.term(),
+            committed: self.engine.committed(),
+            applied: self.engine.applied(),
             db_size: self.sm.read().expect("sm lock").size_bytes() as i64,
-            is_learner: !conf.is_voter(self.raft.id()) && conf.learners.contains(&self.raft.id()),
+            is_learner: !conf.is_voter(self.engine.id()) && conf.learners.contains(&self.engine.id()),
         }
     }
 
@@ -362,16 +374,16 @@ impl<H: Host> Node<H> {
     }
 
     fn leader_only(&self) -> Result<(), Option<NodeId>> {
-        if self.raft.role() == Role::Leader {
+        if self.engine.role() == Role::Leader {
             Ok(())
         } else {
-            Err(self.raft.leader())
+            Err(self.engine.leader())
         }
     }
 
     /// Leader: revoke, through the log, every lease whose time ran out.
     fn expire_leases(&mut self) {
-        if self.raft.role() != Role::Leader {
+        if self.engine.role() != Role::Leader {
             return;
         }
         let now = self.host.now();
@@ -385,7 +397,7 @@ impl<H: Host> Node<H> {
                 auth_user: "root".into(),
                 auth_revision: u64::MAX,
             };
-            if self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
+            if self.engine.propose(Bytes::from(cmd.encode_to_vec())).is_err() {
                 return;
             }
             tracing::debug!(lease = id, "lease expired; revoking");
@@ -393,23 +405,24 @@ impl<H: Host> Node<H> {
     }
 
     /// Remembers when each follower was sent its latest heartbeat round.
-    pub(crate) fn note_heartbeats(&mut self, messages: &[Message]) {
+    pub(crate) fn note_heartbeats(&mut self, messages: &[PeerMessage]) {
         let now = self.host.now();
         for m in messages {
-            if let MessageBody::Heartbeat { round, .. } = m.body {
-                self.heartbeats.insert(m.to, (round, now));
+            if let Some(round) = heartbeat_round(m) {
+                self.heartbeats.insert(m.to(), (round, now));
             }
         }
     }
 
     /// A follower answered the latest heartbeat round it was sent: that is a round trip.
-    fn time_heartbeat_answer(&mut self, m: &Message) {
-        let MessageBody::HeartbeatResp { round } = m.body else { return };
-        if let Some(&(sent_round, sent_at)) = self.heartbeats.get(&m.from) {
+    fn time_heartbeat_answer(&mut self, m: &PeerMessage) {
+        let Some(round) = heartbeat_answer_round(m) else { return };
+        let from = m.from();
+        if let Some(&(sent_round, sent_at)) = self.heartbeats.get(&from) {
             if sent_round == round {
-                self.heartbeats.remove(&m.from);
+                self.heartbeats.remove(&from);
                 let metrics = &self.shared.metrics;
-                let histogram = self.round_trips.entry(m.from).or_insert_with(|| metrics.peer_round_trip(m.from));
+                let histogram = self.round_trips.entry(from).or_insert_with(|| metrics.peer_round_trip(from));
                 histogram.observe(self.host.now().saturating_duration_since(sent_at));
             }
         }
@@ -426,5 +439,31 @@ impl<H: Host> Node<H> {
         for (_, (_, waiter)) in std::mem::take(&mut self.conf_waiters) {
             waiter.send(MembershipOutcome::NotLeader(leader));
         }
+    }
+}
+
+fn heartbeat_round(m: &PeerMessage) -> Option<u64> {
+    match m {
+        PeerMessage::Raft(m) => match m.body {
+            MessageBody::Heartbeat { round, .. } => Some(round),
+            _ => None,
+        },
+        PeerMessage::Paxos(m) => match m.body {
+            multi::MessageBody::Heartbeat { round, .. } => Some(round),
+            _ => None,
+        },
+    }
+}
+
+fn heartbeat_answer_round(m: &PeerMessage) -> Option<u64> {
+    match m {
+        PeerMessage::Raft(m) => match m.body {
+            MessageBody::HeartbeatResp { round } => Some(round),
+            _ => None,
+        },
+        PeerMessage::Paxos(m) => match m.body {
+            multi::MessageBody::HeartbeatResp { round, .. } => Some(round),
+            _ => None,
+        },
     }
 }

@@ -6,10 +6,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use tally_consensus::{Consensus, Ready};
+use tally_paxos::multi;
 use tally_raft::{
-    ConfState, Index, Message, MessageBody, NodeId, ProgressState, Ready, RefusalReason, Role, Term, VoteRefusal,
+    ConfState, Index, Message, MessageBody, NodeId, ProgressState, RefusalReason, Role, Term, VoteRefusal,
 };
 
+use crate::engine::PeerMessage;
 use crate::{Host, Node};
 
 /// Entries of the log's tail a [`NodeView`] carries.
@@ -106,6 +109,29 @@ pub enum Sent {
     TimeoutNow,
     ReadIndex,
     ReadIndexResp,
+    /// Multi-Paxos phase 1a, for every slot after the proposer's `commit`.
+    Prepare {
+        commit: Index,
+    },
+    /// Phase 1b, with the values accepted after the proposer's commit.
+    Promise {
+        entries: usize,
+    },
+    /// A refused ballot; `reason` when a Prepare was refused.
+    Nack {
+        reason: Option<RefusalReason>,
+    },
+    /// Phase 2a for `entries` slots from `first`.
+    Accept {
+        first: Index,
+        entries: usize,
+        commit: Index,
+    },
+    /// Phase 2b; `gap`: the acceptor misses slots before those sent.
+    Accepted {
+        through: Index,
+        gap: bool,
+    },
 }
 
 /// The leader's view of another member's log.
@@ -158,12 +184,12 @@ pub(crate) struct Observed {
 
 impl<H: Host> Node<H> {
     /// Reports a Ready's changes and messages, before they are carried out.
-    pub(crate) fn observe_ready(&mut self, ready: &Ready) {
+    pub(crate) fn observe_ready(&mut self, ready: &Ready<PeerMessage>) {
         if !self.host.observing() {
             return;
         }
         if let Some(soft) = ready.soft_state {
-            let term = self.raft.term();
+            let term = self.engine.term();
             self.host.observe(Observation::Role { role: soft.role, term, leader: soft.leader });
         }
         if let Some(hs) = ready.hard_state {
@@ -183,8 +209,11 @@ impl<H: Host> Node<H> {
         }
         let mut refusals = ready.vote_refusals.clone();
         for m in ready.messages.iter().chain(&ready.persisted_messages) {
-            let what = sent(m, &mut refusals);
-            self.host.observe(Observation::Sent { to: m.to, term: m.term, what });
+            let (term, what) = match m {
+                PeerMessage::Raft(m) => (m.term, sent(m, &mut refusals)),
+                PeerMessage::Paxos(m) => (m.ballot.round, sent_paxos(m, &mut refusals)),
+            };
+            self.host.observe(Observation::Sent { to: m.to(), term, what });
         }
     }
 
@@ -193,13 +222,13 @@ impl<H: Host> Node<H> {
         if !self.host.observing() {
             return;
         }
-        let (commit, applied) = (self.raft.committed(), self.raft.applied());
+        let (commit, applied) = (self.engine.committed(), self.engine.applied());
         if (commit, applied) != (self.observed.commit, self.observed.applied) {
             (self.observed.commit, self.observed.applied) = (commit, applied);
             self.host.observe(Observation::Commit { commit, applied });
         }
-        if *self.raft.conf_state() != self.observed.conf {
-            self.observed.conf = self.raft.conf_state().clone();
+        if *self.engine.conf_state() != self.observed.conf {
+            self.observed.conf = self.engine.conf_state().clone();
             let conf = &self.observed.conf;
             let (voters, learners) = (conf.voters.iter().copied().collect(), conf.learners.iter().copied().collect());
             self.host.observe(Observation::Members { voters, learners });
@@ -214,14 +243,14 @@ impl<H: Host> Node<H> {
 
     /// The node's whole state now.
     pub fn view(&self) -> NodeView {
-        let raft = &self.raft;
+        let raft = &self.engine;
         let (first, last) = (raft.first_index(), raft.last_index());
         let tail_start = last.saturating_sub(VIEW_LOG_ENTRIES as u64 - 1).max(first);
         let log = (tail_start..=last).filter_map(|i| raft.log_term(i).map(|t| (i, t))).collect();
         let me = raft.id();
         let progress = match raft.role() {
             Role::Leader => raft
-                .progress()
+                .replication()
                 .iter()
                 .filter(|(id, _)| **id != me)
                 .map(|(&id, p)| PeerProgress {
@@ -301,6 +330,29 @@ fn sent(m: &Message, refusals: &mut Vec<VoteRefusal>) -> Sent {
         MessageBody::TimeoutNow => Sent::TimeoutNow,
         MessageBody::ReadIndex { .. } => Sent::ReadIndex,
         MessageBody::ReadIndexResp { .. } => Sent::ReadIndexResp,
+    }
+}
+
+/// A Multi-Paxos `m` without its payload.
+fn sent_paxos(m: &multi::Message, refusals: &mut Vec<VoteRefusal>) -> Sent {
+    use multi::MessageBody as B;
+    match &m.body {
+        B::Prepare { commit, .. } => Sent::Prepare { commit: *commit },
+        B::Promise { entries, .. } => Sent::Promise { entries: entries.len() },
+        B::Nack { .. } => {
+            let at = refusals.iter().position(|r| r.to == m.to);
+            Sent::Nack { reason: at.map(|at| refusals.remove(at).reason) }
+        }
+        B::Accept { entries, commit } => {
+            Sent::Accept { first: entries.first().map_or(0, |e| e.index), entries: entries.len(), commit: *commit }
+        }
+        B::Accepted { through, gap } => Sent::Accepted { through: *through, gap: gap.is_some() },
+        B::Heartbeat { commit, .. } => Sent::Heartbeat { commit: *commit },
+        B::HeartbeatResp { .. } => Sent::HeartbeatResp,
+        B::Snapshot { snapshot } => Sent::Snapshot { index: snapshot.meta.index, term: snapshot.meta.term },
+        B::TimeoutNow => Sent::TimeoutNow,
+        B::ReadIndex { .. } => Sent::ReadIndex,
+        B::ReadIndexResp { .. } => Sent::ReadIndexResp,
     }
 }
 

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Ready, Snapshot, SnapshotMeta};
+use tally_consensus::Ready;
+use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Snapshot, SnapshotMeta};
 use tally_storage::fs::{FileSystem, RealFs};
 use tally_storage::{LogEntry, Wal, WalOptions, WriteBatch};
 
@@ -135,7 +136,7 @@ impl<F: FileSystem> Disk<F> {
     /// promise to anyone, and one lost in a crash is learned again from the leader. Writing it
     /// cost an fsync between learning of a commit and applying it, on every member.
     /// Returns whether the log was written and synced.
-    pub fn persist(&mut self, ready: &Ready) -> Result<bool, DiskError> {
+    pub fn persist<M>(&mut self, ready: &Ready<M>) -> Result<bool, DiskError> {
         if let Some(snapshot) = &ready.snapshot {
             self.save_snapshot(snapshot)?;
         }
@@ -212,21 +213,23 @@ mod tests {
         let (mut disk, boot) = open(dir.path());
         let term = boot.hard_state.term;
         let entry = |index| Entry { term, index, kind: EntryKind::Normal, data: Bytes::from_static(b"x") };
-        let ready = Ready { hard_state: hard_state(term, 0, 1), entries: vec![entry(2)], ..Default::default() };
+        let ready: Ready<()> =
+            Ready { hard_state: hard_state(term, 0, 1), entries: vec![entry(2)], ..Default::default() };
         disk.persist(&ready).unwrap();
-        disk.persist(&Ready { hard_state: hard_state(term, 0, 2), ..Default::default() }).unwrap();
+        disk.persist(&Ready::<()> { hard_state: hard_state(term, 0, 2), ..Default::default() }).unwrap();
         drop(disk);
         let (mut disk, recovered) = open(dir.path());
         assert_eq!(recovered.hard_state, HardState { term, vote: 0, commit: 1 }, "commit-only change written");
         assert_eq!(recovered.entries.last().map(|e| e.index), Some(2));
 
-        let ready = Ready { hard_state: hard_state(term, 0, 2), entries: vec![entry(3)], ..Default::default() };
+        let ready: Ready<()> =
+            Ready { hard_state: hard_state(term, 0, 2), entries: vec![entry(3)], ..Default::default() };
         disk.persist(&ready).unwrap();
         drop(disk);
         let (mut disk, recovered) = open(dir.path());
         assert_eq!(recovered.hard_state.commit, 2, "the commit index rides with the next entries");
 
-        disk.persist(&Ready { hard_state: hard_state(term + 1, 3, 2), ..Default::default() }).unwrap();
+        disk.persist(&Ready::<()> { hard_state: hard_state(term + 1, 3, 2), ..Default::default() }).unwrap();
         drop(disk);
         let (_, recovered) = open(dir.path());
         assert_eq!(recovered.hard_state, HardState { term: term + 1, vote: 3, commit: 2 }, "a vote is written");

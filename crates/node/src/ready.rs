@@ -5,10 +5,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use tally_consensus::{Consensus, Ready};
 use tally_mvcc::CommandResponse;
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
-use tally_raft::{Entry, EntryKind, Ready, Role};
+use tally_raft::{Entry, EntryKind, Role};
+
+use crate::engine::PeerMessage;
 
 use crate::node::NodeBug;
 use crate::snapshots::decode_snapshot;
@@ -17,18 +20,18 @@ use crate::{Host, Node, ProposeOutcome, Reply};
 impl<H: Host> Node<H> {
     /// Handles every Ready the core has, until it has none.
     pub fn handle_readies(&mut self) {
-        while self.raft.has_ready() {
-            let ready = self.raft.ready();
+        while self.engine.has_ready() {
+            let ready = self.engine.ready();
             self.observe_ready(&ready);
             self.handle_ready(ready);
-            self.raft.advance();
+            self.engine.advance();
             self.observe_advance();
-            self.reads.serve(self.raft.applied());
+            self.reads.serve(self.engine.applied());
             self.maybe_snapshot();
         }
     }
 
-    fn handle_ready(&mut self, mut ready: Ready) {
+    fn handle_ready(&mut self, mut ready: Ready<PeerMessage>) {
         if let Some(soft) = ready.soft_state {
             self.count_leader(soft.leader, soft.role);
             self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
@@ -47,7 +50,7 @@ impl<H: Host> Node<H> {
         self.host.send(&mut ready.messages);
         self.persist(&ready);
         self.host.send(&mut ready.persisted_messages);
-        self.shared.term.store(self.raft.term(), Ordering::Relaxed);
+        self.shared.term.store(self.engine.term(), Ordering::Relaxed);
         if let Some(snapshot) = &ready.snapshot {
             let (members, restored) = match decode_snapshot(&snapshot.data) {
                 Ok(decoded) => decoded,
@@ -60,7 +63,7 @@ impl<H: Host> Node<H> {
             self.adopt_members(members);
             self.snapshot_index = snapshot.meta.index;
         }
-        self.shared.metrics.proposals_committed.store(self.raft.committed(), Ordering::Relaxed);
+        self.shared.metrics.proposals_committed.store(self.engine.committed(), Ordering::Relaxed);
         let mut published = Vec::new();
         for entry in ready.committed_entries {
             self.apply(entry, &mut published);
@@ -72,7 +75,7 @@ impl<H: Host> Node<H> {
         }
     }
 
-    fn persist(&mut self, ready: &Ready) {
+    fn persist(&mut self, ready: &Ready<PeerMessage>) {
         let persisting = Instant::now();
         let lazy_vote = self.bug == Some(NodeBug::LazyVote) && ready.entries.is_empty() && ready.snapshot.is_none();
         if lazy_vote {
@@ -126,7 +129,7 @@ impl<H: Host> Node<H> {
         if !applied.events.is_empty() {
             published.push((applied.revision, std::mem::take(&mut applied.events)));
         }
-        if self.raft.role() == Role::Leader {
+        if self.engine.role() == Role::Leader {
             self.track_lease(&cmd, &applied.response);
             self.track_zk_session(&cmd, &applied.response);
         }
@@ -170,7 +173,7 @@ impl<H: Host> Node<H> {
         let metrics = &self.shared.metrics;
         metrics.has_leader.store(i64::from(leader.is_some()), Ordering::Relaxed);
         metrics.is_leader.store(i64::from(role == Role::Leader), Ordering::Relaxed);
-        let (previous, term) = (self.shared.leader(), self.raft.term());
+        let (previous, term) = (self.shared.leader(), self.engine.term());
         match leader {
             Some(l) if Some(l) != previous => {
                 metrics.leader_changes.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tally_consensus::Consensus;
 use tally_mvcc::{SnapshotCopy, StateMachine};
 use tally_proto::Message as _;
 use tally_raft::{Snapshot, SnapshotMeta};
@@ -57,18 +58,18 @@ impl<F: FileSystem> SnapshotJob<F> {
 impl<H: Host> Node<H> {
     /// Starts a snapshot once this member's next snapshot point is applied.
     pub(crate) fn maybe_snapshot(&mut self) {
-        let applied = self.raft.applied();
+        let applied = self.engine.applied();
         if self.snapshot_in_flight || applied <= self.snapshot_index {
             return;
         }
-        let members = self.raft.conf_state().members();
-        let rank = members.iter().position(|&id| id == self.raft.id()).unwrap_or(0) as u64;
+        let members = self.engine.conf_state().members();
+        let rank = members.iter().position(|&id| id == self.engine.id()).unwrap_or(0) as u64;
         let stagger = rank * self.snapshot_count / (members.len() as u64).max(1);
         if applied < next_snapshot_at(self.snapshot_index, self.snapshot_count, stagger) {
             return;
         }
-        let Some(term) = self.raft.log_term(applied) else { return };
-        let meta = SnapshotMeta { index: applied, term, conf: self.raft.conf_state().clone() };
+        let Some(term) = self.engine.log_term(applied) else { return };
+        let meta = SnapshotMeta { index: applied, term, conf: self.engine.conf_state().clone() };
         let began = Instant::now();
         let members = self.members.read().expect("members lock").clone();
         let state = self.sm.read().expect("sm lock").copy_for_snapshot();
@@ -94,7 +95,7 @@ impl<H: Host> Node<H> {
                 self.snapshot_index = self.snapshot_index.max(snapshot.meta.index);
                 let (index, term) = (snapshot.meta.index, snapshot.meta.term);
                 self.observe(crate::observe::Observation::Snapshot { taken: true, index, term });
-                self.raft.compact(snapshot);
+                self.engine.compact(snapshot);
             }
         }
     }

@@ -4,6 +4,7 @@
 //! entry stamped with the leader's clock; applying it checks the node is still expired then,
 //! so a child created meanwhile saves it.
 
+use tally_consensus::Consensus;
 use tally_raft::Role;
 use tally_zk::ZkCommand;
 
@@ -12,7 +13,7 @@ use crate::{Host, Node};
 impl<H: Host> Node<H> {
     /// Leader, at most every `zk_container_check_interval`: proposes the deletion of every expired node.
     pub(crate) fn delete_expired_zk_nodes(&mut self) {
-        if self.raft.role() != Role::Leader {
+        if self.engine.role() != Role::Leader {
             return;
         }
         let now = self.host.now();

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tally_consensus::Consensus;
 use tally_mvcc::CommandResponse;
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::{Command, ZkCommand as LogZk, ZkTouch};
@@ -25,9 +26,9 @@ fn timeout(ms: i32) -> Duration {
 impl<H: Host> Node<H> {
     /// Clients of these sessions were heard from here.
     pub fn zk_touch(&mut self, sessions: Vec<i64>) {
-        match (self.raft.role(), self.raft.leader()) {
+        match (self.engine.role(), self.engine.leader()) {
             (Role::Leader, _) => self.renew_zk_sessions(&sessions),
-            (_, Some(leader)) if leader != self.raft.id() => {
+            (_, Some(leader)) if leader != self.engine.id() => {
                 let touch = Command { op: Some(Op::ZkTouch(ZkTouch { sessions })), ..Default::default() };
                 self.forwards.entry(leader).or_default().push(touch);
             }
@@ -88,6 +89,6 @@ impl<H: Host> Node<H> {
     pub(crate) fn propose_own_zk(&mut self, command: &ZkCommand, now_ms: i64) -> bool {
         let op = Op::Zk(LogZk { command: command.encode().into(), now_ms });
         let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op), ..Default::default() };
-        self.raft.propose(Bytes::from(cmd.encode_to_vec())).is_ok()
+        self.engine.propose(Bytes::from(cmd.encode_to_vec())).is_ok()
     }
 }

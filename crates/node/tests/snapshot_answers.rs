@@ -9,11 +9,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tally_consensus::Consensus;
 use tally_mvcc::{CommandResponse, StateMachine};
 use tally_node::members::Members;
 use tally_node::persist::{Disk, InitialState};
 use tally_node::{
-    encode_snapshot, Host, MembershipOutcome, Node, NodeConfig, ProposeOutcome, ReadOutcome, Reply, Shared, SnapshotJob,
+    encode_snapshot, ConsensusKind, Host, MembershipOutcome, Node, NodeConfig, PeerMessage, ProposeOutcome,
+    ReadOutcome, Reply, Shared, SnapshotJob,
 };
 use tally_proto::etcdserverpb::PutRequest;
 use tally_proto::tally_v1::{command::Op, Command};
@@ -54,7 +56,7 @@ impl Host for TestHost {
     fn wall_clock_ms(&self) -> i64 {
         0
     }
-    fn send(&mut self, messages: &mut Vec<Message>) {
+    fn send(&mut self, messages: &mut Vec<PeerMessage>) {
         messages.clear();
     }
     fn forward(&mut self, _leader: NodeId, commands: Vec<Command>) {
@@ -86,6 +88,7 @@ fn a_request_covered_by_a_leaders_snapshot_is_answered_from_its_sessions() {
     let members = Arc::new(RwLock::new(Members::default()));
     let sm = Arc::new(RwLock::new(Node::<TestHost>::recover_state(&persisted, &members).unwrap()));
     let cfg = NodeConfig {
+        consensus: ConsensusKind::Raft,
         raft: Config::new(2),
         snapshot_count: 1_000_000,
         election_timeout: Duration::from_secs(1),
@@ -96,7 +99,7 @@ fn a_request_covered_by_a_leaders_snapshot_is_answered_from_its_sessions() {
     };
     let mut node = Node::new(cfg, disk, persisted, sm, TestHost::default(), Arc::new(Shared::default()));
     // Member 1 leads term 2: the follower learns it from a heartbeat.
-    node.step(Message { from: 1, to: 2, term: 2, body: MessageBody::Heartbeat { commit: 0, round: 1 } });
+    node.step(Message { from: 1, to: 2, term: 2, body: MessageBody::Heartbeat { commit: 0, round: 1 } }.into());
     node.handle_readies();
     let answers = Answers::default();
     node.propose(put(42, 1), Answer(answers.clone()));
@@ -106,10 +109,10 @@ fn a_request_covered_by_a_leaders_snapshot_is_answered_from_its_sessions() {
     // The leader applied it at index 10 and sends its snapshot instead of the entries.
     let mut leader_sm = StateMachine::default();
     let applied = leader_sm.apply(10, &put(42, 1));
-    let conf = node.raft().conf_state().clone();
+    let conf = node.engine().conf_state().clone();
     let data = encode_snapshot(&Members::default(), &leader_sm.copy_for_snapshot());
     let snapshot = Snapshot { meta: SnapshotMeta { index: 10, term: 2, conf }, data };
-    node.step(Message { from: 1, to: 2, term: 2, body: MessageBody::Snapshot { snapshot } });
+    node.step(Message { from: 1, to: 2, term: 2, body: MessageBody::Snapshot { snapshot } }.into());
     node.handle_readies();
 
     let answers = answers.borrow();

@@ -9,8 +9,8 @@ use tally_proto::etcdserverpb::{
 };
 use tally_proto::mvccpb::{event, Event, KeyValue};
 use tally_proto::tally_v1::{
-    command, raft_message, Append, AppendResp, Command, ConfState, ConflictHint, Entry, EntryKind, PeerBatch,
-    PeerRejection, RaftMessage, ReadIndexResp, Snapshot, SnapshotMeta,
+    command, paxos_message, raft_message, Accepted, Append, AppendResp, Command, ConfState, ConflictHint, Entry,
+    EntryKind, PaxosMessage, PeerBatch, PeerRejection, RaftMessage, ReadIndexResp, Snapshot, SnapshotMeta,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -359,6 +359,13 @@ fn raft_message_round_trip() {
         ],
         rejected: Some(PeerRejection { reason: "member 9 was removed".into() }),
         forwarded: vec![cmd.clone()],
+        paxos: vec![PaxosMessage {
+            from: 1,
+            to: 2,
+            ballot_round: 4,
+            ballot_node: 1,
+            body: Some(paxos_message::Body::Accepted(Accepted { through: 9, gap: Some(0) })),
+        }],
     };
     let back = PeerBatch::decode(batch.encode_to_vec().as_slice()).unwrap();
     assert_eq!(back, batch);

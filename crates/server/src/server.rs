@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tally_mvcc::StateMachine;
+use tally_node::ConsensusKind;
 use tally_proto::etcdserverpb::auth_server::AuthServer;
 use tally_proto::etcdserverpb::cluster_server::ClusterServer;
 use tally_proto::etcdserverpb::kv_server::KvServer;
@@ -111,6 +112,8 @@ pub struct ServerOptions {
     /// `--zk-container-check-interval`: how often the leader deletes emptied containers and
     /// expired TTL nodes.
     pub zk_container_check_interval: Duration,
+    /// `--consensus`: the algorithm that replicates the log (Raft unless told otherwise).
+    pub consensus: ConsensusKind,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,9 @@ pub enum ServerError {
     #[error("{0}")]
     Tls(#[from] TlsError),
 }
+
+/// The file in the data directory naming the engine that wrote it.
+const CONSENSUS_MARKER: &str = "consensus";
 
 fn ticks(ms: u64) -> u32 {
     (ms / TICK.as_millis() as u64).max(1) as u32
@@ -208,7 +214,32 @@ fn open_disk(opts: &ServerOptions, spec: &ClusterSpec) -> Result<Opened, ServerE
     let founders = Members::from_spec(spec);
     let voters: Vec<u64> = spec.members.keys().copied().collect();
     let (disk, persisted) = Disk::open(&opts.data_dir, opts.initial_cluster_state, &voters, founders.encode())?;
+    check_consensus_marker(&opts.data_dir, opts.consensus, &persisted)?;
     Ok(Opened { disk, persisted, members: Arc::new(RwLock::new(founders)) })
+}
+
+/// The engine that wrote a data directory is the only one that may read it: a Paxos log may
+/// hold values that were never chosen, which Raft would take for its own. The directory says
+/// which in a file; one without it was written by Raft, unless it is brand new.
+fn check_consensus_marker(dir: &Path, kind: ConsensusKind, persisted: &Persisted) -> Result<(), ServerError> {
+    let marker = dir.join(CONSENSUS_MARKER);
+    let written_by = match std::fs::read_to_string(&marker) {
+        Ok(name) => name.trim().to_string(),
+        Err(_) if persisted.entries.len() <= 1 && persisted.snapshot.meta.index == 0 => {
+            std::fs::write(&marker, kind.name())
+                .map_err(|e| ServerError::Flags(format!("writing {}: {e}", marker.display())))?;
+            return Ok(());
+        }
+        Err(_) => ConsensusKind::Raft.name().to_string(),
+    };
+    if written_by != kind.name() {
+        return Err(ServerError::Flags(format!(
+            "{} was written with --consensus {written_by}; refusing to start it with --consensus {}",
+            dir.display(),
+            kind.name()
+        )));
+    }
+    Ok(())
 }
 
 /// The driver hears the peer network on its input channel, as it happens: the one place an
@@ -322,6 +353,7 @@ fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Member
     };
     NodeConfig {
         raft,
+        consensus: opts.consensus,
         snapshot_count: opts.snapshot_count,
         election_timeout: Duration::from_millis(opts.election_timeout_ms),
         cluster_token: opts.initial_cluster_token.clone(),

@@ -22,12 +22,15 @@ struct Args {
     quiet: bool,
     whole: bool,
     node_bug: Option<tally_node::NodeBug>,
+    paxos: bool,
+    paxos_bug: Option<tally_paxos::multi::PaxosBug>,
 }
 
 const USAGE: &str = "usage: tally-sim [--seeds N] [--start S] [--seed S] [--mix calm|lossy|partitions|crashes|membership|chaos] \
 [--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum] [--threads T] [--quiet]
        tally-sim --whole [--seeds N] [--start S] [--seed S] [--nodes 3|5] \
-[--node-bug answer-before-fsync|lazy-vote|drop-forwarded|read-without-read-index|no-lease-grace] [--threads T] [--quiet]";
+[--node-bug answer-before-fsync|lazy-vote|drop-forwarded|read-without-read-index|no-lease-grace] \
+[--consensus raft|paxos] [--paxos-bug accept-below-promise|forget-highest-accepted|answer-before-persist] [--threads T] [--quiet]";
 
 fn parse_bug(name: &str) -> Option<InjectedBug> {
     Some(match name {
@@ -63,6 +66,8 @@ fn parse_args() -> Result<Args, String> {
         quiet: false,
         whole: false,
         node_bug: None,
+        paxos: false,
+        paxos_bug: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +84,19 @@ fn parse_args() -> Result<Args, String> {
             "--whole" => args.whole = true,
             "--node-bug" => {
                 args.node_bug = Some(whole_cli::parse_node_bug(&value()?).ok_or("unknown --node-bug")?);
+                args.whole = true;
+            }
+            "--consensus" => {
+                args.paxos = match value()?.as_str() {
+                    "raft" => false,
+                    "paxos" => true,
+                    _ => return Err("unknown --consensus".into()),
+                };
+                args.whole = true;
+            }
+            "--paxos-bug" => {
+                args.paxos_bug = Some(whole_cli::parse_paxos_bug(&value()?).ok_or("unknown --paxos-bug")?);
+                args.paxos = true;
                 args.whole = true;
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -126,6 +144,8 @@ fn main() -> ExitCode {
             replay: args.replay,
             nodes: args.nodes,
             bug: args.node_bug,
+            paxos: args.paxos,
+            paxos_bug: args.paxos_bug,
             threads: args.threads,
             quiet: args.quiet,
         });

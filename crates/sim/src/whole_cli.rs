@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tally_node::NodeBug;
+use tally_node::{ConsensusKind, NodeBug};
+use tally_paxos::multi::PaxosBug;
 use tally_sim::whole::{run_whole_seed, WholeCoverage, WholeOptions, WholeReport};
 
 pub struct WholeArgs {
@@ -12,6 +13,9 @@ pub struct WholeArgs {
     pub replay: Option<u64>,
     pub nodes: Option<usize>,
     pub bug: Option<NodeBug>,
+    /// Run Multi-Paxos instead of Raft.
+    pub paxos: bool,
+    pub paxos_bug: Option<PaxosBug>,
     pub threads: usize,
     pub quiet: bool,
 }
@@ -33,8 +37,19 @@ fn bug_flag(bug: NodeBug) -> &'static str {
     NODE_BUGS.iter().find(|(_, b)| *b == bug).map_or("?", |(n, _)| n)
 }
 
+pub const PAXOS_BUGS: [(&str, PaxosBug); 3] = [
+    ("accept-below-promise", PaxosBug::AcceptBelowPromise),
+    ("forget-highest-accepted", PaxosBug::ForgetHighestAccepted),
+    ("answer-before-persist", PaxosBug::AnswerBeforePersist),
+];
+
+pub fn parse_paxos_bug(name: &str) -> Option<PaxosBug> {
+    PAXOS_BUGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
 fn options(args: &WholeArgs, seed: u64) -> WholeOptions {
-    WholeOptions { nodes: args.nodes, bug: args.bug, ..WholeOptions::new(seed) }
+    let consensus = if args.paxos { ConsensusKind::Paxos } else { ConsensusKind::Raft };
+    WholeOptions { nodes: args.nodes, bug: args.bug, consensus, paxos_bug: args.paxos_bug, ..WholeOptions::new(seed) }
 }
 
 fn replay_command(args: &WholeArgs, seed: u64) -> String {
@@ -44,6 +59,12 @@ fn replay_command(args: &WholeArgs, seed: u64) -> String {
     }
     if let Some(bug) = args.bug {
         cmd += &format!(" --node-bug {}", bug_flag(bug));
+    }
+    if let Some(bug) = args.paxos_bug {
+        let name = PAXOS_BUGS.iter().find(|(_, b)| *b == bug).map_or("?", |(n, _)| n);
+        cmd += &format!(" --paxos-bug {name}");
+    } else if args.paxos {
+        cmd += " --consensus paxos";
     }
     cmd
 }

@@ -50,6 +50,10 @@ pub struct DevArgs {
     /// 198, so 2181 beside 2379); the others follow the client ports' pattern. 0: none.
     #[arg(long)]
     zk_port: Option<u16>,
+    /// The algorithm the members replicate with: raft or paxos. A --dir keeps the one it was
+    /// first run with (use another --dir to switch).
+    #[arg(long, value_enum, default_value_t = crate::Consensus::Raft)]
+    consensus: crate::Consensus,
 }
 
 fn client_port(first: u16, i: u16) -> u16 {
@@ -124,6 +128,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     };
     let n = args.nodes;
+    let consensus = tally_node::ConsensusKind::from(args.consensus).name();
     let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let client = |i: u16| client_port(args.client_port, i);
@@ -175,6 +180,8 @@ pub async fn run(args: DevArgs) -> ExitCode {
                 "--initial-cluster",
                 &initial_cluster,
                 "--enable-ui",
+                "--consensus",
+                consensus,
             ]
             .map(OsString::from),
         );

@@ -227,6 +227,11 @@ impl MultiPaxos {
         &self.snapshot
     }
 
+    /// Plants one of the deliberate bugs tests must catch.
+    pub fn inject_bug(&mut self, bug: PaxosBug) {
+        self.config.bug = Some(bug);
+    }
+
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
         self.assert_not_in_ready();

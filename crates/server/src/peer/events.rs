@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
+use tally_node::PeerMessage;
 use tally_proto::tally_v1::Command;
-use tally_raft::{Message, NodeId};
+use tally_raft::NodeId;
 
 /// Everything the peer network tells the node. What one connection reports arrives in the
 /// order it happened.
 #[derive(Debug)]
 pub enum Inbound {
     /// A peer's Raft message (a snapshot once it arrived whole).
-    Message(Message),
+    Message(PeerMessage),
     /// A follower's client command, for us to propose if we lead.
     Forwarded(Command),
     /// A peer says we were removed from the cluster.

@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tally_node::{paxos_codec, PeerMessage};
 use tally_proto::tally_v1::SnapshotTrailer;
 use tally_proto::Message as _;
-use tally_raft::{Message, MessageBody, NodeId};
+use tally_raft::NodeId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use tally_node::codec;
@@ -118,13 +119,13 @@ async fn within<T, E: Into<StreamError>>(
 /// make progress within `idle`. The chunks are slices of the snapshot's data, never copies.
 pub async fn write_snapshot<W: AsyncWrite + Unpin>(
     w: &mut W,
-    m: Message,
+    mut m: PeerMessage,
     chunk_bytes: usize,
     idle: Duration,
 ) -> Result<(), StreamError> {
     assert!(chunk_bytes > 0 && chunk_bytes <= CHUNK_BYTES_MAX);
-    let MessageBody::Snapshot { mut snapshot } = m.body else {
-        panic!("write_snapshot of a {:?}", m.body);
+    let Some(snapshot) = m.snapshot_mut() else {
+        panic!("write_snapshot of a {m:?}");
     };
     let data = std::mem::take(&mut snapshot.data);
     let (mut total_crc, mut chunks) = (0u32, 0u64);
@@ -135,13 +136,12 @@ pub async fn write_snapshot<W: AsyncWrite + Unpin>(
         total_crc = crc32c::crc32c_combine(total_crc, crc, chunk.len());
         chunks += 1;
     }
-    let message = Message { body: MessageBody::Snapshot { snapshot }, ..m };
-    let trailer = SnapshotTrailer {
-        message: Some(codec::message_to_pb(message)),
-        chunks,
-        total_bytes: data.len() as u64,
-        total_crc32c: total_crc,
+    let (message, paxos_message) = match m {
+        PeerMessage::Raft(m) => (Some(codec::message_to_pb(m)), None),
+        PeerMessage::Paxos(m) => (None, Some(paxos_codec::paxos_to_pb(m))),
     };
+    let trailer =
+        SnapshotTrailer { message, paxos_message, chunks, total_bytes: data.len() as u64, total_crc32c: total_crc };
     within(idle, write_frame(w, KIND_TRAILER, &trailer.encode_to_vec())).await?;
     within(idle, w.flush()).await?;
     Ok(())
@@ -197,7 +197,7 @@ pub async fn read_snapshot<R: AsyncRead + Unpin>(
     from: NodeId,
     dir: &Path,
     idle: Duration,
-) -> Result<Message, StreamError> {
+) -> Result<PeerMessage, StreamError> {
     let n = PARTIAL_FILES.fetch_add(1, Ordering::Relaxed);
     let partial = PartialFile { path: dir.join(format!("{PARTIAL_PREFIX}{from:016x}-{n}{PARTIAL_SUFFIX}")) };
     let mut file = tokio::fs::File::create(&partial.path).await?;
@@ -243,11 +243,16 @@ pub async fn read_snapshot<R: AsyncRead + Unpin>(
         let (chunks_sent, bytes_sent) = (trailer.chunks, trailer.total_bytes);
         return Err(StreamError::Length { chunks, bytes, chunks_sent, bytes_sent });
     }
-    let message = trailer.message.and_then(codec::message_from_pb);
-    let Some(Message { from: sender, to, term, body: MessageBody::Snapshot { mut snapshot } }) = message else {
+    let message = match (trailer.message, trailer.paxos_message) {
+        (Some(m), None) => codec::message_from_pb(m).map(PeerMessage::Raft),
+        (None, Some(m)) => paxos_codec::paxos_from_pb(m).map(PeerMessage::Paxos),
+        _ => None,
+    };
+    let Some(mut message) = message.filter(|m| m.snapshot().is_some()) else {
         return Err(StreamError::BadTrailer("it holds no snapshot message".into()));
     };
-    if sender != from || !snapshot.data.is_empty() {
+    let sender = message.from();
+    if sender != from || message.snapshot().is_some_and(|s| !s.data.is_empty()) {
         let what = format!("its message is from {sender:x} (the connection's peer is {from:x}) or carries data");
         return Err(StreamError::BadTrailer(what));
     }
@@ -259,8 +264,10 @@ pub async fn read_snapshot<R: AsyncRead + Unpin>(
     if data.len() as u64 != bytes || actual != trailer.total_crc32c {
         return Err(StreamError::Checksum { actual, sent: trailer.total_crc32c });
     }
-    snapshot.data = Bytes::from(data);
-    Ok(Message { from, to, term, body: MessageBody::Snapshot { snapshot } })
+    if let Some(snapshot) = message.snapshot_mut() {
+        snapshot.data = Bytes::from(data);
+    }
+    Ok(message)
 }
 
 /// Removes the partial files a crash left in `dir` (no transfer survives a restart).
@@ -283,20 +290,20 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use tally_raft::{ConfState, Snapshot, SnapshotMeta};
+    use tally_raft::{ConfState, Message, MessageBody, Snapshot, SnapshotMeta};
 
     use super::*;
 
     const IDLE: Duration = Duration::from_secs(5);
 
-    fn snapshot_message(len: usize) -> Message {
+    fn snapshot_message(len: usize) -> PeerMessage {
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         let meta = SnapshotMeta { index: 42, term: 3, conf: ConfState::with_voters([1, 2, 3]) };
         let snapshot = Snapshot { meta, data: Bytes::from(data) };
-        Message { from: 1, to: 2, term: 3, body: MessageBody::Snapshot { snapshot } }
+        PeerMessage::Raft(Message { from: 1, to: 2, term: 3, body: MessageBody::Snapshot { snapshot } })
     }
 
-    async fn encode(m: Message, chunk_bytes: usize) -> Vec<u8> {
+    async fn encode(m: PeerMessage, chunk_bytes: usize) -> Vec<u8> {
         let mut wire = Vec::new();
         write_snapshot(&mut wire, m, chunk_bytes, IDLE).await.expect("write to memory");
         wire
@@ -318,7 +325,7 @@ mod tests {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
     }
 
-    async fn receive(wire: &[u8], dir: &Path) -> Result<Message, StreamError> {
+    async fn receive(wire: &[u8], dir: &Path) -> Result<PeerMessage, StreamError> {
         let result = read_snapshot(&mut &wire[..], 1, dir, IDLE).await;
         assert_eq!(partial_files(dir), Vec::<String>::new(), "the partial file outlived the transfer");
         result
@@ -360,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn the_sender_writes_slices_of_the_snapshot_not_copies() {
         let m = snapshot_message(10 * 1024);
-        let MessageBody::Snapshot { snapshot } = &m.body else { unreachable!() };
+        let snapshot = m.snapshot().expect("a snapshot message");
         let (start, len) = (snapshot.data.as_ptr() as usize, snapshot.data.len());
         let mut w = Recorder::default();
         write_snapshot(&mut w, m.clone(), 1024, IDLE).await.unwrap();

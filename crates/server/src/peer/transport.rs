@@ -12,9 +12,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use tally_node::paxos_codec;
+use tally_node::PeerMessage;
 use tally_proto::tally_v1::{Command, PeerBatch, PeerHello, PeerRejection};
 use tally_proto::Message as _;
-use tally_raft::{Message, MessageBody, NodeId};
+use tally_raft::NodeId;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -25,7 +27,6 @@ use crate::peer::link::{self as peer_link, PeerLink};
 use crate::peer::snapshot_stream;
 use crate::peer::traffic::PeerTraffic;
 use crate::tls;
-use tally_node::codec;
 
 /// Read buffer of an inbound peer connection.
 const INBOUND_BUFFER_BYTES: usize = 64 << 10;
@@ -189,14 +190,15 @@ impl Transport {
     /// Sends messages, each peer's in one frame, from this thread when its connection is idle;
     /// drops a peer's frame if the peer is unknown or too far behind. A snapshot starts a
     /// transfer of its own instead.
-    pub fn send_all(&self, messages: impl IntoIterator<Item = Message>) {
+    pub fn send_all(&self, messages: impl IntoIterator<Item = impl Into<PeerMessage>>) {
         let mut batches: BTreeMap<NodeId, PeerBatch> = BTreeMap::new();
         for m in messages {
-            if matches!(m.body, MessageBody::Snapshot { .. }) {
+            let m = m.into();
+            if m.snapshot().is_some() {
                 self.send_snapshot(m);
                 continue;
             }
-            batches.entry(m.to).or_default().messages.push(codec::message_to_pb(m));
+            paxos_codec::push_to_batch(batches.entry(m.to()).or_default(), m);
         }
         for (to, batch) in batches {
             self.send_batch(to, batch);
@@ -213,8 +215,8 @@ impl Transport {
     /// Streams a snapshot to its peer on a connection of its own, and reports the outcome.
     /// While one transfer to a peer runs, another is dropped: the running one's report makes
     /// the core decide again.
-    fn send_snapshot(&self, m: Message) {
-        let to = m.to;
+    fn send_snapshot(&self, m: PeerMessage) {
+        let to = m.to();
         let mut queues = self.queues.lock().expect("transport lock");
         let Some(queue) = queues.get_mut(&to) else {
             drop(queues);
@@ -230,10 +232,7 @@ impl Transport {
         let report = SnapshotReport { peer: to, events: self.events.clone(), ok: false };
         let task = self.runtime.spawn(async move {
             let started = std::time::Instant::now();
-            let bytes = match &m.body {
-                MessageBody::Snapshot { snapshot } => snapshot.data.len(),
-                _ => unreachable!("checked by send"),
-            };
+            let bytes = m.snapshot().map_or(0, |s| s.data.len());
             match stream_snapshot(addr, &hello, m, tls).await {
                 Ok(()) => {
                     tracing::info!(peer = %format_args!("{to:x}"), bytes, elapsed = ?started.elapsed(), "sent a snapshot");
@@ -249,7 +248,7 @@ impl Transport {
 async fn stream_snapshot(
     addr: SocketAddr,
     hello: &PeerHello,
-    m: Message,
+    m: PeerMessage,
     tls: Option<TlsConnector>,
 ) -> Result<(), snapshot_stream::StreamError> {
     let stream = match tokio::time::timeout(SNAPSHOT_IDLE_MAX, TcpStream::connect(addr)).await {
@@ -275,7 +274,7 @@ async fn write_snapshot_stream(
     mut r: impl AsyncRead + Unpin,
     w: impl AsyncWrite + Unpin,
     hello: &PeerHello,
-    m: Message,
+    m: PeerMessage,
 ) -> Result<(), snapshot_stream::StreamError> {
     // Large writes (the chunks) bypass the buffer; it only gathers the small frame headers.
     let mut w = BufWriter::with_capacity(64 << 10, w);
@@ -367,7 +366,7 @@ async fn serve_inbound(
         loop {
             peer_frame::read(&mut stream, &mut buf).await?;
             received.fetch_add(peer_frame::HEADER_BYTES + buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
+            let mut batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
             if let Some(rejection) = batch.rejected {
                 events.report(Inbound::Rejected(rejection.reason));
                 return Ok(());
@@ -380,11 +379,11 @@ async fn serve_inbound(
                 stream.flush().await?;
                 return Err(invalid("a removed member is still sending".into()));
             }
-            for m in batch.messages {
-                match codec::message_from_pb(m) {
-                    Some(m) if m.from == hello.from => events.report(Inbound::Message(m)),
-                    _ => return Err(invalid("message without a body or from another sender".into())),
-                }
+            let messages = paxos_codec::batch_messages(&mut batch)
+                .filter(|messages| messages.iter().all(|m| m.from() == hello.from))
+                .ok_or_else(|| invalid("message without a body or from another sender".into()))?;
+            for m in messages {
+                events.report(Inbound::Message(m));
             }
             for cmd in batch.forwarded {
                 events.report(Inbound::Forwarded(cmd));
@@ -409,7 +408,7 @@ async fn receive_snapshot(
     let result = snapshot_stream::read_snapshot(&mut stream, from, dir, SNAPSHOT_IDLE_MAX).await;
     let verdict = match result {
         Ok(m) => {
-            if let MessageBody::Snapshot { snapshot } = &m.body {
+            if let Some(snapshot) = m.snapshot() {
                 let (index, bytes) = (snapshot.meta.index, snapshot.data.len());
                 tracing::info!(from = %format_args!("{from:x}"), index, bytes, elapsed = ?started.elapsed(), "received a snapshot");
             }
@@ -428,6 +427,7 @@ async fn receive_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tally_raft::{Message, MessageBody};
     use tokio::io::AsyncReadExt;
     use tokio::sync::mpsc;
 
@@ -520,6 +520,7 @@ mod tests {
             else {
                 panic!("expected a message")
             };
+            let PeerMessage::Raft(m) = m else { panic!("a Raft message") };
             assert_eq!(m.body, tally_raft::MessageBody::HeartbeatResp { round });
         }
         assert_eq!(directory.read().unwrap()[&1].client_urls, vec!["http://c"]);
@@ -630,7 +631,7 @@ mod tests {
         let Inbound::Message(got) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
             panic!("expected the snapshot message")
         };
-        assert_eq!(got, m);
+        assert_eq!(got, m.into());
         assert_eq!(partial_files(dir.path()), 0);
         // Neither transfer's end looked like the peer's death.
         assert!(rx.try_recv().is_err());
@@ -708,6 +709,7 @@ mod tests {
             let Inbound::Message(m) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
                 panic!("expected a message")
             };
+            let PeerMessage::Raft(m) = m else { panic!("a Raft message") };
             assert_eq!(m.body, MessageBody::HeartbeatResp { round });
         }
         let data: Vec<u8> = (0..2 * snapshot_stream::CHUNK_BYTES + 777).map(|i| (i % 253) as u8).collect();
@@ -719,7 +721,7 @@ mod tests {
         let Inbound::Message(got) = tokio::time::timeout(wait, rx.recv()).await.unwrap().unwrap() else {
             panic!("expected the snapshot")
         };
-        assert_eq!(got, m);
+        assert_eq!(got, m.into());
 
         // A plaintext peer gets nothing delivered.
         let hello = PeerHello { cluster_id: 42, from: 3, ..Default::default() };

@@ -118,6 +118,13 @@ fn sent(what: &Sent) -> Value {
         Sent::TimeoutNow => json!({ "kind": "timeout-now" }),
         Sent::ReadIndex => json!({ "kind": "read-index" }),
         Sent::ReadIndexResp => json!({ "kind": "read-index-resp" }),
+        Sent::Prepare { commit } => json!({ "kind": "prepare", "commit": commit }),
+        Sent::Promise { entries } => json!({ "kind": "promise", "entries": entries }),
+        Sent::Nack { reason: refused } => json!({ "kind": "nack", "reason": refused.map(reason) }),
+        Sent::Accept { first, entries, commit } => {
+            json!({ "kind": "accept", "first": first, "entries": entries, "commit": commit })
+        }
+        Sent::Accepted { through, gap } => json!({ "kind": "accepted", "through": through, "gap": gap }),
     }
 }
 

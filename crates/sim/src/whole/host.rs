@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
 use tally_node::observe::Observation;
+use tally_node::PeerMessage;
 use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
-use tally_raft::{Message, NodeId};
+use tally_raft::NodeId;
 use tally_server::node::watch_hub::WatchHub;
 use tally_storage::simfs::SimFs;
 
@@ -65,7 +66,7 @@ pub struct Revoke {
 /// What the node did to the world during one call, drained by the event loop.
 #[derive(Default)]
 pub struct Outbox {
-    pub messages: Vec<Message>,
+    pub messages: Vec<PeerMessage>,
     pub forwards: Vec<(NodeId, Vec<Command>)>,
     pub snapshots: Vec<SnapshotJob<SimFs>>,
     pub published: Vec<(i64, Vec<Event>)>,
@@ -119,7 +120,7 @@ impl Host for SimHost {
         (self.now_us.get() / 1000) as i64
     }
 
-    fn send(&mut self, messages: &mut Vec<Message>) {
+    fn send(&mut self, messages: &mut Vec<PeerMessage>) {
         self.out.messages.append(messages);
     }
 

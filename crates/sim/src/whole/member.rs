@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tally_node::members::Members;
 use tally_node::persist::{Disk, InitialState};
-use tally_node::{Node, NodeBug, NodeConfig, Shared};
+use tally_node::{ConsensusKind, Node, NodeBug, NodeConfig, Shared};
+use tally_paxos::multi::PaxosBug;
 use tally_proto::tally_v1::MemberInfo;
 use tally_raft::{Config, NodeId};
 use tally_server::node::watch_hub::{HeaderSource, WatchHub};
@@ -39,6 +40,8 @@ pub struct MemberSetup {
     pub snapshot_count: u64,
     pub election_timeout: Duration,
     pub bug: Option<NodeBug>,
+    pub consensus: ConsensusKind,
+    pub paxos_bug: Option<PaxosBug>,
     /// Founding member, or one added later that learns everything from the leader.
     pub initial: InitialState,
 }
@@ -111,6 +114,7 @@ impl Member {
         raft.seed = raft.seed.wrapping_mul(31).wrapping_add(self.incarnation);
         let cfg = NodeConfig {
             raft,
+            consensus: self.setup.consensus,
             snapshot_count: self.setup.snapshot_count,
             election_timeout: self.setup.election_timeout,
             cluster_token: "sim".into(),
@@ -126,6 +130,9 @@ impl Member {
         let mut node = Node::new(cfg, disk, persisted, sm, host, shared);
         if let Some(bug) = self.setup.bug {
             node.inject_bug(bug);
+        }
+        if let Some(bug) = self.setup.paxos_bug {
+            node.inject_paxos_bug(bug);
         }
         self.node = Some(node);
         Ok(())

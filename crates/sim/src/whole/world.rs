@@ -10,9 +10,13 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use tally_consensus::Consensus;
 use tally_node::persist::InitialState;
-use tally_node::{LeaseOutcome, MembershipRequest, NodeBug, ProposeOutcome, ReadOutcome, SnapshotJob};
-use tally_raft::{Config, Message, MessageBody, NodeId, Role};
+use tally_node::{
+    ConsensusKind, LeaseOutcome, MembershipRequest, NodeBug, PeerMessage, ProposeOutcome, ReadOutcome, SnapshotJob,
+};
+use tally_paxos::multi::PaxosBug;
+use tally_raft::{Config, NodeId, Role};
 use tally_storage::simfs::{SimFs, SimRng};
 
 use super::checks::leases::Leases;
@@ -50,13 +54,23 @@ pub struct WholeOptions {
     pub seed: u64,
     pub nodes: Option<usize>,
     pub bug: Option<NodeBug>,
+    pub consensus: ConsensusKind,
+    pub paxos_bug: Option<PaxosBug>,
     pub safety_us: u64,
     pub trace: bool,
 }
 
 impl WholeOptions {
     pub fn new(seed: u64) -> Self {
-        Self { seed, nodes: None, bug: None, safety_us: 3_000_000, trace: false }
+        Self {
+            seed,
+            nodes: None,
+            bug: None,
+            consensus: ConsensusKind::Raft,
+            paxos_bug: None,
+            safety_us: 3_000_000,
+            trace: false,
+        }
     }
 }
 
@@ -121,7 +135,7 @@ enum Event {
         node: NodeId,
         incarnation: u64,
     },
-    Deliver(Message),
+    Deliver(PeerMessage),
     Forward {
         from: NodeId,
         to: NodeId,
@@ -299,6 +313,8 @@ impl WholeSim {
                 snapshot_count: self.plan.snapshot_count,
                 election_timeout,
                 bug: self.opts.bug,
+                consensus: self.opts.consensus,
+                paxos_bug: self.opts.paxos_bug,
                 initial: InitialState::New,
             };
             let tick_us = TICK_US + self.rng.range(0, TICK_US / 20);
@@ -431,12 +447,12 @@ impl WholeSim {
         let out = std::mem::take(&mut node.host_mut().out);
         let answers = node.host().take_answers();
         let sm = node.state_machine();
-        let (role, term) = (node.raft().role(), node.raft().term());
+        let (role, term) = (node.engine().role(), node.engine().term());
         let now = self.now();
-        let raft = self.members[&id].node.as_ref().expect("up").raft();
+        let engine = self.members[&id].node.as_ref().expect("up").engine();
         let violations = &mut self.checker.violations;
         let sent = &out.messages;
-        self.observations.observe(id, incarnation, &out.observations, (sent, completed), raft, now, violations);
+        self.observations.observe(id, incarnation, &out.observations, (sent, completed), engine, now, violations);
         for o in &out.observations {
             if let tally_node::observe::Observation::ZkSessionExpired { session } = o {
                 self.zk_sessions.expired(*session, ZK_SESSION_TIMEOUT_MS, now, violations);
@@ -532,12 +548,13 @@ impl WholeSim {
         self.blocked.contains(&(from, to)) || (self.lossy() && self.rng.chance(self.plan.drop))
     }
 
-    fn send(&mut self, m: Message, incarnation: u64) {
-        let is_snapshot = matches!(m.body, MessageBody::Snapshot { .. });
-        if self.link_drops(m.from, m.to) {
+    fn send(&mut self, m: PeerMessage, incarnation: u64) {
+        let is_snapshot = m.snapshot().is_some();
+        if self.link_drops(m.from(), m.to()) {
             if is_snapshot {
                 let at = self.now() + self.net_delay();
-                self.schedule(at, Event::SnapshotStatus { node: m.from, incarnation, peer: m.to, ok: false });
+                let (node, peer) = (m.from(), m.to());
+                self.schedule(at, Event::SnapshotStatus { node, incarnation, peer, ok: false });
             }
             return;
         }
@@ -774,7 +791,7 @@ impl WholeSim {
     /// starts empty), promote one, or remove a member, keeping at least three voters.
     fn change_membership(&mut self) {
         let Some(leader) = self.leader() else { return };
-        let conf = self.members[&leader].node.as_ref().expect("leads").raft().conf_state().clone();
+        let conf = self.members[&leader].node.as_ref().expect("leads").engine().conf_state().clone();
         let (voters, learners): (Vec<NodeId>, Vec<NodeId>) =
             (conf.voters.iter().copied().collect(), conf.learners.iter().copied().collect());
         let request = match self.rng.range(0, 3) {
@@ -818,7 +835,7 @@ impl WholeSim {
     fn transfer(&mut self) {
         let Some(leader) = self.leader() else { return };
         let voters: Vec<NodeId> =
-            self.members[&leader].node.as_ref().expect("leads").raft().conf_state().voters.iter().copied().collect();
+            self.members[&leader].node.as_ref().expect("leads").engine().conf_state().voters.iter().copied().collect();
         let target = self.rng.pick(&voters);
         let step_down = self.rng.chance(0.3);
         self.coverage.transfers += 1;
@@ -856,7 +873,7 @@ impl WholeSim {
     fn leader(&self) -> Option<NodeId> {
         self.members
             .values()
-            .filter_map(|m| m.node.as_ref().map(|n| (m.id, n.raft())))
+            .filter_map(|m| m.node.as_ref().map(|n| (m.id, n.engine())))
             .filter(|(_, r)| r.role() == Role::Leader)
             .max_by_key(|(_, r)| r.term())
             .map(|(id, _)| id)
@@ -945,7 +962,7 @@ impl WholeSim {
     fn members_state(&self) -> String {
         let state = |m: &Member| {
             m.node.as_ref().map_or("down".to_string(), |n| {
-                let r = n.raft();
+                let r = n.engine();
                 format!(
                     "{:?} t{} leader {:?} commit {} applied {} last {}",
                     r.role(),
@@ -980,9 +997,9 @@ impl WholeSim {
     }
 
     /// A peer message arrives (a snapshot's sender then hears how its transfer ended).
-    fn deliver(&mut self, m: Message) {
-        let (from, to) = (m.from, m.to);
-        let snapshot = matches!(m.body, MessageBody::Snapshot { .. });
+    fn deliver(&mut self, m: PeerMessage) {
+        let (from, to) = (m.from(), m.to());
+        let snapshot = m.snapshot().is_some();
         if !self.members.get(&to).is_some_and(|n| n.is_up()) {
             if snapshot {
                 self.snapshot_status(from, to, false);
@@ -1078,8 +1095,11 @@ impl WholeSim {
     /// Whether `id` leads, in the newest term any running member knows: a leader that has
     /// not been deposed yet, whose successor (if any) is promoted after this moment.
     fn leads_newest_term(&self, id: NodeId) -> bool {
-        let terms = self.members.values().filter_map(|m| m.node.as_ref()).map(|n| n.raft().term());
+        let terms = self.members.values().filter_map(|m| m.node.as_ref()).map(|n| n.engine().term());
         let newest = terms.max().unwrap_or(0);
-        self.members[&id].node.as_ref().is_some_and(|n| n.raft().role() == Role::Leader && n.raft().term() == newest)
+        self.members[&id]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.engine().role() == Role::Leader && n.engine().term() == newest)
     }
 }

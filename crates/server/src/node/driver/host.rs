@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
+use tally_node::PeerMessage;
 use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
-use tally_raft::{Message, NodeId, Snapshot};
+use tally_raft::{NodeId, Snapshot};
 use tally_storage::fs::RealFs;
 use tokio::sync::oneshot;
 
@@ -80,7 +81,7 @@ impl Host for ServerHost {
         }
     }
 
-    fn send(&mut self, messages: &mut Vec<Message>) {
+    fn send(&mut self, messages: &mut Vec<PeerMessage>) {
         self.transport.send_all(messages.drain(..));
     }
 

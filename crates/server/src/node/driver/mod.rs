@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tally_node::Node;
+use tally_node::PeerMessage;
 use tally_proto::tally_v1::Command;
-use tally_raft::{Message, NodeId, Snapshot};
+use tally_raft::{NodeId, Snapshot};
 use tokio::sync::oneshot;
 
 pub use host::{peer_addresses, ServerHost, REMOVED_MARKER};
@@ -25,7 +26,7 @@ pub use tally_node::{
 const INPUTS_PER_TURN_MAX: usize = 4096;
 
 pub enum Input {
-    Peer(Message),
+    Peer(PeerMessage),
     /// The transport saw this peer's connection close or reset.
     PeerLost(NodeId),
     /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.

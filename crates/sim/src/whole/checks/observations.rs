@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use tally_consensus::Consensus;
 use tally_node::observe::{Observation, Sent};
-use tally_raft::{Message, NodeId, Raft, Role, Term};
+use tally_node::{Engine, PeerMessage};
+use tally_raft::{NodeId, Role, Term};
 
 use super::Violation;
 
@@ -20,7 +22,7 @@ pub struct Observations {
 }
 
 impl Observations {
-    /// Checks what member `id` (its `raft` as it is now) reported during one call, in which
+    /// Checks what member `id` (its engine, `raft`, as it is now) reported during one call, in which
     /// it sent `sent`; a call that ended the process partway (a disk failure) may have
     /// reported messages it never got to send.
     #[allow(clippy::too_many_arguments)]
@@ -29,8 +31,8 @@ impl Observations {
         id: NodeId,
         incarnation: u64,
         observations: &[Observation],
-        (sent, completed): (&[Message], bool),
-        raft: &Raft,
+        (sent, completed): (&[PeerMessage], bool),
+        raft: &Engine,
         now_us: u64,
         violations: &mut Vec<Violation>,
     ) {
@@ -100,13 +102,16 @@ impl Observations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_raft::{Config, MessageBody, Persisted, RefusalReason};
+    use tally_node::ConsensusKind;
+    use tally_raft::{Config, Message, MessageBody, Persisted, RefusalReason};
 
-    fn raft() -> Raft {
-        Raft::new(Config::new(1), Persisted::bootstrap([1, 2, 3])).unwrap()
+    fn raft() -> Engine {
+        Engine::new(ConsensusKind::Raft, Config::new(1), Persisted::bootstrap([1, 2, 3])).unwrap()
     }
 
     fn check(obs: &mut Observations, id: NodeId, reported: &[Observation], sent: &[Message]) -> Vec<Violation> {
+        let sent: Vec<PeerMessage> = sent.iter().cloned().map(PeerMessage::Raft).collect();
+        let sent = &sent[..];
         let mut violations = Vec::new();
         obs.observe(id, 1, reported, (sent, true), &raft(), 0, &mut violations);
         violations
