@@ -1,7 +1,8 @@
 //! The whole-node simulation: the production node stays correct under faults, and each planted
 //! bug of the node's I/O ordering, forwarding, reads and leases is caught by some check.
 
-use tally_node::NodeBug;
+use tally_node::{ConsensusKind, NodeBug};
+use tally_paxos::multi::PaxosBug;
 use tally_sim::whole::{run_whole_seed, WholeOptions};
 
 #[test]
@@ -11,6 +12,38 @@ fn the_production_node_passes_every_check() {
         assert!(report.violations.is_empty(), "seed {seed}: {:?}", report.violations);
         assert!(report.operations > 0, "seed {seed} ran no client operation");
     }
+}
+
+#[test]
+fn the_production_node_on_multi_paxos_passes_every_check() {
+    for seed in 0..40 {
+        let report = run_whole_seed(WholeOptions { consensus: ConsensusKind::Paxos, ..WholeOptions::new(seed) });
+        assert!(report.violations.is_empty(), "seed {seed}: {:?}", report.violations);
+        assert!(report.operations > 0, "seed {seed} ran no client operation");
+    }
+}
+
+/// The first seed (of at most `seeds`) whose Multi-Paxos run with `bug` reports a violation.
+fn first_caught_paxos(bug: PaxosBug, seeds: u64) -> Option<(u64, &'static str)> {
+    (0..seeds).find_map(|seed| {
+        let opts = WholeOptions { consensus: ConsensusKind::Paxos, paxos_bug: Some(bug), ..WholeOptions::new(seed) };
+        run_whole_seed(opts).violations.first().map(|v| (seed, v.property))
+    })
+}
+
+#[test]
+fn a_paxos_acceptor_accepting_below_its_promise_is_caught() {
+    assert!(first_caught_paxos(PaxosBug::AcceptBelowPromise, 120).is_some());
+}
+
+#[test]
+fn a_paxos_leader_forgetting_the_highest_accepted_value_is_caught() {
+    assert!(first_caught_paxos(PaxosBug::ForgetHighestAccepted, 40).is_some());
+}
+
+#[test]
+fn a_paxos_acceptor_answering_before_persisting_is_caught() {
+    assert!(first_caught_paxos(PaxosBug::AnswerBeforePersist, 20).is_some());
 }
 
 /// The first seed (of at most `seeds`) whose run reports a violation, and what it was.
