@@ -179,6 +179,16 @@ def make_certs(workdir):
     return files
 
 
+def server_spec(spec):
+    """A server named on a bench's command line: `etcd`, a tally binary, or a tally binary with
+    `@paxos` (run with `--consensus paxos`). Returns (binary or "etcd", extra args, label)."""
+    if spec == "etcd":
+        return "etcd", [], "etcd"
+    binary, _, consensus = spec.partition("@")
+    extra = ["--consensus", consensus] if consensus else []
+    return binary, extra, os.path.basename(binary) + (f"@{consensus}" if consensus else "")
+
+
 def tls_flags(certs):
     """etcd's flags (Tally takes the same) for TLS on the client URLs (server certificate only,
     what most clients use) and mutually authenticated peers."""
@@ -188,8 +198,9 @@ def tls_flags(certs):
 
 
 class Cluster:
-    def __init__(self, kind, binary, workdir, n=3, netns=None, name=None, certs=None):
-        """With `certs` (from make_certs), every client and peer URL is https."""
+    def __init__(self, kind, binary, workdir, n=3, netns=None, name=None, certs=None, extra_args=()):
+        """With `certs` (from make_certs), every client and peer URL is https; `extra_args` go to
+        every member (e.g. Tally's `--consensus paxos`)."""
         assert kind in ("tally", "etcd")
         self.kind, self.binary, self.n = kind, binary, n
         self.dir = os.path.join(workdir, f"{name or kind}-cluster")
@@ -224,6 +235,7 @@ class Cluster:
             ]
             if kind == "etcd":
                 args += ["--log-level", "warn"]
+            args += list(extra_args)
             if certs:
                 args += tls_flags(certs)
             log_path = os.path.join(self.dir, f"member-{i}.log")
