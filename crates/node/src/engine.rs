@@ -117,6 +117,7 @@ fn paxos_config(raft: &tally_raft::Config) -> multi::Config {
         election_tick: raft.election_tick,
         heartbeat_tick: raft.heartbeat_tick,
         fast_election_ticks: raft.fast_election_ticks,
+        leader_silence_jitter_ticks: raft.leader_silence_jitter_ticks,
         inflight_msgs_max: raft.inflight_msgs_max,
         entries_per_msg_max: raft.entries_per_msg_max,
         bytes_per_msg_max: raft.bytes_per_msg_max,

@@ -172,6 +172,16 @@ fn dueling_proposers_settle_on_one_leader() {
 }
 
 #[test]
+fn of_two_candidates_of_one_round_the_higher_node_wins_at_once() {
+    let mut c = Cluster::new(3);
+    c.paxos_mut(2).campaign();
+    c.paxos_mut(3).campaign();
+    assert_eq!(c.paxos(2).term(), c.paxos(3).term());
+    c.stabilize();
+    assert_eq!(c.leaders(), [3], "no split: 2 yields its round to 3");
+}
+
+#[test]
 fn an_acceptor_refuses_a_round_promised_to_another_node() {
     let mut c = Cluster::new(3);
     c.elect(1);

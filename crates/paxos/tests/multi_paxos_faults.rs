@@ -26,7 +26,10 @@ fn run(seed: u64, bug: Option<PaxosBug>) -> Vec<String> {
 fn run_covered(seed: u64, bug: Option<PaxosBug>, coverage: &mut Coverage) -> Vec<String> {
     let mut rng = SplitMix64::new(seed);
     let n = if rng.range(0, 2) == 0 { 3 } else { 5 };
-    let mut c = Cluster::with_config(n, move |id| Config { seed, bug, election_tick: 4, ..Config::new(id) });
+    let jitter = (seed % 2) as u32;
+    let config =
+        move |id| Config { seed, bug, election_tick: 4, leader_silence_jitter_ticks: jitter, ..Config::new(id) };
+    let mut c = Cluster::with_config(n, config);
     let ids: Vec<NodeId> = (1..=n).collect();
     let mut proposed = 0;
     for _ in 0..STEPS {

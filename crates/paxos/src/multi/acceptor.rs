@@ -24,9 +24,14 @@ impl MultiPaxos {
 
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, commit: Index, force: bool) {
         let lease = !force && self.leader != Some(from) && self.in_lease();
-        if !ballot.admitted_by(self.promised) || lease {
+        // Two candidates of one round: the higher node keeps its claim, so they do not both
+        // give up (each would otherwise promise the other and win with neither).
+        let own_claim = self.role == Role::Candidate && ballot.round == self.ballot.round && ballot.node < self.id();
+        if !ballot.admitted_by(self.promised) || lease || own_claim {
             let reason = if lease {
                 RefusalReason::LeaderLease
+            } else if own_claim {
+                RefusalReason::BetterClaim
             } else if ballot.round == self.promised.round {
                 RefusalReason::AlreadyVoted
             } else {
@@ -150,8 +155,12 @@ impl MultiPaxos {
         if self.role != Role::Follower {
             self.become_follower(Some(leader));
         }
+        let new_leader = self.leader != Some(leader);
         self.leader = Some(leader);
         self.election_elapsed = 0;
+        if new_leader {
+            self.reset_election_timeout();
+        }
     }
 }
 

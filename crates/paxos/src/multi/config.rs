@@ -23,6 +23,10 @@ pub struct Config {
     /// When the transport reports the leader's connection closed, campaign after
     /// 1..=`fast_election_ticks` ticks instead of a full timeout; 0 turns this off.
     pub fast_election_ticks: u32,
+    /// When non-zero, a follower that knows a live leader draws its timeout from
+    /// `[election_tick, election_tick + leader_silence_jitter_ticks)`: it stands soon after the
+    /// leader falls silent. Harmless if the leader lives: acceptors that hear it refuse.
+    pub leader_silence_jitter_ticks: u32,
     /// Accept messages in flight per acceptor before the leader waits for answers.
     pub inflight_msgs_max: usize,
     pub entries_per_msg_max: usize,
@@ -41,6 +45,7 @@ impl Config {
             election_tick: 10,
             heartbeat_tick: 1,
             fast_election_ticks: 0,
+            leader_silence_jitter_ticks: 0,
             inflight_msgs_max: 256,
             entries_per_msg_max: 1024,
             bytes_per_msg_max: 1 << 20,

@@ -412,8 +412,11 @@ impl MultiPaxos {
         self.persisted_messages.push(Message { from: self.id(), to, ballot, body });
     }
 
+    /// Draws the next election timeout: `[election_tick, 2 * election_tick)`, the spread that
+    /// settles contested elections, or just past the minimum while a leader is known.
     fn reset_election_timeout(&mut self) {
-        let spread = u64::from(self.config.election_tick);
-        self.randomized_election_timeout = self.config.election_tick + self.rng.range(0, spread) as u32;
+        let jitter = self.config.leader_silence_jitter_ticks;
+        let spread = if self.leader.is_some() && jitter > 0 { jitter } else { self.config.election_tick };
+        self.randomized_election_timeout = self.config.election_tick + self.rng.range(0, u64::from(spread)) as u32;
     }
 }
