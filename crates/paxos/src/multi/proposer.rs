@@ -114,6 +114,13 @@ impl MultiPaxos {
                 if !quorum::is_quorum(&self.conf, &hopeful) {
                     self.back_off();
                 }
+                if promised < self.ballot {
+                    // Refused by a lease (or a better claim of our round), not outbid: the
+                    // acceptor still heard the old leader a moment ago, and its lease runs out
+                    // within about a heartbeat of ours. Stand again then, not a timeout later.
+                    let soon = self.election_elapsed + 2 * self.config.heartbeat_tick;
+                    self.randomized_election_timeout = self.randomized_election_timeout.min(soon);
+                }
             }
             // An acceptor promised a higher ballot, or our round to another node, and will
             // refuse our values for good: run phase 1 again above it. Our followers still hold
