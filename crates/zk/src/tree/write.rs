@@ -110,7 +110,7 @@ fn create(
         data: r.data.clone(),
         acl,
         stat: NodeStat::created(caller.zxid, caller.time, kind.owner()),
-        children: Default::default(),
+        num_children: 0,
     };
     let stat = node.stat();
     tx.attach(path.clone(), node);
@@ -137,7 +137,7 @@ fn delete(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Res
     acl::check(&parent.acl, perms::DELETE, caller.auth)?;
     let node = tx.state().node(path).ok_or(ZkError::NoNode)?;
     check_version(node.stat.version, version)?;
-    if !node.children.is_empty() {
+    if node.num_children != 0 {
         return Err(ZkError::NotEmpty);
     }
     remove(tx, path, caller.zxid);
