@@ -5,73 +5,70 @@
 //! few B-tree nodes of it, whatever the parent's number of children, and a node with few
 //! children costs no B-tree node of its own (an `imbl` node holds 64 entries).
 
-use std::cmp::Ordering;
-
 use imbl::OrdSet;
 
-/// A node's path, compared by (parent's path, name); the root's children have "" for a parent.
-/// Where the name starts is kept, not searched for at each comparison.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct ChildPath {
-    path: String,
-    /// The index of the last `/`.
-    slash: usize,
-}
+/// A child's path with its last `/` made a NUL. Paths hold no NUL, which sorts below every
+/// other character, so the keys' plain string order is (parent's path, name) order, compared in
+/// one pass. The root's children have "" for a parent.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ChildKey(String);
 
-impl ChildPath {
-    fn new(path: String) -> ChildPath {
-        let slash = path.rfind('/').expect("a child's path has a slash");
-        ChildPath { path, slash }
+impl ChildKey {
+    fn new(path: &str) -> ChildKey {
+        assert!(!path.contains('\0'), "a path holds no NUL: {path:?}");
+        let (parent, name) = path.rsplit_once('/').expect("a child's path has a slash");
+        ChildKey::of(parent, name)
     }
 
-    fn parent_and_name(&self) -> (&str, &str) {
-        (&self.path[..self.slash], &self.path[self.slash + 1..])
-    }
-}
-
-impl Ord for ChildPath {
-    fn cmp(&self, other: &ChildPath) -> Ordering {
-        self.parent_and_name().cmp(&other.parent_and_name())
-    }
-}
-
-impl PartialOrd for ChildPath {
-    fn partial_cmp(&self, other: &ChildPath) -> Option<Ordering> {
-        Some(self.cmp(other))
+    fn of(parent: &str, name: &str) -> ChildKey {
+        let mut key = String::with_capacity(parent.len() + 1 + name.len());
+        key.push_str(parent);
+        key.push('\0');
+        key.push_str(name);
+        ChildKey(key)
     }
 }
 
 /// Every node but the root, by parent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Children(OrdSet<ChildPath>);
+pub(crate) struct Children(OrdSet<ChildKey>);
 
 impl Children {
     /// False if `path` was there already.
     pub fn insert(&mut self, path: &str) -> bool {
-        self.0.insert(ChildPath::new(path.to_string())).is_none()
+        self.0.insert(ChildKey::new(path)).is_none()
     }
 
     /// False if `path` was not there.
     pub fn remove(&mut self, path: &str) -> bool {
-        self.0.remove(&ChildPath::new(path.to_string())).is_some()
+        self.0.remove(&ChildKey::new(path)).is_some()
     }
 
     /// The names of the children of the node at `path`, in name order.
     pub fn names<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a str> {
-        let parent = if path == "/" { String::new() } else { path.to_string() };
-        // (parent, "") comes before every child's (parent, name): names are not empty.
-        let first = ChildPath::new(format!("{parent}/"));
+        // The key of (parent, ""), which no child has, comes before all of the parent's.
+        let first = ChildKey::of(if path == "/" { "" } else { path }, "");
+        let prefix_len = first.0.len();
         self.0
-            .range(first..)
-            .map(ChildPath::parent_and_name)
-            .take_while(move |&(p, _)| p == parent)
-            .map(|(_, name)| name)
+            .range(first.clone()..)
+            .take_while(move |key| key.0.starts_with(&first.0))
+            .map(move |key| &key.0[prefix_len..])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_sort_as_parent_then_name() {
+        let paths = ["/a", "/a b", "/a!", "/a/b", "/a/ b", "/ab", "/a/b/c", "/b", "/\u{e9}", "/a/\u{e9}", "/a!/b"];
+        let mut by_key = paths.to_vec();
+        by_key.sort_by_key(|p| ChildKey::new(p));
+        let mut by_pair = paths.to_vec();
+        by_pair.sort_by_key(|p| p.rsplit_once('/').unwrap());
+        assert_eq!(by_key, by_pair);
+    }
 
     #[test]
     fn names_come_by_parent_in_name_order() {
