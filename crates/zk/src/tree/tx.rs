@@ -6,7 +6,7 @@
 use super::apply::WatchEvent;
 use super::node::{NodeStat, Znode};
 use super::state::ZkState;
-use crate::proto::{Acl, EventType};
+use crate::proto::{Acl, EventType, Stat};
 
 /// The inverse of one change.
 enum Undo {
@@ -44,11 +44,14 @@ impl<'a> Tx<'a> {
         self.undo.push(Undo::Detach { path: path.to_string(), node });
     }
 
-    pub fn update_stat(&mut self, path: &str, change: impl FnOnce(&mut NodeStat)) {
-        let stat = &mut self.state.node_mut(path).stat;
-        let old = *stat;
-        change(stat);
+    /// Changes a node's stat; the Stat clients see after it.
+    pub fn update_stat(&mut self, path: &str, change: impl FnOnce(&mut NodeStat)) -> Stat {
+        let node = self.state.node_mut(path);
+        let old = node.stat;
+        change(&mut node.stat);
+        let stat = node.stat();
         self.undo.push(Undo::Stat { path: path.to_string(), old });
+        stat
     }
 
     pub fn set_data(&mut self, path: &str, data: Option<Vec<u8>>) {

@@ -169,13 +169,13 @@ fn set_data(
     acl::check(&node.acl, perms::WRITE, caller.auth)?;
     let new_version = check_version(node.stat.version, version)?;
     tx.set_data(path, data);
-    tx.update_stat(path, |s| {
+    let stat = tx.update_stat(path, |s| {
         s.version = new_version;
         s.mtime = caller.time;
         s.mzxid = caller.zxid;
     });
     tx.event(path, EventType::NodeDataChanged);
-    Ok(Done::Changed(tx.state().node(path).expect("just changed").stat()))
+    Ok(Done::Changed(stat))
 }
 
 /// setACL changes no data, so it triggers no watch.
@@ -189,8 +189,7 @@ fn set_acl(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, acl: &[Acl], versio
     acl::check(&node.acl, perms::ADMIN, caller.auth)?;
     let new_version = check_version(node.stat.aversion, version)?;
     tx.set_acl(path, acl);
-    tx.update_stat(path, |s| s.aversion = new_version);
-    Ok(Done::Changed(tx.state().node(path).expect("just changed").stat()))
+    Ok(Done::Changed(tx.update_stat(path, |s| s.aversion = new_version)))
 }
 
 fn check(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Result<Done, ZkError> {
