@@ -54,9 +54,17 @@ impl<'a> Tx<'a> {
         stat
     }
 
-    pub fn set_data(&mut self, path: &str, data: Option<Vec<u8>>) {
-        let old = std::mem::replace(&mut self.state.node_mut(path).data, data);
-        self.undo.push(Undo::Data { path: path.to_string(), old });
+    /// Replaces a node's data and changes its stat, with one look-up of the node; the Stat
+    /// clients see after it.
+    pub fn set_data(&mut self, path: &str, data: Option<Vec<u8>>, change: impl FnOnce(&mut NodeStat)) -> Stat {
+        let node = self.state.node_mut(path);
+        let old_data = std::mem::replace(&mut node.data, data);
+        let old_stat = node.stat;
+        change(&mut node.stat);
+        let stat = node.stat();
+        self.undo.push(Undo::Data { path: path.to_string(), old: old_data });
+        self.undo.push(Undo::Stat { path: path.to_string(), old: old_stat });
+        stat
     }
 
     pub fn set_acl(&mut self, path: &str, acl: Vec<Acl>) {
@@ -114,7 +122,7 @@ mod tests {
         let mut tx = Tx::new(&mut state);
         tx.attach("/a".into(), Znode::default());
         tx.update_stat("/", |s| s.cversion += 1);
-        tx.set_data("/zookeeper", Some(b"x".to_vec()));
+        tx.set_data("/zookeeper", Some(b"x".to_vec()), |s| s.version += 1);
         tx.set_acl("/zookeeper", vec![]);
         tx.detach("/a");
         tx.detach("/zookeeper/quota");

@@ -168,8 +168,7 @@ fn set_data(
     let node = tx.state().node(path).ok_or(ZkError::NoNode)?;
     acl::check(&node.acl, perms::WRITE, caller.auth)?;
     let new_version = check_version(node.stat.version, version)?;
-    tx.set_data(path, data);
-    let stat = tx.update_stat(path, |s| {
+    let stat = tx.set_data(path, data, |s| {
         s.version = new_version;
         s.mtime = caller.time;
         s.mzxid = caller.zxid;
