@@ -50,11 +50,11 @@ impl ZkState {
         let mut state = ZkState::empty();
         let open = || Znode { data: Some(Vec::new()), acl: Acl::open_unsafe(), ..Znode::default() };
         assert!(state.restore_node("/".to_string(), open()));
-        state.attach("/zookeeper".to_string(), open());
-        state.attach("/zookeeper/quota".to_string(), open());
+        state.attach("/zookeeper".to_string(), open(), |_| {});
+        state.attach("/zookeeper/quota".to_string(), open(), |_| {});
         let config =
             Znode { acl: Acl::read_unsafe(), stat: NodeStat { aversion: -1, ..NodeStat::default() }, ..open() };
-        state.attach("/zookeeper/config".to_string(), config);
+        state.attach("/zookeeper/config".to_string(), config, |_| {});
         state
     }
 
@@ -115,26 +115,33 @@ impl ZkState {
         self.ttls.iter().map(String::as_str)
     }
 
-    /// Adds a node under its existing parent and indexes it.
-    pub(crate) fn attach(&mut self, path: String, node: Znode) {
+    /// Adds a node under its existing parent and indexes it. `parent_stat` changes the parent's
+    /// stat at the same look-up (each look-up searches a big B-tree); the parent's stat before.
+    pub(crate) fn attach(&mut self, path: String, node: Znode, parent_stat: impl FnOnce(&mut NodeStat)) -> NodeStat {
         let (parent, _) = path::split(&path).expect("a node's path has a parent");
-        let parent = self.nodes.get_mut(parent).expect("a new node's parent exists");
-        Arc::make_mut(parent).num_children += 1;
+        let parent = Arc::make_mut(self.nodes.get_mut(parent).expect("a new node's parent exists"));
+        parent.num_children += 1;
+        let old = parent.stat;
+        parent_stat(&mut parent.stat);
         assert!(self.children.insert(&path), "{path} is not yet a child of its parent");
         self.index(&path, node.kind(), true);
         assert!(self.nodes.insert(path, Arc::new(node)).is_none(), "attach replaces no node");
+        old
     }
 
-    /// Removes a childless node and unindexes it.
-    pub(crate) fn detach(&mut self, path: &str) -> Znode {
+    /// Removes a childless node and unindexes it; `parent_stat` as for [`ZkState::attach`]. The
+    /// node, and its parent's stat before.
+    pub(crate) fn detach(&mut self, path: &str, parent_stat: impl FnOnce(&mut NodeStat)) -> (Znode, NodeStat) {
         let node = self.nodes.remove(path).expect("a detached node exists");
         assert_eq!(node.num_children, 0, "{path} has no children when detached");
         let (parent, _) = path::split(path).expect("a node's path has a parent");
-        let parent = self.nodes.get_mut(parent).expect("a node's parent exists");
-        Arc::make_mut(parent).num_children -= 1;
+        let parent = Arc::make_mut(self.nodes.get_mut(parent).expect("a node's parent exists"));
+        parent.num_children -= 1;
+        let old = parent.stat;
+        parent_stat(&mut parent.stat);
         assert!(self.children.remove(path), "{path} was a child of its parent");
         self.index(path, node.kind(), false);
-        Arc::unwrap_or_clone(node)
+        (Arc::unwrap_or_clone(node), old)
     }
 
     /// The node to change; a clone of it first if a copy of the state shares it.
@@ -157,7 +164,7 @@ impl ZkState {
         if !self.nodes.contains_key(parent) {
             return false;
         }
-        self.attach(path, node);
+        self.attach(path, node, |_| {});
         true
     }
 

@@ -5,6 +5,7 @@
 
 use super::apply::WatchEvent;
 use super::node::{NodeStat, Znode};
+use super::path;
 use super::state::ZkState;
 use crate::proto::{Acl, EventType, Stat};
 
@@ -34,14 +35,20 @@ impl<'a> Tx<'a> {
         self.state
     }
 
-    pub fn attach(&mut self, path: String, node: Znode) {
-        self.state.attach(path.clone(), node);
+    /// Adds a node, changing its parent's stat with `parent_stat`.
+    pub fn attach(&mut self, path: String, node: Znode, parent_stat: impl FnOnce(&mut NodeStat)) {
+        let old = self.state.attach(path.clone(), node, parent_stat);
+        let parent = path::split(&path).expect("a node's path has a parent").0.to_string();
         self.undo.push(Undo::Attach { path });
+        self.undo.push(Undo::Stat { path: parent, old });
     }
 
-    pub fn detach(&mut self, path: &str) {
-        let node = self.state.detach(path);
+    /// Removes a childless node, changing its parent's stat with `parent_stat`.
+    pub fn detach(&mut self, path: &str, parent_stat: impl FnOnce(&mut NodeStat)) {
+        let (node, old) = self.state.detach(path, parent_stat);
+        let parent = path::split(path).expect("a node's path has a parent").0.to_string();
         self.undo.push(Undo::Detach { path: path.to_string(), node });
+        self.undo.push(Undo::Stat { path: parent, old });
     }
 
     /// Changes a node's stat; the Stat clients see after it.
@@ -103,9 +110,11 @@ impl<'a> Tx<'a> {
                 Undo::Data { path, old } => self.state.node_mut(&path).data = old,
                 Undo::Acl { path, old } => self.state.node_mut(&path).acl = old,
                 Undo::Attach { path } => {
-                    self.state.detach(&path);
+                    self.state.detach(&path, |_| {});
                 }
-                Undo::Detach { path, node } => self.state.attach(path, node),
+                Undo::Detach { path, node } => {
+                    self.state.attach(path, node, |_| {});
+                }
             }
         }
     }
@@ -120,12 +129,12 @@ mod tests {
         let mut state = ZkState::new();
         let before = state.clone();
         let mut tx = Tx::new(&mut state);
-        tx.attach("/a".into(), Znode::default());
+        tx.attach("/a".into(), Znode::default(), |s| s.pzxid = 9);
         tx.update_stat("/", |s| s.cversion += 1);
         tx.set_data("/zookeeper", Some(b"x".to_vec()), |s| s.version += 1);
         tx.set_acl("/zookeeper", vec![]);
-        tx.detach("/a");
-        tx.detach("/zookeeper/quota");
+        tx.detach("/a", |s| s.pzxid = 10);
+        tx.detach("/zookeeper/quota", |_| {});
         tx.event("/a", EventType::NodeCreated);
         tx.rollback();
         assert_eq!(state, before);
@@ -135,7 +144,7 @@ mod tests {
     fn commit_keeps_changes_and_events_in_order() {
         let mut state = ZkState::new();
         let mut tx = Tx::new(&mut state);
-        tx.attach("/a".into(), Znode::default());
+        tx.attach("/a".into(), Znode::default(), |_| {});
         tx.event("/a", EventType::NodeCreated);
         tx.event("/", EventType::NodeChildrenChanged);
         let events = tx.commit();
@@ -150,10 +159,10 @@ mod tests {
     fn events_carry_the_acl_of_their_node_deleted_or_not() {
         let mut state = ZkState::new();
         let mut tx = Tx::new(&mut state);
-        tx.attach("/a".into(), Znode { acl: Acl::read_unsafe(), ..Znode::default() });
+        tx.attach("/a".into(), Znode { acl: Acl::read_unsafe(), ..Znode::default() }, |_| {});
         tx.event("/a", EventType::NodeCreated);
         tx.event("/", EventType::NodeChildrenChanged);
-        tx.detach("/a");
+        tx.detach("/a", |_| {});
         tx.event("/a", EventType::NodeDeleted);
         let acls: Vec<_> = tx.commit().into_iter().map(|e| e.acl).collect();
         assert_eq!(acls, [Acl::read_unsafe(), Acl::open_unsafe(), Acl::read_unsafe()]);

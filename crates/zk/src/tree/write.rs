@@ -113,9 +113,8 @@ fn create(
         num_children: 0,
     };
     let stat = node.stat();
-    tx.attach(path.clone(), node);
     // Only a larger cversion is stored: at i32::MAX the count stops, pzxid with it (as ZooKeeper).
-    tx.update_stat(&parent_path, |s| {
+    tx.attach(path.clone(), node, |s| {
         let cversion = s.cversion.wrapping_add(1);
         if cversion > s.cversion {
             s.cversion = cversion;
@@ -148,8 +147,7 @@ fn delete(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Res
 pub(crate) fn remove(tx: &mut Tx<'_>, path: &str, zxid: i64) {
     let (parent_path, _) = path::split(path).expect("a node's path has a parent");
     let parent_path = parent_path.to_string();
-    tx.detach(path);
-    tx.update_stat(&parent_path, |s| s.pzxid = s.pzxid.max(zxid));
+    tx.detach(path, |s| s.pzxid = s.pzxid.max(zxid));
     tx.event(path, EventType::NodeDeleted);
     tx.event(&parent_path, EventType::NodeChildrenChanged);
 }
