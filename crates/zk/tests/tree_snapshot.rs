@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tally_zk::proto::*;
-use tally_zk::tree::{Write, ZkCommand, ZkState};
+use tally_zk::tree::{path, Write, ZkCommand, ZkState};
 
 const PATHS: [&str; 6] = ["/a", "/a/b", "/a/b/c", "/b", "/b/x", "/zookeeper/q"];
 
@@ -156,4 +156,114 @@ fn different_states_hash_differently() {
     let b = ZkState::new();
     a.apply(1, 0, &ZkCommand::CreateSession { timeout_ms: 1, password: [0; 16] });
     assert_ne!(a.hash(), b.hash());
+}
+
+/// The snapshots of a fixed run of 3000 random writes, byte for byte (through their hashes,
+/// every 300 writes), and its getChildren answers: the format, and so every replica's hash, and
+/// the order of children do not depend on how the tree is held in memory.
+#[test]
+fn a_fixed_runs_snapshots_are_pinned() {
+    let paths = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"].map(String::from).to_vec();
+    let mut run = FixedRun { state: ZkState::new(), zxid: 0, x: 0x9e37_79b9_7f4a_7c15, paths };
+    let mut sessions = vec![run.open()];
+    let mut digest = 0u64;
+    for i in 1..=3000 {
+        let picked = run.below(run.paths.len());
+        let path = run.paths[picked].clone();
+        let session = sessions[run.below(sessions.len())];
+        match run.below(20) {
+            0 => sessions.push(run.open()),
+            1 if sessions.len() > 1 => {
+                let closed = sessions.swap_remove(run.below(sessions.len()));
+                run.apply(ZkCommand::CloseSession { session: closed });
+            }
+            2 => {
+                run.apply(ZkCommand::DeleteIfExpired { path });
+            }
+            3..=5 => run.write(session, WriteOp::Delete(DeleteRequest { path, version: -1 })),
+            6..=8 => {
+                let data = Some(vec![run.below(256) as u8; run.below(8)]);
+                run.write(session, WriteOp::SetData(SetDataRequest { path, data, version: -1 }));
+            }
+            9 => {
+                let acl = vec![Acl::new(perms::ALL - run.below(2) as i32 * perms::WRITE, Id::anyone())];
+                run.write(session, WriteOp::SetAcl(SetAclRequest { path, acl, version: -1 }));
+            }
+            _ => run.create(session, &path),
+        }
+        if i % 300 == 0 {
+            assert_eq!(run.state.check_invariants(), Ok(()));
+            run.check_children();
+            digest = digest.rotate_left(5) ^ run.state.hash();
+        }
+    }
+    assert!(run.state.node_count() > 200, "the run grows a tree: {}", run.state.node_count());
+    assert_eq!(digest, 0x8487_95ad_48c9_7581);
+}
+
+struct FixedRun {
+    state: ZkState,
+    zxid: i64,
+    /// xorshift64's state.
+    x: u64,
+    /// Every path created so far, deleted or not, and ZooKeeper's own.
+    paths: Vec<String>,
+}
+
+impl FixedRun {
+    fn below(&mut self, n: usize) -> usize {
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 7;
+        self.x ^= self.x << 17;
+        (self.x % n as u64) as usize
+    }
+
+    fn apply(&mut self, command: ZkCommand) -> tally_zk::Outcome {
+        self.zxid += 1;
+        self.state.apply(self.zxid, self.zxid * 100, &command).outcome
+    }
+
+    fn open(&mut self) -> i64 {
+        self.apply(ZkCommand::CreateSession { timeout_ms: 5000, password: [1; 16] });
+        tally_zk::tree::session_id(self.zxid)
+    }
+
+    fn write(&mut self, session: i64, op: WriteOp) {
+        self.apply(ZkCommand::Txn { session, auth: vec![], write: Write::One(op) });
+    }
+
+    /// getChildren of every node lists the names of the live paths under it, sorted.
+    fn check_children(&self) {
+        let mut live: Vec<&str> =
+            self.paths.iter().map(String::as_str).filter(|p| self.state.node(p).is_some()).collect();
+        live.sort_unstable();
+        live.dedup();
+        for &parent in &live {
+            let mut names: Vec<&str> = live
+                .iter()
+                .filter_map(|p| path::split(p).filter(|&(q, _)| q == parent && *p != "/"))
+                .map(|(_, n)| n)
+                .collect();
+            names.sort_unstable();
+            assert_eq!(self.state.get_children(parent, &[]).unwrap(), names, "children of {parent}");
+        }
+    }
+
+    /// A child of `parent` with a name that sorts apart from its path ("a!" and "a/b"), of
+    /// any kind.
+    fn create(&mut self, session: i64, parent: &str) {
+        let name = ["a", "b", "a!", "a0", "\u{e9}", "x y"][self.below(6)];
+        let path = format!("{}/{name}", parent.trim_end_matches('/'));
+        let data = Some(vec![7; self.below(4)]);
+        let r = CreateRequest { path, data, acl: Acl::open_unsafe(), flags: self.below(4) as i32 };
+        let op = match self.below(6) {
+            0 => WriteOp::CreateContainer(CreateRequest { flags: 4, ..r }),
+            1 => WriteOp::CreateTtl(CreateTtlRequest { path: r.path, data: r.data, acl: r.acl, flags: 5, ttl: 1000 }),
+            _ => WriteOp::Create(r),
+        };
+        let outcome = self.apply(ZkCommand::Txn { session, auth: vec![], write: Write::One(op) });
+        if let tally_zk::Outcome::Reply(Ok(Response::Create { path } | Response::Create2 { path, .. })) = outcome {
+            self.paths.push(path);
+        }
+    }
 }

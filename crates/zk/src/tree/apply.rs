@@ -141,7 +141,7 @@ impl ZkState {
     fn delete_if_expired(&mut self, path: &str, zxid: i64, now_ms: i64) -> Applied {
         let verdict = match self.node(path) {
             None => Err(ZkError::NoNode),
-            Some(node) if !node.children.is_empty() => Err(ZkError::NotEmpty),
+            Some(node) if node.num_children != 0 => Err(ZkError::NotEmpty),
             Some(node) if !is_expired(node, now_ms) => Err(ZkError::BadVersion),
             Some(_) => Ok(()),
         };

@@ -9,7 +9,7 @@ use super::state::ZkState;
 /// fresh container is kept until its first child comes and goes), a TTL node once it is empty and
 /// unmodified for longer than its TTL.
 pub fn is_expired(node: &Znode, now_ms: i64) -> bool {
-    if !node.children.is_empty() {
+    if node.num_children != 0 {
         return false;
     }
     match node.kind() {

@@ -3,6 +3,7 @@
 
 pub mod acl;
 mod apply;
+mod children;
 mod command;
 mod expiry;
 mod hash;

@@ -1,7 +1,5 @@
 //! A znode, and what its `ephemeralOwner` says it is (ZooKeeper's `EphemeralType`).
 
-use std::collections::BTreeSet;
-
 use crate::proto::{Acl, Stat};
 
 /// `ephemeralOwner` of a container: `Long.MIN_VALUE`.
@@ -92,8 +90,8 @@ pub struct Znode {
     pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub stat: NodeStat,
-    /// Names (not paths) of the children, sorted.
-    pub children: BTreeSet<String>,
+    /// How many children it has. Kept by the tree, which holds their names (`Children`).
+    pub(crate) num_children: i32,
 }
 
 impl Znode {
@@ -112,7 +110,7 @@ impl Znode {
     /// (`DataNode.getClientEphemeralOwner`).
     pub fn stat(&self) -> Stat {
         let s = &self.stat;
-        let num_children = self.children.len() as i32;
+        let num_children = self.num_children;
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
@@ -154,8 +152,7 @@ mod tests {
 
     #[test]
     fn stat_counts_data_and_children() {
-        let mut node = Znode { data: Some(b"abc".to_vec()), ..Znode::default() };
-        node.children.insert("x".into());
+        let mut node = Znode { data: Some(b"abc".to_vec()), num_children: 1, ..Znode::default() };
         assert_eq!(node.stat().data_length, 3);
         assert_eq!(node.stat().num_children, 1);
         node.data = None;
@@ -181,13 +178,12 @@ mod tests {
     /// while the stored count of creations, which numbers sequential nodes, is 1.
     #[test]
     fn reported_cversion_counts_creations_and_deletions() {
-        let mut node = Znode::default();
-        node.children.insert("zookeeper".into());
+        let mut node = Znode { num_children: 1, ..Znode::default() };
         assert_eq!(node.stat().cversion, -1);
         node.stat.cversion = 1;
-        node.children.insert("a".into());
+        node.num_children += 1;
         assert_eq!(node.stat().cversion, 0);
-        node.children.remove("a");
+        node.num_children -= 1;
         assert_eq!((node.stat().cversion, node.stat.cversion), (1, 1));
         node.stat.cversion = i32::MAX;
         assert_eq!(node.stat().cversion, -2 - 1, "wraps as Java's int does");

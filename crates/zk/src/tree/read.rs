@@ -9,12 +9,20 @@ use super::state::ZkState;
 use crate::error::ZkError;
 use crate::proto::{perms, Acl, Id, OpResult, ReadOp, Request, Response, Stat};
 
+/// The path a read names. ZooKeeper's node map has the root under "" as well as "/", so a read of
+/// the empty path (which the Java client refuses to send, but others do) reads the root.
+fn read_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 impl ZkState {
-    /// The node a read names. ZooKeeper's node map has the root under "" as well as "/", so a
-    /// read of the empty path (which the Java client refuses to send, but others do) reads the root.
+    /// The node a read names, if the caller may read it.
     fn readable(&self, path: &str, perm: i32, auth: &[Id]) -> Result<&Znode, ZkError> {
-        let path = if path.is_empty() { "/" } else { path };
-        let node = self.node(path).ok_or(ZkError::NoNode)?;
+        let node = self.node(read_path(path)).ok_or(ZkError::NoNode)?;
         acl::check(&node.acl, perm, auth)?;
         Ok(node)
     }
@@ -26,8 +34,7 @@ impl ZkState {
         if path.contains('\0') {
             return Err(ZkError::BadArguments);
         }
-        let path = if path.is_empty() { "/" } else { path };
-        Ok(self.node(path).ok_or(ZkError::NoNode)?.stat())
+        Ok(self.node(read_path(path)).ok_or(ZkError::NoNode)?.stat())
     }
 
     pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<Vec<u8>>, Stat), ZkError> {
@@ -36,13 +43,13 @@ impl ZkState {
     }
 
     pub fn get_children(&self, path: &str, auth: &[Id]) -> Result<Vec<String>, ZkError> {
-        Ok(self.readable(path, perms::READ, auth)?.children.iter().cloned().collect())
+        Ok(self.get_children2(path, auth)?.0)
     }
 
     /// getChildren2: the children and the parent's Stat.
     pub fn get_children2(&self, path: &str, auth: &[Id]) -> Result<(Vec<String>, Stat), ZkError> {
         let node = self.readable(path, perms::READ, auth)?;
-        Ok((node.children.iter().cloned().collect(), node.stat()))
+        Ok((self.child_names(read_path(path)).map(str::to_string).collect(), node.stat()))
     }
 
     /// Every descendant, at any depth; for `/`, every node but the root (ZooKeeper's own included).

@@ -115,7 +115,7 @@ fn decode_body(r: &mut Reader<'_>) -> Result<ZkState, SnapshotError> {
             ephemeral_owner: r.long()?,
             pzxid: r.long()?,
         };
-        let node = Znode { data, acl, stat, children: Default::default() };
+        let node = Znode { data, acl, stat, num_children: 0 };
         if !state.restore_node(path.clone(), node) {
             return Err(SnapshotError::Corrupt(format!("{path} out of order, repeated or without a parent")));
         }
@@ -160,7 +160,7 @@ mod tests {
     fn nodes_without_a_parent_or_a_valid_path_are_corrupt() {
         for path in ["/a/b", "abc", "/a/"] {
             let mut state = ZkState::new();
-            state.nodes.insert(path.into(), Znode::default());
+            state.nodes.insert(path.into(), Default::default());
             let decoded = ZkState::decode_snapshot(&state.encode_snapshot());
             assert!(matches!(decoded, Err(SnapshotError::Corrupt(_))), "{path}: {decoded:?}");
         }

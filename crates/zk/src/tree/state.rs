@@ -1,11 +1,17 @@
 //! The replicated state: the znode tree, the live sessions, and the last applied index, with the
-//! indexes that follow from the nodes (each session's ephemerals, the containers and TTL nodes).
+//! indexes that follow from the nodes (each node's children, each session's ephemerals, the
+//! containers and TTL nodes).
 //!
-//! Everything is in B-trees, so every iteration, and so every output, is in path (or id) order
-//! on every replica.
+//! Everything is in ordered maps and sets, so every iteration, and so every output, is in path
+//! (or id) order on every replica. They are `imbl`'s persistent B-trees, and each node sits
+//! behind an `Arc`: a clone, which a snapshot takes on the Raft thread, shares them all, and a
+//! write while it lives copies only the few B-tree nodes on its way, and the znodes it changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use imbl::{OrdMap, OrdSet};
+
+use super::children::Children;
 use super::node::{NodeKind, NodeStat, Znode};
 use super::path;
 use super::session::Session;
@@ -14,18 +20,20 @@ use crate::proto::Acl;
 /// The znode tree and its sessions. Changed only by [`ZkState::apply`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZkState {
-    /// Every node by its full path. Invariant: every node but the root has its parent here, and
-    /// is among the parent's children.
-    pub(crate) nodes: BTreeMap<String, Znode>,
-    pub(crate) sessions: BTreeMap<i64, Session>,
+    /// Every node by its full path. Invariant: every node but the root has its parent here.
+    pub(crate) nodes: OrdMap<String, Arc<Znode>>,
+    /// Invariant: exactly the paths of `nodes` but the root's; each node's `num_children`
+    /// counts its own here.
+    children: Children,
+    pub(crate) sessions: OrdMap<i64, Session>,
     /// The index of the last command applied (0 before any).
     pub(crate) last_zxid: i64,
-    /// Invariant: exactly the ephemeral nodes, by owner; every owner is a live session.
-    ephemerals: BTreeMap<i64, BTreeSet<String>>,
+    /// Invariant: exactly the ephemeral nodes, as (owner, path); every owner is a live session.
+    ephemerals: OrdSet<(i64, String)>,
     /// Invariant: exactly the container nodes.
-    containers: BTreeSet<String>,
+    containers: OrdSet<String>,
     /// Invariant: exactly the TTL nodes.
-    ttls: BTreeSet<String>,
+    ttls: OrdSet<String>,
 }
 
 impl Default for ZkState {
@@ -41,24 +49,25 @@ impl ZkState {
     pub fn new() -> ZkState {
         let mut state = ZkState::empty();
         let open = || Znode { data: Some(Vec::new()), acl: Acl::open_unsafe(), ..Znode::default() };
-        state.nodes.insert("/".to_string(), open());
-        state.attach("/zookeeper".to_string(), open());
-        state.attach("/zookeeper/quota".to_string(), open());
+        assert!(state.restore_node("/".to_string(), open()));
+        state.attach("/zookeeper".to_string(), open(), |_| {});
+        state.attach("/zookeeper/quota".to_string(), open(), |_| {});
         let config =
             Znode { acl: Acl::read_unsafe(), stat: NodeStat { aversion: -1, ..NodeStat::default() }, ..open() };
-        state.attach("/zookeeper/config".to_string(), config);
+        state.attach("/zookeeper/config".to_string(), config, |_| {});
         state
     }
 
     /// No nodes at all, not even the root: only for rebuilding from a snapshot.
     pub(crate) fn empty() -> ZkState {
         ZkState {
-            nodes: BTreeMap::new(),
-            sessions: BTreeMap::new(),
+            nodes: OrdMap::new(),
+            children: Children::default(),
+            sessions: OrdMap::new(),
             last_zxid: 0,
-            ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
+            ephemerals: OrdSet::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
         }
     }
 
@@ -68,12 +77,17 @@ impl ZkState {
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(Arc::as_ref)
     }
 
     /// Number of nodes, the root and ZooKeeper's own included.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The names of a node's children, in name order (none for a missing node).
+    pub(crate) fn child_names<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a str> {
+        self.children.names(path)
     }
 
     pub fn session(&self, id: i64) -> Option<&Session> {
@@ -87,7 +101,8 @@ impl ZkState {
 
     /// A session's ephemeral nodes, in path order.
     pub fn ephemerals(&self, session: i64) -> impl Iterator<Item = &str> {
-        self.ephemerals.get(&session).into_iter().flatten().map(String::as_str)
+        let owned = self.ephemerals.range((session, String::new())..);
+        owned.take_while(move |(owner, _)| *owner == session).map(|(_, path)| path.as_str())
     }
 
     /// Container nodes, in path order.
@@ -100,28 +115,38 @@ impl ZkState {
         self.ttls.iter().map(String::as_str)
     }
 
-    /// Adds a node under its existing parent and indexes it.
-    pub(crate) fn attach(&mut self, path: String, node: Znode) {
-        let (parent, name) = path::split(&path).expect("a node's path has a parent");
-        let parent = self.nodes.get_mut(parent).expect("a new node's parent exists");
-        assert!(parent.children.insert(name.to_string()), "{path} is not yet a child of its parent");
+    /// Adds a node under its existing parent and indexes it. `parent_stat` changes the parent's
+    /// stat at the same look-up (each look-up searches a big B-tree); the parent's stat before.
+    pub(crate) fn attach(&mut self, path: String, node: Znode, parent_stat: impl FnOnce(&mut NodeStat)) -> NodeStat {
+        let (parent, _) = path::split(&path).expect("a node's path has a parent");
+        let parent = Arc::make_mut(self.nodes.get_mut(parent).expect("a new node's parent exists"));
+        parent.num_children += 1;
+        let old = parent.stat;
+        parent_stat(&mut parent.stat);
+        assert!(self.children.insert(&path), "{path} is not yet a child of its parent");
         self.index(&path, node.kind(), true);
-        assert!(self.nodes.insert(path, node).is_none(), "attach replaces no node");
+        assert!(self.nodes.insert(path, Arc::new(node)).is_none(), "attach replaces no node");
+        old
     }
 
-    /// Removes a childless node and unindexes it.
-    pub(crate) fn detach(&mut self, path: &str) -> Znode {
+    /// Removes a childless node and unindexes it; `parent_stat` as for [`ZkState::attach`]. The
+    /// node, and its parent's stat before.
+    pub(crate) fn detach(&mut self, path: &str, parent_stat: impl FnOnce(&mut NodeStat)) -> (Znode, NodeStat) {
         let node = self.nodes.remove(path).expect("a detached node exists");
-        assert!(node.children.is_empty(), "{path} has no children when detached");
-        let (parent, name) = path::split(path).expect("a node's path has a parent");
-        let parent = self.nodes.get_mut(parent).expect("a node's parent exists");
-        assert!(parent.children.remove(name), "{path} was a child of its parent");
+        assert_eq!(node.num_children, 0, "{path} has no children when detached");
+        let (parent, _) = path::split(path).expect("a node's path has a parent");
+        let parent = Arc::make_mut(self.nodes.get_mut(parent).expect("a node's parent exists"));
+        parent.num_children -= 1;
+        let old = parent.stat;
+        parent_stat(&mut parent.stat);
+        assert!(self.children.remove(path), "{path} was a child of its parent");
         self.index(path, node.kind(), false);
-        node
+        (Arc::unwrap_or_clone(node), old)
     }
 
+    /// The node to change; a clone of it first if a copy of the state shares it.
     pub(crate) fn node_mut(&mut self, path: &str) -> &mut Znode {
-        self.nodes.get_mut(path).expect("a changed node exists")
+        Arc::make_mut(self.nodes.get_mut(path).expect("a changed node exists"))
     }
 
     /// Adds a node read from a snapshot, whose parent came before it. False if the path is invalid
@@ -130,57 +155,59 @@ impl ZkState {
         if !path::is_valid(&path) || self.nodes.contains_key(&path) {
             return false;
         }
-        if path != "/" {
-            let (parent, name) = path::split(&path).expect("a valid path has a slash");
-            let Some(parent) = self.nodes.get_mut(parent) else { return false };
-            parent.children.insert(name.to_string());
+        if path == "/" {
+            self.index(&path, node.kind(), true);
+            self.nodes.insert(path, Arc::new(node));
+            return true;
         }
-        self.index(&path, node.kind(), true);
-        self.nodes.insert(path, node);
+        let (parent, _) = path::split(&path).expect("a valid path has a slash");
+        if !self.nodes.contains_key(parent) {
+            return false;
+        }
+        self.attach(path, node, |_| {});
         true
     }
 
     fn index(&mut self, path: &str, kind: NodeKind, add: bool) {
-        let set = match kind {
-            NodeKind::Persistent => return,
-            NodeKind::Ephemeral { session } => self.ephemerals.entry(session).or_default(),
-            NodeKind::Container => &mut self.containers,
-            NodeKind::Ttl { .. } => &mut self.ttls,
-        };
-        if add {
-            set.insert(path.to_string());
-        } else {
-            set.remove(path);
-        }
-        if let NodeKind::Ephemeral { session } = kind {
-            if self.ephemerals.get(&session).is_some_and(BTreeSet::is_empty) {
-                self.ephemerals.remove(&session);
-            }
+        match kind {
+            NodeKind::Persistent => {}
+            NodeKind::Ephemeral { session } => toggle(&mut self.ephemerals, (session, path.to_string()), add),
+            NodeKind::Container => toggle(&mut self.containers, path.to_string(), add),
+            NodeKind::Ttl { .. } => toggle(&mut self.ttls, path.to_string(), add),
         }
     }
 
-    /// Checks the invariants the indexes and the children sets must keep; for tests and the
+    /// Checks the invariants the indexes and the child counts must keep; for tests and the
     /// simulator (it walks the whole tree).
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut rebuilt = ZkState::empty();
         rebuilt.sessions = self.sessions.clone();
         for (path, node) in &self.nodes {
-            let bare = Znode { children: Default::default(), ..node.clone() };
+            let bare = Znode { num_children: 0, ..Znode::clone(node) };
             if !rebuilt.restore_node(path.clone(), bare) {
                 return Err(format!("{path} has no parent"));
             }
         }
-        if rebuilt.nodes != self.nodes {
-            return Err("children sets differ from the paths".into());
+        if (&rebuilt.nodes, &rebuilt.children) != (&self.nodes, &self.children) {
+            return Err("children or their counts differ from the paths".into());
         }
         if (&rebuilt.ephemerals, &rebuilt.containers, &rebuilt.ttls) != (&self.ephemerals, &self.containers, &self.ttls)
         {
             return Err("indexes differ from the nodes".into());
         }
-        if let Some(owner) = self.ephemerals.keys().find(|s| !self.sessions.contains_key(s)) {
+        if let Some((owner, _)) = self.ephemerals.iter().find(|(s, _)| !self.sessions.contains_key(s)) {
             return Err(format!("ephemerals of closed session {owner:#x}"));
         }
         Ok(())
+    }
+}
+
+/// Adds `item` to `set`, or removes it.
+fn toggle<T: Ord + Clone>(set: &mut OrdSet<T>, item: T, add: bool) {
+    if add {
+        set.insert(item);
+    } else {
+        set.remove(&item);
     }
 }
 

@@ -5,8 +5,9 @@
 
 use super::apply::WatchEvent;
 use super::node::{NodeStat, Znode};
+use super::path;
 use super::state::ZkState;
-use crate::proto::{Acl, EventType};
+use crate::proto::{Acl, EventType, Stat};
 
 /// The inverse of one change.
 enum Undo {
@@ -34,26 +35,43 @@ impl<'a> Tx<'a> {
         self.state
     }
 
-    pub fn attach(&mut self, path: String, node: Znode) {
-        self.state.attach(path.clone(), node);
+    /// Adds a node, changing its parent's stat with `parent_stat`.
+    pub fn attach(&mut self, path: String, node: Znode, parent_stat: impl FnOnce(&mut NodeStat)) {
+        let old = self.state.attach(path.clone(), node, parent_stat);
+        let parent = path::split(&path).expect("a node's path has a parent").0.to_string();
         self.undo.push(Undo::Attach { path });
+        self.undo.push(Undo::Stat { path: parent, old });
     }
 
-    pub fn detach(&mut self, path: &str) {
-        let node = self.state.detach(path);
+    /// Removes a childless node, changing its parent's stat with `parent_stat`.
+    pub fn detach(&mut self, path: &str, parent_stat: impl FnOnce(&mut NodeStat)) {
+        let (node, old) = self.state.detach(path, parent_stat);
+        let parent = path::split(path).expect("a node's path has a parent").0.to_string();
         self.undo.push(Undo::Detach { path: path.to_string(), node });
+        self.undo.push(Undo::Stat { path: parent, old });
     }
 
-    pub fn update_stat(&mut self, path: &str, change: impl FnOnce(&mut NodeStat)) {
-        let stat = &mut self.state.node_mut(path).stat;
-        let old = *stat;
-        change(stat);
+    /// Changes a node's stat; the Stat clients see after it.
+    pub fn update_stat(&mut self, path: &str, change: impl FnOnce(&mut NodeStat)) -> Stat {
+        let node = self.state.node_mut(path);
+        let old = node.stat;
+        change(&mut node.stat);
+        let stat = node.stat();
         self.undo.push(Undo::Stat { path: path.to_string(), old });
+        stat
     }
 
-    pub fn set_data(&mut self, path: &str, data: Option<Vec<u8>>) {
-        let old = std::mem::replace(&mut self.state.node_mut(path).data, data);
-        self.undo.push(Undo::Data { path: path.to_string(), old });
+    /// Replaces a node's data and changes its stat, with one look-up of the node; the Stat
+    /// clients see after it.
+    pub fn set_data(&mut self, path: &str, data: Option<Vec<u8>>, change: impl FnOnce(&mut NodeStat)) -> Stat {
+        let node = self.state.node_mut(path);
+        let old_data = std::mem::replace(&mut node.data, data);
+        let old_stat = node.stat;
+        change(&mut node.stat);
+        let stat = node.stat();
+        self.undo.push(Undo::Data { path: path.to_string(), old: old_data });
+        self.undo.push(Undo::Stat { path: path.to_string(), old: old_stat });
+        stat
     }
 
     pub fn set_acl(&mut self, path: &str, acl: Vec<Acl>) {
@@ -92,9 +110,11 @@ impl<'a> Tx<'a> {
                 Undo::Data { path, old } => self.state.node_mut(&path).data = old,
                 Undo::Acl { path, old } => self.state.node_mut(&path).acl = old,
                 Undo::Attach { path } => {
-                    self.state.detach(&path);
+                    self.state.detach(&path, |_| {});
                 }
-                Undo::Detach { path, node } => self.state.attach(path, node),
+                Undo::Detach { path, node } => {
+                    self.state.attach(path, node, |_| {});
+                }
             }
         }
     }
@@ -109,12 +129,12 @@ mod tests {
         let mut state = ZkState::new();
         let before = state.clone();
         let mut tx = Tx::new(&mut state);
-        tx.attach("/a".into(), Znode::default());
+        tx.attach("/a".into(), Znode::default(), |s| s.pzxid = 9);
         tx.update_stat("/", |s| s.cversion += 1);
-        tx.set_data("/zookeeper", Some(b"x".to_vec()));
+        tx.set_data("/zookeeper", Some(b"x".to_vec()), |s| s.version += 1);
         tx.set_acl("/zookeeper", vec![]);
-        tx.detach("/a");
-        tx.detach("/zookeeper/quota");
+        tx.detach("/a", |s| s.pzxid = 10);
+        tx.detach("/zookeeper/quota", |_| {});
         tx.event("/a", EventType::NodeCreated);
         tx.rollback();
         assert_eq!(state, before);
@@ -124,7 +144,7 @@ mod tests {
     fn commit_keeps_changes_and_events_in_order() {
         let mut state = ZkState::new();
         let mut tx = Tx::new(&mut state);
-        tx.attach("/a".into(), Znode::default());
+        tx.attach("/a".into(), Znode::default(), |_| {});
         tx.event("/a", EventType::NodeCreated);
         tx.event("/", EventType::NodeChildrenChanged);
         let events = tx.commit();
@@ -139,10 +159,10 @@ mod tests {
     fn events_carry_the_acl_of_their_node_deleted_or_not() {
         let mut state = ZkState::new();
         let mut tx = Tx::new(&mut state);
-        tx.attach("/a".into(), Znode { acl: Acl::read_unsafe(), ..Znode::default() });
+        tx.attach("/a".into(), Znode { acl: Acl::read_unsafe(), ..Znode::default() }, |_| {});
         tx.event("/a", EventType::NodeCreated);
         tx.event("/", EventType::NodeChildrenChanged);
-        tx.detach("/a");
+        tx.detach("/a", |_| {});
         tx.event("/a", EventType::NodeDeleted);
         let acls: Vec<_> = tx.commit().into_iter().map(|e| e.acl).collect();
         assert_eq!(acls, [Acl::read_unsafe(), Acl::open_unsafe(), Acl::read_unsafe()]);

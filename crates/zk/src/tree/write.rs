@@ -110,12 +110,11 @@ fn create(
         data: r.data.clone(),
         acl,
         stat: NodeStat::created(caller.zxid, caller.time, kind.owner()),
-        children: Default::default(),
+        num_children: 0,
     };
     let stat = node.stat();
-    tx.attach(path.clone(), node);
     // Only a larger cversion is stored: at i32::MAX the count stops, pzxid with it (as ZooKeeper).
-    tx.update_stat(&parent_path, |s| {
+    tx.attach(path.clone(), node, |s| {
         let cversion = s.cversion.wrapping_add(1);
         if cversion > s.cversion {
             s.cversion = cversion;
@@ -137,7 +136,7 @@ fn delete(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Res
     acl::check(&parent.acl, perms::DELETE, caller.auth)?;
     let node = tx.state().node(path).ok_or(ZkError::NoNode)?;
     check_version(node.stat.version, version)?;
-    if !node.children.is_empty() {
+    if node.num_children != 0 {
         return Err(ZkError::NotEmpty);
     }
     remove(tx, path, caller.zxid);
@@ -148,8 +147,7 @@ fn delete(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Res
 pub(crate) fn remove(tx: &mut Tx<'_>, path: &str, zxid: i64) {
     let (parent_path, _) = path::split(path).expect("a node's path has a parent");
     let parent_path = parent_path.to_string();
-    tx.detach(path);
-    tx.update_stat(&parent_path, |s| s.pzxid = s.pzxid.max(zxid));
+    tx.detach(path, |s| s.pzxid = s.pzxid.max(zxid));
     tx.event(path, EventType::NodeDeleted);
     tx.event(&parent_path, EventType::NodeChildrenChanged);
 }
@@ -168,14 +166,13 @@ fn set_data(
     let node = tx.state().node(path).ok_or(ZkError::NoNode)?;
     acl::check(&node.acl, perms::WRITE, caller.auth)?;
     let new_version = check_version(node.stat.version, version)?;
-    tx.set_data(path, data);
-    tx.update_stat(path, |s| {
+    let stat = tx.set_data(path, data, |s| {
         s.version = new_version;
         s.mtime = caller.time;
         s.mzxid = caller.zxid;
     });
     tx.event(path, EventType::NodeDataChanged);
-    Ok(Done::Changed(tx.state().node(path).expect("just changed").stat()))
+    Ok(Done::Changed(stat))
 }
 
 /// setACL changes no data, so it triggers no watch.
@@ -189,8 +186,7 @@ fn set_acl(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, acl: &[Acl], versio
     acl::check(&node.acl, perms::ADMIN, caller.auth)?;
     let new_version = check_version(node.stat.aversion, version)?;
     tx.set_acl(path, acl);
-    tx.update_stat(path, |s| s.aversion = new_version);
-    Ok(Done::Changed(tx.state().node(path).expect("just changed").stat()))
+    Ok(Done::Changed(tx.update_stat(path, |s| s.aversion = new_version)))
 }
 
 fn check(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Result<Done, ZkError> {
