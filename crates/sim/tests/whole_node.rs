@@ -38,12 +38,12 @@ fn a_paxos_acceptor_accepting_below_its_promise_is_caught() {
 
 #[test]
 fn a_paxos_leader_forgetting_the_highest_accepted_value_is_caught() {
-    assert!(first_caught_paxos(PaxosBug::ForgetHighestAccepted, 40).is_some());
+    assert!(first_caught_paxos(PaxosBug::ForgetHighestAccepted, 60).is_some());
 }
 
 #[test]
 fn a_paxos_acceptor_answering_before_persisting_is_caught() {
-    assert!(first_caught_paxos(PaxosBug::AnswerBeforePersist, 20).is_some());
+    assert!(first_caught_paxos(PaxosBug::AnswerBeforePersist, 170).is_some());
 }
 
 /// The first seed (of at most `seeds`) whose run reports a violation, and what it was.
