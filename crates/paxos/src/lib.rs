@@ -2,3 +2,4 @@
 //! randomness. The driver feeds it messages and ticks and carries out what it hands back.
 
 pub mod multi;
+pub mod synod;
