@@ -405,9 +405,17 @@ def test_four_letter_words(zk):
     srvr = dict(line.split(": ", 1) for line in zk.command(b"srvr").splitlines() if ": " in line)
     assert srvr["Mode"] in ("leader", "follower") and int(srvr["Zxid"], 16) > 0
     assert int(srvr["Node count"]) >= 4, srvr
+    # This member counts the requests it answered, this session's among them.
+    received, sent = int(srvr["Received"]), int(srvr["Sent"])
+    assert received >= 1 and sent >= 1, srvr
+    low, avg, high = srvr["Latency min/avg/max"].split("/")
+    assert 0 <= int(low) <= float(avg) <= int(high), srvr
+    zk.get("/")
     mntr = dict(line.split("\t", 1) for line in zk.command(b"mntr").splitlines())
     assert int(mntr["zk_znode_count"]) == int(srvr["Node count"])
     assert int(mntr["zk_num_alive_connections"]) >= 1
+    assert int(mntr["zk_packets_received"]) > received and int(mntr["zk_packets_sent"]) > sent, mntr
+    assert int(mntr["zk_outstanding_requests"]) >= 0 and float(mntr["zk_avg_latency"]) >= 0, mntr
     assert "clientPort=" in zk.command(b"conf")
 
 

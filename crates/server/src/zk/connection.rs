@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::frames::invalid;
 use super::handshake::{self, Attached};
+use super::stats::ZkStats;
 use super::watches::{ConnectionId, ZkWatches};
 use super::{four_letter, frames, requests};
 use crate::client::services::context::Context;
@@ -27,27 +28,32 @@ pub struct Client {
     pub auth: Vec<Id>,
     /// Its watches' registration on this member.
     pub connection: ConnectionId,
+    /// The session timeout negotiated at the handshake.
+    pub timeout_ms: i32,
 }
 
-pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches) -> io::Result<()> {
+pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches, stats: &ZkStats) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let Some(header) = frames::read_header(&mut stream).await? else { return Ok(()) };
     if let Some(word) = four_letter::word(header) {
         let port = stream.local_addr().map_or(0, |a| a.port());
-        stream.write_all(four_letter::answer(word, ctx, watches, port).as_bytes()).await?;
+        stream.write_all(four_letter::answer(word, ctx, watches, stats, port).as_bytes()).await?;
         return stream.shutdown().await;
     }
     let packet = frames::read_body(&mut stream, header).await?;
+    stats.packet_received();
     let Some(Attached { session, timeout_ms, owner }) = handshake::attach(&mut stream, ctx, packet).await? else {
         return Ok(());
     };
+    stats.packet_sent();
     let (events_tx, events) = mpsc::unbounded_channel();
     let connection = watches.connect(events_tx, session, owner);
-    let mut client = Client { session, auth: vec![Id { scheme: "ip".into(), id: peer_ip }], connection };
+    let auth = vec![Id { scheme: "ip".into(), id: peer_ip }];
+    let mut client = Client { session, auth, connection, timeout_ms };
     watches.authenticate(connection, &client.auth);
     let (read, write) = stream.into_split();
-    let result = serve(read, write, events, ctx, watches, &mut client, timeout_ms).await;
+    let result = serve(read, write, events, ctx, watches, stats, &mut client).await;
     watches.disconnect(connection);
     result
 }
@@ -58,19 +64,19 @@ async fn serve(
     mut events: mpsc::UnboundedReceiver<WatcherEvent>,
     ctx: &Context,
     watches: &ZkWatches,
+    stats: &ZkStats,
     client: &mut Client,
-    timeout_ms: i32,
 ) -> io::Result<()> {
     let mut packets = read_packets(read);
     let mut touched = std::time::Instant::now() - TOUCH_EVERY;
     // A client silent for its whole session timeout is gone (it pings every third of it).
-    let idle_max = std::time::Duration::from_millis(timeout_ms as u64);
+    let idle_max = std::time::Duration::from_millis(client.timeout_ms as u64);
     loop {
         let packet = tokio::select! {
             biased;
             event = events.recv() => match event {
                 Some(event) => {
-                    write_notification(&mut write, &event).await?;
+                    write_notification(&mut write, &event, stats).await?;
                     continue;
                 }
                 // The session was reattached on another connection: this one is closed.
@@ -82,6 +88,7 @@ async fn serve(
                 Ok(None) | Err(_) => return Ok(()),
             },
         };
+        let in_flight = stats.request_received();
         // The client is alive: its session lives on (told the leader at most so often).
         if touched.elapsed() >= TOUCH_EVERY {
             touched = std::time::Instant::now();
@@ -102,13 +109,14 @@ async fn serve(
         };
         // Notifications of changes this reply may reflect go first.
         while let Ok(event) = events.try_recv() {
-            write_notification(&mut write, &event).await?;
+            write_notification(&mut write, &event, stats).await?;
         }
         let zxid = ctx.sm.read().expect("sm lock").zk.last_zxid();
         // Pings are answered with their own xid; everything else with the request's.
         let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
         let reply_header = encode(&ReplyHeader { xid: reply_xid, zxid, err });
         frames::write(&mut write, &[&reply_header, &reply]).await?;
+        in_flight.answered();
         if closing {
             return Ok(());
         }
@@ -135,7 +143,9 @@ fn read_packets(mut read: OwnedReadHalf) -> mpsc::Receiver<io::Result<Vec<u8>>> 
     rx
 }
 
-async fn write_notification(write: &mut OwnedWriteHalf, event: &WatcherEvent) -> io::Result<()> {
+async fn write_notification(write: &mut OwnedWriteHalf, event: &WatcherEvent, stats: &ZkStats) -> io::Result<()> {
     let header = encode(&ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 });
-    frames::write(write, &[&header, &encode(event)]).await
+    frames::write(write, &[&header, &encode(event)]).await?;
+    stats.packet_sent();
+    Ok(())
 }

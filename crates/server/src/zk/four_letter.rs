@@ -2,6 +2,7 @@
 //! packet length) gets a plain-text answer and is closed. All of those served here are
 //! read-only, as on ZooKeeper 3.5+ where they must be allowed explicitly; Tally allows them.
 
+use super::stats::ZkStats;
 use super::watches::ZkWatches;
 use crate::client::services::context::Context;
 
@@ -14,7 +15,7 @@ pub fn word(header: [u8; 4]) -> Option<&'static [u8; 4]> {
 }
 
 /// The answer to `word`.
-pub fn answer(word: &[u8; 4], ctx: &Context, watches: &ZkWatches, zk_port: u16) -> String {
+pub fn answer(word: &[u8; 4], ctx: &Context, watches: &ZkWatches, stats: &ZkStats, zk_port: u16) -> String {
     let role = ctx.node.shared.leader().map(|leader| leader == ctx.member_id);
     let mode = match role {
         Some(true) => "leader",
@@ -28,6 +29,9 @@ pub fn answer(word: &[u8; 4], ctx: &Context, watches: &ZkWatches, zk_port: u16) 
         (zk.last_zxid(), zk.node_count(), ephemerals, zk.sessions().count())
     };
     let connections = watches.connections();
+    let s = stats.read();
+    // Java's Double.toString, which ZooKeeper prints: "0.0", "1.5", "0.3333333333333333".
+    let (min, avg, max) = (s.latency_min_ms, format!("{:?}", s.latency_avg_ms), s.latency_max_ms);
     let version = format!("3.8.0-tally-{}", env!("CARGO_PKG_VERSION"));
     match word {
         b"ruok" => "imok".into(),
@@ -35,14 +39,18 @@ pub fn answer(word: &[u8; 4], ctx: &Context, watches: &ZkWatches, zk_port: u16) 
         b"srvr" | b"stat" => {
             let clients = if word == b"stat" { "Clients:\n\n" } else { "" };
             format!(
-                "Zookeeper version: {version}\n{clients}Latency min/avg/max: 0/0.0/0\nReceived: 0\nSent: 0\n\
-                 Connections: {connections}\nOutstanding: 0\nZxid: {zxid:#x}\nMode: {mode}\nNode count: {nodes}\n"
+                "Zookeeper version: {version}\n{clients}Latency min/avg/max: {min}/{avg}/{max}\nReceived: {}\n\
+                 Sent: {}\nConnections: {connections}\nOutstanding: {}\nZxid: {zxid:#x}\nMode: {mode}\n\
+                 Node count: {nodes}\n",
+                s.received, s.sent, s.outstanding
             )
         }
         b"mntr" => format!(
-            "zk_version\t{version}\nzk_server_state\t{mode}\nzk_num_alive_connections\t{connections}\n\
-             zk_outstanding_requests\t0\nzk_znode_count\t{nodes}\nzk_ephemerals_count\t{ephemerals}\n\
-             zk_global_sessions\t{sessions}\nzk_last_zxid\t{zxid:#x}\n"
+            "zk_version\t{version}\nzk_server_state\t{mode}\nzk_avg_latency\t{avg}\nzk_max_latency\t{max}\n\
+             zk_min_latency\t{min}\nzk_packets_received\t{}\nzk_packets_sent\t{}\n\
+             zk_num_alive_connections\t{connections}\nzk_outstanding_requests\t{}\nzk_znode_count\t{nodes}\n\
+             zk_ephemerals_count\t{ephemerals}\nzk_global_sessions\t{sessions}\nzk_last_zxid\t{zxid:#x}\n",
+            s.received, s.sent, s.outstanding
         ),
         _ => format!(
             "clientPort={zk_port}\nserverId={:x}\ntickTime=2000\nminSessionTimeout=4000\nmaxSessionTimeout=40000\n",

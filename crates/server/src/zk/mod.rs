@@ -9,13 +9,14 @@
 //! changes. Sessions live while their clients are heard from on any member: each connection
 //! tells the node, which tells the leader, whose session clock closes a silent session through
 //! the log (`tally_node`'s `zk_sessions.rs`). The four-letter words ruok, isro, srvr, stat,
-//! mntr and conf are answered (`four_letter.rs`).
+//! mntr and conf are answered (`four_letter.rs`), with the counters of `stats.rs`.
 
 mod connection;
 mod four_letter;
 mod frames;
 mod handshake;
 mod requests;
+mod stats;
 pub mod watches;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::client::services::context::Context;
+use stats::ZkStats;
 use watches::ZkWatches;
 
 /// The clock of ZooKeeper's ctime and mtime: the proposing member's, as in ZooKeeper.
@@ -32,12 +34,13 @@ pub fn unix_ms() -> i64 {
 
 /// Serves ZooKeeper clients on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, watches: Arc<ZkWatches>) {
+    let stats = Arc::new(ZkStats::default());
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let (ctx, watches) = (ctx.clone(), watches.clone());
+                let (ctx, watches, stats) = (ctx.clone(), watches.clone(), stats.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection::run(stream, &ctx, &watches).await {
+                    if let Err(e) = connection::run(stream, &ctx, &watches, &stats).await {
                         tracing::debug!(%peer, "ZooKeeper connection ended: {e}");
                     }
                 });
