@@ -12,7 +12,19 @@ failing), sync, getACL and setACL (world, digest, auth, ip, sasl and x509 ACLs, 
 addauth, with right and wrong versions, on a small alphabet of paths (plus the root, /zookeeper
 and its nodes, the empty path, invalid paths), and one-shot data, exists and child watches. A
 session is sometimes closed and a new one opened in its place, and all close at the end of the
-seed, so ephemerals end and fire other sessions' watches.
+seed, so ephemerals end and fire other sessions' watches. Some creates are open to all, with
+valid flags, so that the tree fills and watches have changes to see.
+
+Watches and the reads of 3.6+ (a fifth of the requests): addWatch (op 106, PERSISTENT and
+PERSISTENT_RECURSIVE, and bad modes), checkWatches and removeWatches (ops 17 and 18, every
+watcher type and bad ones, often on paths without a watch: NoWatcher), multiRead (op 22: getData
+and getChildren each answered or failed on its own, their watch flags ignored; an exists, a
+getChildren2 or a write among them fails the whole request), getEphemerals (op 103, prefixes
+blank in Java's sense or not), and SetWatches and SetWatches2 (ops 101 and 105), a fifth of them
+as a reconnecting client sends them: the session's connection is dropped and the session resumed
+on a new connection (on Tally on the next member). Their relative zxid means the same on both
+sides: the last zxid the side reported to the session, or to any session a few requests
+before, or 0, or 2^62.
 
 After every request that may change the tree each session on each side runs a sync, which
 brings its member up to date and makes the server deliver the request's watch events before
@@ -28,6 +40,22 @@ What is normalised, and why:
   - children lists: ZooKeeper lists them in hash-set order, Tally sorted; compared sorted.
   - the events a session's close fires: ZooKeeper deletes its ephemerals in hash-set order,
     Tally in path order; compared as a set.
+  - ACLs an `auth` entry expands to: ZooKeeper adds the session's identities in hash-set
+    order, Tally in the order of their addauths; each run of digest entries with the same perms
+    is compared sorted.
+Persistent and recursive watches follow ZooKeeper 3.9 in Tally (deliberate deviations,
+CONFORMANCE.md), so the generator keeps a record of each session's watches (`Watches`) and sends
+only what 3.8.0 and 3.9 answer alike:
+  - no session holds a one-shot and a persistent watch on one path (3.8.0 keeps the latest mode
+    only), nor a persistent and a recursive one;
+  - checkWatches of type Data, Children or Any only on a path starting with "/" that no other
+    session may watch (3.8.0 finds any connection's watch; it walks the path's parents, finding
+    nothing on "" and failing a path without "/"), and checkWatches and removeWatches of type
+    Data or Children only where the session holds no persistent watch (3.8.0 takes them to mean
+    any mode);
+  - watcher types 4 and 5 (Persistent, PersistentRecursive) are 3.9's: ZooKeeper answers
+    MarshallingError, and Tally is held to the record's answer instead; a watch Tally removes
+    that way is removed from ZooKeeper with type Any.
 Not sent, because ZooKeeper 3.8.0 misbehaves (deliberate deviations, CONFORMANCE.md):
   - a standalone check (op 13) that succeeds: ZooKeeper fails to serialize its null Stat and
     sends no answer at all, so the client waits forever; Tally answers an empty body.
@@ -42,6 +70,7 @@ import argparse
 import logging
 import os
 import random
+import socket
 import struct
 import sys
 import time
@@ -52,6 +81,8 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, Id, make_digest_acl_credential
 
 SESSIONS = 3
+WATCH_OPS = 0.2  # the share of addWatch, check/removeWatches, multiRead, getEphemerals, SetWatches
+PLAIN_CREATES = 0.08  # the share of creates that only a missing parent or a node there can fail
 CALL_TIMEOUT_S = 15
 TTL_MS = 3_600_000  # never expires during a run
 
@@ -141,6 +172,10 @@ def p_children(buf, off):
     return ("children", sorted(rstrings(buf, off)[0]))
 
 
+def p_strings(buf, off):
+    return ("strings", sorted(rstrings(buf, off)[0]))
+
+
 def p_children2(buf, off):
     kids, off = rstrings(buf, off)
     return ("children", sorted(kids), rstat(buf, off)[0])
@@ -148,7 +183,20 @@ def p_children2(buf, off):
 
 def p_acl(buf, off):
     acls, off = racls(buf, off)
-    return ("acl", acls, rstat(buf, off)[0])
+    return ("acl", auth_runs_sorted(acls), rstat(buf, off)[0])
+
+
+def auth_runs_sorted(acls):
+    """An `auth` entry becomes one digest entry per identity of the session: in ZooKeeper in the
+    order of its identities' hash set, in Tally in the order of their addauths. So each run of
+    digest entries with the same perms is compared sorted."""
+    out = []
+    for entry in acls:
+        if out and entry[1] == "digest" and out[-1][-1][1] == "digest" and out[-1][-1][0] == entry[0]:
+            out[-1].append(entry)
+        else:
+            out.append([entry])
+    return [entry for run in out for entry in sorted(run)]
 
 
 def p_int(buf, off):
@@ -179,6 +227,13 @@ def p_multi(buf, off):
         elif typ == 5:
             stat, off = rstat(buf, off)
             out.append(("set", err, stat))
+        elif typ == 4:  # a multiRead's getData
+            data, off = rbuf(buf, off)
+            stat, off = rstat(buf, off)
+            out.append(("data", err, data, stat))
+        elif typ == 8:  # a multiRead's getChildren
+            kids, off = rstrings(buf, off)
+            out.append(("children", err, sorted(kids)))
         else:
             out.append((typ, err))
 
@@ -241,27 +296,124 @@ def encode(op):
         return Request(13, wstr(a[0]) + int_struct.pack(a[1]), p_empty)
     if name == "getAllChildrenNumber":
         return Request(104, wstr(a[0]), p_int)
-    if name == "multi":
+    if name in ("multi", "multiRead"):
         b = b""
         for sub in a[0]:
             r = encode(sub)
             b += struct.pack("!iBi", r.type, 0, -1) + r.payload
-        return Request(14, b + struct.pack("!iBi", -1, 1, -1), p_multi)
+        return Request(14 if name == "multi" else 22, b + struct.pack("!iBi", -1, 1, -1), p_multi)
+    if name == "addWatch":  # (path, mode)
+        return Request(106, wstr(a[0]) + int_struct.pack(a[1]), p_int)
+    if name == "checkWatches":  # (path, watcher type)
+        return Request(17, wstr(a[0]) + int_struct.pack(a[1]), p_empty)
+    if name == "removeWatches":
+        return Request(18, wstr(a[0]) + int_struct.pack(a[1]), p_empty)
+    if name == "getEphemerals":  # (prefix)
+        return Request(103, wstr(a[0]), p_strings)
+    if name in ("setWatches", "setWatches2"):  # (relative zxid as a number, path lists...)
+        b = struct.pack("!q", a[0])
+        for paths in a[1:]:
+            b += int_struct.pack(len(paths)) + b"".join(wstr(x) for x in paths)
+        return Request(101 if name == "setWatches" else 105, b, p_empty)
     raise ValueError(name)
 
 
 WRITES = {"create", "create2", "createContainer", "createTTL", "delete", "setData", "setACL", "multi"}
+# ZooKeeper's WatcherType, and addWatch's modes.
+W_CHILDREN, W_DATA, W_ANY, W_PERSISTENT, W_RECURSIVE = 1, 2, 3, 4, 5
+PERSISTENT, RECURSIVE = 0, 1
+NO_WATCHER, MARSHALLING_ERROR = -121, -5
 
 
 def show(op):
     def short(x):
         if isinstance(x, list) and x and isinstance(x[0], ACL):
             return "[" + ",".join(f"{a.id.scheme}:{a.id.id}:{a.perms}" for a in x) + "]"
-        if isinstance(x, list):
+        if isinstance(x, list) and all(isinstance(s, tuple) for s in x):
             return "[" + ", ".join(show(s) for s in x) + "]"
         return repr(x)
 
     return f"{op[0]}({', '.join(short(x) for x in op[1:])})"
+
+
+class Watches:
+    """What the generator knows of each session's watches on ZooKeeper, from its requests and
+    ZooKeeper's answers and events: so that it sends only what ZooKeeper 3.8.0 and Tally (which
+    follows 3.9's watch modes, see the module's docstring) must answer alike.
+
+    Persistent and recursive watches are known exactly (they only go by removeWatches or with the
+    session). One-shot watches are "maybe" held: set by a watching read or SetWatches, cleared by
+    an event on the path in their table, a NoWatcher answer, removeWatches or the session's end. A
+    one-shot watch whose event was withheld for want of READ stays "maybe" (it is gone)."""
+
+    def __init__(self):
+        self.data = [set() for _ in range(SESSIONS)]  # one-shot data and exists watches
+        self.child = [set() for _ in range(SESSIONS)]  # one-shot child watches
+        self.persistent = [{} for _ in range(SESSIONS)]  # path -> PERSISTENT or RECURSIVE
+
+    def one_shot(self, slot, path):
+        return path in self.data[slot] or path in self.child[slot]
+
+    def others_watch(self, slot, path, which):
+        """Whether another session may watch `path` in the table(s) `which` names (ZooKeeper
+        3.8.0's checkWatches answers for any connection's watch on the path)."""
+        for d in range(SESSIONS):
+            if d == slot:
+                continue
+            if path in self.persistent[d]:  # in both of ZooKeeper 3.8's tables, either mode
+                return True
+            if which in (W_DATA, W_ANY) and path in self.data[d]:
+                return True
+            if which in (W_CHILDREN, W_ANY) and path in self.child[d]:
+                return True
+        return False
+
+    def forget(self, slot, path, which):
+        if which in (W_DATA, W_ANY):
+            self.data[slot].discard(path)
+        if which in (W_CHILDREN, W_ANY):
+            self.child[slot].discard(path)
+        if which == W_ANY:
+            self.persistent[slot].pop(path, None)
+
+    def learn(self, slot, op, answer, events):
+        if op[0] == "reconnect":
+            op = op[1:]
+        name = op[0]
+        ok = answer[0] == "ok"
+        if name in ("restart", "close"):
+            self.data[slot].clear()
+            self.child[slot].clear()
+            self.persistent[slot].clear()
+        elif name in ("exists", "getData") and op[2] and (ok or name == "exists"):
+            self.data[slot].add(op[1])
+        elif name in ("getChildren", "getChildren2") and op[2] and ok:
+            self.child[slot].add(op[1])
+        elif name == "addWatch" and ok:
+            self.persistent[slot][op[1]] = op[2]
+        elif name in ("checkWatches", "removeWatches") and op[2] in (W_CHILDREN, W_DATA, W_ANY):
+            if answer == ("err", NO_WATCHER) or (name == "removeWatches" and ok):
+                self.forget(slot, op[1], op[2])
+        elif name == "removeWatches" and op[2] in (W_PERSISTENT, W_RECURSIVE) and ok:
+            self.persistent[slot].pop(op[1], None)
+        elif name in ("setWatches", "setWatches2"):
+            # Fired at once or set: maybe held, either way. The events are SetWatches' own, and
+            # spend no watch.
+            self.data[slot].update(op[2] + op[3])
+            self.child[slot].update(op[4])
+            if name == "setWatches2":
+                self.persistent[slot].update({p: PERSISTENT for p in op[5]})
+                self.persistent[slot].update({p: RECURSIVE for p in op[6]})
+            return
+        for d, got in enumerate(events):
+            for typ, _state, path in got:
+                if typ in (1, 3):
+                    self.data[d].discard(path)
+                elif typ == 2:
+                    self.data[d].discard(path)
+                    self.child[d].discard(path)
+                elif typ == 4:
+                    self.child[d].discard(path)
 
 
 class Generator:
@@ -276,9 +428,15 @@ class Generator:
         self.paths += [f"{base}/{x}/{y}" for x in names for y in names]
         self.paths += [f"{base}/a/a/a"]
         self.special = ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota", "", base + "/", "x"]
+        self.watches = Watches()
+        # For watcher types 4 and 5 (3.9's, which 3.8.0 refuses): the answer expected of Tally,
+        # and whether ZooKeeper must drop the watch too (see run_seed).
+        self.expected = None
 
-    def learn(self, op, answer):
-        """Remember sequential nodes' names, so later requests find them."""
+    def learn(self, slot, op, answer, events):
+        """Remember sequential nodes' names, so later requests find them, and the sessions'
+        watches (from ZooKeeper's answer and each session's events)."""
+        self.watches.learn(slot, op, answer, events)
 
         def add(p):
             if isinstance(p, str) and p not in self.paths and p.startswith(self.base):
@@ -351,6 +509,13 @@ class Generator:
         """(session slot, op); op is a tuple, or ("addauth", user) or ("restart",)."""
         r = self.rng
         slot = r.randrange(SESSIONS)
+        self.expected = None
+        if r.random() < WATCH_OPS:
+            return slot, self.watch_op(slot)
+        if r.random() < PLAIN_CREATES:
+            # Open to all, so that the tree fills and watches have changes to see.
+            flags = r.choice([0, 0, 1, 1, 2, 3])
+            return slot, ("create", self.path(False), self.data(), [ACL(ALL, Id("world", "anyone"))], flags)
         x = r.random()
         watch = r.random() < 0.5
         if x < 0.14:
@@ -395,7 +560,107 @@ class Generator:
             op = ("restart",)
         else:
             op = ("getData", self.base, True)
+        reads = ("exists", "getData", "getChildren", "getChildren2")
+        if op[0] in reads and op[1] in self.watches.persistent[slot]:
+            # ZooKeeper 3.8.0 would turn the persistent watch into this one-shot one.
+            op = (op[0], op[1], False)
         return slot, op
+
+    def comparable(self, slot, name, path, which):
+        """Whether ZooKeeper 3.8.0 and Tally must answer checkWatches or removeWatches alike: 3.8.0
+        finds any connection's watch on the path, and takes Data and Children to mean any mode."""
+        w = self.watches
+        if which not in (W_CHILDREN, W_DATA, W_ANY):
+            return True
+        if name == "checkWatches" and (w.others_watch(slot, path, which) or not path.startswith("/")):
+            # 3.8.0 walks the path and its parents: it finds nothing on the empty path (a read's
+            # watch on "" is set there too), and fails a path without a "/" (MarshallingError).
+            return False
+        return which == W_ANY or path not in w.persistent[slot]
+
+    def watch_op(self, slot):
+        """addWatch, checkWatches, removeWatches, multiRead, getEphemerals or SetWatches(2)."""
+        r = self.rng
+        w = self.watches
+        x = r.random()
+        if x < 0.3:
+            mode = r.choice([PERSISTENT, RECURSIVE] * 5 + [2, -1])
+            for _ in range(8):
+                path = self.base if r.random() < 0.3 else self.path()
+                if mode not in (PERSISTENT, RECURSIVE):
+                    break
+                # One mode per session and path: ZooKeeper 3.8.0 keeps only the latest.
+                if w.persistent[slot].get(path, mode) == mode and not w.one_shot(slot, path):
+                    break
+            else:
+                mode = 2
+            return ("addWatch", path, mode)
+        if x < 0.6:
+            name = r.choice(["checkWatches", "removeWatches"])
+            which = r.choice([W_CHILDREN, W_DATA, W_ANY] * 3 + [W_PERSISTENT, W_RECURSIVE] * 2 + [0, 6])
+            for _ in range(8):
+                held = sorted(w.data[slot] | w.child[slot] | set(w.persistent[slot]))
+                path = r.choice(held) if held and r.random() < 0.6 else self.path()
+                if self.comparable(slot, name, path, which):
+                    break
+            else:
+                which = r.choice([W_PERSISTENT, W_RECURSIVE])
+            if which in (W_PERSISTENT, W_RECURSIVE):
+                found = w.persistent[slot].get(path) == (PERSISTENT if which == W_PERSISTENT else RECURSIVE)
+                answer = ("ok", ("empty", 0)) if found else ("err", NO_WATCHER)
+                self.expected = (answer, name == "removeWatches" and found)
+            return (name, path, which)
+        if x < 0.75:
+            subs = []
+            for _ in range(r.choice([0, 1, 2, 2, 3, 4])):
+                y = r.random()
+                if y < 0.45:
+                    subs.append(("getData", self.path(), r.random() < 0.5))
+                elif y < 0.9:
+                    subs.append(("getChildren", self.path(), r.random() < 0.5))
+                elif y < 0.95:
+                    subs.append((r.choice(["exists", "getChildren2"]), self.path(), False))
+                else:
+                    subs.append(self.simple_write())
+            return ("multiRead", subs)
+        if x < 0.85:
+            b = self.base
+            # Blank prefixes and "/" (after Java's trim: control characters and spaces) list all.
+            blank = ["\x00", "\t/ ", "\x01/\x1f", "\u00a0", "\u3000/", " / "]
+            prefixes = [b, b, b + "/a", b + "/", "/", "", " ", None, "/zookeeper", "x", self.path()]
+            return ("getEphemerals", r.choice(prefixes + [r.choice(blank)]))
+        name = r.choice(["setWatches", "setWatches2"])
+        back = [("back", r.randint(1, 10)), ("back", r.randint(1, 60))]
+        rel = r.choice([("last",), ("last",), ("zero",), ("huge",)] + back)
+        reconnect = r.random() < 0.2
+        if reconnect:
+            # The old connection's watches are gone; the SetWatches on the new one sets them.
+            w.data[slot].clear()
+            w.child[slot].clear()
+            w.persistent[slot].clear()
+
+        def paths(count_max, ok):
+            return [p for p in (self.path() for _ in range(r.randint(0, count_max))) if ok(p)]
+
+        data = paths(3, lambda p: p not in w.persistent[slot])
+        exist = paths(2, lambda p: p not in w.persistent[slot])
+        child = paths(3, lambda p: p not in w.persistent[slot])
+        if name == "setWatches":
+            op = (name, rel, data, exist, child)
+            return ("reconnect",) + op if reconnect else op
+        taken = set(data + exist + child)
+
+        def free(mode):
+            def ok(p):
+                return w.persistent[slot].get(p, mode) == mode and not w.one_shot(slot, p) and p not in taken
+
+            return ok
+
+        persistent = paths(2, free(PERSISTENT))
+        taken.update(persistent)
+        recursive = paths(2, free(RECURSIVE))
+        op = (name, rel, data, exist, child, persistent, recursive)
+        return ("reconnect",) + op if reconnect else op
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,9 +689,40 @@ class Side:
         self.events = [[] for _ in range(SESSIONS)]
         self.owners = {}  # session id -> "s<slot>.<generation>"
         self.generation = [0] * SESSIONS
+        self.marks = []
+        self.moves = [0] * SESSIONS  # reconnections of each slot's session
+        self.dropped = []  # kazoo clients whose connection reconnect() dropped
 
     def open(self, slot):
-        zk = connect(self.hosts[slot % len(self.hosts)])
+        self.install(slot, connect(self.hosts[slot % len(self.hosts)]))
+        self.owners[self.clients[slot].client_id[0]] = f"s{slot}.{self.generation[slot]}"
+        self.generation[slot] += 1
+
+    def reconnect(self, slot):
+        """Moves session `slot` to a new connection (on Tally, to the next member), as a client
+        does whose connection broke: the old connection is dropped without closing the session,
+        and the new one attaches with the session's id, password and last zxid and sends its
+        identities again (as kazoo does). Watches stay with the old connection: the caller sends
+        SetWatches next. Returns the last zxid the old connection had seen."""
+        old = self.clients[slot]
+        last, client_id, auth = old.last_zxid, old.client_id, set(old.auth_data)
+        old._stopped.set()  # kazoo must not reconnect it on its own
+        try:
+            old._connection._socket.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        self.dropped.append(old)  # closed at the end of the seed, once its thread has stopped
+        self.moves[slot] += 1
+        host = self.hosts[(slot + self.moves[slot]) % len(self.hosts)]
+        zk = KazooClient(hosts=host, timeout=10, client_id=client_id)
+        zk.auth_data = auth
+        zk.last_zxid = last
+        zk.start(timeout=CALL_TIMEOUT_S)
+        assert zk.client_id[0] == client_id[0], f"{self.name}: the session was not resumed"
+        self.install(slot, zk)
+        return last
+
+    def install(self, slot, zk):
         conn = zk._connection
         original = conn._read_watch_event
         events = self.events[slot]
@@ -440,8 +736,6 @@ class Side:
 
         conn._read_watch_event = record
         self.clients[slot] = zk
-        self.owners[zk.client_id[0]] = f"s{slot}.{self.generation[slot]}"
-        self.generation[slot] += 1
 
     def open_all(self):
         for slot in range(SESSIONS):
@@ -457,6 +751,10 @@ class Side:
         for slot in range(SESSIONS):
             if self.clients[slot] is not None:
                 self.close(slot)
+        for old in self.dropped:
+            old._connection.connection_stopped.wait(CALL_TIMEOUT_S)
+            old.close()
+        self.dropped.clear()
 
     def send(self, slot, op):
         """Sends `op` on session `slot`; returns a function that waits for the answer. Both sides
@@ -471,9 +769,29 @@ class Side:
             if op[0] == "restart":
                 self.open(slot)
             return lambda: ("ok", (op[0],))
+        if op[0] in ("setWatches", "setWatches2"):
+            op = (op[0], self.relative_zxid(slot, op[1])) + op[2:]
+        elif op[0] == "reconnect":  # then the SetWatches(2) a reconnecting client sends
+            last = self.reconnect(slot)
+            op = (op[1], last if op[2] == ("last",) else self.relative_zxid(slot, op[2])) + op[3:]
+        zk = self.clients[slot]
         result = zk.handler.async_result()
         zk._call(encode(op), result)
         return lambda: self.wait(result)
+
+    def relative_zxid(self, slot, spec):
+        """A SetWatches' zxid, meaning the same on both sides: the last zxid this side reported to
+        the session (what a reconnecting client sends), the last it reported to any session a
+        few requests ago, or a bound."""
+        if spec[0] == "last":
+            return self.clients[slot].last_zxid
+        if spec[0] == "back":
+            return self.marks[max(0, len(self.marks) - spec[1])]
+        return {"zero": 0, "huge": 1 << 62}[spec[0]]
+
+    def mark(self):
+        """Remembers the last zxid this side reported, after a request (see relative_zxid)."""
+        self.marks.append(max([0] + [zk.last_zxid for zk in self.clients if zk is not None]))
 
     @staticmethod
     def wait(result, fixed=None):
@@ -571,6 +889,8 @@ def run_seed(seed, ops, zk, tally, tag, verbose):
     for side in sides:
         side.owners.clear()
         side.generation = [0] * SESSIONS
+        side.marks = []
+        side.moves = [0] * SESSIONS
         side.take_events()
         side.open_all()
     transcripts = ([], [])
@@ -582,12 +902,23 @@ def run_seed(seed, ops, zk, tally, tag, verbose):
     try:
         for i in range(ops + len(last)):
             slot, op = first.pop() if first else gen.next() if i < ops else last[i - ops]
+            expected = gen.expected if i < ops else None
             sent.append((slot, op))
             answers = [get() for get in [side.send(slot, op) for side in sides]]
+            raw_zk = answers[0]
+            if expected is not None and answers[0] == ("err", MARSHALLING_ERROR):
+                # Watcher types 4 and 5 are 3.9's: ZooKeeper 3.8.0 refuses them, and Tally is held
+                # to the answer 3.9 gives, from what the generator knows of the session's
+                # persistent watches. A watch Tally removed goes from ZooKeeper as well.
+                answers[0], drop = expected
+                if drop:
+                    again = zk.send(slot, ("removeWatches", op[1], W_ANY))()
+                    assert again[0] == "ok", f"zookeeper kept no watch on {op[1]}: {again}"
             if op[0] in WRITES or op[0] in ("restart", "close"):
                 for result in [r for side in sides for r in side.start_flush()]:
                     result.get(timeout=CALL_TIMEOUT_S)
             for k, side in enumerate(sides):
+                side.mark()
                 events = side.take_events()
                 if op[0] in ("restart", "close"):
                     # A closed session's ephemerals go in hash-set order in ZooKeeper, in path
@@ -595,9 +926,11 @@ def run_seed(seed, ops, zk, tally, tag, verbose):
                     events = [sorted(e) for e in events]
                 transcripts[k].append(norm([answers[k], events], side))
                 raws[k].append((answers[k], events))
-            gen.learn(op, raws[0][-1][0])
+            gen.learn(slot, op, answers[0], raws[0][-1][1])
             if verbose:
                 print(f"  {seed}/{i} s{slot} {show(op)} -> {raws[0][-1][0]}")
+                if raw_zk != answers[0]:
+                    print(f"      zookeeper answered {raw_zk} (3.8.0 lacks watcher types 4 and 5)")
                 for k, side in enumerate(sides):
                     if any(raws[k][-1][1]):
                         print(f"      {side.name} events: {raws[k][-1][1]}")

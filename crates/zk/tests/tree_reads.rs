@@ -54,6 +54,21 @@ fn get_ephemerals_filters_by_prefix() {
     assert_eq!(r.state.get_ephemerals(s + 1, "/"), Vec::<String>::new());
 }
 
+/// Found by the differential test: ZooKeeper trims the prefix with Java's `String.trim`, which
+/// strips control characters (NUL too) but not Unicode spaces, unlike Rust's `str::trim`.
+#[test]
+fn get_ephemerals_trims_the_prefix_as_java_does() {
+    let mut r = Replica::new();
+    r.mk("/a", EPHEMERAL);
+    let s = r.session;
+    for blank in ["\0", "\t/ ", "\u{1}/\u{1f}", " / "] {
+        assert_eq!(r.state.get_ephemerals(s, blank), ["/a"], "{blank:?} lists all");
+    }
+    for spaces in ["\u{a0}", "\u{3000}/", "\u{2028}"] {
+        assert_eq!(r.state.get_ephemerals(s, spaces), Vec::<String>::new(), "{spaces:?} is a prefix");
+    }
+}
+
 #[test]
 fn read_dispatches_read_requests_and_declines_the_rest() {
     let mut r = Replica::new();

@@ -78,9 +78,11 @@ impl ZkState {
     }
 
     /// getEphemerals: the session's ephemerals whose paths start with `prefix` (all of them for
-    /// an empty or blank prefix, or `/`), in path order.
+    /// an empty or blank prefix, or `/`), in path order. Blank is Java's `String.trim`: control
+    /// characters count as blank, Unicode spaces such as U+00A0 do not (ZooKeeper trims so).
     pub fn get_ephemerals(&self, session: i64, prefix: &str) -> Vec<String> {
-        let all = prefix.trim().is_empty() || prefix.trim() == "/";
+        let trimmed = prefix.trim_matches(|c: char| c <= ' ');
+        let all = trimmed.is_empty() || trimmed == "/";
         self.ephemerals(session).filter(|p| all || p.starts_with(prefix)).map(str::to_string).collect()
     }
 
