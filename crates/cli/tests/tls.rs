@@ -82,7 +82,11 @@ fn member_flags(pki: &Pki, client_cert_auth: bool) -> Vec<String> {
 async fn tls_cluster(n: usize, pki: &Pki, client_cert_auth: bool) -> Cluster {
     let identity = client_cert_auth.then_some(&pki.alice);
     let tls = ChannelConnector::new(client_config(&pki.ca.file, identity, &[b"h2"]));
-    Cluster::start_with(n, Setup { scheme: "https", flags: member_flags(pki, client_cert_auth), tls: Some(tls) }).await
+    Cluster::start_with(
+        n,
+        Setup { scheme: "https", flags: member_flags(pki, client_cert_auth), tls: Some(tls), ..Setup::default() },
+    )
+    .await
 }
 
 fn etcdctl(cluster: &Cluster, i: usize, tls: &[&str], args: &[&str]) -> Output {
@@ -114,7 +118,7 @@ async fn etcdctl_and_curl_over_https_and_refusals_that_leave_the_member_serving(
     let mut flags = member_flags(&pki, false);
     flags.extend(["--listen-metrics-urls".to_string(), format!("https://127.0.0.1:{metrics_port}")]);
     let tls = ChannelConnector::new(client_config(&pki.ca.file, None, &[b"h2"]));
-    let cluster = Cluster::start_with(1, Setup { scheme: "https", flags, tls: Some(tls) }).await;
+    let cluster = Cluster::start_with(1, Setup { scheme: "https", flags, tls: Some(tls), ..Setup::default() }).await;
     let ca = path(&pki.ca.file);
     let cacert = ["--cacert", &ca];
     let out = etcdctl(&cluster, 0, &cacert, &["put", "greeting", "hello"]);
@@ -305,7 +309,7 @@ async fn auto_tls_serves_etcdctl_without_verification() {
     let tls = tally_server::tls::Tls::from_flags(&flags, "", auto).unwrap().unwrap();
     let tls = ChannelConnector::new(tls.client_config(&[b"h2"], None).unwrap());
     let flags = ["--auto-tls", "--peer-auto-tls"].map(String::from).to_vec();
-    let cluster = Cluster::start_with(3, Setup { scheme: "https", flags, tls: Some(tls) }).await;
+    let cluster = Cluster::start_with(3, Setup { scheme: "https", flags, tls: Some(tls), ..Setup::default() }).await;
     let skip = ["--insecure-transport=false", "--insecure-skip-tls-verify"];
     let out = etcdctl(&cluster, 1, &skip, &["put", "auto", "tls"]);
     assert!(out.status.success(), "{}{}", output(&out), cluster.logs());

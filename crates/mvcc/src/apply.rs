@@ -170,6 +170,15 @@ impl Sessions {
     }
 }
 
+/// A ZooKeeper connection's pipelined writes carry its client id and sequence numbers rising by
+/// one: one that skips a number follows a write of the connection that was lost (with a leader,
+/// or a forwarded frame), and applying it would leave a gap in the session's order, which
+/// ZooKeeper never does. Refused unexecuted, it fails the connection and the client reconnects.
+/// (A client whose session was evicted is not checked: its next write is taken as it comes.)
+fn skips_a_write(cmd: &Command, last_seq: u64) -> bool {
+    matches!(&cmd.op, Some(Op::Zk(z)) if z.pipelined) && cmd.seq > last_seq + 1
+}
+
 /// Whether a (log index, client) recency pair is the client's latest use. A free function, so
 /// that `trim_stale` can ask it while it mutates the queue.
 fn is_current(by_client: &ShardedMap<u64, Session>, (index, client_id): (u64, u64)) -> bool {
@@ -233,6 +242,7 @@ impl StateMachine {
     /// Applies the command at log `index`. Entries at or below the applied index are ignored (`Noop`,
     /// not fresh). For `client_id != 0`, a `seq` equal to the client's last applied one returns the cached
     /// response without re-executing; an older `seq` answers [`MvccError::StaleSequence`]; both not fresh.
+    /// So does a pipelined ZooKeeper write whose `seq` skips past the next one (`skips_a_write`).
     pub fn apply(&mut self, index: u64, cmd: &Command) -> Applied {
         if index <= self.applied_index {
             return self.not_fresh(CommandResponse::Noop);
@@ -245,7 +255,7 @@ impl StateMachine {
                     self.sessions.touch(cmd.client_id, index);
                     return self.not_fresh(cached);
                 }
-                if cmd.seq < s.seq {
+                if cmd.seq < s.seq || skips_a_write(cmd, s.seq) {
                     return self.not_fresh(CommandResponse::Error(MvccError::StaleSequence));
                 }
             }

@@ -90,7 +90,8 @@ pub enum MvccError {
     #[error("etcdserver: too large lease TTL")]
     LeaseTtlTooLarge,
     /// Tally-specific: a command whose sequence number is older than the last one applied for its client
-    /// (its response is no longer cached). etcd has no equivalent.
+    /// (its response is no longer cached), or a ZooKeeper write that skips one of its connection's
+    /// (it follows a lost write). etcd has no equivalent.
     #[error("tally: request sequence number is older than the client's last applied request")]
     StaleSequence,
     /// `rpctypes.ErrGRPCNoSpace`: the NOSPACE alarm is raised (or this write would raise it).

@@ -2,18 +2,20 @@
 //! index (the zxid), their answers are cached for retries like etcd's, and snapshots carry the
 //! tree, its sessions and those cached answers.
 
-use tally_mvcc::{CommandResponse, StateMachine};
+use tally_mvcc::{CommandResponse, MvccError, StateMachine};
 use tally_proto::tally_v1::{command::Op, Command, ZkCommand as LogZk};
 use tally_zk::proto::{Acl, CreateRequest, Response, WriteOp};
 use tally_zk::{Outcome, Write, ZkCommand, ZkError};
 
 fn zk(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
-    Command {
-        client_id,
-        seq,
-        op: Some(Op::Zk(LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000 })),
-        ..Default::default()
-    }
+    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: false };
+    Command { client_id, seq, op: Some(Op::Zk(op)), ..Default::default() }
+}
+
+/// A write a connection pipelined (`pipelined`: it applies only right after its previous one).
+fn pipelined(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
+    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: true };
+    Command { client_id, seq, op: Some(Op::Zk(op)), ..Default::default() }
 }
 
 fn create(session: i64, path: &str) -> ZkCommand {
@@ -55,9 +57,38 @@ fn zookeeper_commands_apply_at_their_index_and_survive_a_snapshot() {
     assert_eq!(restored.sessions().get(1).map(|s| s.seq), Some(3));
 }
 
+/// A ZooKeeper connection's pipelined writes apply in the order sent and without a gap: one
+/// that arrives after a later one, or after a lost one, is refused unexecuted.
+#[test]
+fn a_connections_pipelined_writes_apply_in_order_and_without_a_gap() {
+    let mut sm = StateMachine::default();
+    let opened = sm.apply(1, &zk(1, 1, &ZkCommand::CreateSession { timeout_ms: 10_000, password: [7; 16] }));
+    let Outcome::SessionCreated { session } = *outcome(&opened.response) else { panic!("{opened:?}") };
+    let connection = 99;
+    assert!(sm.apply(2, &pipelined(connection, 1, &create(session, "/a"))).fresh);
+    assert!(sm.apply(3, &pipelined(connection, 2, &create(session, "/b"))).fresh);
+
+    // seq 3 was lost: 4 would apply without it.
+    let skipped = sm.apply(4, &pipelined(connection, 4, &create(session, "/d")));
+    assert_eq!((skipped.response, skipped.fresh), (CommandResponse::Error(MvccError::StaleSequence), false));
+    assert!(sm.zk.exists("/d", &[]).is_err(), "a write after a gap is not executed");
+    // ...and an older write arriving late is not executed either.
+    let late = sm.apply(5, &pipelined(connection, 1, &create(session, "/late")));
+    assert_eq!(late.response, CommandResponse::Error(MvccError::StaleSequence));
+    assert!(sm.zk.exists("/late", &[]).is_err());
+    // The next one in order applies; the refusals recorded nothing.
+    assert!(sm.apply(6, &pipelined(connection, 3, &create(session, "/c"))).fresh);
+    assert_eq!(sm.sessions().get(connection).map(|s| s.seq), Some(3));
+    // Writes not pipelined may skip sequence numbers, as before (a client's reads take some).
+    assert!(sm.apply(7, &zk(connection, 9, &create(session, "/e"))).fresh);
+}
+
 #[test]
 fn a_command_that_does_not_decode_is_a_marshalling_error() {
     let mut sm = StateMachine::default();
-    let bad = Command { op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0 })), ..Default::default() };
+    let bad = Command {
+        op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0, pipelined: false })),
+        ..Default::default()
+    };
     assert_eq!(outcome(&sm.apply(1, &bad).response), &Outcome::Reply(Err(ZkError::MarshallingError)));
 }

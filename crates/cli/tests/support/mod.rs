@@ -13,6 +13,7 @@ pub mod pki;
 mod ports;
 pub mod reference_etcd;
 mod watch_stream;
+pub mod zk;
 
 pub use logs::tail;
 pub use ports::free_port;
@@ -41,6 +42,8 @@ pub struct Member {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// Where it serves ZooKeeper's clients, if the cluster's `Setup::zk` says so.
+    pub zk_port: u16,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     /// "http", or "https" for both its client and peer URLs.
@@ -86,6 +89,8 @@ pub struct Setup {
     pub flags: Vec<String>,
     /// How the test's gRPC clients reach https URLs.
     pub tls: Option<tally_server::tls::ChannelConnector>,
+    /// Every member also serves ZooKeeper's clients, on its `zk_port`.
+    pub zk: bool,
 }
 
 /// A channel that connects on first use and gives up quickly on a dead member.
@@ -134,6 +139,7 @@ impl Cluster {
             members.push(Member {
                 client_port: free_port(),
                 peer_port: free_port(),
+                zk_port: free_port(),
                 data_dir: dir.path().join(&name),
                 log_path: dir.path().join(format!("{name}.log")),
                 name,
@@ -349,6 +355,7 @@ impl Cluster {
             name: name.to_string(),
             client_port: free_port(),
             peer_port: free_port(),
+            zk_port: free_port(),
             data_dir: self.dir.path().join(name),
             log_path: self.dir.path().join(format!("{name}.log")),
             scheme: self.setup.scheme,
@@ -382,6 +389,8 @@ impl Cluster {
         let m = &self.members[i];
         assert!(m.child.is_none(), "member {} is already running", m.name);
         let log = OpenOptions::new().create(true).append(true).open(&m.log_path).expect("open member log");
+        let zk_url = format!("tcp://127.0.0.1:{}", m.zk_port);
+        let zk_flags = if self.setup.zk { vec!["--listen-zk-urls", &zk_url] } else { Vec::new() };
         let child = Command::new(env!("CARGO_BIN_EXE_tally"))
             .arg("server")
             .args(["--name", &m.name])
@@ -397,6 +406,7 @@ impl Cluster {
             .args(["--initial-cluster-token", &self.token])
             .args(["--heartbeat-interval", "30", "--election-timeout", "150"])
             .args(&self.setup.flags)
+            .args(&zk_flags)
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

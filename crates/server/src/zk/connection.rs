@@ -1,7 +1,10 @@
-//! One client connection: the handshake, then its requests one at a time, in order, with the
-//! notifications of its watches written between replies, never after a reply they precede.
+//! One client connection: the handshake, then its requests, pipelined: writes are proposed as
+//! they are read (`pipeline.rs`), anything else waits for the writes before it, and replies go
+//! out in request order, with the notifications of its watches written between replies, never
+//! after a reply they precede.
 
 use std::io;
+use std::time::Instant;
 
 use tally_zk::proto::{encode, xid, Id, Reader, ReplyHeader, Request, RequestHeader, WatcherEvent};
 use tally_zk::ZkError;
@@ -11,6 +14,8 @@ use tokio::sync::mpsc;
 
 use super::frames::invalid;
 use super::handshake::{self, Attached};
+use super::pipeline::{Attempt, Pipeline};
+use super::requests::Reply;
 use super::stats::ZkStats;
 use super::watches::{ConnectionId, ZkWatches};
 use super::{four_letter, frames, requests};
@@ -58,10 +63,29 @@ pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches, stat
     result
 }
 
+/// The connection after its handshake: what it writes to, and its requests' state.
+struct Serving<'a> {
+    write: OwnedWriteHalf,
+    events: mpsc::UnboundedReceiver<WatcherEvent>,
+    ctx: &'a Context,
+    client: &'a mut Client,
+    writes: Pipeline,
+    stats: &'a ZkStats,
+    /// Requests read and not yet answered, taken off the outstanding count if the connection
+    /// ends first.
+    unanswered: u64,
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.stats.requests_abandoned(self.unanswered);
+    }
+}
+
 async fn serve(
     read: OwnedReadHalf,
-    mut write: OwnedWriteHalf,
-    mut events: mpsc::UnboundedReceiver<WatcherEvent>,
+    write: OwnedWriteHalf,
+    events: mpsc::UnboundedReceiver<WatcherEvent>,
     ctx: &Context,
     watches: &ZkWatches,
     stats: &ZkStats,
@@ -71,55 +95,97 @@ async fn serve(
     let mut touched = std::time::Instant::now() - TOUCH_EVERY;
     // A client silent for its whole session timeout is gone (it pings every third of it).
     let idle_max = std::time::Duration::from_millis(client.timeout_ms as u64);
+    let mut s = Serving { write, events, ctx, client, writes: Pipeline::new(ctx), stats, unanswered: 0 };
+    // CloseSession was read: nothing after it is.
+    let mut closing = false;
     loop {
+        let reading = !closing && s.writes.accepting();
         let packet = tokio::select! {
             biased;
-            event = events.recv() => match event {
+            event = s.events.recv() => match event {
                 Some(event) => {
-                    write_notification(&mut write, &event, stats).await?;
+                    write_notification(&mut s.write, &event, stats).await?;
                     continue;
                 }
                 // The session was reattached on another connection: this one is closed.
                 None => return Ok(()),
             },
-            packet = tokio::time::timeout(idle_max, packets.recv()) => match packet {
+            attempt = s.writes.answer(), if !s.writes.is_empty() => {
+                if s.settle(attempt).await? {
+                    return Ok(());
+                }
+                continue;
+            }
+            packet = tokio::time::timeout(idle_max, packets.recv()), if reading => match packet {
                 Ok(Some(Ok(packet))) => packet,
                 Ok(Some(Err(e))) => return Err(e),
                 Ok(None) | Err(_) => return Ok(()),
             },
         };
-        let in_flight = stats.request_received();
+        let arrived = s.request_received();
         // The client is alive: its session lives on (told the leader at most so often).
         if touched.elapsed() >= TOUCH_EVERY {
             touched = std::time::Instant::now();
-            ctx.node.zk_touch(client.session);
+            ctx.node.zk_touch(s.client.session);
         }
         let mut r = Reader::new(&packet);
         let header: RequestHeader = r.read().map_err(|e| invalid(format!("request header: {e}")))?;
         let body = &packet[packet.len() - r.remaining()..];
         let request = Request::decode(header.op, body);
-        let closing = matches!(request, Ok(Request::CloseSession));
-        let (err, reply) = match request {
-            Ok(request) => match requests::handle(ctx, watches, client, request).await {
-                Ok(Some(body)) => (0, body),
-                Ok(None) => (0, Vec::new()),
-                Err(e) => (e.code(), Vec::new()),
-            },
-            Err(_) => (ZkError::MarshallingError.code(), Vec::new()),
-        };
-        // Notifications of changes this reply may reflect go first.
-        while let Ok(event) = events.try_recv() {
-            write_notification(&mut write, &event, stats).await?;
+        if let Some(command) = request.as_ref().ok().and_then(|r| requests::write_command(s.client, r)) {
+            // Proposed now, behind the writes in flight: pipelined, as ZooKeeper does.
+            closing = matches!(request, Ok(Request::CloseSession));
+            s.writes.propose(ctx, header.xid, arrived, &command, closing);
+            continue;
         }
-        let zxid = ctx.sm.read().expect("sm lock").zk.last_zxid();
+        // Anything else must see every earlier write of the session, and no later one: it
+        // waits for the writes in flight, and nothing more is proposed until it is answered.
+        while !s.writes.is_empty() {
+            let attempt = s.writes.answer().await;
+            if s.settle(attempt).await? {
+                return Ok(());
+            }
+        }
+        let reply = match request {
+            Ok(request) => requests::handle(ctx, watches, s.client, request).await,
+            Err(_) => Err(ZkError::MarshallingError),
+        };
         // Pings are answered with their own xid; everything else with the request's.
         let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
-        let reply_header = encode(&ReplyHeader { xid: reply_xid, zxid, err });
-        frames::write(&mut write, &[&reply_header, &reply]).await?;
-        in_flight.answered();
-        if closing {
-            return Ok(());
+        s.reply(reply_xid, reply, arrived).await?;
+    }
+}
+
+impl Serving<'_> {
+    /// Settles the oldest write's attempt and writes its reply if it has one; true if that
+    /// closed the session.
+    async fn settle(&mut self, attempt: Attempt) -> io::Result<bool> {
+        let Some(answered) = self.writes.settle(self.ctx, attempt).await? else { return Ok(false) };
+        self.reply(answered.xid, answered.reply, answered.arrived).await?;
+        Ok(answered.closing)
+    }
+
+    fn request_received(&mut self) -> Instant {
+        self.unanswered += 1;
+        self.stats.request_received()
+    }
+
+    /// Writes the answer to the request that arrived at `arrived`.
+    async fn reply(&mut self, xid: i32, reply: Reply, arrived: Instant) -> io::Result<()> {
+        // Notifications of changes this reply may reflect go first.
+        while let Ok(event) = self.events.try_recv() {
+            write_notification(&mut self.write, &event, self.stats).await?;
         }
+        let (err, body) = match reply {
+            Ok(body) => (0, body.unwrap_or_default()),
+            Err(e) => (e.code(), Vec::new()),
+        };
+        let zxid = self.ctx.sm.read().expect("sm lock").zk.last_zxid();
+        let header = encode(&ReplyHeader { xid, zxid, err });
+        frames::write(&mut self.write, &[&header, &body]).await?;
+        self.unanswered -= 1;
+        self.stats.request_answered(arrived);
+        Ok(())
     }
 }
 

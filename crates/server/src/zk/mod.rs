@@ -2,8 +2,9 @@
 //! the etcd API: each connection is a task reading length-prefixed jute frames. Writes become
 //! `ZkCommand`s in the Raft log (their zxid is the entry's index); reads are answered from this
 //! member's copy of the tree, as a ZooKeeper server answers from its own; `sync` waits for a
-//! ReadIndex. Requests on a connection are handled one at a time, in order: ZooKeeper's FIFO
-//! guarantee for a session.
+//! ReadIndex. A connection's writes are pipelined (`pipeline.rs`): proposed as they are read,
+//! in the order sent; its other requests wait for the writes before them; replies go out in
+//! request order: ZooKeeper's FIFO guarantee for a session.
 //!
 //! Watches, one-shot and persistent (`watches/`), are fired as this member applies the
 //! changes. Sessions live while their clients are heard from on any member: each connection
@@ -15,6 +16,7 @@ mod connection;
 mod four_letter;
 mod frames;
 mod handshake;
+mod pipeline;
 mod requests;
 mod stats;
 pub mod watches;

@@ -1,29 +1,31 @@
-//! A request's answer: writes through the log, reads from this member's tree.
+//! A request's answer: writes become log commands (proposed by `pipeline.rs`), the rest are
+//! answered here from this member's tree.
 
 use tally_zk::proto::{add_watch_mode, EventType, Id, Request, Response, SetWatches2};
 use tally_zk::{Outcome, Write, ZkCommand, ZkError, ZkState};
 
 use super::connection::Client;
-use super::handshake::propose;
 use super::watches::{Kind, WatcherType, ZkWatches};
 use crate::client::services::context::Context;
 
 /// The reply body (None: header only), or the error code for the reply header.
-pub async fn handle(
-    ctx: &Context,
-    watches: &ZkWatches,
-    client: &mut Client,
-    request: Request,
-) -> Result<Option<Vec<u8>>, ZkError> {
-    if let Some(write) = Write::from_request(&request) {
-        let command = ZkCommand::Txn { session: client.session, auth: client.auth.clone(), write };
-        return reply(replicate(ctx, &command).await?);
+pub type Reply = Result<Option<Vec<u8>>, ZkError>;
+
+/// The log command of a write (CloseSession included), or None for what is answered here.
+pub fn write_command(client: &Client, request: &Request) -> Option<ZkCommand> {
+    if let Some(write) = Write::from_request(request) {
+        return Some(ZkCommand::Txn { session: client.session, auth: client.auth.clone(), write });
     }
+    matches!(request, Request::CloseSession).then_some(ZkCommand::CloseSession { session: client.session })
+}
+
+/// Answers what is not a write ([`write_command`] gives None), once every earlier write of the
+/// session is applied here.
+pub async fn handle(ctx: &Context, watches: &ZkWatches, client: &mut Client, request: Request) -> Reply {
     match request {
         Request::Ping => Ok(None),
-        Request::CloseSession => {
-            replicate(ctx, &ZkCommand::CloseSession { session: client.session }).await?;
-            Ok(None)
+        Request::Write(_) | Request::Multi(_) | Request::CloseSession => {
+            unreachable!("writes go through the connection's pipeline")
         }
         Request::Auth(packet) if packet.scheme == "digest" => {
             client.auth.push(Id { scheme: "digest".into(), id: tally_zk::tree::digest_id(&packet.auth) });
@@ -126,14 +128,8 @@ fn set_watches(tree: &ZkState, watches: &ZkWatches, client: &Client, w: &SetWatc
     }
 }
 
-async fn replicate(ctx: &Context, command: &ZkCommand) -> Result<Outcome, ZkError> {
-    propose(ctx, command).await.map_err(|e| {
-        tracing::debug!("a ZooKeeper write was not replicated: {e}");
-        ZkError::OperationTimeout
-    })
-}
-
-fn reply(outcome: Outcome) -> Result<Option<Vec<u8>>, ZkError> {
+/// A write's reply, from what applying it answered.
+pub fn reply(outcome: Outcome) -> Reply {
     match outcome {
         Outcome::Reply(Ok(response)) => Ok(Some(response.encode())),
         Outcome::Reply(Err(e)) => Err(e),

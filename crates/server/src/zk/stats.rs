@@ -3,7 +3,7 @@
 //! request's latency from its arrival to its answer, in milliseconds.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug)]
 pub struct ZkStats {
@@ -42,20 +42,27 @@ pub struct Reading {
 }
 
 impl ZkStats {
-    /// A request arrived: outstanding until the returned guard is answered or dropped (its
-    /// connection failed).
-    pub fn request_received(&self) -> InFlight<'_> {
+    /// A request arrived: it is outstanding until answered or abandoned. Returns its arrival.
+    pub fn request_received(&self) -> Instant {
         self.received.fetch_add(1, Relaxed);
         self.outstanding.fetch_add(1, Relaxed);
-        InFlight { stats: self, arrived: Instant::now() }
+        Instant::now()
     }
 
-    fn record_latency(&self, latency: Duration) {
-        let us = latency.as_micros().min(u64::MAX as u128) as u64;
+    /// The request that arrived at `arrived` was answered.
+    pub fn request_answered(&self, arrived: Instant) {
+        let us = arrived.elapsed().as_micros().min(u64::MAX as u128) as u64;
+        self.sent.fetch_add(1, Relaxed);
+        self.outstanding.fetch_sub(1, Relaxed);
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_total_us.fetch_add(us, Relaxed);
         self.latency_min_us.fetch_min(us, Relaxed);
         self.latency_max_us.fetch_max(us, Relaxed);
+    }
+
+    /// `count` requests will never be answered: their connection ended.
+    pub fn requests_abandoned(&self, count: u64) {
+        self.outstanding.fetch_sub(count as i64, Relaxed);
     }
 
     /// A packet that answers no request of the count (a session's handshake, a notification).
@@ -85,26 +92,6 @@ impl ZkStats {
     }
 }
 
-/// A request read and not yet answered.
-pub struct InFlight<'a> {
-    stats: &'a ZkStats,
-    arrived: Instant,
-}
-
-impl InFlight<'_> {
-    /// Its answer was sent.
-    pub fn answered(self) {
-        self.stats.sent.fetch_add(1, Relaxed);
-        self.stats.record_latency(self.arrived.elapsed());
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.stats.outstanding.fetch_sub(1, Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,12 +110,12 @@ mod tests {
         stats.packet_sent();
         let first = stats.request_received();
         let second = stats.request_received();
-        let failed = stats.request_received();
+        stats.request_received();
         assert_eq!(stats.read().outstanding, 3);
-        drop(failed);
-        std::thread::sleep(Duration::from_millis(2));
-        first.answered();
-        second.answered();
+        stats.requests_abandoned(1);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        stats.request_answered(first);
+        stats.request_answered(second);
         stats.packet_sent();
         let r = stats.read();
         assert_eq!((r.received, r.sent, r.outstanding), (4, 4, 0));

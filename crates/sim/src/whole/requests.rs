@@ -181,7 +181,7 @@ fn zk_op(session: i64, key: u64, op: ZkOp, value: u64, now_ms: i64) -> Op {
 
 /// `command` as the log carries it, with the proposer's clock (ctime, mtime).
 fn zk_command(command: tally_zk::ZkCommand, now_ms: i64) -> Op {
-    Op::Zk(tally_proto::tally_v1::ZkCommand { command: command.encode().into(), now_ms })
+    Op::Zk(tally_proto::tally_v1::ZkCommand { command: command.encode().into(), now_ms, pipelined: false })
 }
 
 fn cas(key: u64, expected: u64, new: u64) -> TxnRequest {

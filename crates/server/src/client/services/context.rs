@@ -29,8 +29,9 @@ use tally_node::request_ids::RequestIds;
 /// How long a client request may take, retries and forwarding included (etcd: 5 s + election).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
 /// How long one attempt waits before proposing again with the same request id.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-const RETRY_DELAY: Duration = Duration::from_millis(20);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause before proposing again when no leader is known (or we were it).
+pub const RETRY_DELAY: Duration = Duration::from_millis(20);
 /// gRPC metadata carrying a client's own request identity, so a client retry is applied once.
 pub const CLIENT_ID_HEADER: &str = "tally-client-id";
 pub const SEQ_HEADER: &str = "tally-seq";

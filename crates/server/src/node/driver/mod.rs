@@ -189,7 +189,13 @@ impl NodeHandle {
     }
 
     pub async fn propose(&self, cmd: Command) -> Option<ProposeOutcome> {
-        self.call(|reply| Input::Propose { cmd, reply }).await.ok()
+        self.propose_now(cmd).await.ok()
+    }
+
+    /// Hands `cmd` to the driver before returning (not when the answer is first awaited), so
+    /// commands proposed one after another reach the driver, and the log, in that order.
+    pub fn propose_now(&self, cmd: Command) -> oneshot::Receiver<ProposeOutcome> {
+        self.call(|reply| Input::Propose { cmd, reply })
     }
 
     /// Waits until a linearizable read may be served from the local state.
