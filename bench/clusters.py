@@ -8,6 +8,7 @@ plain shell commands. Every member started here is killed at exit (also on Ctrl-
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,10 +34,25 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, below the kernel's ephemeral range (32768 and up), where an
+    outgoing connection could take it before its server binds it; each is handed out once."""
+    start = random.randrange(12000)
+    for i in range(12000):
+        port = 20000 + (start + i) % 12000
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000..32000")
 
 
 def etcd_ref(ref=None):

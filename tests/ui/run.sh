@@ -38,9 +38,12 @@ ports_free() {
         return 1
     done
 }
+# Every port stays below the kernel's ephemeral range (32768 and up): there an outgoing
+# connection, such as a member's to its peers, could take one before its member binds it.
 port=""
 for _ in $(seq 200); do
-    candidate=$((3000 + RANDOM % 2500))
+    candidate=$((1300 + RANDOM % 1400))
+    case $candidate in 23[7-9]?) continue ;; esac # a default `tally dev` someone may be running
     if ports_free "$candidate"; then port=$candidate; break; fi
 done
 [ -n "$port" ] || { echo "run.sh: no free ports for tally dev" >&2; exit 1; }

@@ -30,10 +30,21 @@ zk_cleanup() {
 
 free_ports() {
     python3 - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
+# Below the kernel's ephemeral range (32768 and up), where an outgoing connection could take
+# a port before its member binds it.
+import random, socket, sys
+first, count = 20000, 12000
+start = random.randrange(count)
+socks = []
+for i in range(count):
+    if len(socks) == int(sys.argv[1]):
+        break
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", first + (start + i) % count))
+        socks.append(s)
+    except OSError:
+        s.close()
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks:
     s.close()

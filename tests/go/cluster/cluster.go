@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -224,7 +225,11 @@ func progressFlag(kind, bin string) (string, bool) {
 	return "", false
 }
 
+// freePorts finds n loopback ports free now, below the kernel's ephemeral range (32768 and
+// up): a port from there (what binding port 0 gives) can be taken by an outgoing connection,
+// a member's to its peers say, before its member binds it.
 func freePorts(n int) ([]int, error) {
+	const first, count = 20000, 12000
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -232,13 +237,18 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	start := rand.IntN(count)
+	for i := 0; i < count && len(ports) < n; i++ {
+		port := first + (start+i)%count
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
+	}
+	if len(ports) < n {
+		return nil, fmt.Errorf("only %d free loopback ports in %d..%d", len(ports), first, first+count)
 	}
 	return ports, nil
 }
