@@ -71,6 +71,8 @@ pub struct Outbox {
     pub snapshots: Vec<SnapshotJob<SimFs>>,
     pub published: Vec<(i64, Vec<Event>)>,
     pub revokes: Vec<Revoke>,
+    /// Pipelined ZooKeeper writes applied fresh, and snapshots restored, in order.
+    pub pipelined: Vec<crate::whole::checks::zk_pipelines::Applied>,
     /// Expired TTL znodes this member deleted (a leader's `DeleteIfExpired` applied).
     pub znodes_expired: u64,
     /// A leader's snapshot replaced the state machine.
@@ -138,7 +140,11 @@ impl Host for SimHost {
     }
 
     fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
+        use crate::whole::checks::zk_pipelines::Applied;
         use tally_proto::tally_v1::command::Op;
+        if matches!(&cmd.op, Some(Op::Zk(z)) if z.pipelined) {
+            self.out.pipelined.push(Applied::Write { client_id: cmd.client_id, seq: cmd.seq });
+        }
         match (&cmd.op, response) {
             (Some(Op::LeaseRevoke(r)), _) => {
                 self.out.revokes.push(Revoke { lease: r.id, by_expiry: cmd.auth_revision == u64::MAX });
@@ -156,6 +162,7 @@ impl Host for SimHost {
 
     fn state_restored(&mut self) {
         self.out.restored = true;
+        self.out.pipelined.push(crate::whole::checks::zk_pipelines::Applied::Restored);
         self.hub.restored();
     }
 

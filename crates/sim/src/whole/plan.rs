@@ -23,6 +23,8 @@ pub struct Plan {
     pub kv_clients: u64,
     pub lease_clients: u64,
     pub watchers: u64,
+    /// ZooKeeper clients that pipeline their writes (several in flight on one connection).
+    pub zk_pipelines: u64,
     /// An administrator enables auth early on; clients then write as a user with permissions.
     pub auth: bool,
 }
@@ -47,6 +49,7 @@ impl Plan {
             lease_clients: rng.range(0, 3),
             watchers: rng.range(1, 3),
             auth: rng.chance(0.5),
+            zk_pipelines: rng.range(0, 3),
         }
     }
 }

@@ -24,6 +24,7 @@ use super::checks::observations::Observations;
 use super::checks::revisions::Revisions;
 use super::checks::state_hashes::StateHashes;
 use super::checks::watches::Watch;
+use super::checks::zk_pipelines::ZkPipelines;
 use super::checks::zk_sessions::ZkSessions;
 use super::clients::{Answer, Client, Request, LEASE_TTL_S};
 use super::host::{self, Fatal};
@@ -35,6 +36,8 @@ use crate::linearizability::{self, OpKind, Operation, Outcome};
 use crate::links;
 use crate::queue::EventQueue;
 use crate::rng::Rng;
+
+mod zk_pipelines;
 
 const TICK_US: u64 = 10_000;
 /// How long a client waits for an answer before asking another member.
@@ -86,6 +89,9 @@ pub struct WholeCoverage {
     pub lease_expiries: u64,
     pub znodes_expired: u64,
     pub zk_session_expiries: u64,
+    /// Pipelined ZooKeeper writes applied fresh (counted per member) and answered as applied.
+    pub zk_pipelined_applied: u64,
+    pub zk_pipelined_acknowledged: u64,
     pub watch_reconnects: u64,
     pub state_hashes: u64,
     pub members_added: u64,
@@ -104,6 +110,8 @@ impl std::ops::AddAssign for WholeCoverage {
         self.lease_expiries += o.lease_expiries;
         self.znodes_expired += o.znodes_expired;
         self.zk_session_expiries += o.zk_session_expiries;
+        self.zk_pipelined_applied += o.zk_pipelined_applied;
+        self.zk_pipelined_acknowledged += o.zk_pipelined_acknowledged;
         self.watch_reconnects += o.watch_reconnects;
         self.state_hashes += o.state_hashes;
         self.members_added += o.members_added;
@@ -183,6 +191,21 @@ enum Event {
     },
     Fault,
     Heal,
+    PipeStart {
+        pipe: usize,
+    },
+    PipeRequest {
+        pipe: usize,
+        conn: u64,
+        seq: u64,
+        to: NodeId,
+    },
+    PipeTimeout {
+        pipe: usize,
+        conn: u64,
+        seq: u64,
+        attempt: u32,
+    },
 }
 
 /// A client's request in flight.
@@ -252,6 +275,8 @@ pub struct WholeSim {
     hashes: StateHashes,
     leases: Leases,
     zk_sessions: ZkSessions,
+    zk_pipelines: ZkPipelines,
+    pipes: Vec<zk_pipelines::PipeClient>,
     healed_at: Option<u64>,
     newest_leader_term: u64,
     events: u64,
@@ -283,6 +308,8 @@ impl WholeSim {
             hashes: StateHashes::default(),
             leases: Leases::default(),
             zk_sessions: ZkSessions::default(),
+            zk_pipelines: ZkPipelines::default(),
+            pipes: Vec::new(),
             healed_at: None,
             newest_leader_term: 0,
             events: 0,
@@ -292,6 +319,7 @@ impl WholeSim {
         };
         sim.start_founders(&raft, &ids);
         sim.start_clients();
+        sim.start_pipes();
         if sim.plan.partitions || sim.plan.crashes || sim.plan.membership || sim.plan.transfers {
             let at = sim.plan.fault_every_us;
             sim.schedule(at, Event::Fault);
@@ -494,6 +522,7 @@ impl WholeSim {
         let sm = sm.read().expect("sm lock");
         let violations = &mut self.checker.violations;
         self.revisions.observe(id, incarnation, &out.published, now, violations);
+        self.zk_pipelines.observe(id, incarnation, &out.pipelined, now, violations);
         for r in out.revokes {
             self.leases.revoked(r.lease, r.by_expiry, now, violations);
         }
@@ -676,6 +705,9 @@ impl WholeSim {
     }
 
     fn client_response(&mut self, client: usize, seq: u64, reply: Reply) {
+        if let Some(pipe) = client.checked_sub(zk_pipelines::PIPE_CLIENT_BASE) {
+            return self.pipe_response(pipe, seq, reply);
+        }
         self.trace(|| {
             format!(
                 "client {client} gets #{seq}: {}",
@@ -955,6 +987,9 @@ impl WholeSim {
                 }
             }
             Event::Heal => self.heal(),
+            Event::PipeStart { pipe } => self.pipe_start(pipe),
+            Event::PipeRequest { pipe, conn, seq, to } => self.pipe_request(pipe, conn, seq, to),
+            Event::PipeTimeout { pipe, conn, seq, attempt } => self.pipe_timeout(pipe, conn, seq, attempt),
         }
     }
 
@@ -1068,6 +1103,8 @@ impl WholeSim {
             coverage: WholeCoverage {
                 lease_expiries: self.leases.expiries,
                 zk_session_expiries: self.zk_sessions.expiries,
+                zk_pipelined_applied: self.zk_pipelines.writes_applied,
+                zk_pipelined_acknowledged: self.zk_pipelines.acknowledged,
                 ..self.coverage
             },
             violations: self.checker.violations,

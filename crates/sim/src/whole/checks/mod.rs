@@ -7,6 +7,7 @@ pub mod observations;
 pub mod revisions;
 pub mod state_hashes;
 pub mod watches;
+pub mod zk_pipelines;
 pub mod zk_sessions;
 
 pub use crate::checker::Violation;

@@ -1,0 +1,113 @@
+//! A ZooKeeper connection's pipelined writes apply in the order sent, with no gap: on every
+//! member, the writes of one connection (client id) that apply fresh have sequence numbers
+//! rising by one in log order, the first being 1; none applies after a later one or across a
+//! missing one (the state machine refuses those, `skips_a_write`). And a write the client saw
+//! answered as applied is among the writes that applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tally_raft::NodeId;
+
+use super::Violation;
+
+/// What one member applied, in order, as far as this check cares.
+#[derive(Clone, Copy, Debug)]
+pub enum Applied {
+    /// A pipelined write of connection `client_id` applied fresh.
+    Write { client_id: u64, seq: u64 },
+    /// The state machine was replaced by a leader's snapshot.
+    Restored,
+}
+
+const PROPERTY: &str = "a connection's pipelined writes apply in order, without a gap";
+
+#[derive(Default)]
+pub struct ZkPipelines {
+    /// Per connection: the sequence numbers any member applied fresh.
+    applied: BTreeMap<u64, BTreeSet<u64>>,
+    /// Per member: its incarnation and, per connection, the last sequence number it applied
+    /// since it started or restored a snapshot (before that, its start point is unknown).
+    last: BTreeMap<NodeId, (u64, BTreeMap<u64, u64>)>,
+    pub writes_applied: u64,
+    pub acknowledged: u64,
+}
+
+impl ZkPipelines {
+    pub fn observe(
+        &mut self,
+        member: NodeId,
+        incarnation: u64,
+        applied: &[Applied],
+        now_us: u64,
+        violations: &mut Vec<Violation>,
+    ) {
+        let last = self.last.entry(member).or_default();
+        if last.0 != incarnation {
+            *last = (incarnation, BTreeMap::new());
+        }
+        for a in applied {
+            let (client_id, seq) = match *a {
+                Applied::Restored => {
+                    last.1.clear();
+                    continue;
+                }
+                Applied::Write { client_id, seq } => (client_id, seq),
+            };
+            assert!(seq > 0, "pipelined writes are numbered from 1");
+            self.writes_applied += 1;
+            let anywhere = self.applied.entry(client_id).or_default();
+            let expected = last.1.get(&client_id).map(|&l| l + 1);
+            if expected.is_some_and(|e| e != seq) || (seq > 1 && !anywhere.contains(&(seq - 1))) {
+                let detail = format!(
+                    "member {member} applied connection {client_id:#x}'s write #{seq} after #{}; applied anywhere: {:?}",
+                    expected.map_or("?".to_string(), |e| (e - 1).to_string()),
+                    anywhere.iter().rev().take(8).collect::<Vec<_>>()
+                );
+                violations.push(Violation { property: PROPERTY, time_us: now_us, detail });
+            }
+            last.1.insert(client_id, seq);
+            anywhere.insert(seq);
+        }
+    }
+
+    /// The client saw write `seq` of connection `client_id` answered as applied.
+    pub fn acknowledged(&mut self, client_id: u64, seq: u64, now_us: u64, violations: &mut Vec<Violation>) {
+        self.acknowledged += 1;
+        if !self.applied.get(&client_id).is_some_and(|s| s.contains(&seq)) {
+            let detail =
+                format!("connection {client_id:#x}'s write #{seq} was answered as applied, but no member applied it");
+            violations.push(Violation { property: "an acknowledged pipelined write applied", time_us: now_us, detail });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(client_id: u64, seq: u64) -> Applied {
+        Applied::Write { client_id, seq }
+    }
+
+    #[test]
+    fn a_gap_or_a_write_out_of_order_is_caught() {
+        let mut p = ZkPipelines::default();
+        let mut v = Vec::new();
+        p.observe(1, 1, &[w(9, 1), w(9, 2), w(8, 1)], 0, &mut v);
+        p.observe(2, 1, &[w(9, 1), w(9, 2), w(9, 3)], 0, &mut v);
+        p.acknowledged(9, 3, 0, &mut v);
+        assert!(v.is_empty(), "{v:?}");
+        // A restarted member replays from its snapshot: where it starts is unknown.
+        p.observe(1, 2, &[w(9, 3)], 0, &mut v);
+        p.observe(1, 2, &[Applied::Restored, w(9, 2), w(9, 3)], 0, &mut v);
+        assert!(v.is_empty(), "{v:?}");
+        p.observe(2, 1, &[w(9, 5)], 0, &mut v);
+        assert_eq!(v.len(), 1);
+        p.observe(3, 1, &[w(7, 2)], 0, &mut v);
+        assert_eq!(v.len(), 2);
+        p.observe(1, 2, &[w(9, 2)], 0, &mut v);
+        assert_eq!(v.len(), 3);
+        p.acknowledged(9, 6, 0, &mut v);
+        assert_eq!(v.len(), 4);
+    }
+}

@@ -1,0 +1,184 @@
+//! ZooKeeper clients that pipeline their writes, as `tally-server`'s connections do
+//! (`crates/server/src/zk/pipeline.rs`): a connection's writes carry its client id and
+//! sequence numbers rising by one, marked pipelined, several in flight to the one member the
+//! connection is to (in order, as over TCP). The connection's first write goes alone; a write
+//! is sent again only while it is the only one in flight, otherwise the connection fails and
+//! the client reconnects (a new client id) with its session.
+
+use std::collections::BTreeMap;
+
+use tally_mvcc::{CommandResponse, MvccError};
+use tally_proto::tally_v1::command::Op;
+use tally_raft::NodeId;
+
+use super::{Event, Reply, WholeSim, CLIENTS_STOP_AFTER_HEAL_US, CLIENT_ID_BASE, REQUEST_TIMEOUT_US};
+use crate::whole::clients::Answer;
+use crate::whole::requests::{Write, ZkOp, KEYS};
+
+/// Waiter labels of pipelining clients start here, beside the other clients' indexes.
+pub(super) const PIPE_CLIENT_BASE: usize = 1 << 20;
+/// Writes one connection sends in a run, at most.
+const RUN_WRITES_MAX: u64 = 6;
+
+#[derive(Default)]
+pub(super) struct PipeClient {
+    /// The connection's number; its client id follows from it.
+    conn: u64,
+    /// The member the connection is to.
+    member: Option<NodeId>,
+    /// A write of this connection was answered: the next ones may be pipelined.
+    known: bool,
+    session: Option<i64>,
+    /// The last sequence number sent on this connection.
+    seq: u64,
+    /// Unanswered writes by sequence number, with their attempt.
+    in_flight: BTreeMap<u64, (Write, u32)>,
+    /// When the last request of the connection reaches its member (requests arrive in order).
+    last_arrival: u64,
+}
+
+fn client_id(pipe: usize, conn: u64) -> u64 {
+    CLIENT_ID_BASE + (1 << 32) + ((pipe as u64) << 24) + conn
+}
+
+fn label(conn: u64, seq: u64) -> u64 {
+    (conn << 32) | seq
+}
+
+impl WholeSim {
+    pub(super) fn start_pipes(&mut self) {
+        for pipe in 0..self.plan.zk_pipelines as usize {
+            self.pipes.push(PipeClient::default());
+            let at = self.rng.range(1, 200_000);
+            self.schedule(at, Event::PipeStart { pipe });
+        }
+    }
+
+    /// The client sends its next run of writes: one alone on a new connection or without a
+    /// session, else several in flight.
+    pub(super) fn pipe_start(&mut self, pipe: usize) {
+        let stopped = self.healed_at.is_some_and(|h| self.now() >= h + CLIENTS_STOP_AFTER_HEAL_US);
+        if stopped || !self.pipes[pipe].in_flight.is_empty() {
+            return;
+        }
+        let member = match self.pipes[pipe].member.filter(|m| self.ids.contains(m)) {
+            Some(m) => m,
+            None => {
+                let ids = self.ids.clone();
+                self.rng.pick(&ids)
+            }
+        };
+        let writes = match (self.pipes[pipe].session, self.pipes[pipe].known) {
+            (None, _) => 1,
+            (Some(_), false) => 1,
+            (Some(_), true) => self.rng.range(2, RUN_WRITES_MAX + 1),
+        };
+        let p = &mut self.pipes[pipe];
+        p.member = Some(member);
+        for _ in 0..writes {
+            let write = match p.session {
+                None => Write::ZkSession,
+                Some(session) => {
+                    let ops = [ZkOp::Create, ZkOp::SetData, ZkOp::SetData, ZkOp::Delete];
+                    Write::Zk { session, key: self.rng.range(0, KEYS), op: ops[self.rng.range(0, 4) as usize] }
+                }
+            };
+            p.seq += 1;
+            p.in_flight.insert(p.seq, (write, 0));
+        }
+        let seqs: Vec<u64> = p.in_flight.keys().copied().collect();
+        for seq in seqs {
+            self.pipe_send(pipe, seq);
+        }
+    }
+
+    /// Sends (or sends again) write `seq` over the connection.
+    fn pipe_send(&mut self, pipe: usize, seq: u64) {
+        let delay = self.net_delay();
+        let now = self.now();
+        let p = &mut self.pipes[pipe];
+        let Some((_, attempt)) = p.in_flight.get_mut(&seq) else { return };
+        *attempt += 1;
+        let (conn, attempt, to) = (p.conn, *attempt, p.member.expect("connected"));
+        p.last_arrival = p.last_arrival.max(now + delay);
+        let at = p.last_arrival;
+        self.schedule(at, Event::PipeRequest { pipe, conn, seq, to });
+        self.schedule(now + REQUEST_TIMEOUT_US, Event::PipeTimeout { pipe, conn, seq, attempt });
+    }
+
+    pub(super) fn pipe_request(&mut self, pipe: usize, conn: u64, seq: u64, to: NodeId) {
+        let p = &self.pipes[pipe];
+        let Some((write, _)) = p.in_flight.get(&seq).filter(|_| p.conn == conn) else { return };
+        if !self.members[&to].is_up() {
+            return;
+        }
+        let mut cmd = write.command(client_id(pipe, conn), seq, (self.now() / 1000) as i64);
+        if let Some(Op::Zk(z)) = &mut cmd.op {
+            z.pipelined = true;
+        }
+        self.trace(|| format!("member {to} gets pipelining client {pipe}'s #{seq} (connection {conn})"));
+        let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
+        cmd.auth_revision = sm.read().expect("sm lock").auth.revision();
+        self.call(to, |node| {
+            let waiter = node.host().waiter((PIPE_CLIENT_BASE + pipe) as u64, label(conn, seq));
+            node.propose(cmd, waiter);
+        });
+    }
+
+    pub(super) fn pipe_timeout(&mut self, pipe: usize, conn: u64, seq: u64, attempt: u32) {
+        let p = &self.pipes[pipe];
+        if p.conn == conn && p.in_flight.get(&seq).is_some_and(|(_, a)| *a == attempt) {
+            self.pipe_trouble(pipe, seq);
+        }
+    }
+
+    /// Write `seq` went unanswered or was bounced: sent again if it is alone, else the
+    /// connection fails (its other writes may or may not apply, under the old client id).
+    fn pipe_trouble(&mut self, pipe: usize, seq: u64) {
+        let p = &self.pipes[pipe];
+        if p.in_flight.len() == 1 && p.member.is_some_and(|m| self.members[&m].is_up()) {
+            return self.pipe_send(pipe, seq);
+        }
+        self.trace(|| format!("pipelining client {pipe}'s connection {} fails", p.conn));
+        let p = &mut self.pipes[pipe];
+        p.conn += 1;
+        p.member = None;
+        p.known = false;
+        p.seq = 0;
+        p.in_flight.clear();
+        let at = self.now() + self.rng.range(1_000, 50_000);
+        self.schedule(at, Event::PipeStart { pipe });
+    }
+
+    pub(super) fn pipe_response(&mut self, pipe: usize, label: u64, reply: Reply) {
+        let (conn, seq) = (label >> 32, label & 0xffff_ffff);
+        let p = &self.pipes[pipe];
+        if p.conn != conn || !p.in_flight.contains_key(&seq) {
+            return;
+        }
+        let response = match reply {
+            Reply::Final(Answer::Applied(response)) => response,
+            _ => return self.pipe_trouble(pipe, seq),
+        };
+        if matches!(response, CommandResponse::Error(MvccError::StaleSequence)) {
+            return self.pipe_trouble(pipe, seq);
+        }
+        let now = self.now();
+        self.zk_pipelines.acknowledged(client_id(pipe, conn), seq, now, &mut self.checker.violations);
+        let p = &mut self.pipes[pipe];
+        p.in_flight.remove(&seq);
+        p.known = true;
+        if let CommandResponse::Zk(applied) = &response {
+            use tally_zk::{Outcome as Zk, ZkError};
+            match applied.outcome {
+                Zk::SessionCreated { session } => p.session = Some(session),
+                Zk::Reply(Err(ZkError::SessionExpired)) => p.session = None,
+                _ => {}
+            }
+        }
+        if p.in_flight.is_empty() {
+            let at = now + self.rng.range(20_000, 100_000);
+            self.schedule(at, Event::PipeStart { pipe });
+        }
+    }
+}
