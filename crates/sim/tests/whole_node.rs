@@ -57,7 +57,10 @@ fn first_caught(bug: NodeBug, seeds: u64) -> Option<(u64, &'static str)> {
 #[test]
 fn answering_a_write_before_it_is_durable_on_a_quorum_is_caught() {
     let caught = first_caught(NodeBug::AnswerBeforeFsync, 100);
-    assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
+    // An answered write later lost: a key-value client sees it as a history no order explains,
+    // a pipelining ZooKeeper client as its acknowledged write never applied.
+    let lost = ["linearizability", "an acknowledged pipelined write applied"];
+    assert!(caught.is_some_and(|(_, property)| lost.contains(&property)), "{caught:?}");
 }
 
 #[test]
@@ -95,7 +98,8 @@ fn found_a_write_covered_by_a_leader_snapshot_still_answers_its_caller() {
     // A follower got entry 66, then the leader's snapshot at 67 instead of entries 66-67 and
     // their commit: its callers of 66 and 67 were never answered (fixed: answered from the
     // snapshot's client sessions). Found as seeds 3790 and 3938; since the simulator's clients
-    // changed, seed 2962 is the one of 0..5000 that fails without the fix.
-    let report = run_whole_seed(WholeOptions::new(2962));
+    // changed, seed 2962 is the one of 0..5000 that fails without the fix (replayed without
+    // the pipelining ZooKeeper clients that came later).
+    let report = run_whole_seed(WholeOptions { zk_pipelines: false, ..WholeOptions::new(2962) });
     assert!(report.violations.is_empty(), "seed 2962: {:?}", report.violations);
 }

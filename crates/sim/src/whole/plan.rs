@@ -49,7 +49,7 @@ impl Plan {
             lease_clients: rng.range(0, 3),
             watchers: rng.range(1, 3),
             auth: rng.chance(0.5),
-            zk_pipelines: rng.range(0, 3),
+            zk_pipelines: rng.range(0, 2),
         }
     }
 }

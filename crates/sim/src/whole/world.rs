@@ -61,6 +61,9 @@ pub struct WholeOptions {
     pub paxos_bug: Option<PaxosBug>,
     pub safety_us: u64,
     pub trace: bool,
+    /// Whether the plan may have ZooKeeper clients that pipeline their writes; off to replay a
+    /// seed found before they existed.
+    pub zk_pipelines: bool,
 }
 
 impl WholeOptions {
@@ -73,6 +76,7 @@ impl WholeOptions {
             paxos_bug: None,
             safety_us: 3_000_000,
             trace: false,
+            zk_pipelines: true,
         }
     }
 }
@@ -286,7 +290,10 @@ pub struct WholeSim {
 impl WholeSim {
     pub fn new(opts: WholeOptions) -> Self {
         let mut rng = Rng::new(opts.seed ^ 0x57_40_1E);
-        let plan = Plan::draw(&mut rng.fork());
+        let mut plan = Plan::draw(&mut rng.fork());
+        if !opts.zk_pipelines {
+            plan.zk_pipelines = 0;
+        }
         let size = opts.nodes.unwrap_or([3, 5][(opts.seed % 2) as usize]);
         let ids: Vec<NodeId> = (1..=size as u64).collect();
         let raft = raft_config(&mut rng);

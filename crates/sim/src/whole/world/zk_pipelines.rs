@@ -177,7 +177,7 @@ impl WholeSim {
             }
         }
         if p.in_flight.is_empty() {
-            let at = now + self.rng.range(20_000, 100_000);
+            let at = now + self.rng.range(50_000, 250_000);
             self.schedule(at, Event::PipeStart { pipe });
         }
     }
