@@ -20,7 +20,7 @@ fn pipelined(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
 
 fn create(session: i64, path: &str) -> ZkCommand {
     let request = CreateRequest { path: path.into(), data: Some(b"v".to_vec()), acl: Acl::open_unsafe(), flags: 0 };
-    ZkCommand::Txn { session, auth: Vec::new(), write: Write::One(WriteOp::Create(request)) }
+    ZkCommand::Txn { session, owner: 0, auth: Vec::new(), write: Write::One(WriteOp::Create(request)) }
 }
 
 fn outcome(response: &CommandResponse) -> &Outcome {

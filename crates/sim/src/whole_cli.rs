@@ -77,7 +77,7 @@ fn print_failure(args: &WholeArgs, report: &WholeReport) {
 fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
-{} commands forwarded, {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
+{} commands forwarded, {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} refused as SessionMoved, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
 {} removed, {} leadership transfers",
         c.leaders,
         c.crashes,
@@ -89,6 +89,7 @@ fn print_coverage(c: &WholeCoverage) {
         c.zk_session_expiries,
         c.zk_pipelined_applied,
         c.zk_pipelined_acknowledged,
+        c.zk_refused_as_moved,
         c.znodes_expired,
         c.watch_reconnects,
         c.state_hashes,

@@ -57,7 +57,8 @@ impl Tree {
     }
 
     fn write(&mut self, op: WriteOp) {
-        let outcome = self.apply(ZkCommand::Txn { session: self.session, auth: vec![], write: Write::One(op) });
+        let outcome =
+            self.apply(ZkCommand::Txn { session: self.session, owner: 0, auth: vec![], write: Write::One(op) });
         assert!(matches!(outcome, Outcome::Reply(Ok(_))), "{outcome:?}");
     }
 

@@ -91,7 +91,7 @@ fn sessions_are_listed_by_id() {
 }
 
 #[test]
-fn attaching_changes_nothing_and_needs_a_live_session() {
+fn attaching_changes_no_node_and_needs_a_live_session() {
     let mut r = Replica::new();
     let session = r.open_session();
     let root = r.state.node("/").unwrap().stat;
@@ -102,4 +102,27 @@ fn attaching_changes_nothing_and_needs_a_live_session() {
     r.apply(ZkCommand::CloseSession { session });
     let gone = r.apply(ZkCommand::Attach { session, owner: 42 }).outcome;
     assert_eq!(gone, Outcome::Reply(Err(ZkError::SessionExpired)));
+}
+
+#[test]
+fn a_write_from_the_connection_a_session_moved_away_from_is_session_moved() {
+    use tally_zk::Write;
+    let mut r = Replica::new();
+    let session = r.open_session();
+    let (first, second) = (7, 42);
+    // The creating connection writes; the session then moves to another connection.
+    reply(r.txn_on(session, first, vec![], Write::One(create("/a", OPEN)))).unwrap();
+    r.apply(ZkCommand::Attach { session, owner: second });
+
+    let late = r.txn_on(session, first, vec![], Write::One(create("/b", OPEN)));
+    assert_eq!(reply(late), Err(ZkError::SessionMoved));
+    let late_multi = r.txn_on(session, first, vec![], Write::Multi(vec![create("/b", OPEN), create("/c", OPEN)]));
+    let errors = [ZkError::SessionMoved.code(), ZkError::RuntimeInconsistency.code()];
+    assert_eq!(reply(late_multi), Ok(Response::Multi(errors.map(|err| OpResult::Error { err }).to_vec())));
+    assert!(r.state.node("/b").is_none() && r.state.node("/c").is_none());
+
+    // The connection it moved to, and a write logged before connections were numbered, apply.
+    reply(r.txn_on(session, second, vec![], Write::One(create("/b", OPEN)))).unwrap();
+    reply(r.txn_on(session, 0, vec![], Write::One(create("/c", OPEN)))).unwrap();
+    assert_eq!(r.state.session(session).unwrap().owner, second);
 }

@@ -35,6 +35,9 @@ pub struct Client {
     pub connection: ConnectionId,
     /// The session timeout negotiated at the handshake.
     pub timeout_ms: i32,
+    /// This connection's number, drawn at random: the session's owner once it attaches here
+    /// (its writes are SessionMoved after the session attaches elsewhere).
+    pub owner: u64,
 }
 
 pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches, stats: &ZkStats) -> io::Result<()> {
@@ -55,7 +58,7 @@ pub async fn run(mut stream: TcpStream, ctx: &Context, watches: &ZkWatches, stat
     let (events_tx, events) = mpsc::unbounded_channel();
     let connection = watches.connect(events_tx, session, owner);
     let auth = vec![Id { scheme: "ip".into(), id: peer_ip }];
-    let mut client = Client { session, auth, connection, timeout_ms };
+    let mut client = Client { session, auth, connection, timeout_ms, owner };
     watches.authenticate(connection, &client.auth);
     let (read, write) = stream.into_split();
     let result = serve(read, write, events, ctx, watches, stats, &mut client).await;

@@ -14,7 +14,8 @@ pub type Reply = Result<Option<Vec<u8>>, ZkError>;
 /// The log command of a write (CloseSession included), or None for what is answered here.
 pub fn write_command(client: &Client, request: &Request) -> Option<ZkCommand> {
     if let Some(write) = Write::from_request(request) {
-        return Some(ZkCommand::Txn { session: client.session, auth: client.auth.clone(), write });
+        let (session, owner, auth) = (client.session, client.owner, client.auth.clone());
+        return Some(ZkCommand::Txn { session, owner, auth, write });
     }
     matches!(request, Request::CloseSession).then_some(ZkCommand::CloseSession { session: client.session })
 }

@@ -138,7 +138,8 @@ impl KvClient {
                 None => (Request::Write(Write::ZkSession), None),
                 Some(session) => {
                     let ops = [ZkOp::Create, ZkOp::CreateEphemeral, ZkOp::CreateTtl, ZkOp::SetData, ZkOp::Delete];
-                    (Request::Write(Write::Zk { session, key, op: ops[rng.range(0, 5) as usize] }), None)
+                    let op = ops[rng.range(0, 5) as usize];
+                    (Request::Write(Write::Zk { session, owner: 0, key, op }), None)
                 }
             },
             14 if revision_hint > 2 => {

@@ -19,6 +19,7 @@ use tally_server::node::watch_hub::WatchHub;
 use tally_storage::simfs::SimFs;
 
 use crate::kv::ClientId;
+use crate::whole::checks::zk_pipelines::Applied;
 
 /// The panic payload of [`Host::fatal`]: the process would exit here. The event loop catches
 /// it and treats the member as crashed.
@@ -72,7 +73,7 @@ pub struct Outbox {
     pub published: Vec<(i64, Vec<Event>)>,
     pub revokes: Vec<Revoke>,
     /// Pipelined ZooKeeper writes applied fresh, and snapshots restored, in order.
-    pub pipelined: Vec<crate::whole::checks::zk_pipelines::Applied>,
+    pub pipelined: Vec<Applied>,
     /// Expired TTL znodes this member deleted (a leader's `DeleteIfExpired` applied).
     pub znodes_expired: u64,
     /// A leader's snapshot replaced the state machine.
@@ -140,10 +141,11 @@ impl Host for SimHost {
     }
 
     fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
-        use crate::whole::checks::zk_pipelines::Applied;
         use tally_proto::tally_v1::command::Op;
-        if matches!(&cmd.op, Some(Op::Zk(z)) if z.pipelined) {
-            self.out.pipelined.push(Applied::Write { client_id: cmd.client_id, seq: cmd.seq });
+        if let (Some(Op::Zk(z)), CommandResponse::Zk(applied)) = (&cmd.op, response) {
+            if z.pipelined {
+                self.out.pipelined.extend(pipelined(cmd, &z.command, &applied.outcome));
+            }
         }
         match (&cmd.op, response) {
             (Some(Op::LeaseRevoke(r)), _) => {
@@ -162,7 +164,7 @@ impl Host for SimHost {
 
     fn state_restored(&mut self) {
         self.out.restored = true;
-        self.out.pipelined.push(crate::whole::checks::zk_pipelines::Applied::Restored);
+        self.out.pipelined.push(Applied::Restored);
         self.hub.restored();
     }
 
@@ -184,4 +186,21 @@ impl Host for SimHost {
     fn fatal(&mut self, what: &str, err: &dyn Display) -> ! {
         std::panic::panic_any(Fatal(format!("{what}: {err}")))
     }
+}
+
+/// What the pipelines' check sees of a pipelined write that applied fresh: the write, and what
+/// it did to its session's ownership or its tree.
+fn pipelined(cmd: &Command, command: &[u8], outcome: &tally_zk::Outcome) -> Vec<Applied> {
+    use tally_zk::{Outcome, ZkCommand, ZkError};
+    let mut seen = vec![Applied::Write { client_id: cmd.client_id, seq: cmd.seq }];
+    let ok = matches!(outcome, Outcome::Reply(Ok(_)));
+    match ZkCommand::decode(command) {
+        Ok(ZkCommand::Attach { session, owner }) if ok => seen.push(Applied::Attached { session, owner }),
+        Ok(ZkCommand::Txn { session, owner, .. }) if ok && owner != 0 => seen.push(Applied::Changed { session, owner }),
+        Ok(ZkCommand::Txn { .. }) if matches!(outcome, Outcome::Reply(Err(ZkError::SessionMoved))) => {
+            seen.push(Applied::RefusedAsMoved)
+        }
+        _ => {}
+    }
+    seen
 }

@@ -58,10 +58,17 @@ pub enum Write {
     ZkSession,
     /// A ZooKeeper client's write of znode `/k<key>` in `session`, so that the tree beside the
     /// store (sessions, ephemerals, their expiry) is replicated, snapshotted and compared too.
+    /// `owner`: the connection it is sent on (0: not checked for SessionMoved).
     Zk {
         session: i64,
+        owner: u64,
         key: u64,
         op: ZkOp,
+    },
+    /// A ZooKeeper client reattaching its session on connection `owner`.
+    ZkAttach {
+        session: i64,
+        owner: u64,
     },
 }
 
@@ -137,7 +144,10 @@ impl Write {
                 tally_zk::ZkCommand::CreateSession { timeout_ms: ZK_SESSION_TIMEOUT_MS, password: [7; 16] },
                 now_ms,
             ),
-            Write::Zk { session, key, op } => zk_op(*session, *key, *op, client_id ^ seq, now_ms),
+            Write::Zk { session, owner, key, op } => zk_op(*session, *owner, *key, *op, client_id ^ seq, now_ms),
+            Write::ZkAttach { session, owner } => {
+                zk_command(tally_zk::ZkCommand::Attach { session: *session, owner: *owner }, now_ms)
+            }
         };
         Command { client_id, seq, op: Some(op), auth_user: self.user().into(), auth_revision: 0 }
     }
@@ -163,7 +173,7 @@ impl Write {
     }
 }
 
-fn zk_op(session: i64, key: u64, op: ZkOp, value: u64, now_ms: i64) -> Op {
+fn zk_op(session: i64, owner: u64, key: u64, op: ZkOp, value: u64, now_ms: i64) -> Op {
     use tally_zk::proto::{Acl, CreateRequest, CreateTtlRequest, DeleteRequest, SetDataRequest, WriteOp};
     let path = format!("/k{key}");
     let data = Some(value.to_be_bytes().to_vec());
@@ -176,7 +186,8 @@ fn zk_op(session: i64, key: u64, op: ZkOp, value: u64, now_ms: i64) -> Op {
         ZkOp::SetData => WriteOp::SetData(SetDataRequest { path, data, version: -1 }),
         ZkOp::Delete => WriteOp::Delete(DeleteRequest { path, version: -1 }),
     };
-    zk_command(tally_zk::ZkCommand::Txn { session, auth: Vec::new(), write: tally_zk::Write::One(write) }, now_ms)
+    let write = tally_zk::Write::One(write);
+    zk_command(tally_zk::ZkCommand::Txn { session, owner, auth: Vec::new(), write }, now_ms)
 }
 
 /// `command` as the log carries it, with the proposer's clock (ctime, mtime).

@@ -96,6 +96,7 @@ pub struct WholeCoverage {
     /// Pipelined ZooKeeper writes applied fresh (counted per member) and answered as applied.
     pub zk_pipelined_applied: u64,
     pub zk_pipelined_acknowledged: u64,
+    pub zk_refused_as_moved: u64,
     pub watch_reconnects: u64,
     pub state_hashes: u64,
     pub members_added: u64,
@@ -116,6 +117,7 @@ impl std::ops::AddAssign for WholeCoverage {
         self.zk_session_expiries += o.zk_session_expiries;
         self.zk_pipelined_applied += o.zk_pipelined_applied;
         self.zk_pipelined_acknowledged += o.zk_pipelined_acknowledged;
+        self.zk_refused_as_moved += o.zk_refused_as_moved;
         self.watch_reconnects += o.watch_reconnects;
         self.state_hashes += o.state_hashes;
         self.members_added += o.members_added;
@@ -209,6 +211,10 @@ enum Event {
         conn: u64,
         seq: u64,
         attempt: u32,
+    },
+    PipeAbandon {
+        pipe: usize,
+        conn: u64,
     },
 }
 
@@ -997,6 +1003,7 @@ impl WholeSim {
             Event::PipeStart { pipe } => self.pipe_start(pipe),
             Event::PipeRequest { pipe, conn, seq, to } => self.pipe_request(pipe, conn, seq, to),
             Event::PipeTimeout { pipe, conn, seq, attempt } => self.pipe_timeout(pipe, conn, seq, attempt),
+            Event::PipeAbandon { pipe, conn } => self.pipe_abandon(pipe, conn),
         }
     }
 
@@ -1112,6 +1119,7 @@ impl WholeSim {
                 zk_session_expiries: self.zk_sessions.expiries,
                 zk_pipelined_applied: self.zk_pipelines.writes_applied,
                 zk_pipelined_acknowledged: self.zk_pipelines.acknowledged,
+                zk_refused_as_moved: self.zk_pipelines.refused_as_moved,
                 ..self.coverage
             },
             violations: self.checker.violations,

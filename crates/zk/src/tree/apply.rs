@@ -55,24 +55,27 @@ impl ZkState {
         match command {
             ZkCommand::CreateSession { timeout_ms, password } => {
                 let session = session_id(zxid);
-                let fresh = self.sessions.insert(session, Session { timeout_ms: *timeout_ms, password: *password });
+                let fresh =
+                    self.sessions.insert(session, Session { timeout_ms: *timeout_ms, password: *password, owner: 0 });
                 assert!(fresh.is_none(), "session {session:#x} created twice: was index {zxid} applied before?");
                 Applied { outcome: Outcome::SessionCreated { session }, events: Vec::new() }
             }
             ZkCommand::CloseSession { session } => self.close_session(*session, zxid),
-            ZkCommand::Txn { session, auth, write } => {
-                let caller = Caller { session: *session, auth, zxid, time: now_ms };
+            ZkCommand::Txn { session, owner, auth, write } => {
+                let caller = Caller { session: *session, owner: *owner, auth, zxid, time: now_ms };
                 match write {
                     Write::One(op) => self.apply_one(&caller, op),
                     Write::Multi(ops) => self.apply_multi(&caller, ops),
                 }
             }
             ZkCommand::DeleteIfExpired { path } => self.delete_if_expired(path, zxid, now_ms),
-            ZkCommand::Attach { session, .. } => {
-                let reply = if self.sessions.contains_key(session) {
-                    Ok(Response::Empty)
-                } else {
-                    Err(ZkError::SessionExpired)
+            ZkCommand::Attach { session, owner } => {
+                let reply = match self.sessions.get_mut(session) {
+                    Some(s) => {
+                        s.owner = *owner;
+                        Ok(Response::Empty)
+                    }
+                    None => Err(ZkError::SessionExpired),
                 };
                 Applied { outcome: Outcome::Reply(reply), events: Vec::new() }
             }

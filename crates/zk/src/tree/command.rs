@@ -16,8 +16,9 @@ pub enum ZkCommand {
     CloseSession { session: i64 },
     /// A client's write. `auth` is the caller's identities at the time of the request (ZooKeeper
     /// sends them along with each request to its leader too): auth belongs to a connection, not
-    /// to the session, so it is not replicated state.
-    Txn { session: i64, auth: Vec<Id>, write: Write },
+    /// to the session, so it is not replicated state. `owner` is the number of the connection
+    /// the request came on (as in [`ZkCommand::Attach`]); 0 skips the SessionMoved check.
+    Txn { session: i64, owner: u64, auth: Vec<Id>, write: Write },
     /// The leader's deletion of a container or TTL node it found expired; the rule is checked
     /// again when applied, against the entry's own time.
     DeleteIfExpired { path: String },
@@ -51,6 +52,9 @@ const CLOSE_SESSION: u8 = 2;
 const TXN: u8 = 3;
 const DELETE_IF_EXPIRED: u8 = 4;
 const ATTACH: u8 = 5;
+/// A `Txn` with its connection's number; `TXN` entries, written before there was one, decode
+/// with owner 0.
+const OWNED_TXN: u8 = 6;
 const ONE: u8 = 0;
 const MULTI: u8 = 1;
 
@@ -67,9 +71,10 @@ impl ZkCommand {
                 w.byte(CLOSE_SESSION);
                 w.long(*session);
             }
-            ZkCommand::Txn { session, auth, write } => {
-                w.byte(TXN);
+            ZkCommand::Txn { session, owner, auth, write } => {
+                w.byte(OWNED_TXN);
                 w.long(*session);
+                w.long(*owner as i64);
                 w.write(auth);
                 match write {
                     Write::One(op) => {
@@ -103,8 +108,9 @@ impl ZkCommand {
                 password: r.take(PASSWORD_LEN)?.try_into().expect("take returns PASSWORD_LEN bytes"),
             },
             CLOSE_SESSION => ZkCommand::CloseSession { session: r.long()? },
-            TXN => ZkCommand::Txn {
+            tag @ (TXN | OWNED_TXN) => ZkCommand::Txn {
                 session: r.long()?,
+                owner: if tag == OWNED_TXN { r.long()? as u64 } else { 0 },
                 auth: r.read()?,
                 write: match r.byte()? {
                     ONE => Write::One(get_op(r)?),
@@ -142,9 +148,15 @@ mod tests {
             ZkCommand::CreateSession { timeout_ms: 30_000, password: [7; 16] },
             ZkCommand::Attach { session: 0x1_0000_0000_0001, owner: u64::MAX - 3 },
             ZkCommand::CloseSession { session: 0x0100_0000_0000_0001 },
-            ZkCommand::Txn { session: 5, auth: vec![Id::new("digest", "bob:x")], write: Write::One(create.clone()) },
             ZkCommand::Txn {
                 session: 5,
+                owner: 9,
+                auth: vec![Id::new("digest", "bob:x")],
+                write: Write::One(create.clone()),
+            },
+            ZkCommand::Txn {
+                session: 5,
+                owner: 0,
                 auth: vec![],
                 write: Write::Multi(vec![
                     create,
@@ -152,12 +164,21 @@ mod tests {
                     WriteOp::SetAcl(SetAclRequest::default()),
                 ]),
             },
-            ZkCommand::Txn { session: 5, auth: vec![], write: Write::Multi(vec![]) },
+            ZkCommand::Txn { session: 5, owner: 9, auth: vec![], write: Write::Multi(vec![]) },
             ZkCommand::DeleteIfExpired { path: "/c".into() },
         ];
         for command in commands {
             assert_eq!(ZkCommand::decode(&command.encode()), Ok(command));
         }
+    }
+
+    #[test]
+    fn a_txn_logged_before_owners_decodes_with_none() {
+        let txn = |owner| ZkCommand::Txn { session: 5, owner, auth: vec![], write: Write::Multi(vec![]) };
+        let mut old = txn(9).encode();
+        old.drain(1 + 8..1 + 8 + 8);
+        old[0] = TXN;
+        assert_eq!(ZkCommand::decode(&old), Ok(txn(0)));
     }
 
     #[test]

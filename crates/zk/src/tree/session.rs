@@ -25,6 +25,9 @@ pub struct Session {
     pub timeout_ms: i32,
     /// The password a reconnecting client must present, from the server that created the session.
     pub password: [u8; PASSWORD_LEN],
+    /// The connection the session was last attached on, or 0 while it is on the connection
+    /// that created it: a write from any other connection is SessionMoved.
+    pub owner: u64,
 }
 
 #[cfg(test)]

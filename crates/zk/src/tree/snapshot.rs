@@ -1,7 +1,8 @@
 //! Snapshots of the whole state: `TALLYZK1`, a format version, the body, and an FNV-1a checksum
 //! of everything before it. All integers big-endian (jute's primitives).
 //!
-//! Body: the last applied index; the sessions by id (id, timeout, password); the nodes in path
+//! Body: the last applied index; the sessions by id (id, timeout, password, and from version 2
+//! the owning connection); the nodes in path
 //! order (path, data, ACL, the nine persisted stat fields). Children and the ephemeral, container
 //! and TTL indexes are rebuilt from the paths and owners.
 
@@ -13,7 +14,9 @@ use crate::proto::jute::{DecodeError, Reader, Writer};
 use crate::proto::PASSWORD_LEN;
 
 const MAGIC: &[u8; 8] = b"TALLYZK1";
-const FORMAT_VERSION: i32 = 1;
+const FORMAT_VERSION: i32 = 2;
+/// Version 1 had no session owners: its sessions restore as on their creating connection.
+const FORMAT_VERSION_WITHOUT_OWNERS: i32 = 1;
 
 /// Why a snapshot could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -50,10 +53,12 @@ impl ZkState {
         }
         let r = &mut Reader::new(&content[MAGIC.len()..]);
         let version = r.int()?;
-        if version != FORMAT_VERSION {
-            return Err(SnapshotError::UnsupportedVersion(version));
-        }
-        let state = decode_body(r)?;
+        let owners = match version {
+            FORMAT_VERSION => true,
+            FORMAT_VERSION_WITHOUT_OWNERS => false,
+            _ => return Err(SnapshotError::UnsupportedVersion(version)),
+        };
+        let state = decode_body(r, owners)?;
         if r.remaining() != 0 {
             return Err(SnapshotError::Corrupt("bytes after the nodes".into()));
         }
@@ -69,6 +74,7 @@ impl ZkState {
             w.long(id);
             w.int(session.timeout_ms);
             session.password.iter().for_each(|&b| w.byte(b));
+            w.long(session.owner as i64);
         }
         w.long(self.nodes.len() as i64);
         for (path, node) in &self.nodes {
@@ -89,14 +95,15 @@ impl ZkState {
     }
 }
 
-fn decode_body(r: &mut Reader<'_>) -> Result<ZkState, SnapshotError> {
+fn decode_body(r: &mut Reader<'_>, owners: bool) -> Result<ZkState, SnapshotError> {
     let mut state = ZkState::empty();
     state.last_zxid = r.long()?;
     for _ in 0..count(r)? {
         let id = r.long()?;
         let timeout_ms = r.int()?;
         let password = r.take(PASSWORD_LEN)?.try_into().expect("take returns PASSWORD_LEN bytes");
-        if state.sessions.insert(id, Session { timeout_ms, password }).is_some() {
+        let owner = if owners { r.long()? as u64 } else { 0 };
+        if state.sessions.insert(id, Session { timeout_ms, password, owner }).is_some() {
             return Err(SnapshotError::Corrupt(format!("session {id:#x} twice")));
         }
     }
@@ -143,6 +150,23 @@ mod tests {
     fn a_fresh_tree_round_trips() {
         let state = ZkState::new();
         assert_eq!(ZkState::decode_snapshot(&state.encode_snapshot()), Ok(state));
+    }
+
+    #[test]
+    fn a_version_1_snapshot_restores_its_sessions_unowned() {
+        let mut state = ZkState::new();
+        let session = Session { timeout_ms: 4000, password: [3; PASSWORD_LEN], owner: 77 };
+        state.sessions.insert(0x0100_0000_0000_0001, session);
+        let v2 = state.encode_snapshot();
+        // Version 1: the same without the session's owner (the last 8 bytes of its record).
+        let owner_at = MAGIC.len() + 4 + 8 + 8 + 8 + 4 + PASSWORD_LEN;
+        let mut v1 = [&v2[..MAGIC.len()], &1i32.to_be_bytes(), &v2[MAGIC.len() + 4..owner_at]].concat();
+        v1.extend_from_slice(&v2[owner_at + 8..v2.len() - 8]);
+        v1.extend_from_slice(&fnv1a(&v1).to_be_bytes());
+
+        let restored = ZkState::decode_snapshot(&v1).expect("a version 1 snapshot restores");
+        assert_eq!(restored.session(0x0100_0000_0000_0001), Some(&Session { owner: 0, ..session }));
+        assert_eq!(ZkState::decode_snapshot(&v2), Ok(state));
     }
 
     #[test]

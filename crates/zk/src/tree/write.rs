@@ -18,6 +18,10 @@ use crate::proto::{perms, Acl, CreateMode, CreateRequest, EventType, Id, Stat, W
 /// Who writes, and when.
 pub(crate) struct Caller<'a> {
     pub session: i64,
+    /// The connection the request came on (see [`ZkCommand::Txn`]).
+    ///
+    /// [`ZkCommand::Txn`]: super::command::ZkCommand::Txn
+    pub owner: u64,
     pub auth: &'a [Id],
     pub zxid: i64,
     pub time: i64,
@@ -200,11 +204,15 @@ fn check(tx: &mut Tx<'_>, caller: &Caller<'_>, path: &str, version: i32) -> Resu
     Ok(Done::Checked)
 }
 
-/// Writes need a live session: one closed or expired since the request was sent is SessionExpired.
+/// Writes need a live session: one closed or expired since the request was sent is SessionExpired,
+/// and one since attached on another connection is SessionMoved (ZooKeeper's
+/// `SessionTracker.checkSession`), so a write still on its way from an abandoned connection
+/// cannot apply after the client moved on and perhaps retried it.
 fn check_session(tx: &Tx<'_>, caller: &Caller<'_>) -> Result<(), ZkError> {
     match tx.state().session(caller.session) {
-        Some(_) => Ok(()),
         None => Err(ZkError::SessionExpired),
+        Some(s) if s.owner != 0 && caller.owner != 0 && s.owner != caller.owner => Err(ZkError::SessionMoved),
+        Some(_) => Ok(()),
     }
 }
 

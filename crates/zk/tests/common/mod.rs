@@ -51,7 +51,12 @@ impl Replica {
     }
 
     pub fn txn(&mut self, session: i64, auth: Vec<Id>, write: Write) -> Applied {
-        self.apply(ZkCommand::Txn { session, auth, write })
+        self.txn_on(session, 0, auth, write)
+    }
+
+    /// A write that came on connection `owner`.
+    pub fn txn_on(&mut self, session: i64, owner: u64, auth: Vec<Id>, write: Write) -> Applied {
+        self.apply(ZkCommand::Txn { session, owner, auth, write })
     }
 
     /// One op by the default session, without identities; its reply.

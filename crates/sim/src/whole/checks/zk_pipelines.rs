@@ -1,8 +1,9 @@
 //! A ZooKeeper connection's pipelined writes apply in the order sent, with no gap: on every
 //! member, the writes of one connection (client id) that apply fresh have sequence numbers
 //! rising by one in log order, the first being 1; none applies after a later one or across a
-//! missing one (the state machine refuses those, `skips_a_write`). And a write the client saw
-//! answered as applied is among the writes that applied.
+//! missing one (the state machine refuses those, `skips_a_write`). A write the client saw
+//! answered as applied is among the writes that applied. And no write from a connection
+//! changes the tree after its session was attached on another (ZooKeeper's SessionMoved).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,21 +16,38 @@ use super::Violation;
 pub enum Applied {
     /// A pipelined write of connection `client_id` applied fresh.
     Write { client_id: u64, seq: u64 },
+    /// Session `session` was attached on connection `owner`.
+    Attached { session: i64, owner: u64 },
+    /// A write that came on connection `owner` changed `session`'s tree.
+    Changed { session: i64, owner: u64 },
+    /// A write was refused: its session had moved to another connection.
+    RefusedAsMoved,
     /// The state machine was replaced by a leader's snapshot.
     Restored,
 }
 
 const PROPERTY: &str = "a connection's pipelined writes apply in order, without a gap";
+const MOVED: &str = "no write from a connection applies after its session moved to another";
+
+#[derive(Default)]
+struct Member {
+    incarnation: u64,
+    /// Per connection, the last sequence number applied.
+    last: BTreeMap<u64, u64>,
+    /// Per session, the connection it was last attached on.
+    owners: BTreeMap<i64, u64>,
+}
 
 #[derive(Default)]
 pub struct ZkPipelines {
     /// Per connection: the sequence numbers any member applied fresh.
     applied: BTreeMap<u64, BTreeSet<u64>>,
-    /// Per member: its incarnation and, per connection, the last sequence number it applied
-    /// since it started or restored a snapshot (before that, its start point is unknown).
-    last: BTreeMap<NodeId, (u64, BTreeMap<u64, u64>)>,
+    /// Per member, since it started or restored a snapshot (what came before is unknown).
+    members: BTreeMap<NodeId, Member>,
     pub writes_applied: u64,
     pub acknowledged: u64,
+    /// Writes refused as SessionMoved (counted per member).
+    pub refused_as_moved: u64,
 }
 
 impl ZkPipelines {
@@ -41,14 +59,32 @@ impl ZkPipelines {
         now_us: u64,
         violations: &mut Vec<Violation>,
     ) {
-        let last = self.last.entry(member).or_default();
-        if last.0 != incarnation {
-            *last = (incarnation, BTreeMap::new());
+        let m = self.members.entry(member).or_default();
+        if m.incarnation != incarnation {
+            *m = Member { incarnation, ..Member::default() };
         }
         for a in applied {
             let (client_id, seq) = match *a {
                 Applied::Restored => {
-                    last.1.clear();
+                    *m = Member { incarnation, ..Member::default() };
+                    continue;
+                }
+                Applied::RefusedAsMoved => {
+                    self.refused_as_moved += 1;
+                    continue;
+                }
+                Applied::Attached { session, owner } => {
+                    m.owners.insert(session, owner);
+                    continue;
+                }
+                Applied::Changed { session, owner } => {
+                    if let Some(&current) = m.owners.get(&session).filter(|&&o| o != owner) {
+                        let detail = format!(
+                            "member {member} applied a write of session {session:#x} from connection {owner:#x}, \
+after the session attached on {current:#x}"
+                        );
+                        violations.push(Violation { property: MOVED, time_us: now_us, detail });
+                    }
                     continue;
                 }
                 Applied::Write { client_id, seq } => (client_id, seq),
@@ -56,7 +92,7 @@ impl ZkPipelines {
             assert!(seq > 0, "pipelined writes are numbered from 1");
             self.writes_applied += 1;
             let anywhere = self.applied.entry(client_id).or_default();
-            let expected = last.1.get(&client_id).map(|&l| l + 1);
+            let expected = m.last.get(&client_id).map(|&l| l + 1);
             if expected.is_some_and(|e| e != seq) || (seq > 1 && !anywhere.contains(&(seq - 1))) {
                 let detail = format!(
                     "member {member} applied connection {client_id:#x}'s write #{seq} after #{}; applied anywhere: {:?}",
@@ -65,7 +101,7 @@ impl ZkPipelines {
                 );
                 violations.push(Violation { property: PROPERTY, time_us: now_us, detail });
             }
-            last.1.insert(client_id, seq);
+            m.last.insert(client_id, seq);
             anywhere.insert(seq);
         }
     }
@@ -109,5 +145,18 @@ mod tests {
         assert_eq!(v.len(), 3);
         p.acknowledged(9, 6, 0, &mut v);
         assert_eq!(v.len(), 4);
+    }
+
+    #[test]
+    fn a_write_from_a_connection_its_session_moved_away_from_is_caught() {
+        let (mut p, mut v) = (ZkPipelines::default(), Vec::new());
+        let changed = |owner| Applied::Changed { session: 5, owner };
+        // Before an attach the creating connection owns the session; then only the new one.
+        p.observe(1, 1, &[changed(7), Applied::Attached { session: 5, owner: 8 }, changed(8)], 0, &mut v);
+        // A restored snapshot or a restart forgets who owned it.
+        p.observe(1, 1, &[Applied::Restored, changed(7)], 0, &mut v);
+        assert!(v.is_empty(), "{v:?}");
+        p.observe(2, 1, &[Applied::Attached { session: 5, owner: 8 }, changed(7)], 0, &mut v);
+        assert_eq!(v.len(), 1);
     }
 }

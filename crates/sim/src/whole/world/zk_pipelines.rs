@@ -3,7 +3,8 @@
 //! sequence numbers rising by one, marked pipelined, several in flight to the one member the
 //! connection is to (in order, as over TCP). The connection's first write goes alone; a write
 //! is sent again only while it is the only one in flight, otherwise the connection fails and
-//! the client reconnects (a new client id) with its session.
+//! the client reconnects (a new client id) with its session: that connection's first write
+//! attaches the session to it, so writes still on their way from the old one are SessionMoved.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,8 @@ use crate::whole::requests::{Write, ZkOp, KEYS};
 pub(super) const PIPE_CLIENT_BASE: usize = 1 << 20;
 /// Writes one connection sends in a run, at most.
 const RUN_WRITES_MAX: u64 = 6;
+/// How often a client drops its connection in the middle of a run.
+const ABANDON_CHANCE: f64 = 0.2;
 
 #[derive(Default)]
 pub(super) struct PipeClient {
@@ -26,6 +29,9 @@ pub(super) struct PipeClient {
     conn: u64,
     /// The member the connection is to.
     member: Option<NodeId>,
+    /// The member of the connection that failed last: the next goes to another, as ZooKeeper's
+    /// client moves on through its server list.
+    failed_on: Option<NodeId>,
     /// A write of this connection was answered: the next ones may be pipelined.
     known: bool,
     session: Option<i64>,
@@ -64,8 +70,9 @@ impl WholeSim {
         let member = match self.pipes[pipe].member.filter(|m| self.ids.contains(m)) {
             Some(m) => m,
             None => {
-                let ids = self.ids.clone();
-                self.rng.pick(&ids)
+                let failed_on = self.pipes[pipe].failed_on;
+                let ids: Vec<NodeId> = self.ids.iter().copied().filter(|&m| Some(m) != failed_on).collect();
+                self.rng.pick(if ids.is_empty() { &self.ids } else { &ids })
             }
         };
         let writes = match (self.pipes[pipe].session, self.pipes[pipe].known) {
@@ -75,20 +82,27 @@ impl WholeSim {
         };
         let p = &mut self.pipes[pipe];
         p.member = Some(member);
+        let owner = client_id(pipe, p.conn);
         for _ in 0..writes {
-            let write = match p.session {
-                None => Write::ZkSession,
-                Some(session) => {
+            let write = match (p.session, p.known) {
+                (None, _) => Write::ZkSession,
+                (Some(session), false) => Write::ZkAttach { session, owner },
+                (Some(session), true) => {
                     let ops = [ZkOp::Create, ZkOp::SetData, ZkOp::SetData, ZkOp::Delete];
-                    Write::Zk { session, key: self.rng.range(0, KEYS), op: ops[self.rng.range(0, 4) as usize] }
+                    let op = ops[self.rng.range(0, 4) as usize];
+                    Write::Zk { session, owner, key: self.rng.range(0, KEYS), op }
                 }
             };
             p.seq += 1;
             p.in_flight.insert(p.seq, (write, 0));
         }
-        let seqs: Vec<u64> = p.in_flight.keys().copied().collect();
+        let (seqs, conn): (Vec<u64>, u64) = (p.in_flight.keys().copied().collect(), p.conn);
         for seq in seqs {
             self.pipe_send(pipe, seq);
+        }
+        if writes > 1 && self.rng.chance(ABANDON_CHANCE) {
+            let at = self.now() + self.rng.range(0, 1_000);
+            self.schedule(at, Event::PipeAbandon { pipe, conn });
         }
     }
 
@@ -139,14 +153,33 @@ impl WholeSim {
         if p.in_flight.len() == 1 && p.member.is_some_and(|m| self.members[&m].is_up()) {
             return self.pipe_send(pipe, seq);
         }
-        self.trace(|| format!("pipelining client {pipe}'s connection {} fails", p.conn));
+        let reconnect_after = self.rng.range(1_000, 50_000);
+        self.pipe_fail(pipe, reconnect_after);
+    }
+
+    /// The client drops the connection `conn` with writes in flight, as when its TCP connection
+    /// breaks, and reconnects at once: the old writes may still apply, before or after the
+    /// session attaches to the new connection.
+    pub(super) fn pipe_abandon(&mut self, pipe: usize, conn: u64) {
+        let p = &self.pipes[pipe];
+        if p.conn == conn && !p.in_flight.is_empty() {
+            let reconnect_after = self.rng.range(0, 500);
+            self.pipe_fail(pipe, reconnect_after);
+        }
+    }
+
+    /// The connection fails: the client forgets its writes in flight and reconnects to a
+    /// random member with its session after `reconnect_after_us`.
+    fn pipe_fail(&mut self, pipe: usize, reconnect_after_us: u64) {
         let p = &mut self.pipes[pipe];
+        let conn = p.conn;
         p.conn += 1;
-        p.member = None;
+        p.failed_on = p.member.take();
         p.known = false;
         p.seq = 0;
         p.in_flight.clear();
-        let at = self.now() + self.rng.range(1_000, 50_000);
+        self.trace(|| format!("pipelining client {pipe}'s connection {conn} fails"));
+        let at = self.now() + reconnect_after_us;
         self.schedule(at, Event::PipeStart { pipe });
     }
 
