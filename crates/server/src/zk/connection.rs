@@ -20,7 +20,10 @@ use super::stats::ZkStats;
 use super::watches::{ConnectionId, ZkWatches};
 use super::{four_letter, frames, requests};
 use crate::client::services::context::Context;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufReader};
+
+/// What one read takes from a client's socket at most (a buffer of it per connection).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// How often a busy connection tells the leader its session is alive (well within the 4 s
 /// shortest session timeout).
@@ -194,7 +197,9 @@ impl Serving<'_> {
 
 /// The connection's packets, read by a task of their own (so that waiting for one never
 /// delays a notification, and no read is ever cut short).
-fn read_packets(mut read: OwnedReadHalf) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+fn read_packets(read: OwnedReadHalf) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    // Buffered: a burst of pipelined requests is one read, not two per request.
+    let mut read = BufReader::with_capacity(READ_BUFFER_BYTES, read);
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
