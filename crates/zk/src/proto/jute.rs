@@ -130,6 +130,11 @@ impl Writer {
         Writer::default()
     }
 
+    /// A writer that appends to `buf`.
+    pub fn appending(buf: Vec<u8>) -> Writer {
+        Writer { buf }
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }

@@ -1,5 +1,7 @@
-//! Snapshots of the whole state: `TALLYZK1`, a format version, the body, and an FNV-1a checksum
-//! of everything before it. All integers big-endian (jute's primitives).
+//! Snapshots of the whole state: `TALLYZK1`, a format version, the body, and a checksum of
+//! everything before it (8 bytes: CRC-32C from version 2, which hardware computes ~20x faster
+//! than version 1's byte-wise FNV-1a over a tree of hundreds of MB). All integers big-endian
+//! (jute's primitives).
 //!
 //! Body: the last applied index; the sessions by id (id, timeout, password, and from version 2
 //! the owning connection); the nodes in path
@@ -38,8 +40,8 @@ impl ZkState {
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-        bytes.extend(self.encode_body());
-        bytes.extend_from_slice(&fnv1a(&bytes).to_be_bytes());
+        let mut bytes = self.encode_body_into(Writer::appending(bytes));
+        bytes.extend_from_slice(&checksum(FORMAT_VERSION, &bytes).to_be_bytes());
         bytes
     }
 
@@ -47,12 +49,12 @@ impl ZkState {
         if bytes.len() < MAGIC.len() + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(SnapshotError::BadMagic);
         }
-        let (content, checksum) = bytes.split_at(bytes.len() - 8);
-        if fnv1a(content).to_be_bytes() != checksum {
-            return Err(SnapshotError::Checksum);
-        }
+        let (content, sum) = bytes.split_at(bytes.len() - 8);
         let r = &mut Reader::new(&content[MAGIC.len()..]);
         let version = r.int()?;
+        if checksum(version, content).to_be_bytes() != sum {
+            return Err(SnapshotError::Checksum);
+        }
         let owners = match version {
             FORMAT_VERSION => true,
             FORMAT_VERSION_WITHOUT_OWNERS => false,
@@ -67,7 +69,11 @@ impl ZkState {
     }
 
     pub(crate) fn encode_body(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        self.encode_body_into(Writer::new())
+    }
+
+    /// Appends the body to what `w` holds.
+    fn encode_body_into(&self, mut w: Writer) -> Vec<u8> {
         w.long(self.last_zxid);
         w.long(self.sessions.len() as i64);
         for (&id, session) in &self.sessions {
@@ -131,6 +137,14 @@ fn decode_body(r: &mut Reader<'_>, owners: bool) -> Result<ZkState, SnapshotErro
         return Err(SnapshotError::Corrupt("no root".into()));
     }
     Ok(state)
+}
+
+/// The checksum a snapshot of format `version` ends with.
+fn checksum(version: i32, content: &[u8]) -> u64 {
+    match version {
+        FORMAT_VERSION_WITHOUT_OWNERS => fnv1a(content),
+        _ => u64::from(crc32c::crc32c(content)),
+    }
 }
 
 /// A count that cannot exceed the bytes left (each item takes more than one).
