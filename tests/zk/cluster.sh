@@ -28,27 +28,12 @@ zk_cleanup() {
     exit $status
 }
 
+zk_bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../bench" && pwd)"
+
+# bench/clusters.py's free_port: ports below the kernel's ephemeral range, each handed out once.
 free_ports() {
-    python3 - "$1" <<'PY'
-# Below the kernel's ephemeral range (32768 and up), where an outgoing connection could take
-# a port before its member binds it.
-import random, socket, sys
-first, count = 20000, 12000
-start = random.randrange(count)
-socks = []
-for i in range(count):
-    if len(socks) == int(sys.argv[1]):
-        break
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", first + (start + i) % count))
-        socks.append(s)
-    except OSError:
-        s.close()
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PY
+    python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import clusters
+print(*(clusters.free_port() for _ in range(int(sys.argv[2]))))' "$zk_bench_dir" "$1"
 }
 
 zk_cluster() {

@@ -142,20 +142,18 @@ impl Host for SimHost {
 
     fn applied_fresh(&mut self, cmd: &Command, response: &CommandResponse) {
         use tally_proto::tally_v1::command::Op;
-        if let (Some(Op::Zk(z)), CommandResponse::Zk(applied)) = (&cmd.op, response) {
-            if z.pipelined {
-                self.out.pipelined.extend(pipelined(cmd, &z.command, &applied.outcome));
-            }
-        }
         match (&cmd.op, response) {
             (Some(Op::LeaseRevoke(r)), _) => {
                 self.out.revokes.push(Revoke { lease: r.id, by_expiry: cmd.auth_revision == u64::MAX });
             }
             (Some(Op::Zk(z)), CommandResponse::Zk(applied)) => {
-                let expiry =
-                    matches!(tally_zk::ZkCommand::decode(&z.command), Ok(tally_zk::ZkCommand::DeleteIfExpired { .. }));
+                let Ok(command) = tally_zk::ZkCommand::decode(&z.command) else { return };
+                let expiry = matches!(command, tally_zk::ZkCommand::DeleteIfExpired { .. });
                 if expiry && matches!(applied.outcome, tally_zk::Outcome::Reply(Ok(_))) {
                     self.out.znodes_expired += 1;
+                }
+                if z.pipelined {
+                    self.out.pipelined.extend(pipelined(cmd, &command, &applied.outcome));
                 }
             }
             _ => {}
@@ -190,14 +188,14 @@ impl Host for SimHost {
 
 /// What the pipelines' check sees of a pipelined write that applied fresh: the write, and what
 /// it did to its session's ownership or its tree.
-fn pipelined(cmd: &Command, command: &[u8], outcome: &tally_zk::Outcome) -> Vec<Applied> {
+fn pipelined(cmd: &Command, command: &tally_zk::ZkCommand, outcome: &tally_zk::Outcome) -> Vec<Applied> {
     use tally_zk::{Outcome, ZkCommand, ZkError};
     let mut seen = vec![Applied::Write { client_id: cmd.client_id, seq: cmd.seq }];
     let ok = matches!(outcome, Outcome::Reply(Ok(_)));
-    match ZkCommand::decode(command) {
-        Ok(ZkCommand::Attach { session, owner }) if ok => seen.push(Applied::Attached { session, owner }),
-        Ok(ZkCommand::Txn { session, owner, .. }) if ok && owner != 0 => seen.push(Applied::Changed { session, owner }),
-        Ok(ZkCommand::Txn { .. }) if matches!(outcome, Outcome::Reply(Err(ZkError::SessionMoved))) => {
+    match *command {
+        ZkCommand::Attach { session, owner } if ok => seen.push(Applied::Attached { session, owner }),
+        ZkCommand::Txn { session, owner, .. } if ok && owner != 0 => seen.push(Applied::Changed { session, owner }),
+        ZkCommand::Txn { .. } if matches!(outcome, Outcome::Reply(Err(ZkError::SessionMoved))) => {
             seen.push(Applied::RefusedAsMoved)
         }
         _ => {}

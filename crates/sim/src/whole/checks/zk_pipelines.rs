@@ -64,18 +64,11 @@ impl ZkPipelines {
             *m = Member { incarnation, ..Member::default() };
         }
         for a in applied {
-            let (client_id, seq) = match *a {
-                Applied::Restored => {
-                    *m = Member { incarnation, ..Member::default() };
-                    continue;
-                }
-                Applied::RefusedAsMoved => {
-                    self.refused_as_moved += 1;
-                    continue;
-                }
+            match *a {
+                Applied::Restored => *m = Member { incarnation, ..Member::default() },
+                Applied::RefusedAsMoved => self.refused_as_moved += 1,
                 Applied::Attached { session, owner } => {
                     m.owners.insert(session, owner);
-                    continue;
                 }
                 Applied::Changed { session, owner } => {
                     if let Some(&current) = m.owners.get(&session).filter(|&&o| o != owner) {
@@ -85,24 +78,24 @@ after the session attached on {current:#x}"
                         );
                         violations.push(Violation { property: MOVED, time_us: now_us, detail });
                     }
-                    continue;
                 }
-                Applied::Write { client_id, seq } => (client_id, seq),
-            };
-            assert!(seq > 0, "pipelined writes are numbered from 1");
-            self.writes_applied += 1;
-            let anywhere = self.applied.entry(client_id).or_default();
-            let expected = m.last.get(&client_id).map(|&l| l + 1);
-            if expected.is_some_and(|e| e != seq) || (seq > 1 && !anywhere.contains(&(seq - 1))) {
-                let detail = format!(
-                    "member {member} applied connection {client_id:#x}'s write #{seq} after #{}; applied anywhere: {:?}",
-                    expected.map_or("?".to_string(), |e| (e - 1).to_string()),
-                    anywhere.iter().rev().take(8).collect::<Vec<_>>()
-                );
-                violations.push(Violation { property: PROPERTY, time_us: now_us, detail });
+                Applied::Write { client_id, seq } => {
+                    assert!(seq > 0, "pipelined writes are numbered from 1");
+                    self.writes_applied += 1;
+                    let anywhere = self.applied.entry(client_id).or_default();
+                    let expected = m.last.get(&client_id).map(|&l| l + 1);
+                    if expected.is_some_and(|e| e != seq) || (seq > 1 && !anywhere.contains(&(seq - 1))) {
+                        let detail = format!(
+                            "member {member} applied connection {client_id:#x}'s write #{seq} after #{}; applied anywhere: {:?}",
+                            expected.map_or("?".to_string(), |e| (e - 1).to_string()),
+                            anywhere.iter().rev().take(8).collect::<Vec<_>>()
+                        );
+                        violations.push(Violation { property: PROPERTY, time_us: now_us, detail });
+                    }
+                    m.last.insert(client_id, seq);
+                    anywhere.insert(seq);
+                }
             }
-            m.last.insert(client_id, seq);
-            anywhere.insert(seq);
         }
     }
 
