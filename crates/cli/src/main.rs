@@ -61,6 +61,11 @@ struct ServerArgs {
     /// Applied entries between state machine snapshots.
     #[arg(long, default_value_t = 100_000)]
     snapshot_count: u64,
+    /// A snapshot also waits until the log applied since the last one is this many times that
+    /// snapshot's size, so that a large state is not rewritten every --snapshot-count entries
+    /// (0: every --snapshot-count entries, as etcd).
+    #[arg(long, default_value_t = 1.0)]
+    snapshot_log_ratio: f64,
     /// How often an idle watch created with `progress_notify` hears of the current revision
     /// (a Go duration, at least 100ms; etcd 3.6 also names it --watch-progress-notify-interval).
     #[arg(long, alias = "watch-progress-notify-interval", default_value = "10m0s", value_parser = go_duration::parse)]
@@ -239,6 +244,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
         heartbeat_interval_ms: a.heartbeat_interval,
         election_timeout_ms: a.election_timeout,
         snapshot_count: a.snapshot_count,
+        snapshot_log_ratio: a.snapshot_log_ratio,
         // etcd raises shorter intervals to its minimum.
         watch_progress_notify_interval: a.experimental_watch_progress_notify_interval.max(MIN_WATCH_PROGRESS_INTERVAL),
         listen_metrics_urls: a.listen_metrics_urls,

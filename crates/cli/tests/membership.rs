@@ -524,8 +524,9 @@ async fn remove_the_leader() {
 async fn replace_a_member_killed_with_kill_9() {
     let mut cluster = Cluster::start(3).await;
     // Snapshots often, and a history longer than the log the leader keeps behind its snapshot:
-    // the replacement must start from a snapshot, then follow the log.
-    cluster.restart_founders_with(&["--snapshot-count", "500"]).await;
+    // the replacement must start from a snapshot, then follow the log. (etcd's schedule: every
+    // 500 entries, whatever the state's size.)
+    cluster.restart_founders_with(&["--snapshot-count", "500", "--snapshot-log-ratio", "0"]).await;
     preload(&cluster, PRELOAD, 64).await;
     let victim = cluster.leader().await;
     let victim_id = cluster.id(victim);
@@ -578,7 +579,9 @@ async fn replace_a_member_killed_with_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_catches_up_from_a_snapshot_streamed_in_chunks() {
     let mut cluster = Cluster::start(3).await;
-    cluster.restart_founders_with(&["--snapshot-count", "500"]).await;
+    // etcd's schedule (a snapshot every 500 entries, whatever the state's size), so that the
+    // log the learner needs is compacted away.
+    cluster.restart_founders_with(&["--snapshot-count", "500", "--snapshot-log-ratio", "0"]).await;
     // About 6 MiB of state: a snapshot of several 1 MiB chunks.
     const KEYS: usize = 6000;
     preload(&cluster, KEYS, 1024).await;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::{
-    ConfChange, ConfState, HardState, Index, NodeId, ProposeError, ReadIndexError, Ready, Replication, Role, Snapshot,
-    StepError, Term, TransferError,
+    Compacted, ConfChange, ConfState, HardState, Index, NodeId, ProposeError, ReadIndexError, Ready, Replication, Role,
+    Snapshot, StepError, Term, TransferError,
 };
 
 /// A sans-IO consensus engine over a replicated log. The driver feeds it ticks, peer messages,
@@ -52,7 +52,7 @@ pub trait Consensus {
     /// A snapshot sent to `peer` finished, or failed.
     fn report_snapshot(&mut self, peer: NodeId, ok: bool);
     /// The driver took `snapshot` of its state machine (at most at the applied index).
-    fn compact(&mut self, snapshot: Snapshot);
+    fn compact(&mut self, snapshot: Snapshot) -> Compacted;
 
     fn has_ready(&mut self) -> bool;
     fn ready(&mut self) -> Ready<Self::Message>;

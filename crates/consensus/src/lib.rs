@@ -20,4 +20,6 @@ pub use ready::{Ready, RefusalReason, VoteRefusal};
 pub use replication::{ProgressState, Replication};
 pub use rng::{mix, SplitMix64};
 pub use role::{ReadState, Role, SoftState};
-pub use types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term};
+pub use types::{
+    Compacted, ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, SnapshotMeta, Term,
+};

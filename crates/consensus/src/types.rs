@@ -107,6 +107,15 @@ pub struct Snapshot {
     pub data: Bytes,
 }
 
+/// What [`crate::Consensus::compact`] no longer holds: the snapshot it replaced (or the one it
+/// was given, if that is not newer) and the entries the new one covers. Where they are freed
+/// is the driver's to choose: for a 325 MB state, they took a leader's thread 100-200 ms.
+#[derive(Debug, Default)]
+pub struct Compacted {
+    pub snapshot: Snapshot,
+    pub entries: Vec<Entry>,
+}
+
 /// What a (re)starting node recovered from its disk.
 #[derive(Clone, Debug, Default)]
 pub struct Persisted {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use tally_consensus::{
-    ConfChange, ConfState, Consensus, HardState, Index, NodeId, Persisted, ProposeError, ReadIndexError, Ready,
-    Replication, Role, Snapshot, StepError, Term, TransferError,
+    Compacted, ConfChange, ConfState, Consensus, HardState, Index, NodeId, Persisted, ProposeError, ReadIndexError,
+    Ready, Replication, Role, Snapshot, StepError, Term, TransferError,
 };
 use tally_paxos::multi::{self, MultiPaxos, PaxosBug};
 use tally_raft::Raft;
@@ -211,7 +211,7 @@ impl Consensus for Engine {
     fn report_snapshot(&mut self, peer: NodeId, ok: bool) {
         each!(self, e => e.report_snapshot(peer, ok))
     }
-    fn compact(&mut self, snapshot: Snapshot) {
+    fn compact(&mut self, snapshot: Snapshot) -> Compacted {
         each!(self, e => e.compact(snapshot))
     }
     fn has_ready(&mut self) -> bool {

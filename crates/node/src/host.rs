@@ -14,7 +14,7 @@ use crate::members::Members;
 use crate::membership::MembershipOutcome;
 use crate::observe::Observation;
 use crate::outcomes::{ProposeOutcome, ReadOutcome};
-use crate::snapshots::SnapshotJob;
+use crate::snapshots::{Retired, SnapshotJob};
 
 /// Where a waiting caller's answer goes.
 pub trait Reply<T> {
@@ -53,6 +53,10 @@ pub trait Host {
     /// Encodes and writes `job` off the node's thread, then hands the result to
     /// [`crate::Node::snapshot_written`].
     fn write_snapshot(&mut self, job: SnapshotJob<Self::Fs>);
+    /// Releases what a newer snapshot left behind, preferably off the node's thread.
+    fn release(&mut self, retired: Retired<Self::Fs>) {
+        retired.release();
+    }
     /// The events of the entries applied in one Ready, by revision, for watchers.
     fn publish(&mut self, _batches: Vec<(i64, Vec<Event>)>) {}
     /// The state machine was replaced by a leader's snapshot: revisions were skipped, so

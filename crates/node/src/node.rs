@@ -25,6 +25,7 @@ use crate::observe::{Observation, Observed};
 use crate::persist::Disk;
 use crate::reads::Reads;
 use crate::request_ids::RequestIds;
+use crate::snapshot_schedule::SnapshotSchedule;
 use crate::snapshots::decode_snapshot;
 use crate::{Host, LeaseOutcome, MembershipOutcome, ProposeOutcome, Reply, Shared, StatusInfo};
 
@@ -34,6 +35,9 @@ pub struct NodeConfig {
     pub consensus: ConsensusKind,
     /// Applied entries between state machine snapshots.
     pub snapshot_count: u64,
+    /// A snapshot also waits for this many times the last snapshot's size of log (see
+    /// `snapshot_schedule.rs`); 0 snapshots every `snapshot_count` entries, as etcd does.
+    pub snapshot_log_ratio: f64,
     /// Extra life a new leader gives every lease.
     pub election_timeout: Duration,
     /// The id the cluster's member ids derive from.
@@ -81,8 +85,7 @@ pub struct Node<H: Host> {
     /// Membership changes waiting to be applied, by log index, with the member concerned.
     pub(crate) conf_waiters: BTreeMap<Index, (NodeId, H::MembershipReply)>,
     pub(crate) cluster_token: String,
-    pub(crate) snapshot_count: u64,
-    pub(crate) snapshot_index: Index,
+    pub(crate) snapshots: SnapshotSchedule,
     /// Our own snapshot is being encoded and written by the host.
     pub(crate) snapshot_in_flight: bool,
     /// Proposals waiting to be applied, by (client id, seq).
@@ -124,7 +127,13 @@ impl<H: Host> Node<H> {
         shared: Arc<Shared>,
     ) -> Self {
         shared.metrics.db_size.store(sm.read().expect("sm lock").size_bytes(), Ordering::Relaxed);
-        let snapshot_index = persisted.snapshot.meta.index;
+        let snapshot = &persisted.snapshot;
+        let snapshots = SnapshotSchedule::new(
+            cfg.snapshot_count,
+            cfg.snapshot_log_ratio,
+            snapshot.meta.index,
+            snapshot.data.len() as u64,
+        );
         let engine = match Engine::new(cfg.consensus, cfg.raft, persisted) {
             Ok(engine) => engine,
             Err(e) => host.fatal("starting the consensus engine", &e),
@@ -144,8 +153,7 @@ impl<H: Host> Node<H> {
             members: cfg.members,
             conf_waiters: BTreeMap::new(),
             cluster_token: cfg.cluster_token,
-            snapshot_count: cfg.snapshot_count,
-            snapshot_index,
+            snapshots,
             snapshot_in_flight: false,
             waiters: BTreeMap::new(),
             reads: Reads::default(),

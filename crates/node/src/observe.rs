@@ -279,7 +279,7 @@ impl<H: Host> Node<H> {
             applied: raft.applied(),
             first_index: first,
             last_index: last,
-            snapshot_index: self.snapshot_index,
+            snapshot_index: self.snapshots.index(),
             log,
             voters: conf.voters.iter().copied().collect(),
             learners: conf.learners.iter().copied().collect(),

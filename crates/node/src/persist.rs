@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tally_consensus::Ready;
 use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Snapshot, SnapshotMeta};
 use tally_storage::fs::{FileSystem, RealFs};
-use tally_storage::{LogEntry, Wal, WalOptions, WriteBatch};
+use tally_storage::{Adoption, LogEntry, Wal, WalOptions, WriteBatch};
 
 use crate::codec;
 
@@ -166,13 +166,14 @@ impl<F: FileSystem> Disk<F> {
     }
 
     /// Makes a snapshot written by a [`SnapshotFiles`] the current one and releases the log it
-    /// covers. False if a newer snapshot (the leader's) was installed meanwhile.
-    pub fn adopt_snapshot(&mut self, snapshot: &Snapshot) -> Result<bool, DiskError> {
-        if !self.wal.adopt_snapshot(&storage_meta(snapshot))? {
-            return Ok(false);
+    /// covers, unless a newer snapshot (the leader's) was installed meanwhile. Either way a
+    /// snapshot file may be left for [`SnapshotFiles::remove`] (see `Wal::adopt_snapshot`).
+    pub fn adopt_snapshot(&mut self, snapshot: &Snapshot) -> Result<Adoption, DiskError> {
+        let adoption = self.wal.adopt_snapshot(&storage_meta(snapshot))?;
+        if adoption.adopted {
+            self.wal.compact(snapshot.meta.index)?;
         }
-        self.wal.compact(snapshot.meta.index)?;
-        Ok(true)
+        Ok(adoption)
     }
 }
 
@@ -184,6 +185,11 @@ pub struct SnapshotFiles<F: FileSystem = RealFs> {
 impl<F: FileSystem> SnapshotFiles<F> {
     pub fn write(&self, snapshot: &Snapshot) -> Result<(), DiskError> {
         Ok(self.writer.write(&storage_meta(snapshot), &snapshot.data)?)
+    }
+
+    /// Deletes a snapshot file [`Disk::adopt_snapshot`] left behind.
+    pub fn remove(&self, retired: &Path) -> Result<(), DiskError> {
+        Ok(self.writer.remove(retired)?)
     }
 }
 

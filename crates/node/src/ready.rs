@@ -61,7 +61,7 @@ impl<H: Host> Node<H> {
             self.host.state_restored();
             self.answer_from_sessions();
             self.adopt_members(members);
-            self.snapshot_index = snapshot.meta.index;
+            self.snapshots.installed(snapshot.meta.index, snapshot.data.len() as u64);
         }
         self.shared.metrics.proposals_committed.store(self.engine.committed(), Ordering::Relaxed);
         let mut published = Vec::new();
@@ -109,6 +109,7 @@ impl<H: Host> Node<H> {
     fn apply(&mut self, entry: Entry, published: &mut Vec<(i64, Vec<tally_proto::mvccpb::Event>)>) {
         // Before the entry's caller hears back, so a scrape after an answer counts it.
         self.shared.metrics.proposals_applied.store(entry.index, Ordering::Relaxed);
+        self.snapshots.applied(entry.data.len());
         if entry.kind != EntryKind::Normal || entry.data.is_empty() {
             self.sm.write().expect("sm lock").apply_noop(entry.index);
             if entry.kind == EntryKind::ConfChange {

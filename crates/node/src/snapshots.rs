@@ -1,9 +1,8 @@
-//! A member's own snapshots. Every `snapshot_count` applied entries the driver copies the
+//! A member's own snapshots. When one is due (`snapshot_schedule.rs`) the driver copies the
 //! state machine and a background thread encodes and syncs it, seconds for a large store, while
 //! the driver goes on; once the file is durable the driver adopts it (WAL marker, log
 //! compaction, `Raft::compact`), unless the leader's newer snapshot was installed meanwhile.
-//! One snapshot at a time. Members snapshot at staggered points (`next_snapshot_at`), so that
-//! a quorum is never encoding and syncing at once. The copy is cheap: the state machine's maps are shared with it shard
+//! One snapshot at a time. The copy is cheap: the state machine's maps are shared with it shard
 //! by shard, the writes that follow copy only what they change (tally-mvcc's `sharded`), and
 //! the key order is not copied at all (`SnapshotCopy` sorts the keys while encoding).
 
@@ -12,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tally_consensus::Consensus;
+use tally_consensus::{Compacted, Consensus};
 use tally_mvcc::{SnapshotCopy, StateMachine};
 use tally_proto::Message as _;
 use tally_raft::{Snapshot, SnapshotMeta};
@@ -59,13 +58,12 @@ impl<H: Host> Node<H> {
     /// Starts a snapshot once this member's next snapshot point is applied.
     pub(crate) fn maybe_snapshot(&mut self) {
         let applied = self.engine.applied();
-        if self.snapshot_in_flight || applied <= self.snapshot_index {
+        if self.snapshot_in_flight {
             return;
         }
         let members = self.engine.conf_state().members();
         let rank = members.iter().position(|&id| id == self.engine.id()).unwrap_or(0) as u64;
-        let stagger = rank * self.snapshot_count / (members.len() as u64).max(1);
-        if applied < next_snapshot_at(self.snapshot_index, self.snapshot_count, stagger) {
+        if !self.snapshots.due(applied, rank, members.len() as u64) {
             return;
         }
         let Some(term) = self.engine.log_term(applied) else { return };
@@ -76,6 +74,7 @@ impl<H: Host> Node<H> {
         let files = self.disk.snapshot_writer();
         let job = SnapshotJob { meta, members, state, files, shared: self.shared.clone(), copied: began.elapsed() };
         self.snapshot_in_flight = true;
+        self.snapshots.started();
         self.host.write_snapshot(job);
     }
 
@@ -87,31 +86,43 @@ impl<H: Host> Node<H> {
             Ok(snapshot) => snapshot,
             Err(e) => self.host.fatal("saving a snapshot", &e),
         };
-        match self.disk.adopt_snapshot(&snapshot) {
+        let adoption = match self.disk.adopt_snapshot(&snapshot) {
+            Ok(adoption) => adoption,
             Err(e) => self.host.fatal("saving a snapshot", &e),
-            // The leader's newer snapshot was installed meanwhile.
-            Ok(false) => {}
-            Ok(true) => {
-                self.snapshot_index = self.snapshot_index.max(snapshot.meta.index);
-                let (index, term) = (snapshot.meta.index, snapshot.meta.term);
-                self.observe(crate::observe::Observation::Snapshot { taken: true, index, term });
-                self.engine.compact(snapshot);
-            }
+        };
+        let files = self.disk.snapshot_writer();
+        let mut retired = Retired { file: adoption.retired, compacted: Compacted::default(), files };
+        if adoption.adopted {
+            self.snapshots.taken(snapshot.meta.index, snapshot.data.len() as u64);
+            let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+            self.observe(crate::observe::Observation::Snapshot { taken: true, index, term });
+            retired.compacted = self.engine.compact(snapshot);
         }
+        self.host.release(retired);
     }
 }
 
-/// The first index after `snapshot_index` on this member's grid: every `count` entries, shifted
-/// by `stagger`. Members take staggers `rank * count / members` (rank of their id), so their
-/// snapshots are evenly spread: on one machine, or a disk they share, snapshots of a 36 MB
-/// state taken by all three members at once cost 260-455 ms each, and puts stalled for that
-/// long (max latency 120-370 ms against 14-104 ms without snapshots).
-fn next_snapshot_at(snapshot_index: u64, count: u64, stagger: u64) -> u64 {
-    let count = count.max(1);
-    if snapshot_index < stagger {
-        return stagger;
+/// What a newer snapshot left behind: the previous snapshot's file and bytes, and the log
+/// entries it covers. Released off the node's thread: for a 325 MB state, unlinking the
+/// file and freeing the rest took the leader's driver 100-300 ms, long enough for its
+/// followers to elect another leader after each of its snapshots.
+pub struct Retired<F: FileSystem> {
+    file: Option<std::path::PathBuf>,
+    compacted: Compacted,
+    files: SnapshotFiles<F>,
+}
+
+impl<F: FileSystem> Retired<F> {
+    /// Deletes the file and frees the rest (here, unless a transfer still holds the bytes).
+    /// A file that cannot be deleted is only logged: recovery deletes it on the next start.
+    pub fn release(self) {
+        drop(self.compacted);
+        if let Some(file) = &self.file {
+            if let Err(e) = self.files.remove(file) {
+                tracing::warn!("could not delete a retired snapshot: {e}");
+            }
+        }
     }
-    stagger + ((snapshot_index - stagger) / count + 1) * count
 }
 
 /// A node's snapshot: the member table and the state machine, as a `NodeSnapshot` message.
@@ -182,28 +193,6 @@ mod tests {
         assert_eq!(decoded.state, sm.snapshot());
         let (_, restored) = decode_snapshot(&data).unwrap();
         assert_eq!(restored, sm);
-    }
-
-    #[test]
-    fn members_snapshot_every_count_entries_at_their_own_offsets() {
-        // Three members, 300 entries apart: ranks 0, 1, 2 get staggers 0, 100, 200.
-        let points = |stagger| {
-            let mut at = 0;
-            (0..3)
-                .map(|_| {
-                    at = next_snapshot_at(at, 300, stagger);
-                    at
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(points(0), [300, 600, 900]);
-        assert_eq!(points(100), [100, 400, 700]);
-        assert_eq!(points(200), [200, 500, 800]);
-        // After the leader's snapshot at an arbitrary index, back on the member's own grid.
-        assert_eq!(next_snapshot_at(450, 300, 100), 700);
-        assert_eq!(next_snapshot_at(400, 300, 100), 700);
-        assert_eq!(next_snapshot_at(399, 300, 100), 400);
-        assert_eq!(next_snapshot_at(5, 1, 0), 6);
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn a_request_covered_by_a_leaders_snapshot_is_answered_from_its_sessions() {
         consensus: ConsensusKind::Raft,
         raft: Config::new(2),
         snapshot_count: 1_000_000,
+        snapshot_log_ratio: 0.0,
         election_timeout: Duration::from_secs(1),
         cluster_token: "t".into(),
         members,

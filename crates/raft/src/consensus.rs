@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use tally_consensus::{
-    ConfChange, ConfState, Consensus, HardState, Index, NodeId, ProposeError, ReadIndexError, Replication, Role,
-    Snapshot, StepError, Term, TransferError,
+    Compacted, ConfChange, ConfState, Consensus, HardState, Index, NodeId, ProposeError, ReadIndexError, Replication,
+    Role, Snapshot, StepError, Term, TransferError,
 };
 
 use crate::{Message, Raft, Ready};
@@ -85,7 +85,7 @@ impl Consensus for Raft {
     fn report_snapshot(&mut self, peer: NodeId, ok: bool) {
         Raft::report_snapshot(self, peer, ok)
     }
-    fn compact(&mut self, snapshot: Snapshot) {
+    fn compact(&mut self, snapshot: Snapshot) -> Compacted {
         Raft::compact(self, snapshot)
     }
     fn has_ready(&mut self) -> bool {

@@ -214,17 +214,17 @@ impl RaftLog {
         self.persisted = index;
     }
 
-    /// Drops entries up to `index`, now covered by a local snapshot.
-    pub fn compact(&mut self, index: Index) {
+    /// Takes out the entries up to `index`, now covered by a local snapshot.
+    pub fn compact(&mut self, index: Index) -> Vec<Entry> {
         assert!(index <= self.applied, "compacting {index} beyond applied {}", self.applied);
         if index <= self.snapshot_index {
-            return;
+            return Vec::new();
         }
         let term = self.term(index).expect("above snapshot").expect("at most applied");
-        let drop = (index - self.snapshot_index) as usize;
-        self.entries.drain(..drop);
+        let kept = self.entries.split_off((index - self.snapshot_index) as usize);
         self.snapshot_index = index;
         self.snapshot_term = term;
+        std::mem::replace(&mut self.entries, kept).into()
     }
 }
 

@@ -77,6 +77,8 @@ pub struct ServerOptions {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_count: u64,
+    /// See `tally_node::NodeConfig::snapshot_log_ratio`.
+    pub snapshot_log_ratio: f64,
     /// How often idle `progress_notify` watches are told the current revision.
     pub watch_progress_notify_interval: std::time::Duration,
     /// Extra URLs serving only `/metrics` and the health endpoints, over HTTP/1.1.
@@ -355,6 +357,7 @@ fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Member
         raft,
         consensus: opts.consensus,
         snapshot_count: opts.snapshot_count,
+        snapshot_log_ratio: opts.snapshot_log_ratio,
         election_timeout: Duration::from_millis(opts.election_timeout_ms),
         cluster_token: opts.initial_cluster_token.clone(),
         members,

@@ -38,7 +38,7 @@ fn a_paxos_acceptor_accepting_below_its_promise_is_caught() {
 
 #[test]
 fn a_paxos_leader_forgetting_the_highest_accepted_value_is_caught() {
-    assert!(first_caught_paxos(PaxosBug::ForgetHighestAccepted, 60).is_some());
+    assert!(first_caught_paxos(PaxosBug::ForgetHighestAccepted, 120).is_some());
 }
 
 #[test]

@@ -49,4 +49,4 @@ pub use recovery::TornTail;
 pub use segment::{segment_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN};
 pub use snapshot::{snapshot_name, SNAPSHOT_FORMAT_VERSION};
 pub use types::{HardState, LogEntry, Snapshot, SnapshotMeta, WriteBatch};
-pub use wal::{Recovered, SnapshotWriter, Wal, WalOptions, SEGMENT_SIZE_MIN};
+pub use wal::{Adoption, Recovered, SnapshotWriter, Wal, WalOptions, SEGMENT_SIZE_MIN};

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use tally_storage::simfs::SimFs;
-use tally_storage::{segment_name, Error, HardState, LogEntry, Prepare, SnapshotMeta, Wal, WalOptions, WriteBatch};
+use tally_storage::{
+    segment_name, Adoption, Error, HardState, LogEntry, Prepare, SnapshotMeta, Wal, WalOptions, WriteBatch,
+};
 
 fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
     range
@@ -318,7 +320,7 @@ fn a_snapshot_written_on_another_thread_is_adopted_while_appends_go_on() {
         let background = std::thread::spawn(move || writer.write(&meta, b"state at 100").map(|_| meta));
         append(&mut wal, Some(hs(2, 1, 120)), &entries(101..=120, 2));
         let meta = background.join().unwrap().unwrap();
-        assert!(wal.adopt_snapshot(&meta).unwrap());
+        assert_eq!(wal.adopt_snapshot(&meta).unwrap(), Adoption { adopted: true, retired: None });
         wal.compact(100).unwrap();
         assert_eq!(wal.first_index(), 101);
     }
@@ -337,11 +339,38 @@ fn a_snapshot_overtaken_by_a_newer_one_is_discarded() {
     wal.snapshot_writer().write(&ours, b"state at 60").unwrap();
     // Meanwhile the leader's snapshot was installed.
     wal.save_snapshot(&SnapshotMeta { index: 90, term: 2, conf_state: vec![] }, b"state at 90").unwrap();
-    assert!(!wal.adopt_snapshot(&ours).unwrap());
+    let adoption = wal.adopt_snapshot(&ours).unwrap();
+    assert!(!adoption.adopted);
+    assert_eq!(adoption.retired, Some(dir.path().join(tally_storage::snapshot_name(60, 2))));
+    wal.snapshot_writer().remove(&adoption.retired.unwrap()).unwrap();
     assert_eq!(snap_files(dir.path()), vec![tally_storage::snapshot_name(90, 2)]);
     // Adopting the current snapshot again changes nothing and keeps its file.
-    assert!(!wal.adopt_snapshot(&SnapshotMeta { index: 90, term: 2, conf_state: vec![] }).unwrap());
-    assert_eq!(snap_files(dir.path()), vec![tally_storage::snapshot_name(90, 2)]);
+    let again = wal.adopt_snapshot(&SnapshotMeta { index: 90, term: 2, conf_state: vec![] }).unwrap();
+    assert_eq!(again, Adoption { adopted: false, retired: None });
+}
+
+#[test]
+fn adopting_a_snapshot_retires_the_previous_file_for_the_caller_to_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path(), small()).unwrap();
+        append(&mut wal, Some(hs(2, 1, 100)), &entries(1..=100, 2));
+        let first = SnapshotMeta { index: 50, term: 2, conf_state: vec![] };
+        wal.snapshot_writer().write(&first, b"state at 50").unwrap();
+        wal.adopt_snapshot(&first).unwrap();
+        let second = SnapshotMeta { index: 90, term: 2, conf_state: vec![] };
+        wal.snapshot_writer().write(&second, b"state at 90").unwrap();
+        let adoption = wal.adopt_snapshot(&second).unwrap();
+        let old = dir.path().join(tally_storage::snapshot_name(50, 2));
+        assert_eq!(adoption, Adoption { adopted: true, retired: Some(old) });
+        // The file is still there: deleting it is the caller's.
+        assert_eq!(snap_files(dir.path()).len(), 2);
+        // The process dies before deleting it.
+    }
+    let (wal, rec) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(rec.snapshot_meta.map(|m| m.index), Some(90));
+    assert_eq!(snap_files(dir.path()), vec![tally_storage::snapshot_name(90, 2)], "recovery deletes it");
+    assert_eq!(wal.load_snapshot().unwrap().unwrap().data, b"state at 90");
 }
 
 #[test]

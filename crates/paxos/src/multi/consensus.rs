@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use tally_consensus::{
-    ConfChange, ConfState, Consensus, HardState, Index, NodeId, ProgressState, ProposeError, ReadIndexError,
+    Compacted, ConfChange, ConfState, Consensus, HardState, Index, NodeId, ProgressState, ProposeError, ReadIndexError,
     Replication, Role, Snapshot, StepError, Term, TransferError,
 };
 
@@ -91,7 +91,7 @@ impl Consensus for MultiPaxos {
     fn report_snapshot(&mut self, peer: NodeId, ok: bool) {
         MultiPaxos::report_snapshot(self, peer, ok)
     }
-    fn compact(&mut self, snapshot: Snapshot) {
+    fn compact(&mut self, snapshot: Snapshot) -> Compacted {
         MultiPaxos::compact(self, snapshot)
     }
     fn has_ready(&mut self) -> bool {

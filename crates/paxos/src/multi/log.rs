@@ -137,15 +137,15 @@ impl SlotLog {
     }
 
     /// Drops the slots up to `index` (all chosen and applied).
-    pub fn compact(&mut self, index: Index) {
+    pub fn compact(&mut self, index: Index) -> Vec<Entry> {
         if index <= self.snapshot_index {
-            return;
+            return Vec::new();
         }
         let term = self.term(index).expect("compacting a slot the log holds");
-        let drop = (index - self.snapshot_index) as usize;
-        self.entries.drain(..drop);
+        let kept = self.entries.split_off((index - self.snapshot_index) as usize);
         self.snapshot_index = index;
         self.snapshot_term = term;
+        std::mem::replace(&mut self.entries, kept)
     }
 
     /// Starts over from a snapshot's state, keeping the values accepted after it: a snapshot

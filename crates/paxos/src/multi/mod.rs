@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use tally_consensus::{
-    ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, ProposeError, ReadState, Role, Snapshot,
-    SoftState, SplitMix64, StepError, Term, TransferError, VoteRefusal,
+    Compacted, ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, ProposeError, ReadState, Role,
+    Snapshot, SoftState, SplitMix64, StepError, Term, TransferError, VoteRefusal,
 };
 
 pub use ballot::Ballot;
@@ -311,15 +311,15 @@ impl MultiPaxos {
 
     /// Records a snapshot the driver took at `snapshot.meta.index` (at most the applied index)
     /// and drops the slots it covers, but the last `compaction_lag_entries`.
-    pub fn compact(&mut self, snapshot: Snapshot) {
+    pub fn compact(&mut self, snapshot: Snapshot) -> Compacted {
         self.assert_not_in_ready();
         let index = snapshot.meta.index;
         assert!(index <= self.log.applied, "snapshot at {index} is past applied {}", self.log.applied);
         if index <= self.snapshot.meta.index {
-            return;
+            return Compacted { snapshot, entries: Vec::new() };
         }
-        self.log.compact(index.saturating_sub(self.config.compaction_lag_entries));
-        self.snapshot = snapshot;
+        let entries = self.log.compact(index.saturating_sub(self.config.compaction_lag_entries));
+        Compacted { snapshot: std::mem::replace(&mut self.snapshot, snapshot), entries }
     }
 
     pub fn has_ready(&mut self) -> bool {

@@ -18,7 +18,7 @@ use crate::progress::Progress;
 use crate::ready::Ready;
 use read_index::PendingRead;
 use tally_consensus::SplitMix64;
-use tally_consensus::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
+use tally_consensus::{Compacted, ConfState, Entry, EntryKind, HardState, Index, NodeId, Persisted, Snapshot, Term};
 use tally_consensus::{ProposeError, StepError, TransferError};
 use tally_consensus::{ReadState, Role, SoftState};
 use tally_consensus::{RefusalReason, VoteRefusal};
@@ -252,17 +252,17 @@ impl Raft {
 
     /// Records a snapshot the driver took of its state machine at `snapshot.meta.index` (at most
     /// the applied index) and drops the log it covers, except the last
-    /// `compaction_lag_entries` entries below it.
-    pub fn compact(&mut self, snapshot: Snapshot) {
+    /// `compaction_lag_entries` entries below it, and hands back what it no longer holds.
+    pub fn compact(&mut self, snapshot: Snapshot) -> Compacted {
         self.assert_not_in_ready();
         let index = snapshot.meta.index;
         assert!(index <= self.log.applied, "snapshot at {index} is past applied {}", self.log.applied);
         if index <= self.snapshot.meta.index {
-            return;
+            return Compacted { snapshot, entries: Vec::new() };
         }
         assert_eq!(Some(snapshot.meta.term), self.log_term(index), "snapshot term differs from the log's");
-        self.log.compact(index.saturating_sub(self.config.compaction_lag_entries));
-        self.snapshot = snapshot;
+        let entries = self.log.compact(index.saturating_sub(self.config.compaction_lag_entries));
+        Compacted { snapshot: std::mem::replace(&mut self.snapshot, snapshot), entries }
     }
 
     /// The newest snapshot the core holds.

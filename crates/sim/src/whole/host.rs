@@ -11,7 +11,7 @@ use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
 use tally_node::observe::Observation;
 use tally_node::PeerMessage;
-use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, SnapshotJob};
+use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, Retired, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
 use tally_raft::NodeId;
@@ -70,6 +70,9 @@ pub struct Outbox {
     pub messages: Vec<PeerMessage>,
     pub forwards: Vec<(NodeId, Vec<Command>)>,
     pub snapshots: Vec<SnapshotJob<SimFs>>,
+    /// What newer snapshots left behind, released later (or never, by a crash) as the
+    /// server's release thread does.
+    pub retired: Vec<Retired<SimFs>>,
     pub published: Vec<(i64, Vec<Event>)>,
     pub revokes: Vec<Revoke>,
     /// Pipelined ZooKeeper writes applied fresh, and snapshots restored, in order.
@@ -133,6 +136,10 @@ impl Host for SimHost {
 
     fn write_snapshot(&mut self, job: SnapshotJob<SimFs>) {
         self.out.snapshots.push(job);
+    }
+
+    fn release(&mut self, retired: Retired<SimFs>) {
+        self.out.retired.push(retired);
     }
 
     fn publish(&mut self, batches: Vec<(i64, Vec<Event>)>) {

@@ -20,6 +20,8 @@ pub struct Plan {
     pub spurious_resets: bool,
     pub fault_every_us: u64,
     pub snapshot_count: u64,
+    /// The size-aware schedule (1.0), or etcd's (0.0).
+    pub snapshot_log_ratio: f64,
     pub kv_clients: u64,
     pub lease_clients: u64,
     pub watchers: u64,
@@ -45,6 +47,7 @@ impl Plan {
             spurious_resets: rng.chance(0.3),
             fault_every_us: rng.pick(&[150_000, 400_000, 1_000_000]),
             snapshot_count: rng.pick(&[10, 40, 200, 1_000_000]),
+            snapshot_log_ratio: rng.pick(&[0.0, 1.0]),
             kv_clients: rng.range(2, 6),
             lease_clients: rng.range(0, 3),
             watchers: rng.range(1, 3),

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use tally_consensus::Consensus;
 use tally_node::persist::InitialState;
 use tally_node::{
-    ConsensusKind, LeaseOutcome, MembershipRequest, NodeBug, PeerMessage, ProposeOutcome, ReadOutcome, SnapshotJob,
+    ConsensusKind, LeaseOutcome, MembershipRequest, NodeBug, PeerMessage, ProposeOutcome, ReadOutcome, Retired,
+    SnapshotJob,
 };
 use tally_paxos::multi::PaxosBug;
 use tally_raft::{Config, NodeId, Role};
@@ -181,6 +182,11 @@ enum Event {
         node: NodeId,
         incarnation: u64,
         job: Box<SnapshotJob<SimFs>>,
+    },
+    Release {
+        node: NodeId,
+        incarnation: u64,
+        retired: Box<Retired<SimFs>>,
     },
     SnapshotStatus {
         node: NodeId,
@@ -352,6 +358,7 @@ impl WholeSim {
                 raft: cfg,
                 voters: ids.to_vec(),
                 snapshot_count: self.plan.snapshot_count,
+                snapshot_log_ratio: self.plan.snapshot_log_ratio,
                 election_timeout,
                 bug: self.opts.bug,
                 consensus: self.opts.consensus,
@@ -524,6 +531,10 @@ impl WholeSim {
         for job in out.snapshots {
             let at = now + self.rng.range(1_000, 50_000);
             self.schedule(at, Event::SnapshotWritten { node: id, incarnation, job: Box::new(job) });
+        }
+        for retired in out.retired {
+            let at = now + self.rng.range(100, 20_000);
+            self.schedule(at, Event::Release { node: id, incarnation, retired: Box::new(retired) });
         }
         self.coverage.snapshots_installed += u64::from(out.restored);
         self.coverage.znodes_expired += out.znodes_expired;
@@ -978,6 +989,12 @@ impl WholeSim {
                         let written = job.run();
                         n.snapshot_written(written);
                     });
+                }
+            }
+            Event::Release { node, incarnation, retired } => {
+                // The thread died with its process: recovery deletes the file.
+                if self.members.get(&node).is_some_and(|m| m.is_up() && m.incarnation == incarnation) {
+                    retired.release();
                 }
             }
             Event::SnapshotStatus { node, incarnation, peer, ok } => {

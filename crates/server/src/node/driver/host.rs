@@ -12,7 +12,7 @@ use std::time::Instant;
 use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
 use tally_node::PeerMessage;
-use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, SnapshotJob};
+use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Retired, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
 use tally_raft::{NodeId, Snapshot};
@@ -96,6 +96,14 @@ impl Host for ServerHost {
         });
         if let Err(e) = spawned {
             self.fatal("starting the snapshot thread", &e);
+        }
+    }
+
+    fn release(&mut self, retired: Retired<RealFs>) {
+        let spawned = std::thread::Builder::new().name("snapshot-release".into()).spawn(move || retired.release());
+        if let Err(e) = spawned {
+            // The bytes are freed here then, and the file stays until the next start.
+            tracing::warn!("could not start a thread to release a retired snapshot: {e}");
         }
     }
 
