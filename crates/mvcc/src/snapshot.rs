@@ -292,7 +292,12 @@ pub(crate) fn write_snapshot<'a>(
         w.u64(member);
     }
     write_auth(&mut w, &sm.auth);
-    w.bytes(&sm.zk.encode_snapshot());
+    // What `w.bytes(&sm.zk.encode_snapshot())` would write, without a tree-sized copy.
+    let len_at = w.buf.len();
+    w.u64(0);
+    *w.buf = sm.zk.encode_snapshot_appending(std::mem::take(w.buf));
+    let zk_len = (w.buf.len() - len_at - 8) as u64;
+    w.buf[len_at..len_at + 8].copy_from_slice(&zk_len.to_le_bytes());
     let crc = crc32c::crc32c(&w.buf[start..]);
     w.u32(crc);
 }

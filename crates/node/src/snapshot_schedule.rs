@@ -31,6 +31,11 @@ impl SnapshotSchedule {
         self.index
     }
 
+    /// The size of the newest snapshot.
+    pub(crate) fn last_bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// An entry of `bytes` was applied.
     pub(crate) fn applied(&mut self, bytes: usize) {
         self.log_bytes += bytes as u64;

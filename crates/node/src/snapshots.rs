@@ -30,13 +30,17 @@ pub struct SnapshotJob<F: FileSystem> {
     shared: Arc<Shared>,
     /// How long copying the state took on the node's thread, for the log line.
     copied: Duration,
+    /// Bytes to allocate up front: a little more than the last snapshot's size, so that the
+    /// buffer is not grown by doubling (a copy of everything so far each time).
+    capacity: usize,
 }
 
 impl<F: FileSystem> SnapshotJob<F> {
     /// Encodes and syncs the snapshot; hand the result to [`Node::snapshot_written`].
     pub fn run(self) -> Result<Snapshot, String> {
         let began = Instant::now();
-        let snapshot = Snapshot { meta: self.meta, data: encode_snapshot(&self.members, &self.state) };
+        let buf = Vec::with_capacity(self.capacity);
+        let snapshot = Snapshot { meta: self.meta, data: encode_snapshot_into(buf, &self.members, &self.state) };
         drop(self.state);
         let writing = Instant::now();
         self.files.write(&snapshot).map_err(|e| e.to_string())?;
@@ -72,7 +76,9 @@ impl<H: Host> Node<H> {
         let members = self.members.read().expect("members lock").clone();
         let state = self.sm.read().expect("sm lock").copy_for_snapshot();
         let files = self.disk.snapshot_writer();
-        let job = SnapshotJob { meta, members, state, files, shared: self.shared.clone(), copied: began.elapsed() };
+        let capacity = self.snapshots.last_bytes() as usize / 8 * 9;
+        let shared = self.shared.clone();
+        let job = SnapshotJob { meta, members, state, files, shared, copied: began.elapsed(), capacity };
         self.snapshot_in_flight = true;
         self.snapshots.started();
         self.host.write_snapshot(job);
@@ -130,8 +136,11 @@ impl<F: FileSystem> Retired<F> {
 /// bytes are written once instead of encoded and then copied into the message. The state's
 /// length goes in a varint padded to a fixed width, which protobuf decoders accept.
 pub fn encode_snapshot(members: &Members, sm: &SnapshotCopy) -> Bytes {
+    encode_snapshot_into(Vec::new(), members, sm)
+}
+
+fn encode_snapshot_into(mut buf: Vec<u8>, members: &Members, sm: &SnapshotCopy) -> Bytes {
     use prost::encoding::{encode_key, message, WireType};
-    let mut buf = Vec::new();
     message::encode(1, &members.to_table(), &mut buf);
     encode_key(2, WireType::LengthDelimited, &mut buf);
     let len_at = buf.len();
