@@ -2,13 +2,13 @@
 //! recovers from it. A brand-new member of a new cluster writes its bootstrap state (the
 //! initial membership as entry 1) before the core ever starts, so it is never lost.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use tally_consensus::Ready;
 use tally_raft::{Entry, EntryKind, HardState, NodeId, Persisted, Snapshot, SnapshotMeta};
 use tally_storage::fs::{FileSystem, RealFs};
-use tally_storage::{Adoption, LogEntry, Wal, WalOptions, WriteBatch};
+use tally_storage::{LogEntry, Wal, WalOptions, WriteBatch};
 
 use crate::codec;
 
@@ -166,15 +166,25 @@ impl<F: FileSystem> Disk<F> {
     }
 
     /// Makes a snapshot written by a [`SnapshotFiles`] the current one and releases the log it
-    /// covers, unless a newer snapshot (the leader's) was installed meanwhile. Either way a
-    /// snapshot file may be left for [`SnapshotFiles::remove`] (see `Wal::adopt_snapshot`).
-    pub fn adopt_snapshot(&mut self, snapshot: &Snapshot) -> Result<Adoption, DiskError> {
+    /// covers, unless a newer snapshot (the leader's) was installed meanwhile. Either way,
+    /// files may be left for [`SnapshotFiles::remove`]: a snapshot's, released segments
+    /// (see `Wal::adopt_snapshot` and `Wal::compact_retiring`).
+    pub fn adopt_snapshot(&mut self, snapshot: &Snapshot) -> Result<Adopted, DiskError> {
         let adoption = self.wal.adopt_snapshot(&storage_meta(snapshot))?;
+        let mut retired: Vec<PathBuf> = adoption.retired.into_iter().collect();
         if adoption.adopted {
-            self.wal.compact(snapshot.meta.index)?;
+            retired.extend(self.wal.compact_retiring(snapshot.meta.index)?);
         }
-        Ok(adoption)
+        Ok(Adopted { adopted: adoption.adopted, retired })
     }
+}
+
+/// What [`Disk::adopt_snapshot`] did.
+pub struct Adopted {
+    /// False if a newer snapshot was installed meanwhile.
+    pub adopted: bool,
+    /// Files no longer needed, to delete with [`SnapshotFiles::remove`].
+    pub retired: Vec<PathBuf>,
 }
 
 /// Writes a node's own snapshots off the driver thread.
@@ -187,7 +197,7 @@ impl<F: FileSystem> SnapshotFiles<F> {
         Ok(self.writer.write(&storage_meta(snapshot), &snapshot.data)?)
     }
 
-    /// Deletes a snapshot file [`Disk::adopt_snapshot`] left behind.
+    /// Deletes a file [`Disk::adopt_snapshot`] left behind.
     pub fn remove(&self, retired: &Path) -> Result<(), DiskError> {
         Ok(self.writer.remove(retired)?)
     }

@@ -97,7 +97,7 @@ impl<H: Host> Node<H> {
             Err(e) => self.host.fatal("saving a snapshot", &e),
         };
         let files = self.disk.snapshot_writer();
-        let mut retired = Retired { file: adoption.retired, compacted: Compacted::default(), files };
+        let mut retired = Retired { paths: adoption.retired, compacted: Compacted::default(), files };
         if adoption.adopted {
             self.snapshots.taken(snapshot.meta.index, snapshot.data.len() as u64);
             let (index, term) = (snapshot.meta.index, snapshot.meta.term);
@@ -108,24 +108,24 @@ impl<H: Host> Node<H> {
     }
 }
 
-/// What a newer snapshot left behind: the previous snapshot's file and bytes, and the log
-/// entries it covers. Released off the node's thread: for a 325 MB state, unlinking the
-/// file and freeing the rest took the leader's driver 100-300 ms, long enough for its
-/// followers to elect another leader after each of its snapshots.
+/// What a newer snapshot left behind: the previous snapshot's file and bytes, the log
+/// entries it covers and the WAL segments beyond the spares. Released off the node's thread:
+/// for a 325 MB state, unlinking the files and freeing the rest took the leader's driver
+/// 100-300 ms, long enough for its followers to elect another leader after its snapshots.
 pub struct Retired<F: FileSystem> {
-    file: Option<std::path::PathBuf>,
+    paths: Vec<std::path::PathBuf>,
     compacted: Compacted,
     files: SnapshotFiles<F>,
 }
 
 impl<F: FileSystem> Retired<F> {
-    /// Deletes the file and frees the rest (here, unless a transfer still holds the bytes).
+    /// Deletes the files and frees the rest (here, unless a transfer still holds the bytes).
     /// A file that cannot be deleted is only logged: recovery deletes it on the next start.
     pub fn release(self) {
         drop(self.compacted);
-        if let Some(file) = &self.file {
-            if let Err(e) = self.files.remove(file) {
-                tracing::warn!("could not delete a retired snapshot: {e}");
+        for path in &self.paths {
+            if let Err(e) = self.files.remove(path) {
+                tracing::warn!("could not delete a file a snapshot retired: {e}");
             }
         }
     }

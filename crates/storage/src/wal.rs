@@ -33,9 +33,8 @@ pub struct WalOptions {
     /// Segments released by [`Wal::compact`] kept as spare files and reused as the next
     /// segments: their blocks are already written, so they need no zero fill and appends
     /// stay overwrites. Each spare holds `segment_size` bytes of disk. 0 deletes them. The
-    /// default, 8, keeps every segment a compaction of a few hundred MB of log releases:
-    /// deleting them instead took a leader's thread 20-40 ms a segment on an ext4 mounted
-    /// with `discard`, and 100-190 ms in all was long enough for an election.
+    /// default, 8, keeps every segment a compaction of a few hundred MB of log releases, for
+    /// the log to grow into again without zero-filling new files.
     pub spare_segments_max: usize,
     /// When to make a new segment file if no spare is left: ahead of time on a background
     /// thread (default), or at the roll, which then waits for it.
@@ -495,8 +494,20 @@ impl<F: FileSystem> Wal<F> {
     }
 
     /// Releases the log prefix up to and including `index`, which must be covered by the
-    /// durable snapshot. Whole segments whose entries are all `<= index` are deleted.
+    /// durable snapshot. Whole segments whose entries are all `<= index` are kept as spares
+    /// or deleted.
     pub fn compact(&mut self, index: u64) -> Result<()> {
+        for retired in self.compact_retiring(index)? {
+            self.fs.remove_file(&retired).ctx(|| format!("removing segment {}", retired.display()))?;
+        }
+        Ok(())
+    }
+
+    /// [`Wal::compact`], except that the released segments beyond the spares kept are only
+    /// renamed out of the log (as spares are) and returned, for the caller to delete with
+    /// [`SnapshotWriter::remove`] off its hot path: unlinking a 64 MB segment took 20-40 ms
+    /// on an ext4 mounted with `discard`. Left alone, recovery deletes them.
+    pub fn compact_retiring(&mut self, index: u64) -> Result<Vec<PathBuf>> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -507,7 +518,7 @@ impl<F: FileSystem> Wal<F> {
             )));
         }
         if index < self.first_index() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let Some(term) = self.log.term(index) else {
             return Err(Error::InvalidBatch(format!("cannot compact to {index}: not in the log")));
@@ -527,26 +538,32 @@ impl<F: FileSystem> Wal<F> {
     }
 
     /// Takes the segments before `keep_from` out of the log: oldest first with a directory
-    /// sync each, so a crash leaves a contiguous suffix. Keeping one as a spare is a rename
-    /// out of the log: to recovery the same as a delete, and durable before the file is
-    /// ever overwritten.
-    fn release_segments(&mut self, keep_from: u64) -> Result<()> {
+    /// sync each, so a crash leaves a contiguous suffix. A reusable segment leaves by a rename
+    /// to a spare's name: to recovery the same as a delete, and durable before the file is
+    /// ever overwritten. Those beyond `spare_segments_max` are returned for deleting (found
+    /// at open, they are deleted then); the others are deleted here.
+    fn release_segments(&mut self, keep_from: u64) -> Result<Vec<PathBuf>> {
+        let mut retired = Vec::new();
         while let Some(entry) = self.segments.first_entry() {
             if *entry.key() >= keep_from {
                 break;
             }
             let (seq, seg) = entry.remove_entry();
             let size = seg.file.size().ctx(|| format!("reading the size of {}", seg.path.display()))?;
-            if seg.reusable && size == self.opts.segment_size && self.spares.len() < self.opts.spare_segments_max {
+            if seg.reusable && size == self.opts.segment_size {
                 let spare = self.dir.join(segment::spare_name(seq));
                 self.fs.rename(&seg.path, &spare).ctx(|| format!("keeping {} as a spare", seg.path.display()))?;
-                self.spares.push(Spare { path: spare, file: seg.file });
+                if self.spares.len() < self.opts.spare_segments_max {
+                    self.spares.push(Spare { path: spare, file: seg.file });
+                } else {
+                    retired.push(spare);
+                }
             } else {
                 self.fs.remove_file(&seg.path).ctx(|| format!("removing segment {}", seg.path.display()))?;
             }
             self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
         }
-        Ok(())
+        Ok(retired)
     }
 
     /// Waits until the next segment file being prepared in the background (if any) is
@@ -583,9 +600,9 @@ impl<F: FileSystem> SnapshotWriter<F> {
         snapshot::write_snapshot(&self.fs, &self.dir, meta, data).map(|_| ())
     }
 
-    /// Deletes a snapshot file [`Wal::adopt_snapshot`] retired.
+    /// Deletes a file [`Wal::adopt_snapshot`] or [`Wal::compact_retiring`] retired.
     pub fn remove(&self, retired: &Path) -> Result<()> {
-        self.fs.remove_file(retired).ctx(|| format!("removing retired snapshot {}", retired.display()))
+        self.fs.remove_file(retired).ctx(|| format!("removing retired {}", retired.display()))
     }
 }
 

@@ -98,6 +98,30 @@ fn released_segments_are_reused_without_growing_the_directory() {
     assert_eq!(spares(&fs), 0, "{:?}", names(&fs));
 }
 
+/// `compact_retiring` takes every released segment out of the log at once but leaves the
+/// files beyond the spares for the caller to delete; found at open, they are deleted then.
+#[test]
+fn segments_beyond_the_spares_are_retired_for_the_caller_to_delete() {
+    let fs = SimFs::new();
+    let (mut wal, _) = Wal::open_with(fs.clone(), DIR, opts(1)).unwrap();
+    let next = fill_to_segment(&mut wal, &fs, 1, 5);
+    let snap = SnapshotMeta { index: next - 1, term: 1, conf_state: vec![] };
+    wal.save_snapshot(&snap, b"state").unwrap();
+    let retired = wal.compact_retiring(next - 1).unwrap();
+    // Segments 1-4 released: one kept as a spare, three retired, none of them in the log.
+    assert_eq!(retired.len(), 3, "{retired:?}");
+    assert_eq!(spares(&fs), 4, "{:?}", names(&fs));
+    assert!((1..=4).all(|seq| !names(&fs).contains(&segment_name(seq))), "{:?}", names(&fs));
+    wal.snapshot_writer().remove(&retired[0]).unwrap();
+    assert_eq!(spares(&fs), 3);
+    // The process dies before deleting the other two: recovery keeps one spare.
+    drop(wal);
+    let (wal, rec) = Wal::open_with(fs.clone(), DIR, opts(1)).unwrap();
+    assert_eq!(spares(&fs), 1, "{:?}", names(&fs));
+    assert_eq!(wal.last_index(), next - 1);
+    assert_eq!(rec.torn_tail, None);
+}
+
 /// The record of the earlier life that sits where the next live record would start
 /// must read as the end of the log, even when the zero trailer written after the last
 /// record did not reach the disk (its sector lost in a crash). Fails if record checksums
