@@ -109,7 +109,7 @@ pub struct Snapshot {
 
 /// What [`crate::Consensus::compact`] no longer holds: the snapshot it replaced (or the one it
 /// was given, if that is not newer) and the entries the new one covers. Where they are freed
-/// is the driver's to choose: for a 325 MB state, they took a leader's thread 100-200 ms.
+/// is the driver's to choose: for a 325 MB state, they took a leader's thread up to 300 ms.
 #[derive(Debug, Default)]
 pub struct Compacted {
     pub snapshot: Snapshot,

@@ -948,13 +948,19 @@ impl WholeSim {
 
     // ---- the loop ----
 
+    /// Whether `node` is up in the incarnation an event was scheduled for: a timer or a
+    /// background thread of an earlier incarnation died with its process.
+    fn running(&self, node: NodeId, incarnation: u64) -> bool {
+        self.members.get(&node).is_some_and(|m| m.is_up() && m.incarnation == incarnation)
+    }
+
     fn step(&mut self, event: Event) {
         match event {
             Event::Tick { node, incarnation } => {
-                let Some(m) = self.members.get(&node).filter(|m| m.is_up() && m.incarnation == incarnation) else {
+                if !self.running(node, incarnation) {
                     return;
-                };
-                let tick_us = m.tick_us;
+                }
+                let tick_us = self.members[&node].tick_us;
                 self.call(node, |n| n.tick());
                 self.schedule(self.now() + tick_us, Event::Tick { node, incarnation });
             }
@@ -983,7 +989,7 @@ impl WholeSim {
             Event::ClientTimeout { client, seq, attempt } => self.client_timeout(client, seq, attempt),
             Event::SnapshotWritten { node, incarnation, job } => {
                 // The thread died with its process.
-                if self.members.get(&node).is_some_and(|m| m.is_up() && m.incarnation == incarnation) {
+                if self.running(node, incarnation) {
                     self.coverage.snapshots_written += 1;
                     self.call(node, |n| {
                         let written = job.run();
@@ -992,13 +998,13 @@ impl WholeSim {
                 }
             }
             Event::Release { node, incarnation, retired } => {
-                // The thread died with its process: recovery deletes the file.
-                if self.members.get(&node).is_some_and(|m| m.is_up() && m.incarnation == incarnation) {
+                // The thread died with its process: recovery deletes the files.
+                if self.running(node, incarnation) {
                     retired.release();
                 }
             }
             Event::SnapshotStatus { node, incarnation, peer, ok } => {
-                if self.members.get(&node).is_some_and(|m| m.is_up() && m.incarnation == incarnation) {
+                if self.running(node, incarnation) {
                     self.call(node, |n| n.snapshot_done(peer, ok));
                 }
             }
