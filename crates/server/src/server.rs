@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,11 +38,13 @@ use crate::client::services::lock::LockService;
 use crate::client::services::maintenance::MaintenanceService;
 use crate::client::services::quota::DEFAULT_QUOTA_BYTES;
 use crate::client::services::watch::WatchService;
-use crate::node::driver::{self, Driver, Input, NodeHandle, ReadQueue, ServerHost, Shared, REMOVED_MARKER};
+use crate::node::driver::{
+    self, Driver, Inbox, Input, InputSender, NodeHandle, ReadQueue, ServerHost, Shared, REMOVED_MARKER,
+};
 use crate::node::watch_hub::{HeaderSource, WatchHub};
 use crate::ops::exposition;
 use crate::ops::http::Ops;
-use crate::peer::events::{Inbound, PeerEvents};
+use crate::peer::events::PeerEvents;
 use crate::peer::traffic::PeerTraffic;
 use crate::peer::transport::{self, PeerDirectory, Transport};
 use crate::tls::{Tls, TlsError, TlsFlags};
@@ -128,6 +129,8 @@ pub enum ServerError {
     Listen { url: String, source: std::io::Error },
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
 }
 
 /// The file in the data directory naming the engine that wrote it.
@@ -141,13 +144,14 @@ fn ticks(ms: u64) -> u32 {
 pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let me = check_flags(&opts)?;
     let opened = open_disk(&opts, &me.spec)?;
-    let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
+    let (inputs, inbox) =
+        driver::inbox().map_err(|source| ServerError::Io { what: "creating the driver's epoll", source })?;
     let events = peer_events(inputs.clone());
     let traffic = Arc::new(PeerTraffic::default());
     let peers = initial_peers(&me)?;
     let sides = tls_sides(&opts)?;
     let transport = start_transport(&opts, &me, peers, &sides, events.clone(), traffic.clone())?;
-    let core = start_node(&opts, &me, opened, transport, inputs, inputs_rx)?;
+    let core = start_node(&opts, &me, opened, transport, inputs, inbox)?;
     let (directory, peer_url) = serve_peers(&opts, &me, &sides, &core.members, events, traffic.clone()).await?;
     let node = core.node.clone();
     let serving = serve_clients(&opts, &me, core, directory, &sides, traffic, &peer_url).await?;
@@ -244,19 +248,12 @@ fn check_consensus_marker(dir: &Path, kind: ConsensusKind, persisted: &Persisted
     Ok(())
 }
 
-/// The driver hears the peer network on its input channel, as it happens: the one place an
-/// [`Inbound`] becomes an [`Input`].
-fn peer_events(inputs: Sender<Input>) -> PeerEvents {
-    PeerEvents::new(move |inbound| {
-        let input = match inbound {
-            Inbound::Message(m) => Input::Peer(m),
-            Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
-            Inbound::Rejected(reason) => Input::Rejected(reason),
-            Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
-            Inbound::SnapshotDone { peer, ok } => Input::SnapshotDone { peer, ok },
-        };
+/// The driver hears the peer network through its inbox, and reads plain peer connections
+/// itself (`peer::direct`).
+fn peer_events(inputs: InputSender) -> PeerEvents {
+    PeerEvents::adopting(move |inbound| {
         // Fails only once the driver has stopped, when nobody listens.
-        let _ = inputs.send(input);
+        let _ = inputs.send(Input::from(inbound));
     })
 }
 
@@ -306,8 +303,8 @@ fn start_node(
     me: &ThisMember,
     opened: Opened,
     transport: Transport,
-    inputs: Sender<Input>,
-    inputs_rx: Receiver<Input>,
+    inputs: InputSender,
+    inbox: Inbox,
 ) -> Result<Core, ServerError> {
     let Opened { disk, persisted, members } = opened;
     let node_cfg = node_config(opts, me, members.clone());
@@ -338,7 +335,7 @@ fn start_node(
     };
     let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
     let reads = Arc::new(ReadQueue::default());
-    driver::spawn(Driver::new(node, TICK, reads.clone(), snapshots_written_rx), inputs_rx);
+    driver::spawn(Driver::new(node, TICK, reads.clone(), snapshots_written_rx, inbox));
     Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members, ui, zk_watches })
 }
 

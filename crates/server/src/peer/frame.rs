@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 pub const HEADER_BYTES: u64 = 4;
 
 /// Largest frame accepted.
-const FRAME_BYTES_MAX: usize = 1 << 30;
+pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
 /// A message encoded straight into its length-prefixed frame.
 pub fn encode(message: &impl tally_proto::Message) -> Vec<u8> {

@@ -14,18 +14,19 @@ use std::time::Duration;
 
 use tally_node::paxos_codec;
 use tally_node::PeerMessage;
-use tally_proto::tally_v1::{Command, PeerBatch, PeerHello, PeerRejection};
+use tally_proto::tally_v1::{Command, PeerBatch, PeerHello};
 use tally_proto::Message as _;
 use tally_raft::NodeId;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::peer::events::{Inbound, PeerEvents};
+use crate::peer::events::{Handover, Inbound, PeerEvents};
 use crate::peer::frame as peer_frame;
 use crate::peer::link::{self as peer_link, PeerLink};
 use crate::peer::snapshot_stream;
 use crate::peer::traffic::PeerTraffic;
+use crate::peer::unpack::{self, invalid, Unpacked};
 use crate::tls;
 
 /// Read buffer of an inbound peer connection.
@@ -330,16 +331,36 @@ pub async fn listen(
     }
 }
 
+/// A connection's stream, as the listener accepted it: a plain one can be handed over.
+trait Accepted: AsyncRead + AsyncWrite + Unpin {
+    /// The socket taken off the runtime, to be read elsewhere from now on; or the stream back
+    /// if it is encrypted (one TLS session is read in one place).
+    fn into_plain(self) -> Result<std::io::Result<std::net::TcpStream>, Self>
+    where
+        Self: Sized;
+}
+
+impl Accepted for TcpStream {
+    fn into_plain(self) -> Result<std::io::Result<std::net::TcpStream>, Self> {
+        Ok(self.into_std())
+    }
+}
+
+impl Accepted for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_plain(self) -> Result<std::io::Result<std::net::TcpStream>, Self> {
+        Err(self)
+    }
+}
+
 async fn serve_inbound(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    mut stream: impl Accepted,
     cluster_id: u64,
     directory: PeerDirectory,
     snapshot_dir: &std::path::Path,
-    is_removed: impl Fn(NodeId) -> bool,
+    is_removed: impl Fn(NodeId) -> bool + Send + Sync + 'static,
     events: &PeerEvents,
     traffic: &PeerTraffic,
 ) -> std::io::Result<()> {
-    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     let mut buf = Vec::new();
     peer_frame::read(&mut stream, &mut buf).await?;
     let hello = PeerHello::decode(buf.as_slice()).map_err(|e| invalid(format!("bad hello: {e}")))?;
@@ -349,8 +370,7 @@ async fn serve_inbound(
     }
     if is_removed(hello.from) {
         // It was removed while it was away: tell it, so it stops instead of knocking forever.
-        let reason = format!("member {:x} was removed from the cluster", hello.from);
-        stream.write_all(&peer_frame::encode(&PeerRejection { reason })).await?;
+        stream.write_all(&unpack::rejection_frame(hello.from)).await?;
         stream.flush().await?;
         return Err(invalid("a removed member connected".into()));
     }
@@ -358,41 +378,41 @@ async fn serve_inbound(
         // Its end says nothing about the peer's process: no ConnectionLost.
         return receive_snapshot(stream, hello.from, snapshot_dir, events).await;
     }
-    directory.write().expect("lock").insert(hello.from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
-    let received = traffic.from(hello.from);
+    let from = hello.from;
+    directory.write().expect("lock").insert(from, PeerInfo { name: hello.name, client_urls: hello.client_urls });
+    let received = traffic.from(from);
+    let stream = match events.adopts() {
+        true => match stream.into_plain() {
+            Ok(stream) => {
+                let stream = stream?;
+                let is_removed = Arc::new(is_removed);
+                events.report(Inbound::Connection(Handover { from, stream, received, is_removed }));
+                return Ok(());
+            }
+            Err(stream) => stream,
+        },
+        false => stream,
+    };
     // One read for many frames instead of two per frame (length, then body).
     let mut stream = tokio::io::BufReader::with_capacity(INBOUND_BUFFER_BYTES, stream);
     let result = async {
         loop {
             peer_frame::read(&mut stream, &mut buf).await?;
             received.fetch_add(peer_frame::HEADER_BYTES + buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let mut batch = PeerBatch::decode(buf.as_slice()).map_err(|e| invalid(format!("bad frame: {e}")))?;
-            if let Some(rejection) = batch.rejected {
-                events.report(Inbound::Rejected(rejection.reason));
-                return Ok(());
-            }
-            if is_removed(hello.from) {
-                // Removed after this connection opened: it must hear it, or it would wait
-                // for a leader forever.
-                let reason = format!("member {:x} was removed from the cluster", hello.from);
-                stream.write_all(&peer_frame::encode(&PeerRejection { reason })).await?;
-                stream.flush().await?;
-                return Err(invalid("a removed member is still sending".into()));
-            }
-            let messages = paxos_codec::batch_messages(&mut batch)
-                .filter(|messages| messages.iter().all(|m| m.from() == hello.from))
-                .ok_or_else(|| invalid("message without a body or from another sender".into()))?;
-            for m in messages {
-                events.report(Inbound::Message(m));
-            }
-            for cmd in batch.forwarded {
-                events.report(Inbound::Forwarded(cmd));
+            match unpack::unpack(from, &buf, &is_removed, &mut |event| events.report(event))? {
+                Unpacked::Delivered => {}
+                Unpacked::WeWereRemoved => return Ok(()),
+                Unpacked::SenderRemoved => {
+                    stream.write_all(&unpack::rejection_frame(from)).await?;
+                    stream.flush().await?;
+                    return Err(invalid("a removed member is still sending".into()));
+                }
             }
         }
     }
     .await;
     // EOF or a reset: the kernel of a dead process closes its sockets at once.
-    events.report(Inbound::ConnectionLost(hello.from));
+    events.report(Inbound::ConnectionLost(from));
     result
 }
 

@@ -4,9 +4,10 @@
 //! fsync, and many reads one ReadIndex.
 
 mod host;
+mod inbox;
 mod read_queue;
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,11 @@ use tally_proto::tally_v1::Command;
 use tally_raft::{NodeId, Snapshot};
 use tokio::sync::oneshot;
 
+use crate::peer::direct::DirectPeers;
+use crate::peer::events::{Handover, Inbound};
+
 pub use host::{peer_addresses, ServerHost, REMOVED_MARKER};
+pub use inbox::{inbox, Inbox, InputSender};
 pub use read_queue::ReadQueue;
 pub use tally_node::{
     LeaseOutcome, MembershipOutcome, MembershipRequest, ProposeOutcome, ReadOutcome, Shared, StatusInfo,
@@ -27,6 +32,8 @@ const INPUTS_PER_TURN_MAX: usize = 4096;
 
 pub enum Input {
     Peer(PeerMessage),
+    /// A peer's connection, for the driver to read from now on.
+    PeerConnection(Handover),
     /// The transport saw this peer's connection close or reset.
     PeerLost(NodeId),
     /// The transfer of a snapshot to `peer` ended; `ok` if the peer received all of it.
@@ -71,6 +78,21 @@ pub enum Input {
     ZkTouch(Vec<i64>),
 }
 
+/// The driver hears the peer network as it happens: the one place an [`Inbound`] becomes
+/// an [`Input`].
+impl From<Inbound> for Input {
+    fn from(inbound: Inbound) -> Self {
+        match inbound {
+            Inbound::Message(m) => Input::Peer(m),
+            Inbound::Forwarded(cmd) => Input::Forwarded(cmd),
+            Inbound::Rejected(reason) => Input::Rejected(reason),
+            Inbound::ConnectionLost(peer) => Input::PeerLost(peer),
+            Inbound::SnapshotDone { peer, ok } => Input::SnapshotDone { peer, ok },
+            Inbound::Connection(handover) => Input::PeerConnection(handover),
+        }
+    }
+}
+
 pub struct Driver {
     node: Node<ServerHost>,
     tick: Duration,
@@ -78,6 +100,9 @@ pub struct Driver {
     read_queue: Arc<ReadQueue>,
     /// What snapshot threads wrote (see [`ServerHost::write_snapshot`]).
     snapshots_written: Receiver<Result<Snapshot, String>>,
+    inbox: Inbox,
+    /// The peer connections read here.
+    peers: DirectPeers,
 }
 
 impl Drop for Driver {
@@ -88,35 +113,43 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    /// `snapshots_written` receives what the host's `snapshots_written` sender is sent.
+    /// `snapshots_written` receives what the host's `snapshots_written` sender is sent;
+    /// `inbox` what its [`InputSender`]s send.
     pub fn new(
         node: Node<ServerHost>,
         tick: Duration,
         read_queue: Arc<ReadQueue>,
         snapshots_written: Receiver<Result<Snapshot, String>>,
+        inbox: Inbox,
     ) -> Self {
-        Self { node, tick, read_queue, snapshots_written }
+        Self { node, tick, read_queue, snapshots_written, inbox, peers: DirectPeers::default() }
     }
 
     /// Runs until every input sender is gone.
-    pub fn run(mut self, inputs: Receiver<Input>) {
+    pub fn run(mut self) {
         let mut next_tick = Instant::now() + self.tick;
+        let mut readable = Vec::new();
+        let mut arrived = Vec::new();
         loop {
             self.node.handle_readies();
-            let wait = if self.read_queue.before_blocking(self.node.reads_in_flight()) {
+            let wait = if self.read_queue.before_blocking(self.node.reads_in_flight()) && !self.peers.has_unfinished() {
                 next_tick.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
-            match inputs.recv_timeout(wait) {
-                Ok(input) => {
-                    self.handle(input);
-                    for input in inputs.try_iter().take(INPUTS_PER_TURN_MAX) {
-                        self.handle(input);
-                    }
+            readable.extend(self.peers.take_unfinished());
+            if self.inbox.wait(wait, &mut readable).is_err() {
+                return;
+            }
+            for token in readable.drain(..) {
+                self.peers.read(self.inbox.registry(), token, &mut |inbound| arrived.push(inbound));
+                for inbound in arrived.drain(..) {
+                    self.handle(Input::from(inbound));
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            for _ in 0..INPUTS_PER_TURN_MAX {
+                let Some(input) = self.inbox.next_input() else { break };
+                self.handle(input);
             }
             self.node.add_reads(self.read_queue.take());
             self.node.flush();
@@ -141,6 +174,12 @@ impl Driver {
         match input {
             Input::Peer(m) => node.step(m),
             Input::PeerLost(peer) => node.peer_lost(peer),
+            Input::PeerConnection(handover) => {
+                let from = handover.from;
+                if let Err(e) = self.peers.adopt(self.inbox.registry(), handover) {
+                    tracing::warn!(peer = %format_args!("{from:x}"), "could not read a peer's connection: {e}");
+                }
+            }
             Input::SnapshotDone { peer, ok } => node.snapshot_done(peer, ok),
             Input::Membership { req, reply } => node.membership(req, reply),
             Input::Rejected(reason) => node.rejected(&reason),
@@ -168,14 +207,14 @@ impl Driver {
 }
 
 /// Starts the driver thread.
-pub fn spawn(driver: Driver, inputs: Receiver<Input>) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new().name("raft-driver".into()).spawn(move || driver.run(inputs)).expect("spawn driver")
+pub fn spawn(driver: Driver) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new().name("raft-driver".into()).spawn(move || driver.run()).expect("spawn driver")
 }
 
 /// The gRPC side's handle on the driver.
 #[derive(Clone)]
 pub struct NodeHandle {
-    pub inputs: Sender<Input>,
+    pub inputs: InputSender,
     pub reads: Arc<ReadQueue>,
     pub shared: Arc<Shared>,
 }
