@@ -40,7 +40,8 @@ pub struct VoteRefusal {
 /// 3. Send `persisted_messages`: votes, promises and acknowledgements vouch for durable
 ///    state, so they may only leave after step 2.
 /// 4. Apply `snapshot` to the state machine, then `committed_entries` in order; serve
-///    `read_states` once their index is applied.
+///    `read_states` once their index is applied. Without a `snapshot`, `committed_entries`
+///    may be applied before step 2: a quorum holds them durably already.
 ///
 /// Every `Snapshot` message (in `messages`) must later be answered with
 /// [`crate::Consensus::report_snapshot`] once its transfer has ended, successfully or not: the core
