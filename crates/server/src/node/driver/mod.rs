@@ -11,6 +11,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::Token;
 use tally_node::Node;
 use tally_node::PeerMessage;
 use tally_proto::tally_v1::Command;
@@ -141,16 +142,7 @@ impl Driver {
             if self.inbox.wait(wait, &mut readable).is_err() {
                 return;
             }
-            for token in readable.drain(..) {
-                self.peers.read(self.inbox.registry(), token, &mut |inbound| arrived.push(inbound));
-                for inbound in arrived.drain(..) {
-                    self.handle(Input::from(inbound));
-                }
-            }
-            for _ in 0..INPUTS_PER_TURN_MAX {
-                let Some(input) = self.inbox.next_input() else { break };
-                self.handle(input);
-            }
+            self.handle_arrivals(&mut readable, &mut arrived);
             self.node.add_reads(self.read_queue.take());
             self.node.flush();
             if let Ok(written) = self.snapshots_written.try_recv() {
@@ -166,6 +158,20 @@ impl Driver {
                 // After a stall, resume ticking from now instead of firing a burst of ticks.
                 next_tick = (next_tick + self.tick).max(now);
             }
+        }
+    }
+
+    /// Handles what the peer connections in `readable` brought, then the inputs queued.
+    fn handle_arrivals(&mut self, readable: &mut Vec<Token>, arrived: &mut Vec<Inbound>) {
+        for token in readable.drain(..) {
+            self.peers.read(self.inbox.registry(), token, &mut |inbound| arrived.push(inbound));
+            for inbound in arrived.drain(..) {
+                self.handle(Input::from(inbound));
+            }
+        }
+        for _ in 0..INPUTS_PER_TURN_MAX {
+            let Some(input) = self.inbox.next_input() else { break };
+            self.handle(input);
         }
     }
 
