@@ -73,7 +73,9 @@ impl<H: Host> Node<H> {
             self.adopt_members(members);
             self.snapshots.installed(snapshot.meta.index, snapshot.data.len() as u64);
         }
-        self.apply_committed(ready.committed_entries);
+        if !apply_first {
+            self.apply_committed(ready.committed_entries);
+        }
         for rs in ready.read_states {
             self.reads.confirm(&rs.ctx, rs.index);
         }

@@ -18,7 +18,7 @@ use mio::{Interest, Registry, Token};
 use tally_raft::NodeId;
 
 use crate::peer::events::{Handover, Inbound};
-use crate::peer::frame::{FRAME_BYTES_MAX, HEADER_BYTES};
+use crate::peer::frame::{payload_len, HEADER_BYTES};
 use crate::peer::unpack::{self, invalid, Unpacked};
 
 /// Bytes read from one connection before the others (and the driver's other work) get a
@@ -154,10 +154,7 @@ impl FrameBuffer {
     fn next_frame(&mut self) -> io::Result<Option<&[u8]>> {
         let available = &self.bytes[self.start..self.end];
         let Some(header) = available.first_chunk::<{ HEADER_BYTES as usize }>() else { return Ok(None) };
-        let len = u32::from_be_bytes(*header) as usize;
-        if len > FRAME_BYTES_MAX {
-            return Err(invalid(format!("frame of {len} bytes is too large")));
-        }
+        let len = payload_len(*header)?;
         let frame = HEADER_BYTES as usize + len;
         if available.len() < frame {
             self.make_room(frame);

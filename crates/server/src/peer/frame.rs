@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 pub const HEADER_BYTES: u64 = 4;
 
 /// Largest frame accepted.
-pub const FRAME_BYTES_MAX: usize = 1 << 30;
+const FRAME_BYTES_MAX: usize = 1 << 30;
 
 /// A message encoded straight into its length-prefixed frame.
 pub fn encode(message: &impl tally_proto::Message) -> Vec<u8> {
@@ -19,14 +19,20 @@ pub fn encode(message: &impl tally_proto::Message) -> Vec<u8> {
     frame
 }
 
-/// Reads the next frame's payload into `buf`.
-pub async fn read<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
+/// The payload length a frame's header gives, if it is not too large.
+pub fn payload_len(header: [u8; HEADER_BYTES as usize]) -> std::io::Result<usize> {
+    let len = u32::from_be_bytes(header) as usize;
     if len > FRAME_BYTES_MAX {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
     }
+    Ok(len)
+}
+
+/// Reads the next frame's payload into `buf`.
+pub async fn read<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut header = [0u8; HEADER_BYTES as usize];
+    r.read_exact(&mut header).await?;
+    let len = payload_len(header)?;
     buf.resize(len, 0);
     r.read_exact(buf).await?;
     Ok(())

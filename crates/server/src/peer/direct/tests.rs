@@ -24,6 +24,14 @@ fn connected(from: NodeId, is_removed: impl Fn(NodeId) -> bool + Send + Sync + '
     (peer, Handover { from, stream, received: Arc::default(), is_removed: Arc::new(is_removed) })
 }
 
+/// A peer's end of a connection the returned reader has adopted.
+fn adopted(from: NodeId, is_removed: impl Fn(NodeId) -> bool + Send + Sync + 'static) -> (StdStream, Reader) {
+    let (peer, handover) = connected(from, is_removed);
+    let mut reader = Reader::new();
+    reader.adopt(handover);
+    (peer, reader)
+}
+
 fn heartbeat_frame(from: NodeId, rounds: std::ops::Range<u64>) -> Vec<u8> {
     let mut batch = PeerBatch::default();
     for round in rounds {
@@ -90,9 +98,7 @@ fn frames_are_delivered_in_order_however_the_bytes_arrive() {
 
 #[test]
 fn a_frame_larger_than_the_buffer_arrives_whole() {
-    let (mut peer, handover) = connected(1, |_| false);
-    let mut reader = Reader::new();
-    reader.adopt(handover);
+    let (mut peer, mut reader) = adopted(1, |_| false);
     let put = PutRequest { key: b"k".to_vec(), value: vec![b'x'; 3 * BUFFER_BYTES], ..Default::default() };
     let command = Command { client_id: 7, seq: 1, op: Some(Op::Put(put)), ..Default::default() };
     let batch = PeerBatch { forwarded: vec![command.clone()], ..Default::default() };
@@ -106,9 +112,7 @@ fn a_frame_larger_than_the_buffer_arrives_whole() {
 
 #[test]
 fn a_closed_connection_is_reported_lost_once() {
-    let (mut peer, handover) = connected(3, |_| false);
-    let mut reader = Reader::new();
-    reader.adopt(handover);
+    let (mut peer, mut reader) = adopted(3, |_| false);
     peer.write_all(&heartbeat_frame(3, 0..1)).unwrap();
     drop(peer);
     let events = reader.read(3);
@@ -119,9 +123,7 @@ fn a_closed_connection_is_reported_lost_once() {
 
 #[test]
 fn garbage_ends_the_connection() {
-    let (mut peer, handover) = connected(3, |_| false);
-    let mut reader = Reader::new();
-    reader.adopt(handover);
+    let (mut peer, mut reader) = adopted(3, |_| false);
     // A length beyond any frame's.
     peer.write_all(&u32::MAX.to_be_bytes()).unwrap();
     let events = reader.read(1);
@@ -130,9 +132,7 @@ fn garbage_ends_the_connection() {
 
 #[test]
 fn a_message_from_another_sender_ends_the_connection() {
-    let (mut peer, handover) = connected(3, |_| false);
-    let mut reader = Reader::new();
-    reader.adopt(handover);
+    let (mut peer, mut reader) = adopted(3, |_| false);
     peer.write_all(&heartbeat_frame(4, 0..1)).unwrap();
     let events = reader.read(1);
     assert!(matches!(events[..], [Inbound::ConnectionLost(3)]), "{events:?}");
@@ -140,9 +140,7 @@ fn a_message_from_another_sender_ends_the_connection() {
 
 #[test]
 fn a_removed_sender_is_told_and_disconnected() {
-    let (mut peer, handover) = connected(9, |id| id == 9);
-    let mut reader = Reader::new();
-    reader.adopt(handover);
+    let (mut peer, mut reader) = adopted(9, |id| id == 9);
     peer.write_all(&heartbeat_frame(9, 0..1)).unwrap();
     let events = reader.read(1);
     assert!(matches!(events[..], [Inbound::ConnectionLost(9)]), "{events:?}");
@@ -156,9 +154,7 @@ fn a_removed_sender_is_told_and_disconnected() {
 
 #[test]
 fn being_told_we_were_removed_is_reported() {
-    let (mut peer, handover) = connected(3, |_| false);
-    let mut reader = Reader::new();
-    reader.adopt(handover);
+    let (mut peer, mut reader) = adopted(3, |_| false);
     let rejected = PeerBatch { rejected: Some(PeerRejection { reason: "gone".into() }), ..Default::default() };
     peer.write_all(&peer_frame::encode(&rejected)).unwrap();
     let events = reader.read(2);
