@@ -26,7 +26,7 @@ use crate::persist::Disk;
 use crate::reads::Reads;
 use crate::request_ids::RequestIds;
 use crate::snapshot_schedule::SnapshotSchedule;
-use crate::snapshots::decode_snapshot;
+use crate::snapshots::{decode_snapshot, SpareBuffer};
 use crate::{Host, LeaseOutcome, MembershipOutcome, ProposeOutcome, Reply, Shared, StatusInfo};
 
 pub struct NodeConfig {
@@ -88,6 +88,7 @@ pub struct Node<H: Host> {
     pub(crate) snapshots: SnapshotSchedule,
     /// Our own snapshot is being encoded and written by the host.
     pub(crate) snapshot_in_flight: bool,
+    pub(crate) snapshot_buffer: SpareBuffer,
     /// Proposals waiting to be applied, by (client id, seq).
     pub(crate) waiters: BTreeMap<(u64, u64), H::ProposeReply>,
     /// Linearizable reads, from their ReadIndex to their answer.
@@ -155,6 +156,7 @@ impl<H: Host> Node<H> {
             cluster_token: cfg.cluster_token,
             snapshots,
             snapshot_in_flight: false,
+            snapshot_buffer: SpareBuffer::default(),
             waiters: BTreeMap::new(),
             reads: Reads::default(),
             forwards: BTreeMap::new(),

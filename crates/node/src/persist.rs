@@ -154,7 +154,7 @@ impl<F: FileSystem> Disk<F> {
 
     /// Stores a snapshot durably and releases the log it covers.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DiskError> {
-        let meta = storage_meta(snapshot);
+        let meta = storage_meta(&snapshot.meta);
         self.wal.save_snapshot(&meta, &snapshot.data)?;
         self.wal.compact(snapshot.meta.index)?;
         Ok(())
@@ -170,7 +170,7 @@ impl<F: FileSystem> Disk<F> {
     /// files may be left for [`SnapshotFiles::remove`]: a snapshot's, released segments
     /// (see `Wal::adopt_snapshot` and `Wal::compact_retiring`).
     pub fn adopt_snapshot(&mut self, snapshot: &Snapshot) -> Result<Adopted, DiskError> {
-        let adoption = self.wal.adopt_snapshot(&storage_meta(snapshot))?;
+        let adoption = self.wal.adopt_snapshot(&storage_meta(&snapshot.meta))?;
         let mut retired: Vec<PathBuf> = adoption.retired.into_iter().collect();
         if adoption.adopted {
             retired.extend(self.wal.compact_retiring(snapshot.meta.index)?);
@@ -193,8 +193,10 @@ pub struct SnapshotFiles<F: FileSystem = RealFs> {
 }
 
 impl<F: FileSystem> SnapshotFiles<F> {
-    pub fn write(&self, snapshot: &Snapshot) -> Result<(), DiskError> {
-        Ok(self.writer.write(&storage_meta(snapshot), &snapshot.data)?)
+    /// Writes the snapshot of `meta` and `data` durably; returns its data as the file holds
+    /// it, mapped, so that `data`'s memory can be used again.
+    pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<Bytes, DiskError> {
+        Ok(self.writer.write(&storage_meta(meta), data)?)
     }
 
     /// Deletes a file [`Disk::adopt_snapshot`] left behind.
@@ -203,12 +205,8 @@ impl<F: FileSystem> SnapshotFiles<F> {
     }
 }
 
-fn storage_meta(snapshot: &Snapshot) -> tally_storage::SnapshotMeta {
-    tally_storage::SnapshotMeta {
-        index: snapshot.meta.index,
-        term: snapshot.meta.term,
-        conf_state: codec::encode_conf_state(&snapshot.meta.conf),
-    }
+fn storage_meta(meta: &SnapshotMeta) -> tally_storage::SnapshotMeta {
+    tally_storage::SnapshotMeta { index: meta.index, term: meta.term, conf_state: codec::encode_conf_state(&meta.conf) }
 }
 
 #[cfg(test)]

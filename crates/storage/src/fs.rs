@@ -5,8 +5,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+/// Offsets and lengths of writes to a file made by [`FileSystem::create_unbuffered`] are
+/// multiples of this, and so are the addresses written from (the largest logical block size
+/// of common disks).
+pub const UNBUFFERED_BLOCK: usize = 4096;
 
 /// An open file with positional I/O.
 pub trait StorageFile: Send + Sync {
@@ -39,6 +46,13 @@ pub trait FileSystem: Clone + Send + Sync + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes an exclusive lock on `dir`; `Ok(None)` if someone else holds it.
     fn try_lock(&self, dir: &Path) -> io::Result<Option<Self::Lock>>;
+    /// Creates `path` empty, or empties it, for one large write that bypasses the page cache
+    /// where the file system allows it (`O_DIRECT`): writes to it must be whole
+    /// [`UNBUFFERED_BLOCK`]s, at block offsets, from block-aligned memory.
+    fn create_unbuffered(&self, path: &Path) -> io::Result<Self::File>;
+    /// `len` bytes of `path` from `offset`, mapped into memory rather than read where the
+    /// platform allows: pages are read when first touched, and the page cache holds them.
+    fn map(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes>;
 }
 
 /// The real disk.
@@ -93,6 +107,31 @@ impl FileSystem for RealFs {
     }
     fn try_lock(&self, dir: &Path) -> io::Result<Option<Self::Lock>> {
         crate::lock::DirLock::try_lock(&lock_path(dir))
+    }
+    fn create_unbuffered(&self, path: &Path) -> io::Result<File> {
+        let open = |flags| {
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).custom_flags(flags).open(path)
+        };
+        match open(libc::O_DIRECT) {
+            // A file system without direct I/O: the same writes, through the page cache.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(0),
+            opened => opened,
+        }
+    }
+    fn map(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+            let past = format!("mapping past the end of {}", path.display());
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, past));
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        // SAFETY: the files mapped (finished snapshots) are never written or truncated again,
+        // only deleted, which leaves a mapping intact.
+        let mapped = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).map(&file)? };
+        Ok(Bytes::from_owner(mapped))
     }
 }
 

@@ -10,6 +10,7 @@
 //! [`SimFs::crash_after`] arms a countdown of mutating calls; when it hits zero that call and
 //! every later one fails, as if the machine died there.
 
+use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -350,5 +351,16 @@ impl FileSystem for SimFs {
         let token = st.next_lock;
         st.locks.insert(dir.to_owned(), token);
         Ok(Some(SimLock { state: self.state.clone(), dir: dir.to_owned(), token }))
+    }
+    fn create_unbuffered(&self, path: &Path) -> io::Result<SimFile> {
+        let file = self.open(path, true)?;
+        file.set_len(0)?;
+        Ok(file)
+    }
+    /// A copy: nothing here is paged in lazily.
+    fn map(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
+        let mut buf = vec![0; len];
+        self.open(path, false)?.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
     }
 }

@@ -596,8 +596,11 @@ pub struct SnapshotWriter<F: FileSystem = RealFs> {
 
 impl<F: FileSystem> SnapshotWriter<F> {
     /// Writes and syncs the snapshot file (atomically: a temporary file renamed into place).
-    pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
-        snapshot::write_snapshot(&self.fs, &self.dir, meta, data).map(|_| ())
+    /// Returns its data as the file holds it, mapped (see [`snapshot::map_snapshot_data`]), so
+    /// that `data`'s memory can be used again.
+    pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bytes::Bytes> {
+        let path = snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
+        snapshot::map_snapshot_data(&self.fs, &path, meta, data.len())
     }
 
     /// Deletes a file [`Wal::adopt_snapshot`] or [`Wal::compact_retiring`] retired.

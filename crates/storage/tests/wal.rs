@@ -317,7 +317,11 @@ fn a_snapshot_written_on_another_thread_is_adopted_while_appends_go_on() {
         append(&mut wal, Some(hs(2, 1, 100)), &entries(1..=100, 2));
         let meta = SnapshotMeta { index: 100, term: 2, conf_state: b"voters=1".to_vec() };
         let writer = wal.snapshot_writer();
-        let background = std::thread::spawn(move || writer.write(&meta, b"state at 100").map(|_| meta));
+        let background = std::thread::spawn(move || {
+            let mapped = writer.write(&meta, b"state at 100")?;
+            assert_eq!(&mapped[..], b"state at 100", "the data as the file holds it");
+            Ok::<_, tally_storage::Error>(meta)
+        });
         append(&mut wal, Some(hs(2, 1, 120)), &entries(101..=120, 2));
         let meta = background.join().unwrap().unwrap();
         assert_eq!(wal.adopt_snapshot(&meta).unwrap(), Adoption { adopted: true, retired: None });
