@@ -6,7 +6,7 @@
 //! by shard, the writes that follow copy only what they change (tally-mvcc's `sharded`), and
 //! the key order is not copied at all (`SnapshotCopy` sorts the keys while encoding).
 //!
-//! The encoding goes into the same memory each time ([`SpareBuffer`]), and the snapshot kept
+//! The encoding goes into the same memory each time (`SpareBuffer`), and the snapshot kept
 //! for followers is its file, mapped: fresh memory for a store-sized snapshot, in the process
 //! and in the page cache, cost more CPU than encoding it (seconds of both cores for 794 MB).
 

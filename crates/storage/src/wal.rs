@@ -596,7 +596,7 @@ pub struct SnapshotWriter<F: FileSystem = RealFs> {
 
 impl<F: FileSystem> SnapshotWriter<F> {
     /// Writes and syncs the snapshot file (atomically: a temporary file renamed into place).
-    /// Returns its data as the file holds it, mapped (see [`snapshot::map_snapshot_data`]), so
+    /// Returns its data as the file holds it, mapped (see [`FileSystem::map`]), so
     /// that `data`'s memory can be used again.
     pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bytes::Bytes> {
         let path = snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
