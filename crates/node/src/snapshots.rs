@@ -236,4 +236,41 @@ mod tests {
             assert_eq!(prost::encoding::decode_varint(&mut &bytes[..]).unwrap(), v);
         }
     }
+
+    #[test]
+    fn each_snapshot_is_encoded_into_the_last_ones_memory_and_kept_as_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, _) =
+            crate::persist::Disk::open(dir.path(), crate::persist::InitialState::New, &[1], Bytes::new()).unwrap();
+        let mut sm = StateMachine::default();
+        for i in 1..=100u64 {
+            let put = PutRequest { key: format!("k{i}").into_bytes(), value: vec![7; 1000], ..Default::default() };
+            sm.apply(i, &Command { client_id: i, seq: 1, op: Some(Op::Put(put)), ..Default::default() });
+        }
+        let buffer = SpareBuffer::default();
+        let job = |index| SnapshotJob {
+            meta: SnapshotMeta { index, term: 1, conf: Default::default() },
+            members: Members::default(),
+            state: sm.copy_for_snapshot(),
+            files: disk.snapshot_writer(),
+            shared: Arc::new(Shared::default()),
+            copied: Duration::ZERO,
+            capacity: 0,
+            buffer: buffer.clone(),
+        };
+        let first = job(100).run().unwrap();
+        assert_eq!(first.data, encode_snapshot(&Members::default(), &sm.copy_for_snapshot()));
+        let kept = buffer.take();
+        assert!(kept.is_empty() && kept.capacity() >= first.data.len(), "the encoding's memory is kept");
+        let memory = kept.as_ptr();
+        buffer.keep(kept);
+        let second = job(101).run().unwrap();
+        assert_eq!(second.data, first.data);
+        let kept = buffer.take();
+        assert_eq!(kept.as_ptr(), memory, "the second snapshot went into the first one's memory");
+        let on_disk = std::fs::read(dir.path().join(tally_storage::snapshot_name(101, 1))).unwrap();
+        // The file: a header, the data, a 4-byte checksum.
+        let data_at = on_disk.len() - 4 - second.data.len();
+        assert_eq!(&on_disk[data_at..on_disk.len() - 4], &second.data[..], "the kept snapshot is the file's data");
+    }
 }
