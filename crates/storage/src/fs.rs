@@ -15,6 +15,26 @@ use bytes::Bytes;
 /// of common disks).
 pub const UNBUFFERED_BLOCK: usize = 4096;
 
+/// Zeroed memory that begins on an [`UNBUFFERED_BLOCK`] boundary, to write an unbuffered file
+/// from.
+pub(crate) struct AlignedBuf {
+    memory: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn new(len: usize) -> Self {
+        let memory = vec![0u8; len + UNBUFFERED_BLOCK];
+        let start = memory.as_ptr().align_offset(UNBUFFERED_BLOCK);
+        Self { memory, start, len }
+    }
+
+    pub fn bytes(&mut self) -> &mut [u8] {
+        &mut self.memory[self.start..self.start + self.len]
+    }
+}
+
 /// An open file with positional I/O.
 pub trait StorageFile: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `offset`.
@@ -50,6 +70,9 @@ pub trait FileSystem: Clone + Send + Sync + 'static {
     /// where the file system allows it (`O_DIRECT`): writes to it must be whole
     /// [`UNBUFFERED_BLOCK`]s, at block offsets, from block-aligned memory.
     fn create_unbuffered(&self, path: &Path) -> io::Result<Self::File>;
+    /// Opens the existing `path` read-write, bypassing the page cache like
+    /// [`FileSystem::create_unbuffered`] (the same rules for writes).
+    fn open_unbuffered(&self, path: &Path) -> io::Result<Self::File>;
     /// `len` bytes of `path` from `offset`, mapped into memory rather than read where the
     /// platform allows: pages are read when first touched, and the page cache holds them.
     fn map(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes>;
@@ -109,14 +132,10 @@ impl FileSystem for RealFs {
         crate::lock::DirLock::try_lock(&lock_path(dir))
     }
     fn create_unbuffered(&self, path: &Path) -> io::Result<File> {
-        let open = |flags| {
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).custom_flags(flags).open(path)
-        };
-        match open(libc::O_DIRECT) {
-            // A file system without direct I/O: the same writes, through the page cache.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(0),
-            opened => opened,
-        }
+        open_direct(OpenOptions::new().read(true).write(true).create(true).truncate(true), path)
+    }
+    fn open_unbuffered(&self, path: &Path) -> io::Result<File> {
+        open_direct(OpenOptions::new().read(true).write(true), path)
     }
     fn map(&self, path: &Path, offset: u64, len: usize) -> io::Result<Bytes> {
         let file = File::open(path)?;
@@ -132,6 +151,15 @@ impl FileSystem for RealFs {
         // only deleted, which leaves a mapping intact.
         let mapped = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).map(&file)? };
         Ok(Bytes::from_owner(mapped))
+    }
+}
+
+/// Opens with `O_DIRECT`, or without it on a file system that has no direct I/O: the same
+/// writes then go through the page cache.
+fn open_direct(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    match options.clone().custom_flags(libc::O_DIRECT).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => options.open(path),
+        opened => opened,
     }
 }
 

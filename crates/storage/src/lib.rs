@@ -4,8 +4,8 @@
 //! # Durability contract
 //!
 //! * When [`Wal::append`] returns `Ok`, the batch's hard state and entries are on stable
-//!   storage (one `fdatasync` of the segment, after a single positional write), and so is
-//!   every earlier batch. A batch is one checksummed record, so after a crash it is either
+//!   storage (one `fdatasync` of the segment, after its positional write, unbuffered where
+//!   the file system allows: see `append.rs`), and so is every earlier batch. A batch is one checksummed record, so after a crash it is either
 //!   entirely present or entirely absent — also its suffix truncation.
 //! * When `append` returns `Err` (or the process dies inside it), the batch may or may not be
 //!   durable. After an I/O error the [`Wal`] refuses further writes ([`Error::Poisoned`]):
@@ -29,6 +29,7 @@
 //! What this does not protect against: a disk that acknowledges `fdatasync` without
 //! persisting, or corruption that rewrites a record together with a matching CRC32C.
 
+mod append;
 mod error;
 pub mod fs;
 mod lock;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{FileSystem, StorageFile};
+use crate::fs::{AlignedBuf, FileSystem, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
 use crate::record::{self, Decoded, Marker, RecordType, RECORD_ALIGN};
 use crate::segment::{self, Header, SEGMENT_HEADER_LEN, TMP_SUFFIX};
@@ -165,7 +165,9 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
 /// Writes zeros over `[from, to)`.
 pub(crate) fn write_zeros(file: &impl StorageFile, from: u64, to: u64) -> std::io::Result<()> {
     const CHUNK: u64 = 1 << 20;
-    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    // Aligned, for an unbuffered file (whose `from` and `to` are then whole blocks).
+    let mut zeros = AlignedBuf::new(CHUNK.min(to.saturating_sub(from)) as usize);
+    let zeros = zeros.bytes();
     let mut at = from;
     while at < to {
         let n = CHUNK.min(to - at) as usize;

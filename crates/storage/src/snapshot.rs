@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{FileSystem, StorageFile, UNBUFFERED_BLOCK};
+use crate::fs::{AlignedBuf, FileSystem, StorageFile, UNBUFFERED_BLOCK};
 use crate::segment::TMP_SUFFIX;
 use crate::types::{Snapshot, SnapshotMeta};
 
@@ -84,9 +84,8 @@ pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, da
 /// (as an unbuffered file requires), syncing each chunk of `SYNC_EVERY` bytes before the
 /// next; the last block is padded with zeros. Returns the length of the parts.
 fn write_blocks<File: StorageFile>(file: &File, parts: [&[u8]; 3]) -> std::io::Result<u64> {
-    let mut memory = vec![0u8; SYNC_EVERY + UNBUFFERED_BLOCK];
-    let aligned_at = memory.as_ptr().align_offset(UNBUFFERED_BLOCK);
-    let chunk = &mut memory[aligned_at..aligned_at + SYNC_EVERY];
+    let mut memory = AlignedBuf::new(SYNC_EVERY);
+    let chunk = memory.bytes();
     let (mut offset, mut filled) = (0u64, 0usize);
     for mut part in parts {
         while !part.is_empty() {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::append::BlockAppender;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, RealFs, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
@@ -77,6 +78,8 @@ pub struct Wal<F: FileSystem = RealFs> {
     /// The next segment file, made while no spare is left (unless `Prepare::AtRoll`).
     prepared: Option<Prepared<F::File>>,
     active: u64,
+    /// Writes the active segment (None only while the log has no segment yet).
+    appender: Option<BlockAppender<F::File>>,
     write_offset: u64,
     active_len: u64,
     log: LogIndex,
@@ -123,6 +126,7 @@ impl<F: FileSystem> Wal<F> {
             spares: Vec::new(),
             prepared: None,
             active,
+            appender: None,
             write_offset: r.write_offset,
             active_len: r.active_len,
             log: r.log,
@@ -134,7 +138,11 @@ impl<F: FileSystem> Wal<F> {
             _lock: lock,
         };
         wal.adopt_spares(r.spares)?;
-        if wal.segments.is_empty() {
+        if let Some(seg) = wal.segments.get(&active) {
+            let what = || format!("opening {} to append", seg.path.display());
+            let appender = BlockAppender::reopen(&wal.fs, &seg.path, &seg.file, wal.active_len, wal.write_offset);
+            wal.appender = Some(appender.ctx(what)?);
+        } else {
             wal.roll(0)?;
         }
         wal.prepare_next();
@@ -316,13 +324,12 @@ impl<F: FileSystem> Wal<F> {
         let at = self.write_offset;
         let seg = &self.segments[&self.active];
         record::seal(&mut self.scratch, seg.seed);
-        // The trailer is cut at the end of the file; a short one is zeros up to the end.
-        let trailer = TRAILER_LEN.min((self.active_len - at - len) as usize);
-        self.scratch.resize(len as usize + trailer, 0);
-        let res = seg
-            .file
-            .write_all_at(&self.scratch, at)
-            .and_then(|()| seg.file.sync_data())
+        let appender = self.appender.as_mut().expect("an active segment");
+        debug_assert_eq!(appender.offset(), at);
+        // Followed by its zero trailer, cut at the end of the file.
+        let res = appender
+            .append(&self.scratch)
+            .and_then(|()| appender.sync())
             .ctx(|| format!("appending to {}", seg.path.display()));
         if res.is_err() {
             self.poisoned = true;
@@ -383,7 +390,10 @@ impl<F: FileSystem> Wal<F> {
         file.sync_data().ctx(what)?;
         self.fs.rename(&from, &path).ctx(what)?;
         self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
+        let appender = BlockAppender::open(&self.fs, &path, size, head_len as u64, &head[..head_len])
+            .ctx(|| format!("opening {} to append", path.display()))?;
 
+        self.appender = Some(appender);
         self.segments.insert(seq, Segment { path, file, seed, reusable: true });
         self.active = seq;
         self.write_offset = head_len as u64;
