@@ -14,6 +14,12 @@ use tally_node::persist::InitialState;
 use tally_server::server::{self, ServerOptions};
 use tally_server::tls::TlsFlags;
 
+/// mimalloc rather than glibc's malloc: a member frees the log entries a snapshot covers in
+/// bulk, and walking glibc's fragmented free lists then took ~10% of the machine's CPU (the
+/// Raft drivers' `_int_malloc`) under ZooKeeper writes on a large tree (bench/HISTORY.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tally", version, about = "A Raft-replicated key-value store that speaks etcd's v3 API")]
 struct Cli {
