@@ -1,5 +1,6 @@
 //! `tally`: run a member (`tally server`), a local cluster (`tally dev`), or talk to one.
 
+mod allocator;
 mod bench;
 mod client;
 mod dev;
@@ -13,12 +14,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tally_node::persist::InitialState;
 use tally_server::server::{self, ServerOptions};
 use tally_server::tls::TlsFlags;
-
-/// mimalloc rather than glibc's malloc: a member frees the log entries a snapshot covers in
-/// bulk, and walking glibc's fragmented free lists then took ~10% of the machine's CPU (the
-/// Raft drivers' `_int_malloc`) under ZooKeeper writes on a large tree (bench/HISTORY.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "tally", version, about = "A Raft-replicated key-value store that speaks etcd's v3 API")]
@@ -285,6 +280,7 @@ fn server_options(a: ServerArgs) -> ServerOptions {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match cli.command {

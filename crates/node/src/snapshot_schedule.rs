@@ -31,9 +31,10 @@ impl SnapshotSchedule {
         self.index
     }
 
-    /// The size of the newest snapshot.
-    pub(crate) fn last_bytes(&self) -> u64 {
-        self.bytes
+    /// About the most the next snapshot can take: the newest one and the log applied since
+    /// (an entry adds about its own size to the state at most).
+    pub(crate) fn next_bytes_estimate(&self) -> u64 {
+        self.bytes + self.log_bytes
     }
 
     /// An entry of `bytes` was applied.
@@ -148,5 +149,18 @@ mod tests {
             s.applied(10);
             assert_eq!(s.due(applied, 0, 3), applied == 300, "at {applied}");
         }
+    }
+
+    #[test]
+    fn the_next_snapshot_is_estimated_as_the_last_one_and_the_log_applied_since() {
+        let mut s = SnapshotSchedule::new(100, 1.0, 0, 2_500);
+        assert_eq!(s.next_bytes_estimate(), 2_500);
+        for _ in 0..30 {
+            s.applied(10);
+        }
+        assert_eq!(s.next_bytes_estimate(), 2_800);
+        s.started();
+        s.taken(30, 2_700);
+        assert_eq!(s.next_bytes_estimate(), 2_700);
     }
 }
