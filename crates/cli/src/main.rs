@@ -280,7 +280,6 @@ fn server_options(a: ServerArgs) -> ServerOptions {
 }
 
 fn main() -> ExitCode {
-    allocator::configure();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match cli.command {
