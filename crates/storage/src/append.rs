@@ -108,6 +108,11 @@ impl<File: StorageFile> BlockAppender<File> {
     pub fn offset(&self) -> u64 {
         self.block_at + self.filled as u64
     }
+
+    /// The segment's length: no record goes past it.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
 }
 
 #[cfg(test)]

@@ -78,10 +78,9 @@ pub struct Wal<F: FileSystem = RealFs> {
     /// The next segment file, made while no spare is left (unless `Prepare::AtRoll`).
     prepared: Option<Prepared<F::File>>,
     active: u64,
-    /// Writes the active segment (None only while the log has no segment yet).
+    /// Writes the active segment, and knows where its log ends (None only while the log has
+    /// no segment yet).
     appender: Option<BlockAppender<F::File>>,
-    write_offset: u64,
-    active_len: u64,
     log: LogIndex,
     hard_state: HardState,
     snapshot: Option<SnapshotMeta>,
@@ -127,8 +126,6 @@ impl<F: FileSystem> Wal<F> {
             prepared: None,
             active,
             appender: None,
-            write_offset: r.write_offset,
-            active_len: r.active_len,
             log: r.log,
             hard_state: r.hard_state,
             snapshot: r.snapshot,
@@ -140,7 +137,7 @@ impl<F: FileSystem> Wal<F> {
         wal.adopt_spares(r.spares)?;
         if let Some(seg) = wal.segments.get(&active) {
             let what = || format!("opening {} to append", seg.path.display());
-            let appender = BlockAppender::reopen(&wal.fs, &seg.path, &seg.file, wal.active_len, wal.write_offset);
+            let appender = BlockAppender::reopen(&wal.fs, &seg.path, &seg.file, r.active_len, r.write_offset);
             wal.appender = Some(appender.ctx(what)?);
         } else {
             wal.roll(0)?;
@@ -318,14 +315,14 @@ impl<F: FileSystem> Wal<F> {
     /// record's file offset.
     fn write_scratch(&mut self) -> Result<u64> {
         let len = self.scratch.len() as u64;
-        if self.write_offset + len > self.active_len {
+        let appender = self.appender.as_ref().expect("an active segment");
+        if appender.offset() + len > appender.file_len() {
             self.roll(len)?;
         }
-        let at = self.write_offset;
         let seg = &self.segments[&self.active];
         record::seal(&mut self.scratch, seg.seed);
         let appender = self.appender.as_mut().expect("an active segment");
-        debug_assert_eq!(appender.offset(), at);
+        let at = appender.offset();
         // Followed by its zero trailer, cut at the end of the file.
         let res = appender
             .append(&self.scratch)
@@ -335,7 +332,6 @@ impl<F: FileSystem> Wal<F> {
             self.poisoned = true;
         }
         res?;
-        self.write_offset += len;
         Ok(at)
     }
 
@@ -392,12 +388,9 @@ impl<F: FileSystem> Wal<F> {
         self.fs.sync_dir(&self.dir).ctx(|| format!("syncing directory {}", self.dir.display()))?;
         let appender = BlockAppender::open(&self.fs, &path, size, head_len as u64, &head[..head_len])
             .ctx(|| format!("opening {} to append", path.display()))?;
-
         self.appender = Some(appender);
         self.segments.insert(seq, Segment { path, file, seed, reusable: true });
         self.active = seq;
-        self.write_offset = head_len as u64;
-        self.active_len = size;
         self.prepare_next();
         Ok(())
     }
