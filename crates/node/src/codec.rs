@@ -75,6 +75,7 @@ pub fn message_to_pb(m: Message) -> pb::RaftMessage {
         }),
         MessageBody::Heartbeat { commit, round } => Body::Heartbeat(pb::Heartbeat { commit, round }),
         MessageBody::HeartbeatResp { round } => Body::HeartbeatResp(pb::HeartbeatResp { round }),
+        MessageBody::LeaderDurable { index } => Body::LeaderDurable(pb::LeaderDurable { index }),
         MessageBody::Snapshot { snapshot } => Body::Snapshot(snapshot_to_pb(snapshot)),
         MessageBody::TimeoutNow => Body::TimeoutNow(pb::TimeoutNow {}),
         MessageBody::ReadIndex { ctx } => Body::ReadIndex(pb::ReadIndex { ctx }),
@@ -103,6 +104,7 @@ pub fn message_from_pb(m: pb::RaftMessage) -> Option<Message> {
         },
         Body::Heartbeat(h) => MessageBody::Heartbeat { commit: h.commit, round: h.round },
         Body::HeartbeatResp(h) => MessageBody::HeartbeatResp { round: h.round },
+        Body::LeaderDurable(d) => MessageBody::LeaderDurable { index: d.index },
         Body::Snapshot(s) => MessageBody::Snapshot { snapshot: snapshot_from_pb(s) },
         Body::TimeoutNow(_) => MessageBody::TimeoutNow,
         Body::ReadIndex(r) => MessageBody::ReadIndex { ctx: r.ctx },
@@ -141,6 +143,7 @@ mod tests {
             MessageBody::ReadIndex { ctx: Bytes::from_static(b"r") },
             MessageBody::ReadIndexResp { ctx: Bytes::from_static(b"r"), index: Some(4) },
             MessageBody::ReadIndexResp { ctx: Bytes::new(), index: None },
+            MessageBody::LeaderDurable { index: 12 },
         ];
         for body in bodies {
             let m = Message { from: 1, to: 2, term: 5, body };

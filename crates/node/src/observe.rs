@@ -109,6 +109,9 @@ pub enum Sent {
     TimeoutNow,
     ReadIndex,
     ReadIndexResp,
+    LeaderDurable {
+        index: Index,
+    },
     /// Multi-Paxos phase 1a, for every slot after the proposer's `commit`.
     Prepare {
         commit: Index,
@@ -330,6 +333,7 @@ fn sent(m: &Message, refusals: &mut Vec<VoteRefusal>) -> Sent {
         MessageBody::TimeoutNow => Sent::TimeoutNow,
         MessageBody::ReadIndex { .. } => Sent::ReadIndex,
         MessageBody::ReadIndexResp { .. } => Sent::ReadIndexResp,
+        MessageBody::LeaderDurable { index } => Sent::LeaderDurable { index: *index },
     }
 }
 

@@ -19,6 +19,9 @@ pub enum InjectedBug {
     /// Answer a follower's ReadIndex at once, without a heartbeat round, even when the leader
     /// and that follower are not a quorum.
     FollowerReadsWithoutQuorum,
+    /// Take a read index from the leader's commit index alone, missing writes a follower
+    /// committed by the leader's durable hint and already answered.
+    ReadIndexIgnoresFollowerCommits,
 }
 
 #[derive(Clone, Debug)]

@@ -66,6 +66,11 @@ pub enum MessageBody {
     HeartbeatResp {
         round: u64,
     },
+    /// The leader's log is durable up to `index` (sent only to a follower that makes a quorum
+    /// with the leader): the follower commits what both hold durably (see `durable_hint.rs`).
+    LeaderDurable {
+        index: Index,
+    },
     /// InstallSnapshot: the follower is too far behind the leader's compacted log.
     Snapshot {
         snapshot: Snapshot,
@@ -86,6 +91,9 @@ pub enum MessageBody {
 impl MessageBody {
     /// Messages only a leader of `term` sends; receiving one at our term means that leader exists.
     pub fn is_from_leader(&self) -> bool {
-        matches!(self, Self::Append { .. } | Self::Heartbeat { .. } | Self::Snapshot { .. })
+        matches!(
+            self,
+            Self::Append { .. } | Self::Heartbeat { .. } | Self::Snapshot { .. } | Self::LeaderDurable { .. }
+        )
     }
 }

@@ -27,6 +27,8 @@ pub struct Progress {
     pub recent_active: bool,
     /// Highest heartbeat round this peer acknowledged (ReadIndex confirmation).
     pub acked_round: u64,
+    /// Highest durable index of ours this peer was told (`durable_hint.rs`).
+    pub durable_hinted: Index,
     pub is_learner: bool,
 }
 
@@ -43,6 +45,7 @@ impl Progress {
             inflights_max,
             recent_active: false,
             acked_round: 0,
+            durable_hinted: 0,
             is_learner,
         }
     }

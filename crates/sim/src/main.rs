@@ -27,9 +27,9 @@ struct Args {
 }
 
 const USAGE: &str = "usage: tally-sim [--seeds N] [--start S] [--seed S] [--mix calm|lossy|partitions|crashes|membership|chaos] \
-[--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum] [--threads T] [--quiet]
+[--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum|read-index-ignores-follower-commits] [--threads T] [--quiet]
        tally-sim --whole [--seeds N] [--start S] [--seed S] [--nodes 3|5] \
-[--node-bug answer-before-fsync|lazy-vote|drop-forwarded|read-without-read-index|no-lease-grace] \
+[--node-bug answer-before-fsync|lazy-vote|drop-forwarded|read-without-read-index|no-lease-grace] [--bug (as above)] \
 [--consensus raft|paxos] [--paxos-bug accept-below-promise|forget-highest-accepted|answer-before-persist] [--threads T] [--quiet]";
 
 fn parse_bug(name: &str) -> Option<InjectedBug> {
@@ -39,6 +39,7 @@ fn parse_bug(name: &str) -> Option<InjectedBug> {
         "vote-twice" => InjectedBug::VoteTwicePerTerm,
         "vote-before-persist" => InjectedBug::VoteBeforePersist,
         "follower-reads-without-quorum" => InjectedBug::FollowerReadsWithoutQuorum,
+        "read-index-ignores-follower-commits" => InjectedBug::ReadIndexIgnoresFollowerCommits,
         _ => return None,
     })
 }
@@ -50,6 +51,7 @@ fn bug_flag(bug: InjectedBug) -> &'static str {
         InjectedBug::VoteTwicePerTerm => "vote-twice",
         InjectedBug::VoteBeforePersist => "vote-before-persist",
         InjectedBug::FollowerReadsWithoutQuorum => "follower-reads-without-quorum",
+        InjectedBug::ReadIndexIgnoresFollowerCommits => "read-index-ignores-follower-commits",
     }
 }
 
@@ -144,6 +146,7 @@ fn main() -> ExitCode {
             replay: args.replay,
             nodes: args.nodes,
             bug: args.node_bug,
+            raft_bug: args.bug,
             paxos: args.paxos,
             paxos_bug: args.paxos_bug,
             threads: args.threads,
@@ -200,12 +203,13 @@ time to leader after heal (ms): median {:.1}, p99 {:.1}, max {:.1}",
         pct(100)
     );
     println!(
-        "coverage: {} leaders elected, {} crashes, {} snapshots sent, {} leadership transfers, {} follower reads, {} membership changes",
+        "coverage: {} leaders elected, {} crashes, {} snapshots sent, {} leadership transfers, {} follower reads, {} durable hints, {} membership changes",
         coverage.leaders,
         coverage.crashes,
         coverage.snapshots_sent,
         coverage.timeout_now_sent,
         coverage.follower_reads,
+        coverage.durable_hints,
         coverage.conf_changes_proposed
     );
     println!("seeds: {}, violations: {}", args.seeds, failures);

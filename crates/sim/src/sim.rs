@@ -58,6 +58,7 @@ pub struct Coverage {
     pub snapshots_sent: u64,
     pub timeout_now_sent: u64,
     pub follower_reads: u64,
+    pub durable_hints: u64,
     pub conf_changes_proposed: u64,
     pub crashes: u64,
     pub leaders: u64,
@@ -68,6 +69,7 @@ impl std::ops::AddAssign for Coverage {
         self.snapshots_sent += o.snapshots_sent;
         self.timeout_now_sent += o.timeout_now_sent;
         self.follower_reads += o.follower_reads;
+        self.durable_hints += o.durable_hints;
         self.conf_changes_proposed += o.conf_changes_proposed;
         self.crashes += o.crashes;
         self.leaders += o.leaders;
@@ -280,6 +282,7 @@ impl Simulation {
             MessageBody::Snapshot { .. } => self.coverage.snapshots_sent += 1,
             MessageBody::TimeoutNow => self.coverage.timeout_now_sent += 1,
             MessageBody::ReadIndex { .. } => self.coverage.follower_reads += 1,
+            MessageBody::LeaderDurable { .. } => self.coverage.durable_hints += 1,
             _ => {}
         }
         if self.blocked.contains(&(m.from, m.to)) || (self.lossy() && self.rng.chance(self.plan.drop)) {

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tally_node::{ConsensusKind, NodeBug};
 use tally_paxos::multi::PaxosBug;
+use tally_raft::InjectedBug;
 use tally_sim::whole::{run_whole_seed, WholeCoverage, WholeOptions, WholeReport};
 
 pub struct WholeArgs {
@@ -13,6 +14,8 @@ pub struct WholeArgs {
     pub replay: Option<u64>,
     pub nodes: Option<usize>,
     pub bug: Option<NodeBug>,
+    /// A bug planted in the Raft core.
+    pub raft_bug: Option<InjectedBug>,
     /// Run Multi-Paxos instead of Raft.
     pub paxos: bool,
     pub paxos_bug: Option<PaxosBug>,
@@ -49,7 +52,14 @@ pub fn parse_paxos_bug(name: &str) -> Option<PaxosBug> {
 
 fn options(args: &WholeArgs, seed: u64) -> WholeOptions {
     let consensus = if args.paxos { ConsensusKind::Paxos } else { ConsensusKind::Raft };
-    WholeOptions { nodes: args.nodes, bug: args.bug, consensus, paxos_bug: args.paxos_bug, ..WholeOptions::new(seed) }
+    WholeOptions {
+        nodes: args.nodes,
+        bug: args.bug,
+        consensus,
+        paxos_bug: args.paxos_bug,
+        raft_bug: args.raft_bug,
+        ..WholeOptions::new(seed)
+    }
 }
 
 fn replay_command(args: &WholeArgs, seed: u64) -> String {
@@ -59,6 +69,9 @@ fn replay_command(args: &WholeArgs, seed: u64) -> String {
     }
     if let Some(bug) = args.bug {
         cmd += &format!(" --node-bug {}", bug_flag(bug));
+    }
+    if let Some(bug) = args.raft_bug {
+        cmd += &format!(" --bug {}", crate::bug_flag(bug));
     }
     if let Some(bug) = args.paxos_bug {
         let name = PAXOS_BUGS.iter().find(|(_, b)| *b == bug).map_or("?", |(n, _)| n);
@@ -78,7 +91,7 @@ fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
 {} commands forwarded, {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} refused as SessionMoved, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
-{} removed, {} leadership transfers",
+{} removed, {} leadership transfers, {} durable hints",
         c.leaders,
         c.crashes,
         c.disk_failures,
@@ -95,7 +108,8 @@ fn print_coverage(c: &WholeCoverage) {
         c.state_hashes,
         c.members_added,
         c.members_removed,
-        c.transfers
+        c.transfers,
+        c.durable_hints
     );
 }
 

@@ -3,6 +3,7 @@
 
 use tally_node::{ConsensusKind, NodeBug};
 use tally_paxos::multi::PaxosBug;
+use tally_raft::InjectedBug;
 use tally_sim::whole::{run_whole_seed, WholeOptions};
 
 #[test]
@@ -77,6 +78,16 @@ fn a_leader_losing_forwarded_writes_is_caught() {
 #[test]
 fn serving_a_linearizable_read_without_read_index_is_caught() {
     let caught = first_caught(NodeBug::ReadWithoutReadIndex, 100);
+    assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
+}
+
+#[test]
+fn a_read_index_missing_what_followers_committed_by_hint_is_caught() {
+    let caught = (0..200).find_map(|seed| {
+        let opts =
+            WholeOptions { raft_bug: Some(InjectedBug::ReadIndexIgnoresFollowerCommits), ..WholeOptions::new(seed) };
+        run_whole_seed(opts).violations.first().map(|v| (seed, v.property))
+    });
     assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
 }
 

@@ -280,6 +280,7 @@ impl Raft {
                 self.handle_append(m.from, prev_index, prev_term, entries, commit)
             }
             MessageBody::Heartbeat { commit, round } => self.handle_heartbeat(m.from, commit, round),
+            MessageBody::LeaderDurable { index } => self.handle_leader_durable(index),
             MessageBody::Snapshot { snapshot } => self.handle_snapshot(m.from, snapshot),
             MessageBody::TimeoutNow => self.start_campaign(CampaignKind::Transfer),
             MessageBody::ReadIndex { ctx } => self.send(m.from, MessageBody::ReadIndexResp { ctx, index: None }),

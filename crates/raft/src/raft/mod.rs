@@ -1,6 +1,7 @@
 //! The consensus state machine. `step` settles a message's term first (step down, answer, or
 //! drop it), then hands it to the function of the current role; `tick` is the only clock.
 
+mod durable_hint;
 mod election;
 mod membership;
 mod read_index;
@@ -61,6 +62,10 @@ pub struct Raft {
     messages: Vec<Message>,
     persisted_messages: Vec<Message>,
     vote_refusals: Vec<VoteRefusal>,
+    /// Leader: the highest durable index announced to followers in this term (`durable_hint.rs`).
+    durable_announced: Index,
+    /// Follower: how far the leader of this term said its log is durable.
+    leader_durable: Index,
     /// Leader: proposals were appended since the last broadcast (sent together in `ready`).
     broadcast_pending: bool,
     last_hard_state: HardState,
@@ -116,6 +121,8 @@ impl Raft {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             vote_refusals: Vec::new(),
+            durable_announced: 0,
+            leader_durable: 0,
             broadcast_pending: false,
             last_hard_state: hard_state,
             last_soft_state: SoftState { role: Role::Follower, leader: None },
@@ -329,6 +336,7 @@ impl Raft {
         if let Some((index, term)) = done.last_entry {
             debug_assert_eq!(self.log_term(index), Some(term));
             self.log.persisted = index;
+            self.commit_durable_on_both();
         }
         self.last_hard_state = self.hard_state();
         for entry in &done.conf_changes {
@@ -345,6 +353,7 @@ impl Raft {
             if self.maybe_commit() {
                 self.broadcast_pending = true;
             }
+            self.announce_durable();
         }
     }
 
@@ -396,6 +405,8 @@ impl Raft {
         if term != self.term {
             self.term = term;
             self.vote = 0;
+            self.durable_announced = 0;
+            self.leader_durable = 0;
         }
         self.leader = None;
         self.election_elapsed = 0;

@@ -1,5 +1,6 @@
 //! ReadIndex (Raft thesis 6.4): linearizable reads without writing to the log. The leader
-//! notes its commit index, confirms it is still leader with a heartbeat round acknowledged by a
+//! notes its commit index (or, if higher, the durable index it announced: followers may have
+//! committed that far, see `durable_hint.rs`), confirms it is still leader with a heartbeat round acknowledged by a
 //! quorum, and then the read may be served once that index is applied. A follower asks the
 //! leader for the index and serves the read from its own state machine.
 //!
@@ -59,7 +60,7 @@ impl Raft {
             self.reads_awaiting_commit.push((ctx, from));
             return;
         }
-        let index = self.log.committed;
+        let index = self.read_point();
         // We are still leading in our term after the read arrived, and so is the asker if it
         // accepts the answer: if the two of us are a quorum, no round is needed (see above).
         let skip_round = from != self.id() && self.config.bug(InjectedBug::FollowerReadsWithoutQuorum);

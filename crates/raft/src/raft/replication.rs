@@ -23,10 +23,13 @@ impl Raft {
         }
     }
 
+    /// Sends each follower what it lacks, or an empty Append to carry the commit index to
+    /// those that cannot commit by themselves.
     pub(super) fn broadcast_append(&mut self) {
         let peers: Vec<NodeId> = self.progress.keys().copied().filter(|&id| id != self.id()).collect();
         for id in peers {
-            self.send_append(id, true);
+            let tell_commit = !self.commits_by_hint(id);
+            self.send_append(id, tell_commit);
         }
     }
 

@@ -118,6 +118,7 @@ fn sent(what: &Sent) -> Value {
         Sent::TimeoutNow => json!({ "kind": "timeout-now" }),
         Sent::ReadIndex => json!({ "kind": "read-index" }),
         Sent::ReadIndexResp => json!({ "kind": "read-index-resp" }),
+        Sent::LeaderDurable { index } => json!({ "kind": "leader-durable", "index": index }),
         Sent::Prepare { commit } => json!({ "kind": "prepare", "commit": commit }),
         Sent::Promise { entries } => json!({ "kind": "promise", "entries": entries }),
         Sent::Nack { reason: refused } => json!({ "kind": "nack", "reason": refused.map(reason) }),

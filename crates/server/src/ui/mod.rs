@@ -22,7 +22,7 @@
 //!     `heartbeat {commit}`, `heartbeat-resp`, `pre-vote`/`vote {last_index, last_term}`,
 //!     `pre-vote-resp`/`vote-resp {granted, reason}` (reason of a refusal: `stale-log`,
 //!     `already-voted`, `leader-lease`, `stale-term`, `better-claim`), `snapshot {index,
-//!     snapshot_term}`, `timeout-now`, `read-index`, `read-index-resp`.
+//!     snapshot_term}`, `timeout-now`, `read-index`, `read-index-resp`, `leader-durable {index}`.
 //!   - `log` `{from, to, runs: [[first, last, term]...]}`: entries `from..=to` written to our
 //!     log, replacing any at or after `from`.
 //!   - `commit` `{commit, applied}`.

@@ -28,6 +28,7 @@ const SHAPES: Record<string, string> = {
   'timeout-now': 'M0,-8L2,-2L8,0L2,2L0,8L-2,2L-8,0L-2,-2Z',
   'read-index': 'M-4,-4H4V4H-4Z',
   'read-index-resp': 'M-3,-3H3V3H-3Z',
+  'leader-durable': 'M-3,-3L3,3M3,-3L-3,3',
 };
 
 function circle(r: number): string {
@@ -67,6 +68,7 @@ function paints(): Record<string, Paint> {
     'timeout-now': { fill: '#ffffff' },
     'read-index': { stroke: '#aab6c6', width: 1.5 },
     'read-index-resp': { stroke: '#aab6c6', width: 1.5 },
+    'leader-durable': { stroke: follower, width: 1.5 },
     other: { fill: '#aab6c6' },
   };
 }

@@ -68,4 +68,5 @@ export const MSG_KINDS = [
   'timeout-now',
   'read-index',
   'read-index-resp',
+  'leader-durable',
 ] as const;

@@ -17,7 +17,7 @@ use tally_node::{
     SnapshotJob,
 };
 use tally_paxos::multi::PaxosBug;
-use tally_raft::{Config, NodeId, Role};
+use tally_raft::{Config, InjectedBug, MessageBody, NodeId, Role};
 use tally_storage::simfs::{SimFs, SimRng};
 
 use super::checks::leases::Leases;
@@ -60,6 +60,8 @@ pub struct WholeOptions {
     pub bug: Option<NodeBug>,
     pub consensus: ConsensusKind,
     pub paxos_bug: Option<PaxosBug>,
+    /// A bug planted in the Raft core (`InjectedBug`), to show a check catches it.
+    pub raft_bug: Option<InjectedBug>,
     pub safety_us: u64,
     pub trace: bool,
     /// Whether the plan may have ZooKeeper clients that pipeline their writes; off to replay a
@@ -75,6 +77,7 @@ impl WholeOptions {
             bug: None,
             consensus: ConsensusKind::Raft,
             paxos_bug: None,
+            raft_bug: None,
             safety_us: 3_000_000,
             trace: false,
             zk_pipelines: true,
@@ -103,6 +106,8 @@ pub struct WholeCoverage {
     pub members_added: u64,
     pub members_removed: u64,
     pub transfers: u64,
+    /// Leaders' durable hints sent (followers commit by them in a quorum of two).
+    pub durable_hints: u64,
 }
 
 impl std::ops::AddAssign for WholeCoverage {
@@ -124,6 +129,7 @@ impl std::ops::AddAssign for WholeCoverage {
         self.members_added += o.members_added;
         self.members_removed += o.members_removed;
         self.transfers += o.transfers;
+        self.durable_hints += o.durable_hints;
     }
 }
 
@@ -308,7 +314,8 @@ impl WholeSim {
         }
         let size = opts.nodes.unwrap_or([3, 5][(opts.seed % 2) as usize]);
         let ids: Vec<NodeId> = (1..=size as u64).collect();
-        let raft = raft_config(&mut rng);
+        let mut raft = raft_config(&mut rng);
+        raft.injected_bug = opts.raft_bug;
         let mut sim = Self {
             disk_rng: SimRng::new(rng.next_u64()),
             plan,
@@ -602,6 +609,9 @@ impl WholeSim {
     }
 
     fn send(&mut self, m: PeerMessage, incarnation: u64) {
+        if matches!(&m, PeerMessage::Raft(r) if matches!(r.body, MessageBody::LeaderDurable { .. })) {
+            self.coverage.durable_hints += 1;
+        }
         let is_snapshot = m.snapshot().is_some();
         if self.link_drops(m.from(), m.to()) {
             if is_snapshot {
