@@ -84,7 +84,7 @@ pub fn message_to_pb(m: Message) -> pb::RaftMessage {
     pb::RaftMessage { from: m.from, to: m.to, term: m.term, body: Some(body) }
 }
 
-/// `None` for a message without a body: a peer speaking a protocol we do not know.
+/// `None` for a message without a body: a kind this version does not know.
 pub fn message_from_pb(m: pb::RaftMessage) -> Option<Message> {
     use pb::raft_message::Body;
     let body = match m.body? {

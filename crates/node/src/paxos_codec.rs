@@ -31,7 +31,7 @@ pub fn paxos_to_pb(m: Message) -> pb::PaxosMessage {
     pb::PaxosMessage { from: m.from, to: m.to, ballot_round, ballot_node, body: Some(body) }
 }
 
-/// `None` for a message without a body: a peer speaking a protocol we do not know.
+/// `None` for a message without a body: a kind this version does not know.
 pub fn paxos_from_pb(m: pb::PaxosMessage) -> Option<Message> {
     use pb::paxos_message::Body;
     let entries = |entries: Vec<pb::Entry>| entries.into_iter().map(entry_from_pb).collect();
@@ -61,12 +61,14 @@ pub fn push_to_batch(batch: &mut pb::PeerBatch, m: PeerMessage) {
     }
 }
 
-/// Every message of a frame, in order per engine; `None` if one has no body.
-pub fn batch_messages(batch: &mut pb::PeerBatch) -> Option<Vec<PeerMessage>> {
+/// Every message of a frame, in order per engine. A message whose kind this version does not
+/// know (a newer peer's; to us it has no body) is left out, as if lost on the way: consensus
+/// tolerates lost messages, and the rest of the frame still counts.
+pub fn batch_messages(batch: &mut pb::PeerBatch) -> Vec<PeerMessage> {
     let raft = std::mem::take(&mut batch.messages)
         .into_iter()
-        .map(|m| crate::codec::message_from_pb(m).map(PeerMessage::Raft));
-    let paxos = std::mem::take(&mut batch.paxos).into_iter().map(|m| paxos_from_pb(m).map(PeerMessage::Paxos));
+        .filter_map(|m| crate::codec::message_from_pb(m).map(PeerMessage::Raft));
+    let paxos = std::mem::take(&mut batch.paxos).into_iter().filter_map(|m| paxos_from_pb(m).map(PeerMessage::Paxos));
     raft.chain(paxos).collect()
 }
 
@@ -107,5 +109,16 @@ mod tests {
             assert_eq!(back, m);
         }
         assert_eq!(paxos_from_pb(pb::PaxosMessage::default()), None);
+    }
+
+    #[test]
+    fn a_message_of_an_unknown_kind_is_left_out_of_its_frame() {
+        let known = tally_raft::Message { from: 1, to: 2, term: 3, body: tally_raft::MessageBody::TimeoutNow };
+        let unknown = pb::RaftMessage { from: 1, to: 2, term: 3, body: None };
+        let mut batch = pb::PeerBatch::default();
+        batch.messages.push(unknown);
+        push_to_batch(&mut batch, PeerMessage::Raft(known.clone()));
+        let messages = batch_messages(&mut batch);
+        assert!(matches!(messages.as_slice(), [PeerMessage::Raft(m)] if *m == known), "{messages:?}");
     }
 }

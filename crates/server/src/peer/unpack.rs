@@ -39,9 +39,10 @@ pub fn unpack(
         // leader forever.
         return Ok(Unpacked::SenderRemoved);
     }
-    let messages = paxos_codec::batch_messages(&mut batch)
-        .filter(|messages| messages.iter().all(|m| m.from() == from))
-        .ok_or_else(|| invalid("message without a body or from another sender".into()))?;
+    let messages = paxos_codec::batch_messages(&mut batch);
+    if messages.iter().any(|m| m.from() != from) {
+        return Err(invalid("a message from another sender".into()));
+    }
     for m in messages {
         report(Inbound::Message(m));
     }
