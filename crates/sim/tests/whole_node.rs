@@ -24,12 +24,17 @@ fn the_production_node_on_multi_paxos_passes_every_check() {
     }
 }
 
+/// The first seed (of at most `seeds`) whose run with `planted` (a bug) reports a violation, and
+/// what it was.
+fn first_caught_with(seeds: u64, planted: impl Fn(WholeOptions) -> WholeOptions) -> Option<(u64, &'static str)> {
+    (0..seeds).find_map(|seed| {
+        run_whole_seed(planted(WholeOptions::new(seed))).violations.first().map(|v| (seed, v.property))
+    })
+}
+
 /// The first seed (of at most `seeds`) whose Multi-Paxos run with `bug` reports a violation.
 fn first_caught_paxos(bug: PaxosBug, seeds: u64) -> Option<(u64, &'static str)> {
-    (0..seeds).find_map(|seed| {
-        let opts = WholeOptions { consensus: ConsensusKind::Paxos, paxos_bug: Some(bug), ..WholeOptions::new(seed) };
-        run_whole_seed(opts).violations.first().map(|v| (seed, v.property))
-    })
+    first_caught_with(seeds, |o| WholeOptions { consensus: ConsensusKind::Paxos, paxos_bug: Some(bug), ..o })
 }
 
 #[test]
@@ -47,12 +52,9 @@ fn a_paxos_acceptor_answering_before_persisting_is_caught() {
     assert!(first_caught_paxos(PaxosBug::AnswerBeforePersist, 170).is_some());
 }
 
-/// The first seed (of at most `seeds`) whose run reports a violation, and what it was.
+/// The first seed (of at most `seeds`) whose run with `bug` reports a violation, and what it was.
 fn first_caught(bug: NodeBug, seeds: u64) -> Option<(u64, &'static str)> {
-    (0..seeds).find_map(|seed| {
-        let report = run_whole_seed(WholeOptions { bug: Some(bug), ..WholeOptions::new(seed) });
-        report.violations.first().map(|v| (seed, v.property))
-    })
+    first_caught_with(seeds, |o| WholeOptions { bug: Some(bug), ..o })
 }
 
 #[test]
@@ -83,11 +85,8 @@ fn serving_a_linearizable_read_without_read_index_is_caught() {
 
 #[test]
 fn a_read_index_missing_what_followers_committed_by_hint_is_caught() {
-    let caught = (0..200).find_map(|seed| {
-        let opts =
-            WholeOptions { raft_bug: Some(InjectedBug::ReadIndexIgnoresFollowerCommits), ..WholeOptions::new(seed) };
-        run_whole_seed(opts).violations.first().map(|v| (seed, v.property))
-    });
+    let caught =
+        first_caught_with(200, |o| WholeOptions { raft_bug: Some(InjectedBug::ReadIndexIgnoresFollowerCommits), ..o });
     assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
 }
 

@@ -1,8 +1,8 @@
 //! ReadIndex (Raft thesis 6.4): linearizable reads without writing to the log. The leader
 //! notes its commit index (or, if higher, the durable index it announced: followers may have
-//! committed that far, see `durable_hint.rs`), confirms it is still leader with a heartbeat round acknowledged by a
-//! quorum, and then the read may be served once that index is applied. A follower asks the
-//! leader for the index and serves the read from its own state machine.
+//! committed that far, see `durable_hint.rs`), confirms it is still leader with a heartbeat
+//! round acknowledged by a quorum, and then the read may be served once that index is applied.
+//! A follower asks the leader for the index and serves the read from its own state machine.
 //!
 //! At most one round is in flight: reads that arrive meanwhile share the next round, which
 //! starts when the current one is confirmed. Under load one round then confirms a whole batch
