@@ -253,6 +253,25 @@ impl<H: Host> Node<H> {
         }
     }
 
+    /// A client command that this member's caller forwarded to `leader` itself, on its own
+    /// thread (the server's `NodeHandle`), sparing the driver a wake-up: answers the caller as
+    /// [`Node::propose`] would. The caller forwards only after queueing this, but the driver
+    /// may take it late: after the entry applied (answered from the client's session), or
+    /// after `leader` was deposed (answered NotLeader; the request id makes a retry safe).
+    pub fn await_forwarded(&mut self, request_id: (u64, u64), leader: NodeId, reply: H::ProposeReply) {
+        let current = self.engine.leader();
+        if self.engine.role() == Role::Leader || current != Some(leader) {
+            self.shared.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
+            return reply.send(ProposeOutcome::NotLeader(current));
+        }
+        if let Some(response) = self.session_response(request_id) {
+            return reply.send(ProposeOutcome::Applied(response));
+        }
+        if let Some(old) = self.waiters.insert(request_id, reply) {
+            old.send(ProposeOutcome::NotLeader(current));
+        }
+    }
+
     /// The `AnswerBeforeFsync` bug: propose, and answer at once with what applying the command
     /// to a copy of the state would answer.
     fn answer_speculatively(&mut self, cmd: Command, reply: H::ProposeReply) {

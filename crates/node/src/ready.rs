@@ -109,16 +109,19 @@ impl<H: Host> Node<H> {
     /// carries (each session keeps its last request's response). Found by the whole-node
     /// simulator (seed 3938): such callers waited for a 2 s attempt timeout and a retry.
     fn answer_from_sessions(&mut self) {
-        let done: Vec<((u64, u64), CommandResponse)> = {
-            let sm = self.sm.read().expect("sm lock");
-            let session_of = |&(client, seq): &(u64, u64)| sm.sessions().get(client).filter(|s| s.seq == seq);
-            self.waiters.keys().filter_map(|id| session_of(id).map(|s| (*id, s.response.clone()))).collect()
-        };
+        let done: Vec<((u64, u64), CommandResponse)> =
+            self.waiters.keys().filter_map(|&id| self.session_response(id).map(|r| (id, r))).collect();
         for (id, response) in done {
             if let Some(waiter) = self.waiters.remove(&id) {
                 waiter.send(ProposeOutcome::Applied(response));
             }
         }
+    }
+
+    /// The response to request `(client, seq)` if it is its client's last one applied.
+    pub(crate) fn session_response(&self, (client, seq): (u64, u64)) -> Option<CommandResponse> {
+        let sm = self.sm.read().expect("sm lock");
+        sm.sessions().get(client).filter(|s| s.seq == seq).map(|s| s.response.clone())
     }
 
     /// Applies one committed entry and answers the caller waiting for it here.

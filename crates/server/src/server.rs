@@ -325,7 +325,7 @@ fn start_node(
     let zk_watches = Arc::new(ZkWatches::default());
     let host = ServerHost {
         id: me.id,
-        transport,
+        transport: transport.clone(),
         hub: hub.clone(),
         tokens: simple_tokens,
         data_dir: opts.data_dir.clone(),
@@ -336,7 +336,15 @@ fn start_node(
     let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
     let reads = Arc::new(ReadQueue::default());
     driver::spawn(Driver::new(node, TICK, reads.clone(), snapshots_written_rx, inbox));
-    Ok(Core { node: NodeHandle { inputs, reads, shared }, sm, hub, auth, members, ui, zk_watches })
+    Ok(Core {
+        node: NodeHandle { inputs, reads, shared, id: me.id, transport },
+        sm,
+        hub,
+        auth,
+        members,
+        ui,
+        zk_watches,
+    })
 }
 
 fn node_config(opts: &ServerOptions, me: &ThisMember, members: Arc<RwLock<Members>>) -> NodeConfig {

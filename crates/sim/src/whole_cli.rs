@@ -90,7 +90,7 @@ fn print_failure(args: &WholeArgs, report: &WholeReport) {
 fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
-{} commands forwarded, {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} refused as SessionMoved, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
+{} commands forwarded by members, {} by their callers ({} awaited after they applied), {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} refused as SessionMoved, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
 {} removed, {} leadership transfers, {} durable hints",
         c.leaders,
         c.crashes,
@@ -98,6 +98,8 @@ fn print_coverage(c: &WholeCoverage) {
         c.snapshots_written,
         c.snapshots_installed,
         c.forwarded,
+        c.forwarded_by_callers,
+        c.awaits_after_apply,
         c.lease_expiries,
         c.zk_session_expiries,
         c.zk_pipelined_applied,

@@ -85,8 +85,9 @@ fn serving_a_linearizable_read_without_read_index_is_caught() {
 
 #[test]
 fn a_read_index_missing_what_followers_committed_by_hint_is_caught() {
+    // A rare interleaving: seed 320 is the first to catch it (3 of the first 3,000 seeds).
     let caught =
-        first_caught_with(200, |o| WholeOptions { raft_bug: Some(InjectedBug::ReadIndexIgnoresFollowerCommits), ..o });
+        first_caught_with(400, |o| WholeOptions { raft_bug: Some(InjectedBug::ReadIndexIgnoresFollowerCommits), ..o });
     assert!(matches!(caught, Some((_, "linearizability"))), "{caught:?}");
 }
 

@@ -2,11 +2,13 @@
 //! handed to the driver the moment it is read, so they reach the log in the order sent, and
 //! they are answered oldest first.
 //!
-//! Order in the log holds without waiting because every proposal takes one FIFO path: the
-//! driver's input channel, then the leader's log, or one forwarded frame per driver turn over
-//! the one peer link to the leader. What can break it is a write lost (with a leader, or a
-//! forwarded frame) while later ones go on to a new leader, or a write proposed again behind
-//! later ones. So:
+//! Order in the log holds without waiting because while the leader stays, every proposal of
+//! the connection takes one FIFO path: on the leader, the driver's input channel, then the
+//! log; on a follower, the one peer link to the leader, written by this task itself
+//! (`NodeHandle::propose_now`). What can break it is a write lost (with a leader, or a
+//! forwarded frame) while later ones go on to a new leader, a leader change between two
+//! writes that sends them down different paths, or a write proposed again behind later ones.
+//! So:
 //! - the state machine checks: the connection's writes carry one client id and sequence
 //!   numbers rising by one, and one that arrives after a later one, or after a gap, is refused
 //!   unexecuted (`StaleSequence`, from the exactly-once table);

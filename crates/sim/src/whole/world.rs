@@ -38,6 +38,7 @@ use crate::links;
 use crate::queue::EventQueue;
 use crate::rng::Rng;
 
+mod caller_forward;
 mod zk_pipelines;
 
 const TICK_US: u64 = 10_000;
@@ -94,6 +95,10 @@ pub struct WholeCoverage {
     pub snapshots_installed: u64,
     pub leaders: u64,
     pub forwarded: u64,
+    /// Writes forwarded to the leader by the member's caller (see `caller_forward`), and
+    /// those whose await the member's driver took only after the entry applied.
+    pub forwarded_by_callers: u64,
+    pub awaits_after_apply: u64,
     pub lease_expiries: u64,
     pub znodes_expired: u64,
     pub zk_session_expiries: u64,
@@ -118,6 +123,8 @@ impl std::ops::AddAssign for WholeCoverage {
         self.snapshots_installed += o.snapshots_installed;
         self.leaders += o.leaders;
         self.forwarded += o.forwarded;
+        self.forwarded_by_callers += o.forwarded_by_callers;
+        self.awaits_after_apply += o.awaits_after_apply;
         self.lease_expiries += o.lease_expiries;
         self.znodes_expired += o.znodes_expired;
         self.zk_session_expiries += o.zk_session_expiries;
@@ -162,6 +169,7 @@ enum Event {
         to: NodeId,
         commands: Vec<tally_proto::tally_v1::Command>,
     },
+    AwaitForwarded(Box<caller_forward::Await>),
     /// A peer refused `node`'s connection: the member table says it was removed.
     Rejected {
         node: NodeId,
@@ -704,10 +712,7 @@ impl WholeSim {
                 // As the member resolves a caller: its auth store's revision now.
                 let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
                 cmd.auth_revision = sm.read().expect("sm lock").auth.revision();
-                self.call(to, |node| {
-                    let waiter = node.host().waiter(client as u64, seq);
-                    node.propose(cmd, waiter);
-                });
+                self.propose_at(to, cmd, client as u64, seq);
             }
             Request::Read { key, serializable: true } => {
                 let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
@@ -992,6 +997,7 @@ impl WholeSim {
                     });
                 }
             }
+            Event::AwaitForwarded(waiting) => self.await_forwarded(*waiting),
             Event::Rejected { node } => self.call(node, |n| n.rejected("removed from the cluster")),
             Event::Request { client, seq, to } => self.deliver_request(client, seq, to),
             Event::Response { client, seq, reply } => self.client_response(client, seq, reply),

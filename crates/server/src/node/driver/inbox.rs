@@ -45,6 +45,14 @@ impl InputSender {
     }
 }
 
+impl InputSender {
+    /// Queues `input` without waking the driver: it is taken in the driver's next turn,
+    /// whatever wakes it. Fails once the driver stopped.
+    pub fn queue(&self, input: Input) -> Result<(), Disconnected> {
+        self.tx.send(input).map_err(|_| Disconnected)
+    }
+}
+
 /// The driver's side.
 pub struct Inbox {
     rx: Receiver<Input>,

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::peer::direct::DirectPeers;
 use crate::peer::events::{Handover, Inbound};
+use crate::peer::transport::Transport;
 
 pub use host::{peer_addresses, ServerHost, REMOVED_MARKER};
 pub use inbox::{inbox, Inbox, InputSender};
@@ -48,6 +49,12 @@ pub enum Input {
     },
     /// A follower's client command, for us to propose if we lead.
     Forwarded(Command),
+    /// A client command the caller forwarded to `leader` itself: answer it when it applies.
+    AwaitForwarded {
+        request_id: (u64, u64),
+        leader: NodeId,
+        reply: oneshot::Sender<ProposeOutcome>,
+    },
     /// Linearizable reads wait in the ReadQueue; this wakes the driver to take them.
     ReadsQueued,
     Transfer {
@@ -191,6 +198,7 @@ impl Driver {
             Input::Rejected(reason) => node.rejected(&reason),
             Input::Propose { cmd, reply } => node.propose(cmd, reply),
             Input::Forwarded(cmd) => node.forwarded(cmd),
+            Input::AwaitForwarded { request_id, leader, reply } => node.await_forwarded(request_id, leader, reply),
             Input::ZkTouch(sessions) => node.zk_touch(sessions),
             Input::ReadsQueued => {}
             Input::Transfer { target, reply } => {
@@ -223,6 +231,10 @@ pub struct NodeHandle {
     pub inputs: InputSender,
     pub reads: Arc<ReadQueue>,
     pub shared: Arc<Shared>,
+    /// This member's id.
+    pub id: NodeId,
+    /// Forwards a follower's proposals to the leader from the caller's thread.
+    pub transport: Transport,
 }
 
 impl NodeHandle {
@@ -239,8 +251,25 @@ impl NodeHandle {
 
     /// Hands `cmd` to the driver before returning (not when the answer is first awaited), so
     /// commands proposed one after another reach the driver, and the log, in that order.
+    ///
+    /// On a follower the command goes to the leader from this thread, the driver only told
+    /// (without a wake-up) to answer it when it applies: handing it to the driver to forward
+    /// woke the driver's thread once more per write. The one peer link to the leader keeps a
+    /// caller's commands in order, as the driver's forwarding did; only a leader change can
+    /// reorder them, as it could before, and the state machine refuses a connection's write
+    /// that arrives after a later one (see `zk::pipeline`).
     pub fn propose_now(&self, cmd: Command) -> oneshot::Receiver<ProposeOutcome> {
-        self.call(|reply| Input::Propose { cmd, reply })
+        let Some(leader) = self.shared.leader().filter(|&l| l != self.id) else {
+            return self.call(|reply| Input::Propose { cmd, reply });
+        };
+        let (reply, answer) = oneshot::channel();
+        let request_id = (cmd.client_id, cmd.seq);
+        // Queued before the command leaves, so the driver has it before the entry comes back.
+        // If the driver is gone the receiver reports it.
+        if self.inputs.queue(Input::AwaitForwarded { request_id, leader, reply }).is_ok() {
+            self.transport.forward(leader, vec![cmd]);
+        }
+        answer
     }
 
     /// Waits until a linearizable read may be served from the local state.

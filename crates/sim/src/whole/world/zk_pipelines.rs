@@ -133,10 +133,7 @@ impl WholeSim {
         self.trace(|| format!("member {to} gets pipelining client {pipe}'s #{seq} (connection {conn})"));
         let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
         cmd.auth_revision = sm.read().expect("sm lock").auth.revision();
-        self.call(to, |node| {
-            let waiter = node.host().waiter((PIPE_CLIENT_BASE + pipe) as u64, label(conn, seq));
-            node.propose(cmd, waiter);
-        });
+        self.propose_at(to, cmd, (PIPE_CLIENT_BASE + pipe) as u64, label(conn, seq));
     }
 
     pub(super) fn pipe_timeout(&mut self, pipe: usize, conn: u64, seq: u64, attempt: u32) {
