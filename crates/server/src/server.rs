@@ -448,7 +448,9 @@ async fn serve_clients(
     serve_metrics(opts, &ops, sides).await?;
     let api = ClientApi::new(ClientApiParts { kv, routes, message_max: max_message, leader_gate, grpc_metrics, ops });
     for url in &opts.listen_zk_urls {
-        tokio::spawn(crate::zk::serve(bind(url).await?, ctx.clone(), zk_watches.clone()));
+        let serving = crate::zk::serve(bind(url).await?, ctx.clone(), zk_watches.clone())
+            .map_err(|source| ServerError::Io { what: "starting the ZooKeeper threads", source })?;
+        tokio::spawn(serving);
     }
     let client_tls = acceptor_for(&client_url, &sides.client, crate::tls::CLIENT_ALPN)?;
     Ok(tokio::spawn(crate::client::api::serve(client_listener, api, client_tls)))

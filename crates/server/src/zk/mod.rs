@@ -6,6 +6,8 @@
 //! in the order sent; its other requests wait for the writes before them; replies go out in
 //! request order: ZooKeeper's FIFO guarantee for a session.
 //!
+//! Connections are served by threads of their own, as ZooKeeper's are (`io_threads.rs`).
+//!
 //! Watches, one-shot and persistent (`watches/`), are fired as this member applies the
 //! changes. Sessions live while their clients are heard from on any member: each connection
 //! tells the node, which tells the leader, whose session clock closes a silent session through
@@ -16,6 +18,7 @@ mod connection;
 mod four_letter;
 mod frames;
 mod handshake;
+mod io_threads;
 mod pipeline;
 mod requests;
 mod stats;
@@ -26,6 +29,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::client::services::context::Context;
+use io_threads::IoThreads;
 use stats::ZkStats;
 use watches::ZkWatches;
 
@@ -34,21 +38,22 @@ pub fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Serves ZooKeeper clients on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, watches: Arc<ZkWatches>) {
+/// Serves ZooKeeper clients on `listener` until the process ends: connections are accepted
+/// here and served by threads of their own (`io_threads.rs`).
+pub fn serve(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    watches: Arc<ZkWatches>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     let stats = Arc::new(ZkStats::default());
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let (ctx, watches, stats) = (ctx.clone(), watches.clone(), stats.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = connection::run(stream, &ctx, &watches, &stats).await {
-                        tracing::debug!(%peer, "ZooKeeper connection ended: {e}");
-                    }
-                });
+    let mut threads = IoThreads::start(io_threads::default_count(), ctx, watches, stats)?;
+    Ok(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => threads.serve(stream),
+                // Out of file descriptors, say: try again shortly.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
             }
-            // Out of file descriptors, say: try again shortly.
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
-    }
+    })
 }
