@@ -2,6 +2,7 @@
 //! synced, and outboxes the event loop empties after every call into the node.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct Outbox {
     pub restored: bool,
     /// This member learned it was removed from the cluster.
     pub removed: bool,
+    /// Peers this member just removed, to be told so (the server's `Transport::set_peers`).
+    pub told_removed: Vec<NodeId>,
     /// What the node reported to its watchers.
     pub observations: Vec<Observation>,
 }
@@ -94,12 +97,14 @@ pub struct SimHost {
     base: Instant,
     now_us: Rc<Cell<u64>>,
     answers: Rc<RefCell<Vec<(ClientId, u64, Answer)>>>,
+    /// The members this one keeps a link to, as the server's transport does.
+    peers: BTreeSet<NodeId>,
     pub out: Outbox,
 }
 
 impl SimHost {
     pub fn new(fs: SimFs, hub: Arc<WatchHub>, base: Instant, now_us: Rc<Cell<u64>>) -> Self {
-        Self { fs, hub, base, now_us, answers: Rc::default(), out: Outbox::default() }
+        Self { fs, hub, base, now_us, answers: Rc::default(), peers: BTreeSet::new(), out: Outbox::default() }
     }
 
     pub fn waiter(&self, client: ClientId, seq: u64) -> Waiter {
@@ -173,7 +178,12 @@ impl Host for SimHost {
         self.hub.restored();
     }
 
-    fn members_changed(&mut self, _members: &Members) {}
+    fn members_changed(&mut self, members: &Members) {
+        let now: BTreeSet<NodeId> = members.members.keys().copied().collect();
+        let gone = self.peers.difference(&now).filter(|id| members.removed.contains(id));
+        self.out.told_removed.extend(gone);
+        self.peers = now;
+    }
 
     /// Always watched, so every report is checked against what the node did.
     fn observing(&self) -> bool {

@@ -39,6 +39,7 @@ use crate::queue::EventQueue;
 use crate::rng::Rng;
 
 mod caller_forward;
+mod removal_notice;
 mod zk_pipelines;
 
 const TICK_US: u64 = 10_000;
@@ -170,6 +171,7 @@ enum Event {
         commands: Vec<tally_proto::tally_v1::Command>,
     },
     AwaitForwarded(Box<caller_forward::Await>),
+    RemovalNotice(Box<removal_notice::Notice>),
     /// A peer refused `node`'s connection: the member table says it was removed.
     Rejected {
         node: NodeId,
@@ -445,6 +447,7 @@ impl WholeSim {
         let (incarnation, tick_us) = (member.incarnation, member.tick_us);
         self.trace(|| format!("start member {id} (incarnation {incarnation})"));
         self.call(id, |_| {});
+        self.say_hello(id);
         for w in 0..self.watchers.len() {
             if self.watchers[w].member().is_none() {
                 self.connect_watcher(w);
@@ -539,6 +542,9 @@ impl WholeSim {
                 let at = now + self.net_delay();
                 self.schedule(at, Event::Forward { from: id, to, commands });
             }
+        }
+        for to in out.told_removed {
+            self.tell_removed(id, to);
         }
         if out.removed {
             self.remove_member(id);
@@ -998,6 +1004,7 @@ impl WholeSim {
                 }
             }
             Event::AwaitForwarded(waiting) => self.await_forwarded(*waiting),
+            Event::RemovalNotice(notice) => self.removal_notice(*notice),
             Event::Rejected { node } => self.call(node, |n| n.rejected("removed from the cluster")),
             Event::Request { client, seq, to } => self.deliver_request(client, seq, to),
             Event::Response { client, seq, reply } => self.client_response(client, seq, reply),
