@@ -43,9 +43,7 @@ impl InputSender {
         }
         Ok(())
     }
-}
 
-impl InputSender {
     /// Queues `input` without waking the driver: it is taken in the driver's next turn,
     /// whatever wakes it. Fails once the driver stopped.
     pub fn queue(&self, input: Input) -> Result<(), Disconnected> {
