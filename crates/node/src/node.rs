@@ -243,14 +243,9 @@ impl<H: Host> Node<H> {
             _ => false,
         };
         if !handed_on {
-            self.shared.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
-            reply.send(ProposeOutcome::NotLeader(self.engine.leader()));
-            return;
+            return self.refuse_not_leader(reply);
         }
-        if let Some(old) = self.waiters.insert(request_id, reply) {
-            // A retry of the same request: the newest caller gets the answer.
-            old.send(ProposeOutcome::NotLeader(self.engine.leader()));
-        }
+        self.answer_when_applied(request_id, reply);
     }
 
     /// A client command that this member's caller forwarded to `leader` itself, on its own
@@ -259,16 +254,26 @@ impl<H: Host> Node<H> {
     /// may take it late: after the entry applied (answered from the client's session), or
     /// after `leader` was deposed (answered NotLeader; the request id makes a retry safe).
     pub fn await_forwarded(&mut self, request_id: (u64, u64), leader: NodeId, reply: H::ProposeReply) {
-        let current = self.engine.leader();
-        if self.engine.role() == Role::Leader || current != Some(leader) {
-            self.shared.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
-            return reply.send(ProposeOutcome::NotLeader(current));
+        if self.engine.role() == Role::Leader || self.engine.leader() != Some(leader) {
+            return self.refuse_not_leader(reply);
         }
         if let Some(response) = self.session_response(request_id) {
             return reply.send(ProposeOutcome::Applied(response));
         }
+        self.answer_when_applied(request_id, reply);
+    }
+
+    /// Sends the caller to the leader we know of, if any.
+    fn refuse_not_leader(&mut self, reply: H::ProposeReply) {
+        self.shared.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
+        reply.send(ProposeOutcome::NotLeader(self.engine.leader()));
+    }
+
+    /// The caller waits for the entry with `request_id` to apply here.
+    fn answer_when_applied(&mut self, request_id: (u64, u64), reply: H::ProposeReply) {
         if let Some(old) = self.waiters.insert(request_id, reply) {
-            old.send(ProposeOutcome::NotLeader(current));
+            // A retry of the same request: the newest caller gets the answer.
+            old.send(ProposeOutcome::NotLeader(self.engine.leader()));
         }
     }
 
