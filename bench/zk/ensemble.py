@@ -25,6 +25,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 import clusters  # noqa: E402
 
@@ -138,6 +139,9 @@ class ZkEnsemble(_Members):
     def __init__(self, workdir, n=3, name="zookeeper", heap="1g", log_level="warn"):
         super().__init__()
         self.kind, self.n = "zookeeper", n
+        if not (os.path.exists(ZK_JAR) and os.path.exists(SLF4J_SIMPLE)):
+            # Installs Debian's zookeeper package (and Java with it) on a fresh machine.
+            subprocess.run([os.path.join(ROOT, "scripts", "zk-ref"), "--install"], check=True)
         self.dir = os.path.join(workdir, f"{name}-cluster")
         os.makedirs(self.dir, exist_ok=True)
         self.zk_ports = [clusters.free_port() for _ in range(n)]
