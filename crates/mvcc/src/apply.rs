@@ -174,9 +174,13 @@ impl Sessions {
 /// one: one that skips a number follows a write of the connection that was lost (with a leader,
 /// or a forwarded frame), and applying it would leave a gap in the session's order, which
 /// ZooKeeper never does. Refused unexecuted, it fails the connection and the client reconnects.
-/// (A client whose session was evicted is not checked: its next write is taken as it comes.)
-fn skips_a_write(cmd: &Command, last_seq: u64) -> bool {
-    matches!(&cmd.op, Some(Op::Zk(z)) if z.pipelined) && cmd.seq > last_seq + 1
+///
+/// A connection the table does not know (`last_seq` 0) is new, or was evicted by other clients
+/// since its last write. Only the first attempt of its first write is surely new: a later write
+/// may follow a lost one, and a retry may repeat one that applied before the eviction.
+fn out_of_order(cmd: &Command, last_seq: u64) -> bool {
+    let Some(Op::Zk(z)) = &cmd.op else { return false };
+    z.pipelined && (cmd.seq > last_seq + 1 || (last_seq == 0 && z.retried))
 }
 
 /// Whether a (log index, client) recency pair is the client's latest use. A free function, so
@@ -242,22 +246,26 @@ impl StateMachine {
     /// Applies the command at log `index`. Entries at or below the applied index are ignored (`Noop`,
     /// not fresh). For `client_id != 0`, a `seq` equal to the client's last applied one returns the cached
     /// response without re-executing; an older `seq` answers [`MvccError::StaleSequence`]; both not fresh.
-    /// So does a pipelined ZooKeeper write whose `seq` skips past the next one (`skips_a_write`).
+    /// So does a pipelined ZooKeeper write out of its connection's order (`out_of_order`).
     pub fn apply(&mut self, index: u64, cmd: &Command) -> Applied {
         if index <= self.applied_index {
             return self.not_fresh(CommandResponse::Noop);
         }
         self.applied_index = index;
         if cmd.client_id != 0 {
-            if let Some(s) = self.sessions.get(cmd.client_id) {
-                if cmd.seq == s.seq {
+            // A client the table does not know (new, or evicted) counts from 0.
+            let last_seq = match self.sessions.get(cmd.client_id) {
+                Some(s) if cmd.seq == s.seq => {
                     let cached = s.response.clone();
                     self.sessions.touch(cmd.client_id, index);
                     return self.not_fresh(cached);
                 }
-                if cmd.seq < s.seq || skips_a_write(cmd, s.seq) {
-                    return self.not_fresh(CommandResponse::Error(MvccError::StaleSequence));
-                }
+                Some(s) if cmd.seq < s.seq => return self.not_fresh(CommandResponse::Error(MvccError::StaleSequence)),
+                Some(s) => s.seq,
+                None => 0,
+            };
+            if out_of_order(cmd, last_seq) {
+                return self.not_fresh(CommandResponse::Error(MvccError::StaleSequence));
             }
         }
         let who = AuthInfo { user: cmd.auth_user.clone(), revision: cmd.auth_revision };

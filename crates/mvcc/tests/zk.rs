@@ -2,19 +2,19 @@
 //! index (the zxid), their answers are cached for retries like etcd's, and snapshots carry the
 //! tree, its sessions and those cached answers.
 
-use tally_mvcc::{CommandResponse, MvccError, StateMachine};
+use tally_mvcc::{CommandResponse, MvccError, StateMachine, StoreConfig};
 use tally_proto::tally_v1::{command::Op, Command, ZkCommand as LogZk};
 use tally_zk::proto::{Acl, CreateRequest, Response, WriteOp};
 use tally_zk::{Outcome, Write, ZkCommand, ZkError};
 
 fn zk(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
-    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: false };
+    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: false, retried: false };
     Command { client_id, seq, op: Some(Op::Zk(op)), ..Default::default() }
 }
 
 /// A write a connection pipelined (`pipelined`: it applies only right after its previous one).
 fn pipelined(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
-    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: true };
+    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: true, retried: false };
     Command { client_id, seq, op: Some(Op::Zk(op)), ..Default::default() }
 }
 
@@ -83,11 +83,61 @@ fn a_connections_pipelined_writes_apply_in_order_and_without_a_gap() {
     assert!(sm.apply(7, &zk(connection, 9, &create(session, "/e"))).fresh);
 }
 
+/// A table with room for 2 clients, a session, and connection 99 whose write #1 (`/a`) applied
+/// before two other clients' writes evicted it (the least recently used).
+fn evicted_connection() -> (StateMachine, i64, u64) {
+    let mut sm = StateMachine::new(StoreConfig { sessions_max: 2, ..StoreConfig::default() });
+    let opened = sm.apply(1, &zk(1, 1, &ZkCommand::CreateSession { timeout_ms: 10_000, password: [7; 16] }));
+    let Outcome::SessionCreated { session } = *outcome(&opened.response) else { panic!("{opened:?}") };
+    let connection = 99;
+    assert!(sm.apply(2, &pipelined(connection, 1, &create(session, "/a"))).fresh);
+    assert!(sm.apply(3, &pipelined(100, 1, &create(session, "/x"))).fresh);
+    assert!(sm.apply(4, &pipelined(101, 1, &create(session, "/y"))).fresh);
+    assert!(sm.sessions().get(connection).is_none(), "evicted");
+    (sm, session, connection)
+}
+
+/// A connection whose record the exactly-once table evicted (other clients filled it) is not
+/// known there any more: its next pipelined write may follow one that was lost, so only its
+/// first (seq 1) is taken from a connection the table does not know.
+#[test]
+fn an_evicted_connections_write_after_a_lost_one_is_refused() {
+    let (mut sm, session, connection) = evicted_connection();
+
+    // seq 2 was lost: 3 would apply without it.
+    let skipped = sm.apply(5, &pipelined(connection, 3, &create(session, "/c")));
+    assert_eq!((skipped.response, skipped.fresh), (CommandResponse::Error(MvccError::StaleSequence), false));
+    assert!(sm.zk.exists("/c", &[]).is_err(), "a write after a gap is not executed");
+    // A new connection's first write applies, and a write not pipelined is taken as it comes.
+    assert!(sm.apply(6, &pipelined(102, 1, &create(session, "/d"))).fresh);
+    assert!(sm.apply(7, &zk(connection, 9, &create(session, "/e"))).fresh);
+}
+
+/// A retried first write of a connection the table does not know may repeat one that applied
+/// before the connection's record was evicted: refused, where a first attempt applies.
+#[test]
+fn an_evicted_connections_retry_is_refused() {
+    let (mut sm, session, connection) = evicted_connection();
+
+    let mut retry = pipelined(connection, 1, &create(session, "/a"));
+    let Some(Op::Zk(z)) = &mut retry.op else { unreachable!() };
+    z.retried = true;
+    let again = sm.apply(5, &retry);
+    assert_eq!((again.response, again.fresh), (CommandResponse::Error(MvccError::StaleSequence), false));
+    // While the table knows the connection, a retry gets the first attempt's answer.
+    let mut known_retry = pipelined(101, 1, &create(session, "/y"));
+    let Some(Op::Zk(z)) = &mut known_retry.op else { unreachable!() };
+    z.retried = true;
+    let cached = sm.apply(6, &known_retry);
+    assert!(!cached.fresh);
+    assert_eq!(outcome(&cached.response), &Outcome::Reply(Ok(Response::Create { path: "/y".into() })));
+}
+
 #[test]
 fn a_command_that_does_not_decode_is_a_marshalling_error() {
     let mut sm = StateMachine::default();
     let bad = Command {
-        op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0, pipelined: false })),
+        op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0, pipelined: false, retried: false })),
         ..Default::default()
     };
     assert_eq!(outcome(&sm.apply(1, &bad).response), &Outcome::Reply(Err(ZkError::MarshallingError)));

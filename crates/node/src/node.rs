@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tally_consensus::Consensus;
-use tally_mvcc::StateMachine;
+use tally_mvcc::{StateMachine, StoreConfig};
 use tally_paxos::multi;
 use tally_proto::tally_v1::command::Op;
 use tally_proto::tally_v1::Command;
@@ -107,10 +107,15 @@ pub struct Node<H: Host> {
 impl<H: Host> Node<H> {
     /// The state a node starts from: its snapshot's, if it has one (whose member table then
     /// replaces `members`). Built before the node, so the layers that read it (watches, auth)
-    /// can be built first and handed to the host.
-    pub fn recover_state(persisted: &Persisted, members: &RwLock<Members>) -> Result<StateMachine, String> {
+    /// can be built first and handed to the host. Without a snapshot the state is new, with
+    /// the settings `fresh` (a snapshot carries its own).
+    pub fn recover_state(
+        persisted: &Persisted,
+        members: &RwLock<Members>,
+        fresh: StoreConfig,
+    ) -> Result<StateMachine, String> {
         if persisted.snapshot.data.is_empty() {
-            return Ok(StateMachine::default());
+            return Ok(StateMachine::new(fresh));
         }
         let (snapshot_members, sm) = decode_snapshot(&persisted.snapshot.data)?;
         *members.write().expect("members lock") = snapshot_members;

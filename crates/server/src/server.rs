@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tally_mvcc::StateMachine;
+use tally_mvcc::{StateMachine, StoreConfig};
 use tally_node::ConsensusKind;
 use tally_proto::etcdserverpb::auth_server::AuthServer;
 use tally_proto::etcdserverpb::cluster_server::ClusterServer;
@@ -308,7 +308,7 @@ fn start_node(
 ) -> Result<Core, ServerError> {
     let Opened { disk, persisted, members } = opened;
     let node_cfg = node_config(opts, me, members.clone());
-    let sm = Node::<ServerHost>::recover_state(&persisted, &members)
+    let sm = Node::<ServerHost>::recover_state(&persisted, &members, StoreConfig::default())
         .map_err(|e| ServerError::Flags(format!("restoring the state machine snapshot: {e}")))?;
     let sm = Arc::new(RwLock::new(sm));
     let tokens = Tokens::from_flag(&opts.auth_token, opts.auth_token_ttl).map_err(ServerError::Flags)?;

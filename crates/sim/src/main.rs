@@ -24,13 +24,15 @@ struct Args {
     node_bug: Option<tally_node::NodeBug>,
     paxos: bool,
     paxos_bug: Option<tally_paxos::multi::PaxosBug>,
+    sessions_max: Option<usize>,
 }
 
 const USAGE: &str = "usage: tally-sim [--seeds N] [--start S] [--seed S] [--mix calm|lossy|partitions|crashes|membership|chaos] \
 [--nodes 3|5|7] [--bug skip-election-restriction|commit-previous-term|vote-twice|vote-before-persist|follower-reads-without-quorum|read-index-ignores-follower-commits] [--threads T] [--quiet]
        tally-sim --whole [--seeds N] [--start S] [--seed S] [--nodes 3|5] \
 [--node-bug answer-before-fsync|lazy-vote|drop-forwarded|read-without-read-index|no-lease-grace] [--bug (as above)] \
-[--consensus raft|paxos] [--paxos-bug accept-below-promise|forget-highest-accepted|answer-before-persist] [--threads T] [--quiet]";
+[--consensus raft|paxos] [--paxos-bug accept-below-promise|forget-highest-accepted|answer-before-persist] \
+[--sessions-max N (a small exactly-once table; only ZooKeeper clients write)] [--threads T] [--quiet]";
 
 fn parse_bug(name: &str) -> Option<InjectedBug> {
     Some(match name {
@@ -70,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         node_bug: None,
         paxos: false,
         paxos_bug: None,
+        sessions_max: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -99,6 +102,10 @@ fn parse_args() -> Result<Args, String> {
             "--paxos-bug" => {
                 args.paxos_bug = Some(whole_cli::parse_paxos_bug(&value()?).ok_or("unknown --paxos-bug")?);
                 args.paxos = true;
+                args.whole = true;
+            }
+            "--sessions-max" => {
+                args.sessions_max = Some(value()?.parse().map_err(|e| format!("--sessions-max: {e}"))?);
                 args.whole = true;
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -149,6 +156,7 @@ fn main() -> ExitCode {
             raft_bug: args.bug,
             paxos: args.paxos,
             paxos_bug: args.paxos_bug,
+            sessions_max: args.sessions_max,
             threads: args.threads,
             quiet: args.quiet,
         });

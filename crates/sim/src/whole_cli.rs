@@ -19,6 +19,8 @@ pub struct WholeArgs {
     /// Run Multi-Paxos instead of Raft.
     pub paxos: bool,
     pub paxos_bug: Option<PaxosBug>,
+    /// A small exactly-once table (`WholeOptions::sessions_max`).
+    pub sessions_max: Option<usize>,
     pub threads: usize,
     pub quiet: bool,
 }
@@ -58,6 +60,7 @@ fn options(args: &WholeArgs, seed: u64) -> WholeOptions {
         consensus,
         paxos_bug: args.paxos_bug,
         raft_bug: args.raft_bug,
+        sessions_max: args.sessions_max,
         ..WholeOptions::new(seed)
     }
 }
@@ -79,6 +82,9 @@ fn replay_command(args: &WholeArgs, seed: u64) -> String {
     } else if args.paxos {
         cmd += " --consensus paxos";
     }
+    if let Some(max) = args.sessions_max {
+        cmd += &format!(" --sessions-max {max}");
+    }
     cmd
 }
 
@@ -90,7 +96,7 @@ fn print_failure(args: &WholeArgs, report: &WholeReport) {
 fn print_coverage(c: &WholeCoverage) {
     println!(
         "coverage: {} leaders, {} crashes ({} by disk failures), {} snapshots written, {} installed from a leader, \
-{} commands forwarded by members, {} by their callers ({} awaited after they applied), {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} refused as SessionMoved, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
+{} commands forwarded by members, {} by their callers ({} awaited after they applied), {} leases expired, {} ZooKeeper sessions expired, {} pipelined ZooKeeper writes applied (counted per member), {} acknowledged, {} start-overs under a new client id, {} refused as SessionMoved, {} TTL znodes expired (counted per member), {} watch (re)connects, {} state hashes compared, {} members added, \
 {} removed, {} leadership transfers, {} durable hints",
         c.leaders,
         c.crashes,
@@ -104,6 +110,7 @@ fn print_coverage(c: &WholeCoverage) {
         c.zk_session_expiries,
         c.zk_pipelined_applied,
         c.zk_pipelined_acknowledged,
+        c.zk_pipeline_start_overs,
         c.zk_refused_as_moved,
         c.znodes_expired,
         c.watch_reconnects,

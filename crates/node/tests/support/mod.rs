@@ -7,6 +7,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tally_mvcc::StoreConfig;
 
 use bytes::Bytes;
 use tally_node::members::Members;
@@ -82,7 +83,8 @@ pub fn start_node(fs: &SimFs, voters: &[NodeId], id: NodeId, snapshot_count: u64
     let (disk, persisted) =
         Disk::open_with(fs.clone(), Path::new("/data"), opts, InitialState::New, voters, Bytes::new()).unwrap();
     let members = Arc::new(RwLock::new(Members::default()));
-    let sm = Arc::new(RwLock::new(Node::<TestHost>::recover_state(&persisted, &members).unwrap()));
+    let sm =
+        Arc::new(RwLock::new(Node::<TestHost>::recover_state(&persisted, &members, StoreConfig::default()).unwrap()));
     let cfg = NodeConfig {
         consensus: ConsensusKind::Raft,
         raft: Config::new(id),

@@ -11,12 +11,16 @@
 //! So:
 //! - the state machine checks: the connection's writes carry one client id and sequence
 //!   numbers rising by one, and one that arrives after a later one, or after a gap, is refused
-//!   unexecuted (`StaleSequence`, from the exactly-once table);
+//!   unexecuted (`StaleSequence`, from the exactly-once table). A connection the table does
+//!   not know (new, or evicted by other clients) has only the first attempt of its first
+//!   write taken; a proposal made again is marked `retried`, since its first may have applied;
 //! - a write is proposed again only while it is the only one in flight; otherwise the
 //!   connection is failed, as a ZooKeeper server drops its clients when its leader goes, and
 //!   the client reconnects with its session;
-//! - the connection's first write goes alone: until one is applied, the table does not know
-//!   the connection, and could not tell that a second write follows a lost first.
+//! - when the oldest write is refused and none in flight was proposed twice, nothing before it
+//!   was lost and none of them applied: they start over under a new client id (`start_over`);
+//! - the connection's first write goes alone: if only its answer was lost, its retry gets the
+//!   first attempt's answer from the table instead of failing the writes behind it.
 
 use std::collections::VecDeque;
 use std::io;
@@ -99,7 +103,12 @@ impl Pipeline {
     ) {
         assert!(self.accepting(), "a connection read a request it may not propose yet");
         self.seq += 1;
-        let op = Op::Zk(LogZk { command: command.encode().into(), now_ms: super::unix_ms(), pipelined: true });
+        let op = Op::Zk(LogZk {
+            command: command.encode().into(),
+            now_ms: super::unix_ms(),
+            pipelined: true,
+            retried: false,
+        });
         let cmd = Command { client_id: self.client_id, seq: self.seq, op: Some(op), ..Default::default() };
         let now = Instant::now();
         let answer = ctx.node.propose_now(cmd.clone());
@@ -124,7 +133,7 @@ impl Pipeline {
     pub async fn settle(&mut self, ctx: &Context, attempt: Attempt) -> io::Result<Option<Answered>> {
         let leader = match attempt.0 {
             None => return Err(io::Error::other("the node stopped")),
-            Some(ProposeOutcome::Applied(response)) => return self.applied(response).map(Some),
+            Some(ProposeOutcome::Applied(response)) => return self.applied(ctx, response),
             Some(ProposeOutcome::NotLeader(leader)) => leader,
         };
         let in_flight = self.writes.len();
@@ -147,27 +156,61 @@ impl Pipeline {
         if leader.is_none_or(|l| l == ctx.member_id) {
             tokio::time::sleep(RETRY_DELAY).await;
         }
+        if let Some(Op::Zk(z)) = &mut head.cmd.op {
+            // Its first attempt may have applied: a state machine that no longer knows the
+            // connection must not apply it again (`out_of_order` in tally-mvcc).
+            z.retried = true;
+        }
         head.answer = ctx.node.propose_now(head.cmd.clone());
         head.attempt_deadline = Instant::now() + ATTEMPT_TIMEOUT;
         Ok(None)
     }
 
-    fn applied(&mut self, response: CommandResponse) -> io::Result<Answered> {
-        let head = self.writes.pop_front().expect("a write in flight");
+    /// The oldest write's answer, or None if the writes in flight were proposed again under a
+    /// new identity (see [`Pipeline::start_over`]).
+    fn applied(&mut self, ctx: &Context, response: CommandResponse) -> io::Result<Option<Answered>> {
         let outcome = match response {
             CommandResponse::Zk(applied) => {
                 self.known = true;
                 applied.outcome
             }
+            CommandResponse::Error(MvccError::StaleSequence) if !self.writes.iter().any(|w| is_retried(&w.cmd)) => {
+                self.start_over(ctx);
+                return Ok(None);
+            }
             CommandResponse::Error(MvccError::StaleSequence) => {
-                tracing::info!(
-                    seq = head.cmd.seq,
-                    "a ZooKeeper write was refused: it came after a later or a lost one"
-                );
+                let seq = self.writes.front().map(|w| w.cmd.seq);
+                tracing::info!(?seq, "a ZooKeeper write was refused: it came after a later or a lost one");
                 return Err(io::Error::other("a write of this connection was refused out of its order"));
             }
             other => return Err(io::Error::other(format!("a ZooKeeper write answered {other:?}"))),
         };
-        Ok(Answered { xid: head.xid, arrived: head.arrived, reply: reply(outcome), closing: head.closing })
+        let head = self.writes.pop_front().expect("a write in flight");
+        Ok(Some(Answered { xid: head.xid, arrived: head.arrived, reply: reply(outcome), closing: head.closing }))
     }
+
+    /// The oldest write was refused, and no write in flight was proposed twice. Every earlier
+    /// write was answered, so nothing is missing before it: the exactly-once table no longer
+    /// knows the connection (other clients evicted it while it was idle), or the write overtook
+    /// the one before it (which the one FIFO path to the leader rules out while it stays).
+    /// Either way it did not apply, each write after it is refused too (a gap), and each was
+    /// proposed once: they are proposed again, in order, under a new client id, as a new
+    /// connection's would be, and the client notices nothing.
+    fn start_over(&mut self, ctx: &Context) {
+        tracing::debug!(writes = self.writes.len(), "a ZooKeeper connection's writes start over under a new client id");
+        self.client_id = ctx.new_request_id();
+        self.known = false;
+        self.seq = 0;
+        let now = Instant::now();
+        for write in &mut self.writes {
+            self.seq += 1;
+            (write.cmd.client_id, write.cmd.seq) = (self.client_id, self.seq);
+            write.answer = ctx.node.propose_now(write.cmd.clone());
+            write.attempt_deadline = now + ATTEMPT_TIMEOUT;
+        }
+    }
+}
+
+fn is_retried(cmd: &Command) -> bool {
+    matches!(&cmd.op, Some(Op::Zk(z)) if z.retried)
 }

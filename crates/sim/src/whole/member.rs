@@ -6,6 +6,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tally_mvcc::StoreConfig;
 
 use tally_node::members::Members;
 use tally_node::persist::{Disk, InitialState};
@@ -45,6 +46,8 @@ pub struct MemberSetup {
     pub paxos_bug: Option<PaxosBug>,
     /// Founding member, or one added later that learns everything from the leader.
     pub initial: InitialState,
+    /// The state machine's settings, until a snapshot brings the leader's.
+    pub store: StoreConfig,
 }
 
 pub struct Member {
@@ -110,7 +113,7 @@ impl Member {
         )
         .map_err(|e| format!("opening the log: {e}"))?;
         let members = Arc::new(RwLock::new(founders));
-        let sm = Node::<SimHost>::recover_state(&persisted, &members)?;
+        let sm = Node::<SimHost>::recover_state(&persisted, &members, self.setup.store)?;
         let mut raft = self.setup.raft.clone();
         raft.seed = raft.seed.wrapping_mul(31).wrapping_add(self.incarnation);
         let cfg = NodeConfig {

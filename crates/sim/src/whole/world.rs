@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tally_mvcc::StoreConfig;
 
 use tally_consensus::Consensus;
 use tally_node::persist::InitialState;
@@ -69,6 +70,10 @@ pub struct WholeOptions {
     /// Whether the plan may have ZooKeeper clients that pipeline their writes; off to replay a
     /// seed found before they existed.
     pub zk_pipelines: bool,
+    /// A small exactly-once table, which evicts clients between their writes. Only ZooKeeper
+    /// clients then write: an etcd client's retry after its record was evicted executes again,
+    /// which the table's size (100,000 in a server) is there to make unlikely.
+    pub sessions_max: Option<usize>,
 }
 
 impl WholeOptions {
@@ -83,6 +88,7 @@ impl WholeOptions {
             safety_us: 3_000_000,
             trace: false,
             zk_pipelines: true,
+            sessions_max: None,
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct WholeCoverage {
     /// Pipelined ZooKeeper writes applied fresh (counted per member) and answered as applied.
     pub zk_pipelined_applied: u64,
     pub zk_pipelined_acknowledged: u64,
+    /// Times a connection's pipelined writes started over under a new client id.
+    pub zk_pipeline_start_overs: u64,
     pub zk_refused_as_moved: u64,
     pub watch_reconnects: u64,
     pub state_hashes: u64,
@@ -131,6 +139,7 @@ impl std::ops::AddAssign for WholeCoverage {
         self.zk_session_expiries += o.zk_session_expiries;
         self.zk_pipelined_applied += o.zk_pipelined_applied;
         self.zk_pipelined_acknowledged += o.zk_pipelined_acknowledged;
+        self.zk_pipeline_start_overs += o.zk_pipeline_start_overs;
         self.zk_refused_as_moved += o.zk_refused_as_moved;
         self.watch_reconnects += o.watch_reconnects;
         self.state_hashes += o.state_hashes;
@@ -322,6 +331,9 @@ impl WholeSim {
         if !opts.zk_pipelines {
             plan.zk_pipelines = 0;
         }
+        if opts.sessions_max.is_some() {
+            (plan.kv_clients, plan.lease_clients, plan.zk_pipelines) = (0, 0, 3);
+        }
         let size = opts.nodes.unwrap_or([3, 5][(opts.seed % 2) as usize]);
         let ids: Vec<NodeId> = (1..=size as u64).collect();
         let mut raft = raft_config(&mut rng);
@@ -381,6 +393,10 @@ impl WholeSim {
                 consensus: self.opts.consensus,
                 paxos_bug: self.opts.paxos_bug,
                 initial: InitialState::New,
+                store: self.opts.sessions_max.map_or_else(StoreConfig::default, |sessions_max| StoreConfig {
+                    sessions_max,
+                    ..StoreConfig::default()
+                }),
             };
             let tick_us = TICK_US + self.rng.range(0, TICK_US / 20);
             self.members.insert(id, Member::new(id, setup, tick_us));

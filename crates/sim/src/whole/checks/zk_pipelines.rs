@@ -1,9 +1,11 @@
 //! A ZooKeeper connection's pipelined writes apply in the order sent, with no gap: on every
 //! member, the writes of one connection (client id) that apply fresh have sequence numbers
 //! rising by one in log order, the first being 1; none applies after a later one or across a
-//! missing one (the state machine refuses those, `skips_a_write`). A write the client saw
-//! answered as applied is among the writes that applied. And no write from a connection
-//! changes the tree after its session was attached on another (ZooKeeper's SessionMoved).
+//! missing one (the state machine refuses those, `out_of_order`). A write the client saw
+//! answered as applied is among the writes that applied. No write applies twice on a member,
+//! also under the new client id its writes in flight take when they start over. And no write
+//! from a connection changes the tree after its session was attached on another (ZooKeeper's
+//! SessionMoved).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +30,7 @@ pub enum Applied {
 
 const PROPERTY: &str = "a connection's pipelined writes apply in order, without a gap";
 const MOVED: &str = "no write from a connection applies after its session moved to another";
+const TWICE: &str = "a pipelined write applies once";
 
 #[derive(Default)]
 struct Member {
@@ -36,6 +39,9 @@ struct Member {
     last: BTreeMap<u64, u64>,
     /// Per session, the connection it was last attached on.
     owners: BTreeMap<i64, u64>,
+    /// The writes applied, by their first (client id, seq): the one they applied as. (One
+    /// applied twice as the same is out of order, caught above.)
+    writes: BTreeMap<(u64, u64), (u64, u64)>,
 }
 
 #[derive(Default)]
@@ -44,6 +50,8 @@ pub struct ZkPipelines {
     applied: BTreeMap<u64, BTreeSet<u64>>,
     /// Per member, since it started or restored a snapshot (what came before is unknown).
     members: BTreeMap<NodeId, Member>,
+    /// A write that started over: its (client id, seq) then, by the one it had first.
+    first_identity: BTreeMap<(u64, u64), (u64, u64)>,
     pub writes_applied: u64,
     pub acknowledged: u64,
     /// Writes refused as SessionMoved (counted per member).
@@ -94,9 +102,24 @@ after the session attached on {current:#x}"
                     }
                     m.last.insert(client_id, seq);
                     anywhere.insert(seq);
+                    let first = self.first_identity.get(&(client_id, seq)).copied().unwrap_or((client_id, seq));
+                    let applied_as = *m.writes.entry(first).or_insert((client_id, seq));
+                    if applied_as != (client_id, seq) {
+                        let detail = format!(
+                            "member {member} applied connection {:#x}'s write #{} as {:#x}'s #{} and as {client_id:#x}'s #{seq}",
+                            first.0, first.1, applied_as.0, applied_as.1
+                        );
+                        violations.push(Violation { property: TWICE, time_us: now_us, detail });
+                    }
                 }
             }
         }
+    }
+
+    /// A write in flight as `from` (client id, seq) is sent again as `to`.
+    pub fn started_over(&mut self, from: (u64, u64), to: (u64, u64)) {
+        let first = self.first_identity.get(&from).copied().unwrap_or(from);
+        self.first_identity.insert(to, first);
     }
 
     /// The client saw write `seq` of connection `client_id` answered as applied.
@@ -138,6 +161,22 @@ mod tests {
         assert_eq!(v.len(), 3);
         p.acknowledged(9, 6, 0, &mut v);
         assert_eq!(v.len(), 4);
+    }
+
+    #[test]
+    fn a_write_applied_again_after_it_started_over_is_caught() {
+        let (mut p, mut v) = (ZkPipelines::default(), Vec::new());
+        p.observe(1, 1, &[w(9, 1), w(9, 2)], 0, &mut v);
+        // 9's #3 and #4 start over as 10's #1 and #2, then as 11's.
+        p.started_over((9, 3), (10, 1));
+        p.started_over((9, 4), (10, 2));
+        p.started_over((10, 1), (11, 1));
+        p.observe(1, 1, &[w(11, 1)], 0, &mut v);
+        p.observe(2, 1, &[w(9, 1), w(9, 2), w(9, 3)], 0, &mut v);
+        assert!(v.is_empty(), "{v:?}");
+        p.observe(2, 1, &[w(11, 1)], 0, &mut v);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].property, TWICE);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! is sent again only while it is the only one in flight, otherwise the connection fails and
 //! the client reconnects (a new client id) with its session: that connection's first write
 //! attaches the session to it, so writes still on their way from the old one are SessionMoved.
+//! When the oldest write in flight is refused and none was sent twice (the exactly-once table
+//! forgot the connection, or the write overtook the one before it), the writes in flight start
+//! over under a new client id on the same connection.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +28,10 @@ const ABANDON_CHANCE: f64 = 0.2;
 
 #[derive(Default)]
 pub(super) struct PipeClient {
-    /// The connection's number; its client id follows from it.
+    /// The connection's number; its client id follows from it. A start-over changes it too.
     conn: u64,
+    /// The session's owner: the client id of the connection's first number.
+    owner: u64,
     /// The member the connection is to.
     member: Option<NodeId>,
     /// The member of the connection that failed last: the next goes to another, as ZooKeeper's
@@ -82,7 +87,10 @@ impl WholeSim {
         };
         let p = &mut self.pipes[pipe];
         p.member = Some(member);
-        let owner = client_id(pipe, p.conn);
+        if !p.known {
+            p.owner = client_id(pipe, p.conn);
+        }
+        let owner = p.owner;
         for _ in 0..writes {
             let write = match (p.session, p.known) {
                 (None, _) => Write::ZkSession,
@@ -122,13 +130,14 @@ impl WholeSim {
 
     pub(super) fn pipe_request(&mut self, pipe: usize, conn: u64, seq: u64, to: NodeId) {
         let p = &self.pipes[pipe];
-        let Some((write, _)) = p.in_flight.get(&seq).filter(|_| p.conn == conn) else { return };
+        let Some((write, attempt)) = p.in_flight.get(&seq).filter(|_| p.conn == conn) else { return };
         if !self.members[&to].is_up() {
             return;
         }
         let mut cmd = write.command(client_id(pipe, conn), seq, (self.now() / 1000) as i64);
         if let Some(Op::Zk(z)) = &mut cmd.op {
             z.pipelined = true;
+            z.retried = *attempt > 1;
         }
         self.trace(|| format!("member {to} gets pipelining client {pipe}'s #{seq} (connection {conn})"));
         let sm = self.members.get_mut(&to).expect("exists").node().state_machine();
@@ -180,6 +189,27 @@ impl WholeSim {
         self.schedule(at, Event::PipeStart { pipe });
     }
 
+    /// The writes in flight go again, in order, under a new client id (`Pipeline::start_over`).
+    /// Those of the old id still on their way are not proposed: the table refuses them anyway.
+    fn pipe_start_over(&mut self, pipe: usize) {
+        self.coverage.zk_pipeline_start_overs += 1;
+        let p = &mut self.pipes[pipe];
+        let old = p.conn;
+        p.conn += 1;
+        let writes = std::mem::take(&mut p.in_flight);
+        p.seq = 0;
+        for (old_seq, (write, _)) in writes {
+            p.seq += 1;
+            p.in_flight.insert(p.seq, (write, 0));
+            let to = (client_id(pipe, p.conn), p.seq);
+            self.zk_pipelines.started_over((client_id(pipe, old), old_seq), to);
+        }
+        self.trace(|| format!("pipelining client {pipe}'s writes start over as connection {}", self.pipes[pipe].conn));
+        for seq in 1..=self.pipes[pipe].seq {
+            self.pipe_send(pipe, seq);
+        }
+    }
+
     pub(super) fn pipe_response(&mut self, pipe: usize, label: u64, reply: Reply) {
         let (conn, seq) = (label >> 32, label & 0xffff_ffff);
         let p = &self.pipes[pipe];
@@ -191,7 +221,17 @@ impl WholeSim {
             _ => return self.pipe_trouble(pipe, seq),
         };
         if matches!(response, CommandResponse::Error(MvccError::StaleSequence)) {
-            return self.pipe_trouble(pipe, seq);
+            // Refused out of the connection's order: as in `zk::pipeline`, which reads the
+            // oldest write's answer first, its writes start over if that one was refused and
+            // none was sent twice; else the connection fails.
+            let oldest = p.in_flight.keys().next() == Some(&seq);
+            self.trace(|| format!("pipelining client {pipe}'s #{seq} (connection {conn}) is refused out of order"));
+            let p = &self.pipes[pipe];
+            if oldest && p.in_flight.values().all(|(_, attempt)| *attempt == 1) {
+                return self.pipe_start_over(pipe);
+            }
+            let reconnect_after = self.rng.range(1_000, 50_000);
+            return self.pipe_fail(pipe, reconnect_after);
         }
         let now = self.now();
         self.zk_pipelines.acknowledged(client_id(pipe, conn), seq, now, &mut self.checker.violations);
