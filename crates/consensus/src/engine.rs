@@ -57,20 +57,4 @@ pub trait Consensus {
     fn has_ready(&mut self) -> bool;
     fn ready(&mut self) -> Ready<Self::Message>;
     fn advance(&mut self);
-    /// Whether the engine lets its log be written while it goes on: [`Consensus::advance_unpersisted`]
-    /// and [`Consensus::log_persisted`]. Multi-Paxos's acceptors rewrite accepted slots, which
-    /// a late report could not tell apart, so it is written synchronously.
-    fn writes_async(&self) -> bool {
-        false
-    }
-    /// Only if [`Consensus::writes_async`]: confirms the last `Ready` handled except its
-    /// `entries` and `hard_state`, still being written (see [`Ready`]).
-    fn advance_unpersisted(&mut self) {
-        unreachable!("this engine writes its log synchronously")
-    }
-    /// Only if [`Consensus::writes_async`]: a write handed out by a `Ready` confirmed with
-    /// [`Consensus::advance_unpersisted`] is durable; its last entry is `index` of `term`.
-    fn log_persisted(&mut self, _index: Index, _term: Term) {
-        unreachable!("this engine writes its log synchronously")
-    }
 }

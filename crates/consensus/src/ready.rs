@@ -47,14 +47,6 @@ pub struct VoteRefusal {
 /// [`crate::Consensus::report_snapshot`] once its transfer has ended, successfully or not: the core
 /// sends that peer nothing else until then, and never gives up on the transfer by itself.
 ///
-/// Written asynchronously (an engine whose [`crate::Consensus::writes_async`] is true): a
-/// `Ready` without a `snapshot` may be confirmed with [`crate::Consensus::advance_unpersisted`]
-/// once its step 2 is handed to a writer that carries out writes in the order handed to it.
-/// Each write's `persisted_messages` leave once it is durable (so after every earlier one), and
-/// [`crate::Consensus::log_persisted`] then reports its last entry, if it had entries. Steps 1
-/// and 4 are unchanged, except that the `committed_entries` are applied at once; a membership
-/// change among them is best applied after every write before it is durable, as etcd does.
-///
 /// No other call may be made on the core between taking a `Ready` and `advance`.
 #[derive(Debug)]
 pub struct Ready<M> {

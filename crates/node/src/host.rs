@@ -10,7 +10,6 @@ use tally_raft::NodeId;
 use tally_storage::fs::FileSystem;
 
 use crate::engine::PeerMessage;
-use crate::log_writes::{LogWrite, LogWritten};
 use crate::members::Members;
 use crate::membership::MembershipOutcome;
 use crate::observe::Observation;
@@ -54,17 +53,6 @@ pub trait Host {
     /// Encodes and writes `job` off the node's thread, then hands the result to
     /// [`crate::Node::snapshot_written`].
     fn write_snapshot(&mut self, job: SnapshotJob<Self::Fs>);
-    /// Writes `write` to the log after every write handed over before it, and hands what it
-    /// wrote to [`crate::Node::log_written`]; writes queued meanwhile may share one fsync
-    /// ([`LogWrite::run_all`]). Or writes it at once and returns that (the default).
-    fn write_log(&mut self, write: LogWrite<Self::Fs>) -> Option<LogWritten> {
-        Some(write.run())
-    }
-    /// Waits until every write handed to [`Host::write_log`] is done; returns what they wrote,
-    /// in order, instead of handing it to the node.
-    fn finish_log_writes(&mut self) -> Vec<LogWritten> {
-        Vec::new()
-    }
     /// Releases what a newer snapshot left behind, preferably off the node's thread.
     fn release(&mut self, retired: Retired<Self::Fs>) {
         retired.release();

@@ -14,7 +14,6 @@ pub mod engine;
 pub mod histogram;
 mod host;
 pub mod leases;
-mod log_writes;
 pub mod members;
 pub mod membership;
 pub mod metrics;
@@ -33,7 +32,6 @@ mod zk_sessions;
 
 pub use engine::{ConsensusKind, Engine, PeerMessage};
 pub use host::{Host, Reply};
-pub use log_writes::{LogWrite, LogWritten};
 pub use membership::{MembershipOutcome, MembershipRequest};
 pub use node::{Node, NodeBug, NodeConfig};
 pub use outcomes::{LeaseOutcome, ProposeOutcome, ReadOutcome, Shared, StatusInfo};

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +20,6 @@ use crate::engine::{ConsensusKind, Engine, PeerMessage};
 
 use crate::histogram::AtomicHistogram;
 use crate::leases::LeaseClock;
-use crate::log_writes::SharedDisk;
 use crate::members::Members;
 use crate::observe::{Observation, Observed};
 use crate::persist::Disk;
@@ -69,7 +68,7 @@ pub enum NodeBug {
 
 pub struct Node<H: Host> {
     pub(crate) engine: Engine,
-    pub(crate) disk: SharedDisk<H::Fs>,
+    pub(crate) disk: Disk<H::Fs>,
     pub(crate) host: H,
     pub(crate) sm: Arc<RwLock<StateMachine>>,
     pub(crate) leases: LeaseClock,
@@ -147,7 +146,7 @@ impl<H: Host> Node<H> {
         };
         Self {
             engine,
-            disk: Arc::new(Mutex::new(disk)),
+            disk,
             host,
             sm,
             leases: LeaseClock::default(),

@@ -186,11 +186,10 @@ pub(crate) struct Observed {
 }
 
 impl<H: Host> Node<H> {
-    /// Reports a Ready's changes and messages, before they are carried out; returns the
-    /// reports of its persisted messages, to be made when they leave.
-    pub(crate) fn observe_ready(&mut self, ready: &Ready<PeerMessage>) -> Vec<Observation> {
+    /// Reports a Ready's changes and messages, before they are carried out.
+    pub(crate) fn observe_ready(&mut self, ready: &Ready<PeerMessage>) {
         if !self.host.observing() {
-            return Vec::new();
+            return;
         }
         if let Some(soft) = ready.soft_state {
             let term = self.engine.term();
@@ -212,12 +211,13 @@ impl<H: Host> Node<H> {
             self.host.observe(Observation::Log { from: first.index, to: last.index, runs });
         }
         let mut refusals = ready.vote_refusals.clone();
-        for m in &ready.messages {
-            let report = sent_report(m, &mut refusals);
-            self.host.observe(report);
+        for m in ready.messages.iter().chain(&ready.persisted_messages) {
+            let (term, what) = match m {
+                PeerMessage::Raft(m) => (m.term, sent(m, &mut refusals)),
+                PeerMessage::Paxos(m) => (m.ballot.round, sent_paxos(m, &mut refusals)),
+            };
+            self.host.observe(Observation::Sent { to: m.to(), term, what });
         }
-        // Reported as they leave, after their write (`log_writes.rs`).
-        ready.persisted_messages.iter().map(|m| sent_report(m, &mut refusals)).collect()
     }
 
     /// Reports the commit and apply marks and the membership after a Ready was carried out.
@@ -305,14 +305,6 @@ fn term_runs(entries: impl Iterator<Item = (Index, Term)>) -> Vec<(Index, Index,
 }
 
 /// `m` without its payload; a refused vote takes its reason from `refusals`.
-fn sent_report(m: &PeerMessage, refusals: &mut Vec<VoteRefusal>) -> Observation {
-    let (term, what) = match m {
-        PeerMessage::Raft(m) => (m.term, sent(m, refusals)),
-        PeerMessage::Paxos(m) => (m.ballot.round, sent_paxos(m, refusals)),
-    };
-    Observation::Sent { to: m.to(), term, what }
-}
-
 fn sent(m: &Message, refusals: &mut Vec<VoteRefusal>) -> Sent {
     let mut refusal = |pre: bool| {
         let at = refusals.iter().position(|r| r.to == m.to && r.pre == pre)?;

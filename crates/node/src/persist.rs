@@ -140,21 +140,14 @@ impl<F: FileSystem> Disk<F> {
         if let Some(snapshot) = &ready.snapshot {
             self.save_snapshot(snapshot)?;
         }
-        self.write(ready.hard_state, &ready.entries)
-    }
-
-    /// Makes `entries` (replacing the log from the first one's index on) and `hard_state`
-    /// durable with one fsync, unless there is nothing but a commit index to write (see
-    /// [`Disk::persist`]). Returns whether the log was written and synced.
-    pub fn write(&mut self, hard_state: Option<HardState>, entries: &[Entry]) -> Result<bool, DiskError> {
         let on_disk = self.wal.hard_state();
-        let must_write =
-            !entries.is_empty() || hard_state.is_some_and(|hs| (hs.term, hs.vote) != (on_disk.term, on_disk.vote));
+        let must_write = !ready.entries.is_empty()
+            || ready.hard_state.is_some_and(|hs| (hs.term, hs.vote) != (on_disk.term, on_disk.vote));
         if !must_write {
             return Ok(false);
         }
-        let entries: Vec<LogEntry> = entries.iter().map(to_log_entry).collect();
-        let batch = WriteBatch { hard_state: hard_state.map(to_hard_state), entries: &entries };
+        let entries: Vec<LogEntry> = ready.entries.iter().map(to_log_entry).collect();
+        let batch = WriteBatch { hard_state: ready.hard_state.map(to_hard_state), entries: &entries };
         self.wal.append(&batch)?;
         Ok(true)
     }

@@ -1,7 +1,6 @@
 //! Carrying out the core's Readies in the order its contract requires: send the leader's
-//! messages, apply what is committed, hand the entries and hard state to the log writer (or
-//! write them here, see `log_writes.rs`), send the rest once they are durable, install a
-//! snapshot, answer the callers, confirm reads.
+//! messages, persist (one fsync for the batch), send the rest, install a snapshot, apply,
+//! answer the callers, confirm reads.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -10,11 +9,9 @@ use tally_consensus::{Consensus, Ready};
 use tally_mvcc::CommandResponse;
 use tally_proto::tally_v1::Command;
 use tally_proto::Message as _;
-use tally_raft::{Entry, EntryKind, Index, Role, Term};
+use tally_raft::{Entry, EntryKind, Role};
 
 use crate::engine::PeerMessage;
-use crate::log_writes::{LogWrite, LogWritten};
-use crate::observe::Observation;
 
 use crate::node::NodeBug;
 use crate::snapshots::decode_snapshot;
@@ -25,59 +22,16 @@ impl<H: Host> Node<H> {
     pub fn handle_readies(&mut self) {
         while self.engine.has_ready() {
             let ready = self.engine.ready();
-            let reports = self.observe_ready(&ready);
-            match self.handle_ready(ready, reports) {
-                Persisted::InPlace { earlier } => {
-                    self.engine.advance();
-                    for (index, term) in earlier {
-                        self.engine.log_persisted(index, term);
-                    }
-                }
-                Persisted::HandedOff { done } => {
-                    self.engine.advance_unpersisted();
-                    if let Some(written) = done {
-                        self.log_written(written);
-                    }
-                }
-            }
+            self.observe_ready(&ready);
+            self.handle_ready(ready);
+            self.engine.advance();
             self.observe_advance();
             self.reads.serve(self.engine.applied());
             self.maybe_snapshot();
         }
     }
 
-    /// A write handed to [`Host::write_log`] is durable: its messages leave, and the engine
-    /// counts its entries. Called between Readies.
-    pub fn log_written(&mut self, written: LogWritten) {
-        if let Some((index, term)) = self.deliver_written(written) {
-            self.engine.log_persisted(index, term);
-        }
-    }
-
-    /// Waits for every write under way and counts them (before the log is compacted).
-    pub(crate) fn finish_log_writes(&mut self) {
-        for written in self.host.finish_log_writes() {
-            self.log_written(written);
-        }
-    }
-
-    /// Checks a finished write, records its fsync and sends its messages; returns its last
-    /// entry, for the engine.
-    fn deliver_written(&mut self, written: LogWritten) -> Option<(Index, Term)> {
-        let LogWritten { last_entry, mut messages, reports, outcome } = written;
-        match outcome {
-            Ok(Some(took)) => self.shared.metrics.wal_fsync.observe(took),
-            Ok(None) => {}
-            Err(e) => self.host.fatal("writing the log", &e),
-        }
-        for report in reports {
-            self.observe(report);
-        }
-        self.host.send(&mut messages);
-        last_entry
-    }
-
-    fn handle_ready(&mut self, mut ready: Ready<PeerMessage>, reports: Vec<Observation>) -> Persisted {
+    fn handle_ready(&mut self, mut ready: Ready<PeerMessage>) {
         if let Some(soft) = ready.soft_state {
             self.count_leader(soft.leader, soft.role);
             self.shared.leader.store(soft.leader.unwrap_or(0), Ordering::Relaxed);
@@ -104,11 +58,8 @@ impl<H: Host> Node<H> {
         if apply_first {
             self.apply_committed(std::mem::take(&mut ready.committed_entries));
         }
-        let persisted = if apply_first && self.engine.writes_async() {
-            self.hand_off_write(&mut ready, reports)
-        } else {
-            self.persist_in_place(&mut ready, reports)
-        };
+        self.persist(&ready);
+        self.host.send(&mut ready.persisted_messages);
         self.shared.term.store(self.engine.term(), Ordering::Relaxed);
         if let Some(snapshot) = &ready.snapshot {
             let (members, restored) = match decode_snapshot(&snapshot.data) {
@@ -128,36 +79,6 @@ impl<H: Host> Node<H> {
         for rs in ready.read_states {
             self.reads.confirm(&rs.ctx, rs.index);
         }
-        persisted
-    }
-
-    /// Hands the Ready's entries, hard state and persisted messages to the host's writer.
-    fn hand_off_write(&mut self, ready: &mut Ready<PeerMessage>, reports: Vec<Observation>) -> Persisted {
-        // The planted bug: a vote changed with no entries is left unwritten.
-        let lazy = self.bug == Some(NodeBug::LazyVote) && ready.entries.is_empty();
-        let write = LogWrite {
-            disk: self.disk.clone(),
-            hard_state: ready.hard_state,
-            entries: std::mem::take(&mut ready.entries),
-            messages: std::mem::take(&mut ready.persisted_messages),
-            reports,
-            lazy,
-        };
-        Persisted::HandedOff { done: self.host.write_log(write) }
-    }
-
-    /// Writes the Ready here, after every write under way, and sends its persisted messages.
-    fn persist_in_place(&mut self, ready: &mut Ready<PeerMessage>, reports: Vec<Observation>) -> Persisted {
-        let mut earlier = Vec::new();
-        for written in self.host.finish_log_writes() {
-            earlier.extend(self.deliver_written(written));
-        }
-        self.persist(ready);
-        for report in reports {
-            self.observe(report);
-        }
-        self.host.send(&mut ready.persisted_messages);
-        Persisted::InPlace { earlier }
     }
 
     fn apply_committed(&mut self, entries: Vec<Entry>) {
@@ -176,7 +97,7 @@ impl<H: Host> Node<H> {
         if lazy_vote {
             return;
         }
-        match self.disk.lock().expect("disk lock").persist(ready) {
+        match self.disk.persist(ready) {
             Ok(true) => self.shared.metrics.wal_fsync.observe(persisting.elapsed()),
             Ok(false) => {}
             Err(e) => self.host.fatal("writing the log", &e),
@@ -282,15 +203,6 @@ impl<H: Host> Node<H> {
             _ => {}
         }
     }
-}
-
-/// How a Ready's part for the disk was carried out.
-enum Persisted {
-    /// Written before `advance`; the writes under way before it were finished first, and
-    /// their last entries are reported after it.
-    InPlace { earlier: Vec<(Index, Term)> },
-    /// Handed to the host's writer; `done` if it wrote it at once.
-    HandedOff { done: Option<LogWritten> },
 }
 
 /// One line per alarm raised or cleared, on every member.

@@ -105,7 +105,7 @@ impl<H: Host> Node<H> {
         let began = Instant::now();
         let members = self.members.read().expect("members lock").clone();
         let state = self.sm.read().expect("sm lock").copy_for_snapshot();
-        let files = self.disk.lock().expect("disk lock").snapshot_writer();
+        let files = self.disk.snapshot_writer();
         let capacity = self.snapshots.next_bytes_estimate() as usize / 16 * 17;
         let shared = self.shared.clone();
         let buffer = self.snapshot_buffer.clone();
@@ -123,16 +123,11 @@ impl<H: Host> Node<H> {
             Ok(snapshot) => snapshot,
             Err(e) => self.host.fatal("saving a snapshot", &e),
         };
-        // Compacting the log waits for the writes still under way.
-        self.finish_log_writes();
-        let disk = self.disk.clone();
-        let mut disk = disk.lock().expect("disk lock");
-        let adoption = match disk.adopt_snapshot(&snapshot) {
+        let adoption = match self.disk.adopt_snapshot(&snapshot) {
             Ok(adoption) => adoption,
             Err(e) => self.host.fatal("saving a snapshot", &e),
         };
-        let files = disk.snapshot_writer();
-        drop(disk);
+        let files = self.disk.snapshot_writer();
         let mut retired = Retired { paths: adoption.retired, compacted: Compacted::default(), files };
         if adoption.adopted {
             self.snapshots.taken(snapshot.meta.index, snapshot.data.len() as u64);

@@ -97,13 +97,4 @@ impl Consensus for Raft {
     fn advance(&mut self) {
         Raft::advance(self)
     }
-    fn writes_async(&self) -> bool {
-        true
-    }
-    fn advance_unpersisted(&mut self) {
-        Raft::advance_unpersisted(self)
-    }
-    fn log_persisted(&mut self, index: Index, term: Term) {
-        Raft::log_persisted(self, index, term)
-    }
 }

@@ -39,7 +39,7 @@ use crate::client::services::maintenance::MaintenanceService;
 use crate::client::services::quota::DEFAULT_QUOTA_BYTES;
 use crate::client::services::watch::WatchService;
 use crate::node::driver::{
-    self, Driver, Inbox, Input, InputSender, LogWriter, NodeHandle, ReadQueue, ServerHost, Shared, REMOVED_MARKER,
+    self, Driver, Inbox, Input, InputSender, NodeHandle, ReadQueue, ServerHost, Shared, REMOVED_MARKER,
 };
 use crate::node::watch_hub::{HeaderSource, WatchHub};
 use crate::ops::exposition;
@@ -323,8 +323,6 @@ fn start_node(
     let (snapshots_written, snapshots_written_rx) = std::sync::mpsc::channel();
     let ui = opts.enable_ui.then(|| UiEvents::new(me.id, opts.name.clone()));
     let zk_watches = Arc::new(ZkWatches::default());
-    let log_writer = LogWriter::spawn(inputs.nudge())
-        .map_err(|source| ServerError::Io { what: "starting the log writer thread", source })?;
     let host = ServerHost {
         id: me.id,
         transport: transport.clone(),
@@ -334,7 +332,6 @@ fn start_node(
         snapshots_written,
         ui: ui.clone().map(UiPublisher::new),
         zk_watches: zk_watches.clone(),
-        log_writer,
     };
     let node = Node::new(node_cfg, disk, persisted, sm.clone(), host, shared.clone());
     let reads = Arc::new(ReadQueue::default());

@@ -164,10 +164,6 @@ impl Raft {
     pub fn log_term(&self, index: Index) -> Option<Term> {
         self.log.term(index).ok().flatten()
     }
-    /// How far our log is durable, as the driver confirmed it.
-    pub fn persisted(&self) -> Index {
-        self.log.persisted
-    }
     pub fn hard_state(&self) -> HardState {
         HardState { term: self.term, vote: self.vote, commit: self.log.committed }
     }
@@ -342,35 +338,6 @@ impl Raft {
             self.log.persisted = index;
             self.commit_durable_on_both();
         }
-        self.finish_advance(done);
-    }
-
-    /// Confirms that the last `Ready` was handled except that its `entries` and `hard_state`
-    /// are still being written (it must carry no `snapshot`): [`Raft::log_persisted`] reports
-    /// them durable later. Until then our log does not count towards commit here.
-    pub fn advance_unpersisted(&mut self) {
-        let done = self.in_progress.take().expect("advance without an outstanding ready");
-        assert!(done.snapshot_index.is_none(), "a Ready's snapshot is persisted before advance");
-        self.finish_advance(done);
-    }
-
-    /// The log is durable up to `index`, whose entry was written with `term`: reported after
-    /// [`Raft::advance_unpersisted`], in the order the writes were handed out. A report whose
-    /// entry has since been replaced (a new leader's suffix) or compacted away is ignored; a
-    /// later write covers it.
-    pub fn log_persisted(&mut self, index: Index, term: Term) {
-        self.assert_not_in_ready();
-        if index <= self.log.persisted || self.log_term(index) != Some(term) {
-            return;
-        }
-        self.log.persisted = index;
-        self.commit_durable_on_both();
-        if self.role == Role::Leader {
-            self.count_own_log();
-        }
-    }
-
-    fn finish_advance(&mut self, done: InProgress) {
         self.last_hard_state = self.hard_state();
         for entry in &done.conf_changes {
             self.apply_conf_change_entry(entry);
@@ -378,21 +345,16 @@ impl Raft {
         self.log.applied = self.log.applied.max(done.applying);
         self.maybe_leave_joint();
         if self.role == Role::Leader {
-            self.count_own_log();
+            let persisted = self.log.persisted;
+            let id = self.id();
+            if let Some(pr) = self.progress.get_mut(&id) {
+                pr.maybe_update(persisted);
+            }
+            if self.maybe_commit() {
+                self.broadcast_pending = true;
+            }
+            self.announce_durable();
         }
-    }
-
-    /// Leader: our durable log counts towards commit.
-    fn count_own_log(&mut self) {
-        let persisted = self.log.persisted;
-        let id = self.id();
-        if let Some(pr) = self.progress.get_mut(&id) {
-            pr.maybe_update(persisted);
-        }
-        if self.maybe_commit() {
-            self.broadcast_pending = true;
-        }
-        self.announce_durable();
     }
 
     fn assert_not_in_ready(&self) {

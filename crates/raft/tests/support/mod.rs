@@ -15,44 +15,12 @@ pub struct Disk {
     pub entries: Vec<Entry>,
 }
 
-impl Disk {
-    /// Writes entries (replacing the durable ones from the first's index on), then the hard state.
-    fn write(&mut self, hard_state: Option<HardState>, entries: &[Entry]) {
-        if let Some(first) = entries.first() {
-            self.entries.retain(|e| e.index < first.index);
-            self.entries.extend(entries.iter().cloned());
-        }
-        if let Some(hs) = hard_state {
-            self.hard_state = hs;
-        }
-    }
-}
-
-impl Node {
-    fn apply(&mut self, committed: Vec<Entry>) {
-        for entry in committed {
-            if entry.kind == EntryKind::Normal && !entry.data.is_empty() {
-                self.state.push(entry.data);
-            }
-        }
-    }
-}
-
 pub struct Node {
     pub raft: Raft,
     pub disk: Disk,
     /// The state machine: every applied non-empty normal command, in order.
     pub state: Vec<Bytes>,
     pub read_states: Vec<ReadState>,
-    /// With asynchronous writes: Readies' log writes not yet durable, oldest first.
-    pub pending_writes: VecDeque<PendingWrite>,
-}
-
-/// A Ready's log write handed off with `advance_unpersisted`.
-pub struct PendingWrite {
-    pub hard_state: Option<HardState>,
-    pub entries: Vec<Entry>,
-    pub persisted_messages: Vec<Message>,
 }
 
 /// Returns false to drop a message.
@@ -71,8 +39,6 @@ pub struct Network {
     /// does: a failure when it is dropped, success once it is delivered. Tests of the report
     /// itself turn this off and report by hand.
     pub report_snapshots: bool,
-    /// Nodes whose Readies' writes stay pending until `finish_writes` (except a snapshot's).
-    pub async_writes: BTreeSet<NodeId>,
 }
 
 pub fn cmd(s: &str) -> Bytes {
@@ -117,7 +83,6 @@ impl Network {
             sent: Vec::new(),
             filter: None,
             report_snapshots: true,
-            async_writes: BTreeSet::new(),
         };
         for id in 1..=n {
             let persisted = Persisted::bootstrap(1..=n);
@@ -135,8 +100,7 @@ impl Network {
         };
         let state = decode_state(&persisted.snapshot.data);
         let raft = Raft::new((self.config)(id), persisted).expect("valid config");
-        let node = Node { raft, disk, state, read_states: Vec::new(), pending_writes: VecDeque::new() };
-        self.nodes.insert(id, node);
+        self.nodes.insert(id, Node { raft, disk, state, read_states: Vec::new() });
         // Apply what the disk says is committed (the bootstrap membership, at least).
         self.handle_ready(id);
     }
@@ -186,47 +150,33 @@ impl Network {
 
     /// Handles every pending Ready of node `id`.
     pub fn handle_ready(&mut self, id: NodeId) {
-        let handoff = self.async_writes.contains(&id);
         let node = self.nodes.get_mut(&id).unwrap();
         while node.raft.has_ready() {
             let ready = node.raft.ready();
             self.in_flight.extend(ready.messages.iter().cloned());
             self.sent.extend(ready.messages);
-            let later = handoff && ready.snapshot.is_none();
-            if later {
-                let Ready { hard_state, entries, persisted_messages, committed_entries, read_states, .. } = ready;
-                node.pending_writes.push_back(PendingWrite { hard_state, entries, persisted_messages });
-                node.apply(committed_entries);
-                node.read_states.extend(read_states);
-                node.raft.advance_unpersisted();
-                continue;
-            }
             if let Some(snapshot) = &ready.snapshot {
                 node.disk.snapshot = snapshot.clone();
                 node.disk.entries.clear();
                 node.state = decode_state(&snapshot.data);
             }
-            node.disk.write(ready.hard_state, &ready.entries);
+            if let Some(first) = ready.entries.first() {
+                node.disk.entries.retain(|e| e.index < first.index);
+                node.disk.entries.extend(ready.entries.iter().cloned());
+            }
+            if let Some(hs) = ready.hard_state {
+                node.disk.hard_state = hs;
+            }
             self.in_flight.extend(ready.persisted_messages.iter().cloned());
             self.sent.extend(ready.persisted_messages);
-            node.apply(ready.committed_entries);
+            for entry in ready.committed_entries {
+                if entry.kind == EntryKind::Normal && !entry.data.is_empty() {
+                    node.state.push(entry.data);
+                }
+            }
             node.read_states.extend(ready.read_states);
             node.raft.advance();
         }
-    }
-
-    /// Makes node `id`'s oldest pending write durable: sends its messages and reports it.
-    /// Returns false if none was pending.
-    pub fn finish_write(&mut self, id: NodeId) -> bool {
-        let node = self.nodes.get_mut(&id).unwrap();
-        let Some(write) = node.pending_writes.pop_front() else { return false };
-        node.disk.write(write.hard_state, &write.entries);
-        self.in_flight.extend(write.persisted_messages.iter().cloned());
-        self.sent.extend(write.persisted_messages);
-        if let Some(last) = write.entries.last() {
-            node.raft.log_persisted(last.index, last.term);
-        }
-        true
     }
 
     /// Delivers messages until the cluster is quiet. Returns how many were delivered.

@@ -2,7 +2,7 @@
 //! synced, and outboxes the event loop empties after every call into the node.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,9 +12,7 @@ use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
 use tally_node::observe::Observation;
 use tally_node::PeerMessage;
-use tally_node::{
-    Host, LogWrite, LogWritten, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, Retired, SnapshotJob,
-};
+use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Reply, Retired, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
 use tally_raft::NodeId;
@@ -73,8 +71,6 @@ pub struct Outbox {
     pub messages: Vec<PeerMessage>,
     pub forwards: Vec<(NodeId, Vec<Command>)>,
     pub snapshots: Vec<SnapshotJob<SimFs>>,
-    /// Log writes handed to the writer during the call (they wait in `SimHost::log_writes`).
-    pub log_writes: usize,
     /// What newer snapshots left behind, released later (or never, by a crash) as the
     /// server's release thread does.
     pub retired: Vec<Retired<SimFs>>,
@@ -103,27 +99,12 @@ pub struct SimHost {
     answers: Rc<RefCell<Vec<(ClientId, u64, Answer)>>>,
     /// The members this one keeps a link to, as the server's transport does.
     peers: BTreeSet<NodeId>,
-    /// The log writer's queue: written when a `LogWritten` event comes (all queued by then,
-    /// with one fsync, as the server's writer thread takes them), or when the node waits.
-    pub log_writes: VecDeque<LogWrite<SimFs>>,
-    /// When the writer's last scheduled write completes (writes complete in order).
-    pub log_due_us: u64,
     pub out: Outbox,
 }
 
 impl SimHost {
     pub fn new(fs: SimFs, hub: Arc<WatchHub>, base: Instant, now_us: Rc<Cell<u64>>) -> Self {
-        Self {
-            fs,
-            hub,
-            base,
-            now_us,
-            answers: Rc::default(),
-            peers: BTreeSet::new(),
-            log_writes: VecDeque::new(),
-            log_due_us: 0,
-            out: Outbox::default(),
-        }
+        Self { fs, hub, base, now_us, answers: Rc::default(), peers: BTreeSet::new(), out: Outbox::default() }
     }
 
     pub fn waiter(&self, client: ClientId, seq: u64) -> Waiter {
@@ -160,16 +141,6 @@ impl Host for SimHost {
 
     fn write_snapshot(&mut self, job: SnapshotJob<SimFs>) {
         self.out.snapshots.push(job);
-    }
-
-    fn write_log(&mut self, write: LogWrite<SimFs>) -> Option<LogWritten> {
-        self.log_writes.push_back(write);
-        self.out.log_writes += 1;
-        None
-    }
-
-    fn finish_log_writes(&mut self) -> Vec<LogWritten> {
-        LogWrite::run_all(self.log_writes.drain(..).collect())
     }
 
     fn release(&mut self, retired: Retired<SimFs>) {

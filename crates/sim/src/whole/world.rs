@@ -14,8 +14,8 @@ use tally_mvcc::StoreConfig;
 use tally_consensus::Consensus;
 use tally_node::persist::InitialState;
 use tally_node::{
-    ConsensusKind, LeaseOutcome, LogWrite, MembershipRequest, NodeBug, PeerMessage, ProposeOutcome, ReadOutcome,
-    Retired, SnapshotJob,
+    ConsensusKind, LeaseOutcome, MembershipRequest, NodeBug, PeerMessage, ProposeOutcome, ReadOutcome, Retired,
+    SnapshotJob,
 };
 use tally_paxos::multi::PaxosBug;
 use tally_raft::{Config, InjectedBug, MessageBody, NodeId, Role};
@@ -202,11 +202,6 @@ enum Event {
         client: usize,
         seq: u64,
         attempt: u32,
-    },
-    /// The writer of `node`'s log finishes what was queued.
-    LogWritten {
-        node: NodeId,
-        incarnation: u64,
     },
     SnapshotWritten {
         node: NodeId,
@@ -569,14 +564,6 @@ impl WholeSim {
         }
         if out.removed {
             self.remove_member(id);
-        }
-        for _ in 0..out.log_writes {
-            let Some(node) = self.members.get_mut(&id).and_then(|m| m.node.as_mut()) else { break };
-            // An fsync's time; writes complete in the order handed over.
-            let host = node.host_mut();
-            let at = (now + self.rng.range(50, 3_000)).max(host.log_due_us);
-            host.log_due_us = at;
-            self.schedule(at, Event::LogWritten { node: id, incarnation });
         }
         for job in out.snapshots {
             let at = now + self.rng.range(1_000, 50_000);
@@ -1039,16 +1026,6 @@ impl WholeSim {
             Event::Response { client, seq, reply } => self.client_response(client, seq, reply),
             Event::ClientStart { client } => self.start_client(client),
             Event::ClientTimeout { client, seq, attempt } => self.client_timeout(client, seq, attempt),
-            Event::LogWritten { node, incarnation } => {
-                // The thread died with its process, and what it had not written is lost.
-                if self.running(node, incarnation) {
-                    self.call(node, |n| {
-                        for written in LogWrite::run_all(n.host_mut().log_writes.drain(..).collect()) {
-                            n.log_written(written);
-                        }
-                    });
-                }
-            }
             Event::SnapshotWritten { node, incarnation, job } => {
                 // The thread died with its process.
                 if self.running(node, incarnation) {

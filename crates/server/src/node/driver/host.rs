@@ -12,14 +12,13 @@ use std::time::Instant;
 use tally_mvcc::CommandResponse;
 use tally_node::members::Members;
 use tally_node::PeerMessage;
-use tally_node::{Host, LogWrite, LogWritten, MembershipOutcome, ProposeOutcome, ReadOutcome, Retired, SnapshotJob};
+use tally_node::{Host, MembershipOutcome, ProposeOutcome, ReadOutcome, Retired, SnapshotJob};
 use tally_proto::mvccpb::Event;
 use tally_proto::tally_v1::Command;
 use tally_raft::{NodeId, Snapshot};
 use tally_storage::fs::RealFs;
 use tokio::sync::oneshot;
 
-use super::log_writer::LogWriter;
 use crate::node::simple_tokens::SimpleTokens;
 use crate::node::watch_hub::WatchHub;
 use crate::peer::transport::{self, Transport};
@@ -43,8 +42,6 @@ pub struct ServerHost {
     pub ui: Option<UiPublisher>,
     /// ZooKeeper clients' watches, fired as the tree's changes apply.
     pub zk_watches: Arc<ZkWatches>,
-    /// The thread that writes the log while the driver goes on.
-    pub log_writer: LogWriter,
 }
 
 impl ServerHost {
@@ -101,15 +98,6 @@ impl Host for ServerHost {
         if let Err(e) = spawned {
             self.fatal("starting the snapshot thread", &e);
         }
-    }
-
-    fn write_log(&mut self, write: LogWrite<RealFs>) -> Option<LogWritten> {
-        self.log_writer.write(write);
-        None
-    }
-
-    fn finish_log_writes(&mut self) -> Vec<LogWritten> {
-        self.log_writer.finish()
     }
 
     fn release(&mut self, retired: Retired<RealFs>) {

@@ -28,28 +28,6 @@ struct Wake {
     waker: Waker,
     /// The driver waits, or is about to: the next input must wake it.
     parked: AtomicBool,
-    /// A [`Nudge`] came: something outside the channel awaits the driver.
-    nudged: AtomicBool,
-}
-
-/// Wakes the driver without sending it an input, and without keeping its inbox open (the
-/// driver stops once every [`InputSender`] is gone): the log writer's, whose results wait
-/// in a channel of their own.
-#[derive(Clone)]
-pub struct Nudge {
-    wake: Arc<Wake>,
-}
-
-impl Nudge {
-    pub fn nudge(&self) {
-        self.wake.nudged.store(true, Ordering::Relaxed);
-        // Pairs with the driver's fence, as an input's does.
-        fence(Ordering::SeqCst);
-        if self.wake.parked.load(Ordering::Relaxed) && self.wake.parked.swap(false, Ordering::Relaxed) {
-            // Fails only when the driver's epoll is gone, with the driver.
-            let _ = self.wake.waker.wake();
-        }
-    }
 }
 
 impl InputSender {
@@ -71,10 +49,6 @@ impl InputSender {
     pub fn queue(&self, input: Input) -> Result<(), Disconnected> {
         self.tx.send(input).map_err(|_| Disconnected)
     }
-
-    pub fn nudge(&self) -> Nudge {
-        Nudge { wake: self.wake.clone() }
-    }
 }
 
 /// The driver's side.
@@ -94,8 +68,7 @@ pub struct Disconnected;
 pub fn inbox() -> io::Result<(InputSender, Inbox)> {
     let (tx, rx) = mpsc::channel();
     let poll = Poll::new()?;
-    let waker = Waker::new(poll.registry(), WAKER)?;
-    let wake = Arc::new(Wake { waker, parked: AtomicBool::new(false), nudged: AtomicBool::new(false) });
+    let wake = Arc::new(Wake { waker: Waker::new(poll.registry(), WAKER)?, parked: AtomicBool::new(false) });
     let inbox = Inbox { rx, wake: wake.clone(), poll, events: Events::with_capacity(EVENTS_MAX), early: None };
     Ok((InputSender { tx, wake }, inbox))
 }
@@ -112,8 +85,7 @@ impl Inbox {
     pub fn wait(&mut self, timeout: Duration, readable: &mut Vec<Token>) -> Result<(), Disconnected> {
         self.wake.parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        // An input sent (or a nudge made) before `parked` was set woke nobody: look first.
-        let timeout = if self.wake.nudged.load(Ordering::Relaxed) { Duration::ZERO } else { timeout };
+        // An input sent before `parked` was set woke nobody: look for one first.
         let timeout = match self.rx.try_recv() {
             Ok(input) => {
                 self.early = Some(input);
@@ -130,11 +102,6 @@ impl Inbox {
             Err(e) => panic!("waiting on the driver's epoll: {e}"),
         }
         Ok(())
-    }
-
-    /// Whether a [`Nudge`] came since the last call; clear before taking what it announced.
-    pub fn take_nudge(&self) -> bool {
-        self.wake.nudged.swap(false, Ordering::Relaxed)
     }
 
     /// The oldest input queued, if any.

@@ -5,7 +5,6 @@
 
 mod host;
 mod inbox;
-mod log_writer;
 mod read_queue;
 
 use std::sync::mpsc::Receiver;
@@ -24,8 +23,7 @@ use crate::peer::events::{Handover, Inbound};
 use crate::peer::transport::Transport;
 
 pub use host::{peer_addresses, ServerHost, REMOVED_MARKER};
-pub use inbox::{inbox, Inbox, InputSender, Nudge};
-pub use log_writer::LogWriter;
+pub use inbox::{inbox, Inbox, InputSender};
 pub use read_queue::ReadQueue;
 pub use tally_node::{
     LeaseOutcome, MembershipOutcome, MembershipRequest, ProposeOutcome, ReadOutcome, Shared, StatusInfo,
@@ -152,11 +150,6 @@ impl Driver {
                 return;
             }
             self.handle_arrivals(&mut readable, &mut arrived);
-            if self.inbox.take_nudge() {
-                for written in self.node.host_mut().log_writer.take_written() {
-                    self.node.log_written(written);
-                }
-            }
             self.node.add_reads(self.read_queue.take());
             self.node.flush();
             if let Ok(written) = self.snapshots_written.try_recv() {
