@@ -8,13 +8,14 @@ use tally_zk::proto::{Acl, CreateRequest, Response, WriteOp};
 use tally_zk::{Outcome, Write, ZkCommand, ZkError};
 
 fn zk(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
-    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: false, retried: false };
+    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, ..Default::default() };
     Command { client_id, seq, op: Some(Op::Zk(op)), ..Default::default() }
 }
 
 /// A write a connection pipelined (`pipelined`: it applies only right after its previous one).
 fn pipelined(client_id: u64, seq: u64, command: &ZkCommand) -> Command {
-    let op = LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: true, retried: false };
+    let op =
+        LogZk { command: command.encode().into(), now_ms: 1_700_000_000_000, pipelined: true, ..Default::default() };
     Command { client_id, seq, op: Some(Op::Zk(op)), ..Default::default() }
 }
 
@@ -137,7 +138,7 @@ fn an_evicted_connections_retry_is_refused() {
 fn a_command_that_does_not_decode_is_a_marshalling_error() {
     let mut sm = StateMachine::default();
     let bad = Command {
-        op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0, pipelined: false, retried: false })),
+        op: Some(Op::Zk(LogZk { command: vec![0xff, 1, 2].into(), now_ms: 0, ..Default::default() })),
         ..Default::default()
     };
     assert_eq!(outcome(&sm.apply(1, &bad).response), &Outcome::Reply(Err(ZkError::MarshallingError)));

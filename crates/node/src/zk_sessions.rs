@@ -87,7 +87,7 @@ impl<H: Host> Node<H> {
 
     /// Proposes the node's own ZooKeeper command, stamped `now_ms`; false if not leader.
     pub(crate) fn propose_own_zk(&mut self, command: &ZkCommand, now_ms: i64) -> bool {
-        let op = Op::Zk(LogZk { command: command.encode().into(), now_ms, pipelined: false, retried: false });
+        let op = Op::Zk(LogZk { command: command.encode().into(), now_ms, ..Default::default() });
         let cmd = Command { client_id: self.own_request_ids.next(), seq: 1, op: Some(op), ..Default::default() };
         self.engine.propose(Bytes::from(cmd.encode_to_vec())).is_ok()
     }

@@ -110,8 +110,7 @@ fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 
 /// Replicates `command` and returns what applying it answered.
 pub async fn propose(ctx: &Context, command: &ZkCommand) -> io::Result<Outcome> {
-    let op =
-        Op::Zk(LogZk { command: command.encode().into(), now_ms: super::unix_ms(), pipelined: false, retried: false });
+    let op = Op::Zk(LogZk { command: command.encode().into(), now_ms: super::unix_ms(), ..Default::default() });
     let cmd = Command { client_id: ctx.new_request_id(), seq: 1, op: Some(op), ..Default::default() };
     match ctx.submit(cmd).await {
         Ok(CommandResponse::Zk(applied)) => Ok(applied.outcome),

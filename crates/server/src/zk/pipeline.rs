@@ -107,7 +107,7 @@ impl Pipeline {
             command: command.encode().into(),
             now_ms: super::unix_ms(),
             pipelined: true,
-            retried: false,
+            ..Default::default()
         });
         let cmd = Command { client_id: self.client_id, seq: self.seq, op: Some(op), ..Default::default() };
         let now = Instant::now();

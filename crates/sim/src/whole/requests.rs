@@ -192,12 +192,7 @@ fn zk_op(session: i64, owner: u64, key: u64, op: ZkOp, value: u64, now_ms: i64) 
 
 /// `command` as the log carries it, with the proposer's clock (ctime, mtime).
 fn zk_command(command: tally_zk::ZkCommand, now_ms: i64) -> Op {
-    Op::Zk(tally_proto::tally_v1::ZkCommand {
-        command: command.encode().into(),
-        now_ms,
-        pipelined: false,
-        retried: false,
-    })
+    Op::Zk(tally_proto::tally_v1::ZkCommand { command: command.encode().into(), now_ms, ..Default::default() })
 }
 
 fn cas(key: u64, expected: u64, new: u64) -> TxnRequest {
