@@ -24,6 +24,9 @@ const CHUNK: usize = 1 << 20;
 pub(crate) struct BlockAppender<File> {
     file: File,
     buf: AlignedBuf,
+    /// The most `buf` holds before it is written out: [`CHUNK`], or less if the rest of the
+    /// segment is smaller (a small segment needs no megabyte of zeroed memory).
+    chunk: usize,
     /// File offset of the block that `buf` begins with.
     block_at: u64,
     /// Bytes of `buf` holding the file from `block_at` up to the append point.
@@ -51,9 +54,11 @@ impl<File: StorageFile> BlockAppender<File> {
         } else {
             fs.open(path, false)
         }?;
-        let mut buf = AlignedBuf::new(CHUNK + UNBUFFERED_BLOCK);
+        let rest_of_file = usize::try_from(file_len - block_at).unwrap_or(usize::MAX);
+        let chunk = CHUNK.min(rest_of_file.next_multiple_of(UNBUFFERED_BLOCK));
+        let mut buf = AlignedBuf::new(chunk + UNBUFFERED_BLOCK);
         buf.bytes()[..existing.len()].copy_from_slice(existing);
-        Ok(Self { file, buf, block_at, filled: existing.len(), file_len })
+        Ok(Self { file, buf, chunk, block_at, filled: existing.len(), file_len })
     }
 
     /// Opens a recovered segment at its append point `at`, reading back the bytes of the
@@ -79,12 +84,12 @@ impl<File: StorageFile> BlockAppender<File> {
         assert!(end <= self.file_len, "a record past the end of its segment");
         let mut rest = record;
         while !rest.is_empty() {
-            let n = rest.len().min(CHUNK - self.filled);
+            let n = rest.len().min(self.chunk - self.filled);
             self.buf.bytes()[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
             (self.filled, rest) = (self.filled + n, &rest[n..]);
-            if self.filled == CHUNK && !rest.is_empty() {
-                self.file.write_all_at(&self.buf.bytes()[..CHUNK], self.block_at)?;
-                (self.block_at, self.filled) = (self.block_at + CHUNK as u64, 0);
+            if self.filled == self.chunk && !rest.is_empty() {
+                self.file.write_all_at(&self.buf.bytes()[..self.chunk], self.block_at)?;
+                (self.block_at, self.filled) = (self.block_at + self.chunk as u64, 0);
             }
         }
         let to_file_end = usize::try_from(self.file_len - self.block_at).unwrap_or(usize::MAX);

@@ -84,20 +84,23 @@ pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, da
 /// (as an unbuffered file requires), syncing each chunk of `SYNC_EVERY` bytes before the
 /// next; the last block is padded with zeros. Returns the length of the parts.
 fn write_blocks<File: StorageFile>(file: &File, parts: [&[u8]; 3]) -> std::io::Result<u64> {
-    let mut memory = AlignedBuf::new(SYNC_EVERY);
+    // A small snapshot needs no zeroed buffer of `SYNC_EVERY` bytes.
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let chunk_len = SYNC_EVERY.min(total.next_multiple_of(UNBUFFERED_BLOCK));
+    let mut memory = AlignedBuf::new(chunk_len);
     let chunk = memory.bytes();
     let (mut offset, mut filled) = (0u64, 0usize);
     for mut part in parts {
         while !part.is_empty() {
-            let n = part.len().min(SYNC_EVERY - filled);
+            let n = part.len().min(chunk_len - filled);
             chunk[filled..filled + n].copy_from_slice(&part[..n]);
             (filled, part) = (filled + n, &part[n..]);
-            if filled == SYNC_EVERY {
+            if filled == chunk_len {
                 if offset > 0 {
                     file.sync_data()?;
                 }
                 file.write_all_at(chunk, offset)?;
-                (offset, filled) = (offset + SYNC_EVERY as u64, 0);
+                (offset, filled) = (offset + chunk_len as u64, 0);
             }
         }
     }

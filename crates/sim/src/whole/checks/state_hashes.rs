@@ -34,7 +34,7 @@ impl StateHashes {
             sm.snapshot().hash(&mut hasher);
             hasher.finish()
         };
-        let hash = match sm.copy_for_snapshot().hash_kv(0) {
+        let hash = match sm.hash_kv(0) {
             Ok(h) => (h.revision, h.compact_revision, h.hash, whole),
             Err(e) => {
                 let detail = format!("member {member} at index {index}: HashKV failed: {e}");
