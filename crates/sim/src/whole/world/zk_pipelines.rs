@@ -159,6 +159,11 @@ impl WholeSim {
         if p.in_flight.len() == 1 && p.member.is_some_and(|m| self.members[&m].is_up()) {
             return self.pipe_send(pipe, seq);
         }
+        self.pipe_fail_and_reconnect(pipe);
+    }
+
+    /// The connection fails for trouble of its own; the client reconnects 1-50 ms later.
+    fn pipe_fail_and_reconnect(&mut self, pipe: usize) {
         let reconnect_after = self.rng.range(1_000, 50_000);
         self.pipe_fail(pipe, reconnect_after);
     }
@@ -230,8 +235,7 @@ impl WholeSim {
             if oldest && p.in_flight.values().all(|(_, attempt)| *attempt == 1) {
                 return self.pipe_start_over(pipe);
             }
-            let reconnect_after = self.rng.range(1_000, 50_000);
-            return self.pipe_fail(pipe, reconnect_after);
+            return self.pipe_fail_and_reconnect(pipe);
         }
         let now = self.now();
         self.zk_pipelines.acknowledged(client_id(pipe, conn), seq, now, &mut self.checker.violations);
