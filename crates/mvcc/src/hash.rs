@@ -26,7 +26,7 @@ impl SnapshotCopy {
     /// The hash of the store up to `revision` (0: the current one), as etcd's `HashByRev`.
     pub fn hash_kv(&self, revision: i64) -> Result<KvHash, MvccError> {
         let store = &self.rest.store;
-        hash_histories(self.histories.sorted(), store.current_rev, store.compact_rev, revision)
+        hash_histories(self.histories.iter(), store.current_rev, store.compact_rev, revision)
     }
 }
 

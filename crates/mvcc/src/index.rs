@@ -168,9 +168,14 @@ impl Index {
 pub(crate) struct HistoriesCopy(ShardedMap<Arc<[u8]>, Arc<KeyHistory>>);
 
 impl HistoriesCopy {
+    /// Every key with its history, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<[u8]>, &KeyHistory)> {
+        self.0.iter().map(|(k, h)| (k, &**h))
+    }
+
     /// Every key with its history, in the index's order (byte order).
     pub(crate) fn sorted(&self) -> Vec<(&Arc<[u8]>, &KeyHistory)> {
-        let mut keys: Vec<_> = self.0.iter().map(|(k, h)| (k, &**h)).collect();
+        let mut keys: Vec<_> = self.iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         keys
     }
