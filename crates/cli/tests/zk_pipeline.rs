@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use support::zk::{self, Frame};
 use support::{Cluster, Setup};
+use tally_mvcc::StoreConfig;
 use tally_zk::proto::{
     xid, Acl, CreateMode, CreateRequest, EventType, PathRequest, Request, Response, SetDataRequest, Stat,
     WatchedPathRequest, WatcherEvent, WriteOp,
@@ -86,8 +87,13 @@ fn stream(path: &str, sets: i32) -> Vec<(Request, Expect)> {
 
 /// Sends `path`'s stream on a new session on `port` without waiting, and checks every reply.
 async fn pipelined_session(port: u16, path: String, sets: i32) {
-    let (mut tx, mut rx, _) = zk::connect(port).await.expect("connect");
-    let requests = stream(&path, sets);
+    let (tx, rx, _) = zk::connect(port).await.expect("connect");
+    send_and_check(tx, rx, &path, stream(&path, sets)).await;
+}
+
+/// Sends `requests` (a stream on `path`) without waiting, and checks every reply.
+async fn send_and_check(mut tx: zk::Sender, mut rx: zk::Receiver, path: &str, requests: Vec<(Request, Expect)>) {
+    let first_xid = tx.next_xid();
     let to_send: Vec<Request> = requests.iter().map(|(r, _)| r.clone()).collect();
     let sender = tokio::spawn(async move {
         for request in &to_send {
@@ -106,11 +112,11 @@ async fn pipelined_session(port: u16, path: String, sets: i32) {
                 break frame;
             }
             let event: WatcherEvent = tally_zk::proto::decode(&frame.body).expect("an event");
-            assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDataChanged.code(), path.as_str()));
+            assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDataChanged.code(), path));
             assert!(watch_pending && !notified, "a notification no watch asked for, before request {i}");
             notified = true;
         };
-        assert_eq!(frame.xid, i as i32 + 1, "replies in request order");
+        assert_eq!(frame.xid, first_xid + i as i32, "replies in request order");
         let got = response(request, &frame);
         match expect {
             Expect::Created => {}
@@ -240,5 +246,58 @@ async fn a_leader_killed_under_pipelined_writes_leaves_them_in_order_and_without
         assert!(ks.len() >= acked, "{path}: {acked} acknowledged, {} applied", ks.len());
         assert!(applied.windows(2).all(|w| w[0].1 < w[1].1), "{path}: applied in the order sent");
         eprintln!("{path}: {acked} acknowledged before the connection failed, {} applied", ks.len());
+    }
+}
+
+/// A connection the exactly-once table forgot while it was idle (more other clients wrote
+/// since its last write than the table holds: every etcd request takes a client id) has its
+/// next write refused as out of order. Its writes in flight start over under a new client id
+/// and the client notices nothing: a pipelined stream on a follower and one on the leader,
+/// every reply in order and every write applied once (versions and sequential names count
+/// them), and each member says it started over once.
+#[tokio::test]
+async fn writes_of_a_connection_the_table_forgot_start_over_unnoticed() {
+    let mut cluster = Cluster::start_with(3, with_zk()).await;
+    let leader = cluster.leader().await;
+    let on = [(leader + 1) % cluster.len(), leader];
+    let mut sessions = Vec::new();
+    for i in on {
+        // A 40 s session (20 ticks, the most a server grants) outlives the etcd load below
+        // between pings.
+        let (mut tx, mut rx, _) = zk::connect_with_timeout(cluster.members[i].zk_port, 40_000).await.expect("connect");
+        let known = create(&format!("/known-{i}"), CreateMode::Persistent);
+        response(&known, &zk::call(&mut tx, &mut rx, &known).await.expect("a first write"));
+        sessions.push((i, tx, rx));
+    }
+    let others = StoreConfig::default().sessions_max + 1_000;
+    let endpoints = cluster.endpoints().join(",");
+    let load = std::thread::spawn(move || {
+        let total = others.to_string();
+        let args = ["bench", "--endpoints", &endpoints, "--total", &total, "--no-progress", "--json", "put"];
+        std::process::Command::new(env!("CARGO_BIN_EXE_tally")).args(args).args(["--val-size", "8"]).output()
+    });
+    while !load.is_finished() {
+        for (_, tx, rx) in &mut sessions {
+            zk::call(tx, rx, &Request::Ping).await.expect("a ping");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = load.join().expect("the load's thread").expect("run tally bench");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("tally bench's JSON report");
+    assert_eq!(report["successes"], others as u64, "every put of the load succeeded: {report}");
+    let streams: Vec<_> = sessions
+        .into_iter()
+        .map(|(i, tx, rx)| {
+            let path = format!("/forgotten-{i}");
+            tokio::spawn(async move { send_and_check(tx, rx, &path, stream(&path, 40)).await })
+        })
+        .collect();
+    for stream in streams {
+        tokio::time::timeout(Duration::from_secs(60), stream).await.expect("in time").expect("stream");
+    }
+    for i in on {
+        let (_, metrics) = support::http_get(&cluster.members[i].endpoint(), "/metrics");
+        let start_overs = metrics.lines().find_map(|l| l.strip_prefix("tally_zk_start_overs_total "));
+        assert_eq!(start_overs, Some("1"), "member {i}: the connection's writes started over once");
     }
 }

@@ -33,6 +33,9 @@ pub struct Metrics {
     /// Linearizable reads confirmed by one ReadIndex round, summed, and the rounds.
     pub read_index_reads: AtomicU64,
     pub read_index_rounds: AtomicU64,
+    /// Times a ZooKeeper connection's writes in flight were proposed again under a new client
+    /// id, the exactly-once table having forgotten the connection (`zk::pipeline`).
+    pub zk_start_overs: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -53,6 +56,7 @@ impl Default for Metrics {
             peer_round_trip: Mutex::new(BTreeMap::new()),
             read_index_reads: AtomicU64::new(0),
             read_index_rounds: AtomicU64::new(0),
+            zk_start_overs: AtomicU64::new(0),
         }
     }
 }

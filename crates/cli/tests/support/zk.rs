@@ -28,9 +28,15 @@ pub struct Receiver {
 
 /// Opens a new session on `127.0.0.1:port`; returns its halves and the session id.
 pub async fn connect(port: u16) -> io::Result<(Sender, Receiver, i64)> {
+    connect_with_timeout(port, 10_000).await
+}
+
+/// Opens a new session asking for a timeout of `timeout_ms` (the client sends no pings of
+/// its own).
+pub async fn connect_with_timeout(port: u16, timeout_ms: i32) -> io::Result<(Sender, Receiver, i64)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream.set_nodelay(true)?;
-    let request = ConnectRequest { timeout_ms: 10_000, password: vec![0; 16], ..Default::default() };
+    let request = ConnectRequest { timeout_ms, password: vec![0; 16], ..Default::default() };
     write_frame(&mut stream, &encode(&request)).await?;
     let response: ConnectResponse =
         decode(&read_frame(&mut stream).await?).map_err(|e| io::Error::other(format!("connect response: {e}")))?;
@@ -42,6 +48,11 @@ pub async fn connect(port: u16) -> io::Result<(Sender, Receiver, i64)> {
 }
 
 impl Sender {
+    /// The xid the next request sent gets.
+    pub fn next_xid(&self) -> i32 {
+        self.next_xid
+    }
+
     /// Sends `request` without waiting for its reply; returns its xid.
     pub async fn send(&mut self, request: &Request) -> io::Result<i32> {
         let xid = self.next_xid;

@@ -168,6 +168,13 @@ impl Collector for Scrape {
             "Linearizable reads confirmed by those rounds (reads per round: batching).",
             count(&m.read_index_reads),
         )?;
+        counter(
+            &mut e,
+            "tally_zk_start_overs",
+            "Times a ZooKeeper connection's writes were proposed again under a new client id, the \
+             exactly-once table having forgotten the connection while it was idle.",
+            count(&m.zk_start_overs),
+        )?;
         grpc.encode(&mut e)?;
         peer_traffic(&mut e, traffic)?;
         peer_round_trips(&mut e, m)?;

@@ -198,6 +198,7 @@ impl Pipeline {
     /// connection's would be, and the client notices nothing.
     fn start_over(&mut self, ctx: &Context) {
         tracing::debug!(writes = self.writes.len(), "a ZooKeeper connection's writes start over under a new client id");
+        ctx.node.shared.metrics.zk_start_overs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.client_id = ctx.new_request_id();
         self.known = false;
         self.seq = 0;
