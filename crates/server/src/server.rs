@@ -278,6 +278,7 @@ fn start_transport(
         name: opts.name.clone(),
         client_urls: opts.advertise_client_urls.clone(),
         snapshot_stream: false,
+        consensus: opts.consensus.name().to_string(),
     };
     let connector = sides.peer.as_ref().map(|tls| tls.client_config(&[], None)).transpose()?;
     Ok(Transport::start(hello, peers, events, traffic, connector.map(TlsConnector::from)))
@@ -392,7 +393,7 @@ async fn serve_peers(
     tokio::spawn(transport::listen(
         listener,
         acceptor.map(TlsAcceptor::from),
-        me.spec.cluster_id,
+        transport::Expected { cluster_id: me.spec.cluster_id, consensus: opts.consensus.name() },
         directory.clone(),
         opts.data_dir.clone(),
         is_removed,

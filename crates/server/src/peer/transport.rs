@@ -284,6 +284,27 @@ async fn write_snapshot_stream(
     snapshot_stream::read_result(&mut r, SNAPSHOT_RESULT_WAIT_MAX).await
 }
 
+/// What an inbound connection's hello must say to be served.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    pub cluster_id: u64,
+    /// This member's consensus engine (`ConsensusKind::name`).
+    pub consensus: &'static str,
+}
+
+impl Expected {
+    /// Why a peer that says `hello` is not served, if it is not.
+    fn refusal(&self, hello: &PeerHello) -> Option<String> {
+        if hello.cluster_id != self.cluster_id {
+            return Some(format!("it belongs to another cluster ({:x})", hello.cluster_id));
+        }
+        // Empty from a member older than the field: served, as before it.
+        let theirs = hello.consensus.as_str();
+        (!theirs.is_empty() && theirs != self.consensus)
+            .then(|| format!("it runs {theirs}, this member {}", self.consensus))
+    }
+}
+
 /// Receiving side: accepts peer connections (over TLS with `tls`) and reports every message,
 /// forwarded command and rejection, and every connection that ends, to `events`. Snapshots are
 /// received through files in `snapshot_dir` (the data directory); partial ones a crash left
@@ -292,7 +313,7 @@ async fn write_snapshot_stream(
 pub async fn listen(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    cluster_id: u64,
+    expected: Expected,
     directory: PeerDirectory,
     snapshot_dir: PathBuf,
     is_removed: impl Fn(NodeId) -> bool + Clone + Send + Sync + 'static,
@@ -316,12 +337,10 @@ pub async fn listen(
         let tls = tls.clone();
         tokio::spawn(async move {
             let result = match tls {
-                None => {
-                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, &events, &traffic).await
-                }
+                None => serve_inbound(stream, expected, directory, &snapshot_dir, is_removed, &events, &traffic).await,
                 Some(acceptor) => {
                     let Some(stream) = tls::accept(&acceptor, stream, "peer").await else { return };
-                    serve_inbound(stream, cluster_id, directory, &snapshot_dir, is_removed, &events, &traffic).await
+                    serve_inbound(stream, expected, directory, &snapshot_dir, is_removed, &events, &traffic).await
                 }
             };
             if let Err(e) = result {
@@ -354,7 +373,7 @@ impl Accepted for tokio_rustls::server::TlsStream<TcpStream> {
 
 async fn serve_inbound(
     mut stream: impl Accepted,
-    cluster_id: u64,
+    expected: Expected,
     directory: PeerDirectory,
     snapshot_dir: &std::path::Path,
     is_removed: impl Fn(NodeId) -> bool + Send + Sync + 'static,
@@ -364,9 +383,9 @@ async fn serve_inbound(
     let mut buf = Vec::new();
     peer_frame::read(&mut stream, &mut buf).await?;
     let hello = PeerHello::decode(buf.as_slice()).map_err(|e| invalid(format!("bad hello: {e}")))?;
-    if hello.cluster_id != cluster_id {
-        tracing::warn!(from = hello.from, "refused a peer of another cluster ({:x})", hello.cluster_id);
-        return Err(invalid("cluster id mismatch".into()));
+    if let Some(why) = expected.refusal(&hello) {
+        tracing::warn!(from = %format_args!("{:x}", hello.from), "refused a peer's connection: {why}");
+        return Err(invalid(format!("refused: {why}")));
     }
     if is_removed(hello.from) {
         // It was removed while it was away: tell it, so it stops instead of knocking forever.
@@ -451,6 +470,8 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::sync::mpsc;
 
+    const RAFT_42: Expected = Expected { cluster_id: 42, consensus: "raft" };
+
     /// Node 2 of cluster 42, listening on a free port: its address, and what it receives.
     async fn listening_peer(
         directory: PeerDirectory,
@@ -460,7 +481,16 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (events, rx) = everything();
-        tokio::spawn(listen(listener, None, 42, directory, data_dir.to_path_buf(), is_removed, events, Arc::default()));
+        tokio::spawn(listen(
+            listener,
+            None,
+            RAFT_42,
+            directory,
+            data_dir.to_path_buf(),
+            is_removed,
+            events,
+            Arc::default(),
+        ));
         (addr, rx)
     }
 
@@ -505,6 +535,24 @@ mod tests {
         let (events, done_rx) = snapshot_reports();
         let hello = PeerHello { cluster_id: 42, from: 1, ..Default::default() };
         (Transport::start(hello, peers, events, Arc::default(), None), done_rx)
+    }
+
+    #[tokio::test]
+    async fn a_peer_of_another_cluster_or_engine_is_refused() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, mut rx) = listening_peer(PeerDirectory::default(), dir.path(), |_| false).await;
+        for hello in [
+            PeerHello { cluster_id: 43, from: 1, ..Default::default() },
+            PeerHello { cluster_id: 42, from: 1, consensus: "paxos".into(), ..Default::default() },
+        ] {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(&peer_frame::encode(&hello)).await.unwrap();
+            let mut answer = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+            assert_eq!(read.expect("the connection closed").unwrap(), 0, "{hello:?}: closed without a frame");
+        }
+        assert!(rx.try_recv().is_err(), "nothing of a refused peer reached the node");
     }
 
     #[test]
@@ -710,7 +758,7 @@ mod tests {
         tokio::spawn(listen(
             listener,
             acceptor,
-            42,
+            RAFT_42,
             PeerDirectory::default(),
             data_dir,
             |_| false,

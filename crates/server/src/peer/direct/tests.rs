@@ -174,7 +174,17 @@ async fn the_listener_hands_a_plain_connection_over_after_the_hello() {
     let directory = PeerDirectory::default();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_path_buf();
-    tokio::spawn(transport::listen(listener, None, 42, directory.clone(), data_dir, |_| false, events, Arc::default()));
+    let expected = transport::Expected { cluster_id: 42, consensus: "raft" };
+    tokio::spawn(transport::listen(
+        listener,
+        None,
+        expected,
+        directory.clone(),
+        data_dir,
+        |_| false,
+        events,
+        Arc::default(),
+    ));
     let hello = PeerHello { cluster_id: 42, from: 1, name: "n1".into(), ..Default::default() };
     let sender = Transport::start(hello, [(2, addr)].into(), PeerEvents::new(|_| {}), Arc::default(), None);
     let handover = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5))).await.unwrap().unwrap();
