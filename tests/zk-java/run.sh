@@ -25,7 +25,9 @@ done
 
 source "$root/tests/zk/cluster.sh"
 zk_workdir tally-zkj
-zk_cluster "$bin"
+# Recipes create their parents as containers: deleted within 10 ms of emptying here (1 s by
+# default), so every test meets that deletion, not only an unlucky run.
+zk_cluster "$bin" --zk-container-check-interval 10ms
 
 cd "$here"
 rm -rf target/surefire-reports
