@@ -393,7 +393,7 @@ async fn serve_peers(
     tokio::spawn(transport::listen(
         listener,
         acceptor.map(TlsAcceptor::from),
-        transport::Expected { cluster_id: me.spec.cluster_id, consensus: opts.consensus.name() },
+        transport::Expected::new(me.spec.cluster_id, opts.consensus.name()),
         directory.clone(),
         opts.data_dir.clone(),
         is_removed,

@@ -285,14 +285,31 @@ async fn write_snapshot_stream(
 }
 
 /// What an inbound connection's hello must say to be served.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Expected {
-    pub cluster_id: u64,
+    cluster_id: u64,
     /// This member's consensus engine (`ConsensusKind::name`).
-    pub consensus: &'static str,
+    consensus: &'static str,
+    /// The last refusal logged for each peer: a refused peer keeps reconnecting, and a warning
+    /// per attempt would bury the log.
+    warned: Arc<Mutex<HashMap<NodeId, String>>>,
 }
 
 impl Expected {
+    pub fn new(cluster_id: u64, consensus: &'static str) -> Self {
+        Self { cluster_id, consensus, warned: Arc::default() }
+    }
+
+    /// Whether refusing `from` for `why` is news (and so worth a warning).
+    fn is_news(&self, from: NodeId, why: &str) -> bool {
+        let mut warned = self.warned.lock().expect("warned lock");
+        if warned.get(&from).is_some_and(|last| last == why) {
+            return false;
+        }
+        warned.insert(from, why.to_string());
+        true
+    }
+
     /// Why a peer that says `hello` is not served, if it is not.
     fn refusal(&self, hello: &PeerHello) -> Option<String> {
         if hello.cluster_id != self.cluster_id {
@@ -335,6 +352,7 @@ pub async fn listen(
         let snapshot_dir = snapshot_dir.clone();
         let traffic = traffic.clone();
         let tls = tls.clone();
+        let expected = expected.clone();
         tokio::spawn(async move {
             let result = match tls {
                 None => serve_inbound(stream, expected, directory, &snapshot_dir, is_removed, &events, &traffic).await,
@@ -384,8 +402,11 @@ async fn serve_inbound(
     peer_frame::read(&mut stream, &mut buf).await?;
     let hello = PeerHello::decode(buf.as_slice()).map_err(|e| invalid(format!("bad hello: {e}")))?;
     if let Some(why) = expected.refusal(&hello) {
-        tracing::warn!(from = %format_args!("{:x}", hello.from), "refused a peer's connection: {why}");
-        return Err(invalid(format!("refused: {why}")));
+        let from = format_args!("{:x}", hello.from);
+        if expected.is_news(hello.from, &why) {
+            tracing::warn!(%from, "refused a peer's connection: {why} (logged again only if the reason changes)");
+        }
+        return Err(invalid(format!("refused {from}: {why}")));
     }
     if is_removed(hello.from) {
         // It was removed while it was away: tell it, so it stops instead of knocking forever.
@@ -470,8 +491,6 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::sync::mpsc;
 
-    const RAFT_42: Expected = Expected { cluster_id: 42, consensus: "raft" };
-
     /// Node 2 of cluster 42, listening on a free port: its address, and what it receives.
     async fn listening_peer(
         directory: PeerDirectory,
@@ -484,7 +503,7 @@ mod tests {
         tokio::spawn(listen(
             listener,
             None,
-            RAFT_42,
+            Expected::new(42, "raft"),
             directory,
             data_dir.to_path_buf(),
             is_removed,
@@ -553,6 +572,16 @@ mod tests {
             assert_eq!(read.expect("the connection closed").unwrap(), 0, "{hello:?}: closed without a frame");
         }
         assert!(rx.try_recv().is_err(), "nothing of a refused peer reached the node");
+    }
+
+    #[test]
+    fn a_refusal_is_news_once_per_peer_and_reason() {
+        let expected = Expected::new(42, "raft");
+        assert!(expected.is_news(1, "it runs paxos"));
+        assert!(!expected.is_news(1, "it runs paxos"), "the same again");
+        assert!(expected.is_news(2, "it runs paxos"), "another peer");
+        assert!(expected.is_news(1, "it belongs to another cluster (2b)"), "another reason");
+        assert!(expected.is_news(1, "it runs paxos"), "the first reason again, after another");
     }
 
     #[test]
@@ -758,7 +787,7 @@ mod tests {
         tokio::spawn(listen(
             listener,
             acceptor,
-            RAFT_42,
+            Expected::new(42, "raft"),
             PeerDirectory::default(),
             data_dir,
             |_| false,

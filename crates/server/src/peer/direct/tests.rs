@@ -174,7 +174,7 @@ async fn the_listener_hands_a_plain_connection_over_after_the_hello() {
     let directory = PeerDirectory::default();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_path_buf();
-    let expected = transport::Expected { cluster_id: 42, consensus: "raft" };
+    let expected = transport::Expected::new(42, "raft");
     tokio::spawn(transport::listen(
         listener,
         None,
