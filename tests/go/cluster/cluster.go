@@ -141,7 +141,24 @@ func StartTLS() (*Cluster, error) {
 	return start(true)
 }
 
+// startAttempts bounds the fresh starts on new ports when a member found its port taken: other
+// tests' clusters (go test runs packages at once) pick ports too, and one may bind a port
+// between our finding it free and our member binding it.
+const startAttempts = 3
+
+// errPortTaken: a member could not bind a port found free a moment before.
+var errPortTaken = errors.New("a member's port was taken meanwhile")
+
 func start(withTLS bool) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startOnce(withTLS)
+		if !errors.Is(err, errPortTaken) || attempt == startAttempts {
+			return c, err
+		}
+	}
+}
+
+func startOnce(withTLS bool) (*Cluster, error) {
 	kind, bin, err := Kind()
 	if err != nil {
 		return nil, err
@@ -164,7 +181,7 @@ func start(withTLS bool) (*Cluster, error) {
 		c.ProgressNotify = true
 		c.extraArgs = append(c.extraArgs, flag+"="+ProgressNotifyInterval.String())
 	}
-	ports, err := freePorts(6)
+	ports, err := pickPorts(6)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -187,11 +204,36 @@ func start(withTLS bool) (*Cluster, error) {
 		}
 	}
 	if err := c.WaitReady(ReadyTimeout); err != nil {
-		c.DumpLogs(os.Stderr)
+		if c.portTaken() {
+			err = fmt.Errorf("%w: %v", errPortTaken, err)
+		} else {
+			c.DumpLogs(os.Stderr)
+		}
 		c.Stop()
 		return nil, err
 	}
 	return c, nil
+}
+
+// exited reports whether a member that was not killed has stopped.
+func (c *Cluster) exited() bool {
+	for _, m := range c.Members {
+		if !m.killed && !m.Running() {
+			return true
+		}
+	}
+	return false
+}
+
+// portTaken reports whether a member stopped because its port was in use.
+func (c *Cluster) portTaken() bool {
+	for _, m := range c.Members {
+		data, _ := os.ReadFile(m.LogPath)
+		if !m.Running() && strings.Contains(string(data), "ddress already in use") {
+			return true
+		}
+	}
+	return false
 }
 
 // StartT starts a cluster for one test and stops it when the test ends (printing the members'
@@ -224,6 +266,9 @@ func progressFlag(kind, bin string) (string, bool) {
 	}
 	return "", false
 }
+
+// pickPorts is freePorts, or what a test puts in its place.
+var pickPorts = freePorts
 
 // freePorts finds n loopback ports free now, below the kernel's ephemeral range (32768 and
 // up): a port from there (what binding port 0 gives) can be taken by an outgoing connection,
@@ -413,6 +458,10 @@ func (c *Cluster) WaitReady(timeout time.Duration) error {
 		err := c.checkReady(ctx)
 		if err == nil {
 			return nil
+		}
+		if c.exited() {
+			// It will not come back by itself: no use waiting out the timeout.
+			return fmt.Errorf("%s cluster not ready: %w", c.Kind, err)
 		}
 		select {
 		case <-ctx.Done():

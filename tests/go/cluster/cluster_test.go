@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -111,5 +112,30 @@ func TestKillRestartFollower(t *testing.T) {
 	NoErr(t, "get on the restarted member", err)
 	if len(resp.Kvs) != 1 || resp.Kvs[0].ModRevision != put.Header.Revision {
 		t.Errorf("restarted member: %+v", resp.Kvs)
+	}
+}
+
+// A member whose port another process took after it was found free: the cluster starts again
+// on new ports.
+func TestStartTriesNewPortsWhenAPortIsTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	NoErr(t, "hold a port", err)
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	offered := 0
+	pickPorts = func(n int) ([]int, error) {
+		ports, err := freePorts(n)
+		if offered == 0 && err == nil {
+			ports[1] = taken // the first member's peer port
+		}
+		offered++
+		return ports, err
+	}
+	defer func() { pickPorts = freePorts }()
+	c, err := Start()
+	NoErr(t, "start with a taken port", err)
+	c.Stop()
+	if offered != 2 {
+		t.Fatalf("ports picked %d times, want 2 (the taken one, then new ones)", offered)
 	}
 }
