@@ -121,7 +121,7 @@ async fn kill_leader_under_write_load_then_restart_it() {
         let early_campaigns = |cluster: &Cluster| -> u64 {
             (0..3)
                 .filter(|&i| i != old_leader)
-                .map(|i| metric(&cluster.members[i].endpoint(), "tally_fast_elections_total"))
+                .map(|i| support::metric(&cluster.members[i].endpoint(), "tally_fast_elections_total"))
                 .sum()
         };
         let early_before = early_campaigns(&cluster);
@@ -466,10 +466,4 @@ async fn a_grpc_timeout_ends_a_read_that_cannot_be_served() {
     let err = read.expect_err("no quorum confirms the read");
     assert_eq!((err.code(), err.message()), (tonic::Code::Cancelled, "Timeout expired"), "{err:?}");
     cluster.assert_running();
-}
-
-/// A counter's value in a member's `/metrics` (0 if absent).
-fn metric(endpoint: &str, name: &str) -> u64 {
-    let (_, body) = support::http_get(endpoint, "/metrics");
-    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).map_or(0, |v| v as u64)
 }

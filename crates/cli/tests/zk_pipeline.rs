@@ -296,8 +296,7 @@ async fn writes_of_a_connection_the_table_forgot_start_over_unnoticed() {
         tokio::time::timeout(Duration::from_secs(60), stream).await.expect("in time").expect("stream");
     }
     for i in on {
-        let (_, metrics) = support::http_get(&cluster.members[i].endpoint(), "/metrics");
-        let start_overs = metrics.lines().find_map(|l| l.strip_prefix("tally_zk_start_overs_total "));
-        assert_eq!(start_overs, Some("1"), "member {i}: the connection's writes started over once");
+        let start_overs = support::metric(&cluster.members[i].endpoint(), "tally_zk_start_overs_total");
+        assert_eq!(start_overs, 1, "member {i}: the connection's writes started over once");
     }
 }

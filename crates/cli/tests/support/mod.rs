@@ -511,3 +511,9 @@ pub fn http_get(endpoint: &str, path: &str) -> (u16, String) {
     let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (code, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
+
+/// A counter's value in a member's `/metrics` (0 if absent).
+pub fn metric(endpoint: &str, name: &str) -> u64 {
+    let (_, body) = http_get(endpoint, "/metrics");
+    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).map_or(0, |v| v as u64)
+}

@@ -144,8 +144,8 @@ class CuratorRecipesTest {
 
     /**
      * The children of a recipe's parent node, none if it is gone: recipes create their parents as
-     * containers, which the leader deletes soon after they empty (every second here, as
-     * --zk-container-check-interval defaults to; ZooKeeper's checks every minute).
+     * containers, which the leader deletes soon after they empty (run.sh checks every 10 ms,
+     * --zk-container-check-interval's default is a second, ZooKeeper's a minute).
      */
     private static List<String> childrenOfContainer(CuratorFramework c, String path) throws Exception {
         try {
