@@ -8,6 +8,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use tally_zk::proto::{Acl, CreateRequest, DeleteRequest, SetDataRequest, WriteOp};
 use tally_zk::{Outcome, Write, ZkCommand, ZkState};

@@ -54,6 +54,17 @@ impl Children {
             .take_while(move |key| key.0.starts_with(&first.0))
             .map(move |key| &key.0[prefix_len..])
     }
+
+    /// Number of descendants of the node at `path` (not the root), at any depth: its
+    /// children's keys begin with `path` and a NUL, and every deeper descendant's with `path`
+    /// and a slash, so each is one run of neighbours.
+    pub fn descendant_count(&self, path: &str) -> usize {
+        assert_ne!(path, "/", "the root's descendants are every node but it");
+        [format!("{path}\0"), format!("{path}/")]
+            .into_iter()
+            .map(|prefix| self.0.range(ChildKey(prefix.clone())..).take_while(|key| key.0.starts_with(&prefix)).count())
+            .sum()
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +95,8 @@ mod tests {
         assert_eq!(names(&children, "/a/b"), ["x"]);
         assert!(names(&children, "/a/c").is_empty());
         assert!(names(&children, "/none").is_empty());
+        assert_eq!([children.descendant_count("/a"), children.descendant_count("/a/b")], [3, 1]);
+        assert_eq!([children.descendant_count("/a!"), children.descendant_count("/none")], [0, 0]);
         assert!(children.remove("/a/b/x") && !children.remove("/a/b/x"));
         assert!(names(&children, "/a/b").is_empty());
     }

@@ -61,8 +61,7 @@ impl ZkState {
         } else if path.is_empty() {
             self.nodes.len()
         } else {
-            let prefix = format!("{path}/");
-            self.nodes.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).count()
+            self.descendant_count(path)
         };
         Ok(count as i32)
     }

@@ -91,7 +91,7 @@ impl ZkState {
             w.long(session.owner as i64);
         }
         w.long(self.nodes.len() as i64);
-        for (path, node) in &self.nodes {
+        for (path, node) in self.nodes_in_path_order() {
             w.ustring(path);
             w.write(&node.data);
             w.write(&node.acl);
