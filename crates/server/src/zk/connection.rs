@@ -2,6 +2,10 @@
 //! they are read (`pipeline.rs`), anything else waits for the writes before it, and replies go
 //! out in request order, with the notifications of its watches written between replies, never
 //! after a reply they precede.
+//!
+//! Replies and notifications are gathered and written together once nothing more is ready at
+//! once (no request read and waiting, no write answered, no notification queued): a session's
+//! pipelined requests answered together cost one write, and the client one read, not one each.
 
 use std::io;
 use std::time::Instant;
@@ -24,6 +28,9 @@ use tokio::io::{AsyncWriteExt, BufReader};
 
 /// What one read takes from a client's socket at most (a buffer of it per connection).
 const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Replies gathered beyond this are written without waiting for the rest.
+const WRITE_GATHER_BYTES: usize = 64 * 1024;
 
 /// How often a busy connection tells the leader its session is alive (well within the 4 s
 /// shortest session timeout).
@@ -80,6 +87,8 @@ struct Serving<'a> {
     /// Requests read and not yet answered, taken off the outstanding count if the connection
     /// ends first.
     unanswered: u64,
+    /// Framed replies and notifications not yet written, in order.
+    out: Vec<u8>,
 }
 
 impl Drop for Serving<'_> {
@@ -97,77 +106,101 @@ async fn serve(
     stats: &ZkStats,
     client: &mut Client,
 ) -> io::Result<()> {
-    let mut packets = read_packets(read);
-    let mut touched = std::time::Instant::now() - TOUCH_EVERY;
-    // A client silent for its whole session timeout is gone (it pings every third of it).
-    let idle_max = std::time::Duration::from_millis(client.timeout_ms as u64);
-    let mut s = Serving { write, events, ctx, client, writes: Pipeline::new(ctx), stats, unanswered: 0 };
-    // CloseSession was read: nothing after it is.
-    let mut closing = false;
-    loop {
-        let reading = !closing && s.writes.accepting();
-        let packet = tokio::select! {
-            biased;
-            event = s.events.recv() => match event {
-                Some(event) => {
-                    write_notification(&mut s.write, &event, stats).await?;
-                    continue;
-                }
-                // The session was reattached on another connection: this one is closed.
-                None => return Ok(()),
-            },
-            attempt = s.writes.answer(), if !s.writes.is_empty() => {
-                if s.settle(attempt).await? {
-                    return Ok(());
-                }
-                continue;
-            }
-            packet = tokio::time::timeout(idle_max, packets.recv()), if reading => match packet {
-                Ok(Some(Ok(packet))) => packet,
-                Ok(Some(Err(e))) => return Err(e),
-                Ok(None) | Err(_) => return Ok(()),
-            },
-        };
-        let arrived = s.request_received();
-        // The client is alive: its session lives on (told the leader at most so often).
-        if touched.elapsed() >= TOUCH_EVERY {
-            touched = std::time::Instant::now();
-            ctx.node.zk_touch(s.client.session);
-        }
-        let mut r = Reader::new(&packet);
-        let header: RequestHeader = r.read().map_err(|e| invalid(format!("request header: {e}")))?;
-        let body = &packet[packet.len() - r.remaining()..];
-        let request = Request::decode(header.op, body);
-        if let Some(command) = request.as_ref().ok().and_then(|r| requests::write_command(s.client, r)) {
-            // Proposed now, behind the writes in flight: pipelined, as ZooKeeper does.
-            closing = matches!(request, Ok(Request::CloseSession));
-            s.writes.propose(ctx, header.xid, arrived, &command, closing);
-            continue;
-        }
-        // Anything else must see every earlier write of the session, and no later one: it
-        // waits for the writes in flight, and nothing more is proposed until it is answered.
-        while !s.writes.is_empty() {
-            let attempt = s.writes.answer().await;
-            if s.settle(attempt).await? {
-                return Ok(());
-            }
-        }
-        let reply = match request {
-            Ok(request) => requests::handle(ctx, watches, s.client, request).await,
-            Err(_) => Err(ZkError::MarshallingError),
-        };
-        // Pings are answered with their own xid; everything else with the request's.
-        let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
-        s.reply(reply_xid, reply, arrived).await?;
-    }
+    let packets = read_packets(read);
+    let writes = Pipeline::new(ctx);
+    let mut s = Serving { write, events, ctx, client, writes, stats, unanswered: 0, out: Vec::new() };
+    s.serve(packets, watches).await?;
+    // The last replies (a CloseSession's) go out before the connection closes.
+    s.flush().await
 }
 
 impl Serving<'_> {
-    /// Settles the oldest write's attempt and writes its reply if it has one; true if that
+    async fn serve(&mut self, mut packets: mpsc::Receiver<io::Result<Vec<u8>>>, watches: &ZkWatches) -> io::Result<()> {
+        let s = self;
+        let ctx = s.ctx;
+        let mut touched = std::time::Instant::now() - TOUCH_EVERY;
+        // A client silent for its whole session timeout is gone (it pings every third of it).
+        let idle_max = std::time::Duration::from_millis(s.client.timeout_ms as u64);
+        // CloseSession was read: nothing after it is.
+        let mut closing = false;
+        loop {
+            let reading = !closing && s.writes.accepting();
+            let more_now = (reading && !packets.is_empty()) || s.writes.answer_ready() || !s.events.is_empty();
+            if !s.out.is_empty() && (!more_now || s.out.len() >= WRITE_GATHER_BYTES) {
+                s.flush().await?;
+            }
+            let packet = tokio::select! {
+                biased;
+                event = s.events.recv() => match event {
+                    Some(event) => {
+                        s.notify(&event);
+                        continue;
+                    }
+                    // The session was reattached on another connection: this one is closed.
+                    None => return Ok(()),
+                },
+                attempt = s.writes.answer(), if !s.writes.is_empty() => {
+                    if s.settle(attempt).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                packet = tokio::time::timeout(idle_max, packets.recv()), if reading => match packet {
+                    Ok(Some(Ok(packet))) => packet,
+                    Ok(Some(Err(e))) => return Err(e),
+                    Ok(None) | Err(_) => return Ok(()),
+                },
+            };
+            let arrived = s.request_received();
+            // The client is alive: its session lives on (told the leader at most so often).
+            if touched.elapsed() >= TOUCH_EVERY {
+                touched = std::time::Instant::now();
+                ctx.node.zk_touch(s.client.session);
+            }
+            let mut r = Reader::new(&packet);
+            let header: RequestHeader = r.read().map_err(|e| invalid(format!("request header: {e}")))?;
+            let body = &packet[packet.len() - r.remaining()..];
+            let request = Request::decode(header.op, body);
+            if let Some(command) = request.as_ref().ok().and_then(|r| requests::write_command(s.client, r)) {
+                // Proposed now, behind the writes in flight: pipelined, as ZooKeeper does.
+                closing = matches!(request, Ok(Request::CloseSession));
+                s.writes.propose(ctx, header.xid, arrived, &command, closing);
+                continue;
+            }
+            // Anything else must see every earlier write of the session, and no later one: it
+            // waits for the writes in flight, and nothing more is proposed until it is answered.
+            while !s.writes.is_empty() {
+                if !s.writes.answer_ready() {
+                    s.flush().await?;
+                }
+                let attempt = s.writes.answer().await;
+                if s.settle(attempt).await? {
+                    return Ok(());
+                }
+            }
+            if matches!(request, Ok(Request::Sync(_))) {
+                // It waits for the leader.
+                s.flush().await?;
+            }
+            let reply = match request {
+                Ok(request) => requests::handle(ctx, watches, s.client, request).await,
+                Err(_) => Err(ZkError::MarshallingError),
+            };
+            // Pings are answered with their own xid; everything else with the request's.
+            let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
+            s.reply(reply_xid, reply, arrived);
+        }
+    }
+
+    /// Settles the oldest write's attempt and gathers its reply if it has one; true if that
     /// closed the session.
     async fn settle(&mut self, attempt: Attempt) -> io::Result<bool> {
+        if !attempt.applied() {
+            // Proposing it again may first wait a while.
+            self.flush().await?;
+        }
         let Some(answered) = self.writes.settle(self.ctx, attempt).await? else { return Ok(false) };
-        self.reply(answered.xid, answered.reply, answered.arrived).await?;
+        self.reply(answered.xid, answered.reply, answered.arrived);
         Ok(answered.closing)
     }
 
@@ -176,11 +209,11 @@ impl Serving<'_> {
         self.stats.request_received()
     }
 
-    /// Writes the answer to the request that arrived at `arrived`.
-    async fn reply(&mut self, xid: i32, reply: Reply, arrived: Instant) -> io::Result<()> {
+    /// Gathers the answer to the request that arrived at `arrived`.
+    fn reply(&mut self, xid: i32, reply: Reply, arrived: Instant) {
         // Notifications of changes this reply may reflect go first.
         while let Ok(event) = self.events.try_recv() {
-            write_notification(&mut self.write, &event, self.stats).await?;
+            self.notify(&event);
         }
         let (err, body) = match reply {
             Ok(body) => (0, body.unwrap_or_default()),
@@ -188,9 +221,22 @@ impl Serving<'_> {
         };
         let zxid = self.ctx.sm.read().expect("sm lock").zk.last_zxid();
         let header = encode(&ReplyHeader { xid, zxid, err });
-        frames::write(&mut self.write, &[&header, &body]).await?;
+        frames::append(&mut self.out, &[&header, &body]);
         self.unanswered -= 1;
         self.stats.request_answered(arrived);
+    }
+
+    /// Gathers a watch's notification.
+    fn notify(&mut self, event: &WatcherEvent) {
+        let header = encode(&ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 });
+        frames::append(&mut self.out, &[&header, &encode(event)]);
+        self.stats.packet_sent();
+    }
+
+    /// Writes what was gathered.
+    async fn flush(&mut self) -> io::Result<()> {
+        self.write.write_all(&self.out).await?;
+        self.out.clear();
         Ok(())
     }
 }
@@ -215,11 +261,4 @@ fn read_packets(read: OwnedReadHalf) -> mpsc::Receiver<io::Result<Vec<u8>>> {
         }
     });
     rx
-}
-
-async fn write_notification(write: &mut OwnedWriteHalf, event: &WatcherEvent, stats: &ZkStats) -> io::Result<()> {
-    let header = encode(&ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 });
-    frames::write(write, &[&header, &encode(event)]).await?;
-    stats.packet_sent();
-    Ok(())
 }

@@ -38,13 +38,19 @@ pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, header: [u8; 4]) -> io::
 
 /// Writes `parts` as one packet.
 pub async fn write<W: AsyncWrite + Unpin>(w: &mut W, parts: &[&[u8]]) -> io::Result<()> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut frame = Vec::with_capacity(4 + len);
-    frame.extend_from_slice(&(len as i32).to_be_bytes());
-    for p in parts {
-        frame.extend_from_slice(p);
-    }
+    let mut frame = Vec::new();
+    append(&mut frame, parts);
     w.write_all(&frame).await
+}
+
+/// Appends `parts` to `out` as one packet.
+pub fn append(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(4 + len);
+    out.extend_from_slice(&(len as i32).to_be_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
 }
 
 /// A malformed packet: the connection ends.

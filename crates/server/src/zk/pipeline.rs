@@ -69,6 +69,13 @@ struct InFlight {
 /// What became of the oldest write's current attempt (see [`Pipeline::answer`]).
 pub struct Attempt(Option<ProposeOutcome>);
 
+impl Attempt {
+    /// It applied: settling it answers the write at once, without waiting.
+    pub fn applied(&self) -> bool {
+        matches!(self.0, Some(ProposeOutcome::Applied(_)))
+    }
+}
+
 /// The oldest write, answered.
 pub struct Answered {
     pub xid: i32,
@@ -85,6 +92,11 @@ impl Pipeline {
 
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+    }
+
+    /// Whether the oldest write's current attempt has ended: [`Pipeline::answer`] would not wait.
+    pub fn answer_ready(&self) -> bool {
+        self.writes.front().is_some_and(|head| !head.answer.is_empty())
     }
 
     /// Whether another write may be proposed now (else the connection reads no further).
