@@ -1,7 +1,8 @@
 //! What a snapshot's copy of the znode tree costs the Raft thread, and what the writes after it
 //! cost: on a tree of ~140 MB as a snapshot (40k children of 1 KB under /big, and 300k of 200
 //! bytes three levels down under /deep), the clone, the first create under /big while the clone is alive, and
-//! create and setData throughput with no clone.
+//! create and setData throughput with no clone; and the snapshot's encoding, on the snapshot
+//! thread.
 //!
 //!     cargo bench -p tally-zk --bench snapshot_copy
 
@@ -91,6 +92,8 @@ fn snapshot_copy(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     // The snapshot thread drops the copy, not the Raft thread.
     group.bench_function("clone", |b| b.iter_with_large_drop(|| tree.state.clone()));
+    // On the snapshot thread, which lists the nodes in path order.
+    group.bench_function("encode", |b| b.iter_with_large_drop(|| tree.state.encode_snapshot()));
     let mut next = 0;
     group.bench_function("first_create_under_big_after_clone", |b| {
         b.iter_custom(|iters| {
