@@ -215,21 +215,22 @@ func startOnce(withTLS bool) (*Cluster, error) {
 	return c, nil
 }
 
-// exited reports whether a member that was not killed has stopped.
-func (c *Cluster) exited() bool {
+// exited lists the members that stopped without being killed.
+func (c *Cluster) exited() []*Member {
+	var out []*Member
 	for _, m := range c.Members {
 		if !m.killed && !m.Running() {
-			return true
+			out = append(out, m)
 		}
 	}
-	return false
+	return out
 }
 
 // portTaken reports whether a member stopped because its port was in use.
 func (c *Cluster) portTaken() bool {
-	for _, m := range c.Members {
+	for _, m := range c.exited() {
 		data, _ := os.ReadFile(m.LogPath)
-		if !m.Running() && strings.Contains(string(data), "ddress already in use") {
+		if strings.Contains(string(data), "ddress already in use") {
 			return true
 		}
 	}
@@ -459,7 +460,7 @@ func (c *Cluster) WaitReady(timeout time.Duration) error {
 		if err == nil {
 			return nil
 		}
-		if c.exited() {
+		if len(c.exited()) > 0 {
 			// It will not come back by itself: no use waiting out the timeout.
 			return fmt.Errorf("%s cluster not ready: %w", c.Kind, err)
 		}

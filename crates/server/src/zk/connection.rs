@@ -116,31 +116,30 @@ async fn serve(
 
 impl Serving<'_> {
     async fn serve(&mut self, mut packets: mpsc::Receiver<io::Result<Vec<u8>>>, watches: &ZkWatches) -> io::Result<()> {
-        let s = self;
-        let ctx = s.ctx;
+        let ctx = self.ctx;
         let mut touched = std::time::Instant::now() - TOUCH_EVERY;
         // A client silent for its whole session timeout is gone (it pings every third of it).
-        let idle_max = std::time::Duration::from_millis(s.client.timeout_ms as u64);
+        let idle_max = std::time::Duration::from_millis(self.client.timeout_ms as u64);
         // CloseSession was read: nothing after it is.
         let mut closing = false;
         loop {
-            let reading = !closing && s.writes.accepting();
-            let more_now = (reading && !packets.is_empty()) || s.writes.answer_ready() || !s.events.is_empty();
-            if !s.out.is_empty() && (!more_now || s.out.len() >= WRITE_GATHER_BYTES) {
-                s.flush().await?;
+            let reading = !closing && self.writes.accepting();
+            let more_now = (reading && !packets.is_empty()) || self.writes.answer_ready() || !self.events.is_empty();
+            if !self.out.is_empty() && (!more_now || self.out.len() >= WRITE_GATHER_BYTES) {
+                self.flush().await?;
             }
             let packet = tokio::select! {
                 biased;
-                event = s.events.recv() => match event {
+                event = self.events.recv() => match event {
                     Some(event) => {
-                        s.notify(&event);
+                        self.notify(&event);
                         continue;
                     }
                     // The session was reattached on another connection: this one is closed.
                     None => return Ok(()),
                 },
-                attempt = s.writes.answer(), if !s.writes.is_empty() => {
-                    if s.settle(attempt).await? {
+                attempt = self.writes.answer(), if !self.writes.is_empty() => {
+                    if self.settle(attempt).await? {
                         return Ok(());
                     }
                     continue;
@@ -151,44 +150,44 @@ impl Serving<'_> {
                     Ok(None) | Err(_) => return Ok(()),
                 },
             };
-            let arrived = s.request_received();
+            let arrived = self.request_received();
             // The client is alive: its session lives on (told the leader at most so often).
             if touched.elapsed() >= TOUCH_EVERY {
                 touched = std::time::Instant::now();
-                ctx.node.zk_touch(s.client.session);
+                ctx.node.zk_touch(self.client.session);
             }
             let mut r = Reader::new(&packet);
             let header: RequestHeader = r.read().map_err(|e| invalid(format!("request header: {e}")))?;
             let body = &packet[packet.len() - r.remaining()..];
             let request = Request::decode(header.op, body);
-            if let Some(command) = request.as_ref().ok().and_then(|r| requests::write_command(s.client, r)) {
+            if let Some(command) = request.as_ref().ok().and_then(|r| requests::write_command(self.client, r)) {
                 // Proposed now, behind the writes in flight: pipelined, as ZooKeeper does.
                 closing = matches!(request, Ok(Request::CloseSession));
-                s.writes.propose(ctx, header.xid, arrived, &command, closing);
+                self.writes.propose(ctx, header.xid, arrived, &command, closing);
                 continue;
             }
             // Anything else must see every earlier write of the session, and no later one: it
             // waits for the writes in flight, and nothing more is proposed until it is answered.
-            while !s.writes.is_empty() {
-                if !s.writes.answer_ready() {
-                    s.flush().await?;
+            while !self.writes.is_empty() {
+                if !self.writes.answer_ready() {
+                    self.flush().await?;
                 }
-                let attempt = s.writes.answer().await;
-                if s.settle(attempt).await? {
+                let attempt = self.writes.answer().await;
+                if self.settle(attempt).await? {
                     return Ok(());
                 }
             }
             if matches!(request, Ok(Request::Sync(_))) {
                 // It waits for the leader.
-                s.flush().await?;
+                self.flush().await?;
             }
             let reply = match request {
-                Ok(request) => requests::handle(ctx, watches, s.client, request).await,
+                Ok(request) => requests::handle(ctx, watches, self.client, request).await,
                 Err(_) => Err(ZkError::MarshallingError),
             };
-            // Pings are answered with their own xid; everything else with the request's.
+            // Pings are answered with their own xid; everything else with the request'self.
             let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
-            s.reply(reply_xid, reply, arrived);
+            self.reply(reply_xid, reply, arrived);
         }
     }
 
