@@ -346,6 +346,18 @@ class Cluster:
         raise RuntimeError(f"{self.kind}: no leader after {timeout}s ({last[:300]}); logs in {self.dir}")
 
 
+def machine_times():
+    """The machine's CPU time counters (the first line of /proc/stat), for `idle_pct`."""
+    return [int(x) for x in open("/proc/stat").readline().split()[1:]]
+
+
+def idle_pct(before):
+    """How much of the machine's CPU time since `before` (a `machine_times()`) was idle or
+    waiting for I/O, in percent."""
+    delta = [b - a for a, b in zip(before, machine_times())]
+    return 100 * (delta[3] + delta[4]) / max(1, sum(delta))
+
+
 def wait_quiet(clusters, busy_below=0.15, window=0.2, give_up=10.0):
     """Waits until the members of `clusters` together use less than `busy_below` of one CPU
     over `window` seconds, so that a run does not share the machine with what the previous
