@@ -185,7 +185,7 @@ impl Serving<'_> {
                 Ok(request) => requests::handle(ctx, watches, self.client, request).await,
                 Err(_) => Err(ZkError::MarshallingError),
             };
-            // Pings are answered with their own xid; everything else with the request'self.
+            // Pings are answered with their own xid; everything else with the request's.
             let reply_xid = if header.xid == xid::PING { xid::PING } else { header.xid };
             self.reply(reply_xid, reply, arrived);
         }
