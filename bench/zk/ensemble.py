@@ -8,6 +8,8 @@
   election ports; ZooKeeper's defaults otherwise (tickTime 2000, initLimit 10, syncLimit 5,
   forceSync=yes, i.e. fsync on every log write; snapCount 100000).
 
+`build_zkload` and `run_load` build and run the client both are measured with (bench/zk/zkload).
+
 Both write a start script per member (DIR/start-N.sh, which starts it in the background and
 writes DIR/pid-N), so that the failover driver can kill -9 and restart a member by index, and
 both are killed at exit through bench/clusters.py's registry.
@@ -17,6 +19,7 @@ both are killed at exit through bench/clusters.py's registry.
     python3 bench/zk/ensemble.py leader|ready tally TALLY_BIN CLIENT_HOST:PORT,...
 """
 
+import json
 import os
 import re
 import socket
@@ -33,6 +36,32 @@ ZK_JAR = "/usr/share/java/zookeeper.jar"
 ZK_CONF_DIR = "/etc/zookeeper/conf"
 # The package ships slf4j-api without a binding, so ZooKeeper logs nothing; slf4j-simple logs to stderr.
 SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
+
+
+def build_zkload(work):
+    """Builds bench/zk/zkload into `work`; returns its path."""
+    out = os.path.join(work, "zkload")
+    clusters.log("building bench/zk/zkload (go build)")
+    subprocess.run(["go", "build", "-o", out, "./zkload"], cwd=HERE, check=True)
+    return out
+
+
+def run_load(zkload, system, args, duration, warmup=0.5, label="", first=0):
+    """Runs zkload on `system`, its server list starting at member `first`; its JSON report,
+    plus how idle the machine was meanwhile (`machine_idle_pct`)."""
+    hosts = system.zk_hosts().split(",")
+    hosts = ",".join(hosts[first:] + hosts[:first])
+    cmd = [zkload, "-json", "-servers", hosts, "-pids", ",".join(map(str, system.pids())),
+           "-duration", f"{duration}s", "-warmup", f"{warmup}s", "-session-timeout", "4s", "-label", label, *args]
+    before = clusters.machine_times()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        system.check_alive()
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()[-1000:]}")
+    rep = json.loads(r.stdout)
+    rep["machine_idle_pct"] = clusters.idle_pct(before)
+    return rep
+
 
 
 def _write_start_script(path, args, log_path, pid_file, env=None):
