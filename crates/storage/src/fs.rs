@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::pace::Pace;
+
 /// Offsets and lengths of writes to a file made by [`FileSystem::create_unbuffered`] are
 /// multiples of this, and so are the addresses written from (the largest logical block size
 /// of common disks).
@@ -41,6 +43,12 @@ pub trait StorageFile: Send + Sync {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Writes all of `buf` at `offset` (not durable until `sync_data`).
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` for a background job, at `pace` (see `pace.rs`); a
+    /// file with no disk to share writes at once.
+    fn write_all_at_paced(&self, buf: &[u8], offset: u64, pace: Pace) -> io::Result<()> {
+        let _ = pace;
+        self.write_all_at(buf, offset)
+    }
     /// fdatasync: makes written bytes and the file length durable.
     fn sync_data(&self) -> io::Result<()>;
     /// Sets the file length (zero-filling on growth).
@@ -88,6 +96,9 @@ impl StorageFile for File {
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         FileExt::write_all_at(self, buf, offset)
+    }
+    fn write_all_at_paced(&self, buf: &[u8], offset: u64, pace: Pace) -> io::Result<()> {
+        crate::pace::write_paced(self, buf, offset, pace)
     }
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)

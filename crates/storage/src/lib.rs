@@ -34,6 +34,7 @@ mod error;
 pub mod fs;
 mod lock;
 mod log_index;
+pub mod pace;
 mod prepare;
 mod record;
 mod recovery;

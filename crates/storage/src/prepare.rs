@@ -8,9 +8,12 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::fs::{FileSystem, StorageFile, UNBUFFERED_BLOCK};
+use crate::pace::Pace;
 use crate::recovery::write_zeros;
 
 /// Name of the prepared file inside the data directory.
@@ -27,14 +30,14 @@ pub enum Prepare {
     Background,
 }
 
-/// Creates `path` with `size` bytes, written as zeros if `zero_fill`, and syncs it.
-pub fn create_file<F: FileSystem>(fs: &F, path: &Path, size: u64, zero_fill: bool) -> io::Result<F::File> {
+/// Creates `path` with `size` bytes, written as zeros at `pace` if `zero_fill`, and syncs it.
+pub fn create_file<F: FileSystem>(fs: &F, path: &Path, size: u64, zero_fill: bool, pace: Pace) -> io::Result<F::File> {
     if zero_fill && size.is_multiple_of(UNBUFFERED_BLOCK as u64) {
         // Straight to the disk: copied through the page cache, new segments' zeros took 9% of
         // the test machine's CPU under ZooKeeper writes on a large tree, for pages the
         // appends (unbuffered too) never read.
         let file = fs.create_unbuffered(path)?;
-        write_zeros(&file, 0, size)?;
+        write_zeros(&file, 0, size, pace)?;
         file.sync_data()?;
         return fs.open(path, false);
     }
@@ -42,7 +45,7 @@ pub fn create_file<F: FileSystem>(fs: &F, path: &Path, size: u64, zero_fill: boo
     file.set_len(0)?;
     file.set_len(size)?;
     if zero_fill {
-        write_zeros(&file, 0, size)?;
+        write_zeros(&file, 0, size, pace)?;
     }
     file.sync_data()?;
     Ok(file)
@@ -50,7 +53,11 @@ pub fn create_file<F: FileSystem>(fs: &F, path: &Path, size: u64, zero_fill: boo
 
 /// A prepared (or being prepared) file of `segment_size` bytes.
 pub enum Prepared<File> {
-    Running(JoinHandle<io::Result<File>>),
+    /// Its zeros yield the disk to the log's appends (see `pace.rs`) until `hurry` is set.
+    Running {
+        job: JoinHandle<io::Result<File>>,
+        hurry: Arc<AtomicBool>,
+    },
     Done(io::Result<File>),
 }
 
@@ -60,24 +67,34 @@ impl<File: StorageFile + 'static> Prepared<File> {
         match mode {
             Prepare::Background => {
                 let (job_fs, job_path) = (fs.clone(), path.clone());
+                let hurry = Arc::new(AtomicBool::new(false));
+                let job_hurry = hurry.clone();
+                let job = move || create_file(&job_fs, &job_path, size, zero_fill, Pace::Yield { hurry: &job_hurry });
                 // Named: unnamed, it bore its creator's name, and its zero fill counted as the
                 // Raft driver's CPU in per-thread figures.
                 let thread = std::thread::Builder::new().name("wal-prepare".into());
-                match thread.spawn(move || create_file(&job_fs, &job_path, size, zero_fill)) {
-                    Ok(job) => Prepared::Running(job),
-                    Err(_) => Prepared::Done(create_file(fs, &path, size, zero_fill)),
+                match thread.spawn(job) {
+                    Ok(job) => Prepared::Running { job, hurry },
+                    Err(_) => Prepared::Done(create_file(fs, &path, size, zero_fill, Pace::Full)),
                 }
             }
-            Prepare::Inline | Prepare::AtRoll => Prepared::Done(create_file(fs, &path, size, zero_fill)),
+            Prepare::Inline | Prepare::AtRoll => Prepared::Done(create_file(fs, &path, size, zero_fill, Pace::Full)),
+        }
+    }
+
+    /// Waits for the file, the rest of its zeros at the disk's full speed.
+    pub fn wait(self) -> io::Result<File> {
+        match self {
+            Prepared::Running { job, hurry } => {
+                hurry.store(true, Ordering::Relaxed);
+                job.join().unwrap_or_else(|_| Err(io::Error::other("preparing thread panicked")))
+            }
+            Prepared::Done(res) => res,
         }
     }
 
     /// Waits for the file; returns it with its path.
     pub fn finish(self, dir: &Path) -> io::Result<(PathBuf, File)> {
-        let file = match self {
-            Prepared::Running(job) => job.join().unwrap_or_else(|_| Err(io::Error::other("preparing thread panicked"))),
-            Prepared::Done(res) => res,
-        }?;
-        Ok((dir.join(PREPARED_NAME), file))
+        Ok((dir.join(PREPARED_NAME), self.wait()?))
     }
 }

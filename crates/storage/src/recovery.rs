@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{AlignedBuf, FileSystem, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
+use crate::pace::Pace;
 use crate::record::{self, Decoded, Marker, RecordType, RECORD_ALIGN};
 use crate::segment::{self, Header, SEGMENT_HEADER_LEN, TMP_SUFFIX};
 use crate::snapshot;
@@ -131,7 +132,7 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
             // Zero the whole tail so no torn bytes remain that a later scan could mistake
             // for records; writing (not truncating) keeps the blocks allocated.
             let what = || format!("zeroing torn tail of {}", path.display());
-            write_zeros(&file, end as u64, len).ctx(what)?;
+            write_zeros(&file, end as u64, len, Pace::Full).ctx(what)?;
             file.sync_data().ctx(what)?;
             // Reported to the caller (`Recovered::torn_tail`), which logs it.
             torn_tail = Some(TornTail { path: path.clone(), offset: end as u64, reason: reason.to_owned() });
@@ -162,8 +163,8 @@ pub(crate) fn replay<F: FileSystem>(fs: &F, dir: &Path, cache_bytes_max: usize) 
     })
 }
 
-/// Writes zeros over `[from, to)`.
-pub(crate) fn write_zeros(file: &impl StorageFile, from: u64, to: u64) -> std::io::Result<()> {
+/// Writes zeros over `[from, to)` at `pace`.
+pub(crate) fn write_zeros(file: &impl StorageFile, from: u64, to: u64, pace: Pace) -> std::io::Result<()> {
     const CHUNK: u64 = 1 << 20;
     // Aligned, for an unbuffered file (whose `from` and `to` are then whole blocks).
     let mut zeros = AlignedBuf::new(CHUNK.min(to.saturating_sub(from)) as usize);
@@ -171,7 +172,7 @@ pub(crate) fn write_zeros(file: &impl StorageFile, from: u64, to: u64) -> std::i
     let mut at = from;
     while at < to {
         let n = CHUNK.min(to - at) as usize;
-        file.write_all_at(&zeros[..n], at)?;
+        file.write_all_at_paced(&zeros[..n], at, pace)?;
         at += n as u64;
     }
     Ok(())

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{AlignedBuf, FileSystem, StorageFile, UNBUFFERED_BLOCK};
+use crate::pace::Pace;
 use crate::segment::TMP_SUFFIX;
 use crate::types::{Snapshot, SnapshotMeta};
 
@@ -63,14 +64,20 @@ const SYNC_EVERY: usize = 4 << 20;
 /// through the page cache, a journal commit for the WAL's fdatasync must also write out the
 /// snapshot's dirty pages (ext4's ordered mode), so tens of MB written at once held up the
 /// log's appends until they were on disk.
-pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
+pub fn write_snapshot<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data: &[u8],
+    pace: Pace,
+) -> Result<PathBuf> {
     let head = header(meta, data.len())?;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&head), data);
     let path = dir.join(snapshot_name(meta.index, meta.term));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.index, meta.term)));
     let what = || format!("writing snapshot {}", tmp.display());
     let file = fs.create_unbuffered(&tmp).ctx(what)?;
-    let len = write_blocks(&file, [&head, data, &crc.to_le_bytes()]).ctx(what)?;
+    let len = write_blocks(&file, [&head, data, &crc.to_le_bytes()], pace).ctx(what)?;
     // The last block's padding goes.
     file.set_len(len).ctx(what)?;
     file.sync_data().ctx(what)?;
@@ -81,9 +88,9 @@ pub fn write_snapshot<F: FileSystem>(fs: &F, dir: &Path, meta: &SnapshotMeta, da
 }
 
 /// Writes `parts` one after the other from offset 0, in whole blocks from an aligned buffer
-/// (as an unbuffered file requires), syncing each chunk of `SYNC_EVERY` bytes before the
-/// next; the last block is padded with zeros. Returns the length of the parts.
-fn write_blocks<File: StorageFile>(file: &File, parts: [&[u8]; 3]) -> std::io::Result<u64> {
+/// (as an unbuffered file requires) at `pace`, syncing each chunk of `SYNC_EVERY` bytes before
+/// the next; the last block is padded with zeros. Returns the length of the parts.
+fn write_blocks<File: StorageFile>(file: &File, parts: [&[u8]; 3], pace: Pace) -> std::io::Result<u64> {
     // A small snapshot needs no zeroed buffer of `SYNC_EVERY` bytes.
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let chunk_len = SYNC_EVERY.min(total.next_multiple_of(UNBUFFERED_BLOCK));
@@ -99,7 +106,7 @@ fn write_blocks<File: StorageFile>(file: &File, parts: [&[u8]; 3]) -> std::io::R
                 if offset > 0 {
                     file.sync_data()?;
                 }
-                file.write_all_at(chunk, offset)?;
+                file.write_all_at_paced(chunk, offset, pace)?;
                 (offset, filled) = (offset + chunk_len as u64, 0);
             }
         }
@@ -107,7 +114,7 @@ fn write_blocks<File: StorageFile>(file: &File, parts: [&[u8]; 3]) -> std::io::R
     if filled > 0 {
         let padded = filled.next_multiple_of(UNBUFFERED_BLOCK);
         chunk[filled..padded].fill(0);
-        file.write_all_at(&chunk[..padded], offset)?;
+        file.write_all_at_paced(&chunk[..padded], offset, pace)?;
     }
     Ok(offset + filled as u64)
 }
@@ -177,7 +184,7 @@ mod tests {
         let meta = SnapshotMeta { index: 10, term: 3, conf_state: vec![1, 2, 3] };
         let path = PathBuf::from(snapshot_name(10, 3));
         let dir = tempfile::tempdir().unwrap();
-        let written = write_snapshot(&crate::fs::RealFs, dir.path(), &meta, b"state").unwrap();
+        let written = write_snapshot(&crate::fs::RealFs, dir.path(), &meta, b"state", Pace::Full).unwrap();
         assert_eq!(written, dir.path().join(&path));
         let bytes = std::fs::read(&written).unwrap();
         let snap = decode(&path, &bytes).unwrap();
@@ -195,10 +202,11 @@ mod tests {
         let meta = SnapshotMeta { index: 7, term: 2, conf_state: vec![9] };
         // Header and checksum around the data: the file's length is rarely a whole block.
         let around = SNAPSHOT_HEADER_LEN + 1 + 4;
-        for len in [0, 1, UNBUFFERED_BLOCK - around, SYNC_EVERY - around, SYNC_EVERY - 1, 2 * SYNC_EVERY + 5] {
+        let sizes = [0, 1, UNBUFFERED_BLOCK - around, SYNC_EVERY - around, SYNC_EVERY - 1, 2 * SYNC_EVERY + 5];
+        for (len, pace) in sizes.into_iter().flat_map(|len| [(len, Pace::Full), (len, Pace::ALWAYS)]) {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             let dir = tempfile::tempdir().unwrap();
-            let written = write_snapshot(&crate::fs::RealFs, dir.path(), &meta, &data).unwrap();
+            let written = write_snapshot(&crate::fs::RealFs, dir.path(), &meta, &data, pace).unwrap();
             assert_eq!(std::fs::metadata(&written).unwrap().len(), (around + len) as u64, "no padding is left");
             let snap = read_snapshot(&crate::fs::RealFs, &written).unwrap();
             assert!(snap.data == data, "{len} bytes did not read back whole");
@@ -212,7 +220,7 @@ mod tests {
         let fs = crate::simfs::SimFs::new();
         let meta = SnapshotMeta { index: 9, term: 1, conf_state: vec![1, 2] };
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 7) as u8).collect();
-        let written = write_snapshot(&fs, Path::new("/d"), &meta, &data).unwrap();
+        let written = write_snapshot(&fs, Path::new("/d"), &meta, &data, Pace::ALWAYS).unwrap();
         assert_eq!(read_snapshot(&fs, &written).unwrap().data, data);
         assert!(map_snapshot_data(&fs, &written, &meta, data.len()).unwrap() == data);
     }

@@ -8,6 +8,7 @@ use crate::append::BlockAppender;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{FileSystem, RealFs, StorageFile};
 use crate::log_index::{EntryMeta, LogIndex};
+use crate::pace::Pace;
 use crate::prepare::{self, Prepare, Prepared};
 use crate::record::{self, Marker, RecordType, RECORD_HEADER_LEN, TRAILER_LEN};
 use crate::recovery::{self, Segment, Spare, TornTail};
@@ -373,7 +374,7 @@ impl<F: FileSystem> Wal<F> {
             (None, Some(p)) => p.finish(&self.dir).ctx(|| format!("preparing segment {}", path.display()))?,
             (None, None) => {
                 let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment::segment_name(seq)));
-                let file = prepare::create_file(&self.fs, &tmp, size, self.opts.zero_fill)
+                let file = prepare::create_file(&self.fs, &tmp, size, self.opts.zero_fill, Pace::Full)
                     .ctx(|| format!("creating segment {}", tmp.display()))?;
                 (tmp, file)
             }
@@ -434,7 +435,7 @@ impl<F: FileSystem> Wal<F> {
             return Err(Error::Poisoned);
         }
         self.check_newer(meta)?;
-        snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
+        snapshot::write_snapshot(&self.fs, &self.dir, meta, data, Pace::Full)?;
         if let Some(old) = self.record_snapshot(meta)? {
             self.fs.remove_file(&old).ctx(|| format!("removing old snapshot {}", old.display()))?;
         }
@@ -573,9 +574,8 @@ impl<F: FileSystem> Wal<F> {
     /// ready, e.g. to attribute its cost in a benchmark. Its error, if any, is kept for
     /// the roll that would use the file.
     pub fn wait_for_prepared(&mut self) {
-        if let Some(Prepared::Running(job)) = self.prepared.take() {
-            let res = job.join().unwrap_or_else(|_| Err(std::io::Error::other("preparing thread panicked")));
-            self.prepared = Some(Prepared::Done(res));
+        if let Some(prepared) = self.prepared.take() {
+            self.prepared = Some(Prepared::Done(prepared.wait()));
         }
     }
 
@@ -598,11 +598,11 @@ pub struct SnapshotWriter<F: FileSystem = RealFs> {
 }
 
 impl<F: FileSystem> SnapshotWriter<F> {
-    /// Writes and syncs the snapshot file (atomically: a temporary file renamed into place).
-    /// Returns its data as the file holds it, mapped (see [`FileSystem::map`]), so
-    /// that `data`'s memory can be used again.
+    /// Writes and syncs the snapshot file (atomically: a temporary file renamed into place),
+    /// yielding the disk to the log's appends (see `pace.rs`). Returns its data as the file
+    /// holds it, mapped (see [`FileSystem::map`]), so that `data`'s memory can be used again.
     pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bytes::Bytes> {
-        let path = snapshot::write_snapshot(&self.fs, &self.dir, meta, data)?;
+        let path = snapshot::write_snapshot(&self.fs, &self.dir, meta, data, Pace::ALWAYS)?;
         snapshot::map_snapshot_data(&self.fs, &path, meta, data.len())
     }
 
@@ -624,8 +624,8 @@ pub struct Adoption {
 impl<F: FileSystem> Drop for Wal<F> {
     fn drop(&mut self) {
         // Not left writing into a directory that may be reopened (and cleaned) next.
-        if let Some(Prepared::Running(job)) = self.prepared.take() {
-            let _ = job.join();
+        if let Some(prepared) = self.prepared.take() {
+            let _ = prepared.wait();
         }
     }
 }
