@@ -58,16 +58,22 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Records the writes it is given.
+    /// Records the writes it is given, or fails them all.
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<(u64, Vec<u8>)>>);
+    struct Recorder {
+        writes: Mutex<Vec<(u64, Vec<u8>)>>,
+        full: bool,
+    }
 
     impl StorageFile for Recorder {
         fn read_exact_at(&self, _: &mut [u8], _: u64) -> io::Result<()> {
             unimplemented!()
         }
         fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-            self.0.lock().unwrap().push((offset, buf.to_vec()));
+            if self.full {
+                return Err(io::Error::other("no space left"));
+            }
+            self.writes.lock().unwrap().push((offset, buf.to_vec()));
             Ok(())
         }
         fn sync_data(&self) -> io::Result<()> {
@@ -92,7 +98,7 @@ mod tests {
         for pace in [Pace::ALWAYS, Pace::Yield { hurry: &hurry }] {
             let (file, buf) = (Recorder::default(), pattern(3 * PIECE + 17));
             write_paced(&file, &buf, 4096, pace).unwrap();
-            let writes = file.0.into_inner().unwrap();
+            let writes = file.writes.into_inner().unwrap();
             assert_eq!(writes.iter().map(|(_, w)| w.len()).collect::<Vec<_>>(), [PIECE, PIECE, PIECE, 17]);
             let mut at = 4096;
             for (offset, data) in &writes {
@@ -107,30 +113,13 @@ mod tests {
     fn a_full_speed_write_is_one_write() {
         let (file, buf) = (Recorder::default(), pattern(3 * PIECE));
         write_paced(&file, &buf, 0, Pace::Full).unwrap();
-        assert_eq!(file.0.into_inner().unwrap(), [(0, buf)]);
+        assert_eq!(file.writes.into_inner().unwrap(), [(0, buf)]);
     }
 
     #[test]
     fn a_failed_piece_fails_the_write() {
-        struct Full;
-        impl StorageFile for Full {
-            fn read_exact_at(&self, _: &mut [u8], _: u64) -> io::Result<()> {
-                unimplemented!()
-            }
-            fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
-                Err(io::Error::other("no space left"))
-            }
-            fn sync_data(&self) -> io::Result<()> {
-                Ok(())
-            }
-            fn set_len(&self, _: u64) -> io::Result<()> {
-                Ok(())
-            }
-            fn size(&self) -> io::Result<u64> {
-                Ok(0)
-            }
-        }
-        let err = write_paced(&Full, &pattern(2 * PIECE), 0, Pace::ALWAYS).unwrap_err();
+        let full = Recorder { full: true, ..Default::default() };
+        let err = write_paced(&full, &pattern(2 * PIECE), 0, Pace::ALWAYS).unwrap_err();
         assert_eq!(err.to_string(), "no space left");
     }
 }
