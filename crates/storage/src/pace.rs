@@ -2,7 +2,7 @@
 //! with the log's appends, and at the disk's full speed they queue every append behind them:
 //! on the test machine's virtio disk, one thread writing zeros in 1 MiB pieces took the 24 KiB
 //! write + fdatasync of three log-like writers from 0.34 ms to 6.6 ms, and a long-lived
-//! cluster's p99 under ZooKeeper creates from ~15 ms to 25-66 ms (bench/HISTORY.md, 6 Dec).
+//! cluster's p99 under ZooKeeper creates from 13-19 ms to 18-64 ms (bench/HISTORY.md, 6 Dec).
 //! So a background write goes in pieces of [`PIECE`] bytes, each followed by a pause
 //! [`PAUSE_PER_BUSY`] times as long as the piece took: it keeps at most a quarter of the disk's
 //! time, whatever the disk, and an append waits behind one piece at most.
