@@ -319,6 +319,13 @@ impl<F: FileSystem> Wal<F> {
         let appender = self.appender.as_ref().expect("an active segment");
         if appender.offset() + len > appender.file_len() {
             self.roll(len)?;
+        } else if appender.offset() + len > appender.file_len() / 2 {
+            // The next file's zeros yield the disk while this one has room; past its half
+            // they hurry, so that a log written fast (a learner catching up) need not wait at
+            // the roll for zeros written at a quarter of the disk's time.
+            if let Some(prepared) = &self.prepared {
+                prepared.hurry();
+            }
         }
         let seg = &self.segments[&self.active];
         record::seal(&mut self.scratch, seg.seed);
