@@ -45,8 +45,7 @@ pub trait StorageFile: Send + Sync {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Writes all of `buf` at `offset` for a background job, at `pace` (see `pace.rs`); a
     /// file with no disk to share writes at once.
-    fn write_all_at_paced(&self, buf: &[u8], offset: u64, pace: Pace) -> io::Result<()> {
-        let _ = pace;
+    fn write_all_at_paced(&self, buf: &[u8], offset: u64, _pace: Pace) -> io::Result<()> {
         self.write_all_at(buf, offset)
     }
     /// fdatasync: makes written bytes and the file length durable.

@@ -46,7 +46,9 @@ pub(crate) fn write_paced(file: &impl StorageFile, buf: &[u8], offset: u64, pace
         let started = Instant::now();
         file.write_all_at(&buf[done..done + n], offset + done as u64)?;
         done += n;
-        if done < buf.len() && !hurry.load(Ordering::Relaxed) {
+        // After the last piece too: callers write in chunks (a segment's zeros 1 MiB at a
+        // time), and a chunk's last piece is as much of the disk's time as any other.
+        if !hurry.load(Ordering::Relaxed) {
             std::thread::sleep(started.elapsed() * PAUSE_PER_BUSY);
         }
     }

@@ -91,9 +91,9 @@ impl<File: StorageFile + 'static> Prepared<File> {
 
     /// Waits for the file, the rest of its zeros at the disk's full speed.
     pub fn wait(self) -> io::Result<File> {
+        self.hurry();
         match self {
-            Prepared::Running { job, hurry } => {
-                hurry.store(true, Ordering::Relaxed);
+            Prepared::Running { job, .. } => {
                 job.join().unwrap_or_else(|_| Err(io::Error::other("preparing thread panicked")))
             }
             Prepared::Done(res) => res,
